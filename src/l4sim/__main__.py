@@ -1,0 +1,3 @@
+from l4sim.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""The ``l4sim`` command.
+
+Every error a person can cause ends in one line on stderr naming the problem
+and the fix, and exit status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from l4sim.tools.boot import BootError, boot, format_summary, parse_time
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="l4sim")
+def main() -> None:
+    """l4sim: the L4 microkernel system on a simulated machine."""
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"l4sim: {msg}", err=True)
+    sys.exit(2)
+
+
+@main.command("boot")
+@click.argument("scenario", default="default")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores (1..64)")
+@click.option("--seed", default=0, show_default=True, help="seed of the scenario's random generator")
+@click.option("--until", "until", default=None, help="stop at this simulated time (e.g. 20ms)")
+@click.option("--trace", "trace_path", default=None, help="write a Perfetto/Chrome trace JSON here")
+@click.option("--jsonl", "jsonl_path", default=None, help="write the raw trace records as JSON lines here")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on the last line")
+def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
+             jsonl_path: str | None, as_json: bool) -> None:
+    """Boot SCENARIO (a name, or a path to a .py file) and print what happened."""
+    try:
+        limit = parse_time(until) if until is not None else None
+        res = boot(scenario, cores=cores, seed=seed, until=limit,
+                   trace=bool(trace_path or jsonl_path), console=sys.stdout)
+    except BootError as e:
+        _fail(str(e))
+        return
+    summary = res.summary()
+    if res.tracer is not None:
+        from l4sim.tools.trace_export import write_chrome, write_jsonl
+
+        try:
+            if trace_path:
+                write_chrome(res.tracer.records, trace_path)
+            if jsonl_path:
+                write_jsonl(res.tracer.records, jsonl_path)
+        except OSError as e:
+            _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(format_summary(summary))
+        if trace_path:
+            click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
+
+
+@main.group("bench")
+def bench() -> None:
+    """Measure how fast the model runs on this host."""
+
+
+@bench.command("ipc")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--rounds", default=200_000, show_default=True, help="round trips per measurement")
+def bench_ipc_cmd(as_json: bool, rounds: int) -> None:
+    """Call/reply-and-wait round trips per second, against a bare coroutine baseline."""
+    from l4sim.tools.bench import bench_ipc
+
+    if rounds < 1000:
+        _fail(f"--rounds {rounds} is too few to measure: use at least 1000")
+    r = bench_ipc(rounds)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+    else:
+        click.echo(f"kernel IPC: {r['round_trips_per_s']:,} round trips/s")
+        click.echo(f"bare loop:  {r['bare_round_trips_per_s']:,} round trips/s")
+        click.echo(f"ratio bare/kernel: {r['ratio']}")
+
+
+@main.command("costs")
+def costs_cmd() -> None:
+    """Print the kernel's cost model (simulated ns per operation)."""
+    from l4sim.kernel.costs import CostModel
+
+    for name, ns in CostModel().table():
+        click.echo(f"{name:<16} {ns:>6} ns")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

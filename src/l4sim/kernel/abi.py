@@ -1,0 +1,308 @@
+"""The kernel's binary interface: numbers that user code and traces share.
+
+Every constant here mirrors Fiasco.OC (``l4sys/include/consts.h``,
+``ipc.h``, ``__l4_fpage.h``) so that a trace or a message word means to a
+reader what it means on the real kernel.  Errors are values, never Python
+exceptions: :class:`IpcErr` for the IPC path and :class:`Err` for kernel
+object invocations (Fiasco returns ``-errno`` in the reply tag's label).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+# --- IPC operation flags (l4sys consts.h) ------------------------------------
+SEND = 0x1
+RECV = 0x2
+OPEN_WAIT = 0x4
+REPLY = 0x8
+CALL = SEND | RECV
+WAIT = RECV | OPEN_WAIT
+SEND_AND_WAIT = SEND | RECV | OPEN_WAIT
+REPLY_AND_WAIT = REPLY | RECV | OPEN_WAIT
+
+#: largest number of message registers (untyped words plus two per item)
+MSG_WORDS = 63
+WORD_MASK = (1 << 64) - 1
+#: a protocol label occupies tag bits 16..63 and is signed
+LABEL_MIN = -(1 << 47)
+LABEL_MAX = (1 << 47) - 1
+
+#: capability slots of a task: 2**20, as a 32-bit cap index >> 12
+CAP_SLOTS = 1 << 20
+#: capability index encoding: slot << 12, bit 11 invalid, bit 10 reply
+CAP_SHIFT = 12
+INVALID_CAP = 1 << 11
+REPLY_CAP = 1 << 10
+
+# --- initial capability slots of every program ---------------------------------
+SLOT_TASK = 1
+SLOT_FACTORY = 2
+SLOT_THREAD = 3
+SLOT_PAGER = 4
+SLOT_LOG = 5
+SLOT_ICU = 6
+SLOT_SCHEDULER = 7
+#: first slot free for a program's own use
+SLOT_FIRST_FREE = 8
+
+
+class IpcErr(IntEnum):
+    """Fiasco.OC IPC error codes (the TCR error register).  Odd = receive phase."""
+
+    OK = 0
+    RETIMEOUT = 0x3  # receive timeout
+    SETIMEOUT = 0x2  # send timeout
+    ENOT_EXISTENT = 0x4  # partner does not exist
+    RECANCELED = 0x7
+    SECANCELED = 0x6
+    REMAPFAILED = 0x11
+    SEMAPFAILED = 0x10
+    RESNDPFTO = 0xC  # receive: page-fault timeout in the sender's space
+    SERCVPFTO = 0xB  # send: page-fault timeout in the receiver's space
+    REABORTED = 0xF
+    SEABORTED = 0xE
+    REMSGCUT = 0x9
+    SEMSGCUT = 0x8
+
+
+class Err(IntEnum):
+    """Error numbers of kernel-object invocations (``-label`` of the reply)."""
+
+    OK = 0
+    EPERM = 1
+    ENOENT = 2
+    ENOMEM = 12
+    EACCES = 13
+    EBUSY = 16
+    EEXIST = 17
+    EINVAL = 22
+    ERANGE = 34
+    ENOSYS = 38
+    ENODEV = 19
+
+
+class Proto(IntEnum):
+    """Protocol labels (negative tag labels) of kernel and runtime protocols."""
+
+    NONE = 0
+    IRQ = -1
+    PAGE_FAULT = -2
+    PREEMPTION = -3
+    SYS_EXCEPTION = -4
+    EXCEPTION = -5
+    SIGMA0 = -6
+    IO_PAGE_FAULT = -8
+    KOBJECT = -10
+    TASK = -11
+    THREAD = -12
+    LOG = -13
+    SCHEDULER = -14
+    FACTORY = -15
+    VM = -16
+    IRQ_SENDER = -18
+    SEMAPHORE = -20
+    META = -21
+    DEBUGGER = -23
+
+
+class Rights(IntFlag):
+    """Object rights of a capability (Fiasco ``L4_cap_fpage_rights``)."""
+
+    NONE = 0
+    W = 0x1
+    S = 0x2
+    R = 0x4
+    D = 0x8
+    RW = R | W
+    RWS = R | W | S
+    RWSD = R | W | S | D
+
+
+class MemRights(IntFlag):
+    """Memory flexpage rights."""
+
+    NONE = 0
+    X = 0x1
+    W = 0x2
+    R = 0x4
+    RW = R | W
+    RWX = R | W | X
+
+
+class FpageType(IntEnum):
+    SPECIAL = 0
+    MEMORY = 1
+    IO = 2
+    OBJECT = 3
+
+
+# --- object operations ---------------------------------------------------------
+class ThreadOp(IntEnum):
+    CONTROL = 0
+    EX_REGS = 1
+    SWITCH = 2
+    STATS = 3
+    VCPU_RESUME = 4
+    REGISTER_DELETE_IRQ = 5
+    MODIFY_SENDERS = 6
+    VCPU_CONTROL = 7
+
+
+# thread control flags
+CTL_SET_PAGER = 0x10000
+CTL_BIND_TASK = 0x200000
+CTL_ALIEN = 0x400000
+CTL_SET_EXC_HANDLER = 0x1000000
+# ex_regs flags
+EX_REGS_CANCEL = 0x10000
+EX_REGS_TRIGGER_EXCEPTION = 0x20000
+#: ``ip`` value in ex_regs meaning "leave the instruction pointer alone"
+IP_UNCHANGED = WORD_MASK
+
+
+class TaskOp(IntEnum):
+    MAP = 0
+    UNMAP = 1
+    CAP_INFO = 2
+    ADD_KU_MEM = 3
+    #: l4sim: load native code (the analog of mapping a text segment)
+    LOAD_CODE = 0x100
+
+
+# unmap flags (second word of Task.unmap)
+UNMAP_OTHERS = 0
+UNMAP_ALL_SPACES = 0x80000000
+UNMAP_DELETE_OBJ = 0xC0000000
+
+
+class SchedOp(IntEnum):
+    INFO = 0
+    RUN_THREAD = 1
+    IDLE_TIME = 2
+
+
+class FactoryOp(IntEnum):
+    """The object to create is named by its protocol label (Fiasco style)."""
+
+    TASK = Proto.TASK
+    THREAD = Proto.THREAD
+    GATE = 0
+    IRQ = Proto.IRQ_SENDER
+    FACTORY = Proto.FACTORY
+
+
+class IrqOp(IntEnum):
+    TRIGGER = 2
+    ATTACH = 0
+    DETACH = 1
+    UNMASK = 4
+    MASK = 5
+
+
+class IcuOp(IntEnum):
+    BIND = 0
+    UNBIND = 1
+    INFO = 2
+    MSI_INFO = 3
+    UNMASK = 4
+    SET_MODE = 6
+
+
+class LogOp(IntEnum):
+    WRITE = 0
+
+
+# --- exception and fault numbers of native threads --------------------------
+#: trap number of an uncaught Python exception in a native thread
+TRAP_PY_EXCEPTION = 0x40
+#: trap number of a trap object the kernel does not know
+TRAP_BAD_TRAP = 0x41
+
+
+# --- typed message items ---------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Fpage:
+    """A flexpage: 2**order units from ``base`` of one kind, with rights.
+
+    For objects the unit is a capability slot, for memory a 4 KiB page (base
+    is a byte address), for I/O a port.  ``word()`` gives Fiasco's encoding.
+    """
+
+    kind: FpageType
+    base: int
+    order: int = 0
+    rights: int = Rights.RWSD
+
+    @staticmethod
+    def obj(slot: int, order: int = 0, rights: int = Rights.RWSD) -> Fpage:
+        return Fpage(FpageType.OBJECT, slot, order, rights)
+
+    def word(self) -> int:
+        shift = CAP_SHIFT if self.kind == FpageType.OBJECT else 0
+        return (self.base << shift) | (self.order << 6) | (int(self.kind) << 4) | int(self.rights)
+
+    @property
+    def size(self) -> int:
+        return 1 << self.order
+
+
+@dataclass(frozen=True, slots=True)
+class MapItem:
+    """A map (or, with ``grant``, grant) item carrying one flexpage.
+
+    ``snd_base`` is the hot spot that picks the part of a large flexpage sent
+    into a small receive window, or the position of a small one inside a large
+    window, exactly as in Fiasco.
+    """
+
+    fpage: Fpage
+    grant: bool = False
+    snd_base: int = 0
+
+
+def check_word(w: object) -> bool:
+    """True when ``w`` is a machine word: an int with 0 <= w < 2**64."""
+    return type(w) is int and 0 <= w <= WORD_MASK
+
+
+def pack_bytes(data: bytes) -> tuple[int, ...]:
+    """Pack bytes into little-endian 64-bit words, length first."""
+    words = [len(data)]
+    for i in range(0, len(data), 8):
+        words.append(int.from_bytes(data[i : i + 8].ljust(8, b"\0"), "little"))
+    return tuple(words)
+
+
+def unpack_bytes(words: tuple[int, ...] | list[int]) -> bytes:
+    """Inverse of :func:`pack_bytes`; a bad length gives as much as is there."""
+    if not words:
+        return b""
+    n = words[0]
+    raw = b"".join(w.to_bytes(8, "little") for w in words[1:])
+    return raw[:n]
+
+
+def timeout_encode_us(us: int) -> int:
+    """Fiasco's relative timeout word: mantissa (10 bits) * 2**exponent (5 bits) us.
+
+    0 is *never*; the zero timeout is encoded as exponent 0x1f... in Fiasco
+    we use the value 0x400 (exp 1, mantissa 0) for "zero" as l4sys does.
+    """
+    if us == 0:
+        return 0x400
+    e = 0
+    m = us
+    while m >= 1024:
+        m >>= 1
+        e += 1
+    return (e << 10) | m
+
+
+def timeout_decode_us(word: int) -> int | None:
+    """Decode a relative timeout word; ``None`` means never."""
+    if word == 0:
+        return None
+    e, m = word >> 10, word & 0x3FF
+    return m << e

@@ -1,0 +1,1544 @@
+"""The microkernel: trap entry, IPC, kernel objects and per-core scheduling.
+
+How it runs
+-----------
+The machine's event queue is the only clock.  Each core is driven by *step*
+events: a step runs the core's current thread -- handing the last trap's
+result to its coroutine and executing the next trap -- for as long as the
+core's local time has not passed the earliest pending event.  So a call and
+its reply between two threads of one core cost no heap operations at all,
+while two cores still interleave exactly in simulated-time order.
+
+``compute(ns)`` is the only way a native thread spends time outside the
+kernel: the core schedules its next step at the end of the computation, and
+an earlier wake-up of a higher-priority thread on that core (an IRQ, an IPC
+from another core) cuts the computation and leaves the rest in
+``compute_left`` for when the thread runs again.
+
+Structure
+---------
+Every system call is one :class:`~l4sim.kernel.traps.Ipc` trap (plus the
+few non-IPC traps of ``traps.py``).  Like seL4, each invocation first
+*looks up* the capability, then *decodes* the whole request -- rights,
+arguments, message, items -- without changing anything, and only then
+*performs* it.  A failed invocation returns an error value and changes no
+kernel state.  Errors use Fiasco's numbers (``abi.IpcErr`` for the IPC path,
+``-abi.Err`` in the reply label for kernel-object invocations).
+
+Every event goes through one hook: ``if self.tracer is not None``.
+Nothing here prints; the Log object writes to the machine's UART.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from l4sim.kernel.abi import (
+    CAP_SLOTS,
+    CTL_BIND_TASK,
+    CTL_SET_EXC_HANDLER,
+    CTL_SET_PAGER,
+    EX_REGS_CANCEL,
+    IP_UNCHANGED,
+    LABEL_MAX,
+    LABEL_MIN,
+    MSG_WORDS,
+    OPEN_WAIT,
+    RECV,
+    REPLY,
+    SEND,
+    TRAP_BAD_TRAP,
+    TRAP_PY_EXCEPTION,
+    UNMAP_ALL_SPACES,
+    UNMAP_DELETE_OBJ,
+    WORD_MASK,
+    Err,
+    FactoryOp,
+    Fpage,
+    FpageType,
+    IcuOp,
+    IpcErr,
+    IrqOp,
+    LogOp,
+    MapItem,
+    Proto,
+    Rights,
+    SchedOp,
+    TaskOp,
+    ThreadOp,
+    unpack_bytes,
+)
+from l4sim.kernel.caps import CapEntry, subtree
+from l4sim.kernel.costs import CostModel
+from l4sim.kernel.objects import (
+    TS,
+    Factory,
+    Icu,
+    IpcGate,
+    Irq,
+    KObject,
+    Log,
+    Reply,
+    SchedulerObj,
+    Task,
+    Thread,
+)
+from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
+from l4sim.machine.board import Machine
+from l4sim.machine.events import PRIO_CORE, PRIO_IRQ, PRIO_TIMEOUT, Event
+
+#: Default kernel-memory quota of the root factory (bytes).
+ROOT_QUOTA = 64 << 20
+
+Entry = Callable[[int], Coroutine[Any, Any, Any]]
+
+
+class LoadCode(Trap):
+    """Load native code into a task (the analog of mapping a text segment).
+
+    ``entry(sp)`` must return the coroutine the new thread runs.  Python code
+    cannot travel in a message, so this is a trap of its own; it needs the W
+    right on the task capability ``task``.  Returns the new ip, or ``-errno``.
+    """
+
+    __slots__ = ("entry", "task")
+
+    def __init__(self, task: int, entry: Entry) -> None:
+        self.task = task
+        self.entry = entry
+
+
+class Core:
+    """Scheduler state of one CPU: ready queues per priority and the current thread."""
+
+    __slots__ = (
+        "bits", "comp_start", "computing", "current", "id", "idle_ns", "idle_since", "queues", "step_ev",
+        "time", "switches",
+    )
+
+    def __init__(self, cid: int) -> None:
+        self.id = cid
+        self.current: Thread | None = None
+        #: one FIFO per priority; ``bits`` has bit p set when queue p is non-empty
+        self.queues: list[deque[Thread]] = [deque() for _ in range(256)]
+        self.bits = 0
+        #: local time: the instant up to which this core has executed
+        self.time = 0
+        #: the pending step event (None when idle)
+        self.step_ev: Event | None = None
+        #: True while the current thread is inside ``compute`` until ``step_ev``
+        self.computing = False
+        self.comp_start = 0
+        self.idle_ns = 0
+        self.idle_since: int | None = 0
+        self.switches = 0
+
+    def enqueue(self, th: Thread, head: bool = False) -> None:
+        q = self.queues[th.prio]
+        if head:
+            q.appendleft(th)
+        else:
+            q.append(th)
+        self.bits |= 1 << th.prio
+
+    def dequeue_top(self) -> Thread:
+        p = self.bits.bit_length() - 1
+        q = self.queues[p]
+        th = q.popleft()
+        if not q:
+            self.bits &= ~(1 << p)
+        return th
+
+    def remove(self, th: Thread) -> bool:
+        q = self.queues[th.prio]
+        try:
+            q.remove(th)
+        except ValueError:
+            return False
+        if not q:
+            self.bits &= ~(1 << th.prio)
+        return True
+
+    def queued(self) -> list[Thread]:
+        return [t for p in range(255, -1, -1) for t in self.queues[p]]
+
+
+class Kernel:
+    """The kernel of one simulated machine."""
+
+    def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None) -> None:
+        self.machine = machine
+        self.events = machine.events
+        self.costs = costs or CostModel()
+        #: the tracing hook: an object with ``emit(record)`` or None
+        self.tracer = tracer
+        self.cores = [Core(i) for i in range(machine.ncores)]
+        self._kid = 0
+        self._flow = 0
+        self.objects_alive = 0
+        self.tasks: list[Task] = []
+        self.threads: list[Thread] = []
+        self.running: Core | None = None  # core executing traps right now
+        # statistics
+        self.ipc_count = 0
+        self.kinvokes = 0
+        self.context_switches = 0
+        self.exceptions = 0
+        # singletons reachable through the initial capabilities
+        self.icu = self._new(Icu)
+        self.log = self._new(Log)
+        self.scheduler = self._new(SchedulerObj)
+        machine.ic.handler = self._hw_irq
+        # trap dispatch; bound methods cached once (hot path)
+        self._traps: dict[type, Callable[[Core, Thread, Any], None]] = {
+            Ipc: self._sys_ipc,
+            Compute: self._sys_compute,
+            Clock: self._sys_clock,
+            SaveReply: self._sys_save_reply,
+            Fault: self._sys_fault,
+            LoadCode: self._sys_load_code,
+        }
+        self._kinvoke: dict[type, Callable[[Thread, CapEntry, Ipc], Msg]] = {
+            Factory: self._inv_factory,
+            Task: self._inv_task,
+            Thread: self._inv_thread,
+            Irq: self._inv_irq,
+            SchedulerObj: self._inv_scheduler,
+            Icu: self._inv_icu,
+            Log: self._inv_log,
+        }
+
+    # ------------------------------------------------------------------ helpers
+    def now(self) -> int:
+        """The current instant: the running core's local time, else event time."""
+        core = self.running
+        return core.time if core is not None else self.events.now
+
+    def _trace(self, cpu: int, kind: str, tid: int, **args: Any) -> None:
+        self.tracer.emit((self.now(), cpu, kind, tid, args))
+
+    def _new(self, cls: type, *args: Any) -> Any:
+        self._kid += 1
+        obj = cls(self._kid, *args)
+        self.objects_alive += 1
+        return obj
+
+    def _charge(self, core: Core, th: Thread, ns: int) -> None:
+        core.time += ns
+        th.quantum_left -= ns
+        th.cpu_ns += ns
+
+    # ------------------------------------------------------- capability space
+    def cap_insert(self, task: Task, slot: int, obj: KObject, rights: int,
+                   parent: CapEntry | None) -> CapEntry | None:
+        """Put a capability in ``task[slot]``; whatever was there is unmapped first.
+
+        Returns None when unmapping the occupant removed ``parent`` itself
+        (the occupant was an ancestor of the source): nothing is inserted.
+        """
+        old = task.caps.slots.get(slot)
+        if old is not None:
+            self.cap_remove(old, include_self=True)
+            if parent is not None and parent.space is None:
+                return None
+        e = CapEntry(obj, rights, task, slot, parent)
+        task.caps.slots[slot] = e
+        if parent is not None:
+            parent.children.append(e)
+        obj.refs += 1
+        if self.tracer is not None:
+            self._trace(-1, "map", -1, task=task.name, slot=slot, obj=repr(obj), rights=int(rights))
+        return e
+
+    def cap_remove(self, entry: CapEntry, include_self: bool, mask: int = Rights.RWSD) -> int:
+        """Unmap: take ``mask`` rights from every entry derived from ``entry``.
+
+        An entry losing its R right (or all its rights) is deleted together
+        with everything derived from it.  ``include_self`` applies the same to
+        ``entry``.  Iterative and linear in the entries touched; objects whose
+        last capability goes are destroyed.  Returns the entries touched.
+        """
+        tops = [entry] if include_self else list(entry.children)
+        victims: list[CapEntry] = []
+        touched = 0
+        for top in tops:
+            if mask & Rights.R or not top.rights & ~mask:
+                victims.append(top)
+                victims.extend(subtree(top))
+                continue
+            reduced = [top, *subtree(top)]
+            for e in reduced:
+                e.rights &= ~mask
+                touched += 1
+            for e in reduced:  # entries left with no right at all go entirely
+                p = e.parent
+                if not e.rights and e.space is not None and p is not None and p.rights:
+                    victims.append(e)
+                    victims.extend(subtree(e))
+        if not victims:
+            return touched
+        tracer = self.tracer
+        dead: list[KObject] = []
+        for e in victims:
+            space = e.space
+            assert space is not None, "an entry is removed once"
+            del space.caps.slots[e.slot]
+            e.space = None
+            e.obj.refs -= 1
+            if tracer is not None:
+                self._trace(-1, "unmap", -1, task=space.name, slot=e.slot, obj=repr(e.obj), rights=int(e.rights))
+            if e.obj.refs == 0:
+                dead.append(e.obj)
+        # unlink: surviving parents drop removed children (one filter per parent)
+        parents: dict[int, CapEntry] = {}
+        for e in victims:
+            p = e.parent
+            if p is not None and p.space is not None:
+                parents[id(p)] = p
+            e.parent = None
+            e.children = []
+        for p in parents.values():
+            p.children = [c for c in p.children if c.space is not None]
+        for obj in dead:
+            self.destroy(obj)
+        return touched + len(victims)
+
+    def cap_map(self, src: CapEntry, dst: Task, slot: int, rights: int, grant: bool) -> CapEntry | None:
+        """Derive ``src`` into ``dst[slot]`` with rights reduced to ``rights``.
+
+        Granting moves the entry itself (same place in the derivation tree,
+        the source slot empties); what is derived from it keeps no more
+        rights than it now has.  Mapping over an occupied slot replaces the
+        occupant, except that re-mapping the same derivation only adds rights.
+        """
+        rights &= src.rights
+        old = dst.caps.slots.get(slot)
+        if grant:
+            if old is not None and old is not src:
+                self.cap_remove(old, include_self=True)
+                if src.space is None:
+                    return None
+            space = src.space
+            assert space is not None
+            del space.caps.slots[src.slot]
+            src.space, src.slot, src.rights = dst, slot, rights
+            dst.caps.slots[slot] = src
+            for d in subtree(src):
+                d.rights &= rights
+            if self.tracer is not None:
+                self._trace(-1, "map", -1, task=dst.name, slot=slot, obj=repr(src.obj), rights=int(rights))
+            return src
+        if old is not None and old.obj is src.obj and old.parent is src:
+            old.rights |= rights
+            return old
+        return self.cap_insert(dst, slot, src.obj, rights, src)
+
+    # ------------------------------------------------------------ object life
+    def _next_kid(self) -> int:
+        self._kid += 1
+        return self._kid
+
+    def destroy(self, obj: KObject) -> None:
+        """An object whose last capability went (or that was deleted) ends here.
+
+        Threads blocked on it are woken with an error; the kernel memory it
+        was charged returns to its factory's quota.
+        """
+        if not obj.alive:
+            return
+        obj.alive = False
+        self.objects_alive -= 1
+        if obj.factory is not None:
+            obj.factory.used -= obj.charge
+        match obj:
+            case Thread():
+                self._kill(obj, None, "deleted")
+            case IpcGate():
+                th = obj.thread
+                if th is not None:
+                    for s in [s for s in th.snd_queue if s.snd_via is obj]:
+                        self._ipc_fail(s, IpcErr.SEABORTED)
+                obj.thread = None
+            case Irq():
+                if obj.line is not None and self.icu.bound.get(obj.line) is obj:
+                    del self.icu.bound[obj.line]
+                waiting = obj.thread
+                self._irq_detach(obj)
+                if waiting is not None and waiting.state is TS.RECV and waiting.partner is obj:
+                    self._ipc_fail(waiting, IpcErr.REABORTED)
+            case Task():
+                for e in list(obj.caps.slots.values()):
+                    if e.space is not None:
+                        self.cap_remove(e, include_self=True)
+                for th in list(obj.threads):
+                    self._kill(th, None, "task deleted")
+            case Reply():
+                caller = obj.caller
+                obj.caller = None
+                if caller is not None and caller.state is TS.RECV and caller.partner is obj:
+                    self._ipc_fail(caller, IpcErr.REABORTED)
+            case _:
+                pass
+
+    def _kill(self, th: Thread, code: int | None, reason: str) -> None:
+        """Stop ``th`` for good: off its core, partners told, coroutine closed."""
+        if th.state is TS.DEAD:
+            return
+        self._unblock(th)
+        self._deschedule(th)
+        th.state = TS.DEAD
+        th.exit_code = code
+        if th.coro is not None:
+            coro, th.coro = th.coro, None
+            coro.close()
+        for s in list(th.snd_queue):
+            self._ipc_fail(s, IpcErr.SEABORTED)
+        self._drop_reply(th)
+        for irq in th.pending_irqs:
+            irq.pending = False
+        th.pending_irqs.clear()
+        if th.task is not None and th in th.task.threads:
+            th.task.threads.remove(th)
+        for other in self.threads:
+            if other.state is TS.RECV and other.partner is th:
+                self._ipc_fail(other, IpcErr.REABORTED)
+        if self.tracer is not None:
+            self._trace(th.cpu, "exit", th.kid, code=code, reason=reason)
+
+    def _drop_reply(self, th: Thread) -> None:
+        """``th`` gives up its implicit reply capability: its caller is aborted."""
+        r = th.reply
+        th.reply = None
+        if r is not None:
+            caller = r.caller
+            r.caller = None
+            if caller is not None and caller.state is TS.RECV and caller.partner is r:
+                self._ipc_fail(caller, IpcErr.REABORTED)
+
+    # ---------------------------------------------------------- boot interface
+    def _charge_new(self, obj: KObject, factory: Factory | None, size: int) -> None:
+        obj.factory = factory
+        obj.charge = size
+        if factory is not None:
+            factory.used += size
+
+    def create_factory(self, limit: int, parent: Factory | None = None) -> Factory:
+        f: Factory = self._new(Factory, limit)
+        self._charge_new(f, parent, Factory.SIZE + limit if parent is not None else 0)
+        return f
+
+    def create_task(self, name: str, factory: Factory | None = None) -> Task:
+        t: Task = self._new(Task, name)
+        self._charge_new(t, factory, Task.SIZE)
+        self.tasks.append(t)
+        return t
+
+    def create_thread(self, name: str, task: Task | None, factory: Factory | None = None) -> Thread:
+        th: Thread = self._new(Thread, name)
+        self._charge_new(th, factory, Thread.SIZE)
+        if task is not None:
+            th.task = task
+            task.threads.append(th)
+        self.threads.append(th)
+        if self.tracer is not None:
+            self._trace(-1, "thread", th.kid, name=name, task=task.name if task else "")
+        return th
+
+    def create_root(self, name: str, entry: Entry, prio: int = 100, cpu: int = 0,
+                    quota: int = ROOT_QUOTA) -> Thread:
+        """Create the root task: all initial capabilities, one thread at ``entry``.
+
+        The root's capability slots follow Fiasco's initial layout (task 1,
+        factory 2, thread 3, pager 4 empty, log 5, ICU 6, scheduler 7).
+        """
+        factory = self.create_factory(quota)
+        task = self.create_task(name, factory)
+        th = self.create_thread(name, task, factory)
+        caps: list[tuple[int, KObject]] = [
+            (1, task), (2, factory), (3, th), (5, self.log), (6, self.icu), (7, self.scheduler)]
+        for slot, obj in caps:
+            self.cap_insert(task, slot, obj, Rights.RWSD, None)
+        task.code.append(entry)
+        self.start(th, 0, 0, prio=prio, cpu=cpu)
+        return th
+
+    def start(self, th: Thread, ip: int, sp: int, prio: int | None = None, cpu: int | None = None) -> None:
+        """Host-side start of a bound thread (what run_thread + ex_regs do)."""
+        assert th.task is not None, "a thread must be bound to a task to start"
+        if prio is not None:
+            th.prio = prio
+        if cpu is not None:
+            th.cpu = cpu
+            th.cpus = 1 << cpu
+        th.ip = ip
+        th.coro = th.task.code[ip](sp)
+        th.started_at = self.now()
+        self._make_ready(th)
+
+    # ----------------------------------------------------------------- the loop
+    def run(self, until: int | None = None, max_events: int | None = None,
+            stop: Callable[[], bool] | None = None) -> str:
+        """Run until no event is left, simulated time ``until``, ``max_events``, or ``stop()``.
+
+        Returns why it stopped: ``"idle"``, ``"until"``, ``"events"`` or ``"stop"``.
+        """
+        ev = self.events
+        n = 0
+        while True:
+            if stop is not None and stop():
+                self._settle_idle(ev.now)
+                return "stop"
+            t = ev.next_time()
+            if t is None:
+                self._settle_idle(ev.now)
+                return "idle"
+            if until is not None and t > until:
+                ev.now = max(ev.now, until)
+                self._settle_idle(ev.now)
+                return "until"
+            if max_events is not None and n >= max_events:
+                return "events"
+            e = ev.pop()
+            assert e is not None
+            e.fn(*e.args)
+            n += 1
+
+    def _settle_idle(self, t: int) -> None:
+        for core in self.cores:
+            if core.idle_since is not None and t > core.idle_since:
+                core.idle_ns += t - core.idle_since
+                core.idle_since = t
+
+    def _kick(self, core: Core, t: int) -> None:
+        """Make ``core`` reconsider its choice at time ``t``: wakes it, cuts a computation."""
+        ev = core.step_ev
+        if ev is None:
+            if core is self.running:
+                return
+            t = max(core.time, t)
+            if core.idle_since is not None:
+                core.idle_ns += max(0, t - core.idle_since)
+                core.idle_since = None
+            core.time = t
+            core.step_ev = self.events.at(t, self._step, core, prio=PRIO_CORE)
+        elif core.computing:
+            t = max(t, core.comp_start)
+            if ev.time <= t:
+                return
+            cur = core.current
+            assert cur is not None, "a computing core has a current thread"
+            undone = ev.time - t
+            cur.compute_left += undone
+            cur.quantum_left += undone
+            cur.cpu_ns -= undone
+            core.time = t
+            ev.cancel()
+            core.computing = False
+            core.step_ev = self.events.at(t, self._step, core, prio=PRIO_CORE)
+
+    def _make_ready(self, th: Thread, delay: int = 0) -> None:
+        """``th`` becomes runnable on its core; preempts a lower-priority current."""
+        th.state = TS.READY
+        core = self.cores[th.cpu]
+        core.enqueue(th)
+        if core is not self.running:
+            cur = core.current
+            if cur is None or th.prio > cur.prio:
+                self._kick(core, self.now() + delay)
+
+    def _deschedule(self, th: Thread) -> None:
+        """``th`` stops being runnable: out of its ready queue, or its core re-decides."""
+        core = self.cores[th.cpu]
+        if core.current is th:
+            self._kick(core, self.now())  # the core's step switches away from it
+        else:
+            core.remove(th)
+
+    def _switch(self, core: Core, old: Thread | None, new: Thread | None) -> None:
+        core.current = new
+        if self.tracer is not None:
+            self._trace(core.id, "switch", new.kid if new is not None else -1,
+                        **{"from": old.kid if old is not None else -1})
+        if new is None:
+            return
+        cost = self.costs.context_switch
+        if old is None or old.task is not new.task:
+            cost += self.costs.space_switch
+        core.time += cost
+        new.cpu_ns += cost
+        core.switches += 1
+        new.switches += 1
+        self.context_switches += 1
+
+    def _step(self, core: Core) -> None:
+        """Run ``core`` from now until it idles, computes, or must let an event in.
+
+        One iteration: pick the thread to run (highest priority; round robin
+        at quantum expiry; a preempted thread keeps its place at the head),
+        then either continue its computation or execute its next trap.
+        """
+        ev = self.events
+        core.step_ev = None
+        core.computing = False
+        if core.time < ev.now:
+            core.time = ev.now
+        self.running = core
+        traps = self._traps
+        try:
+            while True:
+                prev = core.current
+                cur = prev
+                if cur is not None and (cur.state is not TS.READY or cur.cpu != core.id):
+                    if cur.state is TS.READY:  # migrated while it ran here
+                        other = self.cores[cur.cpu]
+                        other.enqueue(cur)
+                        if other.current is None or cur.prio > other.current.prio:
+                            self._kick(other, core.time)
+                    cur = None
+                bits = core.bits
+                if bits:
+                    top = bits.bit_length() - 1
+                    if cur is None or top > cur.prio or (top == cur.prio and cur.quantum_left <= 0):
+                        if cur is not None:
+                            if cur.quantum_left <= 0:
+                                cur.quantum_left = cur.quantum
+                                core.enqueue(cur)  # round robin: to the tail
+                            else:
+                                core.enqueue(cur, head=True)  # preempted: keeps its place
+                        cur = core.dequeue_top()
+                if cur is not prev:
+                    self._switch(core, prev, cur)
+                if cur is None:
+                    core.idle_since = core.time
+                    return
+                if cur.quantum_left <= 0:
+                    cur.quantum_left = cur.quantum
+                if core.time > ev.peek_time():
+                    core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
+                    return
+                if cur.compute_left:
+                    run = cur.compute_left if cur.compute_left < cur.quantum_left else cur.quantum_left
+                    cur.compute_left -= run
+                    core.comp_start = core.time
+                    self._charge(core, cur, run)
+                    core.computing = True
+                    core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
+                    return
+                # --- execute one trap of the current thread
+                coro = cur.coro
+                if coro is None:
+                    self._kill(cur, None, "no code to resume")
+                    continue
+                try:
+                    trap = coro.send(cur.resume)
+                except StopIteration as stop:
+                    cur.coro = None
+                    self._kill(cur, stop.value if type(stop.value) is int else 0, "exit")
+                    continue
+                except Exception as exc:  # the program raised: exception IPC
+                    cur.coro = None
+                    self._exception(core, cur, TRAP_PY_EXCEPTION,
+                                    zlib.crc32(type(exc).__name__.encode()), (), repr(exc))
+                    continue
+                cur.resume = None
+                cur.traps += 1
+                handler = traps.get(type(trap))
+                if handler is None:
+                    self._exception(core, cur, TRAP_BAD_TRAP, 0, (), f"not a trap: {type(trap).__name__}")
+                    continue
+                handler(core, cur, trap)
+        finally:
+            self.running = None
+
+    # ------------------------------------------------------------- simple traps
+    def _sys_compute(self, core: Core, th: Thread, t: Compute) -> None:
+        ns = t.ns
+        if type(ns) is not int or ns < 0:
+            self._exception(core, th, TRAP_BAD_TRAP, 1, (), "compute(ns) needs an int >= 0")
+            return
+        th.compute_left += ns
+
+    def _sys_clock(self, core: Core, th: Thread, t: Clock) -> None:
+        self._charge(core, th, self.costs.clock_read)
+        th.resume = core.time
+
+    def _sys_load_code(self, core: Core, th: Thread, t: LoadCode) -> None:
+        self._charge(core, th, self.costs.syscall + self.costs.kobject_op)
+        e = self._lookup(th, t.task)
+        if e is None:
+            th.resume = -Err.ENOENT
+        elif type(e.obj) is not Task or not e.rights & Rights.W or not callable(t.entry):
+            th.resume = -Err.EPERM
+        else:
+            task: Task = e.obj  # type: ignore[assignment]
+            task.code.append(t.entry)
+            th.resume = len(task.code) - 1
+
+    def _sys_save_reply(self, core: Core, th: Thread, t: SaveReply) -> None:
+        self._charge(core, th, self.costs.syscall + self.costs.map_per_entry)
+        r = th.reply
+        task = th.task
+        if task is None or not (type(t.slot) is int and 0 < t.slot < CAP_SLOTS):
+            th.resume = -Err.EINVAL
+        elif r is None or r.caller is None:
+            th.resume = -Err.ENOENT
+        else:
+            th.reply = None
+            self.objects_alive += 1  # a saved reply is an object with a capability
+            r.alive = True
+            self.cap_insert(task, t.slot, r, Rights.W, None)
+            th.resume = 0
+
+    def _sys_fault(self, core: Core, th: Thread, t: Fault) -> None:
+        words = t.words
+        if not (type(t.trapno) is int and type(t.code) is int and 0 <= t.trapno <= WORD_MASK
+                and 0 <= t.code <= WORD_MASK and self._words_ok(words) and len(words) <= MSG_WORDS - 4):
+            self._fail_now(core, th, IpcErr.SEMSGCUT)
+            return
+        self._exception(core, th, t.trapno, t.code, words, "fault")
+
+    # -------------------------------------------------------------- exceptions
+    def _exception(self, core: Core, th: Thread, trapno: int, code: int, extra: tuple[int, ...],
+                   why: str) -> None:
+        """Turn a fault of ``th`` into exception IPC to its handler, or stop it.
+
+        The message (protocol label -5) carries trap number, error code, the
+        native instruction pointer (entry ip and trap count) and any extra
+        words.  The handler's reply resumes the thread when its label is 0 (a
+        ``Fault`` trap returns the reply); any other label, or a failed
+        exception IPC, kills it.  A thread whose Python code raised has no
+        frame to resume: unless the handler restarts it with ex_regs first, a
+        resuming reply ends it.
+        """
+        self.exceptions += 1
+        self._charge(core, th, self.costs.exception)
+        he = self._lookup(th, th.exc_slot) if th.exc_slot else None
+        dest = None
+        if he is not None:
+            obj = he.obj
+            if type(obj) is Thread:
+                dest = obj
+            elif type(obj) is IpcGate:
+                dest = obj.thread
+        if self.tracer is not None:
+            self._trace(core.id, "exception", th.kid, trapno=trapno, code=code,
+                        handler=dest.kid if dest is not None else -1, why=why)
+        if dest is None or dest.state is TS.DEAD:
+            th.faulted = True
+            if th.coro is None:
+                self._kill(th, None, f"unhandled exception: {why}")
+            else:
+                th.state = TS.INACTIVE  # stopped; ex_regs may restart it
+                if self.tracer is not None:
+                    self._trace(core.id, "exit", th.kid, code=None, reason=f"stopped: {why}")
+            return
+        th.exc_pending = 1
+        self._sys_ipc(core, th, Ipc(th.exc_slot, SEND | RECV, Proto.EXCEPTION,
+                                    (trapno, code, th.ip, th.traps, *extra)))
+
+    # --------------------------------------------------------------------- IPC
+    def _lookup(self, th: Thread, slot: int) -> CapEntry | None:
+        task = th.task
+        if task is None or type(slot) is not int:
+            return None
+        return task.caps.slots.get(slot)
+
+    @staticmethod
+    def _words_ok(words: Any) -> bool:
+        if type(words) is not tuple:
+            return False
+        for w in words:
+            if type(w) is not int or w < 0 or w > WORD_MASK:
+                return False
+        return True
+
+    def _ipc_ok(self, t: Ipc) -> bool:
+        """Decode an IPC's arguments: label, words, items, timeouts, buffers."""
+        words, items = t.words, t.items
+        if type(t.flags) is not int or type(t.proto) is not int or not LABEL_MIN <= t.proto <= LABEL_MAX:
+            return False
+        if not self._words_ok(words) or type(items) is not tuple or type(t.rcv) is not tuple:
+            return False
+        if len(words) + 2 * len(items) > MSG_WORDS:
+            return False
+        for it in items:
+            if type(it) is not MapItem or type(it.fpage) is not Fpage or type(it.snd_base) is not int:
+                return False
+        for v in (t.timeout, t.rcv_timeout):
+            if v is not None and (type(v) is not int or v < 0):
+                return False
+        return all(type(b) is Fpage for b in t.rcv)
+
+    def _fail_now(self, core: Core, th: Thread, code: int) -> None:
+        """The running thread's IPC ends at once with ``code``."""
+        self._charge(core, th, self.costs.error_path)
+        if self.tracer is not None:
+            self._trace(core.id, "ipc_err", th.kid, code=int(code), phase="recv" if code & 1 else "send")
+        th.resume = Msg(error=code)
+        if th.exc_pending:
+            th.exc_pending = 0
+            self._exc_failed(th, th.resume)
+
+    def _ipc_fail(self, th: Thread, code: int) -> None:
+        """A blocked thread's IPC ends with ``code``: it leaves its queue and wakes."""
+        if th.state is not TS.SEND and th.state is not TS.RECV:
+            return
+        self._unblock(th)
+        if self.tracer is not None:
+            self._trace(th.cpu, "ipc_err", th.kid, code=int(code), phase="recv" if code & 1 else "send")
+        self._wake(th, Msg(error=code))
+
+    def _unblock(self, th: Thread) -> None:
+        """Abandon ``th``'s IPC in progress, leaving no reference to it behind."""
+        if th.state is TS.SEND:
+            target = th.snd_target
+            if target is not None and th in target.snd_queue:
+                target.snd_queue.remove(th)
+        elif th.state is TS.RECV:
+            p = th.partner
+            if type(p) is Reply:
+                p.caller = None
+        th.snd_target = None
+        th.snd_trap = None
+        th.snd_items = ()
+        th.partner = None
+        if th.timeout_ev is not None:
+            th.timeout_ev.cancel()
+            th.timeout_ev = None
+
+    def _wake(self, th: Thread, msg: Msg) -> None:
+        """A blocked thread's IPC has ended with ``msg``; it becomes runnable."""
+        if th.timeout_ev is not None:
+            th.timeout_ev.cancel()
+            th.timeout_ev = None
+        th.partner = None
+        th.resume = msg
+        if th.exc_pending:
+            th.exc_pending = 0
+            if msg.error or msg.proto != 0:
+                self._exc_failed(th, msg)
+                return
+        if th.state is TS.SEND or th.state is TS.RECV:
+            self._make_ready(th)
+
+    def _exc_failed(self, th: Thread, msg: Msg) -> None:
+        self._kill(th, None, "killed by its exception handler" if msg.error == 0
+                   else f"exception IPC failed (error {msg.error:#x})")
+
+    def _block(self, th: Thread, state: TS, timeout: int | None, on: int) -> None:
+        th.state = state
+        if timeout is not None:
+            th.timeout_ev = self.events.at(self.now() + timeout, self._timeout, th, prio=PRIO_TIMEOUT)
+        if self.tracer is not None:
+            self._trace(th.cpu, "block", th.kid, state="send" if state is TS.SEND else "recv", on=on)
+
+    def _timeout(self, th: Thread) -> None:
+        th.timeout_ev = None
+        if th.state is TS.SEND:
+            self._ipc_fail(th, IpcErr.SETIMEOUT)
+        elif th.state is TS.RECV:
+            self._ipc_fail(th, IpcErr.RETIMEOUT)
+
+    def _sys_ipc(self, core: Core, th: Thread, t: Ipc) -> None:
+        """``l4_ipc``: look up, decode, then the send phase and the receive phase."""
+        self._charge(core, th, self.costs.syscall)
+        if type(t) is not Ipc or not self._ipc_ok(t):
+            self._fail_now(core, th, IpcErr.SEMSGCUT)
+            return
+        flags = t.flags
+        if flags & SEND:
+            entry = self._lookup(th, t.cap)
+            if entry is None:
+                self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+                return
+            obj = entry.obj
+            typ = type(obj)
+            if typ is IpcGate:
+                dest = obj.thread  # type: ignore[attr-defined]
+                label = obj.label | (entry.rights & 3)  # type: ignore[attr-defined]
+            elif typ is Thread and t.proto != Proto.THREAD:
+                dest, label = obj, 0
+            elif typ is Reply:
+                self._reply_saved(core, th, t, entry)
+                return
+            else:
+                self._kernel_invoke(core, th, entry, t)
+                return
+            if dest is None or dest.state is TS.DEAD:
+                self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+                return
+            self._send(core, th, dest, label, obj, t)
+        elif flags & REPLY:
+            r = th.reply
+            if r is None or r.caller is None:
+                self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+                return
+            th.reply = None
+            if self._reply(core, th, r, t) and flags & RECV:
+                self._receive(core, th, t)
+        elif flags & RECV:
+            self._receive(core, th, t)
+        else:
+            th.resume = MSG_OK  # an IPC with neither phase does nothing
+
+    def _kernel_invoke(self, core: Core, th: Thread, entry: CapEntry, t: Ipc) -> None:
+        """Invoke a kernel object: the answer is immediate, as a reply message."""
+        obj = entry.obj
+        inv = self._kinvoke.get(type(obj))
+        if inv is None:
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+            return
+        self.kinvokes += 1
+        self._charge(core, th, self.costs.kobject_op)
+        if t.proto != obj.PROTO:
+            msg = self._err(Err.ENOSYS)  # wrong protocol for this object
+        elif not t.words:
+            msg = self._err(Err.EINVAL)
+        else:
+            msg = inv(th, entry, t)
+        if self.tracer is not None:
+            self._trace(core.id, "kinv", th.kid, obj=obj.KIND, op=t.words[0] if t.words else -1,
+                        err=msg.proto)
+        th.resume = msg
+
+    def _send(self, core: Core, th: Thread, dest: Thread, label: int, via: KObject, t: Ipc) -> None:
+        """Send phase: hand the message over if ``dest`` waits for it, else queue."""
+        if dest.state is TS.RECV and (dest.partner is None or dest.partner is th):
+            err = self._deliver(core, th, dest, label, t.proto, t.words, t.items, t.flags)
+            if err:
+                th.resume = Msg(error=err)
+            elif t.flags & RECV:
+                self._rcv_phase(core, th, dest, t, running=True)
+            else:
+                th.resume = MSG_OK
+            return
+        if t.timeout == 0:
+            self._fail_now(core, th, IpcErr.SETIMEOUT)
+            return
+        th.snd_target = dest
+        th.snd_via = via
+        th.snd_label = label
+        th.snd_trap = t
+        dest.snd_queue.append(th)
+        self._block(th, TS.SEND, t.timeout, dest.kid)
+
+    def _rcv_phase(self, core: Core, th: Thread, dest: Thread, t: Ipc, running: bool) -> None:
+        """``th`` finished sending to ``dest``; its receive phase starts.
+
+        After a call the caller waits for the reply through a fresh reply
+        capability held by ``dest``; after send-and-wait it waits openly.
+        ``running`` says whether ``th`` is the thread executing this trap.
+        """
+        if t.flags & OPEN_WAIT:
+            if running:
+                self._receive(core, th, t)
+            else:
+                th.state = TS.RECV
+                self._receive_blocked(core, th, t)
+            return
+        r = Reply(self._next_kid(), th)
+        r.alive = False  # not an object with capabilities until saved
+        self._drop_reply(dest)
+        dest.reply = r
+        th.rcv_bufs = t.rcv
+        if t.rcv_timeout == 0:
+            r.caller = None
+            if running:
+                self._fail_now(core, th, IpcErr.RETIMEOUT)
+            else:
+                th.state = TS.RECV
+                self._ipc_fail(th, IpcErr.RETIMEOUT)
+            return
+        th.partner = r
+        self._block(th, TS.RECV, t.rcv_timeout, dest.kid)
+
+    def _deliver(self, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
+                 words: tuple[int, ...], items: tuple[MapItem, ...], flags: int) -> int:
+        """Copy a message into the receiver and wake it if it was blocked.
+
+        Items are decoded completely before any is performed: if they do not
+        fit the receiver's buffers, no item is transferred, the words are, and
+        both sides see the error.  Returns the send-phase error (0 = success).
+        """
+        costs = self.costs
+        payer = core.current or snd
+        self._charge(core, payer, costs.ipc_base + costs.ipc_per_word * len(words))
+        s_err = 0
+        filled: tuple[Fpage, ...] = ()
+        if items:
+            self._charge(core, payer, costs.ipc_per_item * len(items))
+            plan, s_err = self._decode_items(snd, rcv, items)
+            if not s_err:
+                filled = self._perform_items(core, payer, plan)
+        self.ipc_count += 1
+        snd.ipcs += 1
+        rcv.ipcs += 1
+        if self.tracer is not None:
+            self._flow += 1
+            op = "reply" if flags & REPLY else ("call" if flags & RECV and not flags & OPEN_WAIT else "send")
+            self._trace(core.id, "ipc", snd.kid, to=rcv.kid, proto=proto, label=label,
+                        words=len(words), items=len(items), flow=self._flow, op=op)
+            self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
+        msg = Msg(s_err | 1 if s_err else 0, proto, words, label, filled)
+        if rcv.state is TS.RECV:
+            self._wake(rcv, msg)
+        else:
+            rcv.resume = msg  # the receiver is the running thread itself
+        return s_err
+
+    def _decode_items(self, snd: Thread, rcv: Thread, items: tuple[MapItem, ...]) -> tuple[list[Any], int]:
+        """Check every item against the receiver's buffers; changes nothing."""
+        bufs = rcv.rcv_bufs
+        if len(items) > len(bufs):
+            return [], IpcErr.SEMSGCUT
+        stask, rtask = snd.task, rcv.task
+        assert stask is not None and rtask is not None
+        plan = []
+        for it, buf in zip(items, bufs, strict=False):
+            fp = it.fpage
+            if fp.kind != FpageType.OBJECT or buf.kind != FpageType.OBJECT:
+                return [], IpcErr.SEMAPFAILED
+            if not (0 <= fp.order <= 20 and 0 <= buf.order <= 20):
+                return [], IpcErr.SEMAPFAILED
+            s_base, s_size = fp.base, 1 << fp.order
+            r_base, r_size = buf.base, 1 << buf.order
+            if s_base % s_size or r_base % r_size or s_base < 0 or r_base <= 0:
+                return [], IpcErr.SEMAPFAILED
+            if r_base + r_size > CAP_SLOTS or s_base + s_size > CAP_SLOTS:
+                return [], IpcErr.SEMAPFAILED
+            hot = it.snd_base
+            if s_size >= r_size:
+                src, dst, n = s_base + (hot & (s_size - 1) & ~(r_size - 1)), r_base, r_size
+            else:
+                src, dst, n = s_base, r_base + (hot & (r_size - 1) & ~(s_size - 1)), s_size
+            slots = stask.caps.slots
+            for i in range(n):
+                e = slots.get(src + i)
+                if e is not None:
+                    plan.append((e, rtask, dst + i, fp.rights, it.grant))
+        return plan, 0
+
+    def _perform_items(self, core: Core, payer: Thread, plan: list[Any]) -> tuple[Fpage, ...]:
+        filled = []
+        for e, task, slot, rights, grant in plan:
+            if e.space is None:
+                continue  # removed by an earlier item of this message
+            ne = self.cap_map(e, task, slot, rights, grant)
+            self._charge(core, payer, self.costs.map_per_entry)
+            if ne is not None:
+                filled.append(Fpage.obj(slot, 0, ne.rights))
+        return tuple(filled)
+
+    def _reply_saved(self, core: Core, th: Thread, t: Ipc, entry: CapEntry) -> None:
+        """Send through a saved reply capability; it is used up either way."""
+        r: Reply = entry.obj  # type: ignore[assignment]
+        ok = r.caller is not None and self._reply(core, th, r, t)
+        if entry.space is not None:
+            self.cap_remove(entry, include_self=True)
+        if r.caller is None and not ok and th.resume is None:
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+        if ok and t.flags & RECV:
+            self._receive(core, th, t)
+
+    def _reply(self, core: Core, th: Thread, r: Reply, t: Ipc) -> bool:
+        """Deliver a reply to the caller behind ``r``; True when it arrived."""
+        caller = r.caller
+        r.caller = None
+        if caller is None or caller.state is not TS.RECV or caller.partner is not r:
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+            return False
+        err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY)
+        th.resume = Msg(error=err) if err else MSG_OK
+        return not err
+
+    def _receive(self, core: Core, th: Thread, t: Ipc) -> None:
+        """Receive phase of the running thread: a pending IRQ or queued sender, or block."""
+        th.rcv_bufs = t.rcv
+        partner: KObject | None = None
+        if not t.flags & OPEN_WAIT:
+            e = self._lookup(th, t.cap)
+            if e is None or type(e.obj) not in (Thread, Irq) or not e.obj.alive:
+                self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+                return
+            partner = e.obj
+        if self._take_pending(core, th, partner):
+            return
+        if t.rcv_timeout == 0:
+            self._fail_now(core, th, IpcErr.RETIMEOUT)
+            return
+        th.partner = partner
+        self._block(th, TS.RECV, t.rcv_timeout, partner.kid if partner is not None else -1)
+
+    def _receive_blocked(self, core: Core, th: Thread, t: Ipc) -> None:
+        """Open-wait phase of a thread that is not running (after its queued send)."""
+        th.rcv_bufs = t.rcv
+        th.partner = None
+        if self._take_pending(core, th, None):
+            return
+        if t.rcv_timeout == 0:
+            self._ipc_fail(th, IpcErr.RETIMEOUT)
+        elif t.rcv_timeout is not None:
+            th.timeout_ev = self.events.at(self.now() + t.rcv_timeout, self._timeout, th, prio=PRIO_TIMEOUT)
+
+    def _take_pending(self, core: Core, th: Thread, partner: KObject | None) -> bool:
+        """Give ``th`` a pending interrupt or the best queued sender, if any.
+
+        Interrupts come first; among senders the highest priority wins, FIFO
+        among equals (Fiasco's sender queue).
+        """
+        pend = th.pending_irqs
+        for irq in pend:
+            if partner is None or partner is irq:
+                pend.remove(irq)
+                irq.pending = False
+                self._charge(core, core.current or th, self.costs.ipc_base)
+                msg = self._irq_msg(irq, th)
+                if th.state is TS.RECV:
+                    self._wake(th, msg)
+                else:
+                    th.resume = msg
+                return True
+        best = None
+        for s in th.snd_queue:
+            if (partner is None or partner is s) and (best is None or s.prio > best.prio):
+                best = s
+        if best is None:
+            return False
+        st: Ipc = best.snd_trap
+        th.snd_queue.remove(best)
+        if best.timeout_ev is not None:
+            best.timeout_ev.cancel()
+            best.timeout_ev = None
+        best.snd_target = None
+        best.snd_trap = None
+        err = self._deliver(core, best, th, best.snd_label, st.proto, st.words, st.items, st.flags)
+        if err:
+            self._wake(best, Msg(error=err))
+        elif st.flags & RECV:
+            self._rcv_phase(core, best, th, st, running=False)
+        else:
+            self._wake(best, MSG_OK)
+        return True
+
+    # -------------------------------------------------------------------- IRQs
+    def _irq_msg(self, irq: Irq, th: Thread) -> Msg:
+        irq.count += 1
+        if irq.line is not None:
+            irq.masked = True  # a hardware line stays masked until the driver unmasks
+        self.ipc_count += 1
+        th.ipcs += 1
+        if self.tracer is not None:
+            self._trace(th.cpu, "irq", th.kid, irq=irq.kid, line=irq.line if irq.line is not None else -1,
+                        delivered=1)
+        return Msg(0, Proto.IRQ, (), irq.label)
+
+    def _hw_irq(self, line: int) -> None:
+        irq = self.icu.bound.get(line)
+        if irq is None:
+            if self.tracer is not None:
+                self._trace(-1, "irq", -1, irq=-1, line=line, delivered=0)
+            return
+        self._irq_fire(irq, self.costs.irq_entry)
+
+    def _irq_fire(self, irq: Irq, delay: int = 0) -> None:
+        """An interrupt happens: deliver it, queue it at the thread, or latch it."""
+        th = irq.thread
+        if irq.masked or th is None or th.state is TS.DEAD:
+            irq.latched = True
+            return
+        if th.state is TS.RECV and (th.partner is None or th.partner is irq):
+            if th.timeout_ev is not None:
+                th.timeout_ev.cancel()
+                th.timeout_ev = None
+            th.partner = None
+            th.resume = self._irq_msg(irq, th)
+            self._make_ready(th, delay)
+            return
+        if not irq.pending:
+            irq.pending = True
+            th.pending_irqs.append(irq)
+
+    # ---------------------------------------------------- kernel-object invocations
+    @staticmethod
+    def _err(e: int) -> Msg:
+        return Msg(0, -e)
+
+    def _rcv_slot(self, t: Ipc) -> int | None:
+        """The capability slot named by the first receive buffer (for new objects)."""
+        if not t.rcv:
+            return None
+        b = t.rcv[0]
+        if b.kind != FpageType.OBJECT or not 0 < b.base < CAP_SLOTS:
+            return None
+        return b.base
+
+    def _inv_factory(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """Factory.create(kind, args...) -> the new capability in the receive buffer."""
+        f: Factory = entry.obj  # type: ignore[assignment]
+        w = t.words
+        if not entry.rights & Rights.W:
+            return self._err(Err.EPERM)
+        if not w:
+            return self._err(Err.EINVAL)
+        kind = w[0] - (1 << 64) if w[0] >= 1 << 63 else w[0]
+        slot = self._rcv_slot(t)
+        if slot is None:
+            return self._err(Err.EINVAL)
+        task = th.task
+        assert task is not None
+        cls: type[KObject]
+        args: tuple[Any, ...]
+        if kind in (FactoryOp.TASK, FactoryOp.THREAD):
+            # words: kind, then optionally a name packed as bytes (for traces)
+            name = unpack_bytes(w[1:]).decode("utf-8", "replace")[:64] if len(w) > 1 else ""
+            cls = Task if kind == FactoryOp.TASK else Thread
+            args = (name or f"{cls.KIND}{self._kid + 1}",)
+        elif kind == FactoryOp.GATE:
+            # words: kind, thread slot (0 = unbound), label
+            if len(w) < 3:
+                return self._err(Err.EINVAL)
+            tgt = None
+            if w[1]:
+                te = task.caps.slots.get(w[1])
+                if te is None or type(te.obj) is not Thread:
+                    return self._err(Err.EINVAL)
+                tgt = te.obj
+            if w[2] & 3:
+                return self._err(Err.EINVAL)  # the two low label bits carry rights
+            cls, args = IpcGate, (tgt, w[2])
+        elif kind == FactoryOp.IRQ:
+            cls, args = Irq, ()
+        elif kind == FactoryOp.FACTORY:
+            if len(w) < 2:
+                return self._err(Err.EINVAL)
+            cls, args = Factory, (w[1],)
+        else:
+            return self._err(Err.ENOSYS)
+        size = cls.SIZE + (w[1] if cls is Factory else 0)  # a child's quota is carved out
+        if f.used + size > f.limit:
+            return self._err(Err.ENOMEM)
+        # perform
+        self._charge(self.running or self.cores[th.cpu], th, self.costs.object_create)
+        obj = self._new(cls, *args)
+        self._charge_new(obj, f, size)
+        if cls is Task:
+            self.tasks.append(obj)
+        elif cls is Thread:
+            self.threads.append(obj)
+            if self.tracer is not None:
+                self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="")
+        self.cap_insert(task, slot, obj, Rights.RWSD, None)
+        return Msg(0, 0, (obj.kid,), 0, (Fpage.obj(slot),))
+
+    def _inv_task(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """Task: map, unmap, cap_info, load-code (LoadCode trap)."""
+        task: Task = entry.obj  # type: ignore[assignment]
+        w = t.words
+        mytask = th.task
+        assert mytask is not None
+        if not w:
+            return self._err(Err.EINVAL)
+        op = w[0]
+        if op == TaskOp.MAP:
+            # words: op, source task slot, fpage word, snd_base (destination slot base)
+            if len(w) < 4 or not entry.rights & Rights.W:
+                return self._err(Err.EPERM if len(w) >= 4 else Err.EINVAL)
+            se = mytask.caps.slots.get(w[1])
+            if se is None or type(se.obj) is not Task:
+                return self._err(Err.EINVAL)
+            src: Task = se.obj  # type: ignore[assignment]
+            fp = self._fpage_from_word(w[2])
+            if fp is None or fp.kind != FpageType.OBJECT:
+                return self._err(Err.EINVAL)
+            dst_base = w[3] >> 12 if w[3] >= 1 << 12 else w[3]
+            n = 1 << fp.order
+            if fp.base + n > CAP_SLOTS or dst_base + n > CAP_SLOTS or dst_base <= 0:
+                return self._err(Err.ERANGE)
+            plan = [(src.caps.slots[fp.base + i], dst_base + i) for i in range(n)
+                    if fp.base + i in src.caps.slots]
+            for e, slot in plan:
+                if e.space is not None:
+                    self.cap_map(e, task, slot, fp.rights, False)
+            return Msg(0, 0, (len(plan),))
+        if op == TaskOp.UNMAP:
+            # words: op, fpage word, flags
+            if len(w) < 3:
+                return self._err(Err.EINVAL)
+            fp = self._fpage_from_word(w[1])
+            flags = w[2]
+            if fp is None or fp.kind != FpageType.OBJECT or flags & ~UNMAP_DELETE_OBJ:
+                return self._err(Err.EINVAL)
+            if task is not mytask and not entry.rights & Rights.W:
+                return self._err(Err.EPERM)
+            n = 1 << fp.order
+            if fp.base + n > CAP_SLOTS:
+                return self._err(Err.ERANGE)
+            entries = [task.caps.slots[fp.base + i] for i in range(n) if fp.base + i in task.caps.slots]
+            touched = 0
+            for e in entries:
+                if e.space is None:
+                    continue
+                if flags == UNMAP_DELETE_OBJ and e.rights & Rights.D:
+                    obj = e.obj
+                    root = e
+                    while root.parent is not None:
+                        root = root.parent
+                    touched += self.cap_remove(root, include_self=True)
+                    self.destroy(obj)
+                else:
+                    touched += self.cap_remove(e, include_self=bool(flags & UNMAP_ALL_SPACES),
+                                               mask=fp.rights)
+            return Msg(0, 0, (touched,))
+        if op == TaskOp.CAP_INFO:
+            if len(w) < 2:
+                return self._err(Err.EINVAL)
+            e = task.caps.slots.get(w[1])
+            if e is None:
+                return Msg(0, 0, (0, 0, 0))
+            return Msg(0, 0, (1, e.obj.PROTO & WORD_MASK, e.rights))
+        return self._err(Err.ENOSYS)
+
+    @staticmethod
+    def _fpage_from_word(word: int) -> Fpage | None:
+        kind = FpageType((word >> 4) & 3)
+        order = (word >> 6) & 0x3F
+        rights = word & 0xF
+        base = word >> 12
+        if kind == FpageType.OBJECT:
+            if order > 20 or base % (1 << order):
+                return None
+            return Fpage(kind, base, order, rights)
+        return None
+
+    def _inv_thread(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """Thread: control (bind, pager, exception handler), ex_regs, stats."""
+        tgt: Thread = entry.obj  # type: ignore[assignment]
+        w = t.words
+        mytask = th.task
+        assert mytask is not None
+        if not w:
+            return self._err(Err.EINVAL)
+        op = w[0]
+        if op == ThreadOp.STATS:
+            return Msg(0, 0, (tgt.cpu_ns, tgt.ipcs, int(tgt.state)))
+        if not entry.rights & Rights.W:
+            return self._err(Err.EPERM)
+        if tgt.state is TS.DEAD:
+            return self._err(Err.EINVAL)
+        if op == ThreadOp.CONTROL:
+            # words: op, flags, pager slot, exception-handler slot, task slot
+            if len(w) < 5:
+                return self._err(Err.EINVAL)
+            flags, pager, exc, task_slot = w[1], w[2], w[3], w[4]
+            bind: Task | None = None
+            if flags & CTL_BIND_TASK:
+                te = mytask.caps.slots.get(task_slot)
+                if te is None or type(te.obj) is not Task or not te.rights & Rights.W:
+                    return self._err(Err.EINVAL)
+                bind = te.obj  # type: ignore[assignment]
+                if tgt.task is not None and tgt.task is not bind:
+                    return self._err(Err.EBUSY)
+            for v in (pager, exc):
+                if v >= CAP_SLOTS:
+                    return self._err(Err.ERANGE)
+            if flags & CTL_SET_PAGER:
+                tgt.pager_slot = pager
+            if flags & CTL_SET_EXC_HANDLER:
+                tgt.exc_slot = exc
+            if bind is not None and tgt.task is None:
+                tgt.task = bind
+                bind.threads.append(tgt)
+            return Msg(0, 0)
+        if op == ThreadOp.EX_REGS:
+            # words: op, ip, sp, flags
+            if len(w) < 4:
+                return self._err(Err.EINVAL)
+            ip, sp, flags = w[1], w[2], w[3]
+            if ip != IP_UNCHANGED and (tgt.task is None or ip >= len(tgt.task.code)):
+                return self._err(Err.EINVAL)
+            old = (tgt.ip, tgt.traps, int(tgt.state))
+            if flags & EX_REGS_CANCEL and tgt.state in (TS.SEND, TS.RECV):
+                self._ipc_fail(tgt, IpcErr.SECANCELED if tgt.state is TS.SEND else IpcErr.RECANCELED)
+            if ip != IP_UNCHANGED:
+                assert tgt.task is not None
+                self._unblock(tgt)
+                if tgt.coro is not None:
+                    coro, tgt.coro = tgt.coro, None
+                    coro.close()
+                tgt.ip = ip
+                tgt.traps = 0
+                tgt.compute_left = 0
+                tgt.exc_pending = 0
+                tgt.faulted = False
+                tgt.coro = tgt.task.code[ip](sp)
+                tgt.resume = None
+                if tgt.state is not TS.READY:
+                    tgt.started_at = self.now()
+                    self._make_ready(tgt)
+            return Msg(0, 0, old)
+        return self._err(Err.ENOSYS)
+
+    def _inv_scheduler(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """Scheduler: info, run_thread(thread, prio, quantum, cpus), idle_time(cpu)."""
+        w = t.words
+        mytask = th.task
+        assert mytask is not None
+        if not w:
+            return self._err(Err.EINVAL)
+        op = w[0]
+        n = len(self.cores)
+        if op == SchedOp.INFO:
+            return Msg(0, 0, (n, 255, (1 << n) - 1))
+        if op == SchedOp.IDLE_TIME:
+            if len(w) < 2 or w[1] >= n:
+                return self._err(Err.EINVAL)
+            core = self.cores[w[1]]
+            idle = core.idle_ns + (self.now() - core.idle_since if core.idle_since is not None else 0)
+            return Msg(0, 0, (idle,))
+        if op == SchedOp.RUN_THREAD:
+            if len(w) < 5:
+                return self._err(Err.EINVAL)
+            te = mytask.caps.slots.get(w[1])
+            if te is None or type(te.obj) is not Thread:
+                return self._err(Err.EINVAL)
+            tgt: Thread = te.obj  # type: ignore[assignment]
+            prio, quantum, cpus = w[2], w[3], w[4] & ((1 << n) - 1)
+            if prio > 255 or quantum == 0 or cpus == 0 or tgt.state is TS.DEAD:
+                return self._err(Err.EINVAL)
+            cpu = tgt.cpu if cpus >> tgt.cpu & 1 else (cpus & -cpus).bit_length() - 1
+            self._set_sched(tgt, prio, quantum, cpus, cpu)
+            if self.tracer is not None:
+                self._trace(cpu, "sched", tgt.kid, prio=prio, cpus=cpus, to_cpu=cpu)
+            return Msg(0, 0)
+        return self._err(Err.ENOSYS)
+
+    def _set_sched(self, th: Thread, prio: int, quantum: int, cpus: int, cpu: int) -> None:
+        old_core = self.cores[th.cpu]
+        ready = th.state is TS.READY
+        was_current = old_core.current is th
+        if ready and not was_current:
+            old_core.remove(th)
+        th.quantum = quantum
+        th.quantum_left = min(th.quantum_left, quantum) if th.quantum_left > 0 else quantum
+        th.cpus = cpus
+        moved = cpu != th.cpu
+        th.prio = prio
+        th.cpu = cpu
+        if was_current:
+            if moved and old_core is not self.running:
+                # take it off the other core now; it continues on the new one
+                if old_core.computing:
+                    self._kick(old_core, self.now())
+                old_core.current = None
+                if old_core.step_ev is None:
+                    self._kick(old_core, self.now())
+                self.cores[cpu].enqueue(th)
+                self._kick_other(th)
+            elif not moved and old_core is not self.running:
+                self._kick(old_core, self.now())
+            # the running core notices a migration or priority change in its loop
+        elif ready:
+            self._make_ready(th)
+
+    def _inv_irq(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """Irq: attach(thread, label), detach, trigger, mask, unmask."""
+        irq: Irq = entry.obj  # type: ignore[assignment]
+        w = t.words
+        mytask = th.task
+        assert mytask is not None
+        if not w:
+            return self._err(Err.EINVAL)
+        op = w[0]
+        if not entry.rights & Rights.W:
+            return self._err(Err.EPERM)
+        if op == IrqOp.TRIGGER:
+            self._irq_fire(irq)
+            return Msg(0, 0)
+        if op == IrqOp.ATTACH:
+            if len(w) < 3:
+                return self._err(Err.EINVAL)
+            te = mytask.caps.slots.get(w[1])
+            if te is None or type(te.obj) is not Thread or te.obj.state is TS.DEAD:
+                return self._err(Err.EINVAL)
+            self._irq_detach(irq)
+            irq.thread = te.obj  # type: ignore[assignment]
+            irq.label = w[2]
+            if irq.latched and not irq.masked:
+                irq.latched = False
+                self._irq_fire(irq)
+            return Msg(0, 0)
+        if op == IrqOp.DETACH:
+            self._irq_detach(irq)
+            return Msg(0, 0)
+        if op == IrqOp.MASK:
+            irq.masked = True
+            return Msg(0, 0)
+        if op == IrqOp.UNMASK:
+            irq.masked = False
+            if irq.latched:
+                irq.latched = False
+                self._irq_fire(irq)
+            return Msg(0, 0)
+        return self._err(Err.ENOSYS)
+
+    def _irq_detach(self, irq: Irq) -> None:
+        old = irq.thread
+        if old is not None and irq.pending:
+            old.pending_irqs.remove(irq)
+            irq.pending = False
+        irq.thread = None
+
+    def _inv_icu(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """ICU: bind(line, irq), unbind(line), info."""
+        w = t.words
+        mytask = th.task
+        assert mytask is not None
+        if not w:
+            return self._err(Err.EINVAL)
+        op = w[0]
+        nlines = self.machine.ic.nlines
+        if op == IcuOp.INFO:
+            return Msg(0, 0, (0, nlines, 0))
+        if not entry.rights & Rights.W:
+            return self._err(Err.EPERM)
+        if op in (IcuOp.BIND, IcuOp.UNBIND):
+            if len(w) < 3 or w[1] >= nlines:
+                return self._err(Err.EINVAL)
+            ie = mytask.caps.slots.get(w[2])
+            if ie is None or type(ie.obj) is not Irq:
+                return self._err(Err.EINVAL)
+            irq: Irq = ie.obj  # type: ignore[assignment]
+            line = w[1]
+            if op == IcuOp.BIND:
+                cur = self.icu.bound.get(line)
+                if cur is not None and cur is not irq:
+                    return self._err(Err.EBUSY)
+                if irq.line is not None and irq.line != line:
+                    return self._err(Err.EBUSY)
+                self.icu.bound[line] = irq
+                irq.line = line
+            else:
+                if self.icu.bound.get(line) is not irq:
+                    return self._err(Err.ENOENT)
+                del self.icu.bound[line]
+                irq.line = None
+            return Msg(0, 0)
+        return self._err(Err.ENOSYS)
+
+    def _inv_log(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """Log: write(bytes packed in words) to the console."""
+        w = t.words
+        if not w or w[0] != LogOp.WRITE or len(w) < 2:
+            return self._err(Err.EINVAL)
+        if not entry.rights & Rights.W:
+            return self._err(Err.EPERM)
+        if w[1] > 8 * (len(w) - 2):
+            return self._err(Err.EINVAL)
+        data = unpack_bytes(w[1:])
+        self.machine.uart.write(data)
+        if self.tracer is not None:
+            self._trace(th.cpu, "log", th.kid, text=data.decode("utf-8", "replace"))
+        return Msg(0, 0)

@@ -1,0 +1,110 @@
+"""Traps: the only things a native program may hand to the kernel.
+
+A native program is a coroutine; ``await trap`` suspends it and gives the
+trap object to the kernel, which answers with the trap's result when the
+thread next runs.  As in trio and curio, there is one entry point and the
+kernel rejects anything that is not one of these types.
+
+- :class:`Ipc` is the system call of L4: invoke a capability with a message
+  (an IPC to a gate or thread, or an operation on a kernel object), then
+  optionally receive.  It returns a :class:`Msg`.
+- :class:`Compute` spends CPU time (preemptible).
+- :class:`Clock` reads the kernel clock (Fiasco's KIP clock).
+- :class:`SaveReply` moves the implicit reply capability into a slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from l4sim.kernel.abi import Fpage, MapItem
+
+
+class Trap:
+    """Base of all traps.  ``await trap`` yields it to the kernel."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self)
+
+
+@dataclass(slots=True)
+class Ipc(Trap):
+    """``l4_ipc``: invoke ``cap`` with ``flags`` (SEND/RECV/OPEN_WAIT/REPLY).
+
+    ``timeout``/``rcv_timeout`` are in ns: None waits forever, 0 never waits.
+    ``rcv`` are the receive buffers (object flexpages) for items that arrive.
+    """
+
+    cap: int
+    flags: int
+    proto: int = 0
+    words: tuple[int, ...] = ()
+    items: tuple[MapItem, ...] = ()
+    timeout: int | None = None
+    rcv_timeout: int | None = None
+    rcv: tuple[Fpage, ...] = ()
+
+
+@dataclass(slots=True)
+class Compute(Trap):
+    """Spend ``ns`` nanoseconds of CPU time; preemptible, resumed where left."""
+
+    ns: int
+
+
+@dataclass(slots=True)
+class Clock(Trap):
+    """Read the simulated clock (ns since boot)."""
+
+
+@dataclass(slots=True)
+class SaveReply(Trap):
+    """Move the implicit reply capability into ``slot`` (for a deferred reply)."""
+
+    slot: int
+
+
+@dataclass(slots=True)
+class Fault(Trap):
+    """Raise an explicit exception (``trapno``, ``code``, extra ``words``).
+
+    The exception handler's reply is returned as the trap's result: a handler
+    can resume the thread with changed state.
+    """
+
+    trapno: int
+    code: int = 0
+    words: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """What an IPC returns: an error code, the received tag and payload.
+
+    ``proto`` is the tag label chosen by the sender (a protocol or, for
+    kernel-object replies, 0 or ``-errno``); ``label`` is what identifies the
+    sender to the receiver: the IPC gate's label with the two low bits set to
+    the W and S rights of the sender's capability, or the Irq's label.
+    ``items`` lists the receive-buffer flexpages that were filled.
+    """
+
+    error: int = 0
+    proto: int = 0
+    words: tuple[int, ...] = ()
+    label: int = 0
+    items: tuple[Fpage, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error == 0
+
+    def __bool__(self) -> bool:  # pragma: no cover - guard against misuse
+        raise TypeError("test msg.ok or msg.error, not the message itself")
+
+
+#: The one object of the fast, common answers (frozen, so safe to share).
+MSG_OK = Msg()

@@ -1,0 +1,54 @@
+"""The simulated machine: cores, the event queue, interrupt lines, devices, seed.
+
+A :class:`Machine` is plain hardware.  It has no notion of threads; the
+kernel owns one :class:`Core` record per CPU and drives it.  Line numbers of
+the interrupt controller are fixed per board:
+
+====================  =========================================
+line                  device
+====================  =========================================
+0                     platform periodic timer (``machine.pit``)
+1                     UART receive (reserved)
+2 .. 15               free for devices added by scenarios
+16 + n                local timer of core n (the kernel's tick)
+====================  =========================================
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TextIO
+
+from l4sim.machine.devices import InterruptController, PeriodicTimer, Uart
+from l4sim.machine.events import EventQueue
+
+LINE_PIT = 0
+LINE_UART = 1
+LINE_LOCAL_TIMER_BASE = 16
+MAX_CORES = 64
+
+
+class Machine:
+    """Hardware of one simulation run.
+
+    ``seed`` feeds the one random generator of the run (``machine.rng``);
+    nothing else in the model may draw random numbers.
+    """
+
+    def __init__(self, cores: int = 1, seed: int = 0, console: TextIO | None = None) -> None:
+        if not 1 <= cores <= MAX_CORES:
+            raise ValueError(f"a machine has 1..{MAX_CORES} cores, not {cores}")
+        self.ncores = cores
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.events = EventQueue()
+        self.ic = InterruptController(LINE_LOCAL_TIMER_BASE + cores)
+        self.uart = Uart(console)
+        self.pit = PeriodicTimer(self.events, self.ic, LINE_PIT)
+        self.local_timers = [
+            PeriodicTimer(self.events, self.ic, LINE_LOCAL_TIMER_BASE + n) for n in range(cores)
+        ]
+
+    @property
+    def now(self) -> int:
+        return self.events.now

@@ -1,0 +1,1 @@
+"""Offline tools that work on simulator output (trace exporters, ...)."""

@@ -1,0 +1,325 @@
+"""Exporters for kernel trace records (see :mod:`l4sim.kernel.trace`).
+
+Two formats:
+
+* **JSON Lines** (:func:`to_jsonl`, :func:`write_jsonl`): one flat JSON
+  object per record, ``{"t", "cpu", "kind", "tid", **args}``, for grep, jq
+  and scripts.
+* **Chrome trace-event JSON** (:func:`to_chrome`, :func:`write_chrome`), the
+  "JSON Object Format" that chrome://tracing and https://ui.perfetto.dev
+  open.  The simulated machine is one process (``pid`` 0, "l4sim machine")
+  with one track per core (``tid`` = core number, named "core N") and, if any
+  record has ``cpu == -1``, a "devices" track (``tid`` 1000).  On a core
+  track, each stretch during which a thread runs is a complete slice
+  (``"ph": "X"``) named after the thread; every other event is an instant
+  (``"ph": "i"``) at its time, and each IPC whose ``ipc`` and ``recv``
+  records are both present gets a flow arrow from the sender to the
+  receiver.  Chrome format times are microseconds, so ``ts``/``dur`` are the
+  simulated nanoseconds divided by 1000 (floats; Perfetto rounds them back to
+  whole nanoseconds).
+
+How records become Chrome events:
+
+============================  ==============================================
+record kind                   Chrome events
+============================  ==============================================
+``switch``                    ends the running slice on its core and, unless
+                              ``tid == -1``, starts one for ``tid``
+``idle``                      ends the running slice on its core
+``thread``                    names the slices of that thread (no event)
+``block``, ``wake``           none (the slices already show the effect)
+``ipc``                       instant; plus flow start (``"ph": "s"``)
+``recv``                      instant; plus flow end (``"ph": "f"``)
+anything else, incl. unknown  instant (``name``/``cat`` = kind)
+============================  ==============================================
+
+A slice still running at the end closes at the time of the last record.
+
+Perfetto binds a flow event to the slice on top of its track's stack when
+the flow event is read.  Each flow event therefore has the same ``ts`` and
+``tid`` as its record's instant and is ordered right after it, so both ends
+of an arrow attach to the ``ipc``/``recv`` instants, even when the message is
+sent exactly as the sender's slice ends.
+
+Determinism: no clocks, no randomness, no dependence on dict/set iteration of
+anything but the input; timed events are sorted by (time, position of the
+record in the input).  Identical record lists give identical output bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from l4sim.kernel.trace import ArgValue
+
+__all__ = [
+    "DEVICES_TID",
+    "PID",
+    "PROCESS_NAME",
+    "RecordLike",
+    "thread_names_from",
+    "to_chrome",
+    "to_jsonl",
+    "write_chrome",
+    "write_jsonl",
+]
+
+#: a trace record as the exporters accept it (``args`` may be any mapping)
+RecordLike = tuple[int, int, str, int, Mapping[str, ArgValue]]
+
+#: the Chrome ``pid`` of the simulated machine
+PID = 0
+#: the process name shown for the machine
+PROCESS_NAME = "l4sim machine"
+#: the Chrome ``tid`` of the track for events not on a core (``cpu == -1``)
+DEVICES_TID = 1000
+#: the name of that track
+DEVICES_NAME = "devices"
+
+#: category of thread-running slices
+SLICE_CAT = "thread"
+#: category and name shared by both ends of an IPC flow arrow
+FLOW_CAT = "ipc"
+FLOW_NAME = "ipc"
+
+#: kinds that never become instant events (they shape slices or names)
+_NOT_INSTANT = frozenset({"switch", "idle", "thread", "block", "wake"})
+#: kinds that end the slice running on their core
+_ENDS_SLICE = frozenset({"switch", "idle"})
+
+#: the record fields that JSON Lines puts beside the args
+_RECORD_FIELDS = ("t", "cpu", "kind", "tid")
+
+#: separators of compact JSON (no whitespace)
+_COMPACT = (",", ":")
+
+
+class SupportsWriteStr(Protocol):
+    """Anything with ``write(str)``: an open text file, ``io.StringIO``..."""
+
+    def write(self, s: str, /) -> object: ...
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def _json_value(v: object) -> object:
+    """Return ``v`` as a deterministic JSON-encodable value.
+
+    Record args should be ``int``, ``str`` or ``None``; those (and their
+    subclasses, e.g. enums) pass through.  A finite float passes through; any
+    other value becomes ``str(v)`` so that an unexpected value is still
+    exported instead of crashing the exporter.
+    """
+    if v is None or isinstance(v, int | str):
+        return v
+    if isinstance(v, float) and math.isfinite(v):
+        return v
+    return str(v)
+
+
+def _merge(base: dict[str, object], args: Mapping[str, object]) -> dict[str, object]:
+    """Return ``base`` extended by ``args``; ``base`` keys win.
+
+    An argument whose name is already taken is kept under ``"arg_" + name``
+    (repeated until free), e.g. the ``cpu`` argument of a ``sched`` record
+    next to the record's own ``cpu``.
+    """
+    out = dict(base)
+    for name, value in args.items():
+        key = str(name)
+        while key in out:
+            key = "arg_" + key
+        out[key] = _json_value(value)
+    return out
+
+
+def _flow_id(args: Mapping[str, object]) -> int | None:
+    """Return the record's integer ``flow`` argument, or None."""
+    flow = args.get("flow")
+    if isinstance(flow, int) and not isinstance(flow, bool):
+        return flow
+    return None
+
+
+def _track(cpu: int) -> int:
+    """Return the Chrome ``tid`` of the track that shows events of ``cpu``."""
+    return cpu if cpu >= 0 else DEVICES_TID
+
+
+def _us(ns: int) -> float:
+    """Convert simulated nanoseconds to Chrome-format microseconds."""
+    return ns / 1000
+
+
+def _metadata(name: str, tid: int, args: dict[str, object]) -> dict[str, Any]:
+    return {"ph": "M", "pid": PID, "tid": tid, "name": name, "args": args}
+
+
+# --------------------------------------------------------------------------
+# public API
+
+
+def thread_names_from(records: Iterable[RecordLike]) -> dict[int, str]:
+    """Return ``{tid: name}`` from the ``thread`` records (the last one wins)."""
+    names: dict[int, str] = {}
+    for _t, _cpu, kind, tid, args in records:
+        if kind == "thread":
+            name = args.get("name")
+            if isinstance(name, str):
+                names[tid] = name
+    return names
+
+
+def to_jsonl(records: Iterable[RecordLike], fp: SupportsWriteStr) -> None:
+    """Write one compact, key-sorted JSON object per record to ``fp``.
+
+    Each line is ``{"t": .., "cpu": .., "kind": .., "tid": .., **args}``; an
+    argument named like one of the four record fields is written as
+    ``arg_<name>`` instead of overwriting it.
+    """
+    for t, cpu, kind, tid, args in records:
+        obj = _merge({"t": t, "cpu": cpu, "kind": kind, "tid": tid}, args)
+        fp.write(json.dumps(obj, sort_keys=True, separators=_COMPACT, allow_nan=False))
+        fp.write("\n")
+
+
+def write_jsonl(records: Iterable[RecordLike], path: str | os.PathLike[str]) -> None:
+    """Write :func:`to_jsonl` output to the file ``path`` (UTF-8, ``\\n``)."""
+    with open(path, "w", encoding="utf-8", newline="\n") as fp:
+        to_jsonl(records, fp)
+
+
+def to_chrome(
+    records: Iterable[RecordLike],
+    thread_names: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """Return the records as a Chrome/Perfetto trace-event JSON object.
+
+    Slices are named from ``thread_names_from(records)``, updated by
+    ``thread_names`` when given; a thread without a name is "thread <tid>".
+    The result is ``{"traceEvents": [...], "displayTimeUnit": "ns"}``:
+    metadata events first, then every timed event sorted by (time, position
+    of its record in ``records``).
+    """
+    recs = list(records)
+    names = thread_names_from(recs)
+    if thread_names is not None:
+        names.update(thread_names)
+
+    # IPC flows get arrows only when both ends are in the trace.
+    sent: set[int] = set()
+    received: set[int] = set()
+    for _t, _cpu, kind, _tid, args in recs:
+        if kind == "ipc" or kind == "recv":
+            flow = _flow_id(args)
+            if flow is not None:
+                (sent if kind == "ipc" else received).add(flow)
+    arrows = sent & received
+
+    # (time ns, record position, sub-order, event): unique sort keys
+    timed: list[tuple[int, int, int, dict[str, Any]]] = []
+    running: dict[int, tuple[int, int, int]] = {}  # track -> (start ns, tid, position)
+
+    def close(track: int, end: int) -> None:
+        start, tid, pos = running.pop(track)
+        timed.append(
+            (
+                start,
+                pos,
+                0,
+                {
+                    "ph": "X",
+                    "pid": PID,
+                    "tid": track,
+                    "ts": _us(start),
+                    "dur": _us(max(0, end - start)),
+                    "name": names.get(tid, f"thread {tid}"),
+                    "cat": SLICE_CAT,
+                    "args": {"tid": tid},
+                },
+            )
+        )
+
+    for pos, (t, cpu, kind, tid, args) in enumerate(recs):
+        track = _track(cpu)
+        if kind in _ENDS_SLICE:
+            if track in running:
+                close(track, t)
+            if kind == "switch" and tid != -1:
+                running[track] = (t, tid, pos)
+        if kind in _NOT_INSTANT:
+            continue
+        ts = _us(t)
+        timed.append(
+            (
+                t,
+                pos,
+                0,
+                {
+                    "ph": "i",
+                    "s": "t",
+                    "pid": PID,
+                    "tid": track,
+                    "ts": ts,
+                    "name": kind,
+                    "cat": kind,
+                    "args": _merge({"tid": tid}, args),
+                },
+            )
+        )
+        if kind == "ipc" or kind == "recv":
+            flow = _flow_id(args)
+            if flow is not None and flow in arrows:
+                event: dict[str, Any] = {
+                    "ph": "s" if kind == "ipc" else "f",
+                    "id": flow,
+                    "cat": FLOW_CAT,
+                    "name": FLOW_NAME,
+                    "pid": PID,
+                    "tid": track,
+                    "ts": ts,
+                }
+                if kind == "recv":
+                    event["bp"] = "e"
+                timed.append((t, pos, 1, event))
+
+    last = max((rec[0] for rec in recs), default=0)
+    for track in sorted(running):
+        close(track, last)
+
+    timed.sort(key=lambda item: (item[0], item[1], item[2]))
+
+    cores = sorted({cpu for _t, cpu, _k, _tid, _a in recs if cpu >= 0})
+    meta: list[dict[str, Any]] = [_metadata("process_name", 0, {"name": PROCESS_NAME})]
+    for cpu in cores:
+        meta.append(_metadata("thread_name", cpu, {"name": f"core {cpu}"}))
+        meta.append(_metadata("thread_sort_index", cpu, {"sort_index": cpu}))
+    if any(cpu < 0 for _t, cpu, _k, _tid, _a in recs):
+        meta.append(_metadata("thread_name", DEVICES_TID, {"name": DEVICES_NAME}))
+        meta.append(_metadata("thread_sort_index", DEVICES_TID, {"sort_index": DEVICES_TID}))
+
+    return {
+        "traceEvents": meta + [item[3] for item in timed],
+        "displayTimeUnit": "ns",
+    }
+
+
+def write_chrome(
+    records: Iterable[RecordLike],
+    path: str | os.PathLike[str],
+    thread_names: Mapping[int, str] | None = None,
+) -> None:
+    """Write :func:`to_chrome` output to ``path`` as compact, key-sorted JSON.
+
+    Two identical record lists give byte-identical files.
+    """
+    trace = to_chrome(records, thread_names)
+    with open(path, "w", encoding="utf-8", newline="\n") as fp:
+        json.dump(trace, fp, sort_keys=True, separators=_COMPACT, allow_nan=False)
+        fp.write("\n")

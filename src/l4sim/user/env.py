@@ -1,0 +1,533 @@
+"""What a native program sees: its :class:`Env` and typed capability handles.
+
+A native program is ``async def main(env) -> int``.  Everything it does to
+the world goes through ``env``: each method builds a trap (``kernel.traps``)
+and awaits it, so the kernel sees one system call per ``await``.  Handles
+such as :class:`Gate` or :class:`ThreadCap` hold nothing but a slot number in
+the program's own capability space; the kernel checks authority on every
+use, exactly as an L4Re program's ``L4::Cap<T>`` does.
+
+Arguments are checked here before they become a trap: message words must be
+ints with ``0 <= w < 2**64``, payloads bytes.  A wrong argument raises
+:class:`TypeError`/:class:`ValueError` inside the program (an exception the
+kernel then turns into exception IPC), with a message that says what to fix.
+Kernel-object operations report failure by raising :class:`L4Error` from
+these convenience wrappers; the raw :meth:`Env.ipc` returns error values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+from l4sim.kernel.abi import (
+    CALL,
+    CTL_BIND_TASK,
+    CTL_SET_EXC_HANDLER,
+    CTL_SET_PAGER,
+    EX_REGS_CANCEL,
+    IP_UNCHANGED,
+    MSG_WORDS,
+    RECV,
+    REPLY,
+    REPLY_AND_WAIT,
+    SEND,
+    SEND_AND_WAIT,
+    SLOT_FACTORY,
+    SLOT_FIRST_FREE,
+    SLOT_ICU,
+    SLOT_LOG,
+    SLOT_PAGER,
+    SLOT_SCHEDULER,
+    SLOT_TASK,
+    SLOT_THREAD,
+    UNMAP_ALL_SPACES,
+    UNMAP_DELETE_OBJ,
+    WAIT,
+    WORD_MASK,
+    Err,
+    FactoryOp,
+    Fpage,
+    IcuOp,
+    IpcErr,
+    IrqOp,
+    LogOp,
+    MapItem,
+    Proto,
+    Rights,
+    SchedOp,
+    TaskOp,
+    ThreadOp,
+    pack_bytes,
+)
+from l4sim.kernel.kernel import LoadCode
+from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, Msg, SaveReply
+
+Program = Callable[..., Coroutine[Any, Any, Any]]
+
+
+class L4Error(Exception):
+    """A kernel-object operation failed: ``err`` is the :class:`Err` number,
+    or ``ipc_err`` the IPC error code when the invocation itself failed."""
+
+    def __init__(self, err: int, what: str, ipc_err: int = 0) -> None:
+        self.err = err
+        self.ipc_err = ipc_err
+        if ipc_err:
+            name = IpcErr(ipc_err).name if ipc_err in IpcErr._value2member_map_ else hex(ipc_err)
+        else:
+            name = Err(err).name if err in Err._value2member_map_ else str(err)
+        super().__init__(f"{what} failed: {name}")
+
+
+def _words(words: Iterable[object], what: str = "message") -> tuple[int, ...]:
+    out = tuple(int(w) if isinstance(w, int) and not isinstance(w, bool) else w for w in words)
+    for w in out:
+        if type(w) is not int or not 0 <= w <= WORD_MASK:
+            raise TypeError(
+                f"{what} words must be ints with 0 <= w < 2**64, got {w!r}; "
+                "encode other data as integers or bytes"
+            )
+    if len(out) > MSG_WORDS:
+        raise ValueError(f"a message has at most {MSG_WORDS} words, got {len(out)}")
+    return out
+
+
+def _check(msg: Msg, what: str) -> Msg:
+    if msg.error:
+        raise L4Error(0, what, msg.error)
+    if msg.proto < 0:
+        raise L4Error(-msg.proto, what)
+    return msg
+
+
+class Cap:
+    """A capability handle: a slot in the program's own capability space."""
+
+    __slots__ = ("env", "slot")
+    PROTO = 0
+
+    def __init__(self, env: Env, slot: int) -> None:
+        self.env = env
+        self.slot = slot
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.slot})"
+
+    def fpage(self, rights: int = Rights.RWSD) -> Fpage:
+        """This capability as an object flexpage (to send in a map item)."""
+        return Fpage.obj(self.slot, 0, rights)
+
+    def invoke(self, op: int, *args: int, rcv: tuple[Fpage, ...] = ()) -> Ipc:
+        """A kernel-object invocation (a call with this object's protocol)."""
+        return Ipc(self.slot, CALL, int(self.PROTO), (op & WORD_MASK, *_words(args)), rcv=rcv)
+
+    async def _op(self, what: str, op: int, *args: int, rcv: tuple[Fpage, ...] = ()) -> Msg:
+        return _check(await self.invoke(op, *args, rcv=rcv), what)
+
+
+class IpcCap(Cap):
+    """Something IPC can be sent to: an IPC gate, a thread, a reply capability."""
+
+    __slots__ = ()
+
+    def call(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+             timeout: int | None = None, rcv_timeout: int | None = None,
+             rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+        """Send and wait for the reply (``l4_ipc_call``)."""
+        return Ipc(self.slot, CALL, int(proto), _words(words), tuple(items), timeout, rcv_timeout, tuple(rcv))
+
+    def send(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+             timeout: int | None = None) -> Awaitable[Msg]:
+        """Send only (``l4_ipc_send``)."""
+        return Ipc(self.slot, SEND, int(proto), _words(words), tuple(items), timeout)
+
+    def send_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+                      timeout: int | None = None, rcv_timeout: int | None = None,
+                      rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+        """Send, then wait for any message (``l4_ipc_send_and_wait``)."""
+        return Ipc(self.slot, SEND_AND_WAIT, int(proto), _words(words), tuple(items), timeout,
+                   rcv_timeout, tuple(rcv))
+
+    def receive(self, timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+        """Closed wait: receive from this thread (or Irq) only."""
+        return Ipc(self.slot, RECV, 0, (), (), None, timeout, tuple(rcv))
+
+
+class Gate(IpcCap):
+    """An IPC gate."""
+
+    __slots__ = ()
+
+
+class ReplyCap(IpcCap):
+    """A saved, use-once reply capability (deferred reply)."""
+
+    __slots__ = ()
+
+
+class ThreadCap(IpcCap):
+    """A thread: IPC partner and kernel object (control, ex_regs, stats)."""
+
+    __slots__ = ()
+    PROTO = Proto.THREAD
+
+    async def control(self, *, pager: int | None = None, exc_handler: int | None = None,
+                      bind: TaskCap | None = None) -> None:
+        """Set pager / exception handler (slots in the bound task) and bind to a task."""
+        flags = 0
+        if pager is not None:
+            flags |= CTL_SET_PAGER
+        if exc_handler is not None:
+            flags |= CTL_SET_EXC_HANDLER
+        if bind is not None:
+            flags |= CTL_BIND_TASK
+        await self._op("thread control", ThreadOp.CONTROL, flags, pager or 0, exc_handler or 0,
+                       bind.slot if bind is not None else 0)
+
+    async def ex_regs(self, ip: int = IP_UNCHANGED, sp: int = 0, cancel: bool = False) -> tuple[int, ...]:
+        """Set instruction pointer (a code index) and stack word; optionally cancel IPC.
+
+        Returns the previous (ip, trap count, state).
+        """
+        msg = await self._op("ex_regs", ThreadOp.EX_REGS, ip, sp, EX_REGS_CANCEL if cancel else 0)
+        return msg.words
+
+    async def stats(self) -> tuple[int, ...]:
+        """(cpu time in ns, IPC count, state)."""
+        return (await self._op("thread stats", ThreadOp.STATS)).words
+
+
+class TaskCap(Cap):
+    """A task: capability map/unmap into it, capability info, code loading."""
+
+    __slots__ = ()
+    PROTO = Proto.TASK
+
+    async def map(self, src: TaskCap, fpage: Fpage, dst_slot: int) -> int:
+        """Map ``fpage`` from ``src`` into this task at ``dst_slot`` (``l4_task_map``)."""
+        return (await self._op("task map", TaskOp.MAP, src.slot, fpage.word(), dst_slot)).words[0]
+
+    async def unmap(self, fpage: Fpage, include_self: bool = False) -> int:
+        """Revoke the rights of ``fpage`` from everything derived from it (and it)."""
+        flags = UNMAP_ALL_SPACES if include_self else 0
+        return (await self._op("task unmap", TaskOp.UNMAP, fpage.word(), flags)).words[0]
+
+    async def delete(self, slot: int) -> int:
+        """Delete the object in ``slot`` (needs the D right), else just unmap it."""
+        return (await self._op("task delete", TaskOp.UNMAP, Fpage.obj(slot).word(), UNMAP_DELETE_OBJ)).words[0]
+
+    async def cap_info(self, slot: int) -> tuple[int, int, int]:
+        """(valid, object protocol as a word, rights) of ``slot`` in this task."""
+        w = (await self._op("cap info", TaskOp.CAP_INFO, slot)).words
+        return w[0], w[1], w[2]
+
+    async def load_code(self, entry: Callable[[int], Coroutine[Any, Any, Any]]) -> int:
+        """Put native code into this task; returns the ip to start threads at."""
+        ip = await LoadCode(self.slot, entry)
+        if ip < 0:
+            raise L4Error(-ip, "load code")
+        return int(ip)
+
+
+class FactoryCap(Cap):
+    """A factory: creates kernel objects, charged against its quota."""
+
+    __slots__ = ()
+    PROTO = Proto.FACTORY
+
+    async def _create(self, kind: int, cls: type[Cap], *args: int, slot: int | None = None) -> Any:
+        env = self.env
+        s = env.alloc_slot() if slot is None else slot
+        try:
+            await self._op(f"create {cls.__name__}", kind, *args, rcv=(Fpage.obj(s),))
+        except L4Error:
+            if slot is None:
+                env.free_slot(s)
+            raise
+        return cls(env, s)
+
+    async def create_task(self, name: str = "", slot: int | None = None) -> TaskCap:
+        return await self._create(FactoryOp.TASK, TaskCap, *_name(name), slot=slot)  # type: ignore[no-any-return]
+
+    async def create_thread(self, name: str = "", slot: int | None = None) -> ThreadCap:
+        return await self._create(FactoryOp.THREAD, ThreadCap, *_name(name), slot=slot)  # type: ignore[no-any-return]
+
+    async def create_gate(self, thread: ThreadCap | None, label: int = 0, slot: int | None = None) -> Gate:
+        if label & 3:
+            raise ValueError("an IPC gate label must have its two low bits clear (they carry rights)")
+        return await self._create(FactoryOp.GATE, Gate, thread.slot if thread else 0, label, slot=slot)  # type: ignore[no-any-return]
+
+    async def create_irq(self, slot: int | None = None) -> IrqCap:
+        return await self._create(FactoryOp.IRQ, IrqCap, slot=slot)  # type: ignore[no-any-return]
+
+    async def create_factory(self, quota: int, slot: int | None = None) -> FactoryCap:
+        return await self._create(FactoryOp.FACTORY, FactoryCap, quota, slot=slot)  # type: ignore[no-any-return]
+
+
+def _name(name: str) -> tuple[int, ...]:
+    return pack_bytes(name.encode()) if name else ()
+
+
+class IrqCap(IpcCap):
+    """An interrupt object: hardware line (through the ICU) or software notification."""
+
+    __slots__ = ()
+    PROTO = Proto.IRQ_SENDER
+
+    async def attach(self, thread: ThreadCap, label: int = 0) -> None:
+        await self._op("irq attach", IrqOp.ATTACH, thread.slot, label)
+
+    async def detach(self) -> None:
+        await self._op("irq detach", IrqOp.DETACH)
+
+    async def trigger(self) -> None:
+        await self._op("irq trigger", IrqOp.TRIGGER)
+
+    async def mask(self) -> None:
+        await self._op("irq mask", IrqOp.MASK)
+
+    async def unmask(self) -> None:
+        await self._op("irq unmask", IrqOp.UNMASK)
+
+
+class IcuCap(Cap):
+    """The interrupt-control unit: hardware lines to Irq objects."""
+
+    __slots__ = ()
+    PROTO = Proto.IRQ
+
+    async def bind(self, line: int, irq: IrqCap) -> None:
+        await self._op("icu bind", IcuOp.BIND, line, irq.slot)
+
+    async def unbind(self, line: int, irq: IrqCap) -> None:
+        await self._op("icu unbind", IcuOp.UNBIND, line, irq.slot)
+
+    async def info(self) -> tuple[int, ...]:
+        return (await self._op("icu info", IcuOp.INFO)).words
+
+
+class SchedulerCap(Cap):
+    """The scheduler: priorities, quanta and CPU placement."""
+
+    __slots__ = ()
+    PROTO = Proto.SCHEDULER
+
+    async def run_thread(self, thread: ThreadCap, prio: int, quantum: int = 10_000_000,
+                         cpus: int = 1) -> None:
+        """Set ``thread``'s priority, quantum (ns) and CPU set (bit mask); migrates it."""
+        await self._op("run_thread", SchedOp.RUN_THREAD, thread.slot, prio, quantum, cpus)
+
+    async def info(self) -> tuple[int, ...]:
+        """(number of CPUs, highest priority, mask of online CPUs)."""
+        return (await self._op("scheduler info", SchedOp.INFO)).words
+
+    async def idle_time(self, cpu: int) -> int:
+        return (await self._op("idle_time", SchedOp.IDLE_TIME, cpu)).words[0]
+
+
+class LogCap(Cap):
+    """The kernel console."""
+
+    __slots__ = ()
+    PROTO = Proto.LOG
+
+    async def write(self, data: bytes) -> None:
+        if not isinstance(data, bytes | bytearray):
+            raise TypeError(f"log.write takes bytes, got {type(data).__name__}")
+        chunk = 8 * (MSG_WORDS - 2)
+        for i in range(0, max(len(data), 1), chunk):
+            await self._op("log write", LogOp.WRITE, *pack_bytes(bytes(data[i : i + chunk])))
+
+
+class TaskLocal:
+    """State shared by all threads of one task (their common address space).
+
+    Holds the names of the task's capabilities and its slot allocator, like
+    L4Re's environment page and capability allocator.
+    """
+
+    __slots__ = ("free", "names", "next_slot")
+
+    def __init__(self, names: dict[str, int], first_free: int = SLOT_FIRST_FREE) -> None:
+        self.names = dict(names)
+        self.next_slot = max([first_free, *(s + 1 for s in names.values())])
+        self.free: list[int] = []
+
+
+_KINDS: dict[str, type[Cap]] = {
+    "task": TaskCap, "factory": FactoryCap, "thread": ThreadCap, "pager": Gate, "log": LogCap,
+    "icu": IcuCap, "scheduler": SchedulerCap,
+}
+
+INITIAL = {"task": SLOT_TASK, "factory": SLOT_FACTORY, "thread": SLOT_THREAD, "log": SLOT_LOG,
+           "icu": SLOT_ICU, "scheduler": SLOT_SCHEDULER}
+
+
+class Env:
+    """A native thread's window on the system: named capabilities and traps.
+
+    ``env.task``, ``env.factory``, ``env.thread``, ``env.log``, ``env.icu``,
+    ``env.scheduler`` are the initial capabilities (where the program has
+    them); ``env.cap(name)`` gives any named capability, typed by ``kinds``.
+    """
+
+    def __init__(self, local: TaskLocal, thread_slot: int = SLOT_THREAD,
+                 kinds: dict[str, type[Cap]] | None = None, args: tuple[Any, ...] = ()) -> None:
+        self.local = local
+        self.kinds = {**_KINDS, **(kinds or {})}
+        self.thread = ThreadCap(self, thread_slot)
+        self.args = args
+        self.task = TaskCap(self, SLOT_TASK)
+        self.factory = FactoryCap(self, SLOT_FACTORY)
+        self.log = LogCap(self, SLOT_LOG)
+        self.icu = IcuCap(self, SLOT_ICU)
+        self.scheduler = SchedulerCap(self, SLOT_SCHEDULER)
+        self.pager = Gate(self, SLOT_PAGER)
+
+    # --- capabilities by name
+    def cap(self, name: str, kind: type[Cap] | None = None) -> Any:
+        """The capability the program was given under ``name``."""
+        slot = self.local.names.get(name)
+        if slot is None:
+            known = ", ".join(sorted(self.local.names)) or "none"
+            raise KeyError(f"no capability named {name!r} (this program has: {known})")
+        cls = kind or self.kinds.get(name, Gate)
+        return cls(self, slot)
+
+    def has(self, name: str) -> bool:
+        return name in self.local.names
+
+    def name(self, name: str, cap: Cap) -> None:
+        """Record ``cap`` under ``name`` for every thread of this task."""
+        self.local.names[name] = cap.slot
+
+    def alloc_slot(self) -> int:
+        """A free capability slot of this task (L4Re's cap allocator)."""
+        loc = self.local
+        if loc.free:
+            return loc.free.pop()
+        s = loc.next_slot
+        loc.next_slot += 1
+        return s
+
+    def free_slot(self, slot: int) -> None:
+        self.local.free.append(slot)
+
+    # --- IPC
+    def ipc(self, trap: Ipc) -> Awaitable[Msg]:
+        """The raw system call: any :class:`Ipc` trap, answered with error values."""
+        return trap
+
+    def wait(self, timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+        """Open wait: the next message from any gate, thread or IRQ bound to this thread."""
+        return Ipc(0, WAIT, 0, (), (), None, timeout, tuple(rcv))
+
+    def reply_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+                       timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+        """Answer the last call and wait for the next message (the server's syscall)."""
+        return Ipc(0, REPLY_AND_WAIT, int(proto), _words(words), tuple(items), 0, timeout, tuple(rcv))
+
+    def reply(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = ()) -> Awaitable[Msg]:
+        """Answer the last call without waiting."""
+        return Ipc(0, REPLY, int(proto), _words(words), tuple(items), 0)
+
+    def receive(self, partner: IpcCap, timeout: int | None = None) -> Awaitable[Msg]:
+        """Closed wait on one thread or Irq."""
+        return Ipc(partner.slot, RECV, 0, (), (), None, timeout)
+
+    async def save_reply(self, slot: int | None = None) -> ReplyCap:
+        """Keep the reply capability of the last call in a slot, to answer later."""
+        s = self.alloc_slot() if slot is None else slot
+        r = await SaveReply(s)
+        if r != 0:
+            raise L4Error(-r, "save reply")
+        return ReplyCap(self, s)
+
+    # --- time and faults
+    def compute(self, ns: int) -> Awaitable[None]:
+        """Spend ``ns`` nanoseconds of CPU time (preemptible)."""
+        if type(ns) is not int or ns < 0:
+            raise ValueError(f"compute(ns) needs an int >= 0, got {ns!r}")
+        return Compute(ns)
+
+    def clock(self) -> Awaitable[int]:
+        """Simulated time in ns since boot."""
+        return Clock()
+
+    def fault(self, trapno: int, code: int = 0, *words: int) -> Awaitable[Msg]:
+        """Raise an exception to the exception handler; returns its reply."""
+        return Fault(trapno, code, _words(words))
+
+    async def print(self, *parts: object, sep: str = " ", end: str = "\n") -> None:
+        """Write text to the kernel console."""
+        await self.log.write((sep.join(str(p) for p in parts) + end).encode())
+
+    # --- threads of this task
+    async def spawn(self, fn: Program, *args: Any, name: str = "", prio: int = 1, cpu: int = 0,
+                    quantum: int = 10_000_000, exc_handler: int | None = None) -> ThreadCap:
+        """Start ``fn(env, *args)`` as a new thread of this task.
+
+        Uses only system calls: create a thread, bind it to this task, load
+        the entry, place it with the scheduler and start it with ex_regs.
+        """
+        th = await self.factory.create_thread(name or getattr(fn, "__name__", ""))
+        await th.control(bind=self.task, exc_handler=exc_handler)
+        local = self.local
+        kinds = self.kinds
+
+        def entry(sp: int) -> Coroutine[Any, Any, Any]:
+            return fn(Env(local, th.slot, kinds), *args)
+
+        ip = await self.task.load_code(entry)
+        await self.scheduler.run_thread(th, prio, quantum, 1 << cpu)
+        await th.ex_regs(ip, 0)
+        return th
+
+
+async def start_task(env: Env, name: str, fn: Program, caps: dict[str, Cap | tuple[Cap, int]] | None = None,
+                     *, prio: int = 1, cpu: int = 0, quantum: int = 10_000_000, args: tuple[Any, ...] = (),
+                     exc_handler: Cap | None = None, kinds: dict[str, type[Cap]] | None = None,
+                     log: bool = True) -> tuple[TaskCap, ThreadCap]:
+    """Start ``fn`` as a program in a new task holding only the given capabilities.
+
+    ``caps`` maps names to handles (mapped with all their rights) or to
+    ``(handle, rights)``.  The child gets its own task and thread
+    capabilities (slots 1 and 3) and, with ``log``, the console (slot 5):
+    nothing ambient.  A minimal loader for the kernel alone; the runtime's
+    loader adds memory, a region manager and a parent.
+    """
+    task = await env.factory.create_task(name)
+    th = await env.factory.create_thread(name)
+    await th.control(bind=task)
+    await task.map(env.task, task.fpage(), SLOT_TASK)
+    await task.map(env.task, th.fpage(), SLOT_THREAD)
+    names: dict[str, int] = {"task": SLOT_TASK, "thread": SLOT_THREAD}
+    if log:
+        await task.map(env.task, env.log.fpage(Rights.W), SLOT_LOG)
+        names["log"] = SLOT_LOG
+    slot = SLOT_FIRST_FREE
+    exc_slot = None
+    for cname, spec in (caps or {}).items():
+        cap, rights = spec if isinstance(spec, tuple) else (spec, Rights.RWSD)
+        fixed = INITIAL.get(cname)
+        dst = fixed if fixed is not None else slot
+        await task.map(env.task, cap.fpage(rights), dst)
+        names[cname] = dst
+        if fixed is None:
+            slot += 1
+    if exc_handler is not None:
+        exc_slot = slot
+        await task.map(env.task, exc_handler.fpage(), exc_slot)
+        slot += 1
+        await th.control(exc_handler=exc_slot)
+    local = TaskLocal(names, slot)
+    all_kinds = {**(kinds or {}), **{k: type(v[0] if isinstance(v, tuple) else v) for k, v in (caps or {}).items()}}
+
+    def entry(sp: int) -> Coroutine[Any, Any, Any]:
+        return fn(Env(local, SLOT_THREAD, all_kinds), *args)
+
+    ip = await task.load_code(entry)
+    await env.scheduler.run_thread(th, prio, quantum, 1 << cpu)
+    await th.ex_regs(ip, 0)
+    return task, th
