@@ -67,10 +67,9 @@ def load_scenario(name: str) -> ModuleType:
 
 
 def scenario_names() -> list[str]:
-    import l4sim.scenarios as pkg
-
-    return sorted(p.stem.replace("_", "-") for p in Path(pkg.__file__).parent.glob("*.py")
-                  if not p.stem.startswith("_"))
+    """Names of the built-in scenarios (found by file, not imported: they sit above us)."""
+    folder = Path(__file__).resolve().parent.parent / "scenarios"
+    return sorted(p.stem.replace("_", "-") for p in folder.glob("*.py") if not p.stem.startswith("_"))
 
 
 @dataclass
