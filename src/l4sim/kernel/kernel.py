@@ -49,6 +49,7 @@ from l4sim.kernel.abi import (
     OPEN_WAIT,
     RECV,
     REPLY,
+    REPLY_AND_WAIT,
     SEND,
     TRAP_BAD_TRAP,
     TRAP_PY_EXCEPTION,
@@ -89,6 +90,12 @@ from l4sim.kernel.objects import (
 from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
 from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, PRIO_IRQ, PRIO_TIMEOUT, Event
+
+CALL_FLAGS = SEND | RECV
+
+# Thread states as module constants: an enum attribute lookup costs ~10x a
+# global one, and these are read on every IPC (hot path).
+_INACTIVE, _READY, _SEND, _RECV, _DEAD = TS.INACTIVE, TS.READY, TS.SEND, TS.RECV, TS.DEAD
 
 #: Default kernel-memory quota of the root factory (bytes).
 ROOT_QUOTA = 64 << 20
@@ -194,7 +201,7 @@ class Kernel:
         machine.ic.handler = self._hw_irq
         # trap dispatch; bound methods cached once (hot path)
         self._traps: dict[type, Callable[[Core, Thread, Any], None]] = {
-            Ipc: self._sys_ipc,
+            Ipc: self._sys_ipc_fast,
             Compute: self._sys_compute,
             Clock: self._sys_clock,
             SaveReply: self._sys_save_reply,
@@ -244,7 +251,7 @@ class Kernel:
             self.cap_remove(old, include_self=True)
             if parent is not None and parent.space is None:
                 return None
-        e = CapEntry(obj, rights, task, slot, parent)
+        e = CapEntry(obj, int(rights), task, slot, parent)
         task.caps.slots[slot] = e
         if parent is not None:
             parent.children.append(e)
@@ -367,7 +374,7 @@ class Kernel:
                     del self.icu.bound[obj.line]
                 waiting = obj.thread
                 self._irq_detach(obj)
-                if waiting is not None and waiting.state is TS.RECV and waiting.partner is obj:
+                if waiting is not None and waiting.state is _RECV and waiting.partner is obj:
                     self._ipc_fail(waiting, IpcErr.REABORTED)
             case Task():
                 for e in list(obj.caps.slots.values()):
@@ -378,18 +385,18 @@ class Kernel:
             case Reply():
                 caller = obj.caller
                 obj.caller = None
-                if caller is not None and caller.state is TS.RECV and caller.partner is obj:
+                if caller is not None and caller.state is _RECV and caller.partner is obj:
                     self._ipc_fail(caller, IpcErr.REABORTED)
             case _:
                 pass
 
     def _kill(self, th: Thread, code: int | None, reason: str) -> None:
         """Stop ``th`` for good: off its core, partners told, coroutine closed."""
-        if th.state is TS.DEAD:
+        if th.state is _DEAD:
             return
         self._unblock(th)
         self._deschedule(th)
-        th.state = TS.DEAD
+        th.state = _DEAD
         th.exit_code = code
         if th.coro is not None:
             coro, th.coro = th.coro, None
@@ -403,7 +410,7 @@ class Kernel:
         if th.task is not None and th in th.task.threads:
             th.task.threads.remove(th)
         for other in self.threads:
-            if other.state is TS.RECV and other.partner is th:
+            if other.state is _RECV and other.partner is th:
                 self._ipc_fail(other, IpcErr.REABORTED)
         if self.tracer is not None:
             self._trace(th.cpu, "exit", th.kid, code=code, reason=reason)
@@ -415,7 +422,7 @@ class Kernel:
         if r is not None:
             caller = r.caller
             r.caller = None
-            if caller is not None and caller.state is TS.RECV and caller.partner is r:
+            if caller is not None and caller.state is _RECV and caller.partner is r:
                 self._ipc_fail(caller, IpcErr.REABORTED)
 
     # ---------------------------------------------------------- boot interface
@@ -541,7 +548,7 @@ class Kernel:
 
     def _make_ready(self, th: Thread, delay: int = 0) -> None:
         """``th`` becomes runnable on its core; preempts a lower-priority current."""
-        th.state = TS.READY
+        th.state = _READY
         core = self.cores[th.cpu]
         core.enqueue(th)
         if core is not self.running:
@@ -573,50 +580,67 @@ class Kernel:
         new.switches += 1
         self.context_switches += 1
 
+    def _pick(self, core: Core) -> Thread | None:
+        """Choose the thread ``core`` runs next and switch to it.
+
+        Highest priority first; at quantum expiry the current thread goes to
+        the tail of its priority (round robin); a preempted thread keeps its
+        place at the head.  A thread migrated away while current here is
+        handed to its new core.
+        """
+        prev = core.current
+        cur = prev
+        if cur is not None and (cur.state is not _READY or cur.cpu != core.id):
+            if cur.state is _READY:  # migrated while it ran here
+                other = self.cores[cur.cpu]
+                other.enqueue(cur)
+                if other.current is None or cur.prio > other.current.prio:
+                    self._kick(other, core.time)
+            cur = None
+        bits = core.bits
+        if bits:
+            top = bits.bit_length() - 1
+            if cur is None or top > cur.prio or (top == cur.prio and cur.quantum_left <= 0):
+                if cur is not None:
+                    if cur.quantum_left <= 0:
+                        cur.quantum_left = cur.quantum
+                        core.enqueue(cur)  # round robin: to the tail
+                    else:
+                        core.enqueue(cur, head=True)  # preempted: keeps its place
+                cur = core.dequeue_top()
+        if cur is not prev:
+            self._switch(core, prev, cur)
+        if cur is not None and cur.quantum_left <= 0:
+            cur.quantum_left = cur.quantum
+        return cur
+
     def _step(self, core: Core) -> None:
         """Run ``core`` from now until it idles, computes, or must let an event in.
 
-        One iteration: pick the thread to run (highest priority; round robin
-        at quantum expiry; a preempted thread keeps its place at the head),
-        then either continue its computation or execute its next trap.
+        Each iteration runs the current thread if nothing forces a new choice
+        (the fast check below), else :meth:`_pick` decides; then the thread
+        either continues its computation or executes its next trap.
         """
         ev = self.events
+        heap = ev._heap  # read directly: the bound on running ahead (hot loop)
         core.step_ev = None
         core.computing = False
         if core.time < ev.now:
             core.time = ev.now
         self.running = core
         traps = self._traps
+        cid = core.id
+        ready = _READY
         try:
             while True:
-                prev = core.current
-                cur = prev
-                if cur is not None and (cur.state is not TS.READY or cur.cpu != core.id):
-                    if cur.state is TS.READY:  # migrated while it ran here
-                        other = self.cores[cur.cpu]
-                        other.enqueue(cur)
-                        if other.current is None or cur.prio > other.current.prio:
-                            self._kick(other, core.time)
-                    cur = None
-                bits = core.bits
-                if bits:
-                    top = bits.bit_length() - 1
-                    if cur is None or top > cur.prio or (top == cur.prio and cur.quantum_left <= 0):
-                        if cur is not None:
-                            if cur.quantum_left <= 0:
-                                cur.quantum_left = cur.quantum
-                                core.enqueue(cur)  # round robin: to the tail
-                            else:
-                                core.enqueue(cur, head=True)  # preempted: keeps its place
-                        cur = core.dequeue_top()
-                if cur is not prev:
-                    self._switch(core, prev, cur)
-                if cur is None:
-                    core.idle_since = core.time
-                    return
-                if cur.quantum_left <= 0:
-                    cur.quantum_left = cur.quantum
-                if core.time > ev.peek_time():
+                cur = core.current
+                if (cur is None or cur.state is not ready or cur.cpu != cid or cur.quantum_left <= 0
+                        or (core.bits and core.bits.bit_length() - 1 >= cur.prio)):
+                    cur = self._pick(core)
+                    if cur is None:
+                        core.idle_since = core.time
+                        return
+                if heap and core.time > heap[0][0]:
                     core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
                     return
                 if cur.compute_left:
@@ -726,12 +750,12 @@ class Kernel:
         if self.tracer is not None:
             self._trace(core.id, "exception", th.kid, trapno=trapno, code=code,
                         handler=dest.kid if dest is not None else -1, why=why)
-        if dest is None or dest.state is TS.DEAD:
+        if dest is None or dest.state is _DEAD:
             th.faulted = True
             if th.coro is None:
                 self._kill(th, None, f"unhandled exception: {why}")
             else:
-                th.state = TS.INACTIVE  # stopped; ex_regs may restart it
+                th.state = _INACTIVE  # stopped; ex_regs may restart it
                 if self.tracer is not None:
                     self._trace(core.id, "exit", th.kid, code=None, reason=f"stopped: {why}")
             return
@@ -784,7 +808,7 @@ class Kernel:
 
     def _ipc_fail(self, th: Thread, code: int) -> None:
         """A blocked thread's IPC ends with ``code``: it leaves its queue and wakes."""
-        if th.state is not TS.SEND and th.state is not TS.RECV:
+        if th.state is not _SEND and th.state is not _RECV:
             return
         self._unblock(th)
         if self.tracer is not None:
@@ -793,11 +817,11 @@ class Kernel:
 
     def _unblock(self, th: Thread) -> None:
         """Abandon ``th``'s IPC in progress, leaving no reference to it behind."""
-        if th.state is TS.SEND:
+        if th.state is _SEND:
             target = th.snd_target
             if target is not None and th in target.snd_queue:
                 target.snd_queue.remove(th)
-        elif th.state is TS.RECV:
+        elif th.state is _RECV:
             p = th.partner
             if type(p) is Reply:
                 p.caller = None
@@ -821,7 +845,7 @@ class Kernel:
             if msg.error or msg.proto != 0:
                 self._exc_failed(th, msg)
                 return
-        if th.state is TS.SEND or th.state is TS.RECV:
+        if th.state is _SEND or th.state is _RECV:
             self._make_ready(th)
 
     def _exc_failed(self, th: Thread, msg: Msg) -> None:
@@ -833,14 +857,102 @@ class Kernel:
         if timeout is not None:
             th.timeout_ev = self.events.at(self.now() + timeout, self._timeout, th, prio=PRIO_TIMEOUT)
         if self.tracer is not None:
-            self._trace(th.cpu, "block", th.kid, state="send" if state is TS.SEND else "recv", on=on)
+            self._trace(th.cpu, "block", th.kid, state="send" if state is _SEND else "recv", on=on)
 
     def _timeout(self, th: Thread) -> None:
         th.timeout_ev = None
-        if th.state is TS.SEND:
+        if th.state is _SEND:
             self._ipc_fail(th, IpcErr.SETIMEOUT)
-        elif th.state is TS.RECV:
+        elif th.state is _RECV:
             self._ipc_fail(th, IpcErr.RETIMEOUT)
+
+    def _sys_ipc_fast(self, core: Core, th: Thread, t: Ipc) -> None:
+        """The IPC fastpath: a call to a waiting server, a reply to a waiting caller.
+
+        Like the fastpaths of Fiasco and seL4, it handles only the common
+        case -- untyped words, no items, no receive buffers or timeouts, the
+        partner already waiting -- and hands the core straight to the partner
+        when it may run next (a direct switch, no ready-queue round trip).
+        Everything else, including every error, takes :meth:`_sys_ipc`.  The
+        effects and the charged time are exactly those of the full path.
+        """
+        flags = t.flags
+        words = t.words
+        proto = t.proto
+        if (t.items or t.rcv or t.rcv_timeout is not None or type(words) is not tuple
+                or len(words) > MSG_WORDS or type(proto) is not int or not LABEL_MIN <= proto <= LABEL_MAX):
+            self._sys_ipc(core, th, t)
+            return
+        for w in words:
+            if type(w) is not int or w < 0 or w > WORD_MASK:
+                self._sys_ipc(core, th, t)
+                return
+        if flags == CALL_FLAGS:
+            if t.timeout is not None:
+                self._sys_ipc(core, th, t)
+                return
+            entry = th.task.caps.slots.get(t.cap)  # type: ignore[union-attr]
+            if entry is None or type(entry.obj) is not IpcGate:
+                self._sys_ipc(core, th, t)
+                return
+            gate: IpcGate = entry.obj  # type: ignore[assignment]
+            dest = gate.thread
+            if dest is None or dest.state is not _RECV or dest.partner is not None or dest is th:
+                self._sys_ipc(core, th, t)
+                return
+            label = gate.label | (entry.rights & 3)
+            r = Reply(self._next_kid(), th)
+            r.alive = False
+            if dest.reply is not None:
+                self._drop_reply(dest)
+            dest.reply = r
+            th.partner = r
+            peer = dest
+        elif flags == REPLY_AND_WAIT:
+            r = th.reply  # type: ignore[assignment]
+            if (t.timeout or r is None or th.pending_irqs or th.snd_queue):
+                self._sys_ipc(core, th, t)
+                return
+            peer = r.caller  # type: ignore[assignment]
+            if peer is None or peer.state is not _RECV or peer.partner is not r or peer.exc_pending:
+                self._sys_ipc(core, th, t)
+                return
+            th.reply = None
+            r.caller = None
+            r.used = True
+            th.partner = None
+            label = 0
+        else:
+            self._sys_ipc(core, th, t)
+            return
+        # --- perform: copy, count, wake the peer, block ourselves
+        costs = self.costs
+        ns = costs.syscall + costs.ipc_base + costs.ipc_per_word * len(words)
+        core.time += ns
+        th.quantum_left -= ns
+        th.cpu_ns += ns
+        self.ipc_count += 1
+        th.ipcs += 1
+        peer.ipcs += 1
+        if self.tracer is not None:
+            self._flow += 1
+            self._trace(core.id, "ipc", th.kid, to=peer.kid, proto=proto, label=label, words=len(words),
+                        items=0, flow=self._flow, op="call" if flags == CALL_FLAGS else "reply")
+            self._trace(peer.cpu, "recv", peer.kid, **{"from": th.kid, "flow": self._flow})
+        if peer.timeout_ev is not None:
+            peer.timeout_ev.cancel()
+            peer.timeout_ev = None
+        peer.partner = None
+        peer.resume = Msg(0, proto, words, label, ())
+        th.rcv_bufs = ()
+        th.state = _RECV
+        if self.tracer is not None:
+            self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if flags == CALL_FLAGS else -1)
+        peer.state = _READY
+        if peer.cpu == core.id and not (core.bits and core.bits.bit_length() - 1 > peer.prio):
+            self._switch(core, th, peer)  # direct switch: the peer runs next here
+        else:
+            self._make_ready(peer)
 
     def _sys_ipc(self, core: Core, th: Thread, t: Ipc) -> None:
         """``l4_ipc``: look up, decode, then the send phase and the receive phase."""
@@ -867,7 +979,7 @@ class Kernel:
             else:
                 self._kernel_invoke(core, th, entry, t)
                 return
-            if dest is None or dest.state is TS.DEAD:
+            if dest is None or dest.state is _DEAD:
                 self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
                 return
             self._send(core, th, dest, label, obj, t)
@@ -906,7 +1018,7 @@ class Kernel:
 
     def _send(self, core: Core, th: Thread, dest: Thread, label: int, via: KObject, t: Ipc) -> None:
         """Send phase: hand the message over if ``dest`` waits for it, else queue."""
-        if dest.state is TS.RECV and (dest.partner is None or dest.partner is th):
+        if dest.state is _RECV and (dest.partner is None or dest.partner is th):
             err = self._deliver(core, th, dest, label, t.proto, t.words, t.items, t.flags)
             if err:
                 th.resume = Msg(error=err)
@@ -923,7 +1035,7 @@ class Kernel:
         th.snd_label = label
         th.snd_trap = t
         dest.snd_queue.append(th)
-        self._block(th, TS.SEND, t.timeout, dest.kid)
+        self._block(th, _SEND, t.timeout, dest.kid)
 
     def _rcv_phase(self, core: Core, th: Thread, dest: Thread, t: Ipc, running: bool) -> None:
         """``th`` finished sending to ``dest``; its receive phase starts.
@@ -936,7 +1048,7 @@ class Kernel:
             if running:
                 self._receive(core, th, t)
             else:
-                th.state = TS.RECV
+                th.state = _RECV
                 self._receive_blocked(core, th, t)
             return
         r = Reply(self._next_kid(), th)
@@ -949,11 +1061,11 @@ class Kernel:
             if running:
                 self._fail_now(core, th, IpcErr.RETIMEOUT)
             else:
-                th.state = TS.RECV
+                th.state = _RECV
                 self._ipc_fail(th, IpcErr.RETIMEOUT)
             return
         th.partner = r
-        self._block(th, TS.RECV, t.rcv_timeout, dest.kid)
+        self._block(th, _RECV, t.rcv_timeout, dest.kid)
 
     def _deliver(self, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
                  words: tuple[int, ...], items: tuple[MapItem, ...], flags: int) -> int:
@@ -983,7 +1095,7 @@ class Kernel:
                         words=len(words), items=len(items), flow=self._flow, op=op)
             self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
         msg = Msg(s_err | 1 if s_err else 0, proto, words, label, filled)
-        if rcv.state is TS.RECV:
+        if rcv.state is _RECV:
             self._wake(rcv, msg)
         else:
             rcv.resume = msg  # the receiver is the running thread itself
@@ -1047,7 +1159,7 @@ class Kernel:
         """Deliver a reply to the caller behind ``r``; True when it arrived."""
         caller = r.caller
         r.caller = None
-        if caller is None or caller.state is not TS.RECV or caller.partner is not r:
+        if caller is None or caller.state is not _RECV or caller.partner is not r:
             self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
             return False
         err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY)
@@ -1070,7 +1182,7 @@ class Kernel:
             self._fail_now(core, th, IpcErr.RETIMEOUT)
             return
         th.partner = partner
-        self._block(th, TS.RECV, t.rcv_timeout, partner.kid if partner is not None else -1)
+        self._block(th, _RECV, t.rcv_timeout, partner.kid if partner is not None else -1)
 
     def _receive_blocked(self, core: Core, th: Thread, t: Ipc) -> None:
         """Open-wait phase of a thread that is not running (after its queued send)."""
@@ -1096,7 +1208,7 @@ class Kernel:
                 irq.pending = False
                 self._charge(core, core.current or th, self.costs.ipc_base)
                 msg = self._irq_msg(irq, th)
-                if th.state is TS.RECV:
+                if th.state is _RECV:
                     self._wake(th, msg)
                 else:
                     th.resume = msg
@@ -1146,10 +1258,10 @@ class Kernel:
     def _irq_fire(self, irq: Irq, delay: int = 0) -> None:
         """An interrupt happens: deliver it, queue it at the thread, or latch it."""
         th = irq.thread
-        if irq.masked or th is None or th.state is TS.DEAD:
+        if irq.masked or th is None or th.state is _DEAD:
             irq.latched = True
             return
-        if th.state is TS.RECV and (th.partner is None or th.partner is irq):
+        if th.state is _RECV and (th.partner is None or th.partner is irq):
             if th.timeout_ev is not None:
                 th.timeout_ev.cancel()
                 th.timeout_ev = None
@@ -1326,7 +1438,7 @@ class Kernel:
             return Msg(0, 0, (tgt.cpu_ns, tgt.ipcs, int(tgt.state)))
         if not entry.rights & Rights.W:
             return self._err(Err.EPERM)
-        if tgt.state is TS.DEAD:
+        if tgt.state is _DEAD:
             return self._err(Err.EINVAL)
         if op == ThreadOp.CONTROL:
             # words: op, flags, pager slot, exception-handler slot, task slot
@@ -1360,8 +1472,8 @@ class Kernel:
             if ip != IP_UNCHANGED and (tgt.task is None or ip >= len(tgt.task.code)):
                 return self._err(Err.EINVAL)
             old = (tgt.ip, tgt.traps, int(tgt.state))
-            if flags & EX_REGS_CANCEL and tgt.state in (TS.SEND, TS.RECV):
-                self._ipc_fail(tgt, IpcErr.SECANCELED if tgt.state is TS.SEND else IpcErr.RECANCELED)
+            if flags & EX_REGS_CANCEL and tgt.state in (_SEND, _RECV):
+                self._ipc_fail(tgt, IpcErr.SECANCELED if tgt.state is _SEND else IpcErr.RECANCELED)
             if ip != IP_UNCHANGED:
                 assert tgt.task is not None
                 self._unblock(tgt)
@@ -1375,7 +1487,7 @@ class Kernel:
                 tgt.faulted = False
                 tgt.coro = tgt.task.code[ip](sp)
                 tgt.resume = None
-                if tgt.state is not TS.READY:
+                if tgt.state is not _READY:
                     tgt.started_at = self.now()
                     self._make_ready(tgt)
             return Msg(0, 0, old)
@@ -1406,7 +1518,7 @@ class Kernel:
                 return self._err(Err.EINVAL)
             tgt: Thread = te.obj  # type: ignore[assignment]
             prio, quantum, cpus = w[2], w[3], w[4] & ((1 << n) - 1)
-            if prio > 255 or quantum == 0 or cpus == 0 or tgt.state is TS.DEAD:
+            if prio > 255 or quantum == 0 or cpus == 0 or tgt.state is _DEAD:
                 return self._err(Err.EINVAL)
             cpu = tgt.cpu if cpus >> tgt.cpu & 1 else (cpus & -cpus).bit_length() - 1
             self._set_sched(tgt, prio, quantum, cpus, cpu)
@@ -1417,7 +1529,7 @@ class Kernel:
 
     def _set_sched(self, th: Thread, prio: int, quantum: int, cpus: int, cpu: int) -> None:
         old_core = self.cores[th.cpu]
-        ready = th.state is TS.READY
+        ready = th.state is _READY
         was_current = old_core.current is th
         if ready and not was_current:
             old_core.remove(th)
@@ -1461,7 +1573,7 @@ class Kernel:
             if len(w) < 3:
                 return self._err(Err.EINVAL)
             te = mytask.caps.slots.get(w[1])
-            if te is None or type(te.obj) is not Thread or te.obj.state is TS.DEAD:
+            if te is None or type(te.obj) is not Thread or te.obj.state is _DEAD:
                 return self._err(Err.EINVAL)
             self._irq_detach(irq)
             irq.thread = te.obj  # type: ignore[assignment]

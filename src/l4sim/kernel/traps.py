@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from l4sim.kernel.abi import Fpage, MapItem
 
@@ -81,8 +81,7 @@ class Fault(Trap):
     words: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Msg:
+class Msg(NamedTuple):
     """What an IPC returns: an error code, the received tag and payload.
 
     ``proto`` is the tag label chosen by the sender (a protocol or, for
@@ -90,6 +89,8 @@ class Msg:
     sender to the receiver: the IPC gate's label with the two low bits set to
     the W and S rights of the sender's capability, or the Irq's label.
     ``items`` lists the receive-buffer flexpages that were filled.
+    (A named tuple: the IPC path creates one per message, and tuples are
+    the cheapest immutable record Python has.)
     """
 
     error: int = 0
@@ -101,9 +102,6 @@ class Msg:
     @property
     def ok(self) -> bool:
         return self.error == 0
-
-    def __bool__(self) -> bool:  # pragma: no cover - guard against misuse
-        raise TypeError("test msg.ok or msg.error, not the message itself")
 
 
 #: The one object of the fast, common answers (frozen, so safe to share).

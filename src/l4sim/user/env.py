@@ -80,7 +80,13 @@ class L4Error(Exception):
         super().__init__(f"{what} failed: {name}")
 
 
-def _words(words: Iterable[object], what: str = "message") -> tuple[int, ...]:
+def _words(words: tuple[object, ...], what: str = "message") -> tuple[int, ...]:
+    for w in words:  # the common case first: plain machine words, returned as they are
+        if type(w) is not int or w < 0 or w > WORD_MASK:  # type: ignore[operator]
+            break
+    else:
+        if len(words) <= MSG_WORDS:
+            return words  # type: ignore[return-value]
     out = tuple(int(w) if isinstance(w, int) and not isinstance(w, bool) else w for w in words)
     for w in out:
         if type(w) is not int or not 0 <= w <= WORD_MASK:
