@@ -89,7 +89,7 @@ from l4sim.kernel.objects import (
 )
 from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
 from l4sim.machine.board import Machine
-from l4sim.machine.events import PRIO_CORE, PRIO_IRQ, PRIO_TIMEOUT, Event
+from l4sim.machine.events import PRIO_CORE, PRIO_TIMEOUT, Event
 
 CALL_FLAGS = SEND | RECV
 
@@ -122,8 +122,17 @@ class Core:
     """Scheduler state of one CPU: ready queues per priority and the current thread."""
 
     __slots__ = (
-        "bits", "comp_start", "computing", "current", "id", "idle_ns", "idle_since", "queues", "step_ev",
-        "time", "switches",
+        "bits",
+        "comp_start",
+        "computing",
+        "current",
+        "id",
+        "idle_ns",
+        "idle_since",
+        "queues",
+        "step_ev",
+        "switches",
+        "time",
     )
 
     def __init__(self, cid: int) -> None:
@@ -697,7 +706,7 @@ class Kernel:
         elif type(e.obj) is not Task or not e.rights & Rights.W or not callable(t.entry):
             th.resume = -Err.EPERM
         else:
-            task: Task = e.obj  # type: ignore[assignment]
+            task: Task = e.obj
             task.code.append(t.entry)
             th.resume = len(task.code) - 1
 
@@ -895,7 +904,7 @@ class Kernel:
             if entry is None or type(entry.obj) is not IpcGate:
                 self._sys_ipc(core, th, t)
                 return
-            gate: IpcGate = entry.obj  # type: ignore[assignment]
+            gate: IpcGate = entry.obj
             dest = gate.thread
             if dest is None or dest.state is not _RECV or dest.partner is not None or dest is th:
                 self._sys_ipc(core, th, t)
@@ -1361,7 +1370,7 @@ class Kernel:
             se = mytask.caps.slots.get(w[1])
             if se is None or type(se.obj) is not Task:
                 return self._err(Err.EINVAL)
-            src: Task = se.obj  # type: ignore[assignment]
+            src: Task = se.obj
             fp = self._fpage_from_word(w[2])
             if fp is None or fp.kind != FpageType.OBJECT:
                 return self._err(Err.EINVAL)
@@ -1407,10 +1416,10 @@ class Kernel:
         if op == TaskOp.CAP_INFO:
             if len(w) < 2:
                 return self._err(Err.EINVAL)
-            e = task.caps.slots.get(w[1])
-            if e is None:
+            ce = task.caps.slots.get(w[1])
+            if ce is None:
                 return Msg(0, 0, (0, 0, 0))
-            return Msg(0, 0, (1, e.obj.PROTO & WORD_MASK, e.rights))
+            return Msg(0, 0, (1, ce.obj.PROTO & WORD_MASK, ce.rights))
         return self._err(Err.ENOSYS)
 
     @staticmethod
@@ -1450,7 +1459,7 @@ class Kernel:
                 te = mytask.caps.slots.get(task_slot)
                 if te is None or type(te.obj) is not Task or not te.rights & Rights.W:
                     return self._err(Err.EINVAL)
-                bind = te.obj  # type: ignore[assignment]
+                bind = te.obj
                 if tgt.task is not None and tgt.task is not bind:
                     return self._err(Err.EBUSY)
             for v in (pager, exc):
@@ -1516,7 +1525,7 @@ class Kernel:
             te = mytask.caps.slots.get(w[1])
             if te is None or type(te.obj) is not Thread:
                 return self._err(Err.EINVAL)
-            tgt: Thread = te.obj  # type: ignore[assignment]
+            tgt: Thread = te.obj
             prio, quantum, cpus = w[2], w[3], w[4] & ((1 << n) - 1)
             if prio > 255 or quantum == 0 or cpus == 0 or tgt.state is _DEAD:
                 return self._err(Err.EINVAL)
@@ -1536,22 +1545,13 @@ class Kernel:
         th.quantum = quantum
         th.quantum_left = min(th.quantum_left, quantum) if th.quantum_left > 0 else quantum
         th.cpus = cpus
-        moved = cpu != th.cpu
         th.prio = prio
         th.cpu = cpu
         if was_current:
-            if moved and old_core is not self.running:
-                # take it off the other core now; it continues on the new one
-                if old_core.computing:
-                    self._kick(old_core, self.now())
-                old_core.current = None
-                if old_core.step_ev is None:
-                    self._kick(old_core, self.now())
-                self.cores[cpu].enqueue(th)
-                self._kick_other(th)
-            elif not moved and old_core is not self.running:
+            # its core re-decides at its next step (at once if it was computing):
+            # _pick hands a migrated thread to its new core, or lets a higher one in
+            if old_core is not self.running:
                 self._kick(old_core, self.now())
-            # the running core notices a migration or priority change in its loop
         elif ready:
             self._make_ready(th)
 
@@ -1576,7 +1576,7 @@ class Kernel:
             if te is None or type(te.obj) is not Thread or te.obj.state is _DEAD:
                 return self._err(Err.EINVAL)
             self._irq_detach(irq)
-            irq.thread = te.obj  # type: ignore[assignment]
+            irq.thread = te.obj
             irq.label = w[2]
             if irq.latched and not irq.masked:
                 irq.latched = False
@@ -1622,7 +1622,7 @@ class Kernel:
             ie = mytask.caps.slots.get(w[2])
             if ie is None or type(ie.obj) is not Irq:
                 return self._err(Err.EINVAL)
-            irq: Irq = ie.obj  # type: ignore[assignment]
+            irq: Irq = ie.obj
             line = w[1]
             if op == IcuOp.BIND:
                 cur = self.icu.bound.get(line)

@@ -93,7 +93,7 @@ async def worker(env: Env, name: str, rounds: int, work: int, sleep: int | None)
 async def root(env: Env) -> int:
     await env.print("root: l4sim kernel demo")
     done = await env.factory.create_gate(env.thread, 0x40)
-    srv_task, srv = await start_task(env, "server", server, prio=20)
+    _, srv = await start_task(env, "server", server, prio=20)
     gate = await env.factory.create_gate(srv, 0x10)
     # the client may call (W) but not hold the special right: the server sees label 0x11
     await start_task(env, "client", client, {"server": (gate, Rights.R | Rights.W), "done": done}, prio=10)

@@ -36,7 +36,7 @@ def parse_time(text: str) -> int:
     if not m:
         raise BootError(f"bad time {text!r}: use a number with a unit, e.g. 500us, 20ms, 2s")
     value, unit = m.group(1), m.group(2) or "ns"
-    return int(round(float(value) * _UNITS[unit]))
+    return round(float(value) * _UNITS[unit])
 
 
 def load_scenario(name: str) -> ModuleType:

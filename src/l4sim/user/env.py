@@ -17,7 +17,7 @@ these convenience wrappers; the raw :meth:`Env.ipc` returns error values.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from l4sim.kernel.abi import (
@@ -82,11 +82,11 @@ class L4Error(Exception):
 
 def _words(words: tuple[object, ...], what: str = "message") -> tuple[int, ...]:
     for w in words:  # the common case first: plain machine words, returned as they are
-        if type(w) is not int or w < 0 or w > WORD_MASK:  # type: ignore[operator]
+        if type(w) is not int or w < 0 or w > WORD_MASK:
             break
     else:
         if len(words) <= MSG_WORDS:
-            return words  # type: ignore[return-value]
+            return words  # type: ignore[return-value]  # checked: all machine words
     out = tuple(int(w) if isinstance(w, int) and not isinstance(w, bool) else w for w in words)
     for w in out:
         if type(w) is not int or not 0 <= w <= WORD_MASK:
@@ -96,7 +96,7 @@ def _words(words: tuple[object, ...], what: str = "message") -> tuple[int, ...]:
             )
     if len(out) > MSG_WORDS:
         raise ValueError(f"a message has at most {MSG_WORDS} words, got {len(out)}")
-    return out
+    return out  # type: ignore[return-value]  # every element was checked above
 
 
 def _check(msg: Msg, what: str) -> Msg:
