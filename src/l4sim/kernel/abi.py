@@ -48,6 +48,30 @@ SLOT_SCHEDULER = 7
 SLOT_FIRST_FREE = 8
 
 
+# message tag flags (bits 12..15)
+TAG_ERROR = 0x8000
+TAG_PROPAGATE = 0x4000
+TAG_SCHEDULE = 0x2000
+TAG_TRANSFER_FPU = 0x1000
+
+
+def msgtag(label: int, words: int, items: int, flags: int = 0) -> int:
+    """Fiasco's message-tag word: label << 16 | flags | items << 6 | words.
+
+    The label is signed (protocols are negative); the word is returned as an
+    unsigned 64-bit value, as a register would hold it.
+    """
+    return ((label << 16) | (flags & 0xF000) | ((items & 0x3F) << 6) | (words & 0x3F)) & WORD_MASK
+
+
+def msgtag_fields(tag: int) -> tuple[int, int, int, int]:
+    """(label, words, items, flags) of a tag word; inverse of :func:`msgtag`."""
+    label = tag >> 16
+    if label >= 1 << 47:
+        label -= 1 << 48
+    return label, tag & 0x3F, (tag >> 6) & 0x3F, tag & 0xF000
+
+
 class IpcErr(IntEnum):
     """Fiasco.OC IPC error codes (the TCR error register).  Odd = receive phase."""
 

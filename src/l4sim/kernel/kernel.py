@@ -560,6 +560,8 @@ class Kernel:
         th.state = _READY
         core = self.cores[th.cpu]
         core.enqueue(th)
+        if self.tracer is not None:
+            self._trace(th.cpu, "wake", th.kid)
         if core is not self.running:
             cur = core.current
             if cur is None or th.prio > cur.prio:
@@ -769,7 +771,7 @@ class Kernel:
                     self._trace(core.id, "exit", th.kid, code=None, reason=f"stopped: {why}")
             return
         th.exc_pending = 1
-        self._sys_ipc(core, th, Ipc(th.exc_slot, SEND | RECV, Proto.EXCEPTION,
+        self._sys_ipc(core, th, Ipc(th.exc_slot, SEND | RECV, int(Proto.EXCEPTION),
                                     (trapno, code, th.ip, th.traps, *extra)))
 
     # --------------------------------------------------------------------- IPC
@@ -1254,7 +1256,7 @@ class Kernel:
         if self.tracer is not None:
             self._trace(th.cpu, "irq", th.kid, irq=irq.kid, line=irq.line if irq.line is not None else -1,
                         delivered=1)
-        return Msg(0, Proto.IRQ, (), irq.label)
+        return Msg(0, int(Proto.IRQ), (), irq.label)
 
     def _hw_irq(self, line: int) -> None:
         irq = self.icu.bound.get(line)

@@ -19,7 +19,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from l4sim.kernel.abi import Fpage, MapItem
+from l4sim.kernel.abi import TAG_ERROR, Fpage, MapItem, msgtag
 
 
 class Trap:
@@ -102,6 +102,11 @@ class Msg(NamedTuple):
     @property
     def ok(self) -> bool:
         return self.error == 0
+
+    @property
+    def tag(self) -> int:
+        """The message tag as Fiasco encodes it (error flag set on failure)."""
+        return msgtag(self.proto, len(self.words), len(self.items), TAG_ERROR if self.error else 0)
 
 
 #: The one object of the fast, common answers (frozen, so safe to share).
