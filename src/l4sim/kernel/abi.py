@@ -263,9 +263,51 @@ class Fpage:
     def obj(slot: int, order: int = 0, rights: int = Rights.RWSD) -> Fpage:
         return Fpage(FpageType.OBJECT, slot, order, rights)
 
+    @staticmethod
+    def mem(addr: int, order: int = 12, rights: int = MemRights.RWX) -> Fpage:
+        """Memory: 2**order bytes at ``addr`` (order >= 12, addr aligned)."""
+        return Fpage(FpageType.MEMORY, addr, order, rights)
+
+    @staticmethod
+    def io(port: int, order: int = 0, rights: int = MemRights.RW) -> Fpage:
+        """I/O ports: 2**order ports from ``port``."""
+        return Fpage(FpageType.IO, port, order, rights)
+
+    @staticmethod
+    def all_memory(rights: int = MemRights.RWX) -> Fpage:
+        """The whole address space (the receive window of a page fault)."""
+        return Fpage(FpageType.MEMORY, 0, 64, rights)
+
     def word(self) -> int:
-        shift = CAP_SHIFT if self.kind == FpageType.OBJECT else 0
+        """Fiasco's flexpage word (addresses as they are; slots and ports << 12)."""
+        shift = 0 if self.kind == FpageType.MEMORY else CAP_SHIFT
         return (self.base << shift) | (self.order << 6) | (int(self.kind) << 4) | int(self.rights)
+
+    @staticmethod
+    def from_word(word: int) -> Fpage:
+        kind = FpageType((word >> 4) & 3)
+        base = word & ~0xFFF if kind == FpageType.MEMORY else word >> CAP_SHIFT
+        return Fpage(kind, base, (word >> 6) & 0x3F, word & 0xF)
+
+    def units(self) -> tuple[int, int] | None:
+        """(first unit, log2 count) in the fpage's own units -- slots, pages or
+        ports -- or None when the flexpage is malformed (misaligned, too big)."""
+        kind, base, order = self.kind, self.base, self.order
+        if type(base) is not int or type(order) is not int or base < 0 or order < 0:
+            return None
+        if kind == FpageType.MEMORY:
+            if not 12 <= order <= 64 or base & ((1 << order) - 1) or base >= 1 << 64:
+                return None
+            return base >> 12, order - 12
+        if kind == FpageType.OBJECT:
+            limit = 20
+        elif kind == FpageType.IO:
+            limit = 16
+        else:
+            return None
+        if order > limit or base & ((1 << order) - 1) or base + (1 << order) > 1 << limit:
+            return None
+        return base, order
 
     @property
     def size(self) -> int:

@@ -23,22 +23,36 @@ if TYPE_CHECKING:
     from l4sim.kernel.objects import KObject, Task
 
 
-class CapEntry:
-    """One capability: an object with rights, in one slot of one task.
+class MapNode:
+    """A node of the mapping database: a right held in one space, derived from ``parent``.
 
-    ``parent``/``children`` link the derivation tree; ``space`` and ``slot``
-    say where the entry lives.  A removed entry has ``space`` None.
+    Capabilities (:class:`CapEntry`) and page or I/O-port mappings
+    (``vspace.MemMap``) are both nodes, so map, grant and recursive unmap
+    are one mechanism for every kind of resource, as in Fiasco.  A removed
+    node has ``space`` None.
     """
 
-    __slots__ = ("children", "obj", "parent", "rights", "slot", "space")
+    __slots__ = ("children", "parent", "rights", "space")
 
-    def __init__(self, obj: KObject, rights: int, space: Task, slot: int, parent: CapEntry | None) -> None:
-        self.obj = obj
+    def __init__(self, rights: int, space: Task, parent: MapNode | None) -> None:
         self.rights = rights
         self.space: Task | None = space
-        self.slot = slot
         self.parent = parent
-        self.children: list[CapEntry] = []
+        self.children: list[MapNode] = []
+
+
+class CapEntry(MapNode):
+    """One capability: an object with rights, in one slot of one task."""
+
+    __slots__ = ("obj", "slot")
+
+    def __init__(self, obj: KObject, rights: int, space: Task, slot: int, parent: MapNode | None) -> None:
+        self.rights = rights
+        self.space = space
+        self.parent = parent
+        self.children = []
+        self.obj = obj
+        self.slot = slot
 
     def __repr__(self) -> str:
         where = f"{self.space.name}[{self.slot}]" if self.space else "removed"
@@ -68,12 +82,12 @@ def valid_slot(slot: int) -> bool:
     return type(slot) is int and 0 < slot < CAP_SLOTS
 
 
-def subtree(entry: CapEntry) -> list[CapEntry]:
-    """Entries derived from ``entry`` (not itself), parents before children.
+def subtree(entry: MapNode) -> list[MapNode]:
+    """Nodes derived from ``entry`` (not itself), parents before children.
 
     Iterative: a chain 100 000 deep is walked without recursion.
     """
-    out: list[CapEntry] = []
+    out: list[MapNode] = []
     stack = list(reversed(entry.children))
     while stack:
         e = stack.pop()

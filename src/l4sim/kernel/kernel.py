@@ -65,6 +65,7 @@ from l4sim.kernel.abi import (
     IrqOp,
     LogOp,
     MapItem,
+    MemRights,
     Proto,
     Rights,
     SchedOp,
@@ -72,7 +73,7 @@ from l4sim.kernel.abi import (
     ThreadOp,
     unpack_bytes,
 )
-from l4sim.kernel.caps import CapEntry, subtree
+from l4sim.kernel.caps import CapEntry, MapNode, subtree
 from l4sim.kernel.costs import CostModel
 from l4sim.kernel.objects import (
     TS,
@@ -86,6 +87,14 @@ from l4sim.kernel.objects import (
     SchedulerObj,
     Task,
     Thread,
+)
+from l4sim.kernel.vspace import (
+    IO_PORTS,
+    MAPPING_SIZE,
+    PT_SHIFT,
+    PT_SIZE,
+    MemMap,
+    mem_cost,
 )
 from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
 from l4sim.machine.board import Machine
@@ -196,6 +205,9 @@ class Kernel:
         self._flow = 0
         self.objects_alive = 0
         self.tasks: list[Task] = []
+        #: the root mapping of each physical frame / I/O port handed out by sigma0
+        self.frame_roots: dict[int, MemMap] = {}
+        self.port_roots: dict[int, MemMap] = {}
         self.threads: list[Thread] = []
         self.running: Core | None = None  # core executing traps right now
         # statistics
@@ -247,9 +259,9 @@ class Kernel:
         th.quantum_left -= ns
         th.cpu_ns += ns
 
-    # ------------------------------------------------------- capability space
+    # ------------------------------------------------ the mapping database
     def cap_insert(self, task: Task, slot: int, obj: KObject, rights: int,
-                   parent: CapEntry | None) -> CapEntry | None:
+                   parent: MapNode | None) -> CapEntry | None:
         """Put a capability in ``task[slot]``; whatever was there is unmapped first.
 
         Returns None when unmapping the occupant removed ``parent`` itself
@@ -257,7 +269,7 @@ class Kernel:
         """
         old = task.caps.slots.get(slot)
         if old is not None:
-            self.cap_remove(old, include_self=True)
+            self.mdb_remove(old, include_self=True)
             if parent is not None and parent.space is None:
                 return None
         e = CapEntry(obj, int(rights), task, slot, parent)
@@ -269,16 +281,18 @@ class Kernel:
             self._trace(-1, "map", -1, task=task.name, slot=slot, obj=repr(obj), rights=int(rights))
         return e
 
-    def cap_remove(self, entry: CapEntry, include_self: bool, mask: int = Rights.RWSD) -> int:
-        """Unmap: take ``mask`` rights from every entry derived from ``entry``.
+    def mdb_remove(self, node: MapNode, include_self: bool, mask: int = Rights.RWSD) -> int:
+        """Unmap: take ``mask`` rights from every node derived from ``node``.
 
-        An entry losing its R right (or all its rights) is deleted together
-        with everything derived from it.  ``include_self`` applies the same to
-        ``entry``.  Iterative and linear in the entries touched; objects whose
-        last capability goes are destroyed.  Returns the entries touched.
+        The one revocation of the mapping database, for capabilities, pages
+        and I/O ports alike.  A node losing its R right (or all its rights)
+        is removed together with everything derived from it; ``include_self``
+        applies the same to ``node``.  Iterative and linear in the nodes
+        touched.  Objects whose last capability goes are destroyed.  Returns
+        the number of nodes touched.
         """
-        tops = [entry] if include_self else list(entry.children)
-        victims: list[CapEntry] = []
+        tops = [node] if include_self else list(node.children)
+        victims: list[MapNode] = []
         touched = 0
         for top in tops:
             if mask & Rights.R or not top.rights & ~mask:
@@ -289,7 +303,9 @@ class Kernel:
             for e in reduced:
                 e.rights &= ~mask
                 touched += 1
-            for e in reduced:  # entries left with no right at all go entirely
+                if type(e) is MemMap and e.space is not None:
+                    self._mem_changed(e.space, e.vpn)
+            for e in reduced:  # nodes left with no right at all go entirely
                 p = e.parent
                 if not e.rights and e.space is not None and p is not None and p.rights:
                     victims.append(e)
@@ -300,16 +316,21 @@ class Kernel:
         dead: list[KObject] = []
         for e in victims:
             space = e.space
-            assert space is not None, "an entry is removed once"
-            del space.caps.slots[e.slot]
+            assert space is not None, "a node is removed once"
             e.space = None
-            e.obj.refs -= 1
-            if tracer is not None:
-                self._trace(-1, "unmap", -1, task=space.name, slot=e.slot, obj=repr(e.obj), rights=int(e.rights))
-            if e.obj.refs == 0:
-                dead.append(e.obj)
+            if type(e) is CapEntry:
+                del space.caps.slots[e.slot]
+                e.obj.refs -= 1
+                if tracer is not None:
+                    self._trace(-1, "unmap", -1, task=space.name, slot=e.slot, obj=repr(e.obj),
+                                rights=int(e.rights))
+                if e.obj.refs == 0:
+                    dead.append(e.obj)
+            else:
+                assert type(e) is MemMap
+                self._mem_unlink(space, e)
         # unlink: surviving parents drop removed children (one filter per parent)
-        parents: dict[int, CapEntry] = {}
+        parents: dict[int, MapNode] = {}
         for e in victims:
             p = e.parent
             if p is not None and p.space is not None:
@@ -321,6 +342,8 @@ class Kernel:
         for obj in dead:
             self.destroy(obj)
         return touched + len(victims)
+
+    cap_remove = mdb_remove
 
     def cap_map(self, src: CapEntry, dst: Task, slot: int, rights: int, grant: bool) -> CapEntry | None:
         """Derive ``src`` into ``dst[slot]`` with rights reduced to ``rights``.
@@ -334,7 +357,7 @@ class Kernel:
         old = dst.caps.slots.get(slot)
         if grant:
             if old is not None and old is not src:
-                self.cap_remove(old, include_self=True)
+                self.mdb_remove(old, include_self=True)
                 if src.space is None:
                     return None
             space = src.space
@@ -351,6 +374,142 @@ class Kernel:
             old.rights |= rights
             return old
         return self.cap_insert(dst, slot, src.obj, rights, src)
+
+    # --- pages and I/O ports
+    def _mem_changed(self, task: Task, vpn: int) -> None:
+        for hook in task.vspace.on_change:
+            hook(vpn)
+
+    def _mem_unlink(self, task: Task, m: MemMap) -> None:
+        """Remove mapping ``m`` from ``task``'s tables and return its kernel memory."""
+        vs = task.vspace
+        table = vs.io if m.io else vs.pages
+        del table[m.vpn]
+        freed = MAPPING_SIZE
+        if not m.io:
+            pt = m.vpn >> PT_SHIFT
+            left = vs.pt[pt] - 1
+            if left:
+                vs.pt[pt] = left
+            else:
+                del vs.pt[pt]
+                freed += PT_SIZE
+        if m.parent is None and self.frame_roots.get(m.pfn) is m:
+            del self.frame_roots[m.pfn]
+            freed = 0
+        elif vs.sigma0 and m.parent is None:
+            freed = 0
+        vs.charge -= freed
+        if task.factory is not None:
+            task.factory.used -= freed
+        if self.tracer is not None:
+            self._trace(-1, "unmap", -1, task=task.name, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
+                        rights=int(m.rights))
+        self._mem_changed(task, m.vpn)
+
+    def mem_insert(self, task: Task, vpn: int, pfn: int, rights: int, parent: MapNode | None,
+                   io: bool = False) -> MemMap | None:
+        """Map frame ``pfn`` (or port) at ``vpn`` in ``task``; replaces an occupant.
+
+        Returns None when the task's factory cannot pay for the mapping (or
+        the occupant was an ancestor of ``parent``): nothing changes then.
+        """
+        vs = task.vspace
+        table = vs.io if io else vs.pages
+        old = table.get(vpn)
+        if old is not None:
+            if old.pfn == pfn and old.parent is parent and parent is not None:
+                old.rights |= rights
+                return old
+            cost = mem_cost(vs, vpn, io)
+            f = task.factory
+            if f is not None and f.used + cost > f.limit + MAPPING_SIZE:
+                return None
+            self.mdb_remove(old, include_self=True)
+            if parent is not None and parent.space is None:
+                return None
+        cost = mem_cost(vs, vpn, io)
+        f = task.factory
+        if parent is not None or not vs.sigma0:
+            if f is not None and f.used + cost > f.limit:
+                return None
+        else:
+            cost = 0  # sigma0's roots are the machine's memory, not kernel memory
+        m = MemMap(rights, task, parent, vpn, pfn, io)
+        table[vpn] = m
+        if not io:
+            pt = vpn >> PT_SHIFT
+            vs.pt[pt] = vs.pt.get(pt, 0) + 1
+        if parent is not None:
+            parent.children.append(m)
+        vs.charge += cost
+        if f is not None:
+            f.used += cost
+        if self.tracer is not None:
+            self._trace(-1, "map", -1, task=task.name, slot=vpn, obj=f"{'port' if io else 'frame'} {pfn:#x}",
+                        rights=int(rights))
+        return m
+
+    def sigma0_root(self, task: Task, vpn: int, io: bool = False) -> MemMap | None:
+        """sigma0's mapping of frame (or port) ``vpn``, created when first used."""
+        vs = task.vspace
+        table = vs.io if io else vs.pages
+        m = table.get(vpn)
+        if m is not None or not vs.sigma0:
+            return m
+        if io:
+            if not 0 <= vpn < IO_PORTS or vpn in self.port_roots:
+                return None
+            m = self.mem_insert(task, vpn, vpn, MemRights.RW, None, io=True)
+            if m is not None:
+                self.port_roots[vpn] = m
+            return m
+        if vpn in self.frame_roots or not self.machine.mem.exists(vpn):
+            return None
+        m = self.mem_insert(task, vpn, vpn, MemRights.RWX, None)
+        if m is not None:
+            self.frame_roots[vpn] = m
+        return m
+
+    def mem_map(self, src: MemMap, dst: Task, vpn: int, rights: int, grant: bool) -> MemMap | None:
+        """Map (or grant) page/port ``src`` to ``dst`` at ``vpn`` with reduced rights."""
+        rights &= src.rights
+        if not rights:
+            return None
+        if grant:
+            space = src.space
+            assert space is not None
+            vs = dst.vspace
+            table = vs.io if src.io else vs.pages
+            old = table.get(vpn)
+            if old is src:
+                return src
+            cost = mem_cost(vs, vpn, src.io)
+            if dst.factory is not None and dst.factory.used + cost > dst.factory.limit:
+                return None
+            if old is not None:
+                self.mdb_remove(old, include_self=True)
+                if src.space is None:
+                    return None
+            parent, children = src.parent, src.children
+            root = parent is None and self.frame_roots.get(src.pfn) is src
+            src.children = []
+            self._mem_unlink(space, src)  # frees its charge in the old space
+            src.space = None
+            m = self.mem_insert(dst, vpn, src.pfn, rights, parent, io=src.io)
+            if m is None:  # cannot happen after the check above; keep the tree whole
+                return None
+            if parent is not None:
+                parent.children = [c for c in parent.children if c is not src]
+            elif root:
+                self.frame_roots[src.pfn] = m
+            for c in children:
+                c.parent = m
+                m.children.append(c)
+            for d in subtree(m):
+                d.rights &= rights
+            return m
+        return self.mem_insert(dst, vpn, src.pfn, rights, src, io=src.io)
 
     # ------------------------------------------------------------ object life
     def _next_kid(self) -> int:
@@ -388,7 +547,7 @@ class Kernel:
             case Task():
                 for e in list(obj.caps.slots.values()):
                     if e.space is not None:
-                        self.cap_remove(e, include_self=True)
+                        self.mdb_remove(e, include_self=True)
                 for th in list(obj.threads):
                     self._kill(th, None, "task deleted")
             case Reply():
@@ -1112,6 +1271,58 @@ class Kernel:
             rcv.resume = msg  # the receiver is the running thread itself
         return s_err
 
+    def _plan_map(self, src: Task, fp: Fpage, dst: Task, win: Fpage, hot: int, grant: bool,
+                  plan: list[Any]) -> int:
+        """Decode one flexpage transfer from ``src`` to window ``win`` of ``dst``.
+
+        Appends (kind, src task, src unit, dst task, dst unit, rights, grant)
+        for every unit the source holds; changes nothing.  Fiasco's rule for
+        sizes: a send flexpage larger than the window sends the window-sized
+        part the hot spot points at; a smaller one lands where the hot spot
+        points inside the window.  Returns 0 or the send-phase error.
+        """
+        if fp.kind != win.kind:
+            return IpcErr.SEMAPFAILED
+        su, ru = fp.units(), win.units()
+        if su is None or ru is None or type(hot) is not int or hot < 0:
+            return IpcErr.SEMAPFAILED
+        (s_base, s_ord), (r_base, r_ord) = su, ru
+        if fp.kind == FpageType.MEMORY:
+            hot >>= 12
+        if s_ord >= r_ord:
+            first = s_base + (hot & ((1 << s_ord) - 1) & ~((1 << r_ord) - 1))
+            dfirst, n = r_base, 1 << r_ord
+        else:
+            first, n = s_base, 1 << s_ord
+            dfirst = r_base + (hot & ((1 << r_ord) - 1) & ~((1 << s_ord) - 1))
+        kind = fp.kind
+        if kind == FpageType.OBJECT:
+            if dfirst <= 0 and n == 1 or dfirst + n > CAP_SLOTS:
+                return IpcErr.SEMAPFAILED
+            units: Any = [u for u in range(first, first + n) if u in src.caps.slots] if n <= 4096 else \
+                sorted(u for u in src.caps.slots if first <= u < first + n)
+        else:
+            vs = src.vspace
+            table = vs.io if kind == FpageType.IO else vs.pages
+            if vs.sigma0:  # sigma0 holds every frame (port) not handed out as a root
+                roots = self.port_roots if kind == FpageType.IO else self.frame_roots
+                exists = (lambda u: u < IO_PORTS) if kind == FpageType.IO else self.machine.mem.exists
+                units = [u for u in range(first, first + min(n, 1 << 20))
+                         if u in table or (u not in roots and exists(u))]
+            elif n <= 4096:
+                units = [u for u in range(first, first + n) if u in table]
+            else:
+                units = sorted(u for u in table if first <= u < first + n)
+            f = dst.factory
+            if f is not None and units:
+                need = len(units) * MAPPING_SIZE + (len(units) // 512 + 2) * PT_SIZE
+                if f.used + need > f.limit:
+                    return IpcErr.SEMAPFAILED  # the receiver's kernel memory is exhausted
+        rights = fp.rights & win.rights if kind != FpageType.OBJECT else fp.rights
+        for u in units:
+            plan.append((kind, src, u, dst, dfirst + (u - first), rights, grant))
+        return 0
+
     def _decode_items(self, snd: Thread, rcv: Thread, items: tuple[MapItem, ...]) -> tuple[list[Any], int]:
         """Check every item against the receiver's buffers; changes nothing."""
         bufs = rcv.rcv_bufs
@@ -1119,48 +1330,46 @@ class Kernel:
             return [], IpcErr.SEMSGCUT
         stask, rtask = snd.task, rcv.task
         assert stask is not None and rtask is not None
-        plan = []
+        plan: list[Any] = []
         for it, buf in zip(items, bufs, strict=False):
-            fp = it.fpage
-            if fp.kind != FpageType.OBJECT or buf.kind != FpageType.OBJECT:
-                return [], IpcErr.SEMAPFAILED
-            if not (0 <= fp.order <= 20 and 0 <= buf.order <= 20):
-                return [], IpcErr.SEMAPFAILED
-            s_base, s_size = fp.base, 1 << fp.order
-            r_base, r_size = buf.base, 1 << buf.order
-            if s_base % s_size or r_base % r_size or s_base < 0 or r_base <= 0:
-                return [], IpcErr.SEMAPFAILED
-            if r_base + r_size > CAP_SLOTS or s_base + s_size > CAP_SLOTS:
-                return [], IpcErr.SEMAPFAILED
-            hot = it.snd_base
-            if s_size >= r_size:
-                src, dst, n = s_base + (hot & (s_size - 1) & ~(r_size - 1)), r_base, r_size
-            else:
-                src, dst, n = s_base, r_base + (hot & (r_size - 1) & ~(s_size - 1)), s_size
-            slots = stask.caps.slots
-            for i in range(n):
-                e = slots.get(src + i)
-                if e is not None:
-                    plan.append((e, rtask, dst + i, fp.rights, it.grant))
+            err = self._plan_map(stask, it.fpage, rtask, buf, it.snd_base, it.grant, plan)
+            if err:
+                return [], err
         return plan, 0
 
+    def _perform_map(self, plan: list[Any], core: Core | None = None, payer: Thread | None = None) -> list[Fpage]:
+        """Carry out a decoded plan; returns the flexpages (one unit each) that arrived."""
+        filled: list[Fpage] = []
+        cost = self.costs.map_per_entry
+        for kind, src, u, dst, du, rights, grant in plan:
+            if kind == FpageType.OBJECT:
+                e = src.caps.slots.get(u)
+                if e is None:
+                    continue  # removed by an earlier unit of this transfer
+                ne: Any = self.cap_map(e, dst, du, rights, grant)
+                if ne is not None:
+                    filled.append(Fpage.obj(du, 0, ne.rights))
+            else:
+                io = kind == FpageType.IO
+                m = self.sigma0_root(src, u, io)
+                if m is None:
+                    continue
+                ne = self.mem_map(m, dst, du, rights, grant)
+                if ne is not None:
+                    filled.append(Fpage.io(du, 0, ne.rights) if io else Fpage.mem(du << 12, 12, ne.rights))
+            if core is not None and payer is not None:
+                self._charge(core, payer, cost)
+        return filled
+
     def _perform_items(self, core: Core, payer: Thread, plan: list[Any]) -> tuple[Fpage, ...]:
-        filled = []
-        for e, task, slot, rights, grant in plan:
-            if e.space is None:
-                continue  # removed by an earlier item of this message
-            ne = self.cap_map(e, task, slot, rights, grant)
-            self._charge(core, payer, self.costs.map_per_entry)
-            if ne is not None:
-                filled.append(Fpage.obj(slot, 0, ne.rights))
-        return tuple(filled)
+        return tuple(self._perform_map(plan, core, payer))
 
     def _reply_saved(self, core: Core, th: Thread, t: Ipc, entry: CapEntry) -> None:
         """Send through a saved reply capability; it is used up either way."""
         r: Reply = entry.obj  # type: ignore[assignment]
         ok = r.caller is not None and self._reply(core, th, r, t)
         if entry.space is not None:
-            self.cap_remove(entry, include_self=True)
+            self.mdb_remove(entry, include_self=True)
         if r.caller is None and not ok and th.resume is None:
             self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
         if ok and t.flags & RECV:
@@ -1357,63 +1566,71 @@ class Kernel:
         return Msg(0, 0, (obj.kid,), 0, (Fpage.obj(slot),))
 
     def _inv_task(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
-        """Task: map, unmap, cap_info, load-code (LoadCode trap)."""
+        """Task: map, unmap, cap_info (and the LoadCode trap)."""
         task: Task = entry.obj  # type: ignore[assignment]
         w = t.words
         mytask = th.task
         assert mytask is not None
-        if not w:
-            return self._err(Err.EINVAL)
         op = w[0]
         if op == TaskOp.MAP:
-            # words: op, source task slot, fpage word, snd_base (destination slot base)
-            if len(w) < 4 or not entry.rights & Rights.W:
-                return self._err(Err.EPERM if len(w) >= 4 else Err.EINVAL)
+            # words: op, source task slot, send fpage word, destination (hot spot) word
+            if len(w) < 4:
+                return self._err(Err.EINVAL)
+            if not entry.rights & Rights.W:
+                return self._err(Err.EPERM)
             se = mytask.caps.slots.get(w[1])
             if se is None or type(se.obj) is not Task:
                 return self._err(Err.EINVAL)
             src: Task = se.obj
-            fp = self._fpage_from_word(w[2])
-            if fp is None or fp.kind != FpageType.OBJECT:
+            fp = Fpage.from_word(w[2])
+            if fp.units() is None:
                 return self._err(Err.EINVAL)
-            dst_base = w[3] >> 12 if w[3] >= 1 << 12 else w[3]
-            n = 1 << fp.order
-            if fp.base + n > CAP_SLOTS or dst_base + n > CAP_SLOTS or dst_base <= 0:
+            # the destination is the same-sized flexpage at the given address/slot
+            dst = Fpage.from_word((w[3] & ~0xFFF) | (fp.order << 6) | (int(fp.kind) << 4) | 0xF) \
+                if fp.kind == FpageType.MEMORY else Fpage(fp.kind, w[3] >> 12 if w[3] >= 1 << 12 else w[3],
+                                                          fp.order, 0xF)
+            du = dst.units()
+            if du is None or (fp.kind == FpageType.OBJECT and du[0] <= 0):
                 return self._err(Err.ERANGE)
-            plan = [(src.caps.slots[fp.base + i], dst_base + i) for i in range(n)
-                    if fp.base + i in src.caps.slots]
-            for e, slot in plan:
-                if e.space is not None:
-                    self.cap_map(e, task, slot, fp.rights, False)
-            return Msg(0, 0, (len(plan),))
+            plan: list[Any] = []
+            if self._plan_map(src, fp, task, dst, 0, False, plan):
+                return self._err(Err.ENOMEM if fp.kind != FpageType.OBJECT else Err.EINVAL)
+            done = self._perform_map(plan)
+            return Msg(0, 0, (len(done),))
         if op == TaskOp.UNMAP:
             # words: op, fpage word, flags
             if len(w) < 3:
                 return self._err(Err.EINVAL)
-            fp = self._fpage_from_word(w[1])
+            fp = Fpage.from_word(w[1])
             flags = w[2]
-            if fp is None or fp.kind != FpageType.OBJECT or flags & ~UNMAP_DELETE_OBJ:
+            units = fp.units()
+            if units is None or flags not in (0, UNMAP_ALL_SPACES, UNMAP_DELETE_OBJ):
                 return self._err(Err.EINVAL)
             if task is not mytask and not entry.rights & Rights.W:
                 return self._err(Err.EPERM)
-            n = 1 << fp.order
-            if fp.base + n > CAP_SLOTS:
-                return self._err(Err.ERANGE)
-            entries = [task.caps.slots[fp.base + i] for i in range(n) if fp.base + i in task.caps.slots]
+            base, order = units
+            n = 1 << order
+            if fp.kind == FpageType.OBJECT:
+                table: dict[int, Any] = task.caps.slots
+            else:
+                table = task.vspace.io if fp.kind == FpageType.IO else task.vspace.pages
+            keys = [u for u in range(base, base + n) if u in table] if n <= 4096 else \
+                sorted(u for u in table if base <= u < base + n)
             touched = 0
-            for e in entries:
-                if e.space is None:
+            include = bool(flags & UNMAP_ALL_SPACES)
+            for u in keys:
+                e = table.get(u)
+                if e is None or e.space is None:
                     continue
-                if flags == UNMAP_DELETE_OBJ and e.rights & Rights.D:
+                if flags == UNMAP_DELETE_OBJ and fp.kind == FpageType.OBJECT and e.rights & Rights.D:
                     obj = e.obj
-                    root = e
+                    root: MapNode = e
                     while root.parent is not None:
                         root = root.parent
-                    touched += self.cap_remove(root, include_self=True)
+                    touched += self.mdb_remove(root, include_self=True)
                     self.destroy(obj)
                 else:
-                    touched += self.cap_remove(e, include_self=bool(flags & UNMAP_ALL_SPACES),
-                                               mask=fp.rights)
+                    touched += self.mdb_remove(e, include_self=include, mask=fp.rights)
             return Msg(0, 0, (touched,))
         if op == TaskOp.CAP_INFO:
             if len(w) < 2:
@@ -1423,18 +1640,6 @@ class Kernel:
                 return Msg(0, 0, (0, 0, 0))
             return Msg(0, 0, (1, ce.obj.PROTO & WORD_MASK, ce.rights))
         return self._err(Err.ENOSYS)
-
-    @staticmethod
-    def _fpage_from_word(word: int) -> Fpage | None:
-        kind = FpageType((word >> 4) & 3)
-        order = (word >> 6) & 0x3F
-        rights = word & 0xF
-        base = word >> 12
-        if kind == FpageType.OBJECT:
-            if order > 20 or base % (1 << order):
-                return None
-            return Fpage(kind, base, order, rights)
-        return None
 
     def _inv_thread(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         """Thread: control (bind, pager, exception handler), ex_regs, stats."""

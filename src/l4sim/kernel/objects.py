@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from l4sim.kernel.caps import CapSpace
+from l4sim.kernel.vspace import AddressSpace
 
 if TYPE_CHECKING:
     from l4sim.kernel.abi import MapItem
@@ -43,9 +44,9 @@ class KObject:
 
 
 class Task(KObject):
-    """A protection domain: a capability space (and, later, an address space)."""
+    """A protection domain: a capability space and an address space."""
 
-    __slots__ = ("caps", "code", "name", "threads")
+    __slots__ = ("caps", "code", "name", "threads", "vspace")
     SIZE = 4096
     KIND = "task"
     PROTO = -11
@@ -54,6 +55,7 @@ class Task(KObject):
         super().__init__(kid)
         self.name = name
         self.caps = CapSpace()
+        self.vspace = AddressSpace()
         #: native code loaded into this task: ip -> entry function
         self.code: list[Callable[..., Coroutine[Any, Any, Any]]] = []
         #: threads bound to this task, in binding order

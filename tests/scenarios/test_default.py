@@ -1,0 +1,96 @@
+"""The default scenario end to end: its output, its summary, and its determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from l4sim.kernel.objects import TS
+from l4sim.tools.boot import BootResult, boot
+from l4sim.tools.trace_export import write_chrome
+
+
+@pytest.fixture(scope="module")
+def default_run() -> BootResult:
+    """One traced boot of the default scenario, shared by the content tests."""
+    return boot("default", trace=True)
+
+
+def test_default_console_shows_every_program_finishing(default_run: BootResult) -> None:
+    """The console has the client's sum, five ticks, both workers and the root's last line."""
+    text = default_run.kernel.machine.uart.text()
+    lines = text.splitlines()
+    assert "client: sum of squares 1..8 = 204 (label seen by server 0x11)" in lines
+    assert [ln.split(" label")[0] for ln in lines if ln.startswith("ticker:")] == [
+        f"ticker: tick {n}" for n in range(1, 6)]
+    assert any(ln.startswith("worker-hi: done at") for ln in lines)
+    assert any(ln.startswith("worker-lo: done at") for ln in lines)
+    assert "server: 9 requests served, bye" in lines
+    assert lines[0] == "root: l4sim kernel demo"
+    assert lines[-1] == "root: all programs finished"
+
+
+def test_default_threads_all_exit_zero(default_run: BootResult) -> None:
+    """Every thread of the demo ended with exit code 0 and none faulted."""
+    threads = default_run.kernel.threads
+    assert {th.name for th in threads} == {"root", "server", "client", "ticker", "worker-lo", "worker-hi"}
+    for th in threads:
+        assert th.state is TS.DEAD and th.exit_code == 0 and not th.faulted, th.name
+    assert default_run.reason == "stop"
+
+
+def test_default_summary_has_the_headline_figures(default_run: BootResult) -> None:
+    """The summary reports simulated time, IPCs and context switches, all positive."""
+    s = default_run.summary()
+    assert s["simulated_ns"] >= 5_000_000, "five 1 ms ticks were waited for"
+    assert s["ipcs"] > 0 and s["context_switches"] > 0
+    assert s["exceptions"] == 0
+    assert s["cores"] == 2 and len(s["idle_ns"]) == 2
+    assert {c["name"] for c in s["components"]} >= {"client", "server", "ticker"}
+    assert all(c["exit"] == 0 and c["faults"] == 0 for c in s["components"])
+
+
+def test_default_worker_lo_runs_on_core_one_when_there_are_two(default_run: BootResult) -> None:
+    """The workers are placed on core 1 of a two-core machine."""
+    cpus = {th.name: th.cpu for th in default_run.kernel.threads}
+    assert cpus["worker-lo"] == cpus["worker-hi"] == 1
+    assert cpus["client"] == 0
+
+
+def test_default_boots_on_one_core_too() -> None:
+    """With one core everything shares core 0 and still finishes."""
+    r = boot("default", cores=1)
+    assert r.reason == "stop"
+    assert all(th.exit_code == 0 for th in r.kernel.threads)
+    assert "root: all programs finished" in r.kernel.machine.uart.text()
+
+
+def test_two_boots_give_identical_traces(default_run: BootResult, tmp_path: Path) -> None:
+    """Booting twice yields the same trace records and byte-identical Chrome JSON."""
+    again = boot("default", trace=True)
+    assert default_run.tracer is not None and again.tracer is not None
+    assert len(default_run.tracer.records) > 100
+    assert again.tracer.records == default_run.tracer.records
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_chrome(default_run.tracer.records, a)
+    write_chrome(again.tracer.records, b)
+    assert a.read_bytes() == b.read_bytes()
+    assert again.summary() == default_run.summary()
+
+
+def test_a_run_with_another_seed_is_repeatable() -> None:
+    """With seed 7 the default scenario also gives the same trace every time."""
+    r1 = boot("default", seed=7, trace=True)
+    r2 = boot("default", seed=7, trace=True)
+    assert r1.tracer is not None and r2.tracer is not None
+    assert r1.tracer.records == r2.tracer.records
+    assert r1.kernel.machine.uart.output == r2.kernel.machine.uart.output
+
+
+def test_boot_until_stops_early() -> None:
+    """A time limit stops the run before the demo finishes, at that time."""
+    r = boot("default", until=1_000_000)
+    assert r.reason == "until"
+    assert r.kernel.machine.now == 1_000_000
+    assert "root: all programs finished" not in r.kernel.machine.uart.text()

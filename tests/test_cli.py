@@ -1,0 +1,158 @@
+"""The ``l4sim`` command: boot, its options and errors, and the cost table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from l4sim.cli import main
+
+
+def run(*args: str) -> Result:
+    """Invoke ``l4sim ARGS`` in-process, stdout and stderr kept apart."""
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_one_line_error(res: Result) -> str:
+    """The run failed with status 2 and exactly one ``l4sim:`` line on stderr, no traceback."""
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("l4sim: ")
+    assert "Traceback" not in res.output
+    return lines[0]
+
+
+def test_boot_prints_the_console_and_a_summary_table() -> None:
+    """``l4sim boot`` runs the default scenario, shows its console and a thread table."""
+    res = run("boot")
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "root: all programs finished" in out
+    assert "simulated time" in out and "context switches" in out
+    header = next(ln for ln in out.splitlines() if ln.startswith("thread"))
+    assert header.split()[:3] == ["thread", "task", "cpu"]
+    assert any(ln.startswith("client") and " dead " in ln for ln in out.splitlines())
+
+
+def test_boot_json_summary_on_the_last_line() -> None:
+    """``boot --json`` ends with one JSON object holding the figures and the components."""
+    res = run("boot", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {"simulated_ns", "ipcs", "context_switches", "components"} <= set(summary)
+    assert summary["simulated_ns"] > 0 and summary["ipcs"] > 0
+    comps = summary["components"]
+    assert {c["name"] for c in comps} >= {"root", "client", "server"}
+    for c in comps:
+        assert {"name", "exit", "cpu_ns", "ipcs", "faults"} <= set(c)
+        assert c["exit"] == 0 and c["faults"] == 0
+
+
+def test_boot_unknown_scenario_is_one_line_and_status_2() -> None:
+    """An unknown scenario name ends in one ``l4sim:`` line naming it, exit status 2."""
+    line = assert_one_line_error(run("boot", "nosuch"))
+    assert "nosuch" in line and "default" in line
+
+
+@pytest.mark.parametrize("cores", ["0", "65"])
+def test_boot_with_a_bad_core_count_is_status_2(cores: str) -> None:
+    """``--cores`` outside 1..64 is refused with one line."""
+    line = assert_one_line_error(run("boot", "--cores", cores))
+    assert "--cores" in line
+
+
+def test_boot_with_a_bad_time_is_status_2() -> None:
+    """``--until`` must be a number with a unit."""
+    line = assert_one_line_error(run("boot", "--until", "soon"))
+    assert "soon" in line
+
+
+def test_boot_until_stops_early() -> None:
+    """``--until 1ms`` stops the simulation at 1 ms, before the demo has finished."""
+    res = run("boot", "--until", "1ms", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["simulated_ns"] == 1_000_000
+    assert summary["stopped_because"] == "until"
+    assert "root: all programs finished" not in res.stdout
+    assert any(c["exit"] is None for c in summary["components"])
+
+
+def test_boot_cores_option_is_used() -> None:
+    """``--cores 1`` runs the demo on a single core."""
+    res = run("boot", "--cores", "1", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["cores"] == 1
+    assert {c["cpu"] for c in summary["components"]} == {0}
+
+
+def test_boot_trace_writes_valid_chrome_json(tmp_path: Path) -> None:
+    """``--trace FILE`` writes a Chrome trace that parses and has events on core tracks."""
+    path = tmp_path / "trace.json"
+    res = run("boot", "--trace", str(path))
+    assert res.exit_code == 0, res.output
+    assert str(path) in res.stdout
+    data = json.loads(path.read_text())
+    events = data["traceEvents"]
+    assert len(events) > 50
+    assert any(e.get("ph") == "X" for e in events)
+    assert all(e["pid"] == 0 for e in events)
+
+
+def test_boot_trace_to_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
+    """A trace path in a missing directory fails with one line, not a traceback."""
+    line = assert_one_line_error(run("boot", "--trace", str(tmp_path / "no" / "such" / "t.json")))
+    assert "trace" in line
+
+
+def test_boot_scenario_file(tmp_path: Path) -> None:
+    """A scenario given as a .py path is loaded and run."""
+    path = tmp_path / "mini.py"
+    path.write_text(
+        "from l4sim.user.env import INITIAL, Env, TaskLocal\n"
+        "async def root(env):\n"
+        "    await env.print('mini scenario ran')\n"
+        "    return 0\n"
+        "def setup(kernel, args=None):\n"
+        "    return kernel.create_root('root', lambda sp: root(Env(TaskLocal(INITIAL))))\n"
+    )
+    res = run("boot", str(path))
+    assert res.exit_code == 0, res.output
+    assert "mini scenario ran" in res.stdout
+
+
+def test_boot_scenario_file_with_a_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    """A scenario file that does not parse ends in one line naming file:line."""
+    path = tmp_path / "broken.py"
+    path.write_text("def setup(kernel):\n    return 1\n\ndef oops(:\n    pass\n")
+    line = assert_one_line_error(run("boot", str(path)))
+    assert f"{path}:4" in line
+    assert "syntax error" in line
+
+
+def test_boot_scenario_file_without_setup_is_one_line(tmp_path: Path) -> None:
+    """A scenario file with no setup() is refused with a line saying what to define."""
+    path = tmp_path / "nosetup.py"
+    path.write_text("x = 1\n")
+    line = assert_one_line_error(run("boot", str(path)))
+    assert "setup" in line
+
+
+def test_boot_missing_scenario_file_is_one_line(tmp_path: Path) -> None:
+    """A path to a file that does not exist is refused with one line."""
+    line = assert_one_line_error(run("boot", str(tmp_path / "absent.py")))
+    assert "absent.py" in line
+
+
+def test_costs_lists_the_cost_model() -> None:
+    """``l4sim costs`` prints one line per cost entry, syscall among them."""
+    res = run("costs")
+    assert res.exit_code == 0, res.output
+    rows = {ln.split()[0]: ln.split()[1:] for ln in res.stdout.splitlines() if ln.strip()}
+    assert rows["syscall"][1] == "ns" and int(rows["syscall"][0]) > 0
+    assert {"ipc_base", "context_switch", "irq_entry"} <= set(rows)
