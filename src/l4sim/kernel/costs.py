@@ -44,6 +44,14 @@ class CostModel:
     clock_read: int = 5
     #: an invocation that fails in decode (lookup + check only)
     error_path: int = 40
+    #: one memory access of a native program (a load or store instruction)
+    mem_access: int = 5
+    #: copying each KiB of a larger access
+    mem_per_kib: int = 60
+    #: the kernel's part of a page fault (exception entry, fault decode)
+    page_fault: int = 250
+    #: one I/O-port access (in/out instructions are slow on x86)
+    io_access: int = 400
 
     def table(self) -> list[tuple[str, int]]:
         """The table as (name, ns) pairs, for documentation and ``l4sim`` output."""

@@ -91,16 +91,27 @@ from l4sim.kernel.objects import (
 from l4sim.kernel.vspace import (
     IO_PORTS,
     MAPPING_SIZE,
+    MAX_ACCESS,
+    PF_PRESENT,
+    PF_WRITE,
     PT_SHIFT,
     PT_SIZE,
+    TRAP_GP,
+    TRAP_PAGE_FAULT,
+    IoAccess,
+    MemAccess,
     MemMap,
+    first_missing,
     mem_cost,
+    read_frames,
+    write_frames,
 )
 from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
 from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, PRIO_TIMEOUT, Event
 
 CALL_FLAGS = SEND | RECV
+FPAGE_ALL_MEMORY = Fpage.all_memory()
 
 # Thread states as module constants: an enum attribute lookup costs ~10x a
 # global one, and these are read on every IPC (hot path).
@@ -228,6 +239,8 @@ class Kernel:
             SaveReply: self._sys_save_reply,
             Fault: self._sys_fault,
             LoadCode: self._sys_load_code,
+            MemAccess: self._sys_mem,
+            IoAccess: self._sys_io,
         }
         self._kinvoke: dict[type, Callable[[Thread, CapEntry, Ipc], Msg]] = {
             Factory: self._inv_factory,
@@ -354,6 +367,8 @@ class Kernel:
         occupant, except that re-mapping the same derivation only adds rights.
         """
         rights &= src.rights
+        if not rights:
+            return None  # a capability without rights is no capability: nothing is mapped
         old = dst.caps.slots.get(slot)
         if grant:
             if old is not None and old is not src:
@@ -668,6 +683,8 @@ class Kernel:
                 return "stop"
             t = ev.next_time()
             if t is None:
+                if until is not None and until > ev.now:
+                    ev.now = until  # nothing happens until then: time just passes
                 self._settle_idle(ev.now)
                 return "idle"
             if until is not None and t > until:
@@ -822,6 +839,17 @@ class Kernel:
                     core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
                     return
                 # --- execute one trap of the current thread
+                redo = cur.redo
+                if redo is not None:  # a faulting access, retried after its fault IPC
+                    cur.redo = None
+                    answer = cur.resume
+                    cur.resume = None
+                    if type(answer) is Msg and answer.error:  # the pager could not help
+                        cur.redo = redo
+                        self._exception(core, cur, TRAP_PAGE_FAULT, answer.error, (), "page fault IPC failed")
+                    else:
+                        traps[type(redo)](core, cur, redo)
+                    continue
                 coro = cur.coro
                 if coro is None:
                     self._kill(cur, None, "no code to resume")
@@ -893,6 +921,76 @@ class Kernel:
             self._fail_now(core, th, IpcErr.SEMSGCUT)
             return
         self._exception(core, th, t.trapno, t.code, words, "fault")
+
+    # --------------------------------------------------------- memory and ports
+    def _sys_mem(self, core: Core, th: Thread, t: MemAccess) -> None:
+        """A load or store of a native program: copy, or fault to the pager."""
+        addr, n, data = t.addr, t.n, t.data
+        costs = self.costs
+        if (type(addr) is not int or type(n) is not int or not 0 < n <= MAX_ACCESS or addr < 0
+                or addr + n > 1 << 64 or (data is not None and (type(data) is not bytes or len(data) != n))):
+            self._exception(core, th, TRAP_GP, 0, (), "bad memory access arguments")
+            return
+        self._charge(core, th, costs.mem_access + costs.mem_per_kib * (n >> 10))
+        task = th.task
+        assert task is not None
+        vs = task.vspace
+        write = data is not None
+        miss = first_missing(vs, addr, n, MemRights.W if write else MemRights.R,
+                             (lambda vpn: self.sigma0_root(task, vpn)) if vs.sigma0 else None)
+        if miss is not None:
+            fault_addr, m = miss
+            self._page_fault(core, th, t, fault_addr, write, m is not None)
+            return
+        mem = self.machine.mem
+        if write:
+            assert data is not None
+            write_frames(mem, task, addr, data)
+        else:
+            th.resume = read_frames(mem, task, addr, n)
+
+    def _page_fault(self, core: Core, th: Thread, t: Any, addr: int, write: bool, present: bool) -> None:
+        """Turn a faulting access into page-fault IPC to the pager (or an exception)."""
+        th.pfaults += 1
+        self._charge(core, th, self.costs.page_fault)
+        th.redo = t
+        word0 = (addr & ~7) | (PF_WRITE if write else 0) | (PF_PRESENT if present else 0)
+        pe = self._lookup(th, th.pager_slot) if th.pager_slot else None
+        dest = None
+        if pe is not None:
+            obj = pe.obj
+            dest = obj if type(obj) is Thread else (obj.thread if type(obj) is IpcGate else None)
+        if self.tracer is not None:
+            self._trace(core.id, "pagefault", th.kid, addr=addr, write=int(write), present=int(present),
+                        pager=dest.kid if dest is not None else -1)
+        if dest is None or dest.state is _DEAD:
+            self._exception(core, th, TRAP_PAGE_FAULT, word0 & 7, (addr,), "page fault without a pager")
+            return
+        self._sys_ipc(core, th, Ipc(th.pager_slot, CALL_FLAGS, int(Proto.PAGE_FAULT), (word0, th.traps),
+                                    rcv=(FPAGE_ALL_MEMORY,)))
+
+    def _sys_io(self, core: Core, th: Thread, t: IoAccess) -> None:
+        """An in/out instruction: allowed only on ports mapped into the task."""
+        port, value = t.port, t.value
+        if type(port) is not int or not 0 <= port < IO_PORTS or (
+                value is not None and (type(value) is not int or not 0 <= value <= 0xFF)):
+            self._exception(core, th, TRAP_GP, 0, (), "bad port access arguments")
+            return
+        self._charge(core, th, self.costs.io_access)
+        task = th.task
+        assert task is not None
+        m = task.vspace.io.get(port)
+        if m is None and task.vspace.sigma0:
+            m = self.sigma0_root(task, port, io=True)
+        if m is None or not m.rights & (MemRights.W if value is not None else MemRights.R):
+            th.redo = t  # a handler that maps the port and resumes gets the access retried
+            self._exception(core, th, TRAP_GP, port, (port,), f"I/O port {port:#x} not mapped")
+            return
+        handlers = self.machine.ports.get(port)
+        if value is None:
+            th.resume = handlers[0](port) if handlers is not None else 0xFF
+        elif handlers is not None:
+            handlers[1](port, value)
 
     # -------------------------------------------------------------- exceptions
     def _exception(self, core: Core, th: Thread, trapno: int, code: int, extra: tuple[int, ...],

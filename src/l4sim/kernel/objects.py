@@ -84,6 +84,8 @@ class Thread(KObject):
         "env_factory",
         "exc_pending",
         "exc_slot",
+        "pfaults",
+        "redo",
         "exit_code",
         "faulted",
         "ip",
@@ -132,6 +134,8 @@ class Thread(KObject):
         self.exit_code: int | None = None
         self.faulted = False  # stopped by an unhandled exception
         self.exc_pending: int = 0  # 1 when the thread waits for an exception reply
+        self.redo: Any = None  # a memory/port access to retry when its fault is resolved
+        self.pfaults = 0  # page faults taken
         self.env_factory: Any = None  # unused by the kernel; user-level per-thread data
         # --- scheduling
         self.prio = 1
