@@ -560,9 +560,10 @@ class Kernel:
                 if waiting is not None and waiting.state is _RECV and waiting.partner is obj:
                     self._ipc_fail(waiting, IpcErr.REABORTED)
             case Task():
-                for e in list(obj.caps.slots.values()):
-                    if e.space is not None:
-                        self.mdb_remove(e, include_self=True)
+                vs = obj.vspace
+                for node in [*obj.caps.slots.values(), *vs.pages.values(), *vs.io.values()]:
+                    if node.space is not None:
+                        self.mdb_remove(node, include_self=True)
                 for th in list(obj.threads):
                     self._kill(th, None, "task deleted")
             case Reply():
@@ -581,6 +582,7 @@ class Kernel:
         self._deschedule(th)
         th.state = _DEAD
         th.exit_code = code
+        th.redo = None
         if th.coro is not None:
             coro, th.coro = th.coro, None
             coro.close()
@@ -637,18 +639,37 @@ class Kernel:
             self._trace(-1, "thread", th.kid, name=name, task=task.name if task else "")
         return th
 
+    def create_sigma0(self, entry: Entry, prio: int = 200, cpu: int = 0) -> Thread:
+        """Create sigma0, the root pager: its space holds every frame and port.
+
+        Its capabilities: task 1, thread 3, log 5.  Its program decides who
+        gets which frame (``l4sim.runtime.sigma0``).
+        """
+        task = self.create_task("sigma0")
+        task.vspace.sigma0 = True
+        th = self.create_thread("sigma0", task)
+        for slot, obj in ((1, task), (3, th), (5, self.log)):
+            self.cap_insert(task, slot, obj, Rights.RWSD, None)
+        task.code.append(entry)
+        self.start(th, 0, 0, prio=prio, cpu=cpu)
+        return th
+
     def create_root(self, name: str, entry: Entry, prio: int = 100, cpu: int = 0,
-                    quota: int = ROOT_QUOTA) -> Thread:
+                    quota: int = ROOT_QUOTA, pager: KObject | None = None) -> Thread:
         """Create the root task: all initial capabilities, one thread at ``entry``.
 
         The root's capability slots follow Fiasco's initial layout (task 1,
-        factory 2, thread 3, pager 4 empty, log 5, ICU 6, scheduler 7).
+        factory 2, thread 3, pager 4, log 5, ICU 6, scheduler 7); ``pager``
+        (normally sigma0's thread) becomes slot 4 and the thread's pager.
         """
         factory = self.create_factory(quota)
         task = self.create_task(name, factory)
         th = self.create_thread(name, task, factory)
         caps: list[tuple[int, KObject]] = [
             (1, task), (2, factory), (3, th), (5, self.log), (6, self.icu), (7, self.scheduler)]
+        if pager is not None:
+            caps.append((4, pager))
+            th.pager_slot = 4
         for slot, obj in caps:
             self.cap_insert(task, slot, obj, Rights.RWSD, None)
         task.code.append(entry)
@@ -844,9 +865,10 @@ class Kernel:
                     cur.redo = None
                     answer = cur.resume
                     cur.resume = None
-                    if type(answer) is Msg and answer.error:  # the pager could not help
+                    if type(answer) is Msg and (answer.error or answer.proto < 0):  # the pager refused
                         cur.redo = redo
-                        self._exception(core, cur, TRAP_PAGE_FAULT, answer.error, (), "page fault IPC failed")
+                        self._exception(core, cur, TRAP_PAGE_FAULT, answer.error or -answer.proto, (),
+                                        "page fault not resolved")
                     else:
                         traps[type(redo)](core, cur, redo)
                     continue
@@ -1798,6 +1820,7 @@ class Kernel:
                 tgt.traps = 0
                 tgt.compute_left = 0
                 tgt.exc_pending = 0
+                tgt.redo = None
                 tgt.faulted = False
                 tgt.coro = tgt.task.code[ip](sp)
                 tgt.resume = None

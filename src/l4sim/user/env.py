@@ -62,6 +62,7 @@ from l4sim.kernel.abi import (
 )
 from l4sim.kernel.kernel import LoadCode
 from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, Msg, SaveReply
+from l4sim.kernel.vspace import IoAccess, MemAccess
 
 Program = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -346,6 +347,45 @@ class LogCap(Cap):
             await self._op("log write", LogOp.WRITE, *pack_bytes(bytes(data[i : i + chunk])))
 
 
+class Memory:
+    """``env.mem``: loads and stores in the program's own address space.
+
+    An access to a page that is not mapped (or not writable, for a store)
+    faults: the kernel sends page-fault IPC to the thread's pager and retries
+    the access when the pager has mapped the page.
+    """
+
+    __slots__ = ()
+
+    def read(self, addr: int, n: int) -> Awaitable[bytes]:
+        return MemAccess(addr, n)
+
+    def write(self, addr: int, data: bytes) -> Awaitable[None]:
+        if not isinstance(data, bytes | bytearray):
+            raise TypeError(f"mem.write takes bytes, got {type(data).__name__}")
+        return MemAccess(addr, len(data), bytes(data))
+
+    async def read_word(self, addr: int) -> int:
+        return int.from_bytes(await MemAccess(addr, 8), "little")
+
+    def write_word(self, addr: int, value: int) -> Awaitable[None]:
+        if type(value) is not int or not 0 <= value <= WORD_MASK:
+            raise TypeError(f"a word is an int with 0 <= w < 2**64, got {value!r}")
+        return MemAccess(addr, 8, value.to_bytes(8, "little"))
+
+
+class Ports:
+    """``env.io``: x86 in/out instructions on I/O ports mapped into the task."""
+
+    __slots__ = ()
+
+    def inb(self, port: int) -> Awaitable[int]:
+        return IoAccess(port)
+
+    def outb(self, port: int, value: int) -> Awaitable[None]:
+        return IoAccess(port, value)
+
+
 class TaskLocal:
     """State shared by all threads of one task (their common address space).
 
@@ -390,6 +430,8 @@ class Env:
         self.icu = IcuCap(self, SLOT_ICU)
         self.scheduler = SchedulerCap(self, SLOT_SCHEDULER)
         self.pager = Gate(self, SLOT_PAGER)
+        self.mem = Memory()
+        self.io = Ports()
 
     # --- capabilities by name
     def cap(self, name: str, kind: type[Cap] | None = None) -> Any:
