@@ -328,6 +328,22 @@ class MapItem:
     snd_base: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StrItem:
+    """A string item (long IPC): ``length`` bytes at ``addr`` in the sender's space."""
+
+    addr: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrBuf:
+    """A receive buffer for a string item: up to ``length`` bytes at ``addr``."""
+
+    addr: int
+    length: int
+
+
 def check_word(w: object) -> bool:
     """True when ``w`` is a machine word: an int with 0 <= w < 2**64."""
     return type(w) is int and 0 <= w <= WORD_MASK

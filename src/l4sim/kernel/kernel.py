@@ -66,6 +66,8 @@ from l4sim.kernel.abi import (
     LogOp,
     MapItem,
     MemRights,
+    StrBuf,
+    StrItem,
     Proto,
     Rights,
     SchedOp,
@@ -111,6 +113,12 @@ from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, PRIO_TIMEOUT, Event
 
 CALL_FLAGS = SEND | RECV
+
+
+def _range_ok(addr: object, n: object) -> bool:
+    """A string's address and length are machine words within one access."""
+    return type(addr) is int and type(n) is int and 0 <= n <= MAX_ACCESS and 0 <= addr <= WORD_MASK - n
+
 FPAGE_ALL_MEMORY = Fpage.all_memory()
 
 # Thread states as module constants: an enum attribute lookup costs ~10x a
@@ -1079,12 +1087,18 @@ class Kernel:
         if len(words) + 2 * len(items) > MSG_WORDS:
             return False
         for it in items:
-            if type(it) is not MapItem or type(it.fpage) is not Fpage or type(it.snd_base) is not int:
+            if type(it) is MapItem:
+                if type(it.fpage) is not Fpage or type(it.snd_base) is not int:
+                    return False
+            elif type(it) is not StrItem or not _range_ok(it.addr, it.length):
                 return False
         for v in (t.timeout, t.rcv_timeout):
             if v is not None and (type(v) is not int or v < 0):
                 return False
-        return all(type(b) is Fpage for b in t.rcv)
+        for b in t.rcv:
+            if type(b) is not Fpage and (type(b) is not StrBuf or not _range_ok(b.addr, b.length)):
+                return False
+        return True
 
     def _fail_now(self, core: Core, th: Thread, code: int) -> None:
         """The running thread's IPC ends at once with ``code``."""
@@ -1358,7 +1372,7 @@ class Kernel:
         self._block(th, _RECV, t.rcv_timeout, dest.kid)
 
     def _deliver(self, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
-                 words: tuple[int, ...], items: tuple[MapItem, ...], flags: int) -> int:
+                 words: tuple[int, ...], items: tuple[MapItem | StrItem, ...], flags: int) -> int:
         """Copy a message into the receiver and wake it if it was blocked.
 
         Items are decoded completely before any is performed: if they do not
@@ -1368,11 +1382,11 @@ class Kernel:
         costs = self.costs
         payer = core.current or snd
         self._charge(core, payer, costs.ipc_base + costs.ipc_per_word * len(words))
-        s_err = 0
-        filled: tuple[Fpage, ...] = ()
+        s_err = r_err = 0
+        filled: tuple[Any, ...] = ()
         if items:
             self._charge(core, payer, costs.ipc_per_item * len(items))
-            plan, s_err = self._decode_items(snd, rcv, items)
+            plan, s_err, r_err = self._decode_items(snd, rcv, items)
             if not s_err:
                 filled = self._perform_items(core, payer, plan)
         self.ipc_count += 1
@@ -1384,7 +1398,7 @@ class Kernel:
             self._trace(core.id, "ipc", snd.kid, to=rcv.kid, proto=proto, label=label,
                         words=len(words), items=len(items), flow=self._flow, op=op)
             self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
-        msg = Msg(s_err | 1 if s_err else 0, proto, words, label, filled)
+        msg = Msg(r_err, proto, words, label, filled)
         if rcv.state is _RECV:
             self._wake(rcv, msg)
         else:
@@ -1443,25 +1457,56 @@ class Kernel:
             plan.append((kind, src, u, dst, dfirst + (u - first), rights, grant))
         return 0
 
-    def _decode_items(self, snd: Thread, rcv: Thread, items: tuple[MapItem, ...]) -> tuple[list[Any], int]:
-        """Check every item against the receiver's buffers; changes nothing."""
+    def _decode_items(self, snd: Thread, rcv: Thread, items: tuple[Any, ...]) -> tuple[list[Any], int, int]:
+        """Check every item against the receiver's buffers; changes nothing.
+
+        Returns (plan, sender's error, receiver's error).  Items meet buffers
+        in order.  A string item copies bytes between the spaces; the pages
+        must be mapped (no page fault is resolved during the copy): a hole in
+        the sender's string gives the sender SEMSGCUT and the receiver
+        RESNDPFTO, a hole in the receiver's buffer the sender SERCVPFTO and
+        the receiver REMSGCUT, a string longer than its buffer both MSGCUT.
+        """
         bufs = rcv.rcv_bufs
         if len(items) > len(bufs):
-            return [], IpcErr.SEMSGCUT
+            return [], IpcErr.SEMSGCUT, IpcErr.REMSGCUT
         stask, rtask = snd.task, rcv.task
         assert stask is not None and rtask is not None
         plan: list[Any] = []
         for it, buf in zip(items, bufs, strict=False):
+            if type(it) is StrItem:
+                if type(buf) is not StrBuf:
+                    return [], IpcErr.SEMAPFAILED, IpcErr.REMAPFAILED
+                if it.length > buf.length:
+                    return [], IpcErr.SEMSGCUT, IpcErr.REMSGCUT
+                if it.length:
+                    if first_missing(stask.vspace, it.addr, it.length, MemRights.R, None) is not None:
+                        return [], IpcErr.SEMSGCUT, IpcErr.RESNDPFTO
+                    if first_missing(rtask.vspace, buf.addr, it.length, MemRights.W, None) is not None:
+                        return [], IpcErr.SERCVPFTO, IpcErr.REMSGCUT
+                plan.append(("str", stask, it.addr, it.length, rtask, buf.addr))
+                continue
+            if type(buf) is not Fpage:
+                return [], IpcErr.SEMAPFAILED, IpcErr.REMAPFAILED
             err = self._plan_map(stask, it.fpage, rtask, buf, it.snd_base, it.grant, plan)
             if err:
-                return [], err
-        return plan, 0
+                return [], err, err | 1
+        return plan, 0, 0
 
     def _perform_map(self, plan: list[Any], core: Core | None = None, payer: Thread | None = None) -> list[Fpage]:
         """Carry out a decoded plan; returns the flexpages (one unit each) that arrived."""
         filled: list[Fpage] = []
         cost = self.costs.map_per_entry
-        for kind, src, u, dst, du, rights, grant in plan:
+        for entry in plan:
+            if entry[0] == "str":  # long IPC: copy the bytes between the spaces
+                _, src, addr, n, dst, daddr = entry
+                mem = self.machine.mem
+                write_frames(mem, dst, daddr, read_frames(mem, src, addr, n))
+                if core is not None and payer is not None:
+                    self._charge(core, payer, self.costs.mem_per_kib * (n >> 10))
+                filled.append(StrBuf(daddr, n))  # type: ignore[arg-type]
+                continue
+            kind, src, u, dst, du, rights, grant = entry
             if kind == FpageType.OBJECT:
                 e = src.caps.slots.get(u)
                 if e is None:
@@ -1481,7 +1526,7 @@ class Kernel:
                 self._charge(core, payer, cost)
         return filled
 
-    def _perform_items(self, core: Core, payer: Thread, plan: list[Any]) -> tuple[Fpage, ...]:
+    def _perform_items(self, core: Core, payer: Thread, plan: list[Any]) -> tuple[Any, ...]:
         return tuple(self._perform_map(plan, core, payer))
 
     def _reply_saved(self, core: Core, th: Thread, t: Ipc, entry: CapEntry) -> None:
@@ -1623,7 +1668,7 @@ class Kernel:
         if not t.rcv:
             return None
         b = t.rcv[0]
-        if b.kind != FpageType.OBJECT or not 0 < b.base < CAP_SLOTS:
+        if type(b) is not Fpage or b.kind != FpageType.OBJECT or not 0 < b.base < CAP_SLOTS:
             return None
         return b.base
 

@@ -19,7 +19,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from l4sim.kernel.abi import TAG_ERROR, Fpage, MapItem, msgtag
+from l4sim.kernel.abi import TAG_ERROR, Fpage, MapItem, StrBuf, StrItem, msgtag
 
 
 class Trap:
@@ -43,10 +43,10 @@ class Ipc(Trap):
     flags: int
     proto: int = 0
     words: tuple[int, ...] = ()
-    items: tuple[MapItem, ...] = ()
+    items: tuple[MapItem | StrItem, ...] = ()
     timeout: int | None = None
     rcv_timeout: int | None = None
-    rcv: tuple[Fpage, ...] = ()
+    rcv: tuple[Fpage | StrBuf, ...] = ()
 
 
 @dataclass(slots=True)
@@ -97,7 +97,7 @@ class Msg(NamedTuple):
     proto: int = 0
     words: tuple[int, ...] = ()
     label: int = 0
-    items: tuple[Fpage, ...] = ()
+    items: tuple[Fpage | StrBuf, ...] = ()
 
     @property
     def ok(self) -> bool:

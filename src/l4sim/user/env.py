@@ -513,14 +513,16 @@ class Env:
 
     # --- threads of this task
     async def spawn(self, fn: Program, *args: Any, name: str = "", prio: int = 1, cpu: int = 0,
-                    quantum: int = 10_000_000, exc_handler: int | None = None) -> ThreadCap:
+                    quantum: int = 10_000_000, exc_handler: int | None = None,
+                    pager: int = SLOT_PAGER) -> ThreadCap:
         """Start ``fn(env, *args)`` as a new thread of this task.
 
-        Uses only system calls: create a thread, bind it to this task, load
-        the entry, place it with the scheduler and start it with ex_regs.
+        Uses only system calls: create a thread, bind it to this task (with
+        the task's pager, slot 4, unless told otherwise), load the entry,
+        place it with the scheduler and start it with ex_regs.
         """
         th = await self.factory.create_thread(name or getattr(fn, "__name__", ""))
-        await th.control(bind=self.task, exc_handler=exc_handler)
+        await th.control(bind=self.task, exc_handler=exc_handler, pager=pager)
         local = self.local
         kinds = self.kinds
 
