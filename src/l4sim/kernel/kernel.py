@@ -66,11 +66,11 @@ from l4sim.kernel.abi import (
     LogOp,
     MapItem,
     MemRights,
-    StrBuf,
-    StrItem,
     Proto,
     Rights,
     SchedOp,
+    StrBuf,
+    StrItem,
     TaskOp,
     ThreadOp,
     unpack_bytes,
@@ -90,6 +90,7 @@ from l4sim.kernel.objects import (
     Task,
     Thread,
 )
+from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
 from l4sim.kernel.vspace import (
     IO_PORTS,
     MAPPING_SIZE,
@@ -108,7 +109,6 @@ from l4sim.kernel.vspace import (
     read_frames,
     write_frames,
 )
-from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
 from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, PRIO_TIMEOUT, Event
 
@@ -1431,7 +1431,7 @@ class Kernel:
             dfirst = r_base + (hot & ((1 << r_ord) - 1) & ~((1 << s_ord) - 1))
         kind = fp.kind
         if kind == FpageType.OBJECT:
-            if dfirst <= 0 and n == 1 or dfirst + n > CAP_SLOTS:
+            if (dfirst <= 0 and n == 1) or dfirst + n > CAP_SLOTS:
                 return IpcErr.SEMAPFAILED
             units: Any = [u for u in range(first, first + n) if u in src.caps.slots] if n <= 4096 else \
                 sorted(u for u in src.caps.slots if first <= u < first + n)
