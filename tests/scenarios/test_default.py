@@ -32,12 +32,27 @@ def test_default_console_shows_every_program_finishing(default_run: BootResult) 
 
 
 def test_default_threads_all_exit_zero(default_run: BootResult) -> None:
-    """Every thread of the demo ended with exit code 0 and none faulted."""
+    """Every program of the demo ended with exit code 0, none faulted, sigma0 still serves."""
     threads = default_run.kernel.threads
-    assert {th.name for th in threads} == {"root", "server", "client", "ticker", "worker-lo", "worker-hi"}
+    assert {th.name for th in threads} == {"sigma0", "root", "server", "client", "ticker", "worker-lo",
+                                            "worker-hi"}
     for th in threads:
+        if th.name == "sigma0":
+            assert th.state is TS.RECV and not th.faulted
+            continue
         assert th.state is TS.DEAD and th.exit_code == 0 and not th.faulted, th.name
     assert default_run.reason == "stop"
+
+
+def test_default_root_pages_fault_to_sigma0(default_run: BootResult) -> None:
+    """The root task's four first touches are page faults resolved by sigma0, 1:1."""
+    root = next(th for th in default_run.kernel.threads if th.name == "root")
+    assert root.pfaults == 4
+    assert root.task is not None
+    for i in range(4):
+        vpn = (0x100000 >> 12) + i
+        assert root.task.vspace.pages[vpn].pfn == vpn
+    assert "page 2 holds 'page 2'" in default_run.kernel.machine.uart.text()
 
 
 def test_default_summary_has_the_headline_figures(default_run: BootResult) -> None:
@@ -48,7 +63,7 @@ def test_default_summary_has_the_headline_figures(default_run: BootResult) -> No
     assert s["exceptions"] == 0
     assert s["cores"] == 2 and len(s["idle_ns"]) == 2
     assert {c["name"] for c in s["components"]} >= {"client", "server", "ticker"}
-    assert all(c["exit"] == 0 and c["faults"] == 0 for c in s["components"])
+    assert all(c["exit"] == 0 and not c["faulted"] for c in s["components"] if c["name"] != "sigma0")
 
 
 def test_default_worker_lo_runs_on_core_one_when_there_are_two(default_run: BootResult) -> None:
@@ -62,7 +77,7 @@ def test_default_boots_on_one_core_too() -> None:
     """With one core everything shares core 0 and still finishes."""
     r = boot("default", cores=1)
     assert r.reason == "stop"
-    assert all(th.exit_code == 0 for th in r.kernel.threads)
+    assert all(th.exit_code == 0 for th in r.kernel.threads if th.name != "sigma0")
     assert "root: all programs finished" in r.kernel.machine.uart.text()
 
 

@@ -13,6 +13,8 @@ calls:
 - ``worker-hi`` / ``worker-lo``: two priorities on core 1; the high one wakes
   every 300 us (a receive with a timeout) and preempts the low one, whose
   computation continues where it was cut.
+- ``sigma0``, the root pager: the root task's first touch of each page
+  faults, and sigma0 answers with a 1:1 mapping of the frame.
 
 Every program reports to the root over the ``done`` gate; the root prints a
 line and exits when all have finished.
@@ -24,7 +26,8 @@ from typing import Any
 
 from l4sim.kernel.abi import IpcErr, Rights
 from l4sim.kernel.kernel import Kernel
-from l4sim.user.env import INITIAL, Env, Gate, IrqCap, TaskLocal, start_task
+from l4sim.runtime.sigma0 import sigma0
+from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, Gate, IrqCap, TaskLocal, start_task
 
 TICKS = 5
 CALLS = 8
@@ -92,6 +95,11 @@ async def worker(env: Env, name: str, rounds: int, work: int, sleep: int | None)
 
 async def root(env: Env) -> int:
     await env.print("root: l4sim kernel demo")
+    # memory: each first touch of a page is a page fault that sigma0 resolves
+    for i in range(4):
+        await env.mem.write(0x100000 + i * 0x1000, f"page {i}".encode())
+    text = await env.mem.read(0x102000, 6)
+    await env.print(f"root: 4 pages mapped by sigma0 on demand, page 2 holds {text.decode()!r}")
     done = await env.factory.create_gate(env.thread, 0x40)
     _, srv = await start_task(env, "server", server, prio=20)
     gate = await env.factory.create_gate(srv, 0x10)
@@ -115,6 +123,8 @@ async def root(env: Env) -> int:
 
 
 def setup(kernel: Kernel, args: Any = None) -> Any:
-    """Program the platform timer and create the root task; returns the root thread."""
+    """Program the platform timer, start sigma0 and the root task; returns the root thread."""
     kernel.machine.pit.program(PIT_PERIOD_NS)
-    return kernel.create_root("root", lambda sp: root(Env(TaskLocal(INITIAL))), prio=100)
+    nframes = kernel.machine.mem.nframes
+    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
+    return kernel.create_root("root", lambda sp: root(Env(TaskLocal(INITIAL))), prio=100, pager=s0)

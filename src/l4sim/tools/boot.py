@@ -92,7 +92,8 @@ class BootResult:
                 "cpu": th.cpu,
                 "cpu_ns": th.cpu_ns,
                 "ipcs": th.ipcs,
-                "faults": 1 if th.faulted else 0,
+                "faults": th.pfaults,
+                "faulted": th.faulted,
                 "switches": th.switches,
             })
         return {
@@ -130,12 +131,13 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['ipcs']} IPCs, {s['kernel_invocations']} kernel invocations, "
         f"{s['context_switches']} context switches, {s['exceptions']} exceptions",
         "",
-        f"{'thread':<14} {'task':<12} {'cpu':>3} {'state':<16} {'exit':>5} {'cpu time':>12} {'IPCs':>6}",
+        f"{'thread':<14} {'task':<12} {'cpu':>3} {'state':<16} {'exit':>5} {'cpu time':>12} {'IPCs':>6}"
+        f" {'faults':>6}",
     ]
     for c in s["components"]:
         ex = "-" if c["exit"] is None else str(c["exit"])
         lines.append(f"{c['name'][:14]:<14} {c['task'][:12]:<12} {c['cpu']:>3} {c['state']:<16} {ex:>5} "
-                     f"{c['cpu_ns'] / 1e3:>9.1f} us {c['ipcs']:>6}")
+                     f"{c['cpu_ns'] / 1e3:>9.1f} us {c['ipcs']:>6} {c['faults']:>6}")
     return "\n".join(lines)
 
 

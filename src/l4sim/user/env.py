@@ -406,6 +406,9 @@ _KINDS: dict[str, type[Cap]] = {
     "icu": IcuCap, "scheduler": SchedulerCap,
 }
 
+#: the capabilities sigma0 starts with
+SIGMA0_CAPS = {"task": SLOT_TASK, "thread": SLOT_THREAD, "log": SLOT_LOG}
+
 INITIAL = {"task": SLOT_TASK, "factory": SLOT_FACTORY, "thread": SLOT_THREAD, "log": SLOT_LOG,
            "icu": SLOT_ICU, "scheduler": SLOT_SCHEDULER}
 
