@@ -559,10 +559,16 @@ class Kernel:
                 if th is not None:
                     for s in [s for s in th.snd_queue if s.snd_via is obj]:
                         self._ipc_fail(s, IpcErr.SEABORTED)
+                    di = th.del_irq
+                    if di is not None and di.alive and th.state is not _DEAD:
+                        th.deleted.append(obj.label)  # the deletion notification of Fiasco
+                        self._irq_fire(di)
                 obj.thread = None
             case Irq():
                 if obj.line is not None and self.icu.bound.get(obj.line) is obj:
                     del self.icu.bound[obj.line]
+                if obj.del_of is not None and obj.del_of.del_irq is obj:
+                    obj.del_of.del_irq = None
                 waiting = obj.thread
                 self._irq_detach(obj)
                 if waiting is not None and waiting.state is _RECV and waiting.partner is obj:
@@ -1623,6 +1629,16 @@ class Kernel:
     # -------------------------------------------------------------------- IRQs
     def _irq_msg(self, irq: Irq, th: Thread) -> Msg:
         irq.count += 1
+        owner = irq.del_of
+        if owner is not None and owner.deleted:  # labels of the deleted gates ride along
+            n = min(len(owner.deleted), MSG_WORDS)
+            words = tuple(owner.deleted.popleft() for _ in range(n))
+            if owner.deleted:
+                irq.latched = True  # more to report: deliver again at the next wait
+                self._irq_fire(irq)
+            self.ipc_count += 1
+            th.ipcs += 1
+            return Msg(0, int(Proto.IRQ), words, irq.label)
         if irq.line is not None:
             irq.masked = True  # a hardware line stays masked until the driver unmasks
         self.ipc_count += 1
@@ -1750,15 +1766,16 @@ class Kernel:
             fp = Fpage.from_word(w[2])
             if fp.units() is None:
                 return self._err(Err.EINVAL)
-            # the destination is the same-sized flexpage at the given address/slot
-            dst = Fpage.from_word((w[3] & ~0xFFF) | (fp.order << 6) | (int(fp.kind) << 4) | 0xF) \
-                if fp.kind == FpageType.MEMORY else Fpage(fp.kind, w[3] >> 12 if w[3] >= 1 << 12 else w[3],
-                                                          fp.order, 0xF)
+            # word 3 is Fiasco's send base: the destination address (or cap index,
+            # slot << 12) of a same-sized flexpage, with the grant flag in bit 1
+            grant = bool(w[3] & 2)
+            dst = Fpage(fp.kind, w[3] & ~0xFFF if fp.kind == FpageType.MEMORY else w[3] >> 12,
+                        fp.order, 0xF)
             du = dst.units()
             if du is None or (fp.kind == FpageType.OBJECT and du[0] <= 0):
                 return self._err(Err.ERANGE)
             plan: list[Any] = []
-            if self._plan_map(src, fp, task, dst, 0, False, plan):
+            if self._plan_map(src, fp, task, dst, 0, grant, plan):
                 return self._err(Err.ENOMEM if fp.kind != FpageType.OBJECT else Err.EINVAL)
             done = self._perform_map(plan)
             return Msg(0, 0, (len(done),))
@@ -1821,6 +1838,20 @@ class Kernel:
             return self._err(Err.EPERM)
         if tgt.state is _DEAD:
             return self._err(Err.EINVAL)
+        if op == ThreadOp.REGISTER_DELETE_IRQ:
+            # words: op, irq slot -- the Irq fires when an IPC gate bound to the thread dies;
+            # its message carries the labels of the deleted gates (up to 63 a message)
+            if len(w) < 2:
+                return self._err(Err.EINVAL)
+            ie = mytask.caps.slots.get(w[1])
+            if ie is None or type(ie.obj) is not Irq:
+                return self._err(Err.EINVAL)
+            irq: Irq = ie.obj
+            if tgt.del_irq is not None and tgt.del_irq is not irq:
+                tgt.del_irq.del_of = None
+            tgt.del_irq = irq
+            irq.del_of = tgt
+            return Msg(0, 0)
         if op == ThreadOp.CONTROL:
             # words: op, flags, pager slot, exception-handler slot, task slot
             if len(w) < 5:

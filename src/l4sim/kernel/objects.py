@@ -82,6 +82,8 @@ class Thread(KObject):
         "cpu_ns",
         "cpus",
         "env_factory",
+        "deleted",
+        "del_irq",
         "exc_pending",
         "exc_slot",
         "exit_code",
@@ -136,6 +138,8 @@ class Thread(KObject):
         self.exc_pending: int = 0  # 1 when the thread waits for an exception reply
         self.redo: Any = None  # a memory/port access to retry when its fault is resolved
         self.pfaults = 0  # page faults taken
+        self.del_irq: Irq | None = None  # triggered when an IPC gate bound to me is deleted
+        self.deleted: deque[int] = deque()  # labels of deleted gates not yet reported
         self.env_factory: Any = None  # unused by the kernel; user-level per-thread data
         # --- scheduling
         self.prio = 1
@@ -206,7 +210,7 @@ class Reply(KObject):
 class Irq(KObject):
     """An interrupt: a hardware line or a software-triggered notification."""
 
-    __slots__ = ("count", "label", "latched", "line", "masked", "pending", "thread")
+    __slots__ = ("count", "del_of", "label", "latched", "line", "masked", "pending", "thread")
     SIZE = 128
     KIND = "irq"
     PROTO = -18  # invoked with the IRQ-sender protocol; its messages carry -1
@@ -220,6 +224,7 @@ class Irq(KObject):
         self.latched = False  # fired while masked; delivered at unmask
         self.pending = False  # queued at the attached thread, not yet received
         self.count = 0  # deliveries
+        self.del_of: Thread | None = None  # the thread whose gate deletions this Irq reports
 
 
 class Factory(KObject):

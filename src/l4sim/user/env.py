@@ -22,6 +22,7 @@ from typing import Any
 
 from l4sim.kernel.abi import (
     CALL,
+    CAP_SHIFT,
     CTL_BIND_TASK,
     CTL_SET_EXC_HANDLER,
     CTL_SET_PAGER,
@@ -48,6 +49,7 @@ from l4sim.kernel.abi import (
     Err,
     FactoryOp,
     Fpage,
+    FpageType,
     IcuOp,
     IpcErr,
     IrqOp,
@@ -200,6 +202,14 @@ class ThreadCap(IpcCap):
         msg = await self._op("ex_regs", ThreadOp.EX_REGS, ip, sp, EX_REGS_CANCEL if cancel else 0)
         return msg.words
 
+    async def register_delete_irq(self, irq: IrqCap) -> None:
+        """Have ``irq`` fire when an IPC gate bound to this thread is deleted.
+
+        The Irq's message carries the labels of the deleted gates as words:
+        how a server learns that a client's session is gone.
+        """
+        await self._op("register_delete_irq", ThreadOp.REGISTER_DELETE_IRQ, irq.slot)
+
     async def stats(self) -> tuple[int, ...]:
         """(cpu time in ns, IPC count, state)."""
         return (await self._op("thread stats", ThreadOp.STATS)).words
@@ -211,9 +221,15 @@ class TaskCap(Cap):
     __slots__ = ()
     PROTO = Proto.TASK
 
-    async def map(self, src: TaskCap, fpage: Fpage, dst_slot: int) -> int:
-        """Map ``fpage`` from ``src`` into this task at ``dst_slot`` (``l4_task_map``)."""
-        return (await self._op("task map", TaskOp.MAP, src.slot, fpage.word(), dst_slot)).words[0]
+    async def map(self, src: TaskCap, fpage: Fpage, dst: int, grant: bool = False) -> int:
+        """Map (or grant) ``fpage`` from ``src`` into this task (``l4_task_map``).
+
+        ``dst`` is the destination slot for capabilities and ports, the
+        destination address for memory.  Returns the number of units mapped.
+        """
+        base = dst if fpage.kind == FpageType.MEMORY else dst << CAP_SHIFT
+        return (await self._op("task map", TaskOp.MAP, src.slot, fpage.word(),
+                               base | (2 if grant else 0))).words[0]
 
     async def unmap(self, fpage: Fpage, include_self: bool = False) -> int:
         """Revoke the rights of ``fpage`` from everything derived from it (and it)."""
