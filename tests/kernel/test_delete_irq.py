@@ -78,3 +78,39 @@ def test_a_client_task_dying_destroys_its_granted_session_gate() -> None:
 
     run_system(root, prio=100)
     assert [m.words for m in seen] == [(0x80,)]
+
+
+def test_an_unbound_gate_is_bound_by_its_server_with_the_s_right() -> None:
+    """A server binds an unbound gate (S right); a client without S cannot rebind it."""
+    got: list[Msg] = []
+    errors: list[str] = []
+
+    async def server(env: Env) -> int:
+        await env.cap("svc").bind(env.thread, 0x20)
+        got.append(await env.wait())
+        await env.reply(0, 42)
+        return 0
+
+    async def client(env: Env) -> int:
+        try:
+            await env.cap("svc").bind(env.thread, 0x30)
+        except Exception as e:  # the wrapper raises L4Error(EPERM)
+            errors.append(str(e))
+        await env.compute(10_000)
+        r = await env.cap("svc").call(1, 7)
+        got.append(r)
+        return 0
+
+    async def root(env: Env) -> int:
+        from l4sim.kernel.abi import Rights
+        from l4sim.user.env import start_task
+
+        gate = await env.factory.create_gate(None)
+        await start_task(env, "server", server, {"svc": gate}, prio=20)
+        await start_task(env, "client", client, {"svc": (gate, Rights.R | Rights.W)}, prio=10)
+        return 0
+
+    run_system(root, prio=100)
+    assert errors and "EPERM" in errors[0]
+    assert got[0].words == (7,) and got[0].label == 0x21  # W without S seen in the low bits
+    assert got[1].words == (42,)

@@ -234,6 +234,13 @@ class IcuOp(IntEnum):
     SET_MODE = 6
 
 
+class GateOp(IntEnum):
+    """Operations on an IPC gate itself (invoked with the kobject label -10)."""
+
+    BIND = 0x10
+    GET_INFO = 0x11
+
+
 class LogOp(IntEnum):
     WRITE = 0
 

@@ -60,6 +60,7 @@ from l4sim.kernel.abi import (
     FactoryOp,
     Fpage,
     FpageType,
+    GateOp,
     IcuOp,
     IpcErr,
     IrqOp,
@@ -120,6 +121,7 @@ def _range_ok(addr: object, n: object) -> bool:
     return type(addr) is int and type(n) is int and 0 <= n <= MAX_ACCESS and 0 <= addr <= WORD_MASK - n
 
 FPAGE_ALL_MEMORY = Fpage.all_memory()
+_PROTO_KOBJECT = int(Proto.KOBJECT)
 
 # Thread states as module constants: an enum attribute lookup costs ~10x a
 # global one, and these are read on every IPC (hot path).
@@ -258,6 +260,7 @@ class Kernel:
             SchedulerObj: self._inv_scheduler,
             Icu: self._inv_icu,
             Log: self._inv_log,
+            IpcGate: self._inv_gate,
         }
 
     # ------------------------------------------------------------------ helpers
@@ -1083,8 +1086,31 @@ class Kernel:
                 return False
         return True
 
+    @staticmethod
+    def _plain(t: Ipc) -> bool:
+        """Copy int-subclass values (an IntEnum op code, say) into plain ints.
+
+        The kernel hands receivers machine words, never the sender's objects.
+        Returns False when some word or the label is not an int at all.
+        """
+        if type(t.words) is tuple:
+            for w in t.words:
+                if type(w) is not int:
+                    if not isinstance(w, int) or isinstance(w, bool):
+                        return False
+                    t.words = tuple(int(x) if isinstance(x, int) and not isinstance(x, bool) else x
+                                    for x in t.words)
+                    break
+        if type(t.proto) is not int:
+            if not isinstance(t.proto, int) or isinstance(t.proto, bool):
+                return False
+            t.proto = int(t.proto)
+        return True
+
     def _ipc_ok(self, t: Ipc) -> bool:
         """Decode an IPC's arguments: label, words, items, timeouts, buffers."""
+        if not self._plain(t):
+            return False
         words, items = t.words, t.items
         if type(t.flags) is not int or type(t.proto) is not int or not LABEL_MIN <= t.proto <= LABEL_MAX:
             return False
@@ -1202,7 +1228,7 @@ class Kernel:
                 self._sys_ipc(core, th, t)
                 return
             entry = th.task.caps.slots.get(t.cap)  # type: ignore[union-attr]
-            if entry is None or type(entry.obj) is not IpcGate:
+            if entry is None or type(entry.obj) is not IpcGate or proto == _PROTO_KOBJECT:
                 self._sys_ipc(core, th, t)
                 return
             gate: IpcGate = entry.obj
@@ -1278,6 +1304,9 @@ class Kernel:
                 return
             obj = entry.obj
             typ = type(obj)
+            if typ is IpcGate and t.proto == _PROTO_KOBJECT:
+                self._kernel_invoke(core, th, entry, t)  # an operation on the gate itself
+                return
             if typ is IpcGate:
                 dest = obj.thread  # type: ignore[attr-defined]
                 label = obj.label | (entry.rights & 3)  # type: ignore[attr-defined]
@@ -2041,6 +2070,36 @@ class Kernel:
                     return self._err(Err.ENOENT)
                 del self.icu.bound[line]
                 irq.line = None
+            return Msg(0, 0)
+        return self._err(Err.ENOSYS)
+
+    def _inv_gate(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+        """IPC gate (invoked with the kobject label): bind(thread, label), get_info.
+
+        Binding needs the S right: a client holding the gate without it can
+        send through it but not redirect it.
+        """
+        gate: IpcGate = entry.obj  # type: ignore[assignment]
+        w = t.words
+        mytask = th.task
+        assert mytask is not None
+        op = w[0]
+        if op == GateOp.GET_INFO:
+            return Msg(0, 0, (gate.label if entry.rights & Rights.S else 0,))
+        if op == GateOp.BIND:
+            if len(w) < 3:
+                return self._err(Err.EINVAL)
+            if not entry.rights & Rights.S:
+                return self._err(Err.EPERM)
+            te = mytask.caps.slots.get(w[1])
+            if te is None or type(te.obj) is not Thread or te.obj.state is _DEAD or w[2] & 3:
+                return self._err(Err.EINVAL)
+            old = gate.thread
+            if old is not None and old is not te.obj:
+                for s in [s for s in old.snd_queue if s.snd_via is gate]:
+                    self._ipc_fail(s, IpcErr.SEABORTED)  # queued on the old receiver
+            gate.thread = te.obj
+            gate.label = w[2]
             return Msg(0, 0)
         return self._err(Err.ENOSYS)
 

@@ -181,7 +181,7 @@ class IpcGate(KObject):
     __slots__ = ("label", "thread")
     SIZE = 128
     KIND = "gate"
-    PROTO = 0
+    PROTO = -10  # operations on the gate itself use the kobject label
 
     def __init__(self, kid: int, thread: Thread | None, label: int) -> None:
         super().__init__(kid)

@@ -50,6 +50,7 @@ from l4sim.kernel.abi import (
     FactoryOp,
     Fpage,
     FpageType,
+    GateOp,
     IcuOp,
     IpcErr,
     IrqOp,
@@ -167,6 +168,16 @@ class Gate(IpcCap):
     """An IPC gate."""
 
     __slots__ = ()
+
+    async def bind(self, thread: ThreadCap, label: int = 0) -> None:
+        """Bind the gate to ``thread`` with ``label`` (needs the S right)."""
+        _check(await Ipc(self.slot, CALL, int(Proto.KOBJECT), (int(GateOp.BIND), thread.slot, label)),
+               "gate bind")
+
+    async def label(self) -> int:
+        """The gate's label (0 without the S right)."""
+        return (_check(await Ipc(self.slot, CALL, int(Proto.KOBJECT), (int(GateOp.GET_INFO),)),
+                       "gate info")).words[0]
 
 
 class ReplyCap(IpcCap):
