@@ -376,9 +376,12 @@ def unpack_bytes(words: tuple[int, ...] | list[int]) -> bytes:
 def timeout_encode_us(us: int) -> int:
     """Fiasco's relative timeout word: mantissa (10 bits) * 2**exponent (5 bits) us.
 
-    0 is *never*; the zero timeout is encoded as exponent 0x1f... in Fiasco
-    we use the value 0x400 (exp 1, mantissa 0) for "zero" as l4sys does.
+    0 means *never*; the zero timeout is 0x400 (exponent 1, mantissa 0), as
+    ``L4_IPC_TIMEOUT_0``.  Values that need more precision than 10 bits are
+    rounded down, as the format forces.
     """
+    if us < 0:
+        raise ValueError(f"a timeout cannot be negative: {us}")
     if us == 0:
         return 0x400
     e = 0
@@ -386,6 +389,8 @@ def timeout_encode_us(us: int) -> int:
     while m >= 1024:
         m >>= 1
         e += 1
+    if e > 31:
+        raise ValueError(f"timeout {us} us is beyond Fiasco's encoding (1023 * 2**31 us)")
     return (e << 10) | m
 
 

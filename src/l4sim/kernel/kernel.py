@@ -116,6 +116,14 @@ from l4sim.machine.events import PRIO_CORE, PRIO_TIMEOUT, Event
 CALL_FLAGS = SEND | RECV
 
 
+def _close(coro: Coroutine[Any, Any, Any]) -> None:
+    """End a program's coroutine; whatever its ``finally`` blocks do, the kernel goes on."""
+    try:
+        coro.close()
+    except BaseException:  # a program's clean-up must never stop the kernel
+        pass
+
+
 def _range_ok(addr: object, n: object) -> bool:
     """A string's address and length are machine words within one access."""
     return type(addr) is int and type(n) is int and 0 <= n <= MAX_ACCESS and 0 <= addr <= WORD_MASK - n
@@ -396,6 +404,8 @@ class Kernel:
             if self.tracer is not None:
                 self._trace(-1, "map", -1, task=dst.name, slot=slot, obj=repr(src.obj), rights=int(rights))
             return src
+        if old is src:
+            return src  # mapping a capability onto itself changes nothing
         if old is not None and old.obj is src.obj and old.parent is src:
             old.rights |= rights
             return old
@@ -602,7 +612,7 @@ class Kernel:
         th.redo = None
         if th.coro is not None:
             coro, th.coro = th.coro, None
-            coro.close()
+            _close(coro)
         for s in list(th.snd_queue):
             self._ipc_fail(s, IpcErr.SEABORTED)
         self._drop_reply(th)
@@ -779,6 +789,8 @@ class Kernel:
         if core is not self.running:
             cur = core.current
             if cur is None or th.prio > cur.prio:
+                if self.running is not None:
+                    delay += self.costs.ipi  # another core is told by an inter-processor interrupt
                 self._kick(core, self.now() + delay)
 
     def _deschedule(self, th: Thread) -> None:
@@ -966,7 +978,7 @@ class Kernel:
         """A load or store of a native program: copy, or fault to the pager."""
         addr, n, data = t.addr, t.n, t.data
         costs = self.costs
-        if (type(addr) is not int or type(n) is not int or not 0 < n <= MAX_ACCESS or addr < 0
+        if (type(addr) is not int or type(n) is not int or not 0 <= n <= MAX_ACCESS or addr < 0
                 or addr + n > 1 << 64 or (data is not None and (type(data) is not bytes or len(data) != n))):
             self._exception(core, th, TRAP_GP, 0, (), "bad memory access arguments")
             return
@@ -1224,7 +1236,7 @@ class Kernel:
                 self._sys_ipc(core, th, t)
                 return
         if flags == CALL_FLAGS:
-            if t.timeout is not None:
+            if t.timeout is not None or type(t.cap) is not int:
                 self._sys_ipc(core, th, t)
                 return
             entry = th.task.caps.slots.get(t.cap)  # type: ignore[union-attr]
@@ -1285,8 +1297,11 @@ class Kernel:
         if self.tracer is not None:
             self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if flags == CALL_FLAGS else -1)
         peer.state = _READY
-        if peer.cpu == core.id and not (core.bits and core.bits.bit_length() - 1 > peer.prio):
-            self._switch(core, th, peer)  # direct switch: the peer runs next here
+        if peer.cpu == core.id and not (core.bits and core.bits.bit_length() - 1 >= peer.prio):
+            # direct switch: the peer is what the scheduler would pick next anyway
+            self._switch(core, th, peer)
+            if self.tracer is not None:
+                self._trace(core.id, "wake", peer.kid)
         else:
             self._make_ready(peer)
 
@@ -1349,7 +1364,13 @@ class Kernel:
         elif not t.words:
             msg = self._err(Err.EINVAL)
         else:
+            coro = th.coro
             msg = inv(th, entry, t)
+            if th.coro is not coro:  # ex_regs gave the caller itself a new entry: it starts afresh
+                if self.tracer is not None:
+                    self._trace(core.id, "kinv", th.kid, obj=obj.KIND, op=t.words[0], err=0)
+                th.resume = None
+                return
         if self.tracer is not None:
             self._trace(core.id, "kinv", th.kid, obj=obj.KIND, op=t.words[0] if t.words else -1,
                         err=msg.proto)
@@ -1466,7 +1487,7 @@ class Kernel:
             dfirst = r_base + (hot & ((1 << r_ord) - 1) & ~((1 << s_ord) - 1))
         kind = fp.kind
         if kind == FpageType.OBJECT:
-            if (dfirst <= 0 and n == 1) or dfirst + n > CAP_SLOTS:
+            if dfirst <= 0 or dfirst + n > CAP_SLOTS:  # slot 0 is never a capability
                 return IpcErr.SEMAPFAILED
             units: Any = [u for u in range(first, first + n) if u in src.caps.slots] if n <= 4096 else \
                 sorted(u for u in src.caps.slots if first <= u < first + n)
@@ -1557,6 +1578,8 @@ class Kernel:
                 ne = self.mem_map(m, dst, du, rights, grant)
                 if ne is not None:
                     filled.append(Fpage.io(du, 0, ne.rights) if io else Fpage.mem(du << 12, 12, ne.rights))
+            if core is None and self.running is not None and self.running.current is not None:
+                core, payer = self.running, self.running.current  # Task.map: the invoker pays
             if core is not None and payer is not None:
                 self._charge(core, payer, cost)
         return filled
@@ -1713,7 +1736,8 @@ class Kernel:
         if not t.rcv:
             return None
         b = t.rcv[0]
-        if type(b) is not Fpage or b.kind != FpageType.OBJECT or not 0 < b.base < CAP_SLOTS:
+        if type(b) is not Fpage or b.kind != FpageType.OBJECT or type(b.base) is not int \
+                or not 0 < b.base < CAP_SLOTS:
             return None
         return b.base
 
@@ -1920,7 +1944,7 @@ class Kernel:
                 self._unblock(tgt)
                 if tgt.coro is not None:
                     coro, tgt.coro = tgt.coro, None
-                    coro.close()
+                    _close(coro)
                 tgt.ip = ip
                 tgt.traps = 0
                 tgt.compute_left = 0

@@ -181,9 +181,12 @@ class Gate(IpcCap):
 
 
 class ReplyCap(IpcCap):
-    """A saved, use-once reply capability (deferred reply)."""
+    """A saved, use-once reply capability (deferred reply): ``send`` the answer."""
 
     __slots__ = ()
+
+    def call(self, *args: Any, **kw: Any) -> Awaitable[Msg]:
+        raise TypeError("a reply capability answers once: use send(), not call()")
 
 
 class ThreadCap(IpcCap):
