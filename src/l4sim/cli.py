@@ -86,6 +86,38 @@ def bench_ipc_cmd(as_json: bool, rounds: int) -> None:
         click.echo(f"ratio bare/kernel: {r['ratio']}")
 
 
+@bench.command("mem")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--pages", default=100_000, show_default=True,
+              help="pages mapped, touched and unmapped; the revoked trees have pages/10 and pages mappings")
+def bench_mem_cmd(as_json: bool, pages: int) -> None:
+    """Mapping database: map+touch+unmap ns per page, recursive revoke of trees and a chain."""
+    from l4sim.tools.bench import bench_mem
+
+    if pages < 1000:
+        _fail(f"--pages {pages} is too few to measure: use at least 1000")
+    r = bench_mem(pages)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    small, large = r["revoke_small_mappings"], r["revoke_large_mappings"]
+    rows = [
+        (f"map+touch+unmap, program via sigma0 ({pages:,} pages)", f"{r['map_touch_unmap_ns_per_page']:,.0f} ns/page"),
+        ("  map (sigma0 IPC map items)", f"{r['map_ns_per_page']:,.0f} ns/page"),
+        ("  touch (env.mem.write trap)", f"{r['touch_ns_per_page']:,.0f} ns/page"),
+        ("  unmap (task.unmap)", f"{r['unmap_ns_per_page']:,.0f} ns/page"),
+        ("map+touch+unmap, kernel API from the host", f"{r['host_map_touch_unmap_ns_per_page']:,.0f} ns/page"),
+        ("host OS first touch of a RAM frame (untimed above)", f"{r['host_os_first_touch_ns_per_page']:,.0f} ns/page"),
+        (f"revoke a tree of {small:,} mappings", f"{r['revoke_10k_s'] * 1e3:,.2f} ms"),
+        (f"revoke a tree of {large:,} mappings", f"{r['revoke_100k_s'] * 1e3:,.2f} ms"),
+        ("growth large/small (linear: 10)", f"{r['revoke_growth_100k_over_10k']}"),
+        (f"revoke a chain {small:,} deep", f"{r['chain_10k_s'] * 1e3:,.2f} ms"),
+    ]
+    width = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        click.echo(f"{a:<{width}}  {b:>16}")
+
+
 @main.command("costs")
 def costs_cmd() -> None:
     """Print the kernel's cost model (simulated ns per operation)."""

@@ -220,7 +220,7 @@ def test_reduced_unmap_removes_capability_left_without_rights():
     k, _ = run_system(root)
     assert got["after"] == ((1, proto_word(Proto.IRQ_SENDER), Rights.R), (0, 0, 0))
     b_entry = task_named(k, "B").caps.slots[10]
-    assert b_entry.children == []
+    assert not b_entry.children
 
 
 def test_unmap_of_middle_link_leaves_ancestor():

@@ -38,7 +38,8 @@ class MapNode:
         self.rights = rights
         self.space: Task | None = space
         self.parent = parent
-        self.children: list[MapNode] = []
+        #: derived nodes by identity, in derivation order (a dict: O(1) unlink)
+        self.children: dict[int, MapNode] = {}
 
 
 class CapEntry(MapNode):
@@ -50,7 +51,7 @@ class CapEntry(MapNode):
         self.rights = rights
         self.space = space
         self.parent = parent
-        self.children = []
+        self.children = {}
         self.obj = obj
         self.slot = slot
 
@@ -88,10 +89,10 @@ def subtree(entry: MapNode) -> list[MapNode]:
     Iterative: a chain 100 000 deep is walked without recursion.
     """
     out: list[MapNode] = []
-    stack = list(reversed(entry.children))
+    stack = list(reversed(entry.children.values()))
     while stack:
         e = stack.pop()
         out.append(e)
         if e.children:
-            stack.extend(reversed(e.children))
+            stack.extend(reversed(e.children.values()))
     return out

@@ -67,7 +67,7 @@ class MemMap(MapNode):
         self.rights = rights
         self.space = space
         self.parent = parent
-        self.children = []
+        self.children = {}
         self.vpn = vpn
         self.pfn = pfn
         self.io = io

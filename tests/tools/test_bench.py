@@ -1,0 +1,126 @@
+"""Tests for the host benchmarks (``l4sim bench``): they run and report, at small sizes.
+
+No assertion here is about speed: only that the figures exist, are positive,
+and that the work the benchmark claims to do was really done.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from l4sim.cli import main
+from l4sim.kernel.caps import MapNode, subtree
+from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.vspace import MemMap
+from l4sim.tools.bench import (
+    _chunks,
+    bench_ipc,
+    bench_mem,
+    build_chain,
+    build_fan_tree,
+    host_map_touch_unmap,
+    program_map_touch_unmap,
+    time_revoke,
+)
+
+MEM_KEYS = ("map_touch_unmap_ns_per_page", "revoke_10k_s", "revoke_100k_s",
+            "revoke_growth_100k_over_10k", "chain_10k_s")
+
+
+def test_bench_mem_reports_required_keys_positive() -> None:
+    """bench_mem at a small size returns every required figure as a positive number."""
+    r = bench_mem(500, repeat=1)
+    for key in MEM_KEYS:
+        assert isinstance(r[key], int | float) and r[key] > 0, key
+
+
+def test_bench_mem_revoke_sizes_follow_pages() -> None:
+    """The revoked trees hold pages/10 and pages mappings."""
+    r = bench_mem(1000, repeat=1)
+    assert (r["revoke_small_mappings"], r["revoke_large_mappings"]) == (100, 1000)
+
+
+def test_program_path_times_each_phase() -> None:
+    """The sigma0-program path finishes and times map, touch and unmap."""
+    r = program_map_touch_unmap(300)
+    assert all(r[k] > 0 for k in ("map", "touch", "unmap"))
+
+
+def test_host_path_times_each_phase() -> None:
+    """The kernel-API path times map, touch and unmap."""
+    r = host_map_touch_unmap(300)
+    assert all(r[k] > 0 for k in ("map", "touch", "unmap"))
+
+
+@pytest.mark.parametrize("n", [1, 7, 1024, 2000, 5000])
+def test_chunks_cover_pages_aligned(n: int) -> None:
+    """The request pieces cover exactly n pages, each aligned to its own size, at most 1024."""
+    pieces = _chunks(n)
+    assert sum(1 << o for _, o in pieces) == n
+    assert all(off % (1 << o) == 0 and o <= 10 for off, o in pieces)
+    assert [off for off, _ in pieces] == sorted({off for off, _ in pieces})
+
+
+def test_fan_tree_has_the_mappings_it_reports() -> None:
+    """build_fan_tree derives the requested number of mappings from sigma0's root."""
+    _, root, count = build_fan_tree(2000)
+    assert count == 2000 and len(subtree(root)) == 2000 and len(root.children) == 100
+
+
+def test_chain_is_as_deep_as_asked() -> None:
+    """build_chain makes a single line of n derived mappings."""
+    _, root, count = build_chain(300)
+    depth = 0
+    node: MapNode = root
+    while node.children:
+        assert len(node.children) == 1
+        node = next(iter(node.children.values()))
+        depth += 1
+    assert count == depth == 300
+
+
+def test_time_revoke_removes_everything() -> None:
+    """time_revoke returns a positive time after one revoke emptied every task's pages."""
+    built: list[tuple[Kernel, MemMap, int]] = []
+
+    def build(n: int) -> tuple[Kernel, MemMap, int]:
+        res = build_fan_tree(n)
+        built.append(res)
+        return res
+
+    assert time_revoke(build, 500, repeat=1) > 0
+    k, root, _ = built[0]
+    assert not root.children
+    assert [t.name for t in k.tasks if t.vspace.pages and t.name != "sigma0"] == []
+
+
+def test_cli_bench_mem_json() -> None:
+    """`l4sim bench mem --json --pages 2000` prints parsable JSON with the figures on its last line."""
+    res = CliRunner().invoke(main, ["bench", "mem", "--json", "--pages", "2000"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output.strip().splitlines()[-1])
+    for key in MEM_KEYS:
+        assert r[key] > 0, key
+    assert r["pages"] == 2000
+
+
+def test_cli_bench_mem_table() -> None:
+    """Without --json, `bench mem` prints a readable table naming each figure."""
+    res = CliRunner().invoke(main, ["bench", "mem", "--pages", "1000"])
+    assert res.exit_code == 0, res.output
+    assert "ns/page" in res.output and "revoke a chain 100 deep" in res.output
+
+
+def test_cli_bench_mem_rejects_tiny_sizes() -> None:
+    """--pages below 1000 ends with exit status 2 and a one-line hint."""
+    res = CliRunner().invoke(main, ["bench", "mem", "--pages", "10"])
+    assert res.exit_code == 2 and "at least 1000" in res.output
+
+
+def test_bench_ipc_still_reports() -> None:
+    """The ipc benchmark still returns its three positive figures."""
+    r = bench_ipc(1000, repeat=1)
+    assert r["round_trips_per_s"] > 0 and r["bare_round_trips_per_s"] > 0 and r["ratio"] > 0
