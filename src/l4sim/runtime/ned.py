@@ -1,0 +1,278 @@
+"""ned: startup scripts that describe a system, checked before boot, run by the init task.
+
+A startup script is a Python file that *describes* a system; it does not run
+inside it.  Its calls build a plan:
+
+.. code-block:: python
+
+    svc = channel("svc")                     # an IPC gate, bound later by its server
+    ring = dataspace("ring", 16 * 1024)      # shared memory from moe
+    start("server", "l4sim.demos.basic:server", caps={"svc": svc.server()}, prio=20)
+    start("client", "l4sim.demos.basic:client", caps={"svc": svc}, prio=10, cpus=[1])
+
+``start(name, program, caps={...}, prio=1, cpus=None, args=(), quota=4 MiB,
+daemon=False)`` starts ``program`` (``package.module:function``) with
+exactly the named capabilities.  A channel passed as ``svc`` gives the
+right to call it; ``svc.server()`` gives the server's right to bind it too.
+ned waits for every program that is not a daemon to end, and reports each
+exit status or fault.
+
+The plan is checked before boot: a capability that names nothing, an
+unknown program, a bad priority or CPU set, a duplicate name -- each ends in
+one error naming the script file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from l4sim.kernel.abi import CALL, Err, Fpage, Rights
+from l4sim.kernel.traps import Ipc
+from l4sim.runtime.loader import Child, Loader, ProgramError, resolve
+from l4sim.runtime.protocols import MEM_ALLOC, DsFlag, MemOp
+from l4sim.user.env import Cap, Env, Gate, L4Error
+
+
+class ScriptError(Exception):
+    """A startup script is wrong: ``file:line: what, and the fix``."""
+
+
+@dataclass
+class Where:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class Channel:
+    """An IPC gate created by ned; its server binds it to a thread."""
+
+    name: str
+    where: Where
+    server_side: bool = False
+
+    def server(self) -> Channel:
+        """The same channel with the server's rights (it may bind the gate)."""
+        return Channel(self.name, self.where, True)
+
+
+@dataclass
+class Shared:
+    """A dataspace created by ned and shared by every program given it."""
+
+    name: str
+    size: int
+    where: Where
+
+
+@dataclass
+class ProgramSpec:
+    name: str
+    program: str
+    caps: dict[str, Any]
+    prio: int
+    cpus: int
+    args: tuple[Any, ...]
+    quota: int
+    daemon: bool
+    where: Where
+    fn: Callable[..., Any] | None = None
+
+
+@dataclass
+class Plan:
+    """What a startup script asks for, in order."""
+
+    file: str
+    channels: list[Channel] = field(default_factory=list)
+    shared: list[Shared] = field(default_factory=list)
+    programs: list[ProgramSpec] = field(default_factory=list)
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+
+
+def _where(file: str) -> Where:
+    """The script line of the DSL call being made."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename != file:
+        f = f.f_back  # type: ignore[assignment]
+    return Where(file, f.f_lineno if f is not None else 0)
+
+
+def load_script(path: str | Path, ncores: int) -> Plan:
+    """Run a startup script in plan mode and check it; raises :class:`ScriptError`."""
+    p = Path(path)
+    try:
+        source = p.read_text()
+    except OSError as e:
+        raise ScriptError(f"{path}: cannot read the startup script ({e.strerror})") from None
+    file = str(p)
+    plan = Plan(file)
+
+    def channel(name: str) -> Channel:
+        w = _where(file)
+        _check_name(name, "channel", w)
+        if any(c.name == name for c in plan.channels):
+            raise ScriptError(f"{w}: channel {name!r} is defined twice; give each channel its own name")
+        ch = Channel(name, w)
+        plan.channels.append(ch)
+        return ch
+
+    def dataspace(name: str, size: int) -> Shared:
+        w = _where(file)
+        _check_name(name, "dataspace", w)
+        if type(size) is not int or not 0 < size <= 64 << 20:
+            raise ScriptError(f"{w}: dataspace {name!r} size {size!r}: give a size in bytes, 1 .. 64 MiB")
+        ds = Shared(name, size, w)
+        plan.shared.append(ds)
+        return ds
+
+    def start(name: str, program: str, caps: dict[str, Any] | None = None, prio: int = 1,
+              cpus: int | list[int] | None = None, args: tuple[Any, ...] | list[Any] = (),
+              quota: int = 4 << 20, daemon: bool = False) -> ProgramSpec:
+        w = _where(file)
+        _check_name(name, "program", w)
+        if any(s.name == name for s in plan.programs):
+            raise ScriptError(f"{w}: program {name!r} is started twice; give each program its own name")
+        if type(program) is not str:
+            raise ScriptError(f"{w}: program must be a string 'package.module:function'")
+        try:
+            fn = resolve(program)
+        except ProgramError as e:
+            raise ScriptError(f"{w}: {e}") from None
+        if type(prio) is not int or not 1 <= prio <= 254:
+            raise ScriptError(f"{w}: priority {prio!r} of {name!r} is out of range: use 1 .. 254")
+        mask = _cpus(cpus, ncores, name, w)
+        if type(quota) is not int or quota < 64 << 10:
+            raise ScriptError(f"{w}: quota {quota!r} of {name!r} is too small: give at least 65536 bytes")
+        capmap: dict[str, Any] = {}
+        for cname, value in (caps or {}).items():
+            if not isinstance(cname, str) or not _NAME.fullmatch(cname) or cname in _RESERVED:
+                raise ScriptError(f"{w}: capability name {cname!r} of {name!r} is not allowed: use a plain "
+                                  f"identifier other than {', '.join(sorted(_RESERVED))}")
+            if not isinstance(value, Channel | Shared):
+                raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
+                                  f"({type(value).__name__}): pass a channel(...) or dataspace(...)")
+            capmap[cname] = value
+        for a in args:
+            if not isinstance(a, int | str | bytes | float | bool | type(None)):
+                raise ScriptError(f"{w}: argument {a!r} of {name!r}: pass numbers, strings or bytes")
+        spec = ProgramSpec(name, program, capmap, prio, mask, tuple(args), quota, bool(daemon), w, fn)
+        plan.programs.append(spec)
+        return spec
+
+    env: dict[str, Any] = {"channel": channel, "dataspace": dataspace, "start": start,
+                           "__file__": file, "__name__": "__ned_script__"}
+    try:
+        code = compile(source, file, "exec")
+    except SyntaxError as e:
+        raise ScriptError(f"{file}:{e.lineno}: syntax error: {e.msg}") from None
+    try:
+        exec(code, env)
+    except ScriptError:
+        raise
+    except Exception as e:  # an error of the script itself: name the line
+        tb = e.__traceback__
+        line = 0
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == file:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        raise ScriptError(f"{file}:{line}: {type(e).__name__}: {e}") from None
+    if not plan.programs:
+        raise ScriptError(f"{file}:1: the script starts no program: add start('name', 'pkg.mod:main')")
+    for ch in plan.channels:
+        servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
+                   and c.name == ch.name and c.server_side]
+        if not servers:
+            raise ScriptError(f"{ch.where}: channel {ch.name!r} has no server: give it to one program "
+                              f"as {ch.name}.server()")
+    return plan
+
+
+_RESERVED = {"task", "thread", "rm", "log", "parent"}
+
+
+def _check_name(name: object, what: str, w: Where) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ScriptError(f"{w}: {what} name {name!r} is not allowed: use letters, digits, '_', '.', '-'")
+
+
+def _cpus(cpus: int | list[int] | None, ncores: int, name: str, w: Where) -> int:
+    if cpus is None:
+        return 1
+    if isinstance(cpus, int) and not isinstance(cpus, bool):
+        cpus = [cpus]
+    if not isinstance(cpus, list | tuple) or not cpus:
+        raise ScriptError(f"{w}: cpus of {name!r} must be a core number or a list of them")
+    mask = 0
+    for c in cpus:
+        if type(c) is not int or not 0 <= c < ncores:
+            raise ScriptError(f"{w}: cpu {c!r} of {name!r} does not exist: this machine has cores 0 .. {ncores - 1}")
+        mask |= 1 << c
+    return mask
+
+
+async def ned(env: Env, plan: Plan, report: list[Child] | None = None) -> int:
+    """The init task: create the plan's channels and dataspaces, start its programs, wait.
+
+    ``env`` holds the kernel factory, the scheduler and a moe session
+    (``mem``).  ``report``, when given by the host, receives the record of
+    every program started (an observation channel like the console, read by
+    the boot summary).  Returns the number of programs that faulted or
+    exited non-zero.
+    """
+    mem = env.cap("mem", Gate) if env.has("mem") else None
+    loader = Loader(env, mem)
+    gates: dict[str, Gate] = {}
+    for ch in plan.channels:
+        gates[ch.name] = await env.factory.create_gate(None)
+    shared: dict[str, Gate] = {}
+    for sh in plan.shared:
+        if mem is None:
+            raise L4Error(Err.ENODEV, f"dataspace {sh.name}: no memory allocator")
+        slot = env.alloc_slot()
+        ans = await env.ipc(Ipc(mem.slot, CALL, MEM_ALLOC, (MemOp.CREATE_DS, sh.size, DsFlag.RW, 0),
+                                rcv=(Fpage.obj(slot),)))
+        if ans.error or ans.proto < 0:
+            raise L4Error(-ans.proto if ans.proto < 0 else 0, f"dataspace {sh.name}", ans.error)
+        shared[sh.name] = Gate(env, slot)
+    by_name: dict[str, Child] = {}
+    for spec in plan.programs:
+        caps: dict[str, Cap | tuple[Cap, int]] = {}
+        for cname, what in spec.caps.items():
+            if isinstance(what, Channel):
+                caps[cname] = (gates[what.name], Rights.RWSD if what.server_side else Rights.R | Rights.W)
+            else:
+                caps[cname] = (shared[what.name], Rights.RW)
+        assert spec.fn is not None
+        child = await loader.start(spec.name, spec.fn, caps, prio=spec.prio, cpus=spec.cpus,
+                                   args=spec.args, quota=spec.quota)
+        by_name[spec.name] = child
+        if report is not None:
+            report.append(child)
+    waiting = {s.name for s in plan.programs if not s.daemon}
+    bad = 0
+    while waiting:
+        msg = await env.wait()
+        if not await loader.handle(msg):
+            continue
+        for name in [n for n in waiting if by_name[n].done]:
+            waiting.discard(name)
+            child = by_name[name]
+            await env.print(f"ned: {name}: {child.status}")
+            bad += int(child.fault is not None or child.exit != 0)
+    for spec in plan.programs:  # the daemons end with the system
+        if spec.daemon:
+            await loader.kill(by_name[spec.name])
+    return bad
+

@@ -1,0 +1,120 @@
+"""The runtime's protocols: labels, operation numbers and message layouts.
+
+These are the L4Re interfaces (``l4re/include/{dataspace,rm,namespace,
+parent,mem_alloc}``) as l4sim's runtime speaks them.  Every request is an
+IPC *call*: the tag label names the protocol, word 0 the operation, the
+remaining words the arguments; capabilities travel as object map items,
+memory as memory map items into the caller's receive window.  A reply's
+label is 0 on success or ``-errno`` (``abi.Err``); its words are the results.
+
+Operations (word 0) and their words -- "->" gives the reply words:
+
+Parent (``PARENT``; the loader serves it for each program it started)
+  ``SIGNAL``    sig, value            sig EXIT: value = exit code;
+                                      sig FAULT: value = fault address, word 3 = ip
+                                      -> ()  (after EXIT the program gets no reply)
+
+Namespace (``NAMESPACE``)
+  ``QUERY``     name (packed bytes)   -> (found 1) and the capability as item
+                                         into the caller's receive buffer
+  ``REGISTER``  flags, name           capability as a map item -> ()
+  ``UNLINK``    name                  -> ()
+
+Dataspace (``DATASPACE``)
+  ``MAP``       offset, flags         -> () and the page at ``offset`` mapped to
+                                         the caller's receive window (flags: 1 = W)
+  ``INFO``      -> (size, flags, pages present)
+  ``CLEAR``     offset, size          -> ()  (zero-fill)
+  ``COPY_IN``   dst offset, src offset, size; the source dataspace capability
+                as an object map item  -> ()
+  ``ALLOCATE``  offset, size          -> ()  (back the range with frames now)
+
+Memory allocator (``MEM_ALLOC``; moe's factory)
+  ``CREATE_DS``   size, flags, align  -> (size) and the new dataspace
+  ``CREATE_NS``                       -> () and a new namespace
+  ``CREATE_LOG``  tag (packed bytes)  -> () and a log stream with that tag
+  ``QUOTA``                           -> (limit, used) of the caller's session
+  ``CREATE_SESSION`` quota            -> () and a new MEM_ALLOC gate (a session with
+                                         that quota, charged to the caller's), granted:
+                                         the caller holds its only capability
+
+Region map (``RM``; each program's region manager, its pager)
+  ``ATTACH``    addr, size, flags, offset; dataspace as an object map item
+                                      -> (addr)  flags: SEARCH_ADDR, IN_AREA,
+                                         EAGER_MAP, READ_ONLY
+  ``DETACH``    addr                  -> (start, size); unmaps the region
+  ``FIND``      addr                  -> (start, size, offset, flags) or -ENOENT
+  ``RESERVE``   addr, size, flags     -> (addr)  (an area nothing is attached to
+                                         unless IN_AREA)
+  ``FREE_AREA`` addr                  -> ()
+  page faults (``Proto.PAGE_FAULT``) arrive here too: resolved from the
+  region's dataspace; an address in no region is reported to the parent as
+  ``SIGNAL FAULT`` and the faulting thread is left unanswered.
+
+Log (``LOG`` = Fiasco's -13, the Vcon label)
+  ``WRITE``     length, bytes packed  -> ()   one labelled line stream per client
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+#: protocol labels of the runtime's interfaces (positive, beside the kernel's negative ones)
+PARENT = 0x4001
+NAMESPACE = 0x4002
+RM = 0x4003
+DATASPACE = 0x4004
+MEM_ALLOC = 0x4005
+LOG = -13
+
+
+class ParentOp(IntEnum):
+    SIGNAL = 0
+
+
+class Sig(IntEnum):
+    EXIT = 0
+    FAULT = 1
+
+
+class NsOp(IntEnum):
+    QUERY = 0
+    REGISTER = 1
+    UNLINK = 2
+
+
+class DsOp(IntEnum):
+    MAP = 0
+    INFO = 1
+    CLEAR = 2
+    COPY_IN = 3
+    ALLOCATE = 4
+
+
+class MemOp(IntEnum):
+    CREATE_DS = 0
+    CREATE_NS = 1
+    CREATE_LOG = 2
+    QUOTA = 3
+    CREATE_SESSION = 4
+
+
+class RmOp(IntEnum):
+    ATTACH = 0
+    DETACH = 1
+    FIND = 2
+    RESERVE = 3
+    FREE_AREA = 4
+
+
+class RmFlag:
+    SEARCH_ADDR = 0x1
+    IN_AREA = 0x2
+    EAGER_MAP = 0x4
+    READ_ONLY = 0x8
+
+
+class DsFlag:
+    RW = 0x1
+    #: back the dataspace with frames at creation, not at first touch
+    PINNED = 0x2

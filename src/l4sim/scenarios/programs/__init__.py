@@ -1,0 +1,1 @@
+"""Native programs the built-in scenarios start."""

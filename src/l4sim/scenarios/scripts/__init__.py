@@ -1,0 +1,1 @@
+"""Startup scripts of the built-in scenarios (read by ned, not imported)."""

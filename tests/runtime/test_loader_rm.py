@@ -1,0 +1,221 @@
+"""The loader (parent protocol, confinement) and the region manager (attach, faults).
+
+These run without moe: the loader is given no memory allocator, so programs
+get no stack or heap, and the dataspace behind an attached region is a small
+server written here that speaks the dataspace protocol's MAP from its own
+memory (which sigma0 gave it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from l4sim.kernel.abi import Err, Fpage, MapItem, MemRights, Rights
+from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.objects import TS
+from l4sim.kernel.trace import Tracer
+from l4sim.kernel.traps import Msg
+from l4sim.machine.board import Machine
+from l4sim.runtime.loader import Child, Loader, ProgramError, resolve
+from l4sim.runtime.protocols import DATASPACE, RM, DsOp, RmFlag, RmOp
+from l4sim.runtime.sigma0 import sigma0
+from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, Gate, TaskLocal
+
+DS_BASE = 0x4000000  # where the test's dataspace server keeps its pages
+DS_PAGES = 4
+
+
+async def ds_server(env: Env) -> int:
+    """A one-dataspace server: MAP(offset) maps the page at DS_BASE + offset."""
+    for i in range(DS_PAGES):  # fault the pages in from sigma0
+        await env.mem.write(DS_BASE + i * 4096, bytes([i + 1]) * 16)
+    msg = await env.wait()
+    while True:
+        if msg.error:
+            msg = await env.wait()
+            continue
+        w = msg.words
+        if msg.proto == DATASPACE and w and w[0] == DsOp.MAP and len(w) >= 3:
+            off = w[1] & ~0xFFF
+            if off >= DS_PAGES * 4096:
+                msg = await env.reply_and_wait(-Err.ERANGE)
+                continue
+            item = MapItem(Fpage.mem(DS_BASE + off, 12, MemRights.RWX))
+            msg = await env.reply_and_wait(0, items=(item,))
+        elif msg.proto == DATASPACE and w and w[0] == DsOp.INFO:
+            msg = await env.reply_and_wait(0, DS_PAGES * 4096, 1, DS_PAGES)
+        else:
+            msg = await env.reply_and_wait(-Err.ENOSYS)
+
+
+def boot(parent_main: Any, cores: int = 1) -> tuple[Kernel, Tracer]:
+    m = Machine(cores=cores)
+    tr = Tracer()
+    k = Kernel(m, tracer=tr)
+    s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), m.mem.nframes))
+    k.create_root("root", lambda sp: parent_main(Env(TaskLocal(INITIAL))), pager=s0)
+    k.run(until=10_000_000_000)
+    return k, tr
+
+
+def run_children(specs: list[tuple[str, Any, dict[str, Any], tuple[Any, ...]]],
+                 with_ds: bool = False) -> tuple[Kernel, list[Child]]:
+    """Start programs with a loader that is their parent; serve them until all ended."""
+    children: list[Child] = []
+
+    async def parent(env: Env) -> int:
+        loader = Loader(env)
+        extra: dict[str, Any] = {}
+        if with_ds:
+            srv = await env.spawn(ds_server, name="ds", prio=150)
+            extra["ds"] = await env.factory.create_gate(srv, 0x40)
+        for name, fn, caps, args in specs:
+            caps = {k: (extra[v] if isinstance(v, str) else v) for k, v in caps.items()}
+            children.append(await loader.start(name, fn, caps, prio=10, args=args))
+        while not all(c.done for c in children):
+            await loader.handle(await env.wait())
+        return 0
+
+    k, _ = boot(parent)
+    return k, children
+
+
+async def prints_and_exits(env: Env, code: int) -> int:
+    await env.print("child here")
+    return code
+
+
+async def raises(env: Env) -> int:
+    raise ValueError("boom")
+
+
+async def touches_nothing(env: Env) -> int:
+    await env.mem.read(0x123000, 4)
+    return 0
+
+
+def test_exit_status_reaches_the_parent_and_the_task_is_deleted() -> None:
+    """A program's return value is its exit status at the parent; its task is gone after."""
+    k, ch = run_children([("p", prints_and_exits, {}, (3,))])
+    assert ch[0].done and ch[0].exit == 3 and ch[0].fault is None
+    task = next(t for t in k.tasks if t.name == "p")
+    assert not task.alive
+    assert all(th.state is TS.DEAD for th in k.threads if th.task is task)
+    assert "child here" in k.machine.uart.text()
+
+
+def test_an_uncaught_exception_is_a_fault_reported_to_the_parent() -> None:
+    """A program that raises ends as a fault at its parent (exception IPC)."""
+    _, ch = run_children([("p", raises, {}, ())])
+    assert ch[0].done and ch[0].fault is not None and "exception 0x40" in ch[0].fault
+
+
+def test_a_fault_outside_every_region_is_a_segmentation_fault() -> None:
+    """The region manager reports an address in no region to the parent, which ends the program."""
+    _, ch = run_children([("p", touches_nothing, {}, ())])
+    assert ch[0].fault is not None and "segmentation fault" in ch[0].fault and "0x123000" in ch[0].fault
+
+
+async def lists_its_slots(env: Env, box: list[int]) -> int:
+    for slot in range(1, 64):
+        if (await env.task.cap_info(slot))[0]:
+            box.append(slot)
+    return 0
+
+
+def test_a_program_holds_exactly_what_it_was_given() -> None:
+    """Confinement: task, thread, rm, log, parent and the script's capabilities -- nothing else."""
+    box: list[int] = []
+    _, ch = run_children([("p", lists_its_slots, {"ds": "ds"}, (box,))], with_ds=True)
+    assert ch[0].exit == 0
+    assert box == [1, 3, 4, 5, 8, 9]
+
+
+async def uses_a_region(env: Env, box: list[Any]) -> int:
+    rm = env.cap("rm", Gate)
+    ds = env.cap("ds", Gate)
+    r: Msg = await rm.call(RM, RmOp.ATTACH, 0, 2 * 4096, RmFlag.SEARCH_ADDR, 4096,
+                           items=(MapItem(ds.fpage()),))
+    addr = r.words[0]
+    box.append(addr)
+    box.append(await env.mem.read(addr, 4))  # page 1 of the dataspace (offset 4096)
+    await env.mem.write(addr + 4096, b"hi")  # page 2, through a second fault
+    box.append(await env.mem.read(addr + 4096, 2))
+    f = await rm.call(RM, RmOp.FIND, addr + 100)
+    box.append(f.words)
+    d = await rm.call(RM, RmOp.DETACH, addr)
+    box.append(d.words)
+    await env.mem.read(addr, 1)  # detached: a segmentation fault now
+    return 0
+
+
+def test_region_manager_resolves_faults_from_the_dataspace_and_detach_unmaps() -> None:
+    """Faults in an attached region are mapped from the dataspace; after detach they are segfaults."""
+    box: list[Any] = []
+    _, ch = run_children([("p", uses_a_region, {"ds": "ds"}, (box,))], with_ds=True)
+    addr, first, written, found, detached = box
+    assert addr >= 0x1000_0000 and addr % 4096 == 0
+    assert first == bytes([2]) * 4
+    assert written == b"hi"
+    assert found == (addr, 2 * 4096, 4096, RmFlag.SEARCH_ADDR)
+    assert detached == (addr, 2 * 4096)
+    assert ch[0].fault is not None and f"{addr:#x}" in ch[0].fault
+
+
+async def attaches_read_only(env: Env) -> int:
+    rm = env.cap("rm", Gate)
+    ds = env.cap("ds", Gate)
+    r = await rm.call(RM, RmOp.ATTACH, 0x2000_0000, 4096, RmFlag.READ_ONLY, 0, items=(MapItem(ds.fpage()),))
+    assert r.words[0] == 0x2000_0000
+    await env.mem.read(0x2000_0000, 1)
+    await env.mem.write(0x2000_0000, b"x")  # a write to a read-only region: segfault
+    return 0
+
+
+def test_a_write_to_a_read_only_region_is_a_segmentation_fault() -> None:
+    """The region manager refuses writes to read-only regions and tells the parent."""
+    _, ch = run_children([("p", attaches_read_only, {"ds": "ds"}, ())], with_ds=True)
+    assert ch[0].fault is not None and "write at 0x20000000" in ch[0].fault
+
+
+async def rm_errors(env: Env, box: list[int]) -> int:
+    rm = env.cap("rm", Gate)
+    ds = env.cap("ds", Gate)
+    box.append((await rm.call(RM, RmOp.DETACH, 0x5000)).proto)
+    box.append((await rm.call(RM, RmOp.FIND, 0x5000)).proto)
+    a = await rm.call(RM, RmOp.ATTACH, 0x3000_0000, 4096, 0, 0, items=(MapItem(ds.fpage()),))
+    b = await rm.call(RM, RmOp.ATTACH, 0x3000_0000, 4096, 0, 0, items=(MapItem(ds.fpage()),))
+    box += [a.proto, b.proto]
+    area = await rm.call(RM, RmOp.RESERVE, 0, 8 * 4096, RmFlag.SEARCH_ADDR)
+    box.append(area.proto)
+    inside = await rm.call(RM, RmOp.ATTACH, area.words[0], 4096, RmFlag.IN_AREA, 0,
+                           items=(MapItem(ds.fpage()),))
+    box.append(inside.proto)
+    box.append((await rm.call(RM, RmOp.FREE_AREA, area.words[0])).proto)
+    box.append((await rm.call(RM, 99)).proto)
+    return 0
+
+
+def test_region_manager_errors() -> None:
+    """Detach/find of nothing, overlapping attach, areas, unknown operation."""
+    box: list[int] = []
+    _, ch = run_children([("p", rm_errors, {"ds": "ds"}, (box,))], with_ds=True)
+    assert ch[0].exit == 0
+    assert box == [-Err.ENOENT, -Err.ENOENT, 0, -Err.EEXIST, 0, 0, 0, -Err.ENOSYS]
+
+
+def test_resolve_names_async_functions_only() -> None:
+    """Program names must be package.module:function of an async function."""
+    assert resolve("l4sim.scenarios.programs.demo:hello").__name__ == "hello"
+    for bad in ("nocolon", "no.such.module:main", "l4sim.runtime.loader:nothing", "l4sim.runtime.loader:resolve"):
+        try:
+            resolve(bad)
+        except ProgramError as e:
+            assert bad.split(":")[0] in str(e) or "async" in str(e)
+        else:
+            raise AssertionError(f"{bad} resolved")
+
+
+def test_unused_rights_import_guard() -> None:
+    """Rights of a script capability default to all of the parent's (RWSD)."""
+    assert Rights.RWSD == 0xF
