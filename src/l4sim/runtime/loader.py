@@ -44,6 +44,8 @@ SLOT_RM = 4
 SLOT_LOG = 5
 SLOT_PARENT = 8
 SLOT_FIRST_SCRIPT = 9
+#: script capabilities with these names go to Fiasco's initial slots
+FIXED_SLOTS = {"factory": 2, "icu": 6, "scheduler": 7}
 STACK_SIZE = 64 << 10
 HEAP_SIZE = 256 << 10
 
@@ -157,10 +159,12 @@ class Loader:
         all_kinds: dict[str, type[Cap]] = dict(kinds or {})
         for cname, spec in (caps or {}).items():
             cap, rights = spec if isinstance(spec, tuple) else (spec, Rights.RWSD)
-            await task.map(env.task, cap.fpage(rights), slot)
-            names[cname] = slot
+            fixed = FIXED_SLOTS.get(cname)  # a factory or scheduler lands where env expects it
+            await task.map(env.task, cap.fpage(rights), fixed or slot)
+            names[cname] = fixed or slot
             all_kinds.setdefault(cname, type(cap))
-            slot += 1
+            if fixed is None:
+                slot += 1
         # the child's threads: the region manager pages the main thread; the parent handles exceptions
         await main.control(pager=SLOT_RM, exc_handler=SLOT_PARENT)
         await rmth.control(exc_handler=SLOT_PARENT)

@@ -12,7 +12,10 @@ inside it.  Its calls build a plan:
 
 ``start(name, program, caps={...}, prio=1, cpus=None, args=(), quota=4 MiB,
 daemon=False)`` starts ``program`` (``package.module:function``) with
-exactly the named capabilities.  A channel passed as ``svc`` gives the
+exactly the named capabilities (``CORES`` tells the script how many cores
+the machine has): channels, shared dataspaces, and
+``factory(quota)`` -- a kernel factory of its own (given as ``factory`` it is
+the program's ``env.factory``).  A channel passed as ``svc`` gives the
 right to call it; ``svc.server()`` gives the server's right to bind it too.
 ned waits for every program that is not a daemon to end, and reports each
 exit status or fault.
@@ -74,6 +77,14 @@ class Shared:
 
 
 @dataclass
+class KernelFactory:
+    """A kernel factory with its own quota, carved out of ned's."""
+
+    quota: int
+    where: Where
+
+
+@dataclass
 class ProgramSpec:
     name: str
     program: str
@@ -118,6 +129,12 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     file = str(p)
     plan = Plan(file)
 
+    def factory(quota: int = 1 << 20) -> KernelFactory:
+        w = _where(file)
+        if type(quota) is not int or not 4096 <= quota <= 64 << 20:
+            raise ScriptError(f"{w}: factory quota {quota!r}: give bytes of kernel memory, 4096 .. 64 MiB")
+        return KernelFactory(quota, w)
+
     def channel(name: str) -> Channel:
         w = _where(file)
         _check_name(name, "channel", w)
@@ -159,9 +176,9 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if not isinstance(cname, str) or not _NAME.fullmatch(cname) or cname in _RESERVED:
                 raise ScriptError(f"{w}: capability name {cname!r} of {name!r} is not allowed: use a plain "
                                   f"identifier other than {', '.join(sorted(_RESERVED))}")
-            if not isinstance(value, Channel | Shared):
+            if not isinstance(value, Channel | Shared | KernelFactory):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
-                                  f"({type(value).__name__}): pass a channel(...) or dataspace(...)")
+                                  f"({type(value).__name__}): pass a channel(...), dataspace(...) or factory()")
             capmap[cname] = value
         for a in args:
             if not isinstance(a, int | str | bytes | float | bool | type(None)):
@@ -170,8 +187,8 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.programs.append(spec)
         return spec
 
-    env: dict[str, Any] = {"channel": channel, "dataspace": dataspace, "start": start,
-                           "__file__": file, "__name__": "__ned_script__"}
+    env: dict[str, Any] = {"channel": channel, "dataspace": dataspace, "start": start, "factory": factory,
+                           "CORES": ncores, "__file__": file, "__name__": "__ned_script__"}
     try:
         code = compile(source, file, "exec")
     except SyntaxError as e:
@@ -252,6 +269,8 @@ async def ned(env: Env, plan: Plan, report: list[Child] | None = None) -> int:
         for cname, what in spec.caps.items():
             if isinstance(what, Channel):
                 caps[cname] = (gates[what.name], Rights.RWSD if what.server_side else Rights.R | Rights.W)
+            elif isinstance(what, KernelFactory):
+                caps[cname] = await env.factory.create_factory(what.quota)
             else:
                 caps[cname] = (shared[what.name], Rights.RW)
         assert spec.fn is not None
