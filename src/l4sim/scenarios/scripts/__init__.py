@@ -1,1 +1,0 @@
-"""Startup scripts of the built-in scenarios (read by ned, not imported)."""
