@@ -31,6 +31,7 @@ Nothing here prints; the Log object writes to the machine's UART.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -118,10 +119,8 @@ CALL_FLAGS = SEND | RECV
 
 def _close(coro: Coroutine[Any, Any, Any]) -> None:
     """End a program's coroutine; whatever its ``finally`` blocks do, the kernel goes on."""
-    try:
+    with contextlib.suppress(BaseException):  # a program's clean-up must never stop the kernel
         coro.close()
-    except BaseException:  # a program's clean-up must never stop the kernel
-        pass
 
 
 def _range_ok(addr: object, n: object) -> bool:
