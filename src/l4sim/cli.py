@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from l4sim.tools.boot import BootError, boot, format_summary, parse_time
+from l4sim.tools.boot import BootError, boot, format_summary, parse_time, terminal_progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,8 +38,11 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened."""
     try:
         limit = parse_time(until) if until is not None else None
+        show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
         res = boot(scenario, cores=cores, seed=seed, until=limit,
-                   trace=bool(trace_path or jsonl_path), console=sys.stdout)
+                   trace=bool(trace_path or jsonl_path), console=sys.stdout, progress=show)
+        if show is not None:
+            sys.stderr.write("\r" + " " * 60 + "\r")
     except BootError as e:
         _fail(str(e))
         return

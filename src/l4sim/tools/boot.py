@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -110,7 +111,8 @@ class BootResult:
 
 
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
-         trace: bool = False, console: TextIO | None = None) -> BootResult:
+         trace: bool = False, console: TextIO | None = None,
+         progress: Callable[[Kernel], None] | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end."""
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
@@ -120,8 +122,27 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
     kernel = Kernel(machine, tracer=tracer)
     root = mod.setup(kernel)
     stop = (lambda: root.state is TS.DEAD) if isinstance(root, Thread) else None
-    reason = kernel.run(until=until, stop=stop)
+    while True:
+        reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
+        if reason != "events":
+            break
+        assert progress is not None
+        progress(kernel)
     return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None)
+
+
+#: events between two progress reports of a long boot
+PROGRESS_EVENTS = 20_000
+
+
+def terminal_progress(out: TextIO) -> Callable[[Kernel], None]:
+    """A progress line for a terminal, rewritten in place (``\r``)."""
+
+    def show(kernel: Kernel) -> None:
+        out.write(f"\r  ... simulated {kernel.machine.now / 1e6:10.3f} ms, {kernel.ipc_count:,} IPCs ")
+        out.flush()
+
+    return show
 
 
 def format_summary(s: dict[str, Any]) -> str:
