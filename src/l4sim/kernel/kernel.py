@@ -238,6 +238,7 @@ class Kernel:
         self.tasks: list[Task] = []
         #: the root mapping of each physical frame / I/O port handed out by sigma0
         self.frame_roots: dict[int, MemMap] = {}
+        self._boot_roots: dict[int, CapEntry] = {}
         self.port_roots: dict[int, MemMap] = {}
         self.threads: list[Thread] = []
         self.running: Core | None = None  # core executing traps right now
@@ -398,8 +399,7 @@ class Kernel:
             del space.caps.slots[src.slot]
             src.space, src.slot, src.rights = dst, slot, rights
             dst.caps.slots[slot] = src
-            for d in subtree(src):
-                d.rights &= rights
+            self._cut_rights(src, rights)
             if self.tracer is not None:
                 self._trace(-1, "map", -1, task=dst.name, slot=slot, obj=repr(src.obj), rights=int(rights))
             return src
@@ -409,6 +409,20 @@ class Kernel:
             old.rights |= rights
             return old
         return self.cap_insert(dst, slot, src.obj, rights, src)
+
+    def _cut_rights(self, node: MapNode, rights: int) -> None:
+        """After a grant with fewer rights: what is derived keeps no more; emptied nodes go."""
+        empty = []
+        for d in subtree(node):
+            d.rights &= rights
+            if isinstance(d, MemMap) and d.space is not None:
+                self._mem_changed(d.space, d.vpn)
+            p = d.parent
+            if not d.rights and p is not None and p.rights:
+                empty.append(d)  # the topmost node left without rights: it goes with its subtree
+        for d in empty:
+            if d.space is not None:
+                self.mdb_remove(d, include_self=True)
 
     # --- pages and I/O ports
     def _mem_changed(self, task: Task, vpn: int) -> None:
@@ -429,11 +443,12 @@ class Kernel:
             else:
                 del vs.pt[pt]
                 freed += PT_SIZE
-        if m.parent is None and self.frame_roots.get(m.pfn) is m:
-            del self.frame_roots[m.pfn]
-            freed = 0
-        elif vs.sigma0 and m.parent is None:
-            freed = 0
+        if m.parent is None:
+            roots = self.port_roots if m.io else self.frame_roots
+            if roots.get(m.pfn) is m:
+                del roots[m.pfn]  # the frame (port) is sigma0's again
+            if vs.sigma0:
+                freed = 0  # sigma0's own roots were never charged
         vs.charge -= freed
         if task.factory is not None:
             task.factory.used -= freed
@@ -541,8 +556,7 @@ class Kernel:
             for c in children.values():
                 c.parent = m
                 m.children[id(c)] = c
-            for d in subtree(m):
-                d.rights &= rights
+            self._cut_rights(m, rights)
             return m
         return self.mem_insert(dst, vpn, src.pfn, rights, src, io=src.io)
 
@@ -665,6 +679,18 @@ class Kernel:
             self._trace(-1, "thread", th.kid, name=name, task=task.name if task else "")
         return th
 
+    def _boot_cap(self, task: Task, slot: int, obj: KObject) -> None:
+        """A capability the boot hands out: the first one of an object is its root,
+        later ones (the log, sigma0's thread as the root task's pager) derive from it,
+        so every object keeps a single derivation tree."""
+        first = self._boot_roots.get(obj.kid)
+        if first is not None and first.space is not None:
+            self.cap_map(first, task, slot, Rights.RWSD, grant=False)
+            return
+        e = self.cap_insert(task, slot, obj, Rights.RWSD, None)
+        assert e is not None
+        self._boot_roots[obj.kid] = e
+
     def create_sigma0(self, entry: Entry, prio: int = 200, cpu: int = 0) -> Thread:
         """Create sigma0, the root pager: its space holds every frame and port.
 
@@ -675,7 +701,7 @@ class Kernel:
         task.vspace.sigma0 = True
         th = self.create_thread("sigma0", task)
         for slot, obj in ((1, task), (3, th), (5, self.log)):
-            self.cap_insert(task, slot, obj, Rights.RWSD, None)
+            self._boot_cap(task, slot, obj)
         task.code.append(entry)
         self.start(th, 0, 0, prio=prio, cpu=cpu)
         return th
@@ -697,7 +723,7 @@ class Kernel:
             caps.append((4, pager))
             th.pager_slot = 4
         for slot, obj in caps:
-            self.cap_insert(task, slot, obj, Rights.RWSD, None)
+            self._boot_cap(task, slot, obj)
         task.code.append(entry)
         self.start(th, 0, 0, prio=prio, cpu=cpu)
         return th
@@ -1504,7 +1530,10 @@ class Kernel:
                 units = sorted(u for u in table if first <= u < first + n)
             f = dst.factory
             if f is not None and units:
-                need = len(units) * MAPPING_SIZE + (len(units) // 512 + 2) * PT_SIZE
+                need = len(units) * MAPPING_SIZE
+                if kind == FpageType.MEMORY:
+                    have = dst.vspace.pt
+                    need += PT_SIZE * len({(dfirst + u - first) >> PT_SHIFT for u in units} - have.keys())
                 if f.used + need > f.limit:
                     return IpcErr.SEMAPFAILED  # the receiver's kernel memory is exhausted
         rights = fp.rights & win.rights if kind != FpageType.OBJECT else fp.rights
