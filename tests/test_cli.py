@@ -27,15 +27,17 @@ def assert_one_line_error(res: Result) -> str:
 
 
 def test_boot_prints_the_console_and_a_summary_table() -> None:
-    """``l4sim boot`` runs the default scenario, shows its console and a thread table."""
+    """``l4sim boot`` runs the default system, shows its console and a table per program."""
     res = run("boot")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert "root: all programs finished" in out
+    assert "hello from a task of its own" in out
+    assert "ned: crasher: fault: segmentation fault" in out
     assert "simulated time" in out and "context switches" in out
-    header = next(ln for ln in out.splitlines() if ln.startswith("thread"))
-    assert header.split()[:3] == ["thread", "task", "cpu"]
-    assert any(ln.startswith("client") and " dead " in ln for ln in out.splitlines())
+    header = next(ln for ln in out.splitlines() if ln.startswith("program"))
+    assert header.split()[:4] == ["program", "thr", "cpu", "status"]
+    assert any(ln.startswith("client-a") and "exit 0" in ln for ln in out.splitlines())
+    assert any(ln.startswith("crasher") and "segmentation fault" in ln for ln in out.splitlines())
 
 
 def test_boot_json_summary_on_the_last_line() -> None:
@@ -45,12 +47,23 @@ def test_boot_json_summary_on_the_last_line() -> None:
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert {"simulated_ns", "ipcs", "context_switches", "components"} <= set(summary)
     assert summary["simulated_ns"] > 0 and summary["ipcs"] > 0
-    comps = summary["components"]
-    assert {c["name"] for c in comps} >= {"root", "client", "server"}
-    for c in comps:
+    comps = {c["name"]: c for c in summary["components"]}
+    assert set(comps) >= {"sigma0", "moe", "ned", "hello", "client-a", "crasher"}
+    for c in comps.values():
         assert {"name", "exit", "cpu_ns", "ipcs", "faults"} <= set(c)
+    assert comps["hello"]["exit"] == 0 and not comps["hello"]["faulted"]
+    assert comps["crasher"]["exit"] is None and comps["crasher"]["faulted"]
+    assert comps["crasher"]["faults"] == 1
+
+
+def test_boot_kernel_scenario_json() -> None:
+    """The kernel-only scenario still boots and every program exits 0."""
+    res = run("boot", "kernel", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    for c in summary["components"]:
         if c["name"] != "sigma0":  # the root pager serves on
-            assert c["exit"] == 0 and not c["faulted"]
+            assert c["exit"] == 0 and not c["faulted"], c
 
 
 def test_boot_unknown_scenario_is_one_line_and_status_2() -> None:
@@ -73,13 +86,13 @@ def test_boot_with_a_bad_time_is_status_2() -> None:
 
 
 def test_boot_until_stops_early() -> None:
-    """``--until 1ms`` stops the simulation at 1 ms, before the demo has finished."""
-    res = run("boot", "--until", "1ms", "--json")
+    """``--until 100us`` stops the simulation at 100 us, before the demo has finished."""
+    res = run("boot", "--until", "100us", "--json")
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["simulated_ns"] == 1_000_000
+    assert summary["simulated_ns"] == 100_000
     assert summary["stopped_because"] == "until"
-    assert "root: all programs finished" not in res.stdout
+    assert "consumer: 24 items" not in res.stdout
     assert any(c["exit"] is None for c in summary["components"])
 
 

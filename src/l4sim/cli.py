@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any, TextIO
 
 import click
 
@@ -18,6 +19,21 @@ from l4sim.tools.boot import BootError, boot, format_summary, parse_time, termin
 @click.version_option(package_name="l4sim")
 def main() -> None:
     """l4sim: the L4 microkernel system on a simulated machine."""
+
+
+class _Colour:
+    """The console on a terminal: each program's log lines in a colour of their own."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, text: str) -> int:
+        from l4sim.runtime.moe import colourize
+
+        return self.out.write(colourize(text))
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def _fail(msg: str) -> None:
@@ -39,8 +55,9 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     try:
         limit = parse_time(until) if until is not None else None
         show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
+        console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
         res = boot(scenario, cores=cores, seed=seed, until=limit,
-                   trace=bool(trace_path or jsonl_path), console=sys.stdout, progress=show)
+                   trace=bool(trace_path or jsonl_path), console=console, progress=show)
         if show is not None:
             sys.stderr.write("\r" + " " * 60 + "\r")
     except BootError as e:

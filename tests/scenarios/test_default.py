@@ -1,4 +1,4 @@
-"""The default scenario end to end: its output, its summary, and its determinism."""
+"""The default system end to end: sigma0, moe, ned and the script's programs."""
 
 from __future__ import annotations
 
@@ -6,106 +6,82 @@ from pathlib import Path
 
 import pytest
 
-from l4sim.kernel.objects import TS
 from l4sim.tools.boot import BootResult, boot
 from l4sim.tools.trace_export import write_chrome
 
 
 @pytest.fixture(scope="module")
-def default_run() -> BootResult:
-    """One traced boot of the default scenario, shared by the content tests."""
+def run() -> BootResult:
+    """One traced boot of the default system, shared by the content tests."""
     return boot("default", trace=True)
 
 
-def test_default_console_shows_every_program_finishing(default_run: BootResult) -> None:
-    """The console has the client's sum, five ticks, both workers and the root's last line."""
-    text = default_run.kernel.machine.uart.text()
-    lines = text.splitlines()
-    assert "client: sum of squares 1..8 = 204 (label seen by server 0x11)" in lines
-    assert [ln.split(" label")[0] for ln in lines if ln.startswith("ticker:")] == [
-        f"ticker: tick {n}" for n in range(1, 6)]
-    assert any(ln.startswith("worker-hi: done at") for ln in lines)
-    assert any(ln.startswith("worker-lo: done at") for ln in lines)
-    assert "server: 9 requests served, bye" in lines
-    assert lines[0] == "root: l4sim kernel demo"
-    assert lines[-1] == "root: all programs finished"
+def statuses(r: BootResult) -> dict[str, str]:
+    return {c.name: c.status for c in r.programs}
 
 
-def test_default_threads_all_exit_zero(default_run: BootResult) -> None:
-    """Every program of the demo ended with exit code 0, none faulted, sigma0 still serves."""
-    threads = default_run.kernel.threads
-    assert {th.name for th in threads} == {"sigma0", "root", "server", "client", "ticker", "worker-lo",
-                                            "worker-hi"}
-    for th in threads:
-        if th.name == "sigma0":
-            assert th.state is TS.RECV and not th.faulted
-            continue
-        assert th.state is TS.DEAD and th.exit_code == 0 and not th.faulted, th.name
-    assert default_run.reason == "stop"
+def test_every_program_ends_as_the_script_intends(run: BootResult) -> None:
+    """hello, the clients, producer and consumer exit 0; the two crashers fault; the daemon is ended."""
+    st = statuses(run)
+    for name in ("hello", "client-a", "producer", "consumer"):
+        assert st[name] == "exit 0", (name, st[name])
+    assert st["client-b"].startswith("fault: segmentation fault (write at 0xdead000")
+    assert st["crasher"].startswith("fault: segmentation fault (read at 0x10")
+    assert st["counter"] == "killed at the end"
+    assert run.reason == "stop"
 
 
-def test_default_root_pages_fault_to_sigma0(default_run: BootResult) -> None:
-    """The root task's four first touches are page faults resolved by sigma0, 1:1."""
-    root = next(th for th in default_run.kernel.threads if th.name == "root")
-    assert root.pfaults == 4
-    assert root.task is not None
-    for i in range(4):
-        vpn = (0x100000 >> 12) + i
-        assert root.task.vspace.pages[vpn].pfn == vpn
-    assert "page 2 holds 'page 2'" in default_run.kernel.machine.uart.text()
+def test_console_shows_each_program_under_its_own_tag(run: BootResult) -> None:
+    """moe's log server tags every line with the program that wrote it."""
+    text = run.kernel.machine.uart.text()
+    assert "hello   | hello from a task of its own" in text
+    assert "consumer | consumer: 24 items, sum 4900" in text
+    assert "client-a | client-a: counter is 15 after 5 calls" in text
+    assert "\x1b[" not in text, "colour is added on a terminal only, never by the model"
 
 
-def test_default_summary_has_the_headline_figures(default_run: BootResult) -> None:
-    """The summary reports simulated time, IPCs and context switches, all positive."""
-    s = default_run.summary()
-    assert s["simulated_ns"] >= 5_000_000, "five 1 ms ticks were waited for"
-    assert s["ipcs"] > 0 and s["context_switches"] > 0
-    assert s["exceptions"] == 0
-    assert s["cores"] == 2 and len(s["idle_ns"]) == 2
-    assert {c["name"] for c in s["components"]} >= {"client", "server", "ticker"}
-    assert all(c["exit"] == 0 and not c["faulted"] for c in s["components"] if c["name"] != "sigma0")
+def test_server_learns_that_a_dead_clients_session_is_gone(run: BootResult) -> None:
+    """client-b crashes; the kernel's deletion notification lets the server free its session."""
+    text = run.kernel.machine.uart.text()
+    assert "session 0x104 closed by the death of its client (counter was 6)" in text
 
 
-def test_default_worker_lo_runs_on_core_one_when_there_are_two(default_run: BootResult) -> None:
-    """The workers are placed on core 1 of a two-core machine."""
-    cpus = {th.name: th.cpu for th in default_run.kernel.threads}
-    assert cpus["worker-lo"] == cpus["worker-hi"] == 1
-    assert cpus["client"] == 0
+def test_dead_programs_hold_nothing(run: BootResult) -> None:
+    """After the run every program's task is gone: no capability, no page, no live thread."""
+    names = {c.name for c in run.programs}
+    for task in run.kernel.tasks:
+        if task.name in names:
+            assert not task.alive and not task.caps.slots and not task.vspace.pages, task.name
 
 
-def test_default_boots_on_one_core_too() -> None:
-    """With one core everything shares core 0 and still finishes."""
-    r = boot("default", cores=1)
-    assert r.reason == "stop"
-    assert all(th.exit_code == 0 for th in r.kernel.threads if th.name != "sigma0")
-    assert "root: all programs finished" in r.kernel.machine.uart.text()
+def test_summary_rows_are_programs(run: BootResult) -> None:
+    """The summary has one row per program, with its threads' CPU time, IPCs and faults."""
+    comps = {c["name"]: c for c in run.summary()["components"]}
+    assert comps["crasher"]["faulted"] and comps["crasher"]["faults"] == 1
+    assert comps["hello"]["exit"] == 0 and comps["hello"]["threads"] == 2  # main + region manager
+    assert comps["producer"]["cpu"] == 1 and comps["producer"]["cpu_ns"] > 0
 
 
-def test_two_boots_give_identical_traces(default_run: BootResult, tmp_path: Path) -> None:
-    """Booting twice yields the same trace records and byte-identical Chrome JSON."""
+def test_two_boots_give_identical_traces(run: BootResult, tmp_path: Path) -> None:
+    """The same system and seed give the same trace, byte for byte."""
     again = boot("default", trace=True)
-    assert default_run.tracer is not None and again.tracer is not None
-    assert len(default_run.tracer.records) > 100
-    assert again.tracer.records == default_run.tracer.records
+    assert run.tracer is not None and again.tracer is not None
+    assert again.tracer.records == run.tracer.records
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    write_chrome(default_run.tracer.records, a)
+    write_chrome(run.tracer.records, a)
     write_chrome(again.tracer.records, b)
     assert a.read_bytes() == b.read_bytes()
-    assert again.summary() == default_run.summary()
 
 
-def test_a_run_with_another_seed_is_repeatable() -> None:
-    """With seed 7 the default scenario also gives the same trace every time."""
-    r1 = boot("default", seed=7, trace=True)
-    r2 = boot("default", seed=7, trace=True)
-    assert r1.tracer is not None and r2.tracer is not None
-    assert r1.tracer.records == r2.tracer.records
-    assert r1.kernel.machine.uart.output == r2.kernel.machine.uart.output
+def test_the_system_boots_on_one_core() -> None:
+    """On one core the workers share core 0 and every program still ends as intended."""
+    st = statuses(boot("default", cores=1))
+    assert st["consumer"] == "exit 0" and st["crasher"].startswith("fault")
 
 
-def test_boot_until_stops_early() -> None:
-    """A time limit stops the run before the demo finishes, at that time."""
-    r = boot("default", until=1_000_000)
-    assert r.reason == "until"
-    assert r.kernel.machine.now == 1_000_000
-    assert "root: all programs finished" not in r.kernel.machine.uart.text()
+def test_a_startup_script_path_boots(tmp_path: Path) -> None:
+    """``boot PATH.py`` runs a startup script on the runtime."""
+    p = tmp_path / "mine.py"
+    p.write_text('start("hi", "l4sim.scenarios.programs.demo:hello")\n')
+    r = boot(str(p))
+    assert statuses(r) == {"hi": "exit 0"}

@@ -90,7 +90,9 @@ class Child:
     def status(self) -> str:
         if not self.done:
             return "running"
-        return f"fault: {self.fault}" if self.fault is not None else f"exit {self.exit}"
+        if self.fault is not None:
+            return f"fault: {self.fault}"
+        return f"exit {self.exit}" if self.exit is not None else "killed at the end"
 
 
 async def _main_entry(env: Env, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> int:

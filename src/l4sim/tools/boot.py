@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, TextIO
 
 from l4sim.kernel.kernel import Kernel
@@ -40,12 +39,39 @@ def parse_time(text: str) -> int:
     return round(float(value) * _UNITS[unit])
 
 
-def load_scenario(name: str) -> ModuleType:
-    """Find a scenario by name (``l4sim.scenarios.NAME``) or by path to a .py file."""
+class _ScriptScenario:
+    """A startup script booted on the runtime (what ``l4sim boot PATH.py`` means)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def setup(self, kernel: Kernel) -> Any:
+        from l4sim.runtime.ned import ScriptError
+        from l4sim.runtime.system import setup_script
+
+        try:
+            return setup_script(kernel, self.path)
+        except ScriptError as e:
+            raise BootError(str(e)) from None
+
+
+def load_scenario(name: str) -> Any:
+    """Find a scenario by name (``l4sim.scenarios.NAME``) or a startup script by path.
+
+    A ``.py`` path is a startup script for ned (``start(...)``, ``channel(...)``);
+    a scenario module written for l4sim's own kernel-level setup (one that
+    defines ``setup(kernel)``) is accepted by path too.
+    """
     if name.endswith(".py") or "/" in name:
         path = Path(name)
         if not path.is_file():
             raise BootError(f"scenario file {name} not found: give an existing .py file or a scenario name")
+        try:
+            source = path.read_text()
+        except OSError as e:
+            raise BootError(f"{name}: cannot read ({e.strerror})") from None
+        if "def setup(" not in source:
+            return _ScriptScenario(path)
         spec = importlib.util.spec_from_file_location(f"l4sim_scenario_{path.stem}", path)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
@@ -79,23 +105,48 @@ class BootResult:
     tracer: Tracer | None
     reason: str
     root: Thread | None
-    wall: dict[str, Any] = field(default_factory=dict)
+    programs: list[Any] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
+        """The run in figures: totals, and per program (task) its threads' sums.
+
+        A program's exit status is what its parent (ned) recorded when there
+        is one, else its first thread's exit code; ``fault`` says how a
+        program that faulted ended.
+        """
         k = self.kernel
-        comps = []
+        reported = {c.name: c for c in self.programs}
+        threads_of: dict[int, list[Thread]] = {}
         for th in k.threads:
+            if th.task is not None:
+                threads_of.setdefault(th.task.kid, []).append(th)
+        comps = []
+        for task in k.tasks:
+            ths = threads_of.get(task.kid, [])
+            if not ths:
+                continue
+            main = ths[0]
+            child = reported.get(task.name)
+            if child is not None:
+                exit_code, fault = (child.exit, child.fault) if child.done else (None, None)
+                state = child.status
+            else:
+                dead = main.state is TS.DEAD
+                exit_code = main.exit_code if dead else None
+                fault = "exception" if any(t.faulted for t in ths) else None
+                state = main.state.name.lower() + (" (faulted)" if main.faulted else "")
             comps.append({
-                "name": th.name,
-                "task": th.task.name if th.task is not None else "",
-                "exit": th.exit_code if th.state is TS.DEAD else None,
-                "state": th.state.name.lower() + (" (faulted)" if th.faulted else ""),
-                "cpu": th.cpu,
-                "cpu_ns": th.cpu_ns,
-                "ipcs": th.ipcs,
-                "faults": th.pfaults,
-                "faulted": th.faulted,
-                "switches": th.switches,
+                "name": task.name,
+                "threads": len(ths),
+                "exit": exit_code,
+                "fault": fault,
+                "state": state,
+                "cpu": main.cpu,
+                "cpu_ns": sum(t.cpu_ns for t in ths),
+                "ipcs": sum(t.ipcs for t in ths),
+                "faults": sum(t.pfaults for t in ths),
+                "faulted": fault is not None,
+                "switches": sum(t.switches for t in ths),
             })
         return {
             "simulated_ns": k.machine.now,
@@ -120,15 +171,27 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
     machine = Machine(cores=cores, seed=seed, console=console)
     tracer = Tracer() if trace else None
     kernel = Kernel(machine, tracer=tracer)
-    root = mod.setup(kernel)
-    stop = (lambda: root.state is TS.DEAD) if isinstance(root, Thread) else None
+    try:
+        root = mod.setup(kernel)
+    except Exception as e:
+        from l4sim.runtime.ned import ScriptError
+
+        if isinstance(e, ScriptError):
+            raise BootError(str(e)) from None
+        raise
+    if isinstance(root, Thread):
+        stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
+    else:
+        stop = getattr(root, "done", None)
     while True:
         reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
         if reason != "events":
             break
         assert progress is not None
         progress(kernel)
-    return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None)
+    kernel.shutdown()
+    return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
+                      programs=list(getattr(root, "programs", []) or []))
 
 
 #: events between two progress reports of a long boot
@@ -146,18 +209,22 @@ def terminal_progress(out: TextIO) -> Callable[[Kernel], None]:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    """The human-readable summary table."""
+    """The human-readable summary table, one line per program."""
     lines = [
         f"simulated time {s['simulated_ns'] / 1e6:.3f} ms on {s['cores']} cores, "
         f"{s['ipcs']} IPCs, {s['kernel_invocations']} kernel invocations, "
         f"{s['context_switches']} context switches, {s['exceptions']} exceptions",
         "",
-        f"{'thread':<14} {'task':<12} {'cpu':>3} {'state':<16} {'exit':>5} {'cpu time':>12} {'IPCs':>6}"
-        f" {'faults':>6}",
+        f"{'program':<14} {'thr':>3} {'cpu':>3} {'status':<40} {'cpu time':>12} {'IPCs':>6} {'faults':>6}",
     ]
     for c in s["components"]:
-        ex = "-" if c["exit"] is None else str(c["exit"])
-        lines.append(f"{c['name'][:14]:<14} {c['task'][:12]:<12} {c['cpu']:>3} {c['state']:<16} {ex:>5} "
+        if c["fault"] is not None and c["fault"] != "exception":
+            status = c["fault"]
+        elif c["exit"] is not None:
+            status = f"exit {c['exit']}"
+        else:
+            status = c["state"]
+        lines.append(f"{c['name'][:14]:<14} {c['threads']:>3} {c['cpu']:>3} {status[:40]:<40} "
                      f"{c['cpu_ns'] / 1e3:>9.1f} us {c['ipcs']:>6} {c['faults']:>6}")
     return "\n".join(lines)
 
