@@ -98,7 +98,7 @@ def test_an_unhashable_capability_index_is_an_error_value() -> None:
 
     run_system(root)
     assert got[0].error == IpcErr.ENOT_EXISTENT
-    assert got[1].proto < 0
+    assert got[1].error or got[1].proto < 0
 
 
 def test_an_empty_memory_access_is_a_no_op() -> None:

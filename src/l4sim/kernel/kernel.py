@@ -123,6 +123,13 @@ def _close(coro: Coroutine[Any, Any, Any]) -> None:
         coro.close()
 
 
+def _fpage_ok(fp: object) -> bool:
+    """A flexpage whose fields are plain ints (its sizes are checked where it is used)."""
+    return (type(fp) is Fpage and isinstance(fp.kind, int) and 0 <= fp.kind <= 3
+            and type(fp.base) is int and type(fp.order) is int and isinstance(fp.rights, int)
+            and 0 <= fp.rights <= 0xF)
+
+
 def _range_ok(addr: object, n: object) -> bool:
     """A string's address and length are machine words within one access."""
     return type(addr) is int and type(n) is int and 0 <= n <= MAX_ACCESS and 0 <= addr <= WORD_MASK - n
@@ -305,8 +312,8 @@ class Kernel:
         old = task.caps.slots.get(slot)
         if old is not None:
             self.mdb_remove(old, include_self=True)
-            if parent is not None and parent.space is None:
-                return None
+            if (parent is not None and parent.space is None) or not task.alive:
+                return None  # the occupant was the source's ancestor, or the task's last capability
         e = CapEntry(obj, int(rights), task, slot, parent)
         task.caps.slots[slot] = e
         if parent is not None:
@@ -450,8 +457,7 @@ class Kernel:
             if vs.sigma0:
                 freed = 0  # sigma0's own roots were never charged
         vs.charge -= freed
-        if task.factory is not None:
-            task.factory.used -= freed
+        self._uncharge(task.factory, freed)
         if self.tracer is not None:
             self._trace(-1, "unmap", -1, task=task.name, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
                         rights=int(m.rights))
@@ -575,8 +581,11 @@ class Kernel:
             return
         obj.alive = False
         self.objects_alive -= 1
-        if obj.factory is not None:
-            obj.factory.used -= obj.charge
+        if type(obj) is Factory:
+            # what the factory's own objects still use stays charged to its parent until they go
+            self._uncharge(obj.factory, obj.charge - obj.used)
+        else:
+            self._uncharge(obj.factory, obj.charge)
         match obj:
             case Thread():
                 self._kill(obj, None, "deleted")
@@ -595,10 +604,10 @@ class Kernel:
                     del self.icu.bound[obj.line]
                 if obj.del_of is not None and obj.del_of.del_irq is obj:
                     obj.del_of.del_irq = None
-                waiting = obj.thread
                 self._irq_detach(obj)
-                if waiting is not None and waiting.state is _RECV and waiting.partner is obj:
-                    self._ipc_fail(waiting, IpcErr.REABORTED)
+                for waiting in self.threads:  # a closed wait on it ends (any thread, not only the attached)
+                    if waiting.state is _RECV and waiting.partner is obj:
+                        self._ipc_fail(waiting, IpcErr.REABORTED)
             case Task():
                 vs = obj.vspace
                 for node in [*obj.caps.slots.values(), *vs.pages.values(), *vs.io.values()]:
@@ -613,6 +622,16 @@ class Kernel:
                     self._ipc_fail(caller, IpcErr.REABORTED)
             case _:
                 pass
+
+    @staticmethod
+    def _uncharge(f: Factory | None, n: int) -> None:
+        """Return ``n`` bytes to factory ``f`` -- and through destroyed factories to the
+        first live ancestor, which paid for their objects."""
+        while f is not None:
+            f.used -= n
+            if f.alive:
+                return
+            f = f.factory
 
     def _kill(self, th: Thread, code: int | None, reason: str) -> None:
         """Stop ``th`` for good: off its core, partners told, coroutine closed."""
@@ -831,11 +850,11 @@ class Kernel:
 
     def _deschedule(self, th: Thread) -> None:
         """``th`` stops being runnable: out of its ready queue, or its core re-decides."""
-        core = self.cores[th.cpu]
-        if core.current is th:
-            self._kick(core, self.now())  # the core's step switches away from it
+        on = self._current_on(th)
+        if on is not None:
+            self._kick(on, self.now())  # the core's step switches away from it
         else:
-            core.remove(th)
+            self.cores[th.cpu].remove(th)
 
     def _switch(self, core: Core, old: Thread | None, new: Thread | None) -> None:
         core.current = new
@@ -1168,7 +1187,7 @@ class Kernel:
             return False
         for it in items:
             if type(it) is MapItem:
-                if type(it.fpage) is not Fpage or type(it.snd_base) is not int:
+                if not _fpage_ok(it.fpage) or type(it.snd_base) is not int or type(it.grant) is not bool:
                     return False
             elif type(it) is not StrItem or not _range_ok(it.addr, it.length):
                 return False
@@ -1176,7 +1195,7 @@ class Kernel:
             if v is not None and (type(v) is not int or v < 0):
                 return False
         for b in t.rcv:
-            if type(b) is not Fpage and (type(b) is not StrBuf or not _range_ok(b.addr, b.length)):
+            if not _fpage_ok(b) and (type(b) is not StrBuf or not _range_ok(b.addr, b.length)):
                 return False
         return True
 
@@ -1263,7 +1282,8 @@ class Kernel:
         flags = t.flags
         words = t.words
         proto = t.proto
-        if (t.items or t.rcv or t.rcv_timeout is not None or type(words) is not tuple
+        if (type(flags) is not int or t.items != () or t.rcv != () or t.rcv_timeout is not None
+                or type(words) is not tuple
                 or len(words) > MSG_WORDS or type(proto) is not int or not LABEL_MIN <= proto <= LABEL_MAX):
             self._sys_ipc(core, th, t)
             return
@@ -1654,7 +1674,8 @@ class Kernel:
         partner: KObject | None = None
         if not t.flags & OPEN_WAIT:
             e = self._lookup(th, t.cap)
-            if e is None or type(e.obj) not in (Thread, Irq) or not e.obj.alive:
+            if (e is None or type(e.obj) not in (Thread, Irq) or not e.obj.alive
+                    or (type(e.obj) is Thread and e.obj.state is _DEAD)):  # type: ignore[attr-defined]
                 self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
                 return
             partner = e.obj
@@ -1835,7 +1856,9 @@ class Kernel:
             self.threads.append(obj)
             if self.tracer is not None:
                 self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="")
-        self.cap_insert(task, slot, obj, Rights.RWSD, None)
+        if self.cap_insert(task, slot, obj, Rights.RWSD, None) is None:
+            self.destroy(obj)  # the slot held the caller's own task: nothing to put it in
+            return self._err(Err.EINVAL)
         return Msg(0, 0, (obj.kid,), 0, (Fpage.obj(slot),))
 
     def _inv_task(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
@@ -2032,10 +2055,19 @@ class Kernel:
             return Msg(0, 0)
         return self._err(Err.ENOSYS)
 
+    def _current_on(self, th: Thread) -> Core | None:
+        """The core ``th`` is current on -- after a migration not yet handed over,
+        that is still its old core, not ``cores[th.cpu]``."""
+        for c in self.cores:
+            if c.current is th:
+                return c
+        return None
+
     def _set_sched(self, th: Thread, prio: int, quantum: int, cpus: int, cpu: int) -> None:
-        old_core = self.cores[th.cpu]
         ready = th.state is _READY
-        was_current = old_core.current is th
+        on = self._current_on(th)
+        was_current = on is not None
+        old_core = on if on is not None else self.cores[th.cpu]
         if ready and not was_current:
             old_core.remove(th)
         th.quantum = quantum
