@@ -82,12 +82,12 @@ Interrupt controller
 Kernel memory (factories)
     A factory's ``used`` equals the sum of ``charge`` over the live objects it
     paid for (tasks, threads, gates, Irqs and child factories, whose charge
-    includes the quota carved out for them) plus the page-table and mapping
-    memory (``vspace.charge``) of the tasks it created, and
-    ``0 <= used <= limit``.  The
-    factory of a live object is itself live: otherwise the object's memory
-    has been handed back to the grandparent's quota while still in use, and
-    quotas no longer bound kernel memory.  The root factory has no factory.
+    includes the quota carved out for them), plus the page-table and mapping
+    memory (``vspace.charge``) of the tasks it created, plus the ``used`` of
+    its destroyed child factories (their objects live on and stay charged up
+    the tree until they go); and ``0 <= used <= limit``.  So a factory's quota
+    bounds all kernel memory created through it, directly or through
+    sub-factories, deleted or not.  The root factory has no factory.
 """
 
 from __future__ import annotations
@@ -217,15 +217,13 @@ def _check_caps(tasks: list[Task], v: list[str]) -> list[CapEntry]:
         for io, table in ((False, vs.pages), (True, vs.io)):
             for vpn, m in table.items():
                 nodes.append(m)
-                where = _node_where(m)
                 if m.space is not task or m.vpn != vpn or bool(m.io) is not io:
-                    v.append(f"mapping {m!r} sits at {task.name}:{vpn!r} but records {where}")
+                    v.append(f"mapping {m!r} sits at {task.name}:{vpn!r} but records {_node_where(m)}")
                 if not task.alive:
                     v.append(f"destroyed {_name(task)} still has a mapping at {vpn:#x}")
     live = {id(n) for n in nodes}
     roots: Counter[int] = Counter()
     for e in nodes:
-        where = _node_where(e)
         cap = isinstance(e, CapEntry)
         # parent: live, same object (frame), lists us once; rights only shrink
         p = e.parent
@@ -234,35 +232,35 @@ def _check_caps(tasks: list[Task], v: list[str]) -> list[CapEntry]:
                 roots[id(e.obj)] += 1
         else:
             if p.space is None or id(p) not in live:
-                v.append(f"{where} is derived from a removed node {p!r}")
+                v.append(f"{_node_where(e)} is derived from a removed node {p!r}")
             if cap and (not isinstance(p, CapEntry) or p.obj is not e.obj):
-                v.append(f"{where} names {e.obj!r} but its parent {_node_where(p)} names {getattr(p, 'obj', p)!r}")
+                v.append(f"{_node_where(e)} names {e.obj!r} but its parent {_node_where(p)} names {getattr(p, 'obj', p)!r}")
             if not cap and (isinstance(p, CapEntry) or p.pfn != e.pfn or p.io != e.io):
-                v.append(f"{where} maps {getattr(e, 'pfn', '?')!r} but its parent is {p!r}")
+                v.append(f"{_node_where(e)} maps {getattr(e, 'pfn', '?')!r} but its parent is {p!r}")
             n = 1 if p.children.get(id(e)) is e else 0
             if n != 1:
-                v.append(f"{where}: its parent {_node_where(p)} lists it {n} times among its children")
+                v.append(f"{_node_where(e)}: its parent {_node_where(p)} lists it {n} times among its children")
             if isinstance(e.rights, int) and isinstance(p.rights, int) and e.rights & ~p.rights:
-                v.append(f"{where} has rights {e.rights:#x} above its parent {_node_where(p)}'s {p.rights:#x}")
+                v.append(f"{_node_where(e)} has rights {e.rights:#x} above its parent {_node_where(p)}'s {p.rights:#x}")
         # reachable from a root, no cycle
         seen = {id(e)}
         a = e.parent
         steps = 0
         while a is not None:
             if id(a) in seen or steps > len(nodes):
-                v.append(f"{where}: the parent chain has a cycle")
+                v.append(f"{_node_where(e)}: the parent chain has a cycle")
                 break
             seen.add(id(a))
             a = a.parent
             steps += 1
         # children: live, point back, once
         if any(k != id(c) for k, c in e.children.items()):
-            v.append(f"{where} files a child under another node's identity")
+            v.append(f"{_node_where(e)} files a child under another node's identity")
         for c in e.children.values():
             if c.space is None or id(c) not in live:
-                v.append(f"{where} lists a removed node {c!r} among its children")
+                v.append(f"{_node_where(e)} lists a removed node {c!r} among its children")
             elif c.parent is not e:
-                v.append(f"{where} lists {_node_where(c)} as a child but its parent is {c.parent!r}")
+                v.append(f"{_node_where(e)} lists {_node_where(c)} as a child but its parent is {c.parent!r}")
     for e in entries:
         if roots[id(e.obj)] > 1 and e.parent is None:
             v.append(f"{e.obj!r} has {roots[id(e.obj)]} root capabilities (one is {_where(e)})")
@@ -315,8 +313,9 @@ def _check_sched(kernel: Any, threads: list[Thread], v: list[str]) -> None:
             v.append(f"core {cid} keeps a cancelled step event")
         bits = 0
         for p, q in enumerate(core.queues):
-            if q:
-                bits |= 1 << p
+            if not q:
+                continue
+            bits |= 1 << p
             seen_q: set[int] = set()
             for th in q:
                 where = f"ready queue {p} of core {cid}"
@@ -513,10 +512,10 @@ def _check_irqs(kernel: Any, objs: list[KObject], v: list[str]) -> None:
 def _check_factories(objs: list[KObject], v: list[str]) -> None:
     used: Counter[int] = Counter()
     for o in objs:
-        vs = getattr(o, "vspace", None)
-        if vs is not None and isinstance(o.factory, Factory):
-            used[id(o.factory)] += vs.charge  # page mappings and tables of a task (alive or not)
         f = o.factory
+        vs = getattr(o, "vspace", None)
+        if vs is not None and isinstance(f, Factory):
+            used[id(f)] += vs.charge  # page mappings and tables of a task (alive or not)
         if f is None:
             continue
         if not isinstance(f, Factory):
@@ -524,8 +523,8 @@ def _check_factories(objs: list[KObject], v: list[str]) -> None:
             continue
         if o.alive:
             used[id(f)] += o.charge
-            if not f.alive:
-                v.append(f"live {_name(o)} is charged to destroyed {f!r}: its {o.charge} bytes are unaccounted")
+        elif isinstance(o, Factory):
+            used[id(f)] += o.used  # a destroyed factory's objects stay charged to its parent
         if o.charge < 0:
             v.append(f"{_name(o)} has a negative charge {o.charge}")
     for fo in objs:

@@ -1675,7 +1675,7 @@ class Kernel:
         if not t.flags & OPEN_WAIT:
             e = self._lookup(th, t.cap)
             if (e is None or type(e.obj) not in (Thread, Irq) or not e.obj.alive
-                    or (type(e.obj) is Thread and e.obj.state is _DEAD)):  # type: ignore[attr-defined]
+                    or (type(e.obj) is Thread and e.obj.state is _DEAD)):
                 self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
                 return
             partner = e.obj
