@@ -67,10 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from l4sim.kernel.abi import (
-    SLOT_FIRST_FREE,
     SLOT_PAGER,
-    SLOT_TASK,
-    SLOT_THREAD,
     WORD_MASK,
     Err,
     Fpage,
@@ -104,9 +101,8 @@ from l4sim.user.env import (
     IrqCap,
     L4Error,
     ReplyCap,
-    TaskCap,
     TaskLocal,
-    ThreadCap,
+    start_task,
 )
 
 Program = Callable[..., Coroutine[Any, Any, Any]]
@@ -767,57 +763,9 @@ async def _copy(env: Env, m: Moe, job: CopyJob) -> int:
 
 
 # --------------------------------------------------------------------------- starting programs
-async def start_program(env: Env, name: str, fn: Program, *, caps: dict[str, Cap | tuple[Cap, int]] | None = None,
-                        grants: dict[str, Cap] | None = None, prio: int = 1, cpu: int = 0,
-                        quantum: int = 10_000_000, args: tuple[Any, ...] = (),
-                        kinds: dict[str, type[Cap]] | None = None,
-                        pager: Cap | None = None) -> tuple[TaskCap, ThreadCap]:
-    """Start ``fn`` in a new task with the given capabilities (a minimal loader).
-
-    ``caps`` are mapped (the caller keeps them; the child's copies die with the
-    caller's), ``grants`` are moved: the child then holds the only capability,
-    so the object's server learns of the child's death, and the caller's slot is
-    returned to its allocator.  Names of the initial layout (``log``, ``factory``,
-    ``scheduler``, ...) go to their fixed slots, others from slot 8 on; ``pager``
-    becomes slot 4 and the thread's pager.  The runtime's full loader is
-    ``l4sim.runtime.loader``; moe uses this one to start its first program.
-    """
-    task = await env.factory.create_task(name)
-    th = await env.factory.create_thread(name)
-    await th.control(bind=task)
-    await task.map(env.task, task.fpage(), SLOT_TASK)
-    await task.map(env.task, th.fpage(), SLOT_THREAD)
-    names: dict[str, int] = {"task": SLOT_TASK, "thread": SLOT_THREAD}
-    slot = SLOT_FIRST_FREE
-    given: list[tuple[str, Cap, int, bool]] = []
-    for cname, spec in (caps or {}).items():
-        cap, rights = spec if isinstance(spec, tuple) else (spec, Rights.RWSD)
-        given.append((cname, cap, rights, False))
-    given += [(cname, cap, Rights.RWSD, True) for cname, cap in (grants or {}).items()]
-    all_kinds = dict(kinds or {})
-    for cname, cap, rights, grant in given:
-        fixed = INITIAL.get(cname)
-        dst = fixed if fixed is not None else slot
-        await task.map(env.task, cap.fpage(rights), dst, grant=grant)
-        if grant:
-            env.free_slot(cap.slot)
-        names[cname] = dst
-        if fixed is None:
-            all_kinds.setdefault(cname, type(cap))
-            slot += 1
-    if pager is not None:
-        await task.map(env.task, pager.fpage(), SLOT_PAGER)
-        names["pager"] = SLOT_PAGER
-        await th.control(pager=SLOT_PAGER)
-    local = TaskLocal(names, slot)
-
-    def entry(sp: int) -> Coroutine[Any, Any, Any]:
-        return fn(Env(local, SLOT_THREAD, all_kinds), *args)
-
-    ip = await task.load_code(entry)
-    await env.scheduler.run_thread(th, prio, quantum, 1 << cpu)
-    await th.ex_regs(ip, 0)
-    return task, th
+#: moe starts its first program with the user library's minimal loader (it grants
+#: that program its session, log and namespace); kept under this name for callers
+start_program = start_task
 
 
 # --------------------------------------------------------------------------- moe itself

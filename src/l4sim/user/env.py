@@ -571,14 +571,20 @@ class Env:
 async def start_task(env: Env, name: str, fn: Program, caps: dict[str, Cap | tuple[Cap, int]] | None = None,
                      *, prio: int = 1, cpu: int = 0, quantum: int = 10_000_000, args: tuple[Any, ...] = (),
                      exc_handler: Cap | None = None, kinds: dict[str, type[Cap]] | None = None,
-                     log: bool = True) -> tuple[TaskCap, ThreadCap]:
+                     log: bool = True, grants: dict[str, Cap] | None = None,
+                     pager: Cap | None = None) -> tuple[TaskCap, ThreadCap]:
     """Start ``fn`` as a program in a new task holding only the given capabilities.
 
-    ``caps`` maps names to handles (mapped with all their rights) or to
-    ``(handle, rights)``.  The child gets its own task and thread
-    capabilities (slots 1 and 3) and, with ``log``, the console (slot 5):
-    nothing ambient.  A minimal loader for the kernel alone; the runtime's
-    loader adds memory, a region manager and a parent.
+    ``caps`` maps names to handles (mapped with all their rights; the caller
+    keeps its own) or to ``(handle, rights)``; ``grants`` are moved: the child
+    then holds the only capability, so the object's server learns of the
+    child's death, and the caller's slot returns to its allocator.  Names of
+    the initial layout (``log``, ``factory``, ``scheduler``, ...) go to their
+    fixed slots, others from slot 8 on.  The child gets its own task and
+    thread capabilities (slots 1 and 3), ``pager`` as slot 4 and its pager,
+    and -- with ``log`` and no ``log`` of its own -- the kernel console (slot
+    5): nothing ambient.  A minimal loader; the runtime's loader adds memory,
+    a region manager and a parent.
     """
     task = await env.factory.create_task(name)
     th = await env.factory.create_thread(name)
@@ -586,26 +592,34 @@ async def start_task(env: Env, name: str, fn: Program, caps: dict[str, Cap | tup
     await task.map(env.task, task.fpage(), SLOT_TASK)
     await task.map(env.task, th.fpage(), SLOT_THREAD)
     names: dict[str, int] = {"task": SLOT_TASK, "thread": SLOT_THREAD}
-    if log:
+    given: list[tuple[str, Cap, int, bool]] = [
+        (cname, *(spec if isinstance(spec, tuple) else (spec, Rights.RWSD)), False)
+        for cname, spec in (caps or {}).items()]
+    given += [(cname, cap, Rights.RWSD, True) for cname, cap in (grants or {}).items()]
+    if log and all(cname != "log" for cname, *_ in given):
         await task.map(env.task, env.log.fpage(Rights.W), SLOT_LOG)
         names["log"] = SLOT_LOG
     slot = SLOT_FIRST_FREE
-    exc_slot = None
-    for cname, spec in (caps or {}).items():
-        cap, rights = spec if isinstance(spec, tuple) else (spec, Rights.RWSD)
+    all_kinds = dict(kinds or {})
+    for cname, cap, rights, grant in given:
         fixed = INITIAL.get(cname)
         dst = fixed if fixed is not None else slot
-        await task.map(env.task, cap.fpage(rights), dst)
+        await task.map(env.task, cap.fpage(rights), dst, grant=grant)
+        if grant:
+            env.free_slot(cap.slot)
         names[cname] = dst
         if fixed is None:
+            all_kinds.setdefault(cname, type(cap))
             slot += 1
+    if pager is not None:
+        await task.map(env.task, pager.fpage(), SLOT_PAGER)
+        names["pager"] = SLOT_PAGER
+        await th.control(pager=SLOT_PAGER)
     if exc_handler is not None:
-        exc_slot = slot
-        await task.map(env.task, exc_handler.fpage(), exc_slot)
+        await task.map(env.task, exc_handler.fpage(), slot)
+        await th.control(exc_handler=slot)
         slot += 1
-        await th.control(exc_handler=exc_slot)
     local = TaskLocal(names, slot)
-    all_kinds = {**(kinds or {}), **{k: type(v[0] if isinstance(v, tuple) else v) for k, v in (caps or {}).items()}}
 
     def entry(sp: int) -> Coroutine[Any, Any, Any]:
         return fn(Env(local, SLOT_THREAD, all_kinds), *args)
