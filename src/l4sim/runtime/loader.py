@@ -1,6 +1,7 @@
 """The loader: starts a native program in a task of its own, and is its parent.
 
-A started program gets exactly these capabilities and nothing else:
+A started program gets exactly these capabilities and nothing else (its
+region manager also holds the stack and heap dataspaces it attached):
 
 ====  ==========  ==============================================================
 slot  name        what
@@ -31,10 +32,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from l4sim.kernel.abi import CALL, WORD_MASK, Fpage, MapItem, Proto, Rights
+from l4sim.kernel.abi import CALL, WORD_MASK, Err, Fpage, MapItem, Proto, Rights
 from l4sim.kernel.traps import Ipc, Msg
 from l4sim.runtime.protocols import MEM_ALLOC, PARENT, RM, MemOp, ParentOp, RmFlag, RmOp, Sig
 from l4sim.runtime.rm import region_manager
@@ -48,6 +49,11 @@ SLOT_FIRST_SCRIPT = 9
 FIXED_SLOTS = {"factory": 2, "icu": 6, "scheduler": 7}
 STACK_SIZE = 64 << 10
 HEAP_SIZE = 256 << 10
+
+
+async def env_reply(env: Env, proto: int) -> None:
+    """Answer the call just received, if its caller still waits."""
+    await env.reply(proto)
 
 
 class ProgramError(Exception):
@@ -81,7 +87,7 @@ class Child:
     thread: ThreadCap
     rm: ThreadCap
     session: Cap | None
-    kernel_names: list[str] = field(default_factory=list)
+    parent: Cap | None = None
     exit: int | None = None
     fault: str | None = None
     done: bool = False
@@ -170,11 +176,12 @@ class Loader:
         # the child's threads: the region manager pages the main thread; the parent handles exceptions
         await main.control(pager=SLOT_RM, exc_handler=SLOT_PARENT)
         await rmth.control(exc_handler=SLOT_PARENT)
-        local = TaskLocal(names, slot + 1)
-        rm_ip = await task.load_code(lambda sp: region_manager(Env(local, 0), SLOT_PARENT))
+        # one slot allocator for the task's two threads: they share its capability space
+        local = TaskLocal(names, slot)
+        rm_ip = await task.load_code(lambda sp: region_manager(Env(local, SLOT_RM), SLOT_PARENT))
         await env.scheduler.run_thread(rmth, min(prio + 1, 255), cpus=cpus)
         await rmth.ex_regs(rm_ip, 0)
-        child = Child(name, label, task, main, rmth, session)
+        child = Child(name, label, task, main, rmth, session, parent=parent)
         self.children[label] = child
         regions: dict[str, tuple[int, int]] = {}
         if session is not None:
@@ -188,10 +195,9 @@ class Loader:
                 if ans.error or ans.proto < 0:
                     raise L4Error(-ans.proto if ans.proto < 0 else 0, f"attach {what}", ans.error)
                 regions[what] = (ans.words[0], size)
-        main_local = TaskLocal(names, slot + 1)
 
         def entry(sp: int) -> Coroutine[Any, Any, Any]:
-            cenv = Env(main_local, 3, all_kinds)
+            cenv = Env(local, 3, all_kinds)
             cenv.stack = regions.get("stack", (0, 0))  # type: ignore[attr-defined]
             cenv.heap = regions.get("heap", (0, 0))  # type: ignore[attr-defined]
             return _main_entry(cenv, fn, args)
@@ -216,11 +222,13 @@ class Loader:
                 kind = "write" if len(w) > 4 and w[4] else "read"
                 child.fault = f"segmentation fault ({kind} at {addr:#x}, ip {ip})"
             else:
+                await env_reply(self.env, -Err.EINVAL)  # a signal we do not know: answer, don't hang
                 return True
         elif msg.proto == Proto.EXCEPTION and len(w) >= 2:
             child.fault = f"exception {w[0]:#x} (code {w[1]:#x})"
         else:
-            return False
+            await env_reply(self.env, -Err.ENOSYS)  # not the parent protocol: answer, don't hang
+            return True
         await self.kill(child)
         return True
 
@@ -230,7 +238,8 @@ class Loader:
             return
         child.done = True
         env = self.env
-        for cap in (child.task, child.thread, child.rm):
-            await env.task.delete(cap.slot)
+        for cap in (child.task, child.thread, child.rm, child.parent):
+            if cap is not None:
+                await env.task.delete(cap.slot)
         if child.session is not None:
             await env.task.delete(child.session.slot)

@@ -7,8 +7,10 @@ inside it.  Its calls build a plan:
 
     svc = channel("svc")                     # an IPC gate, bound later by its server
     ring = dataspace("ring", 16 * 1024)      # shared memory from moe
-    start("server", "l4sim.demos.basic:server", caps={"svc": svc.server()}, prio=20)
-    start("client", "l4sim.demos.basic:client", caps={"svc": svc}, prio=10, cpus=[1])
+    start("counter", "l4sim.scenarios.programs.demo:counter_server",
+          caps={"svc": svc.server(), "factory": factory(64 * 1024)}, prio=30, daemon=True)
+    start("client", "l4sim.scenarios.programs.demo:counter_client", caps={"svc": svc},
+          prio=20, cpus=[1], args=("client", 5))
 
 ``start(name, program, caps={...}, prio=1, cpus=None, args=(), quota=4 MiB,
 daemon=False)`` starts ``program`` (``package.module:function``) with
@@ -149,6 +151,8 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         _check_name(name, "dataspace", w)
         if type(size) is not int or not 0 < size <= 64 << 20:
             raise ScriptError(f"{w}: dataspace {name!r} size {size!r}: give a size in bytes, 1 .. 64 MiB")
+        if any(d.name == name for d in plan.shared):
+            raise ScriptError(f"{w}: dataspace {name!r} is defined twice; give each dataspace its own name")
         ds = Shared(name, size, w)
         plan.shared.append(ds)
         return ds
@@ -160,6 +164,8 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         _check_name(name, "program", w)
         if any(s.name == name for s in plan.programs):
             raise ScriptError(f"{w}: program {name!r} is started twice; give each program its own name")
+        if name in SYSTEM_NAMES:
+            raise ScriptError(f"{w}: the name {name!r} belongs to the system; choose another program name")
         if type(program) is not str:
             raise ScriptError(f"{w}: program must be a string 'package.module:function'")
         try:
@@ -169,8 +175,9 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         if type(prio) is not int or not 1 <= prio <= 254:
             raise ScriptError(f"{w}: priority {prio!r} of {name!r} is out of range: use 1 .. 254")
         mask = _cpus(cpus, ncores, name, w)
-        if type(quota) is not int or quota < 64 << 10:
-            raise ScriptError(f"{w}: quota {quota!r} of {name!r} is too small: give at least 65536 bytes")
+        if type(quota) is not int or quota < MIN_QUOTA:
+            raise ScriptError(f"{w}: quota {quota!r} of {name!r} is too small for its log, stack and heap: "
+                              f"give at least {MIN_QUOTA} bytes")
         capmap: dict[str, Any] = {}
         for cname, value in (caps or {}).items():
             if not isinstance(cname, str) or not _NAME.fullmatch(cname) or cname in _RESERVED:
@@ -217,6 +224,10 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
 
 _RESERVED = {"task", "thread", "rm", "log", "parent"}
+#: names of the system's own tasks
+SYSTEM_NAMES = {"sigma0", "moe", "ned"}
+#: the smallest moe quota a program can start with: log, stack, heap and their bookkeeping
+MIN_QUOTA = 512 << 10
 
 
 def _check_name(name: object, what: str, w: Where) -> None:
@@ -264,6 +275,7 @@ async def ned(env: Env, plan: Plan, report: list[Child] | None = None) -> int:
             raise L4Error(-ans.proto if ans.proto < 0 else 0, f"dataspace {sh.name}", ans.error)
         shared[sh.name] = Gate(env, slot)
     by_name: dict[str, Child] = {}
+    bad = 0
     for spec in plan.programs:
         caps: dict[str, Cap | tuple[Cap, int]] = {}
         for cname, what in spec.caps.items():
@@ -274,24 +286,30 @@ async def ned(env: Env, plan: Plan, report: list[Child] | None = None) -> int:
             else:
                 caps[cname] = (shared[what.name], Rights.RW)
         assert spec.fn is not None
-        child = await loader.start(spec.name, spec.fn, caps, prio=spec.prio, cpus=spec.cpus,
-                                   args=spec.args, quota=spec.quota)
+        try:
+            child = await loader.start(spec.name, spec.fn, caps, prio=spec.prio, cpus=spec.cpus,
+                                       args=spec.args, quota=spec.quota)
+        except L4Error as e:  # out of memory or objects: this program cannot start, the rest can
+            await env.print(f"ned: {spec.name}: could not start: {e}")
+            bad += 1
+            continue
         by_name[spec.name] = child
         if report is not None:
             report.append(child)
-    waiting = {s.name for s in plan.programs if not s.daemon}
-    bad = 0
+    waiting = {s.name for s in plan.programs if not s.daemon and s.name in by_name}
+    reported: set[str] = set()
     while waiting:
         msg = await env.wait()
         if not await loader.handle(msg):
             continue
-        for name in [n for n in waiting if by_name[n].done]:
+        for name in [n for n in by_name if by_name[n].done and n not in reported]:
+            reported.add(name)
             waiting.discard(name)
             child = by_name[name]
             await env.print(f"ned: {name}: {child.status}")
             bad += int(child.fault is not None or child.exit != 0)
     for spec in plan.programs:  # the daemons end with the system
-        if spec.daemon:
+        if spec.daemon and spec.name in by_name:
             await loader.kill(by_name[spec.name])
     return bad
 

@@ -11,8 +11,10 @@ Operations (word 0) and their words -- "->" gives the reply words:
 
 Parent (``PARENT``; the loader serves it for each program it started)
   ``SIGNAL``    sig, value            sig EXIT: value = exit code;
-                                      sig FAULT: value = fault address, word 3 = ip
-                                      -> ()  (after EXIT the program gets no reply)
+                                      sig FAULT: value = fault address, word 3 = ip,
+                                      word 4 = 1 for a write
+                                      no reply: the parent ends the program's task;
+                                      an unknown signal is answered -EINVAL
 
 Namespace (``NAMESPACE``)
   ``QUERY``     name (packed bytes)   -> (found 1) and the capability as item
@@ -27,7 +29,7 @@ Dataspace (``DATASPACE``)
   ``CLEAR``     offset, size          -> ()  (zero-fill)
   ``COPY_IN``   dst offset, src offset, size; the source dataspace capability
                 as an object map item  -> ()
-  ``ALLOCATE``  offset, size          -> ()  (back the range with frames now)
+  ``ALLOCATE``  offset, size          -> ()  (back the range with frames now; needs no W)
 
 Memory allocator (``MEM_ALLOC``; moe's factory)
   ``CREATE_DS``   size, flags, align  -> (size) and the new dataspace

@@ -108,7 +108,9 @@ class RegionMap:
             if found is None:
                 return -Err.ENOMEM
             addr = found
-        elif addr & PAGE_MASK or not self._free(addr, size, False):
+        elif addr & PAGE_MASK:
+            return -Err.EINVAL
+        elif not self._free(addr, size, False):
             return -Err.EEXIST
         self.areas.append(Region(addr, size, 0, 0, flags))
         return addr
@@ -172,8 +174,11 @@ async def _handle(env: Env, rm: RegionMap, msg: Msg, scratch: int, parent_slot: 
             assert r is not None
             for page in range(r.start, r.end, PAGE_SIZE):
                 res = await _map_page(env, r, page, not flags & RmFlag.READ_ONLY)
-                if res:
-                    break
+                if res:  # the dataspace cannot back the region: undo the attach
+                    rm.detach(got)
+                    for fp in _unmap_range(r.start, r.size):
+                        await env.task.unmap(fp, include_self=True)
+                    return (-Err.ENOMEM if res > 0 else res,)
         return (0, got)
     if op == RmOp.DETACH:
         if len(w) < 2:

@@ -51,6 +51,9 @@ class Sigma0:
         self.devices = devices
         #: frames given away (a frame is never handed out twice)
         self.given: set[int] = set(range(reserved))
+        #: frames handed out by request: never again, not even to a page fault
+        self.requested: set[int] = set()
+        self.reserved = reserved
         self.ports_given: set[int] = set()
         self.next_any = reserved
 
@@ -67,6 +70,7 @@ class Sigma0:
         if any(p in self.given for p in frames):
             return -Err.EBUSY
         self.given.update(frames)
+        self.requested.update(frames)
         return 0
 
     def take_any(self, count: int) -> int:
@@ -75,6 +79,7 @@ class Sigma0:
         while p + count <= self.nframes:
             if not any(q in self.given for q in range(p, p + count)):
                 self.given.update(range(p, p + count))
+                self.requested.update(range(p, p + count))
                 if count == 1:
                     self.next_any = p + 1
                 return p
@@ -111,8 +116,9 @@ def _answer(s0: Sigma0, msg: Msg) -> tuple[int, tuple[int, ...], tuple[MapItem, 
         pfn = addr >> 12
         if pfn >= s0.nframes and not any(d[0] <= pfn < d[0] + d[1] for d in s0.devices.values()):
             return (-Err.EPERM, (), ())
-        if pfn not in s0.given:
-            s0.given.add(pfn)
+        if pfn in s0.requested or pfn < s0.reserved:
+            return (-Err.EBUSY, (), ())  # somebody else's (or nobody's) frame: never twice
+        s0.given.add(pfn)
         # 1:1, and idempotent for the same client: re-mapping a page it has is harmless
         return (0, (), (MapItem(Fpage.mem(addr, 12, MemRights.RWX), snd_base=addr),))
     if msg.proto != S0_PROTO or not w:

@@ -149,7 +149,9 @@ class BootResult:
                 "switches": sum(t.switches for t in ths),
             })
         return {
-            "simulated_ns": k.machine.now,
+            # where the cores got to (a run that ends between events), or the limit it was given
+            "simulated_ns": k.machine.now if self.reason == "until" else max(k.machine.now,
+                                                                             *(c.time for c in k.cores)),
             "ipcs": k.ipc_count,
             "kernel_invocations": k.kinvokes,
             "context_switches": k.context_switches,

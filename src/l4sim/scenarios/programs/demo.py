@@ -65,6 +65,7 @@ async def counter_server(env: Env) -> int:
             reply = (0, s[0])
         elif msg.label & ~3 in sessions and msg.proto == CLOSE:
             s = sessions.pop(msg.label & ~3)  # the client drops its gate; the label is retired
+            env.free_slot(s[1])
             reply = (0, s[0])
         else:
             reply = (-Err.ENOSYS,)
