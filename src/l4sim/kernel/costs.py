@@ -52,6 +52,8 @@ class CostModel:
     page_fault: int = 250
     #: one I/O-port access (in/out instructions are slow on x86)
     io_access: int = 400
+    #: one translated block of guest (x86-64) code, ~17 instructions
+    guest_block: int = 10
 
     def table(self) -> list[tuple[str, int]]:
         """The table as (name, ns) pairs, for documentation and ``l4sim`` output."""

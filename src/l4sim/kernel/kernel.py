@@ -956,6 +956,9 @@ class Kernel:
                     else:
                         traps[type(redo)](core, cur, redo)
                     continue
+                if cur.guest is not None:  # x86-64 code on the guest CPU executor
+                    cur.guest.run(self, core, cur)
+                    continue
                 coro = cur.coro
                 if coro is None:
                     self._kill(cur, None, "no code to resume")
@@ -980,6 +983,19 @@ class Kernel:
                 handler(core, cur, trap)
         finally:
             self.running = None
+
+    # ------------------------------------------------------------ guest threads
+    def create_guest_thread(self, task: Task, name: str, regs: dict[str, int], exc_handler_slot: int = 0,
+                            pager_slot: int = 0, prio: int = 1, cpu: int = 0) -> Thread:
+        """Host-side start of an x86-64 guest thread in ``task`` (see :mod:`l4sim.kernel.guest`).
+
+        ``regs`` names initial registers (``rip`` required; see ``guest.REGS``);
+        the slots name, in ``task``'s capability space, the exception handler
+        (which receives its system calls) and the pager.
+        """
+        from l4sim.kernel.guest import create_guest_thread
+
+        return create_guest_thread(self, task, name, regs, exc_handler_slot, pager_slot, prio, cpu)
 
     # ------------------------------------------------------------- simple traps
     def _sys_compute(self, core: Core, th: Thread, t: Compute) -> None:

@@ -88,6 +88,7 @@ class Thread(KObject):
         "exc_slot",
         "exit_code",
         "faulted",
+        "guest",
         "ip",
         "ipc_flags",
         "ipcs",
@@ -135,6 +136,7 @@ class Thread(KObject):
         self.compute_left = 0  # ns of a preempted ``compute`` still to run
         self.exit_code: int | None = None
         self.faulted = False  # stopped by an unhandled exception
+        self.guest: Any = None  # a guest.GuestThread: runs x86-64 code on unicorn instead of ``coro``
         self.exc_pending: int = 0  # 1 when the thread waits for an exception reply
         self.redo: Any = None  # a memory/port access to retry when its fault is resolved
         self.pfaults = 0  # page faults taken

@@ -1,0 +1,560 @@
+"""The guest CPU executor: threads that run x86-64 machine code on unicorn.
+
+A guest thread is an ordinary :class:`~l4sim.kernel.objects.Thread` whose
+``guest`` slot holds a :class:`GuestThread` (its register context) instead
+of a coroutine.  Every task with guest threads has one :class:`GuestCPU`: a
+unicorn instance in virtual-TLB mode over the machine's one RAM buffer,
+mapped once at guest-physical 0, so a frame mapped into a guest and into a
+native task is the same host memory (see DESIGN.md, "Guest executor").
+
+Translation
+    A ``UC_HOOK_TLB_FILL`` hook looks the page up in the task's
+    ``vspace.pages`` and answers with the frame and the rights (L4's R, W, X
+    become unicorn's READ, WRITE, EXEC; an instruction fetch needs X).  A
+    refused access stops the CPU with RIP on the faulting instruction: the
+    kernel sends page-fault IPC to the thread's pager (word 0: address |
+    write 2 | present 1 | fetch 4, word 1: RIP) and re-executes the
+    instruction after the reply; a reply that maps nothing faults again, a
+    refusing reply (error or negative label) and a missing pager become
+    exception IPC, trap 14.  ``vspace.on_change`` marks the instance's TLB
+    stale (flushed before it next runs) and drops all translated code when
+    a page it had fetched instructions from changes.  Device frames are not
+    mapped into the instance: an access to one is exception IPC trap 14.  unicorn hands
+    the hook the *page* of a data access, so a data fault reports the page's
+    address (a fetch fault reports RIP when RIP is on the faulting page).
+
+Time and preemption
+    The CPU runs in slices of translated blocks counted by a tiny C block
+    hook (built with the host C compiler on first use into a cache
+    directory, loaded with ctypes; a Python hook when no compiler is found).
+    Each executed block costs ``CostModel.guest_block`` ns.  A slice never
+    runs past the core's bound: the next pending event or the end of the
+    thread's quantum (plus at most one block), so the interleaving with
+    other cores and interrupts is exact and every run is the same.
+
+System calls (alien threads)
+    ``syscall`` stops the CPU (RIP already after the instruction) and
+    becomes exception IPC to the thread's exception handler with label
+    :data:`SYSCALL_LABEL` (``Proto.SYS_EXCEPTION``, -4) and the registers
+    in seL4's UnknownSyscall order, :data:`REGS`: rax rbx rcx rdx rsi rdi rbp
+    r8-r15 rip rsp rflags fs_base gs_base (20 words).  A reply with label 0
+    resumes the thread; its words, if any, set a prefix of :data:`REGS` (one
+    word sets rax -- the usual return value; 16 words set rip too).  Any
+    other reply label kills the thread (as for every exception IPC).
+    TODO: answer the call inside the hook when the handler replies without
+    blocking (DESIGN.md measures 2-4x more calls per second).
+
+Other CPU exceptions
+    Exception IPC (label -5) in the kernel's usual format, words (trapno,
+    code, RIP, system calls made, extra...): divide error 0, int3 3 (RIP
+    after the int3), invalid opcode 6 (``ud2``), general protection 13
+    (non-canonical address, ``hlt``), page fault 14 (extra word: the
+    address).  The reply works as for system calls: label 0 resumes at RIP
+    (or wherever the reply's registers say).
+
+Limits (for now): unicorn leaves its double-fault bookkeeping set after a
+divide error (or other contributory exception) is reported, so re-running
+the same faulting division reports trap 8; handlers should move RIP on or
+kill.  The guest runs at unicorn's CPL 0, so privileged
+instructions other than ``hlt`` are not trapped; a native write into a
+frame that still holds translated code of a guest is not noticed unless the
+mapping changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unicorn import (
+    UC_ARCH_X86,
+    UC_ERR_INSN_INVALID,
+    UC_ERR_OK,
+    UC_HOOK_BLOCK,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_HOOK_TLB_FILL,
+    UC_MODE_64,
+    UC_PROT_ALL,
+    UC_PROT_EXEC,
+)
+from unicorn import x86_const as X
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH, UC_TLB_VIRTUAL
+from unicorn.unicorn_py3.arch.types import uc_hook_h
+from unicorn.unicorn_py3.unicorn import HOOK_TLB_FILL_CFUNC, uclib
+from unicorn.unicorn_py3.unicorn import Uc as _Uc
+
+from l4sim.kernel.abi import RECV, SEND, Fpage, Proto
+from l4sim.kernel.objects import TS, IpcGate, Thread
+from l4sim.kernel.traps import Ipc, Msg
+from l4sim.kernel.vspace import PF_FETCH, PF_PRESENT, PF_WRITE, TRAP_GP, TRAP_PAGE_FAULT
+
+if TYPE_CHECKING:
+    from l4sim.kernel.kernel import Core, Kernel
+    from l4sim.kernel.objects import Task
+
+#: the registers of a system-call message, in seL4's UnknownSyscall order
+REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
+        "r14", "r15", "rip", "rsp", "rflags", "fs_base", "gs_base")
+REG_IDS = tuple(getattr(X, "UC_X86_REG_" + r.upper()) for r in REGS)
+RIP_INDEX = REGS.index("rip")
+#: protocol label of a guest system call's exception IPC
+SYSCALL_LABEL = int(Proto.SYS_EXCEPTION)
+#: trap number recorded in traces for a system call
+TRAP_SYSCALL = 0x80
+TRAP_DIVIDE = 0
+TRAP_BREAKPOINT = 3
+TRAP_INVALID_OPCODE = 6
+#: rflags of a new thread: IF and the reserved bit 1
+RFLAGS_INIT = 0x202
+
+# unicorn access types of the TLB-fill hook
+_READ, _WRITE, _FETCH = 16, 17, 18
+#: L4 rights (X 1, W 2, R 4) -> unicorn perms (READ 1, WRITE 2, EXEC 4)
+_PERMS = tuple((4 if r & 1 else 0) | (2 if r & 2 else 0) | (1 if r & 4 else 0) for r in range(8))
+_NEED = {_READ: 1, _WRITE: 2, _FETCH: 4}
+#: emulation runs until this address: never reached by user code.  unicorn
+#: looks up the page of ``UNTIL - 1`` when it stops; that page is answered
+#: with a private page of ``hlt`` instructions outside RAM.
+UNTIL = 0xFFFF_FFFF_FFFF_F000
+_TRAP_VPN = (UNTIL - 1) >> 12
+#: the longest slice, in blocks (a bound on one emu_start)
+MAX_SLICE = 1 << 22
+#: why the CPU stopped
+_STOP_NONE, _STOP_SYSCALL, _STOP_INTR = 0, 1, 2
+#: what a blocked guest thread waits for
+WAIT_NONE, WAIT_REGS, WAIT_PAGER = 0, 1, 2
+
+_FPAGE_ALL_MEMORY = Fpage.all_memory()
+_CALL = SEND | RECV
+_DEAD = TS.DEAD
+
+_BLOCK_C = r"""
+#include <stdint.h>
+/* l4sim guest executor: count translated blocks, stop the CPU at the budget */
+struct l4sim_budget { int64_t left; int64_t used; int (*stop)(void *); };
+void l4sim_block(void *uc, uint64_t addr, uint32_t size, void *data) {
+    struct l4sim_budget *b = (struct l4sim_budget *)data;
+    (void)addr; (void)size;
+    b->used++;
+    if (--b->left <= 0) b->stop(uc);
+}
+"""
+
+
+class _Budget(ctypes.Structure):
+    _fields_ = (("left", ctypes.c_int64), ("used", ctypes.c_int64), ("stop", ctypes.c_void_p))
+
+
+_HOOK_CODE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+_HOOK_INTR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_HOOK_SYSCALL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_TLB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TLB_FLUSH
+_TB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH
+_STOP_ADDR = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+
+
+# ----------------------------------------------------------------- the block counter
+def _cache_dir() -> Path:
+    env = os.environ.get("L4SIM_CACHE")
+    if env:
+        return Path(env)
+    home = Path.home() / ".cache" / "l4sim"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"l4sim-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
+def _compiler() -> list[str] | None:
+    for cc in ("gcc", "cc", "clang"):
+        path = shutil.which(cc)
+        if path:
+            return [path]
+    if importlib.util.find_spec("ziglang") is not None:
+        return [sys.executable, "-m", "ziglang", "cc"]
+    return None
+
+
+_lib: Any = None
+_lib_tried = False
+#: how the block budget is counted: "c" or "python" (after the first guest CPU)
+block_counter = ""
+
+
+def _block_lib() -> Any:
+    """The compiled block hook (a ctypes CDLL), built on first use; None without a compiler."""
+    global _lib, _lib_tried
+    if _lib_tried:
+        return _lib
+    _lib_tried = True
+    cc = _compiler()
+    if cc is None:
+        return None
+    key = hashlib.sha256((_BLOCK_C + " ".join(cc[-2:])).encode()).hexdigest()[:16]
+    d = _cache_dir()
+    so = d / f"guest_block_{key}.so"
+    try:
+        if not so.exists():
+            d.mkdir(parents=True, exist_ok=True)
+            src = d / f"guest_block_{key}.{os.getpid()}.c"
+            tmp = d / f"guest_block_{key}.{os.getpid()}.so"
+            src.write_text(_BLOCK_C)
+            subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True,
+                           capture_output=True, timeout=120)
+            os.replace(tmp, so)
+            src.unlink(missing_ok=True)
+        _lib = ctypes.CDLL(str(so))
+        _lib.l4sim_block  # noqa: B018  (the symbol must be there)
+    except (OSError, subprocess.SubprocessError, AttributeError):
+        _lib = None
+    return _lib
+
+
+def _python_block(uc: int, addr: int, size: int, data: int) -> None:
+    b = _Budget.from_address(data)
+    b.used += 1
+    b.left -= 1
+    if b.left <= 0:
+        uclib.uc_emu_stop(uc)
+
+
+_PY_BLOCK = _HOOK_CODE(_python_block)
+
+
+def _hook_add(uch: Any, htype: int, fn: Any, data: Any, *extra: Any) -> None:
+    h = uc_hook_h()
+    err = uclib.uc_hook_add(uch, ctypes.byref(h), htype, ctypes.cast(fn, ctypes.c_void_p), data,
+                            ctypes.c_uint64(1), ctypes.c_uint64(0), *extra)
+    if err != UC_ERR_OK:
+        raise RuntimeError(f"unicorn hook_add failed: {err}")
+
+
+# ------------------------------------------------------------------ per-task CPU
+class GuestCPU:
+    """One unicorn instance for the guest threads of one task."""
+
+    def __init__(self, kernel: Kernel, task: Task) -> None:
+        global block_counter
+        mem = kernel.machine.mem
+        self.task = task
+        self.uc: Any = _Uc(UC_ARCH_X86, UC_MODE_64)
+        uc = self.uc
+        self.uch = uc._uch
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.host_address(0))
+        # the private page behind UNTIL - 1 (see UNTIL); outside RAM, never a frame
+        self.trap_paddr = mem.size
+        uc.mem_map(self.trap_paddr, 0x1000, UC_PROT_EXEC)
+        uc.mem_write(self.trap_paddr, b"\xf4" * 0x1000)
+        self.nframes = mem.nframes
+        self.owner: GuestThread | None = None
+        self.tlb_stale = False
+        self.tb_stale = False
+        #: pages instructions were fetched from since the last code flush
+        self.code_vpns: set[int] = set()
+        self.stop = _STOP_NONE
+        self.intno = 0
+        self.fault: tuple[int, int, bool] | None = None  # (vaddr, access, present)
+        self.budget = _Budget(0, 0, _STOP_ADDR)
+        self._regs = (ctypes.c_int * len(REGS))(*REG_IDS)
+        self._vals = (ctypes.c_uint64 * len(REGS))()
+        base = ctypes.addressof(self._vals)
+        self._ptrs = (ctypes.c_void_p * len(REGS))(*[base + 8 * i for i in range(len(REGS))])
+        self._rip = ctypes.c_uint64()
+        pages = task.vspace.pages
+        nframes = self.nframes
+        perms_of = _PERMS
+        need_of = _NEED
+        code = self.code_vpns
+        trap_paddr = self.trap_paddr
+
+        def fill(h: Any, vaddr: int, access: int, entry: Any, data: Any) -> bool:
+            vpn = vaddr >> 12
+            m = pages.get(vpn)
+            if m is not None:
+                perms = perms_of[m.rights & 7]
+                if perms & need_of[access]:
+                    if m.pfn >= nframes:  # device memory: not in this CPU's physical map
+                        self.fault = (vaddr, -access, True)
+                        return False
+                    if access == _FETCH:
+                        code.add(vpn)
+                    e = entry.contents
+                    e.paddr = m.pfn << 12
+                    e.perms = perms
+                    return True
+            elif vpn == _TRAP_VPN and access == _FETCH:
+                e = entry.contents
+                e.paddr = trap_paddr
+                e.perms = UC_PROT_EXEC
+                return True
+            self.fault = (vaddr, access, m is not None)
+            return False
+
+        def syscall(h: Any, data: Any) -> None:
+            self.stop = _STOP_SYSCALL
+            uclib.uc_emu_stop(h)
+
+        def intr(h: Any, intno: int, data: Any) -> None:
+            self.stop = _STOP_INTR
+            self.intno = intno
+            uclib.uc_emu_stop(h)
+
+        # keep the C callables alive as long as the instance
+        self._cbs = (HOOK_TLB_FILL_CFUNC(fill), _HOOK_SYSCALL(syscall), _HOOK_INTR(intr))
+        _hook_add(self.uch, UC_HOOK_TLB_FILL, self._cbs[0], None)
+        _hook_add(self.uch, UC_HOOK_INSN, self._cbs[1], None, ctypes.c_int(X.UC_X86_INS_SYSCALL))
+        _hook_add(self.uch, UC_HOOK_INTR, self._cbs[2], None)
+        lib = _block_lib()
+        if lib is not None:
+            block_counter = "c"
+            _hook_add(self.uch, UC_HOOK_BLOCK, lib.l4sim_block, ctypes.byref(self.budget))
+        else:
+            if block_counter != "python":
+                warnings.warn("l4sim: no C compiler found; guest preemption counts blocks in Python "
+                              "(much slower)", RuntimeWarning, stacklevel=2)
+            block_counter = "python"
+            _hook_add(self.uch, UC_HOOK_BLOCK, _PY_BLOCK, ctypes.byref(self.budget))
+        task.vspace.on_change.append(self._changed)
+
+    def _changed(self, vpn: int) -> None:
+        self.tlb_stale = True
+        if vpn in self.code_vpns:
+            self.tb_stale = True
+
+    # --- registers (batched through the C API)
+    def read_regs(self) -> tuple[int, ...]:
+        uclib.uc_reg_read_batch(self.uch, self._regs, self._ptrs, len(REGS))
+        return tuple(self._vals)
+
+    def write_regs(self, words: tuple[int, ...]) -> None:
+        n = min(len(words), len(REGS))
+        vals = self._vals
+        for i in range(n):
+            vals[i] = words[i]
+        uclib.uc_reg_write_batch(self.uch, self._regs, self._ptrs, n)
+
+    def rip(self) -> int:
+        uclib.uc_reg_read(self.uch, X.UC_X86_REG_RIP, ctypes.byref(self._rip))
+        return self._rip.value
+
+    def switch_to(self, g: GuestThread) -> None:
+        """Make ``g``'s registers the CPU's (saving the previous owner's)."""
+        if self.owner is g:
+            return
+        if self.owner is not None:
+            uclib.uc_context_save(self.uch, self.owner.ctx)
+        uclib.uc_context_restore(self.uch, g.ctx)
+        self.owner = g
+
+
+def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
+    """The task's guest CPU, created on first use."""
+    cpus: dict[int, GuestCPU] = kernel.__dict__.setdefault("guest_cpus", {})
+    cpu = cpus.get(task.kid)
+    if cpu is None:
+        cpu = cpus[task.kid] = GuestCPU(kernel, task)
+    return cpu
+
+
+# ---------------------------------------------------------------- per-thread state
+class GuestThread:
+    """The register context of one guest thread and what it waits for."""
+
+    __slots__ = ("blocks", "cpu", "ctx", "rip", "waiting")
+
+    def __init__(self, cpu: GuestCPU, regs: dict[str, int]) -> None:
+        bad = set(regs) - set(REGS)
+        if bad:
+            raise ValueError(f"unknown guest registers: {sorted(bad)}")
+        if "rip" not in regs:
+            raise ValueError("a guest thread needs a start address (rip)")
+        self.cpu = cpu
+        self.ctx = ctypes.c_void_p()
+        if uclib.uc_context_alloc(cpu.uch, ctypes.byref(self.ctx)) != UC_ERR_OK:
+            raise RuntimeError("unicorn context_alloc failed")
+        if cpu.owner is not None:
+            uclib.uc_context_save(cpu.uch, cpu.owner.ctx)
+            cpu.owner = None
+        init = {"rflags": RFLAGS_INIT, **regs}
+        cpu.write_regs(tuple(init.get(r, 0) & 0xFFFF_FFFF_FFFF_FFFF for r in REGS))
+        uclib.uc_context_save(cpu.uch, self.ctx)
+        cpu.owner = self
+        self.rip = regs["rip"]
+        self.waiting = WAIT_NONE
+        #: translated blocks executed
+        self.blocks = 0
+
+    def __del__(self) -> None:
+        ctx = getattr(self, "ctx", None)
+        if ctx is not None and ctx.value:
+            uclib.uc_context_free(ctx)
+
+    # ------------------------------------------------------------------ running
+    def run(self, k: Kernel, core: Core, th: Thread) -> None:
+        """Run ``th`` (the current thread of ``core``) for one slice, then handle why it stopped."""
+        cpu = self.cpu
+        cpu.switch_to(self)
+        if self.waiting and not self._resume(k, core, th):
+            return
+        if cpu.tlb_stale:
+            cpu.tlb_stale = False
+            uclib.uc_ctl(cpu.uch, _TLB_FLUSH)
+            if cpu.tb_stale:
+                cpu.tb_stale = False
+                cpu.code_vpns.clear()
+                uclib.uc_ctl(cpu.uch, _TB_FLUSH)
+        blk = k.costs.guest_block
+        span = th.quantum_left
+        heap = k.events._heap
+        if heap and heap[0][0] - core.time < span:
+            span = heap[0][0] - core.time
+        n = -(-span // blk) if span > 0 else 1
+        if n > MAX_SLICE:
+            n = MAX_SLICE
+        b = cpu.budget
+        b.left = n + 1  # the hook stops the CPU before the (n+1)th block runs
+        b.used = 0
+        cpu.stop = _STOP_NONE
+        cpu.fault = None
+        err = uclib.uc_emu_start(cpu.uch, self.rip, UNTIL, 0, 0)
+        ran = b.used - 1 if b.left <= 0 else b.used
+        self.blocks += ran
+        if ran:
+            k._charge(core, th, ran * blk)
+        rip = self.rip = cpu.rip()
+        stop = cpu.stop
+        if stop == _STOP_SYSCALL:
+            self._syscall(k, core, th)
+        elif stop == _STOP_INTR:
+            no = cpu.intno
+            self._exception(k, core, th, no, 0, (), f"cpu exception {no}")
+        elif cpu.fault is not None:
+            addr, access, present = cpu.fault
+            if access < 0:
+                self._exception(k, core, th, TRAP_PAGE_FAULT, PF_PRESENT, (addr,),
+                                "device memory is not mapped into guest CPUs")
+            elif 1 << 47 <= addr < (1 << 64) - (1 << 47):
+                self._exception(k, core, th, TRAP_GP, 0, (addr,), f"non-canonical address {addr:#x}")
+            else:
+                if access == _FETCH and rip >> 12 == addr >> 12:
+                    addr = rip  # the exact address is known for a fetch
+                self._page_fault(k, core, th, addr, access, present)
+        elif err == UC_ERR_INSN_INVALID:
+            self._exception(k, core, th, TRAP_INVALID_OPCODE, 0, (), "invalid opcode")
+        elif err != UC_ERR_OK:
+            self._exception(k, core, th, TRAP_GP, err, (), f"unicorn error {err}")
+        elif b.left <= 0:
+            return  # the slice is over
+        elif rip == UNTIL or (rip - 1) >> 12 == _TRAP_VPN:
+            at = UNTIL if rip == UNTIL else rip - 1
+            self.rip = at
+            self._page_fault(k, core, th, at, _FETCH, False)
+        else:  # hlt: privileged in user mode
+            self.rip = rip - 1
+            cpu.uc.reg_write(X.UC_X86_REG_RIP, rip - 1)
+            self._exception(k, core, th, TRAP_GP, 0, (), "hlt")
+
+    def _resume(self, k: Kernel, core: Core, th: Thread) -> bool:
+        """Take the answer to a fault; False when it raised another fault instead."""
+        msg = th.resume
+        th.resume = None
+        waiting, self.waiting = self.waiting, WAIT_NONE
+        if type(msg) is not Msg:
+            return True
+        if waiting == WAIT_PAGER:
+            if msg.error or msg.proto < 0:  # the pager refused
+                self._exception(k, core, th, TRAP_PAGE_FAULT, msg.error or -msg.proto, (),
+                                "page fault not resolved")
+                return False
+            return True
+        if msg.words:
+            self.cpu.write_regs(msg.words)
+            if len(msg.words) > RIP_INDEX:
+                self.rip = msg.words[RIP_INDEX]
+        return True
+
+    # ---------------------------------------------------------------- faults
+    def _syscall(self, k: Kernel, core: Core, th: Thread) -> None:
+        """``syscall``: exception IPC with the registers to the handler."""
+        regs = self.cpu.read_regs()
+        th.traps += 1
+        k.exceptions += 1
+        k._charge(core, th, k.costs.exception)
+        dest = _target(k, th, th.exc_slot)
+        if k.tracer is not None:
+            k._trace(core.id, "exception", th.kid, trapno=TRAP_SYSCALL, code=regs[0],
+                     handler=dest.kid if dest is not None else -1, why="syscall")
+        if dest is None or dest.state is _DEAD:
+            th.faulted = True
+            k._kill(th, None, "system call without an exception handler")
+            return
+        th.exc_pending = 1
+        self.waiting = WAIT_REGS
+        k._sys_ipc(core, th, Ipc(th.exc_slot, _CALL, SYSCALL_LABEL, regs))
+
+    def _exception(self, k: Kernel, core: Core, th: Thread, trapno: int, code: int,
+                   extra: tuple[int, ...], why: str) -> None:
+        th.ip = self.rip
+        self.waiting = WAIT_REGS
+        k._exception(core, th, trapno, code, extra, why)
+
+    def _page_fault(self, k: Kernel, core: Core, th: Thread, addr: int, access: int, present: bool) -> None:
+        th.pfaults += 1
+        k._charge(core, th, k.costs.page_fault)
+        write = access == _WRITE
+        word0 = ((addr & ~7) | (PF_WRITE if write else 0) | (PF_PRESENT if present else 0)
+                 | (PF_FETCH if access == _FETCH else 0))
+        dest = _target(k, th, th.pager_slot)
+        if k.tracer is not None:
+            k._trace(core.id, "pagefault", th.kid, addr=addr, write=int(write), present=int(present),
+                     pager=dest.kid if dest is not None else -1)
+        if dest is None or dest.state is _DEAD:
+            self._exception(k, core, th, TRAP_PAGE_FAULT, word0 & 7, (addr,), "page fault without a pager")
+            return
+        self.waiting = WAIT_PAGER
+        k._sys_ipc(core, th, Ipc(th.pager_slot, _CALL, int(Proto.PAGE_FAULT), (word0, self.rip),
+                                 rcv=(_FPAGE_ALL_MEMORY,)))
+
+
+def _target(k: Kernel, th: Thread, slot: int) -> Thread | None:
+    e = k._lookup(th, slot) if slot else None
+    if e is None:
+        return None
+    obj = e.obj
+    if type(obj) is Thread:
+        return obj
+    if type(obj) is IpcGate:
+        return obj.thread
+    return None
+
+
+def create_guest_thread(k: Kernel, task: Task, name: str, regs: dict[str, int], exc_handler_slot: int = 0,
+                        pager_slot: int = 0, prio: int = 1, cpu: int = 0) -> Thread:
+    """See :meth:`l4sim.kernel.kernel.Kernel.create_guest_thread`."""
+    if not 0 <= cpu < len(k.cores):
+        raise ValueError(f"no cpu {cpu}")
+    g = GuestThread(cpu_of(k, task), regs)
+    th = k.create_thread(name, task, task.factory)
+    th.guest = g
+    th.exc_slot = exc_handler_slot
+    th.pager_slot = pager_slot
+    th.prio = prio
+    th.cpu = cpu
+    th.cpus = 1 << cpu
+    th.started_at = k.now()
+    k._make_ready(th)
+    return th
