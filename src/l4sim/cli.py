@@ -147,5 +147,41 @@ def costs_cmd() -> None:
         click.echo(f"{name:<16} {ns:>6} ns")
 
 
+@main.group("rt")
+def rt() -> None:
+    """Real-time task sets: schedulability analysis and admission."""
+
+
+@rt.command("analyze")
+@click.argument("file")
+@click.option("--policy", default="fp", show_default=True,
+              help="fp (fixed priorities) or edf (earliest deadline first)")
+@click.option("--json", "as_json", is_flag=True, help="print the verdict as JSON on the last line")
+def rt_analyze_cmd(file: str, policy: str, as_json: bool) -> None:
+    """Response-time / processor-demand analysis of the task set in FILE (JSON).
+
+    Exit status 0 when the set (and any QAS reservation) is admitted, 1 when
+    not, 2 when FILE cannot be analysed.
+    """
+    from l4sim.realtime.analysis import POLICIES, analyze, format_report
+    from l4sim.realtime.taskset import TaskSetError, load
+
+    pol = policy.lower()
+    if pol not in POLICIES:
+        _fail(f"unknown policy {policy!r}; use --policy fp or --policy edf")
+    try:
+        ts = load(file)
+    except TaskSetError as e:
+        _fail(f"{file}: {e}")
+        return
+    res = analyze(ts, "edf" if pol == "edf" else "fp")
+    if as_json:
+        click.echo(json.dumps(res.to_json(ts)))
+    else:
+        click.echo(format_report(ts, res))
+    admitted = res.schedulable and (res.qas is None or res.qas.admitted)
+    sys.exit(0 if admitted else 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
