@@ -138,6 +138,51 @@ def bench_mem_cmd(as_json: bool, pages: int) -> None:
         click.echo(f"{a:<{width}}  {b:>16}")
 
 
+@main.group("linux")
+def linux() -> None:
+    """The Linux personality: static x86-64 Linux programs on the kernel."""
+
+
+@linux.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--strace", is_flag=True, help="print each system call and its result to stderr")
+@click.option("--cores", default=1, show_default=True, help="number of simulated cores (1..64)")
+@click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")
+@click.argument("program")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def linux_run_cmd(strace: bool, cores: int, seed: int, program: str, args: tuple[str, ...]) -> None:
+    """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
+    from l4sim.linux.run import LinuxError, run
+
+    def out(fd: int, data: bytes) -> None:
+        stream = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
+        stream.write(data)
+        stream.flush()
+
+    def trace(line: str) -> None:
+        sys.stdout.buffer.flush()
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores}: a machine has 1..64 cores")
+    try:
+        res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed)
+    except LinuxError as e:
+        _fail(str(e))
+        return
+    sys.exit(res.status)
+
+
+@linux.command("syscalls")
+def linux_syscalls_cmd() -> None:
+    """List the system calls the personality implements."""
+    from l4sim.linux.syscalls import TABLE
+
+    for nr in sorted(TABLE):
+        click.echo(f"{nr:>4}  {TABLE[nr].name}")
+    click.echo(f"{len(TABLE)} system calls")
+
+
 @main.command("costs")
 def costs_cmd() -> None:
     """Print the kernel's cost model (simulated ns per operation)."""

@@ -182,6 +182,9 @@ CTL_SET_EXC_HANDLER = 0x1000000
 # ex_regs flags
 EX_REGS_CANCEL = 0x10000
 EX_REGS_TRIGGER_EXCEPTION = 0x20000
+#: l4sim: start (or restart) the target as an x86-64 guest thread at rip = ip, rsp = sp
+#: (other registers zero; see ``kernel/guest.py``)
+EX_REGS_GUEST = 0x40000
 #: ``ip`` value in ex_regs meaning "leave the instruction pointer alone"
 IP_UNCHANGED = WORD_MASK
 

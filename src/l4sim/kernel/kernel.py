@@ -43,6 +43,7 @@ from l4sim.kernel.abi import (
     CTL_SET_EXC_HANDLER,
     CTL_SET_PAGER,
     EX_REGS_CANCEL,
+    EX_REGS_GUEST,
     IP_UNCHANGED,
     LABEL_MAX,
     LABEL_MIN,
@@ -2012,6 +2013,8 @@ class Kernel:
             if len(w) < 4:
                 return self._err(Err.EINVAL)
             ip, sp, flags = w[1], w[2], w[3]
+            if flags & EX_REGS_GUEST:
+                return self._ex_regs_guest(tgt, ip, sp, flags)
             if ip != IP_UNCHANGED and (tgt.task is None or ip >= len(tgt.task.code)):
                 return self._err(Err.EINVAL)
             old = (tgt.ip, tgt.traps, int(tgt.state))
@@ -2036,6 +2039,30 @@ class Kernel:
                     self._make_ready(tgt)
             return Msg(0, 0, old)
         return self._err(Err.ENOSYS)
+
+    def _ex_regs_guest(self, tgt: Thread, ip: int, sp: int, flags: int) -> Msg:
+        """ex_regs with EX_REGS_GUEST: (re)start ``tgt`` as an x86-64 guest thread at rip ``ip``,
+        rsp ``sp``, the other registers zero.  Refused (EINVAL) for an unbound thread, a
+        non-canonical rip and a thread running native code; EX_REGS_CANCEL is implied."""
+        from l4sim.kernel.guest import GuestThread, cpu_of
+
+        if tgt.task is None or ip >= 1 << 47 or tgt.coro is not None:
+            return self._err(Err.EINVAL)
+        old = (tgt.guest.rip if tgt.guest is not None else 0, tgt.traps, int(tgt.state))
+        tgt.exc_pending = 0  # a cancelled exception IPC must not kill it
+        if tgt.state in (_SEND, _RECV):
+            self._ipc_fail(tgt, IpcErr.SECANCELED if tgt.state is _SEND else IpcErr.RECANCELED)
+        tgt.guest = GuestThread(cpu_of(self, tgt.task), {"rip": ip, "rsp": sp})
+        tgt.ip = 0
+        tgt.traps = 0
+        tgt.compute_left = 0
+        tgt.redo = None
+        tgt.faulted = False
+        tgt.resume = None
+        if tgt.state is not _READY:
+            tgt.started_at = self.now()
+            self._make_ready(tgt)
+        return Msg(0, 0, old)
 
     def _inv_scheduler(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         """Scheduler: info, run_thread(thread, prio, quantum, cpus), idle_time(cpu)."""

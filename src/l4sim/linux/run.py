@@ -1,0 +1,68 @@
+"""Host side of ``l4sim linux run``: boot a machine with sigma0 and the personality, run one program.
+
+The personality is the root task (every initial capability, sigma0 as its
+pager), not a program on the runtime: it needs only frames, which it takes
+from sigma0 directly.  The executable's bytes are read on the host and
+handed to it (standing for the file-system server); the seed of its random
+bytes is drawn from the machine's seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.trace import Tracer
+from l4sim.linux.elf import ElfError, Image, parse
+from l4sim.linux.personality import Config, personality
+from l4sim.machine.board import Machine
+from l4sim.runtime.sigma0 import sigma0
+from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
+
+
+class LinuxError(Exception):
+    """The program cannot be started; ``str()`` is one line."""
+
+
+@dataclass
+class Result:
+    status: int
+    stats: dict[str, Any] = field(default_factory=dict)
+    sim_ns: int = 0
+
+
+def load(path: str | Path) -> Image:
+    """Read and check a host executable; :class:`LinuxError` with one line otherwise."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LinuxError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LinuxError(f"{path}: is a directory") from None
+    except OSError as e:
+        raise LinuxError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return parse(data, str(path))
+    except ElfError as e:
+        raise LinuxError(str(e)) from None
+
+
+def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callable[[int, bytes], None],
+        strace: Callable[[str], None] | None = None, cores: int = 1, seed: int = 0,
+        tracer: Tracer | None = None, ram: int = 256 << 20) -> Result:
+    """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``."""
+    image = load(path)
+    m = Machine(cores=cores, seed=seed, ram=ram)
+    k = Kernel(m, tracer=tracer)
+    nframes = m.mem.nframes
+    cfg = Config(image, [str(path), *args], seed=m.rng.getrandbits(64), out=out, strace=strace)
+    s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
+    k.create_root("linux", lambda sp: personality(Env(TaskLocal(INITIAL)), cfg), prio=100, pager=s0)
+    k.run(stop=lambda: bool(cfg.result))
+    if not cfg.result:
+        raise LinuxError(f"{path}: the system went idle before the program ended")
+    return Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
