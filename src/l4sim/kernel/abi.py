@@ -208,6 +208,20 @@ class SchedOp(IntEnum):
     INFO = 0
     RUN_THREAD = 1
     IDLE_TIME = 2
+    #: words: op, thread slot, budget ns, period ns, deadline ns (0: the period),
+    #: flags (RESV_*), first release (absolute ns since boot; 0: now).  Budget 0 removes it.
+    SET_RESERVATION = 0x10
+
+
+#: reservation flag: send a timeout fault (TRAP_BUDGET_TIMEOUT) to the exception handler
+#: when the budget runs out
+RESV_TIMEOUT_FAULT = 0x1
+#: reservation flag: the thread is periodic from the start (job-based budget and deadlines;
+#: its first job is released at the reservation's start, see docs/kernel.md § Scheduler)
+RESV_PERIODIC = 0x2
+RESV_FLAGS = RESV_TIMEOUT_FAULT | RESV_PERIODIC
+#: the shortest period the SET_RESERVATION invocation accepts (ns)
+RESV_MIN_PERIOD = 1000
 
 
 class FactoryOp(IntEnum):
@@ -253,6 +267,9 @@ class LogOp(IntEnum):
 TRAP_PY_EXCEPTION = 0x40
 #: trap number of a trap object the kernel does not know
 TRAP_BAD_TRAP = 0x41
+#: trap number of a timeout fault: a reserved thread spent its budget (words: trapno, 0,
+#: ip, traps, budget ns, period ns); a reply with label 0 lets it go on at its next replenishment
+TRAP_BUDGET_TIMEOUT = 0x42
 
 
 # --- typed message items ---------------------------------------------------------

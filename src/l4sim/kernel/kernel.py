@@ -52,8 +52,13 @@ from l4sim.kernel.abi import (
     RECV,
     REPLY,
     REPLY_AND_WAIT,
+    RESV_FLAGS,
+    RESV_MIN_PERIOD,
+    RESV_PERIODIC,
+    RESV_TIMEOUT_FAULT,
     SEND,
     TRAP_BAD_TRAP,
+    TRAP_BUDGET_TIMEOUT,
     TRAP_PY_EXCEPTION,
     UNMAP_ALL_SPACES,
     UNMAP_DELETE_OBJ,
@@ -93,7 +98,8 @@ from l4sim.kernel.objects import (
     Task,
     Thread,
 )
-from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, SaveReply, Trap
+from l4sim.kernel.sched import EDF_LEVEL, LEVELS, POLICIES, RESV_BASE, EdfQueue, Reservation
+from l4sim.kernel.traps import MSG_OK, Clock, Compute, Fault, Ipc, Msg, NextPeriod, SaveReply, Trap
 from l4sim.kernel.vspace import (
     IO_PORTS,
     MAPPING_SIZE,
@@ -113,7 +119,7 @@ from l4sim.kernel.vspace import (
     write_frames,
 )
 from l4sim.machine.board import Machine
-from l4sim.machine.events import PRIO_CORE, PRIO_TIMEOUT, Event
+from l4sim.machine.events import PRIO_CORE, PRIO_IRQ, PRIO_TIMEOUT, Event
 
 CALL_FLAGS = SEND | RECV
 
@@ -144,6 +150,7 @@ _MEM_R, _MEM_W = int(MemRights.R), int(MemRights.W)
 # Thread states as module constants: an enum attribute lookup costs ~10x a
 # global one, and these are read on every IPC (hot path).
 _INACTIVE, _READY, _SEND, _RECV, _DEAD = TS.INACTIVE, TS.READY, TS.SEND, TS.RECV, TS.DEAD
+_DEPLETED, _WAIT_RELEASE = TS.DEPLETED, TS.WAIT_RELEASE
 
 #: Default kernel-memory quota of the root factory (bytes).
 ROOT_QUOTA = 64 << 20
@@ -166,8 +173,22 @@ class LoadCode(Trap):
         self.entry = entry
 
 
+class _Restore(Trap):
+    """Kernel-internal: hands a thread its last trap's result back after a timeout fault."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class Core:
-    """Scheduler state of one CPU: ready queues per priority and the current thread."""
+    """Scheduler state of one CPU: ready queues per level and the current thread.
+
+    Levels 0..255 are the best-effort priorities; reserved threads sit above
+    them (``sched.py``: ``RESV_BASE + prio`` under ``policy`` "fp", the sorted
+    ``EDF_LEVEL`` queue under "edf").
+    """
 
     __slots__ = (
         "bits",
@@ -177,6 +198,7 @@ class Core:
         "id",
         "idle_ns",
         "idle_since",
+        "policy",
         "queues",
         "step_ev",
         "switches",
@@ -186,9 +208,12 @@ class Core:
     def __init__(self, cid: int) -> None:
         self.id = cid
         self.current: Thread | None = None
-        #: one FIFO per priority; ``bits`` has bit p set when queue p is non-empty
-        self.queues: list[deque[Thread]] = [deque() for _ in range(256)]
+        #: one FIFO per level; ``bits`` has bit p set when queue p is non-empty
+        self.queues: list[Any] = [deque() for _ in range(LEVELS - 1)]
+        self.queues.append(EdfQueue())
         self.bits = 0
+        #: how reserved threads are ordered: "fp" (by priority) or "edf" (by deadline)
+        self.policy = "fp"
         #: local time: the instant up to which this core has executed
         self.time = 0
         #: the pending step event (None when idle)
@@ -211,7 +236,7 @@ class Core:
     def dequeue_top(self) -> Thread:
         p = self.bits.bit_length() - 1
         q = self.queues[p]
-        th = q.popleft()
+        th: Thread = q.popleft()
         if not q:
             self.bits &= ~(1 << p)
         return th
@@ -227,7 +252,7 @@ class Core:
         return True
 
     def queued(self) -> list[Thread]:
-        return [t for p in range(255, -1, -1) for t in self.queues[p]]
+        return [t for p in range(LEVELS - 1, -1, -1) for t in self.queues[p]]
 
 
 class Kernel:
@@ -255,6 +280,8 @@ class Kernel:
         self.kinvokes = 0
         self.context_switches = 0
         self.exceptions = 0
+        #: job releases and replenishments so far (EDF tie-break: release order)
+        self.releases = 0
         # singletons reachable through the initial capabilities
         self.icu = self._new(Icu)
         self.log = self._new(Log)
@@ -268,6 +295,8 @@ class Kernel:
             SaveReply: self._sys_save_reply,
             Fault: self._sys_fault,
             LoadCode: self._sys_load_code,
+            NextPeriod: self._sys_next_period,
+            _Restore: self._sys_restore,
             MemAccess: self._sys_mem,
             IoAccess: self._sys_io,
         }
@@ -640,6 +669,8 @@ class Kernel:
             return
         self._unblock(th)
         self._deschedule(th)
+        if th.resv is not None:
+            self._resv_cancel(th.resv)
         th.state = _DEAD
         th.exit_code = code
         th.redo = None
@@ -836,7 +867,16 @@ class Kernel:
             core.step_ev = self.events.at(t, self._step, core, prio=PRIO_CORE)
 
     def _make_ready(self, th: Thread, delay: int = 0) -> None:
-        """``th`` becomes runnable on its core; preempts a lower-priority current."""
+        """``th`` becomes runnable on its core; preempts a lower-priority current.
+
+        A reserved thread without budget left becomes DEPLETED instead (it is
+        made ready again at its replenishment).
+        """
+        if th.prio >= RESV_BASE and (th.quantum_left < 0 or (th.quantum_left == 0 and th.compute_left)):
+            th.state = _DEPLETED
+            if self.tracer is not None:
+                self._trace(th.cpu, "depleted", th.kid, budget=th.resv.budget)
+            return
         th.state = _READY
         core = self.cores[th.cpu]
         core.enqueue(th)
@@ -844,7 +884,8 @@ class Kernel:
             self._trace(th.cpu, "wake", th.kid)
         if core is not self.running:
             cur = core.current
-            if cur is None or th.prio > cur.prio:
+            if (cur is None or th.prio > cur.prio
+                    or (th.prio == EDF_LEVEL and cur.prio == EDF_LEVEL and th.resv.key < cur.resv.key)):
                 if self.running is not None:
                     delay += self.costs.ipi  # another core is told by an inter-processor interrupt
                 self._kick(core, self.now() + delay)
@@ -876,10 +917,12 @@ class Kernel:
     def _pick(self, core: Core) -> Thread | None:
         """Choose the thread ``core`` runs next and switch to it.
 
-        Highest priority first; at quantum expiry the current thread goes to
-        the tail of its priority (round robin); a preempted thread keeps its
-        place at the head.  A thread migrated away while current here is
-        handed to its new core.
+        Highest level first; at quantum expiry the current best-effort thread
+        goes to the tail of its priority (round robin); a preempted thread
+        keeps its place at the head.  Reserved threads do not rotate (their
+        quantum is their budget); at the EDF level an earlier deadline
+        preempts.  A thread migrated away while current here is handed to its
+        new core.
         """
         prev = core.current
         cur = prev
@@ -893,9 +936,11 @@ class Kernel:
         bits = core.bits
         if bits:
             top = bits.bit_length() - 1
-            if cur is None or top > cur.prio or (top == cur.prio and cur.quantum_left <= 0):
+            if cur is None or top > cur.prio or (top == cur.prio and (
+                    (cur.quantum_left <= 0 and top < RESV_BASE)
+                    or (top == EDF_LEVEL and core.queues[EDF_LEVEL].first_key() < cur.resv.key))):
                 if cur is not None:
-                    if cur.quantum_left <= 0:
+                    if cur.quantum_left <= 0 and cur.prio < RESV_BASE:
                         cur.quantum_left = cur.quantum
                         core.enqueue(cur)  # round robin: to the tail
                     else:
@@ -903,7 +948,7 @@ class Kernel:
                 cur = core.dequeue_top()
         if cur is not prev:
             self._switch(core, prev, cur)
-        if cur is not None and cur.quantum_left <= 0:
+        if cur is not None and cur.quantum_left <= 0 and cur.prio < RESV_BASE:
             cur.quantum_left = cur.quantum
         return cur
 
@@ -929,6 +974,8 @@ class Kernel:
                 cur = core.current
                 if (cur is None or cur.state is not ready or cur.cpu != cid or cur.quantum_left <= 0
                         or (core.bits and core.bits.bit_length() - 1 >= cur.prio)):
+                    if cur is not None and cur.resv is not None and cur.quantum_left <= 0:
+                        self._budget_check(core, cur)
                     cur = self._pick(core)
                     if cur is None:
                         core.idle_since = core.time
@@ -2065,7 +2112,8 @@ class Kernel:
         return Msg(0, 0, old)
 
     def _inv_scheduler(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
-        """Scheduler: info, run_thread(thread, prio, quantum, cpus), idle_time(cpu)."""
+        """Scheduler: info, run_thread(thread, prio, quantum, cpus), idle_time(cpu),
+        set_reservation(thread, budget, period, deadline, flags, first release)."""
         w = t.words
         mytask = th.task
         assert mytask is not None
@@ -2096,6 +2144,27 @@ class Kernel:
             if self.tracer is not None:
                 self._trace(cpu, "sched", tgt.kid, prio=prio, cpus=cpus, to_cpu=cpu)
             return Msg(0, 0)
+        if op == SchedOp.SET_RESERVATION:
+            # words: op, thread slot, budget, period, deadline (0: period), flags, first release (0: now)
+            if len(w) < 3:
+                return self._err(Err.EINVAL)
+            te = mytask.caps.slots.get(w[1])
+            if te is None or type(te.obj) is not Thread or te.obj.state is _DEAD:
+                return self._err(Err.EINVAL)
+            tgt = te.obj
+            budget = w[2]
+            if budget == 0:
+                self.set_reservation(tgt, 0)
+                return Msg(0, 0)
+            if len(w) < 4:
+                return self._err(Err.EINVAL)
+            period, deadline = w[3], w[4] if len(w) > 4 else 0
+            flags, start = (w[5] if len(w) > 5 else 0), (w[6] if len(w) > 6 else 0)
+            if (period < RESV_MIN_PERIOD or budget > period or flags & ~RESV_FLAGS
+                    or (start and start < self.now())):
+                return self._err(Err.EINVAL)
+            self.set_reservation(tgt, budget, period, deadline, flags, start or None)
+            return Msg(0, 0)
         return self._err(Err.ENOSYS)
 
     def _current_on(self, th: Thread) -> Core | None:
@@ -2114,10 +2183,15 @@ class Kernel:
         if ready and not was_current:
             old_core.remove(th)
         th.quantum = quantum
-        th.quantum_left = min(th.quantum_left, quantum) if th.quantum_left > 0 else quantum
         th.cpus = cpus
-        th.prio = prio
         th.cpu = cpu
+        r = th.resv
+        if r is None:
+            th.quantum_left = min(th.quantum_left, quantum) if th.quantum_left > 0 else quantum
+            th.prio = prio
+        else:  # the budget stays; the queue level follows the core's policy
+            r.prio = prio
+            th.prio = EDF_LEVEL if self.cores[cpu].policy == "edf" else RESV_BASE + prio
         if was_current:
             # its core re-decides at its next step (at once if it was computing):
             # _pick hands a migrated thread to its new core, or lets a higher one in
@@ -2125,6 +2199,190 @@ class Kernel:
                 self._kick(old_core, self.now())
         elif ready:
             self._make_ready(th)
+
+    # ------------------------------------------------ reservations and periodic threads
+    def set_policy(self, cpu: int, policy: str) -> None:
+        """Host side: order the reserved threads of core ``cpu`` by priority ("fp") or deadline ("edf").
+
+        Best-effort threads are unaffected; reserved ones already there move to the new order.
+        """
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; use 'fp' or 'edf'")
+        self.cores[cpu].policy = policy
+        for th in self.threads:
+            if th.resv is not None and th.cpu == cpu and th.state is not _DEAD:
+                self._set_sched(th, th.resv.prio, th.quantum, th.cpus, th.cpu)
+
+    def set_reservation(self, th: Thread, budget: int, period: int = 0, deadline: int = 0, flags: int = 0,
+                        start: int | None = None) -> None:
+        """Give ``th`` a reservation (host side; the Scheduler invocation decodes, then calls this).
+
+        ``budget`` ns of CPU time per ``period`` ns, replenished in full at each
+        period boundary ``start + k * period`` (``start``: the first release,
+        default now); ``deadline`` is relative (0: the period).  ``budget`` 0
+        removes the reservation: the thread is best effort again at its priority.
+        A new reservation replaces the old one (statistics start afresh).
+        """
+        now = self.now()
+        old = th.resv
+        if old is not None:
+            self._resv_cancel(old)
+        waiting = th.state is _DEPLETED or th.state is _WAIT_RELEASE
+        if budget == 0:
+            if old is None:
+                return
+            th.resv = None
+            self._set_sched(th, old.prio, th.quantum, th.cpus, th.cpu)
+        else:
+            if not 0 < budget <= period or deadline < 0 or (start is not None and start < now):
+                raise ValueError("a reservation needs 0 < budget <= period, deadline >= 0 "
+                                 "and a first release not in the past")
+            origin = now if start is None else start
+            r = Reservation(budget, period, deadline or period, flags, origin,
+                            old.prio if old is not None else th.prio)
+            self.releases += 1
+            r.key = (r.abs_dl, self.releases, th.kid)
+            r.arrived = 1 if origin <= now else 0
+            r.periodic = bool(flags & RESV_PERIODIC)
+            th.resv = r
+            th.quantum_left = budget
+            r.repl_ev = self.events.at(origin if origin > now else origin + period, self._replenish,
+                                       th, r, prio=PRIO_IRQ)
+            self._set_sched(th, r.prio, th.quantum, th.cpus, th.cpu)
+        if self.tracer is not None:
+            self._trace(th.cpu, "reservation", th.kid, budget=budget, period=period,
+                        deadline=deadline or period, flags=flags)
+        if waiting:  # a sleeping periodic thread's next_period returns 0
+            if th.state is _WAIT_RELEASE:
+                th.resume = 0
+            self._make_ready(th)
+
+    @staticmethod
+    def _resv_cancel(r: Reservation) -> None:
+        for ev in (r.repl_ev, r.release_ev):
+            if ev is not None:
+                ev.cancel()
+        r.repl_ev = r.release_ev = None
+
+    def _replenish(self, th: Thread, r: Reservation) -> None:
+        """A period boundary: the budget is full again (less any computation already charged past now)."""
+        now = self.events.now
+        r.repl_ev = self.events.at(now + r.period, self._replenish, th, r, prio=PRIO_IRQ)
+        on = self._current_on(th)
+        r.arrived += 1
+        # a computation is charged up front: the part still ahead of now belongs to the new period
+        ahead = on.time - now if on is not None and on.computing and on.time > now else 0
+        if r.periodic:  # one more job's budget, capped (see sched.Reservation)
+            cap = r.budget * (r.arrived - r.jobs)
+            th.quantum_left = min(th.quantum_left + ahead + r.budget, cap) - ahead
+        else:  # full again
+            th.quantum_left = r.budget - ahead
+        self.releases += 1
+        if not r.periodic:  # a plain reservation: each period is a job with its own deadline
+            r.arrival = now
+            r.abs_dl = now + r.deadline
+            key = (r.abs_dl, self.releases, th.kid)
+            if th.prio == EDF_LEVEL and th.state is _READY and on is None:
+                q = self.cores[th.cpu].queues[EDF_LEVEL]
+                q.remove(th)
+                r.key = key
+                q.append(th)
+            else:
+                r.key = key
+                if on is not None and th.prio == EDF_LEVEL:
+                    self._kick(on, now)  # a later deadline: the core re-decides
+        if self.tracer is not None:
+            self._trace(th.cpu, "replenish", th.kid, budget=th.quantum_left)
+        if th.state is _DEPLETED:
+            self._make_ready(th)
+
+    def _budget_check(self, core: Core, th: Thread) -> None:
+        """In the step loop: ``th``, current here, has no budget left; it stops if it wants more."""
+        if th.state is _READY and th.cpu == core.id and (th.quantum_left < 0 or th.compute_left):
+            self._deplete(core, th)
+
+    def _exc_dest(self, th: Thread) -> Thread | None:
+        """The thread that receives ``th``'s exception IPC, or None."""
+        he = self._lookup(th, th.exc_slot) if th.exc_slot else None
+        if he is None:
+            return None
+        obj = he.obj
+        dest = obj if type(obj) is Thread else obj.thread if type(obj) is IpcGate else None
+        return dest if dest is not None and dest.state is not _DEAD else None
+
+    def _deplete(self, core: Core, th: Thread) -> None:
+        """``th``'s budget is spent: it waits for its replenishment, or raises a timeout fault."""
+        r = th.resv
+        r.depletions += 1
+        if r.flags & RESV_TIMEOUT_FAULT and self._exc_dest(th) is not None:
+            # the fault IPC's reply must not replace the result of the thread's last trap
+            th.redo = _Restore(th.resume)
+            th.resume = None
+            self._exception(core, th, TRAP_BUDGET_TIMEOUT, 0, (r.budget, r.period), "budget spent")
+            return
+        th.state = _DEPLETED
+        if self.tracer is not None:
+            self._trace(core.id, "depleted", th.kid, budget=r.budget)
+
+    def _sys_restore(self, core: Core, th: Thread, t: _Restore) -> None:
+        th.resume = t.value
+
+    def _sys_next_period(self, core: Core, th: Thread, t: NextPeriod) -> None:
+        """End the current job (response time, deadline check) and wait for the next release."""
+        self._charge(core, th, self.costs.syscall)
+        r = th.resv
+        jitter = t.jitter
+        if r is None or type(jitter) is not int or jitter < 0:
+            th.resume = -int(Err.EINVAL)
+            return
+        now = core.time
+        tr = self.tracer
+        if r.job:
+            resp = now - r.arrival
+            r.jobs += 1
+            if resp > r.max_response:
+                r.max_response = resp
+            if now > r.abs_dl:
+                r.misses += 1
+                if tr is not None:
+                    self._trace(core.id, "deadline_miss", th.kid, job=r.job, lateness=now - r.abs_dl)
+            if tr is not None:
+                self._trace(core.id, "job_end", th.kid, job=r.job, response=resp)
+            arrival = r.arrival + r.period
+        else:
+            arrival = r.origin
+        # the budget of the jobs arrived and not completed (before the first job: exactly that)
+        cap = r.budget * (r.arrived - r.jobs)
+        if th.quantum_left > cap or not r.job:
+            th.quantum_left = cap
+        r.job += 1
+        r.periodic = True
+        r.arrival = arrival
+        r.abs_dl = arrival + r.deadline
+        release = arrival + (self.machine.rng.randint(0, jitter) if jitter else 0)
+        if release > now:
+            th.state = _WAIT_RELEASE
+            # after the cores' steps at that instant: a job ending just then is not preempted first
+            r.release_ev = self.events.at(release, self._release, th, r, prio=PRIO_CORE + 1)
+            if tr is not None:
+                self._trace(core.id, "block", th.kid, state="release", on=-1)
+            return
+        self.releases += 1
+        r.key = (r.abs_dl, self.releases, th.kid)  # current, so not queued
+        th.resume = r.job
+        if tr is not None:
+            self._trace(core.id, "release", th.kid, job=r.job, deadline=r.abs_dl)
+
+    def _release(self, th: Thread, r: Reservation) -> None:
+        r.release_ev = None
+        if th.resv is not r or th.state is not _WAIT_RELEASE:
+            return
+        self.releases += 1
+        r.key = (r.abs_dl, self.releases, th.kid)
+        th.resume = r.job
+        if self.tracer is not None:
+            self._trace(th.cpu, "release", th.kid, job=r.job, deadline=r.abs_dl)
+        self._make_ready(th)
 
     def _inv_irq(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         """Irq: attach(thread, label), detach, trigger, mask, unmask."""

@@ -70,6 +70,8 @@ class TS(IntEnum):
     SEND = 2  # blocked in a send phase, queued on ``snd_target``
     RECV = 3  # blocked in a receive phase (open or closed on ``partner``)
     DEAD = 4  # exited or killed; never runs again
+    DEPLETED = 5  # reserved, budget spent: READY again at its next replenishment
+    WAIT_RELEASE = 6  # periodic: waits in ``next_period`` for its next release
 
 
 class Thread(KObject):
@@ -104,6 +106,7 @@ class Thread(KObject):
         "redo",
         "reply",
         "resume",
+        "resv",
         "snd_items",
         "snd_label",
         "snd_proto",
@@ -149,6 +152,8 @@ class Thread(KObject):
         self.quantum_left = self.quantum
         self.cpu = 0
         self.cpus = 1
+        #: the reservation (scheduling context, ``sched.Reservation``) or None: best effort
+        self.resv: Any = None
         # --- fault handling (slots in the bound task's space, looked up at fault time)
         self.pager_slot = 0
         self.exc_slot = 0

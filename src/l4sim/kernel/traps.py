@@ -10,6 +10,7 @@ kernel rejects anything that is not one of these types.
   optionally receive.  It returns a :class:`Msg`.
 - :class:`Compute` spends CPU time (preemptible).
 - :class:`Clock` reads the kernel clock (Fiasco's KIP clock).
+- :class:`NextPeriod` ends a periodic thread's job (docs/kernel.md § Scheduler).
 - :class:`SaveReply` moves the implicit reply capability into a slot.
 """
 
@@ -59,6 +60,19 @@ class Compute(Trap):
 @dataclass(slots=True)
 class Clock(Trap):
     """Read the simulated clock (ns since boot)."""
+
+
+@dataclass(slots=True)
+class NextPeriod(Trap):
+    """End the current job of a periodic (reserved) thread and sleep until its next release.
+
+    Fiasco's old periodic API (``l4_rt_next_period``), which Fiasco compiles
+    out today.  The release is delayed by a random 0..``jitter`` ns drawn from
+    the machine's generator.  Returns the new job's number (1, 2, ...), 0 when
+    the reservation was removed while it slept, or ``-EINVAL``.
+    """
+
+    jitter: int = 0
 
 
 @dataclass(slots=True)

@@ -64,7 +64,7 @@ from l4sim.kernel.abi import (
     pack_bytes,
 )
 from l4sim.kernel.kernel import LoadCode
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, Msg, SaveReply
+from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, Msg, NextPeriod, SaveReply
 from l4sim.kernel.vspace import IoAccess, MemAccess
 
 Program = Callable[..., Coroutine[Any, Any, Any]]
@@ -355,6 +355,14 @@ class SchedulerCap(Cap):
         """Set ``thread``'s priority, quantum (ns) and CPU set (bit mask); migrates it."""
         await self._op("run_thread", SchedOp.RUN_THREAD, thread.slot, prio, quantum, cpus)
 
+    async def set_reservation(self, thread: ThreadCap, budget: int, period: int = 0, deadline: int = 0,
+                              flags: int = 0, start: int = 0) -> None:
+        """Give ``thread`` ``budget`` ns of CPU time per ``period`` ns, ahead of every best-effort
+        thread; ``deadline`` relative (0: the period), ``flags`` ``RESV_*``, ``start`` the first
+        release in ns since boot (0: now).  ``budget`` 0 removes the reservation."""
+        await self._op("set_reservation", SchedOp.SET_RESERVATION, thread.slot, budget, period,
+                       deadline, flags, start)
+
     async def info(self) -> tuple[int, ...]:
         """(number of CPUs, highest priority, mask of online CPUs)."""
         return (await self._op("scheduler info", SchedOp.INFO)).words
@@ -535,6 +543,13 @@ class Env:
     def clock(self) -> Awaitable[int]:
         """Simulated time in ns since boot."""
         return Clock()
+
+    def next_period(self, jitter: int = 0) -> Awaitable[int]:
+        """Periodic threads (Fiasco's old ``l4_rt_next_period``): end the current job and sleep
+        until the next release, delayed by a random 0..``jitter`` ns.  The first call waits for
+        the first release.  Returns the new job's number, 0 when the reservation was removed
+        meanwhile, ``-EINVAL`` without a reservation."""
+        return NextPeriod(jitter)
 
     def fault(self, trapno: int, code: int = 0, *words: int) -> Awaitable[Msg]:
         """Raise an exception to the exception handler; returns its reply."""
