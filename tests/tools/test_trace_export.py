@@ -239,3 +239,16 @@ def test_arbitrary_records_export_deterministically(records: list[RecordLike]) -
     buf = io.StringIO()
     to_jsonl(records, buf)
     assert len([json.loads(line) for line in buf.getvalue().splitlines()]) == len(records)
+
+
+def test_every_kind_the_kernel_emits_is_listed() -> None:
+    """The KINDS table names every record kind the kernel's trace points emit, and no other."""
+    import re
+    from pathlib import Path
+
+    import l4sim.kernel as kpkg
+    from l4sim.kernel.trace import KINDS
+
+    src = "".join(p.read_text() for p in Path(kpkg.__file__).parent.glob("*.py"))
+    emitted = set(re.findall(r'_trace\([^,]+, "([a-z_]+)"', src))
+    assert emitted == set(KINDS), (emitted ^ set(KINDS))

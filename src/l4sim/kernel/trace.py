@@ -60,15 +60,26 @@ kind           meaning                                 args
 ``irq``        an interrupt was raised                 ``irq`` object id, ``line`` int
                                                        or -1, ``delivered`` 0 | 1
 ``exception``  thread ``tid`` raised an exception      ``trapno``, ``code``, ``handler``
-                                                       tid or -1
-``exit``       thread ``tid`` ended                    ``code`` int or None, ``reason``
-``map``        a capability was mapped                 ``task`` str, ``slot`` int,
-                                                       ``obj`` str, ``rights`` int
-``unmap``      a capability was unmapped               as ``map``
-``sched``      scheduling parameters were set          ``prio``, ``cpus`` mask, ``cpu``
+                                                       tid or -1, ``why`` str
+``pagefault``  thread ``tid`` faulted on memory        ``addr``, ``write`` 0 | 1,
+                                                       ``present`` 0 | 1, ``pager`` tid
+                                                       or -1
+``exit``       thread ``tid`` ended or was stopped     ``code`` int or None, ``reason``
+``map``        a capability, page or port was mapped   ``task`` str, ``slot`` int (slot,
+                                                       page number or port), ``obj``
+                                                       str, ``rights`` int
+``unmap``      ... unmapped                            as ``map``
+``sched``      scheduling parameters were set          ``prio``, ``cpus`` mask,
+                                                       ``to_cpu`` the chosen core
 ``log``        a line of log output                    ``text`` str
 ``kinv``       a kernel-object invocation              ``obj`` str, ``op`` int, ``err``
-``idle``       core ``cpu`` went idle                  (none)
+``reservation`` a reservation was set                  ``budget``, ``period``,
+                                                       ``deadline``, ``flags``
+``release``    a periodic job was released             ``job``, ``deadline`` (absolute)
+``job_end``    a periodic job ended                    ``job``, ``response`` ns
+``deadline_miss`` a job ended after its deadline       ``job``, ``lateness`` ns
+``depleted``   a reservation's budget ran out          ``budget``
+``replenish``  a budget came back                      ``budget``
 =============  ======================================  ================================
 
 :data:`KINDS` holds the same table as data (kind -> argument names).
@@ -97,14 +108,20 @@ KINDS: dict[str, tuple[str, ...]] = {
     "block": ("state", "on"),
     "wake": (),
     "irq": ("irq", "line", "delivered"),
-    "exception": ("trapno", "code", "handler"),
+    "exception": ("trapno", "code", "handler", "why"),
+    "pagefault": ("addr", "write", "present", "pager"),
     "exit": ("code", "reason"),
     "map": ("task", "slot", "obj", "rights"),
     "unmap": ("task", "slot", "obj", "rights"),
-    "sched": ("prio", "cpus", "cpu"),
+    "sched": ("prio", "cpus", "to_cpu"),
     "log": ("text",),
     "kinv": ("obj", "op", "err"),
-    "idle": (),
+    "reservation": ("budget", "period", "deadline", "flags"),
+    "release": ("job", "deadline"),
+    "job_end": ("job", "response"),
+    "deadline_miss": ("job", "lateness"),
+    "depleted": ("budget",),
+    "replenish": ("budget",),
 }
 
 
