@@ -53,6 +53,23 @@ def test_default_scenario_is_consistent_after_every_event(cores: int) -> None:
     assert events > 30  # and the check really ran through all of it
 
 
+def test_default_scenario_is_consistent_after_every_trap() -> None:
+    """Checked after every trap any thread executes (mid-step), the default scenario stays consistent."""
+    k, done = _default_kernel(2)
+    seen: list[str] = []
+    count = [0]
+    for typ, handler in list(k._traps.items()):
+        def checked(core: Any, th: Any, trap: Any, _h: Any = handler) -> None:
+            _h(core, th, trap)
+            count[0] += 1
+            seen.extend(invariants.check(k))
+
+        k._traps[typ] = checked
+    k.run(stop=done)
+    assert seen == []
+    assert count[0] > 200  # every system call of the demo (hundreds) was followed by a check
+
+
 def test_booted_default_scenario_is_consistent_at_its_end() -> None:
     """The system ``boot("default")`` leaves behind passes the checker."""
     res = boot("default")
@@ -400,8 +417,52 @@ def test_detects_a_running_core_without_a_step(world: Kernel) -> None:
     _violations(k, "has no step pending")
 
 
+def test_detects_a_delete_irq_reporting_for_another_thread(world: Kernel) -> None:
+    """A thread whose delete Irq reports another thread's deleted gates is reported."""
+    k = world
+    irq = thread_named(k, "sleeper").pending_irqs[0]
+    thread_named(k, "spin1").del_irq = irq
+    _violations(k, "reports for None")
+
+
 def _objects(k: Kernel) -> list[Any]:
     return [e.obj for t in k.tasks for e in t.caps.slots.values()]
+
+
+def _deleted_factory_world() -> tuple[Kernel, Factory, Factory]:
+    """Root makes a sub-factory, a gate from it, and deletes the sub-factory: the gate lives on."""
+    out: list[int] = []
+
+    async def root(env: Env) -> None:
+        sub = await env.factory.create_factory(10_000)
+        gate = await FactoryCap(env, sub.slot).create_gate(None)
+        out.append(gate.slot)
+        await env.task.delete(sub.slot)
+        await env.wait()
+
+    k, _ = make_system(root)
+    k.run(until=MS)
+    gate = task_named(k, "root").caps.slots[out[0]].obj
+    sub = gate.factory
+    assert isinstance(sub, Factory) and isinstance(sub.factory, Factory)
+    return k, sub, sub.factory
+
+
+def test_objects_of_a_deleted_factory_stay_charged_to_its_parent() -> None:
+    """After deleting a sub-factory whose gate lives on, the accounting is consistent."""
+    k, sub, parent = _deleted_factory_world()
+    assert not sub.alive and sub.used == IpcGate.SIZE
+    assert parent.alive and parent.used >= sub.used
+    assert invariants.check(k) == []
+    _close(k)
+
+
+def test_detects_a_parent_that_forgot_a_deleted_factorys_objects() -> None:
+    """A parent factory no longer paying for what a deleted sub-factory's objects use is reported."""
+    k, sub, parent = _deleted_factory_world()
+    parent.used -= sub.used
+    _violations(k, "its live objects are charged")
+    _close(k)
 
 
 # ---------------------------------------------------------------- found by the checker (fixed)

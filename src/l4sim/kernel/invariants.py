@@ -50,7 +50,9 @@ Scheduling (no thread in two places)
     and so does an idle core with queued threads.  A core's ``current`` may
     transiently be non-READY (killed from another core) or belong to another
     core (migrated by ``run_thread`` from another core): only while such a
-    step is pending, which re-decides.
+    step is pending, which re-decides.  Checked between two traps of a step,
+    the core running it (``kernel.running``) counts as re-deciding: its loop
+    looks at its current thread before the next trap.
 
 IPC wait structures (every blocked thread in exactly one wait structure)
     A SEND thread is in exactly one ``snd_queue``, that of its live (not
@@ -58,14 +60,17 @@ IPC wait structures (every blocked thread in exactly one wait structure)
     queue's owner as ``snd_target``.  A RECV thread's ``partner`` is None
     (open wait), a thread that is not DEAD, a live Irq, or a reply object
     whose ``caller`` is that thread and which exactly one holder can still
-    use (one thread's implicit ``reply`` or a saved capability).  Conversely a
+    use (the implicit ``reply`` of one thread that is not DEAD, or a saved
+    capability).  Conversely a
     reply object's non-None ``caller`` is RECV on it.  Only RECV threads have
     a partner.  No wake-up is lost: an open-waiting thread has no queued
     sender and no pending interrupt; a closed wait on a thread or Irq has not
     that partner queued.  Pending interrupts: an Irq in
     ``thread.pending_irqs`` appears once, has ``pending`` set and ``thread``
     pointing back; an Irq with ``pending`` set is in its thread's list.  A
-    thread waiting for an exception reply (``exc_pending``) is blocked.  A
+    thread waiting for an exception reply (``exc_pending``) is blocked (or
+    DEAD: a thread killed during its exception IPC keeps the flag, which
+    nothing reads after death).  A
     pending timeout event belongs to a blocked thread (a stale one could end
     a later, unrelated wait).
 
@@ -75,9 +80,11 @@ Dead threads
     capability, timeout or coroutine; it is some core's ``current`` only
     while that core has a step pending.
 
-Interrupt controller
+Interrupt controller and deletion notification
     ``icu.bound[line]`` is a live Irq whose ``line`` is ``line``; a live Irq
-    with a ``line`` is the one bound there.
+    with a ``line`` is the one bound there.  A thread's delete Irq
+    (``thread.del_irq``) reports that thread's deleted gates: its ``del_of``
+    is the thread, and an Irq's ``del_of`` thread has it as its ``del_irq``.
 
 Kernel memory (factories)
     A factory's ``used`` equals the sum of ``charge`` over the live objects it
@@ -169,7 +176,8 @@ def _collect(kernel: Any) -> list[KObject]:
 def check(kernel: Any) -> list[str]:
     """All invariant violations of ``kernel``'s current state (empty: consistent).
 
-    Call it between events (not from inside a trap handler).  Only reads.
+    Call it between events, or between two traps of a step (after a trap's
+    handler has returned, before the next trap).  Only reads.
     """
     v: list[str] = []
     objs = _collect(kernel)
@@ -308,7 +316,8 @@ def _check_sched(kernel: Any, threads: list[Thread], v: list[str]) -> None:
     places: dict[int, list[str]] = {id(t): [] for t in threads}
     for core in kernel.cores:
         cid = core.id
-        step = _pending(core.step_ev)
+        # the core executing traps right now (between two traps of a step) re-decides in its loop
+        step = _pending(core.step_ev) or core is kernel.running
         if core.step_ev is not None and core.step_ev.cancelled:
             v.append(f"core {cid} keeps a cancelled step event")
         bits = 0
@@ -360,7 +369,8 @@ def _check_sched(kernel: Any, threads: list[Thread], v: list[str]) -> None:
 
 # ------------------------------------------------------------------ IPC
 def _holders(threads: Iterable[Thread]) -> Counter[int]:
-    return Counter(id(t.reply) for t in threads if t.reply is not None)
+    """How many live (not DEAD) threads hold each implicit reply capability."""
+    return Counter(id(t.reply) for t in threads if t.reply is not None and t.state is not TS.DEAD)
 
 
 def _check_ipc(threads: list[Thread], objs: list[KObject], v: list[str]) -> None:
@@ -429,7 +439,7 @@ def _check_ipc(threads: list[Thread], objs: list[KObject], v: list[str]) -> None
                 v.append(f"RECV {n} has partner {p!r}, not a thread, Irq or reply")
         elif p is not None:
             v.append(f"{st.name} {n} has a partner {p!r}")
-        if th.exc_pending and st not in (TS.SEND, TS.RECV):
+        if th.exc_pending and st not in (TS.SEND, TS.RECV, TS.DEAD):
             v.append(f"{st.name} {n} waits for an exception reply but is not blocked")
         ev = th.timeout_ev
         if ev is not None:
@@ -458,8 +468,7 @@ def _check_ipc(threads: list[Thread], objs: list[KObject], v: list[str]) -> None
             junk = [name for name, bad in (
                 ("senders", bool(th.snd_queue)), ("pending interrupts", bool(th.pending_irqs)),
                 ("a reply capability", r is not None), ("a partner", p is not None),
-                ("a timeout", ev is not None), ("a coroutine", th.coro is not None),
-                ("an exception IPC", bool(th.exc_pending))) if bad]
+                ("a timeout", ev is not None), ("a coroutine", th.coro is not None)) if bad]
             if junk:
                 v.append(f"DEAD {n} still has {', '.join(junk)}")
             if th.task is not None and any(t is th for t in th.task.threads):
@@ -506,6 +515,14 @@ def _check_irqs(kernel: Any, objs: list[KObject], v: list[str]) -> None:
                 v.append(f"{o!r} is marked pending but is not queued once at {th!r}")
         if not o.alive and (o.thread is not None or o.pending):
             v.append(f"destroyed {o!r} is still attached (thread={o.thread!r}, pending={o.pending})")
+        owner = getattr(o, "del_of", None)
+        if owner is not None and getattr(owner, "del_irq", None) is not o:
+            v.append(f"{o!r} reports the deleted gates of {_name(owner)}, whose delete Irq is "
+                     f"{getattr(owner, 'del_irq', None)!r}")
+    for t in objs:
+        di = getattr(t, "del_irq", None)
+        if isinstance(t, Thread) and di is not None and getattr(di, "del_of", None) is not t:
+            v.append(f"{_name(t)}'s delete Irq {di!r} reports for {getattr(di, 'del_of', None)!r}")
 
 
 # ------------------------------------------------------------------ kernel memory

@@ -1463,7 +1463,7 @@ class Kernel:
                 self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
                 return
             th.reply = None
-            if self._reply(core, th, r, t) and flags & RECV:
+            if self._reply(core, th, r, t) and flags & RECV and th.state is not _DEAD:
                 self._receive(core, th, t)
         elif flags & RECV:
             self._receive(core, th, t)
@@ -1523,13 +1523,25 @@ class Kernel:
         After a call the caller waits for the reply through a fresh reply
         capability held by ``dest``; after send-and-wait it waits openly.
         ``running`` says whether ``th`` is the thread executing this trap.
+        The message's own items may have destroyed either side (they can
+        replace a task's last capability): a dead sender has no receive
+        phase, and a caller whose partner died is aborted, not left waiting.
         """
+        if th.state is _DEAD:
+            return
         if t.flags & OPEN_WAIT:
             if running:
                 self._receive(core, th, t)
             else:
                 th.state = _RECV
                 self._receive_blocked(core, th, t)
+            return
+        if dest.state is _DEAD:
+            if running:
+                self._fail_now(core, th, IpcErr.REABORTED)
+            else:
+                th.state = _RECV
+                self._ipc_fail(th, IpcErr.REABORTED)
             return
         r = Reply(self._next_kid(), th)
         r.alive = False  # not an object with capabilities until saved
@@ -1718,7 +1730,7 @@ class Kernel:
             self.mdb_remove(entry, include_self=True)
         if r.caller is None and not ok and th.resume is None:
             self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
-        if ok and t.flags & RECV:
+        if ok and t.flags & RECV and th.state is not _DEAD:
             self._receive(core, th, t)
 
     def _reply(self, core: Core, th: Thread, r: Reply, t: Ipc) -> bool:
@@ -2028,6 +2040,8 @@ class Kernel:
             irq: Irq = ie.obj
             if tgt.del_irq is not None and tgt.del_irq is not irq:
                 tgt.del_irq.del_of = None
+            if irq.del_of is not None and irq.del_of is not tgt:
+                irq.del_of.del_irq = None  # an Irq reports the deletions of one thread only
             tgt.del_irq = irq
             irq.del_of = tgt
             return Msg(0, 0)
