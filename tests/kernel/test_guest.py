@@ -52,6 +52,8 @@ class Sys:
         self.tr = Tracer()
         self.k = Kernel(self.m, tracer=self.tr)
         self.root: Thread = self.k.create_root("root", lambda sp: root_fn(Env(TaskLocal(INITIAL))), prio=100)
+        self.s0 = self.k.create_task("sigma0")  # frames come from sigma0's 1:1 roots, as at boot
+        self.s0.vspace.sigma0 = True
         self.next_pfn = 0x100
 
     def task(self, name: str = "guest") -> Task:
@@ -66,7 +68,9 @@ class Sys:
         """A fresh frame mapped RWX into the root at ``root_at``, holding ``data``."""
         pfn = self.next_pfn
         self.next_pfn += 1
-        assert self.k.mem_insert(self.root.task, root_at >> 12, pfn, int(MemRights.RWX), None) is not None
+        s0_root = self.k.sigma0_root(self.s0, pfn)
+        assert s0_root is not None
+        assert self.k.mem_map(s0_root, self.root.task, root_at >> 12, int(MemRights.RWX), False) is not None
         self.m.mem.frame(pfn)[: len(data)] = data
         return pfn
 

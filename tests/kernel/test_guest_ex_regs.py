@@ -35,9 +35,13 @@ def _system(prog: Program, root_fn: Any) -> Kernel:
     k = Kernel(m, tracer=Tracer())
     root = k.create_root("root", lambda sp: root_fn(Env(TaskLocal(INITIAL))), prio=100)
     assert root.task is not None
+    s0 = k.create_task("sigma0")  # frames come from sigma0's 1:1 roots, as at boot
+    s0.vspace.sigma0 = True
     for i, off in enumerate(range(0, len(prog.image), PAGE)):
         pfn = 0x100 + i
-        assert k.mem_insert(root.task, (prog.base + off) >> 12, pfn, int(MemRights.RWX), None) is not None
+        s0_root = k.sigma0_root(s0, pfn)
+        assert s0_root is not None
+        assert k.mem_map(s0_root, root.task, (prog.base + off) >> 12, int(MemRights.RWX), False) is not None
         chunk = prog.image[off : off + PAGE]
         m.mem.frame(pfn)[: len(chunk)] = chunk
     return k

@@ -118,6 +118,7 @@ from l4sim.kernel.objects import (
     Task,
     Thread,
 )
+from l4sim.kernel.vspace import MAPPING_SIZE, PT_SHIFT, PT_SIZE
 
 _ALL_RIGHTS = int(Rights.RWSD)
 
@@ -189,7 +190,39 @@ def check(kernel: Any) -> list[str]:
     _check_ipc(threads, objs, v)
     _check_irqs(kernel, objs, v)
     _check_factories(objs, v)
+    _check_memory(kernel, tasks, v)
     return v
+
+
+# ------------------------------------------------------------------ memory
+def _check_memory(kernel: Any, tasks: list[Task], v: list[str]) -> None:
+    """Every frame's tree is rooted where sigma0 knows it; page tables and charges add up.
+
+    A parentless page (port) mapping is the root of its frame's (port's)
+    tree, registered in ``kernel.frame_roots`` (``port_roots``): sigma0's own
+    1:1 mapping, or one sigma0 granted away.  So every mapping is reachable
+    from sigma0.  ``vspace.pt`` counts exactly the mappings in each 512-page
+    region, and a task's ``vspace.charge`` is exactly what its mappings and
+    page tables cost (sigma0's own roots are free).
+    """
+    for t in tasks:
+        vs = t.vspace
+        for table, roots, kind in ((vs.pages, kernel.frame_roots, "page"), (vs.io, kernel.port_roots, "port")):
+            for vpn, m in table.items():
+                if m.parent is None and roots.get(m.pfn) is not m:
+                    v.append(f"{t.name}:{kind} {vpn:#x} is a root mapping sigma0 does not know (frame {m.pfn:#x})")
+        regions: dict[int, int] = {}
+        for vpn in vs.pages:
+            regions[vpn >> PT_SHIFT] = regions.get(vpn >> PT_SHIFT, 0) + 1
+        if regions != vs.pt:
+            v.append(f"{t.name}: page-table counts {vs.pt!r} do not match its pages {regions!r}")
+        if not vs.sigma0 and t.alive:
+            expect = MAPPING_SIZE * (len(vs.pages) + len(vs.io)) + PT_SIZE * len(vs.pt)
+            if vs.charge != expect:
+                v.append(f"{t.name}: charged {vs.charge} for its mappings, they cost {expect}")
+    for pfn, m in list(kernel.frame_roots.items()) + list(kernel.port_roots.items()):
+        if m.space is None or m.parent is not None or m.pfn != pfn:
+            v.append(f"root of frame/port {pfn:#x} is not a live parentless mapping of it: {m!r}")
 
 
 # ------------------------------------------------------------------ capabilities
