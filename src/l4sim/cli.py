@@ -167,9 +167,12 @@ def linux() -> None:
 @click.option("--strace", is_flag=True, help="print each system call and its result to stderr")
 @click.option("--cores", default=1, show_default=True, help="number of simulated cores (1..64)")
 @click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")
+@click.option("--root", default=None, metavar="DIR|TAR",
+              help="the guest's root file system (imported read-only; changes stay in memory)")
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def linux_run_cmd(strace: bool, cores: int, seed: int, program: str, args: tuple[str, ...]) -> None:
+def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, program: str,
+                  args: tuple[str, ...]) -> None:
     """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
     from l4sim.linux.run import LinuxError, run
 
@@ -183,10 +186,16 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, program: str, args: tuple
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
+    def stdin() -> bytes:
+        buf = sys.stdin.buffer
+        read1 = getattr(buf, "read1", None)
+        return bytes(read1(65536) if read1 is not None else buf.read(65536))
+
     if not 1 <= cores <= 64:
         _fail(f"--cores {cores}: a machine has 1..64 cores")
     try:
-        res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed)
+        res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed,
+                  root=root, stdin=stdin)
     except LinuxError as e:
         _fail(str(e))
         return
@@ -246,6 +255,7 @@ def rt_analyze_cmd(file: str, policy: str, as_json: bool) -> None:
         click.echo(format_report(ts, res))
     admitted = res.schedulable and (res.qas is None or res.qas.admitted)
     sys.exit(0 if admitted else 1)
+
 
 
 @rt.command("simulate")
@@ -326,6 +336,7 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
             click.echo(f"(the kernel's costs included: wcrt is the analysis with each wcet plus "
                        f"{job_overhead(res.kernel.costs)} ns per job; --ideal leaves them out)")
     sys.exit(1 if res.misses else 0)
+
 
 
 if __name__ == "__main__":  # pragma: no cover

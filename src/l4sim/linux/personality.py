@@ -34,7 +34,7 @@ import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from l4sim.kernel.abi import (
     EX_REGS_GUEST,
@@ -57,6 +57,8 @@ POOL_ORDER = 20  # 1 MiB blocks
 STACK_TOP = 0x7FFF_FFFF_F000
 STACK_SIZE = 8 << 20
 MMAP_TOP = 0x7FF0_0000_0000
+#: where a forked child starts: never mapped, so its first fault asks for its registers
+FORK_RIP = STACK_TOP
 #: capability slot of the personality's gate in a process's task
 SLOT_GATE = 8
 #: priority and quantum of guest threads
@@ -64,7 +66,9 @@ GUEST_PRIO = 50
 GUEST_QUANTUM = 10_000_000
 #: signal numbers the personality reports
 SIGILL, SIGTRAP, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 8, 9, 11
-SIGNAMES = {SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV"}
+SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT",
+            SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
+            15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
 #: exception trap number -> signal
 TRAP_SIGNAL = {0: SIGFPE, 3: SIGTRAP, 6: SIGILL, 13: SIGSEGV, 14: SIGSEGV}
 #: the environment of a started program
@@ -106,6 +110,33 @@ class Proc:
     mmap_next: int = MMAP_TOP
     status: int | None = None  # exit status, 128+N when killed by signal N
     syscalls: int = 0
+    ppid: int = 0
+    pgid: int = 0
+    sid: int = 0
+    exe: str = ""
+    cwd: str = "/"
+    umask: int = 0o022
+    fds: dict[int, Any] = field(default_factory=dict)
+    exit_code: int = 0
+    term_sig: int = 0
+    ended_seq: int = 0
+    #: signal dispositions: ignored, with a handler (not run yet), the raw sigactions
+    sigign: set[int] = field(default_factory=set)
+    sighand: set[int] = field(default_factory=set)
+    sigact: dict[int, bytes] = field(default_factory=dict)
+    #: a call waiting for data (see syscalls.BLOCK) and the saved reply capability that answers it
+    blocked: Any = None
+    reply: Any = None
+    #: pids waiting in wait4 for a child of this process
+    child_waiters: set[int] = field(default_factory=set)
+    #: blocked signals, pending ones (with handlers), the mask rt_sigsuspend replaced
+    sigmask: int = 0
+    pending: set[int] = field(default_factory=set)
+    saved_mask: int | None = None
+    #: pids waiting in rt_sigsuspend/pause for a signal (this process)
+    sig_waiters: set[int] = field(default_factory=set)
+    #: registers a forked child starts with (delivered by its first fault)
+    start_regs: tuple[int, ...] | None = None
 
     def vma(self, addr: int) -> Vma | None:
         for v in self.vmas:
@@ -120,6 +151,12 @@ class Config:
 
     image: Image
     argv: list[str]
+    #: the file system's root and the program's path in it (None: an empty root with the program)
+    root: Any = None
+    exe: str = "/a.out"
+    exe_bytes: bytes = b""
+    #: the host's stdin: a chunk of bytes, b"" at end of file (the console server's input)
+    stdin: Callable[[], bytes] = lambda: b""
     env: list[str] = field(default_factory=lambda: list(DEFAULT_ENV))
     seed: int = 0
     out: Callable[[int, bytes], None] = lambda fd, data: None
@@ -142,6 +179,53 @@ class Personality:
         self.next_pid = 1
         self.unimplemented: dict[int, int] = {}
         self.calls = 0
+        #: every process not yet reaped (zombies too); procs holds the live ones
+        self.all: dict[int, Proc] = {}
+        #: pool page -> number of processes sharing it (absent: one)
+        self.refs: dict[int, int] = {}
+        #: pids whose waiting call should run again
+        self.runnable: list[int] = []
+        self.stdin_buf = bytearray()
+        self.stdin_eof = False
+        self.seq = 0
+        self.elf_cache: dict[bytes, Image] = {}
+        self.forks = 0
+        self.cow_copies = 0
+        #: pid -> simulated time its nanosleep ends
+        self.sleepers: dict[int, int] = {}
+        #: the process being served: strace lines of processes other than pid 1 say "[pid N] "
+        self.cur = 1
+        if cfg.strace is not None:
+            host_trace = cfg.strace
+            cfg.strace = lambda line: host_trace(line if self.cur == 1 else f"[pid {self.cur}] {line}")
+        from l4sim.linux.vfs import File, Vfs
+
+        root = cfg.root if cfg.root is not None else Vfs.empty()
+        self.vfs = Vfs(root, procs=self.all.get, pids=lambda: sorted(self.procs))
+        if cfg.exe_bytes and self.vfs.walk("/", cfg.exe, None)[0] is None:
+            Vfs.put(root, cfg.exe, File(cfg.exe_bytes, 0o755))  # the program, at its path
+
+    def wall(self) -> int:
+        """Seconds of the simulated wall clock (file times)."""
+        return 1_767_225_600 + self.now_ns // 1_000_000_000
+
+    now_ns = 0
+
+    def wake(self, waiters: set[int]) -> None:
+        """Run the waiting calls of ``waiters`` again (after the current message)."""
+        for pid in sorted(waiters):
+            if pid not in self.runnable:
+                self.runnable.append(pid)
+        waiters.clear()
+
+    def post(self, p: Proc, sig: int) -> None:
+        """Make ``sig`` pending in ``p`` (it has a handler); wake it if it waits for signals."""
+        p.pending.add(sig)
+        self.wake(p.sig_waiters)
+
+    def default_action(self, p: Proc, sig: int) -> bool:
+        """True when ``sig`` would take its default action in ``p`` (not ignored, no handler)."""
+        return sig not in p.sigign and sig not in p.sighand
 
     # ------------------------------------------------------------------ frames
     async def alloc(self) -> int:
@@ -164,6 +248,14 @@ class Personality:
         self.dirty.add(a)
         self.free.append(a)
 
+    def decref(self, a: int) -> None:
+        """One process fewer shares pool page ``a``; the last one frees it."""
+        n = self.refs.pop(a, 1) - 1
+        if n > 1:
+            self.refs[a] = n
+        elif n <= 0:
+            self.release(a)
+
     async def map_page(self, p: Proc, vaddr: int, rights: int) -> int:
         """A zeroed frame mapped at ``vaddr`` (page) in ``p``; returns its pool address."""
         a = await self.alloc()
@@ -171,10 +263,23 @@ class Personality:
         await p.task.map(self.env.task, Fpage.mem(a, 12, rights), vaddr)
         return a
 
+    async def cow_copy(self, p: Proc, vpn: int) -> int:
+        """Give ``p`` its own copy of the shared page ``vpn`` (not mapped yet); its pool address."""
+        a = p.pages[vpn]
+        b = await self.alloc()
+        await self.env.mem.write(b, await self.env.mem.read(a, PAGE))
+        self.dirty.add(b)
+        self.decref(a)
+        p.pages[vpn] = b
+        self.cow_copies += 1
+        return b
+
     # ---------------------------------------------------------- process memory
     async def frame_of(self, p: Proc, addr: int, write: bool) -> int | None:
-        """The pool address backing ``addr`` (demand-allocating in a VMA); None: EFAULT."""
-        a = p.pages.get(addr >> 12)
+        """The pool address backing ``addr`` (demand-allocating in a VMA, copying a shared
+        page for a write); None: EFAULT."""
+        vpn = addr >> 12
+        a = p.pages.get(vpn)
         if a is None:
             v = p.vma(addr)
             if v is None or not v.rights & MemRights.R:
@@ -187,6 +292,13 @@ class Personality:
             v = p.vma(addr)
             if v is not None and not v.rights & MemRights.W:
                 return None
+            if self.refs.get(a, 1) > 1:
+                try:
+                    a = await self.cow_copy(p, vpn)
+                except MemoryError:
+                    return None
+                await p.task.map(self.env.task, Fpage.mem(a, 12, v.rights if v else MemRights.RW),
+                                 vpn << 12)
         return a + (addr & 0xFFF)
 
     async def read(self, p: Proc, addr: int, n: int) -> bytes | None:
@@ -231,24 +343,55 @@ class Personality:
         for vpn in range(start >> 12, end >> 12):
             a = p.pages.pop(vpn, None)
             if a is not None:
-                await self.env.task.unmap(Fpage.mem(a, 12, MemRights.RWX))
-                self.release(a)
+                await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
+                self.decref(a)
 
     # ------------------------------------------------------------- processes
-    async def spawn(self, image: Image, argv: list[str], envp: list[str]) -> Proc:
-        """A new process running ``image``: task, memory, initial stack, guest thread."""
+    async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
+        """A new process running ``image``: gate, task, memory, initial stack, guest thread."""
+        from l4sim.linux.files import std_files
+
+        p = await self._new_proc(argv[0] if argv else "a.out", 0)
+        p.fds = std_files()
+        p.exe = exe
+        await self._start(p, image, argv, envp)
+        return p
+
+    async def _new_proc(self, name: str, ppid: int) -> Proc:
         env = self.env
         pid = self.next_pid
         self.next_pid += 1
-        name = argv[0].rsplit("/", 1)[-1] if argv else "a.out"
-        task = await env.factory.create_task(name)
-        th = await env.factory.create_thread(name)
-        await th.control(bind=task)
+        name = name.rsplit("/", 1)[-1]
         gate = await env.factory.create_gate(env.thread, label=pid << 2)
-        await task.map(env.task, gate.fpage(), SLOT_GATE)
-        await th.control(pager=SLOT_GATE, exc_handler=SLOT_GATE)
-        p = Proc(pid, name, task, th, gate)
+        p = Proc(pid, name, cast(TaskCap, None), cast(ThreadCap, None), gate, ppid=ppid, pgid=pid, sid=pid)
         self.procs[pid] = p
+        self.all[pid] = p
+        return p
+
+    async def _space(self, p: Proc) -> None:
+        """A fresh task and thread for ``p``, the gate as pager and exception handler."""
+        env = self.env
+        p.task = await env.factory.create_task(p.name)
+        p.thread = await env.factory.create_thread(p.name)
+        await p.thread.control(bind=p.task)
+        await p.task.map(env.task, p.gate.fpage(), SLOT_GATE)
+        await p.thread.control(pager=SLOT_GATE, exc_handler=SLOT_GATE)
+
+    async def _drop_space(self, p: Proc) -> None:
+        """Delete ``p``'s thread and task and let go of its pages."""
+        env = self.env
+        for cap in (p.thread, p.task):
+            await env.task.delete(cap.slot)
+            env.free_slot(cap.slot)
+        for a in p.pages.values():
+            self.decref(a)
+        p.pages.clear()
+        p.vmas.clear()
+
+    async def _start(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> None:
+        env = self.env
+        await self._space(p)
+        task, th = p.task, p.thread
         # segments: pages shared by two segments get the union of their rights
         want: dict[int, int] = {}
         for s in image.segments:
@@ -272,13 +415,57 @@ class Personality:
             p.pages[va >> 12] = a
             await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
         p.brk_start = p.brk = image.end
+        p.mmap_next = MMAP_TOP
         p.vmas.append(Vma(p.brk_start, p.brk, MemRights.RW, "heap"))
         p.vmas.append(Vma(STACK_TOP - STACK_SIZE, STACK_TOP, MemRights.RW, "stack"))
         sp = await self._initial_stack(p, image, argv, envp)
         await env.scheduler.run_thread(th, GUEST_PRIO, GUEST_QUANTUM, 1)
         r = await th._op("ex_regs guest", ThreadOp.EX_REGS, image.entry, sp, EX_REGS_GUEST)
         assert r.proto == 0
-        return p
+
+    async def exec(self, p: Proc, image: Image, argv: list[str], envp: list[str], exe: str) -> None:
+        """Replace ``p``'s program: a new task and thread, the same pid, fds (not close-on-exec)."""
+        from l4sim.linux.files import close_all
+
+        await self._drop_space(p)
+        close_all(self, p, only_cloexec=True)
+        p.sighand.clear()
+        p.sigact = {s: v for s, v in p.sigact.items() if s in p.sigign}
+        p.exe = exe
+        p.name = (argv[0] if argv else exe).rsplit("/", 1)[-1]
+        await self._start(p, image, argv, envp)
+
+    async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc:
+        """A copy of ``parent`` sharing its pages copy-on-write; it starts with ``words``'
+        registers and rax 0."""
+        from l4sim.linux.files import Fd
+
+        env = self.env
+        c = await self._new_proc(parent.name, parent.pid)
+        c.pgid, c.sid, c.exe, c.cwd, c.umask = parent.pgid, parent.sid, parent.exe, parent.cwd, parent.umask
+        c.sigign, c.sighand, c.sigact = set(parent.sigign), set(parent.sighand), dict(parent.sigact)
+        c.sigmask = parent.sigmask
+        c.brk_start, c.brk, c.mmap_next = parent.brk_start, parent.brk, parent.mmap_next
+        c.vmas = [Vma(v.start, v.end, v.rights, v.name) for v in parent.vmas]
+        for fd, e in parent.fds.items():
+            e.file.refs += 1
+            c.fds[fd] = Fd(e.file, e.cloexec)
+        await self._space(c)
+        for vpn, a in parent.pages.items():
+            n = self.refs.get(a, 1)
+            self.refs[a] = n + 1
+            c.pages[vpn] = a
+            v = parent.vma(vpn << 12)
+            if n == 1 and v is not None and v.rights & MemRights.W:
+                await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
+        regs = list(words[:20])
+        regs[0] = 0
+        c.start_regs = tuple(regs)
+        self.forks += 1
+        await env.scheduler.run_thread(c.thread, GUEST_PRIO, GUEST_QUANTUM, 1)
+        r = await c.thread._op("ex_regs guest", ThreadOp.EX_REGS, FORK_RIP, 0, EX_REGS_GUEST)
+        assert r.proto == 0
+        return c
 
     async def _initial_stack(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> int:
         """Write argc, argv, envp and auxv below STACK_TOP (Linux's layout); returns rsp."""
@@ -317,35 +504,61 @@ class Personality:
             raise MemoryError("initial stack")
         return sp
 
-    async def kill(self, p: Proc, status: int) -> None:
-        """End ``p``: record its status, delete its objects, free its frames."""
-        p.status = status
+    async def kill(self, p: Proc, status: int, sig: int = 0) -> None:
+        """End ``p`` (exit status, or 128+sig): delete its objects, close its files, free its
+        frames; it stays a zombie for its parent's wait4."""
+        from l4sim.linux.files import close_all
+
         env = self.env
-        for cap in (p.thread, p.gate, p.task):
-            await env.task.delete(cap.slot)
-            env.free_slot(cap.slot)
-        for a in p.pages.values():
-            self.release(a)
-        p.pages.clear()
+        p.status = status
+        p.exit_code, p.term_sig = (0, sig) if sig else (status & 0xFF, 0)
+        self.seq += 1
+        p.ended_seq = self.seq
+        await self._drop_space(p)
+        await env.task.delete(p.gate.slot)
+        env.free_slot(p.gate.slot)
+        if p.reply is not None:
+            await env.task.delete(p.reply.slot)
+            env.free_slot(p.reply.slot)
+            p.reply = None
+        p.blocked = None
+        self.sleepers.pop(p.pid, None)
+        close_all(self, p)
         del self.procs[p.pid]
-        self.cfg.result.append(status)
+        for q in self.all.values():  # orphans go to init
+            if q.ppid == p.pid:
+                q.ppid = 1
+        parent = self.procs.get(p.ppid)
+        if parent is None or 17 in parent.sigign:  # nobody waits: reaped at once
+            self.all.pop(p.pid, None)
+        else:
+            self.wake(parent.child_waiters)
+            if 17 in parent.sighand:
+                self.post(parent, 17)  # SIGCHLD
+        if p.pid == 1:
+            self.cfg.result.append(status)
 
     # ------------------------------------------------------------- the loop
     async def serve(self) -> int:
-        from l4sim.linux.syscalls import dispatch
+        from l4sim.linux.syscalls import WAITING, dispatch
 
         env = self.env
         cfg = self.cfg
-        first = await self.spawn(cfg.image, cfg.argv, cfg.env)
+        first = await self.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe)
         msg = await env.wait()
         while True:
-            reply: tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None = None
+            reply: Any = None
             p = self.procs.get(msg.label >> 2) if not msg.error else None
+            self.now_ns = int(await env.clock())
             if p is not None:
+                self.cur = p.pid
                 if msg.proto == Proto.SYS_EXCEPTION:
                     reply = await dispatch(self, p, msg.words)
                 elif msg.proto == Proto.PAGE_FAULT:
                     reply = await self.page_fault(p, msg.words)
+                elif msg.proto == Proto.EXCEPTION and p.start_regs is not None:
+                    reply = (0, p.start_regs, ())  # a forked child's first fault: its registers
+                    p.start_regs = None
                 elif msg.proto == Proto.EXCEPTION:
                     trap = msg.words[0] if msg.words else 13
                     w = msg.words
@@ -353,39 +566,83 @@ class Personality:
                     await self.signal_death(p, TRAP_SIGNAL.get(trap, SIGSEGV), at)
                 else:
                     reply = (-38, (), ())
-            if not self.procs and first.status is not None:
-                self.cfg.stats.update(calls=self.calls, unimplemented=dict(self.unimplemented))
+            if reply is WAITING:
+                assert p is not None
+                p.reply = await env.save_reply()
+                reply = None
+            if self.sleepers:
+                for pid, t in sorted(self.sleepers.items()):
+                    if t <= self.now_ns:
+                        del self.sleepers[pid]
+                        self.wake({pid})
+            await self._run_woken()
+            if first.status is not None:
+                self.cfg.stats.update(calls=self.calls, unimplemented=dict(self.unimplemented),
+                                      forks=self.forks, cow_copies=self.cow_copies)
                 return first.status
+            timeout = None
+            if self.sleepers:
+                timeout = max(0, min(self.sleepers.values()) - int(await env.clock()))
             if reply is None:
-                msg = await env.wait()
+                msg = await env.wait(timeout=timeout)
             else:
-                msg = await env.reply_and_wait(reply[0], *reply[1], items=reply[2])
+                msg = await env.reply_and_wait(reply[0], *reply[1], items=reply[2], timeout=timeout)
+
+    async def _run_woken(self) -> None:
+        """Run again the waiting calls of woken processes; answer those that can go on."""
+        from l4sim.linux.syscalls import WAITING, resume
+
+        while self.runnable:
+            pid = self.runnable.pop(0)
+            p = self.procs.get(pid)
+            if p is None or p.blocked is None or p.reply is None:
+                continue
+            c, p.blocked = p.blocked, None
+            self.cur = pid
+            r = await resume(self, p, c)
+            if r is WAITING or r is None:
+                continue
+            cap, p.reply = p.reply, None
+            await self.env.ipc(cap.send(r[0], *r[1], items=r[2]))
+            self.env.free_slot(cap.slot)
 
     async def page_fault(self, p: Proc, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
         addr = w[0] & ~0xFFF
         present = w[0] & 1
         write = w[0] & 2
+        fetch = w[0] & 4
+        if p.start_regs is not None and addr == FORK_RIP:
+            return (-1, (), ())  # refused: becomes an exception, answered with the registers
         v = p.vma(addr)
-        if present or v is None or (write and not v.rights & MemRights.W):
+        if v is None or (write and not v.rights & MemRights.W) or (present and not write) \
+                or (fetch and not v.rights & MemRights.X):
             await self.signal_death(p, SIGSEGV, w[0] & ~7)
             return None
-        a = p.pages.get(addr >> 12)
-        if a is None:
-            try:
+        vpn = addr >> 12
+        a = p.pages.get(vpn)
+        rights = v.rights
+        try:
+            if a is None:
                 a = await self.alloc()
-            except MemoryError:  # out of frames: what Linux's OOM killer would do
-                await self.signal_death(p, SIGKILL, addr)
-                return None
-            p.pages[addr >> 12] = a
-        return (0, (), (MapItem(Fpage.mem(a, 12, v.rights), snd_base=addr),))
+                p.pages[vpn] = a
+            elif self.refs.get(a, 1) > 1:
+                if write:
+                    a = await self.cow_copy(p, vpn)
+                else:
+                    rights &= ~MemRights.W
+        except MemoryError:  # out of frames: what Linux's OOM killer would do
+            await self.signal_death(p, SIGKILL, addr)
+            return None
+        return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
 
     async def signal_death(self, p: Proc, sig: int, addr: int) -> None:
+        self.cur = p.pid
         if self.cfg.strace is not None:
-            if sig != SIGKILL:
-                self.cfg.strace(f"--- {SIGNAMES.get(sig, sig)} {{si_signo={SIGNAMES.get(sig, sig)}, "
-                                f"si_addr={addr:#x}}} ---")
-            self.cfg.strace(f"+++ killed by {SIGNAMES.get(sig, sig)} +++")
-        await self.kill(p, 128 + sig)
+            name = SIGNAMES.get(sig, f"signal {sig}")
+            if sig in (SIGILL, SIGTRAP, SIGFPE, SIGSEGV):
+                self.cfg.strace(f"--- {name} {{si_signo={name}, si_addr={addr:#x}}} ---")
+            self.cfg.strace(f"+++ killed by {name} +++")
+        await self.kill(p, 128 + sig, sig)
 
 
 async def personality(env: Env, cfg: Config) -> int:

@@ -9,6 +9,7 @@ bytes is drawn from the machine's seeded generator.
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.trace import Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import Config, personality
+from l4sim.linux.vfs import Dir, Vfs
 from l4sim.machine.board import Machine
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
@@ -51,15 +53,35 @@ def load(path: str | Path) -> Image:
         raise LinuxError(str(e)) from None
 
 
+def make_root(root: str | Path | None) -> Dir:
+    """The file system's root: a host directory (read lazily), a tar file, or empty."""
+    if root is None:
+        return Vfs.empty()
+    r = Path(root)
+    if r.is_dir():
+        return Vfs.from_host(r)
+    if r.is_file():
+        try:
+            return Vfs.from_tar(r)
+        except (tarfile.TarError, OSError) as e:
+            raise LinuxError(f"{root}: not a directory or a tar file ({e})") from None
+    raise LinuxError(f"{root}: no such directory or tar file")
+
+
 def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callable[[int, bytes], None],
         strace: Callable[[str], None] | None = None, cores: int = 1, seed: int = 0,
-        tracer: Tracer | None = None, ram: int = 256 << 20) -> Result:
-    """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``."""
+        tracer: Tracer | None = None, ram: int = 256 << 20, root: str | Path | None = None,
+        stdin: Callable[[], bytes] = lambda: b"") -> Result:
+    """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``,
+    its stdin comes from ``stdin()`` (chunks, b"" at the end)."""
     image = load(path)
+    tree = make_root(root)
     m = Machine(cores=cores, seed=seed, ram=ram)
     k = Kernel(m, tracer=tracer)
     nframes = m.mem.nframes
-    cfg = Config(image, [str(path), *args], seed=m.rng.getrandbits(64), out=out, strace=strace)
+    exe = str(Path(path).absolute())
+    cfg = Config(image, [str(path), *args], seed=m.rng.getrandbits(64), out=out, strace=strace,
+                 root=tree, exe=exe, exe_bytes=Path(path).read_bytes(), stdin=stdin)
     s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
     k.create_root("linux", lambda sp: personality(Env(TaskLocal(INITIAL)), cfg), prio=100, pager=s0)
     k.run(stop=lambda: bool(cfg.result))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from l4sim.kernel.abi import Fpage, MapItem, MemRights
 from l4sim.linux.personality import Vma
@@ -37,8 +37,10 @@ ERRNO_TEXT = {1: "Operation not permitted", 2: "No such file or directory", 3: "
               29: "Illegal seek", 38: "Function not implemented"}
 #: the simulated wall clock starts at this Unix time (2026-01-01)
 EPOCH = 1_767_225_600
-#: result of a call that ended the process (no reply)
-EXITED = object()
+#: result of a call that must wait: the personality keeps the reply capability and runs it again
+BLOCK = -(1 << 70)
+#: what dispatch returns for a call that waits
+WAITING: tuple[int, tuple[int, ...], tuple[MapItem, ...]] = (BLOCK, (), ())
 INDEX = {"fs_base": 18, "gs_base": 19}
 
 
@@ -51,6 +53,12 @@ class Call:
     words: tuple[int, ...]
     set_regs: dict[str, int] = field(default_factory=dict)
     ended: bool = False
+    name: str = ""
+    args: str = ""
+    #: what a waiting call remembers between its runs (a deadline, a mask installed)
+    state: Any = None
+    #: every register of the reply (rt_sigreturn)
+    all_regs: tuple[int, ...] | None = None
 
 
 Fn = Callable[["Personality", "Proc", Call], Awaitable[int]]
@@ -74,93 +82,6 @@ def _i(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-# --------------------------------------------------------------------------- I/O on fds 0-2
-async def sys_read(k: Personality, p: Proc, c: Call) -> int:
-    fd = _i(c.a[0])
-    if fd == 0:
-        return 0  # stdin is empty (host stdin is not connected yet)
-    return -EBADF
-
-
-async def sys_write(k: Personality, p: Proc, c: Call) -> int:
-    fd, buf, n = _i(c.a[0]), c.a[1], c.a[2]
-    if fd not in (1, 2):
-        return -EBADF
-    data = await k.read(p, buf, n)
-    if data is None:
-        return -EFAULT
-    k.cfg.out(fd, data)
-    return n
-
-
-async def sys_writev(k: Personality, p: Proc, c: Call) -> int:
-    fd, iov, cnt = _i(c.a[0]), c.a[1], c.a[2]
-    if fd not in (1, 2):
-        return -EBADF
-    if cnt > 1024:
-        return -EINVAL
-    raw = await k.read(p, iov, 16 * cnt)
-    if raw is None:
-        return -EFAULT
-    out = bytearray()
-    for i in range(cnt):
-        base, n = struct.unpack_from("<QQ", raw, 16 * i)
-        data = await k.read(p, base, n)
-        if data is None:
-            return -EFAULT
-        out += data
-    k.cfg.out(fd, bytes(out))
-    return len(out)
-
-
-async def sys_close(k: Personality, p: Proc, c: Call) -> int:
-    return 0 if _i(c.a[0]) in (0, 1, 2) else -EBADF
-
-
-async def sys_lseek(k: Personality, p: Proc, c: Call) -> int:
-    return -ESPIPE if _i(c.a[0]) in (0, 1, 2) else -EBADF
-
-
-async def sys_ioctl(k: Personality, p: Proc, c: Call) -> int:
-    return -ENOTTY if _i(c.a[0]) in (0, 1, 2) else -EBADF  # not a terminal (TCGETS, TIOCGWINSZ, ...)
-
-
-def _chr_stat() -> bytes:
-    """struct stat of a character device (a pty, as a console would be)."""
-    mode = 0o20620
-    rdev = (136 << 8) | 0
-    return struct.pack("<QQQIIIIQqqq6q3q", 22, 3, 1, mode, 0, 5, 0, rdev, 0, 1024, 0, *([EPOCH, 0] * 3),
-                       0, 0, 0)
-
-
-async def sys_fstat(k: Personality, p: Proc, c: Call) -> int:
-    if _i(c.a[0]) not in (0, 1, 2):
-        return -EBADF
-    return 0 if await k.write(p, c.a[1], _chr_stat()) else -EFAULT
-
-
-async def sys_newfstatat(k: Personality, p: Proc, c: Call) -> int:
-    dirfd, path, buf, flags = _i(c.a[0]), c.a[1], c.a[2], c.a[3]
-    name = await k.read_str(p, path)
-    if name is None:
-        return -EFAULT
-    if name == b"" and flags & 0x1000:  # AT_EMPTY_PATH: the fd itself
-        if dirfd not in (0, 1, 2):
-            return -EBADF
-        return 0 if await k.write(p, buf, _chr_stat()) else -EFAULT
-    return -ENOENT  # no file system yet
-
-
-async def sys_enoent(k: Personality, p: Proc, c: Call) -> int:
-    return -ENOENT
-
-
-async def sys_getcwd(k: Personality, p: Proc, c: Call) -> int:
-    if c.a[1] < 2:
-        return -34  # ERANGE
-    return 2 if await k.write(p, c.a[0], b"/\0") else -EFAULT
-
-
 # --------------------------------------------------------------------------- process
 async def sys_exit(k: Personality, p: Proc, c: Call) -> int:
     status = c.a[0] & 0xFF
@@ -168,22 +89,6 @@ async def sys_exit(k: Personality, p: Proc, c: Call) -> int:
         k.cfg.strace(f"{TABLE[c.nr].name}({_i(c.a[0])}) = ?")
         k.cfg.strace(f"+++ exited with {status} +++")
     await k.kill(p, status)
-    c.ended = True
-    return 0
-
-
-async def sys_kill_self(k: Personality, p: Proc, c: Call) -> int:
-    """kill(pid, sig) / tgkill(tgid, tid, sig) aimed at the caller: default action, death."""
-    sig = c.a[2] if c.nr == 234 else c.a[1]
-    pid = _i(c.a[0])
-    if pid not in (p.pid, 0, -1):
-        return -ESRCH
-    if sig == 0:
-        return 0
-    if k.cfg.strace is not None:
-        k.cfg.strace(f"{TABLE[c.nr].name}(...) = 0")
-        k.cfg.strace(f"+++ killed by signal {sig} +++")
-    await k.kill(p, 128 + (sig & 0x7F))
     c.ended = True
     return 0
 
@@ -311,9 +216,8 @@ def _carve(p: Proc, start: int, end: int) -> list[Vma]:
 async def _revoke(k: Personality, p: Proc, start: int, end: int) -> None:
     """Unmap p's pages in [start, end) but keep their frames (they refault with new rights)."""
     for vpn in range(start >> 12, end >> 12):
-        a = p.pages.get(vpn)
-        if a is not None:
-            await k.env.task.unmap(Fpage.mem(a, 12, MemRights.RWX))
+        if vpn in p.pages:
+            await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
 
 
 async def sys_brk(k: Personality, p: Proc, c: Call) -> int:
@@ -337,7 +241,7 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
     if length == 0 or length >= 1 << 46:
         return -EINVAL
     if not flags & MAP_ANONYMOUS:
-        return -EBADF if fd < 0 or fd > 2 else -ENODEV  # no file mappings yet
+        return -EBADF if fd not in p.fds else -ENODEV  # no file mappings yet
     if not flags & (MAP_PRIVATE | MAP_SHARED):
         return -EINVAL
     size = (length + PAGE - 1) & ~(PAGE - 1)
@@ -385,35 +289,21 @@ async def sys_mprotect(k: Personality, p: Proc, c: Call) -> int:
 
 # --------------------------------------------------------------------------- the table
 TABLE: dict[int, Syscall] = {
-    0: Syscall("read", sys_read, "dpu"),
-    1: Syscall("write", sys_write, "dbu"),
-    3: Syscall("close", sys_close, "d"),
-    5: Syscall("fstat", sys_fstat, "dp"),
-    8: Syscall("lseek", sys_lseek, "ddd"),
     9: Syscall("mmap", sys_mmap, "puxxdx"),
     10: Syscall("mprotect", sys_mprotect, "pux"),
     11: Syscall("munmap", sys_munmap, "pu"),
     12: Syscall("brk", sys_brk, "p"),
-    13: Syscall("rt_sigaction", sys_zero, "dpp"),
-    14: Syscall("rt_sigprocmask", sys_zero, "dpp"),
-    16: Syscall("ioctl", sys_ioctl, "dxp"),
-    20: Syscall("writev", sys_writev, "dpd"),
-    21: Syscall("access", sys_enoent, "sx"),
     24: Syscall("sched_yield", sys_zero, ""),
     28: Syscall("madvise", sys_zero, "pud"),
     39: Syscall("getpid", sys_getpid, ""),
     60: Syscall("exit", sys_exit, "d"),
-    62: Syscall("kill", sys_kill_self, "dd"),
     63: Syscall("uname", sys_uname, "p"),
-    79: Syscall("getcwd", sys_getcwd, "pu"),
-    89: Syscall("readlink", sys_enoent, "spu"),
     96: Syscall("gettimeofday", sys_gettimeofday, "pp"),
     97: Syscall("getrlimit", sys_getrlimit, "dp"),
     102: Syscall("getuid", sys_zero, ""),
     104: Syscall("getgid", sys_zero, ""),
     107: Syscall("geteuid", sys_zero, ""),
     108: Syscall("getegid", sys_zero, ""),
-    110: Syscall("getppid", sys_zero, ""),
     131: Syscall("sigaltstack", sys_zero, "pp"),
     158: Syscall("arch_prctl", sys_arch_prctl, "xp"),
     186: Syscall("gettid", sys_getpid, ""),
@@ -422,10 +312,6 @@ TABLE: dict[int, Syscall] = {
     228: Syscall("clock_gettime", sys_clock_gettime, "dp"),
     229: Syscall("clock_getres", sys_clock_getres, "dp"),
     231: Syscall("exit_group", sys_exit, "d"),
-    234: Syscall("tgkill", sys_kill_self, "ddd"),
-    262: Syscall("newfstatat", sys_newfstatat, "dspx"),
-    267: Syscall("readlinkat", sys_enoent, "dspu"),
-    269: Syscall("faccessat", sys_enoent, "dsx"),
     273: Syscall("set_robust_list", sys_zero, "pu"),
     302: Syscall("prlimit64", sys_prlimit64, "ddpp"),
     318: Syscall("getrandom", sys_getrandom, "pux"),
@@ -449,6 +335,8 @@ async def _format(k: Personality, p: Proc, fmt: str, a: tuple[int, ...]) -> str:
             out.append(str(v))
         elif f == "x":
             out.append(hex(v))
+        elif f == "o":
+            out.append(oct(v).replace("o", ""))
         elif f == "p":
             out.append("NULL" if v == 0 else hex(v))
         elif f == "s":
@@ -481,19 +369,64 @@ async def dispatch(k: Personality, p: Proc, words: tuple[int, ...]) -> tuple[int
         k.unimplemented[nr] = k.unimplemented.get(nr, 0) + 1
         r = -ENOSYS
     else:
-        if trace is not None and sc.fn is not sys_exit and sc.fn is not sys_kill_self:
+        c.name = sc.name
+        if trace is not None and sc.fn is not sys_exit and sc.name not in ("kill", "tgkill", "tkill", "execve"):
             args = await _format(k, p, sc.fmt, c.a)
+        c.args = args
         r = await sc.fn(k, p, c)
         if c.ended:
             return None
+        if r == BLOCK:
+            p.blocked = c
+            return WAITING
+    return await finish(k, p, c, r)
+
+
+async def resume(k: Personality, p: Proc, c: Call) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+    """Run a waiting call again: its reply, WAITING again, or None when it ended the process."""
+    r = await TABLE[c.nr].fn(k, p, c)
+    if c.ended:
+        return None
+    if r == BLOCK:
+        p.blocked = c
+        return WAITING
+    return await finish(k, p, c, r)
+
+
+async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]]:
+    """The reply to a finished call: rax (and registers it sets), or the entry into a signal handler."""
+    from l4sim.linux.signals import deliver
+
+    trace = k.cfg.strace
+    words = c.words
     if trace is not None:
-        name = sc.name if sc is not None else f"syscall_{nr:#x}"
-        trace(f"{name}({args}) = {_result(r)}")
+        name = c.name or f"syscall_{c.nr:#x}"
+        trace(f"{name}({c.args}) = {_result(r)}")
     rax = r & 0xFFFF_FFFF_FFFF_FFFF
+    if c.all_regs is not None:
+        regs = list(c.all_regs)
+    else:
+        regs = list(words[:20])
+        regs[0] = rax
+        for n, v in c.set_regs.items():
+            regs[INDEX[n]] = v
+    if p.pending:
+        entered = await deliver(k, p, regs)
+        if entered is not None:
+            return (0, tuple(entered), ())
+    if c.all_regs is not None:
+        return (0, tuple(regs), ())
     if not c.set_regs:
         return (0, (rax,), ())
-    regs = list(words[: 1 + max(INDEX[n] for n in c.set_regs)])
-    regs[0] = rax
-    for n, v in c.set_regs.items():
-        regs[INDEX[n]] = v
-    return (0, tuple(regs), ())
+    return (0, tuple(regs[: 1 + max(INDEX[n] for n in c.set_regs)]), ())
+
+
+def _merge() -> None:
+    from l4sim.linux import files, process, signals
+
+    for mod in (files, process, signals):
+        for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
+            TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
+
+
+_merge()

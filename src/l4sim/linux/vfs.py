@@ -1,0 +1,427 @@
+"""The personality's file system: an in-memory tree of inodes, pipes and devices.
+
+The root is built from a host directory (read lazily, read-only: a host
+file is read the first time its data is needed, and every change lives in
+memory) or a tar file, or is empty with the program copied in at its path.
+``/tmp`` is an ordinary in-memory directory (everything is in memory),
+``/dev`` holds ``null``, ``zero``, ``urandom``, ``tty`` and ``console``,
+``/proc/self`` (and ``/proc/PID``) has ``exe`` and ``fd/N``, symbolic links
+made up when they are looked up.
+
+Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import stat as _st
+import struct
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO = 0o170000, 0o040000, 0o100000, 0o120000, 0o020000, 0o010000
+ENOENT, EBADF, EEXIST, ENOTDIR, EISDIR, EINVAL, ENOTEMPTY, ELOOP, ENAMETOOLONG = 2, 9, 17, 20, 21, 22, 39, 40, 36
+EACCES, EXDEV, EBUSY = 13, 18, 16
+#: the simulated wall clock starts at this Unix time (2026-01-01)
+EPOCH = 1_767_225_600
+PIPE_BUF_SIZE = 65536
+
+_ino = itertools.count(2)
+
+
+class Inode:
+    mode: int = 0
+    rdev: int = 0
+
+    def __init__(self, mode: int) -> None:
+        self.mode = mode
+        self.ino = next(_ino)
+        self.mtime = EPOCH
+        self.nlink = 1
+
+    @property
+    def kind(self) -> int:
+        return self.mode & S_IFMT
+
+    def size(self) -> int:
+        return 0
+
+
+class File(Inode):
+    def __init__(self, data: bytes = b"", mode: int = 0o644, host: Path | None = None,
+                 host_size: int = 0) -> None:
+        super().__init__(S_IFREG | (mode & 0o7777))
+        self._data: bytearray | None = None if host is not None else bytearray(data)
+        self._host = host
+        self._host_size = host_size
+
+    @property
+    def data(self) -> bytearray:
+        if self._data is None:
+            assert self._host is not None
+            try:
+                self._data = bytearray(self._host.read_bytes())
+            except OSError:
+                self._data = bytearray()
+        return self._data
+
+    def size(self) -> int:
+        return len(self._data) if self._data is not None else self._host_size
+
+
+class Symlink(Inode):
+    def __init__(self, target: str | Callable[[], str]) -> None:
+        super().__init__(S_IFLNK | 0o777)
+        self._target = target
+
+    @property
+    def target(self) -> str:
+        t = self._target
+        return t if isinstance(t, str) else t()
+
+    def size(self) -> int:
+        return len(self.target)
+
+
+class Dir(Inode):
+    def __init__(self, mode: int = 0o755, host: Path | None = None) -> None:
+        super().__init__(S_IFDIR | (mode & 0o7777))
+        self._children: dict[str, Inode] | None = None if host is not None else {}
+        self._host = host
+        self.parent: Dir = self
+
+    @property
+    def children(self) -> dict[str, Inode]:
+        if self._children is None:
+            assert self._host is not None
+            self._children = {}
+            try:
+                entries = sorted(self._host.iterdir())
+            except OSError:
+                entries = []
+            for e in entries:
+                node = _host_node(e)
+                if node is not None:
+                    self.add(e.name, node)
+        return self._children
+
+    def lookup(self, name: str, ctx: Any) -> Inode | None:
+        return self.children.get(name)
+
+    def names(self, ctx: Any) -> list[tuple[str, Inode]]:
+        return list(self.children.items())
+
+    def add(self, name: str, node: Inode) -> None:
+        self.children[name] = node
+        if isinstance(node, Dir):
+            node.parent = self
+
+    def size(self) -> int:
+        return 4096
+
+
+def _host_node(p: Path) -> Inode | None:
+    try:
+        s = p.lstat()
+    except OSError:
+        return None
+    if _st.S_ISLNK(s.st_mode):
+        try:
+            return Symlink(str(p.readlink()))
+        except OSError:
+            return None
+    if _st.S_ISDIR(s.st_mode):
+        return Dir(s.st_mode, host=p)
+    if _st.S_ISREG(s.st_mode):
+        return File(mode=s.st_mode, host=p, host_size=s.st_size)
+    return None
+
+
+class Device(Inode):
+    """A character device: ``name`` says what reading and writing do (see files.py)."""
+
+    def __init__(self, name: str, major: int, minor: int, mode: int = 0o666) -> None:
+        super().__init__(S_IFCHR | mode)
+        self.name = name
+        self.rdev = (major << 8) | minor
+
+
+@dataclass(eq=False)
+class Pipe:
+    """A pipe's buffer and its ends' counts; blocked calls wait on it."""
+
+    buf: bytearray = field(default_factory=bytearray)
+    readers: int = 0
+    writers: int = 0
+    ino: int = field(default_factory=lambda: next(_ino))
+    waiters: set[int] = field(default_factory=set)
+
+
+class PipeNode(Inode):
+    def __init__(self, pipe: Pipe) -> None:
+        super().__init__(S_IFIFO | 0o600)
+        self.pipe = pipe
+        self.ino = pipe.ino
+
+    def size(self) -> int:
+        return len(self.pipe.buf)
+
+
+O_ACCMODE, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 3, 1, 2, 0o100, 0o200, 0o1000, 0o2000
+O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
+
+
+@dataclass(eq=False)
+class OFile:
+    """An open file description (shared by dup and fork)."""
+
+    node: Inode
+    flags: int
+    path: str
+    pos: int = 0
+    refs: int = 1
+
+    @property
+    def readable(self) -> bool:
+        return (self.flags & O_ACCMODE) != O_WRONLY
+
+    @property
+    def writable(self) -> bool:
+        return (self.flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
+
+
+# --------------------------------------------------------------------------- /proc
+class ProcDir(Dir):
+    """``/proc``: ``self`` and one directory per live process (ctx is the vfs's process lookup)."""
+
+    def __init__(self, vfs: Vfs) -> None:
+        super().__init__(0o555)
+        self.vfs = vfs
+
+    def lookup(self, name: str, ctx: Any) -> Inode | None:
+        if name == "self":
+            return Symlink(str(ctx.pid)) if ctx is not None else None
+        if name.isdigit():
+            p = self.vfs.procs(int(name))
+            if p is not None:
+                d = PidDir(p)
+                d.parent = self
+                return d
+        return None
+
+    def names(self, ctx: Any) -> list[tuple[str, Inode]]:
+        out: list[tuple[str, Inode]] = [("self", Symlink(str(ctx.pid)))]
+        for pid in self.vfs.pids():
+            node = self.lookup(str(pid), ctx)
+            if node is not None:
+                out.append((str(pid), node))
+        return out
+
+
+class PidDir(Dir):
+    def __init__(self, proc: Any) -> None:
+        super().__init__(0o555)
+        self.proc = proc
+
+    def lookup(self, name: str, ctx: Any) -> Inode | None:
+        p = self.proc
+        if name == "exe":
+            return Symlink(p.exe)
+        if name == "cwd":
+            return Symlink(p.cwd)
+        if name == "fd":
+            d = FdDir(p)
+            d.parent = self
+            return d
+        return None
+
+    def names(self, ctx: Any) -> list[tuple[str, Inode]]:
+        return [(n, node) for n in ("exe", "cwd", "fd") if (node := self.lookup(n, ctx)) is not None]
+
+
+class FdDir(Dir):
+    def __init__(self, proc: Any) -> None:
+        super().__init__(0o500)
+        self.proc = proc
+
+    def lookup(self, name: str, ctx: Any) -> Inode | None:
+        if not name.isdigit() or int(name) not in self.proc.fds:
+            return None
+        f: OFile = self.proc.fds[int(name)].file
+        if isinstance(f.node, PipeNode):
+            return Symlink(f"pipe:[{f.node.ino}]")
+        return Symlink(f.path)
+
+    def names(self, ctx: Any) -> list[tuple[str, Inode]]:
+        return [(str(fd), node) for fd in sorted(self.proc.fds) if (node := self.lookup(str(fd), ctx)) is not None]
+
+
+# --------------------------------------------------------------------------- the tree
+class Vfs:
+    """The tree and path resolution."""
+
+    def __init__(self, root: Dir, procs: Callable[[int], Any] = lambda pid: None,
+                 pids: Callable[[], list[int]] = list) -> None:
+        self.root = root
+        self.procs = procs
+        self.pids = pids
+        tmp = root.children.get("tmp")
+        if not isinstance(tmp, Dir) or tmp._host is not None:
+            root.add("tmp", Dir(0o1777))  # tmpfs over whatever the root had
+        dev = Dir(0o755)
+        root.add("dev", dev)
+        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("urandom", 1, 9), ("random", 1, 8),
+                                   ("tty", 5, 0), ("console", 5, 1)):
+            dev.add(name, Device(name, major, minor, 0o666 if name != "console" else 0o600))
+        dev.add("stdin", Symlink("/proc/self/fd/0"))
+        dev.add("stdout", Symlink("/proc/self/fd/1"))
+        dev.add("stderr", Symlink("/proc/self/fd/2"))
+        root.add("proc", ProcDir(self))
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def empty(cls) -> Dir:
+        return Dir(0o755)
+
+    @classmethod
+    def from_host(cls, path: Path) -> Dir:
+        return Dir(0o755, host=path)
+
+    @classmethod
+    def from_tar(cls, path: Path) -> Dir:
+        root = Dir(0o755)
+        with tarfile.open(path) as tf:
+            for m in tf.getmembers():
+                parts = [x for x in m.name.split("/") if x not in ("", ".")]
+                if not parts:
+                    continue
+                d = root
+                for part in parts[:-1]:
+                    nxt = d.children.get(part)
+                    if not isinstance(nxt, Dir):
+                        nxt = Dir(0o755)
+                        d.add(part, nxt)
+                    d = nxt
+                name = parts[-1]
+                if m.isdir():
+                    if not isinstance(d.children.get(name), Dir):
+                        d.add(name, Dir(m.mode))
+                elif m.issym():
+                    d.add(name, Symlink(m.linkname))
+                elif m.isfile():
+                    fobj = tf.extractfile(m)
+                    d.add(name, File(fobj.read() if fobj is not None else b"", m.mode))
+                elif m.islnk():
+                    tgt = root
+                    node: Inode | None = tgt
+                    for part in [x for x in m.linkname.split("/") if x not in ("", ".")]:
+                        node = node.children.get(part) if isinstance(node, Dir) else None
+                    if node is not None:
+                        node.nlink += 1
+                        d.add(name, node)
+        return root
+
+    @staticmethod
+    def put(root: Dir, path: str, node: Inode) -> None:
+        """Place ``node`` at absolute ``path``, making directories on the way."""
+        parts = [x for x in path.split("/") if x]
+        d = root
+        for part in parts[:-1]:
+            nxt = d.children.get(part)
+            if not isinstance(nxt, Dir):
+                nxt = Dir(0o755)
+                d.add(part, nxt)
+            d = nxt
+        d.add(parts[-1], node)
+
+    # ----------------------------------------------------------------- lookup
+    def walk(self, cwd: str, path: str, ctx: Any, follow: bool = True,
+             depth: int = 0) -> tuple[Inode | None, int, str]:
+        """(inode, 0, absolute path) or (None, errno, path)."""
+        if depth > 40:
+            return None, ELOOP, path
+        if not path:
+            return None, ENOENT, path
+        if len(path) >= 4096:
+            return None, ENAMETOOLONG, path
+        full = path if path.startswith("/") else cwd.rstrip("/") + "/" + path
+        parts = [x for x in full.split("/") if x and x != "."]
+        node: Inode = self.root
+        stack: list[Inode] = []
+        names: list[str] = []
+        trailing = full.endswith("/")
+        for i, part in enumerate(parts):
+            if not isinstance(node, Dir):
+                return None, ENOTDIR, full
+            if part == "..":
+                if stack:
+                    node = stack.pop()
+                    names.pop()
+                continue
+            child = node.lookup(part, ctx)
+            if child is None:
+                return None, ENOENT, full
+            last = i == len(parts) - 1
+            if isinstance(child, Symlink) and (not last or follow or trailing):
+                here = "/" + "/".join(names)
+                rest = "/".join(parts[i + 1:])
+                tgt = child.target
+                np = tgt if tgt.startswith("/") else here.rstrip("/") + "/" + tgt
+                if rest:
+                    np = np.rstrip("/") + "/" + rest
+                return self.walk("/", np, ctx, follow, depth + 1)
+            stack.append(node)
+            names.append(part)
+            node = child
+        if trailing and not isinstance(node, Dir):
+            return None, ENOTDIR, full
+        return node, 0, "/" + "/".join(names)
+
+    def parent(self, cwd: str, path: str, ctx: Any) -> tuple[Dir | None, str, int]:
+        """The directory that holds (or would hold) ``path``'s last component, and that name."""
+        if not path:
+            return None, "", ENOENT
+        full = path if path.startswith("/") else cwd.rstrip("/") + "/" + path
+        full = full.rstrip("/") or "/"
+        head, _, name = full.rpartition("/")
+        if name in ("", ".", ".."):
+            return None, name, EINVAL if name else EBUSY
+        d, err, _ = self.walk("/", head or "/", ctx)
+        if d is None:
+            return None, name, err
+        if not isinstance(d, Dir):
+            return None, name, ENOTDIR
+        return d, name, 0
+
+
+# --------------------------------------------------------------------------- stat
+def stat_bytes(node: Inode, dev: int = 0x16) -> bytes:
+    """struct stat (x86-64)."""
+    size = node.size()
+    t = node.mtime
+    return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.nlink, node.mode, 0, 0, 0, node.rdev, size,
+                       4096, (size + 511) // 512, t, 0, t, 0, t, 0, 0, 0, 0)
+
+
+def statx_bytes(node: Inode, dev: int = 0x16) -> bytes:
+    """struct statx with the basic fields (mask 0x7ff)."""
+    size = node.size()
+    t = node.mtime
+    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.nlink, 0, 0, node.mode, 0, node.ino, size,
+                       (size + 511) // 512, 0)
+    times = struct.pack("<qIi", t, 0, 0) * 4
+    devs = struct.pack("<IIII", node.rdev >> 8, node.rdev & 0xFF, dev >> 8, dev & 0xFF)
+    out = head + times + devs
+    return out + bytes(256 - len(out))
+
+
+DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1}
+
+
+def dirent(ino: int, off: int, kind: int, name: str) -> bytes:
+    b = name.encode() + b"\0"
+    reclen = (19 + len(b) + 7) & ~7
+    return struct.pack("<QqHB", ino, off, reclen, DT.get(kind, 0)) + b + bytes(reclen - 19 - len(b))
