@@ -17,8 +17,8 @@ wraps the kernel's trap handlers), :func:`l4sim.kernel.invariants.check`
 must report nothing (except the signatures of open kernel bugs listed in
 ``KNOWN_BUGS``, each demonstrated by an xfail test), and the kernel must
 never raise.  The tests at the end reproduce, in the fewest steps, the bugs
-this machine found (most fixed in the kernel since: those stay as
-regression tests; the open ones are marked xfail).
+this machine found (all fixed in the kernel since: they stay as
+regression tests).
 """
 
 from __future__ import annotations
@@ -88,16 +88,7 @@ S_TASK, S_FACTORY, S_THREAD, S_LOG, S_ICU, S_SCHED, S_VGATE, S_VTHREAD = 1, 2, 3
 #: violation signatures of open kernel bugs, each shown by an xfail test below (regex ->
 #: test name); the machine tolerates them so it can look further.  Remove an entry when
 #: its bug is fixed (the strict xfail test then fails until its marker goes too).
-KNOWN_BUGS: dict[str, str] = {
-    r"delete Irq .* reports for|reports the deleted gates of":
-        "test_moving_a_delete_irq_to_another_thread_unregisters_it_from_the_first",
-    # a zombie: not DEAD, so also missing from its task's thread list
-    r"destroyed thread .* is in state \w+, not DEAD|is bound to task .* but listed there 0 times":
-        "test_a_caller_destroyed_by_its_own_map_item_stays_dead",
-    # a dead receiver keeps the reply capability its caller waits on
-    r"DEAD thread .* still has a reply capability|which 0 holders can send":
-        "test_a_receiver_destroyed_by_the_items_it_receives_does_not_strand_its_caller",
-}
+KNOWN_BUGS: dict[str, str] = {}
 _KNOWN = re.compile("|".join(f"(?:{p})" for p in KNOWN_BUGS)) if KNOWN_BUGS else None
 
 
@@ -572,7 +563,9 @@ class HostileTask(RuleBasedStateMachine):
                                     exc_handler=Gate(env, handler) if handler is not None else None)
 
         res = self.sys.issue(go)
-        return multiple(res[0][0].slot, res[0][1].slot) if res and isinstance(res[0], tuple) else multiple()
+        if res and isinstance(res[0], tuple) and all(isinstance(c, Cap) for c in res[0]):
+            return multiple(*(c.slot for c in res[0]))  # the new task and its thread
+        return multiple()
 
     @rule(dest=st.one_of(st.sampled_from([S_VGATE, S_VGATE, S_VTHREAD]), made),
           flags=st.sampled_from([CALL, CALL, SEND, SEND_AND_WAIT]), proto=st.sampled_from([0, 5, 7]),
