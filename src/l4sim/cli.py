@@ -158,6 +158,33 @@ def bench_rt_cmd(as_json: bool, seconds: float) -> None:
     click.echo(f"SimSo: {r['simso'] or 'not installed (pip install simso)'}")
 
 
+@bench.command("linux")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--calls", default=20_000, show_default=True, help="getpid calls per measurement (bare: 10x)")
+@click.option("--loops", default=20_000_000, show_default=True,
+              help="compute-loop rounds per measurement, 3 instructions each (native: 20x)")
+def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
+    """Guest system calls/s (vs a bare unicorn hook) and guest instructions/s (vs native)."""
+    from l4sim.tools.bench_linux import BenchError, bench_linux
+
+    if calls < 1 or loops < 1:
+        _fail(f"--calls {calls} --loops {loops}: give at least 1 each")
+    try:
+        r = bench_linux(calls, loops)
+    except BenchError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    click.echo(f"getpid via exception IPC + personality: {r['syscalls_per_s']:,} calls/s ({calls:,} calls)")
+    click.echo(f"getpid in a bare unicorn syscall hook:  {r['bare_hook_syscalls_per_s']:,} calls/s")
+    click.echo(f"ratio bare/ours: {r['syscall_ratio']}")
+    click.echo(f"compute loop under l4sim: {r['instructions_per_s']:,} instructions/s "
+               f"({r['loop_iterations_per_s']:,} rounds/s x {r['instructions_per_loop_iteration']})")
+    click.echo(f"compute loop native:      {r['native_instructions_per_s']:,} instructions/s")
+    click.echo(f"slowdown vs native: {r['slowdown_vs_native']}x")
+
+
 @main.group("linux")
 def linux() -> None:
     """The Linux personality: static x86-64 Linux programs on the kernel."""
