@@ -106,6 +106,8 @@ class BootResult:
     reason: str
     root: Thread | None
     programs: list[Any] = field(default_factory=list)
+    #: what the scenario's setup returned (for ``realtime_stats``, see :func:`_realtime`)
+    scenario: Any = None
 
     def summary(self) -> dict[str, Any]:
         """The run in figures: totals, and per program (task) its threads' sums.
@@ -121,6 +123,9 @@ class BootResult:
             if th.task is not None:
                 threads_of.setdefault(th.task.kid, []).append(th)
         comps = []
+        end = k.machine.now if self.reason == "until" else max(k.machine.now, *(c.time for c in k.cores))
+        counted_fn = getattr(self.scenario, "realtime_stats", None)
+        counted = counted_fn(end) if callable(counted_fn) else {}
         for task in k.tasks:
             ths = threads_of.get(task.kid, [])
             if not ths:
@@ -147,11 +152,11 @@ class BootResult:
                 "faults": sum(t.pfaults for t in ths),
                 "faulted": fault is not None,
                 "switches": sum(t.switches for t in ths),
+                **_realtime(ths, counted.get(task.name), end),
             })
         return {
             # where the cores got to (a run that ends between events), or the limit it was given
-            "simulated_ns": k.machine.now if self.reason == "until" else max(k.machine.now,
-                                                                             *(c.time for c in k.cores)),
+            "simulated_ns": end,
             "ipcs": k.ipc_count,
             "kernel_invocations": k.kinvokes,
             "context_switches": k.context_switches,
@@ -161,6 +166,30 @@ class BootResult:
             "stopped_because": self.reason,
             "components": comps,
         }
+
+
+def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> dict[str, Any]:
+    """A program's real-time fields: ``realtime`` (some thread has a reservation), ``jobs`` and
+    ``deadline_misses``.
+
+    With reservations the figures are the kernel's (``thread.resv``), summed over the reserved
+    threads; a periodic job whose deadline passed before ``end`` without completing counts as a
+    miss, as in ``l4sim rt simulate``.  A program without one may have counted its own periodic
+    jobs (``counted``, from the scenario's ``realtime_stats``): then ``realtime`` is false and the
+    figures are the program's.  Otherwise there are no such fields.
+    """
+    resvs = [t.resv for t in ths if t.resv is not None]
+    if resvs:
+        jobs = misses = 0
+        for r in resvs:
+            jobs += r.jobs
+            misses += r.misses
+            if r.periodic and end > r.origin + r.deadline:
+                misses += max(0, (end - 1 - r.origin - r.deadline) // r.period + 1 - r.jobs)
+        return {"realtime": True, "jobs": jobs, "deadline_misses": misses}
+    if counted is not None:
+        return {"realtime": False, "jobs": counted["jobs"], "deadline_misses": counted["deadline_misses"]}
+    return {}
 
 
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
@@ -193,7 +222,7 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         progress(kernel)
     kernel.shutdown()
     return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
-                      programs=list(getattr(root, "programs", []) or []))
+                      programs=list(getattr(root, "programs", []) or []), scenario=root)
 
 
 #: events between two progress reports of a long boot
@@ -228,6 +257,12 @@ def format_summary(s: dict[str, Any]) -> str:
             status = c["state"]
         lines.append(f"{c['name'][:14]:<14} {c['threads']:>3} {c['cpu']:>3} {status[:40]:<40} "
                      f"{c['cpu_ns'] / 1e3:>9.1f} us {c['ipcs']:>6} {c['faults']:>6}")
+    rt = [c for c in s["components"] if "jobs" in c]
+    if rt:
+        lines.append("")
+        for c in rt:
+            kind = "real time (reservation)" if c["realtime"] else "periodic, best effort"
+            lines.append(f"{c['name'][:14]:<14} {kind}: {c['jobs']} jobs, {c['deadline_misses']} deadline misses")
     return "\n".join(lines)
 
 

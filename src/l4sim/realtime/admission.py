@@ -1,0 +1,276 @@
+"""The admission server: a user-level program that grants reservations only to sets that stay schedulable.
+
+DROPS gives a real-time component its guarantee in two steps: a resource
+manager checks that the new reservation still leaves every admitted one
+schedulable, and only then asks the kernel for it.  Here that manager is an
+ordinary native program.  It alone holds the scheduler capability; clients
+hold an IPC gate to it and pass the thread to be reserved as a capability.
+
+Protocol (tag label :data:`ADM_PROTO`; word 0 is the operation)
+-------------------------------------------------------------
+
+=============  ==========================================================  =============================
+operation      words after the op (items)                                 reply (proto 0) words
+=============  ==========================================================  =============================
+``RESERVE`` 1  budget, period, deadline (0: the period), priority          ``(id,)``: the reservation id
+               (1..254), cpu, flags (``RESV_*``), first release (ns since
+               boot; 0: now), then optionally a name as
+               :func:`~l4sim.kernel.abi.pack_bytes` words; one map item:
+               the thread's capability
+``RELEASE`` 2  id                                                          ``()``
+``INFO`` 3     cpu                                                         ``(reservations on cpu, utilisation in ppm)``
+=============  ==========================================================  =============================
+
+A refusal has proto ``-errno`` and the reason as ``pack_bytes`` words (at
+most :data:`REASON_MAX` bytes, cut with "..."):
+
+* ``-EBUSY``: not admitted -- the reason is :func:`l4sim.realtime.analysis.admit`'s
+  (which task misses its deadline and by how much, which interval is
+  over-demanded, ...);
+* ``-EINVAL``: a malformed request (too few words, budget 0 or over the
+  period, a period under ``RESV_MIN_PERIOD``, a priority outside 1..254, no
+  thread capability, the scheduler refused the thread);
+* ``-EPERM``: ``RELEASE`` of an id another client (another gate label) holds;
+* ``-ENOENT``: ``RELEASE`` of an unknown id;
+* ``-ENOSYS``: another operation or tag label.
+
+What the server does for ``RESERVE``: it builds the task set of the
+reservations already admitted on that cpu plus the new one (wcet = budget,
+the reservation's period, relative deadline and priority), runs
+``admit(set, policy)`` with the cpu's policy (``"fp"``: exact response-time
+analysis; ``"edf"``: processor-demand analysis), and only when that admits
+it invokes ``Scheduler.run_thread`` (priority, cpu) and
+``Scheduler.set_reservation``.  It keeps the thread capability (to remove the
+reservation on ``RELEASE``) in a slot of its own.
+
+The analysis uses the budgets; the kernel enforces them, so a client whose
+jobs overrun is held back and cannot endanger the others.  Context-switch
+costs are not charged to budgets (kernel.md § 1.5), so a set loaded to the
+last nanosecond may still miss by a few hundred ns per preemption: leave
+some headroom, as a real admission would with its overhead terms.
+
+The policy per cpu is given to the server when it starts (the host sets it
+on the kernel with ``kernel.set_policy``); nothing in the kernel interface
+reads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from l4sim.kernel.abi import (
+    MSG_WORDS,
+    RESV_FLAGS,
+    RESV_MIN_PERIOD,
+    RESV_PERIODIC,
+    Err,
+    Fpage,
+    MapItem,
+    Rights,
+    pack_bytes,
+    unpack_bytes,
+)
+from l4sim.realtime.analysis import admit
+from l4sim.realtime.taskset import TaskSetError, build
+from l4sim.user.env import Env, Gate, L4Error, ThreadCap
+
+#: the tag label of the admission protocol
+ADM_PROTO = 0x41D
+OP_RESERVE = 1
+OP_RELEASE = 2
+OP_INFO = 3
+#: the longest reason sent back (bytes); pack_bytes needs one word for the length
+REASON_MAX = 8 * (MSG_WORDS - 1)
+
+
+class AdmissionError(Exception):
+    """The admission server refused: ``err`` is the errno, ``reason`` its explanation."""
+
+    def __init__(self, err: int, reason: str) -> None:
+        self.err = err
+        self.reason = reason
+        name = Err(err).name if err in Err._value2member_map_ else str(err)
+        super().__init__(f"admission refused ({name}): {reason}")
+
+
+@dataclass
+class Admitted:
+    rid: int
+    name: str
+    cpu: int
+    budget: int
+    period: int
+    deadline: int
+    prio: int
+    slot: int  # the server's slot holding the thread capability
+    owner: int  # the gate label (without the rights bits) of the client that asked
+
+
+def _reason_words(reason: str) -> tuple[int, ...]:
+    data = reason.encode()
+    if len(data) > REASON_MAX:
+        data = data[: REASON_MAX - 3] + b"..."
+    return pack_bytes(data)
+
+
+class AdmissionServer:
+    """The server's state; :meth:`serve` is its loop (see the module docstring)."""
+
+    def __init__(self, env: Env, policy: str | dict[int, str] = "fp") -> None:
+        self.env = env
+        self.policy = policy
+        self.admitted: dict[int, Admitted] = {}
+        self.next_id = 1
+        self.refusals = 0
+
+    def policy_of(self, cpu: int) -> str:
+        if isinstance(self.policy, str):
+            return self.policy
+        return self.policy.get(cpu, "fp")
+
+    def check(self, cand: Admitted) -> tuple[bool, str]:
+        """Whether the set on ``cand.cpu`` plus ``cand`` is schedulable, and why (not)."""
+        rows = [{"name": a.name, "wcet": a.budget, "period": a.period, "deadline": a.deadline,
+                 "priority": a.prio}
+                for a in self.admitted.values() if a.cpu == cand.cpu]
+        rows.append({"name": cand.name, "wcet": cand.budget, "period": cand.period,
+                     "deadline": cand.deadline, "priority": cand.prio})
+        try:
+            ts = build(rows, "ns")
+        except TaskSetError as e:
+            return False, str(e)
+        return admit(ts, self.policy_of(cand.cpu))  # type: ignore[arg-type]
+
+    def utilisation(self, cpu: int) -> Fraction:
+        return sum((Fraction(a.budget, a.period) for a in self.admitted.values() if a.cpu == cpu), Fraction(0))
+
+    async def _drop_slot(self, slot: int) -> None:
+        """Forget the capability in ``slot`` (our own copy only) and reuse the slot."""
+        await self.env.task.unmap(Fpage.obj(slot), include_self=True)
+        self.env.free_slot(slot)
+
+    async def reserve(self, words: tuple[int, ...], label: int, got_cap: bool, slot: int) -> tuple[int, tuple[int, ...]]:
+        if len(words) < 8:
+            return -Err.EINVAL, _reason_words("RESERVE needs budget, period, deadline, priority, cpu, "
+                                              "flags and first release")
+        budget, period, deadline, prio, cpu, flags, start = words[1:8]
+        name = unpack_bytes(words[8:]).decode("utf-8", "replace") if len(words) > 8 else ""
+        rid = self.next_id
+        name = name or f"resv{rid}"
+        if any(a.name == name for a in self.admitted.values()):
+            name = f"{name}#{rid}"
+        problem = None
+        if not got_cap:
+            problem = "no thread capability: send the thread as a map item"
+        elif not 0 < budget <= period:
+            problem = f"budget {budget} ns must be > 0 and <= the period {period} ns"
+        elif period < RESV_MIN_PERIOD:
+            problem = f"period {period} ns is under the minimum {RESV_MIN_PERIOD} ns"
+        elif not 1 <= prio <= 254:
+            problem = f"priority {prio} must be in 1..254"
+        elif flags & ~RESV_FLAGS:
+            problem = f"unknown flags {flags:#x}"
+        if problem is not None:
+            return -Err.EINVAL, _reason_words(problem)
+        cand = Admitted(rid, name, cpu, budget, period, deadline or period, prio, slot, label & ~3)
+        ok, reason = self.check(cand)
+        if not ok:
+            self.refusals += 1
+            return -Err.EBUSY, _reason_words(f"{name}: {reason}")
+        th = ThreadCap(self.env, slot)
+        try:
+            await self.env.scheduler.run_thread(th, prio, 10_000_000, 1 << cpu)
+            await self.env.scheduler.set_reservation(th, budget, period, deadline, flags, start)
+        except L4Error as e:
+            return -Err.EINVAL, _reason_words(f"{name}: the scheduler refused: {e}")
+        self.admitted[rid] = cand
+        self.next_id += 1
+        return 0, (rid,)
+
+    async def release(self, words: tuple[int, ...], label: int) -> tuple[int, tuple[int, ...]]:
+        if len(words) < 2:
+            return -Err.EINVAL, _reason_words("RELEASE needs the reservation id")
+        a = self.admitted.get(words[1])
+        if a is None:
+            return -Err.ENOENT, _reason_words(f"no reservation {words[1]}")
+        if a.owner != label & ~3:
+            return -Err.EPERM, _reason_words(f"reservation {words[1]} belongs to another client")
+        del self.admitted[a.rid]
+        with contextlib.suppress(L4Error):  # the thread is gone: nothing left to remove
+            await self.env.scheduler.set_reservation(ThreadCap(self.env, a.slot), 0)
+        await self._drop_slot(a.slot)
+        return 0, ()
+
+    async def serve(self) -> int:
+        env = self.env
+        slot = env.alloc_slot()
+        msg = await env.wait(rcv=(Fpage.obj(slot),))
+        while True:
+            proto: int
+            words: tuple[int, ...]
+            if msg.error:
+                msg = await env.wait(rcv=(Fpage.obj(slot),))
+                continue
+            got_cap = bool(msg.items)
+            op = msg.words[0] if msg.words else -1
+            if msg.proto != ADM_PROTO:
+                proto, words = -Err.ENOSYS, _reason_words(f"unknown protocol {msg.proto}")
+            elif op == OP_RESERVE:
+                proto, words = await self.reserve(msg.words, msg.label, got_cap, slot)
+                if proto == 0:
+                    got_cap = False  # the slot now belongs to the reservation
+                    slot = env.alloc_slot()
+            elif op == OP_RELEASE:
+                proto, words = await self.release(msg.words, msg.label)
+            elif op == OP_INFO:
+                cpu = msg.words[1] if len(msg.words) > 1 else 0
+                n = sum(1 for a in self.admitted.values() if a.cpu == cpu)
+                proto, words = 0, (n, int(self.utilisation(cpu) * 1_000_000))
+            else:
+                proto, words = -Err.ENOSYS, _reason_words(f"unknown operation {op}")
+            if got_cap:  # a capability we keep no use for: empty the receive slot again
+                await env.task.unmap(Fpage.obj(slot), include_self=True)
+            msg = await env.reply_and_wait(proto, *words, rcv=(Fpage.obj(slot),))
+
+
+async def admission_server(env: Env, policy: str | dict[int, str] = "fp") -> int:
+    """The admission server's program (``start_task(..., {"scheduler": ...}, args=(policy,))``)."""
+    return await AdmissionServer(env, policy).serve()
+
+
+# -- the client side -------------------------------------------------------------------------
+
+
+async def reserve(gate: Gate, thread: ThreadCap, budget: int, period: int, deadline: int = 0, prio: int = 1,
+                  cpu: int = 0, flags: int = RESV_PERIODIC, start: int = 0, name: str = "") -> int:
+    """Ask the admission server behind ``gate`` for a reservation of ``thread``; returns its id.
+
+    Raises :class:`AdmissionError` with the server's reason when it refuses.
+    """
+    extra = pack_bytes(name.encode()[:256]) if name else ()
+    msg = await gate.call(ADM_PROTO, OP_RESERVE, budget, period, deadline, prio, cpu, flags, start, *extra,
+                          items=(MapItem(thread.fpage(Rights.RWSD)),))
+    _raise(msg)
+    return int(msg.words[0])
+
+
+async def release(gate: Gate, rid: int) -> None:
+    """Give reservation ``rid`` back: the thread is best effort again."""
+    _raise(await gate.call(ADM_PROTO, OP_RELEASE, rid))
+
+
+async def info(gate: Gate, cpu: int = 0) -> tuple[int, float]:
+    """(reservations admitted on ``cpu``, their utilisation)."""
+    msg = await gate.call(ADM_PROTO, OP_INFO, cpu)
+    _raise(msg)
+    return msg.words[0], msg.words[1] / 1_000_000
+
+
+def _raise(msg: Any) -> None:
+    if msg.error:
+        raise AdmissionError(0, f"IPC error {msg.error}")
+    if msg.proto < 0:
+        raise AdmissionError(-msg.proto, unpack_bytes(msg.words).decode("utf-8", "replace"))
