@@ -1,14 +1,19 @@
 """Guest programs for the Linux personality tests: C sources in ``guest/``, built at test time.
 
-``build(name)`` compiles ``guest/NAME.c`` with ``gcc -static -O1`` (or ``-static-pie``) once per
-test session into a temporary directory; tests skip cleanly when gcc or the
-static C library is missing.
+``build(name, *flags)`` compiles ``guest/NAME.c`` once per test session into a
+temporary directory with the Zig C compiler of the pip package ``ziglang``
+(``python -m ziglang cc -target x86_64-linux-musl -static``), so the tests need
+nothing but pip; without ziglang the host's ``gcc -static`` (glibc) is used.
+Tests skip cleanly when neither can build a static program.  ``LIBC`` says
+which C library the programs were linked with ("musl" or "glibc").
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,21 +22,38 @@ import pytest
 GUEST = Path(__file__).parent / "guest"
 
 
+def compiler() -> tuple[list[str], str] | None:
+    """The C compiler command for static x86-64 Linux programs and its C library."""
+    if importlib.util.find_spec("ziglang") is not None:
+        return [sys.executable, "-m", "ziglang", "cc", "-target", "x86_64-linux-musl"], "musl"
+    gcc = shutil.which("gcc")
+    if gcc is not None:
+        return [gcc], "glibc"
+    return None
+
+
+CC = compiler()
+LIBC = CC[1] if CC else ""
+
+
 @pytest.fixture(scope="session")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    cc = shutil.which("gcc")
     out = tmp_path_factory.mktemp("linux-guest")
     done: dict[tuple[str, tuple[str, ...]], Path] = {}
 
     def _build(name: str, *flags: str) -> Path:
-        if cc is None:
-            pytest.skip("gcc is not installed")
+        if CC is None:
+            pytest.skip("no C compiler: pip install ziglang (or install gcc)")
         key = (name, flags)
         if key not in done:
             exe = out / (name + "".join(f.replace("-", "_") for f in flags))
-            static = [] if "-static-pie" in flags else ["-static"]
-            r = subprocess.run([cc, *static, "-O1", *flags, "-o", str(exe), str(GUEST / f"{name}.c")],
-                               capture_output=True, text=True)
+            if "-static-pie" in flags:  # zig cc spells it -fPIE -pie -static
+                opts = [f for f in flags if f != "-static-pie"] + (
+                    ["-fPIE", "-pie", "-static"] if LIBC == "musl" else ["-static-pie"])
+            else:
+                opts = ["-static", *flags]
+            r = subprocess.run([*CC[0], *opts, "-O1", "-o", str(exe), str(GUEST / f"{name}.c")],
+                               capture_output=True, text=True, timeout=600)
             if r.returncode != 0:
                 pytest.skip(f"cannot build a static guest program: {r.stderr.strip().splitlines()[-1:]}")
             done[key] = exe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,12 +61,12 @@ def test_at_random_comes_from_the_seed(build: Build) -> None:
 
 
 def test_malloc_uses_brk_and_mmap(build: Build) -> None:
-    """Many small mallocs grow the heap through brk, a 1 MiB one is an anonymous mmap; the
-    data written reads back."""
+    """sbrk grows the heap through brk, a 1 MiB malloc is an anonymous mmap (munmapped by
+    free); the data written reads back."""
     res, out, _, lines = _run(build("malloc"), strace=True)
     assert res.status == 0 and out == b"sum=124716 big=-128 heap_grew=1\n"
-    assert sum(ln.startswith("brk(0x") for ln in lines) >= 2
-    assert any(ln.startswith("mmap(NULL, 1052672,") for ln in lines)
+    assert sum(ln.startswith("brk(") for ln in lines) >= 2
+    assert any(ln.startswith("mmap(") and int(ln.split(", ")[1]) >= 1 << 20 for ln in lines)
     assert any(ln.startswith("munmap(") and ln.endswith("= 0") for ln in lines)
 
 
@@ -101,10 +102,12 @@ def test_unimplemented_calls_are_counted(build: Build) -> None:
 def test_strace_lines(build: Build) -> None:
     """--strace shows calls with decoded arguments and results, like strace."""
     _, _, _, lines = _run(build("hello"), strace=True)
-    assert 'write(1, "hello, world\\n", 13) = 13' in lines
+    assert ('write(1, "hello, world\\n", 13) = 13' in lines
+            or any(re.fullmatch(r"writev\(1, 0x[0-9a-f]+, [12]\) = 13", ln) for ln in lines))
     assert any(ln.startswith("arch_prctl(0x1002, 0x") and ln.endswith(") = 0") for ln in lines)
-    assert 'readlink("/proc/self/exe", ' in "\n".join(lines)
     assert lines[-2:] == ["exit_group(0) = ?", "+++ exited with 0 +++"]
+    _, _, _, lines = _run(build("fileio"), strace=True)
+    assert any(ln.startswith('open') and '"/tmp/a.txt", ' in ln for ln in lines)
 
 
 def test_static_pie_runs(build: Build) -> None:
@@ -124,7 +127,7 @@ def test_invalid_instruction_is_sigill(build: Build) -> None:
     """ud2 (__builtin_trap) kills the process with SIGILL (status 132), reported at its RIP."""
     res, _, _, lines = _run(build("ud2"), strace=True)
     assert res.status == 132
-    assert lines[-2].startswith("--- SIGILL {si_signo=SIGILL, si_addr=0x4") and lines[-1] == "+++ killed by SIGILL +++"
+    assert re.fullmatch(r"--- SIGILL \{si_signo=SIGILL, si_addr=0x[0-9a-f]+\} ---", lines[-2]) and lines[-1] == "+++ killed by SIGILL +++"
 
 
 def test_running_out_of_memory_is_sigkill(build: Build) -> None:

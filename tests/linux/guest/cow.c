@@ -6,7 +6,9 @@
 int global = 1;
 int main(void) {
     int local = 2;
-    int *heap = malloc(64 * 1024);
+    /* volatile: the child's stores must happen (a compiler may drop stores to memory
+       that nothing reads before _exit) */
+    volatile int *heap = malloc(64 * 1024);
     for (int i = 0; i < 16384; i++) heap[i] = i;
     pid_t pid = fork();
     if (pid == 0) {

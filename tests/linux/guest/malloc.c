@@ -1,10 +1,11 @@
-/* brk and malloc: many small blocks on the heap, one big block (mmap'd by malloc), checked sums */
+/* brk and malloc: many small blocks, one big block (mmap'd by malloc), sbrk by hand, checked sums */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 int main(void) {
-    char *start = sbrk(0);
+    char *start = (char *)syscall(SYS_brk, 0);
     long sum = 0;
     char *blocks[1000];
     for (int i = 0; i < 1000; i++) {
@@ -18,7 +19,11 @@ int main(void) {
     long bsum = 0;
     for (int i = 0; i < (1 << 20); i += 4096) bsum += big[i];
     free(big);
-    char *end = sbrk(0);
+    /* some C libraries' malloc (and sbrk) never grow the heap: move the break by hand too */
+    char *more = (char *)syscall(SYS_brk, 0);
+    char *end = (char *)syscall(SYS_brk, more + 4 * 4096);
+    if (end != more + 4 * 4096) return 2;
+    memset(more, 7, 4 * 4096);
     printf("sum=%ld big=%ld heap_grew=%d\n", sum, bsum, end > start);
     return 0;
 }
