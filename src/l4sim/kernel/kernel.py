@@ -258,6 +258,10 @@ class Core:
 class Kernel:
     """The kernel of one simulated machine."""
 
+    #: guest system calls are answered inside the CPU's syscall hook when they can be;
+    #: False stops emulation for every call: the same run, slower (see kernel/guest.py)
+    guest_inhook = True
+
     def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None) -> None:
         self.machine = machine
         self.events = machine.events
@@ -953,84 +957,106 @@ class Kernel:
         return cur
 
     def _step(self, core: Core) -> None:
-        """Run ``core`` from now until it idles, computes, or must let an event in.
+        """Run ``core`` from now until it idles, computes, or must let an event in."""
+        core.step_ev = None
+        core.computing = False
+        if core.time < self.events.now:
+            core.time = self.events.now
+        self.running = core
+        try:
+            self._loop(core, None)
+        finally:
+            self.running = None
+
+    def _loop(self, core: Core, inhook: Thread | None) -> bool:
+        """The body of :meth:`_step`: run the current thread's traps, one after another.
 
         Each iteration runs the current thread if nothing forces a new choice
         (the fast check below), else :meth:`_pick` decides; then the thread
         either continues its computation or executes its next trap.
+
+        ``inhook`` is a guest thread whose system call is being delivered
+        from inside its CPU's syscall hook (see :mod:`l4sim.kernel.guest`):
+        then this loop runs native threads only and returns True as soon as
+        ``inhook`` is the thread to run next, so the hook can resume it
+        without leaving emulation; it returns False, having done nothing of
+        the step in hand, whenever the outer loop must take over (an idle
+        core, an event due, a computation, a retried access, another guest
+        thread).  The outer loop then repeats the same checks and goes on
+        exactly where this one stopped: both ways give the same run.
         """
         ev = self.events
         heap = ev._heap  # read directly: the bound on running ahead (hot loop)
-        core.step_ev = None
-        core.computing = False
-        if core.time < ev.now:
-            core.time = ev.now
-        self.running = core
         traps = self._traps
         cid = core.id
         ready = _READY
-        try:
-            while True:
-                cur = core.current
-                if (cur is None or cur.state is not ready or cur.cpu != cid or cur.quantum_left <= 0
-                        or (core.bits and core.bits.bit_length() - 1 >= cur.prio)):
-                    if cur is not None and cur.resv is not None and cur.quantum_left <= 0:
-                        self._budget_check(core, cur)
-                    cur = self._pick(core)
-                    if cur is None:
+        while True:
+            cur = core.current
+            if (cur is None or cur.state is not ready or cur.cpu != cid or cur.quantum_left <= 0
+                    or (core.bits and core.bits.bit_length() - 1 >= cur.prio)):
+                if cur is not None and cur.resv is not None and cur.quantum_left <= 0:
+                    self._budget_check(core, cur)
+                cur = self._pick(core)
+                if cur is None:
+                    if inhook is None:
                         core.idle_since = core.time
-                        return
-                if heap and core.time > heap[0][0]:
+                    return False
+            if heap and core.time > heap[0][0]:
+                if inhook is None:
                     core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
-                    return
-                if cur.compute_left:
-                    run = cur.compute_left if cur.compute_left < cur.quantum_left else cur.quantum_left
-                    cur.compute_left -= run
-                    core.comp_start = core.time
-                    self._charge(core, cur, run)
-                    core.computing = True
-                    core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
-                    return
-                # --- execute one trap of the current thread
-                redo = cur.redo
-                if redo is not None:  # a faulting access, retried after its fault IPC
-                    cur.redo = None
-                    answer = cur.resume
-                    cur.resume = None
-                    if type(answer) is Msg and (answer.error or answer.proto < 0):  # the pager refused
-                        cur.redo = redo
-                        self._exception(core, cur, TRAP_PAGE_FAULT, answer.error or -answer.proto, (),
-                                        "page fault not resolved")
-                    else:
-                        traps[type(redo)](core, cur, redo)
-                    continue
-                if cur.guest is not None:  # x86-64 code on the guest CPU executor
-                    cur.guest.run(self, core, cur)
-                    continue
-                coro = cur.coro
-                if coro is None:
-                    self._kill(cur, None, "no code to resume")
-                    continue
-                try:
-                    trap = coro.send(cur.resume)
-                except StopIteration as stop:
-                    cur.coro = None
-                    self._kill(cur, stop.value if type(stop.value) is int else 0, "exit")
-                    continue
-                except Exception as exc:  # the program raised: exception IPC
-                    cur.coro = None
-                    self._exception(core, cur, TRAP_PY_EXCEPTION,
-                                    zlib.crc32(type(exc).__name__.encode()), (), repr(exc))
-                    continue
+                return False
+            if cur.compute_left:
+                if inhook is not None:
+                    return False
+                run = cur.compute_left if cur.compute_left < cur.quantum_left else cur.quantum_left
+                cur.compute_left -= run
+                core.comp_start = core.time
+                self._charge(core, cur, run)
+                core.computing = True
+                core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
+                return False
+            # --- execute one trap of the current thread
+            redo = cur.redo
+            if redo is not None:  # a faulting access, retried after its fault IPC
+                if inhook is not None:
+                    return False
+                cur.redo = None
+                answer = cur.resume
                 cur.resume = None
-                cur.traps += 1
-                handler = traps.get(type(trap))
-                if handler is None:
-                    self._exception(core, cur, TRAP_BAD_TRAP, 0, (), f"not a trap: {type(trap).__name__}")
-                    continue
-                handler(core, cur, trap)
-        finally:
-            self.running = None
+                if type(answer) is Msg and (answer.error or answer.proto < 0):  # the pager refused
+                    cur.redo = redo
+                    self._exception(core, cur, TRAP_PAGE_FAULT, answer.error or -answer.proto, (),
+                                    "page fault not resolved")
+                else:
+                    traps[type(redo)](core, cur, redo)
+                continue
+            if cur.guest is not None:  # x86-64 code on the guest CPU executor
+                if inhook is not None:
+                    return cur is inhook
+                cur.guest.run(self, core, cur)
+                continue
+            coro = cur.coro
+            if coro is None:
+                self._kill(cur, None, "no code to resume")
+                continue
+            try:
+                trap = coro.send(cur.resume)
+            except StopIteration as stop:
+                cur.coro = None
+                self._kill(cur, stop.value if type(stop.value) is int else 0, "exit")
+                continue
+            except Exception as exc:  # the program raised: exception IPC
+                cur.coro = None
+                self._exception(core, cur, TRAP_PY_EXCEPTION,
+                                zlib.crc32(type(exc).__name__.encode()), (), repr(exc))
+                continue
+            cur.resume = None
+            cur.traps += 1
+            handler = traps.get(type(trap))
+            if handler is None:
+                self._exception(core, cur, TRAP_BAD_TRAP, 0, (), f"not a trap: {type(trap).__name__}")
+                continue
+            handler(core, cur, trap)
 
     # ------------------------------------------------------------ guest threads
     def create_guest_thread(self, task: Task, name: str, regs: dict[str, int], exc_handler_slot: int = 0,
@@ -1382,9 +1408,11 @@ class Kernel:
                 self._sys_ipc(core, th, t)
                 return
             peer = r.caller  # type: ignore[assignment]
-            if peer is None or peer.state is not _RECV or peer.partner is not r or peer.exc_pending:
+            if peer is None or peer.state is not _RECV or peer.partner is not r or (
+                    peer.exc_pending and proto != 0):  # a refusing exception reply kills: full path
                 self._sys_ipc(core, th, t)
                 return
+            peer.exc_pending = 0  # an exception reply with label 0 resumes, as _wake does
             th.reply = None
             r.caller = None
             r.used = True
@@ -1393,7 +1421,28 @@ class Kernel:
         else:
             self._sys_ipc(core, th, t)
             return
-        # --- perform: copy, count, wake the peer, block ourselves
+        self._fast_perform(core, th, peer, proto, words, label, flags == CALL_FLAGS)
+
+    def _fast_call(self, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...]) -> None:
+        """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC):
+        the fastpath without decoding words it built, else the full path."""
+        entry = th.task.caps.slots.get(slot)  # type: ignore[union-attr]
+        if entry is not None and type(entry.obj) is IpcGate:
+            dest = entry.obj.thread
+            if dest is not None and dest.state is _RECV and dest.partner is None and dest is not th:
+                r = Reply(self._next_kid(), th)
+                r.alive = False
+                if dest.reply is not None:
+                    self._drop_reply(dest)
+                dest.reply = r
+                th.partner = r
+                self._fast_perform(core, th, dest, proto, words, entry.obj.label | (entry.rights & 3), True)
+                return
+        self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words))
+
+    def _fast_perform(self, core: Core, th: Thread, peer: Thread, proto: int, words: tuple[int, ...],
+                      label: int, call: bool) -> None:
+        """The fastpath's effect: copy, count, wake the peer, block ``th`` in its receive."""
         costs = self.costs
         ns = costs.syscall + costs.ipc_base + costs.ipc_per_word * len(words)
         core.time += ns
@@ -1405,7 +1454,7 @@ class Kernel:
         if self.tracer is not None:
             self._flow += 1
             self._trace(core.id, "ipc", th.kid, to=peer.kid, proto=proto, label=label, words=len(words),
-                        items=0, flow=self._flow, op="call" if flags == CALL_FLAGS else "reply")
+                        items=0, flow=self._flow, op="call" if call else "reply")
             self._trace(peer.cpu, "recv", peer.kid, **{"from": th.kid, "flow": self._flow})
         if peer.timeout_ev is not None:
             peer.timeout_ev.cancel()
@@ -1415,7 +1464,7 @@ class Kernel:
         th.rcv_bufs = ()
         th.state = _RECV
         if self.tracer is not None:
-            self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if flags == CALL_FLAGS else -1)
+            self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if call else -1)
         peer.state = _READY
         if peer.cpu == core.id and not (core.bits and core.bits.bit_length() - 1 >= peer.prio):
             # direct switch: the peer is what the scheduler would pick next anyway
