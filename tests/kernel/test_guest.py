@@ -392,3 +392,45 @@ def test_int3_and_divide_error_are_traps_3_and_0(tmp: Path) -> None:
     s.guest(t, prog)
     s.k.run()
     assert log == [(3, 0, prog.symbols["after_int3"], 0), (0, 0, prog.symbols["div_insn"], 0)]
+
+
+def test_a_dead_tasks_guest_cpu_is_freed(tmp: Path) -> None:
+    """Deleting a task frees its unicorn instance; the kernel keeps no guest CPU for it."""
+    prog = build("hello", tmp)
+    log: list[Any] = []
+    s = Sys(serve(log))
+    t = s.task()
+    s.load(t, prog)
+    th = s.guest(t, prog)
+    cpu = guest.cpu_of(s.k, t)
+    s.k.run()
+    assert log[-1] == ("exit", 7) and th.state is TS.DEAD
+    assert s.k.guest_cpus == {t.kid: cpu} and cpu.uch is not None
+    s.k.destroy(t)
+    assert s.k.guest_cpus == {} and cpu.uch is None and cpu.uc is None
+    with pytest.raises(ValueError, match="dead task"):
+        guest.cpu_of(s.k, t)
+
+
+def test_a_task_deleted_from_inside_its_own_syscall_hook(tmp: Path) -> None:
+    """The handler deletes the calling task while the kernel runs inside that task's hook: the
+    instance is closed only once emulation has returned, and the run goes on."""
+    prog = build("hello", tmp)
+    done: list[Any] = []
+    s: Sys
+
+    async def root(env: Env) -> None:
+        msg = await env.wait()
+        assert msg.proto == guest.SYSCALL_LABEL
+        s.k.destroy(victim)  # host-side stand-in for the task's last capability going
+        done.append(s.k.guest_cpus.get(victim.kid))
+        await env.reply(0, 1)
+        done.append("after")
+
+    s = Sys(root)
+    victim = s.task()
+    s.load(victim, prog)
+    th = s.guest(victim, prog)
+    cpu = guest.cpu_of(s.k, victim)
+    s.k.run()
+    assert done == [None, "after"] and th.state is TS.DEAD and cpu.uch is None

@@ -270,6 +270,8 @@ class GuestCPU:
         uc.mem_write(self.trap_paddr, b"\xf4" * 0x1000)
         self.nframes = mem.nframes
         self.owner: GuestThread | None = None
+        #: the task died while this CPU's emulation ran: close when it returns
+        self.closing = False
         self.tlb_stale = False
         self.tb_stale = False
         #: pages instructions were fetched from since the last code flush
@@ -353,6 +355,20 @@ class GuestCPU:
             _hook_add(self.uch, UC_HOOK_BLOCK, _PY_BLOCK, ctypes.byref(self.budget))
         task.vspace.on_change.append(self._changed)
 
+    def close(self) -> None:
+        """Free the unicorn instance of a dead task (deferred while its emulation runs)."""
+        if self.running is not None:
+            self.closing = True  # inside this CPU's own hook: run() closes it when emu_start returns
+            return
+        if self.uch is None:
+            return
+        if self._changed in self.task.vspace.on_change:
+            self.task.vspace.on_change.remove(self._changed)
+        self.uc._Uc__finalizer()  # the binding's own uc_close, run once
+        self.uc = None
+        self.uch = None
+        self.owner = None
+
     def _changed(self, vpn: int) -> None:
         self.tlb_stale = True
         if vpn in self.code_vpns:
@@ -385,10 +401,12 @@ class GuestCPU:
 
 
 def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
-    """The task's guest CPU, created on first use."""
-    cpus: dict[int, GuestCPU] = kernel.__dict__.setdefault("guest_cpus", {})
-    cpu = cpus.get(task.kid)
+    """The task's guest CPU, created on first use (freed when the task dies)."""
+    cpus = kernel.guest_cpus
+    cpu: GuestCPU | None = cpus.get(task.kid)
     if cpu is None:
+        if not task.alive:
+            raise ValueError("a dead task has no guest CPU")
         cpu = cpus[task.kid] = GuestCPU(kernel, task)
     return cpu
 
@@ -430,6 +448,9 @@ class GuestThread:
     def run(self, k: Kernel, core: Core, th: Thread) -> None:
         """Run ``th`` (the current thread of ``core``) for one slice, then handle why it stopped."""
         cpu = self.cpu
+        if cpu.uch is None:  # the task's CPU is gone (it died): nothing to run
+            k._kill(th, None, "task deleted")
+            return
         cpu.switch_to(self)
         if self.waiting and not self._resume(k, core, th):
             return
@@ -450,6 +471,9 @@ class GuestThread:
             err = uclib.uc_emu_start(cpu.uch, self.rip, UNTIL, 0, 0)
         finally:
             cpu.running = None
+        if cpu.closing:
+            cpu.closing = False
+            cpu.close()
         if cpu.hook_error is not None:
             exc, cpu.hook_error = cpu.hook_error, None
             raise exc

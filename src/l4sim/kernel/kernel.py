@@ -279,6 +279,8 @@ class Kernel:
         self.port_roots: dict[int, MemMap] = {}
         self.threads: list[Thread] = []
         self.running: Core | None = None  # core executing traps right now
+        #: the guest CPU (kernel/guest.py) of each task that has guest threads, by task id
+        self.guest_cpus: dict[int, Any] = {}
         # statistics
         self.ipc_count = 0
         self.kinvokes = 0
@@ -649,6 +651,9 @@ class Kernel:
                         self.mdb_remove(node, include_self=True)
                 for th in list(obj.threads):
                     self._kill(th, None, "task deleted")
+                cpu = self.guest_cpus.pop(obj.kid, None)
+                if cpu is not None:
+                    cpu.close()  # its unicorn instance: the largest thing a dead task leaves
             case Reply():
                 caller = obj.caller
                 obj.caller = None
