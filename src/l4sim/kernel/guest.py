@@ -261,7 +261,7 @@ class GuestCPU:
         self.task = task
         self.uc: Any = _Uc(UC_ARCH_X86, UC_MODE_64)
         uc = self.uc
-        self.uch = uc._uch
+        self.uch: Any = uc._uch
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.host_address(0))
         # the private page behind UNTIL - 1 (see UNTIL); outside RAM, never a frame
