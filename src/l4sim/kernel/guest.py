@@ -77,6 +77,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,7 @@ _HOOK_SYSCALL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _TLB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TLB_FLUSH
 _TB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH
 _STOP_ADDR = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+_unpack_regs = struct.Struct(f"<{len(REGS)}Q").unpack_from
 
 
 # ----------------------------------------------------------------- the block counter
@@ -377,7 +379,7 @@ class GuestCPU:
     # --- registers (batched through the C API)
     def read_regs(self) -> tuple[int, ...]:
         uclib.uc_reg_read_batch(self.uch, self._regs, self._ptrs, len(REGS))
-        return tuple(self._vals)
+        return _unpack_regs(self._vals)  # ~10x faster than tuple() over the ctypes array
 
     def write_regs(self, words: tuple[int, ...]) -> None:
         n = min(len(words), len(REGS))
