@@ -142,8 +142,9 @@ def bench_mem_cmd(as_json: bool, pages: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
 @click.option("--seconds", default=10.0, show_default=True, help="simulated seconds per policy")
 def bench_rt_cmd(as_json: bool, seconds: float) -> None:
-    """Scheduling events simulated per wall-clock second: 20 periodic reserved threads, FP and EDF."""
-    from l4sim.realtime.sim import bench_rt
+    """Scheduling events simulated per wall-clock second: 20 periodic reserved threads, FP and EDF;
+    and SimSo's figures for the same set when SimSo is importable."""
+    from l4sim.tools.bench import bench_rt
 
     if not 0 < seconds <= 3600:
         _fail(f"--seconds {seconds}: give 0 < seconds <= 3600")
@@ -155,7 +156,16 @@ def bench_rt_cmd(as_json: bool, seconds: float) -> None:
         click.echo(f"{pol.upper():<3} {r['tasks']} tasks, {seconds:g} s simulated: {r[pol + '_sched_events']:,} "
                    f"scheduling events in {r[pol + '_wall_s']} s = {r[pol + '_events_per_s']:,} events/s, "
                    f"{r[pol + '_deadline_misses']} deadline misses")
-    click.echo(f"SimSo: {r['simso'] or 'not installed (pip install simso)'}")
+    ss = r["simso"]
+    if ss is None:
+        click.echo(f"SimSo: not measured: {r['simso_missing']} (pip install simso; see docs/realtime.md)")
+        return
+    for pol in ("fp", "edf"):
+        click.echo(f"SimSo {pol.upper():<3} same set and time: {ss[pol + '_sched_events']:,} events "
+                   f"({ss[pol + '_activations']:,} activations + {ss[pol + '_dispatches']:,} dispatches) "
+                   f"in {ss[pol + '_wall_s']} s = {ss[pol + '_events_per_s']:,} events/s, "
+                   f"{ss[pol + '_deadline_misses']} deadline misses; "
+                   f"wall time {ss[pol + '_wall_ratio']}x l4sim's")
 
 
 @bench.command("linux")
@@ -295,24 +305,31 @@ def rt_analyze_cmd(file: str, policy: str, as_json: bool) -> None:
 @click.option("--gantt", "gantt", default=None, help="draw the schedule to FILE.png or FILE.svg (needs matplotlib)")
 @click.option("--trace", "trace_path", default=None, help="write a Perfetto/Chrome trace JSON here")
 @click.option("--ideal", is_flag=True, help="kernel operations take no time (the schedule the analysis assumes)")
-@click.option("--seed", default=0, show_default=True, help="seed of the release-jitter generator")
+@click.option("--seed", default=0, show_default=True,
+              help="seed of the release-jitter and optional-execution-time generators")
+@click.option("--optional", "optional", default="slack", show_default=True,
+              help="QAS optional parts: slack (reserve, then the slack until the deadline), "
+                   "reserve (aborted at the reserved point) or off")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON on the last line")
 def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | None, trace_path: str | None,
-                    ideal: bool, seed: int, as_json: bool) -> None:
+                    ideal: bool, seed: int, optional: str, as_json: bool) -> None:
     """Run the task set in FILE as periodic threads with reservations on the kernel.
 
     Reports per task the jobs completed, deadline misses and the largest
-    observed response time.  Exit status 0 without deadline misses, 1 with
-    some, 2 when FILE cannot be run.
+    observed response time, and for tasks with an optional part the quality
+    achieved against the quality requested.  Exit status 0 without deadline
+    misses, 1 with some, 2 when FILE cannot be run.
     """
     import importlib.util
     from fractions import Fraction
 
     from l4sim.realtime.sim import (
+        OPTIONAL_MODES,
         analysed_wcrt,
         draw_gantt,
         format_table,
         job_overhead,
+        qas_overhead,
         simulate,
         zero_costs,
     )
@@ -321,6 +338,8 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
     pol = policy.lower()
     if pol not in ("fp", "edf"):
         _fail(f"unknown policy {policy!r}; use --policy fp or --policy edf")
+    if optional not in OPTIONAL_MODES:
+        _fail(f"unknown --optional {optional!r}; use slack, reserve or off")
     if gantt is not None:
         if not gantt.lower().endswith((".png", ".svg")):
             _fail(f"--gantt {gantt}: give a file name ending in .png or .svg")
@@ -345,7 +364,7 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
         if end is None or end <= 0:
             _fail(f"--duration {duration!r} must be > 0")
     costs = zero_costs() if ideal else None
-    res = simulate(ts, pol, end, costs=costs, seed=seed, trace=bool(gantt or trace_path))
+    res = simulate(ts, pol, end, costs=costs, seed=seed, trace=bool(gantt or trace_path), optional=optional)
     try:
         if trace_path and res.tracer is not None:
             from l4sim.tools.trace_export import write_chrome
@@ -358,12 +377,39 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
     if as_json:
         click.echo(json.dumps(res.to_json(ts)))
     else:
-        click.echo(format_table(res, ts, analysed_wcrt(ts, costs) if pol == "fp" else None))
+        click.echo(format_table(res, ts, analysed_wcrt(ts, costs, optional) if pol == "fp" else None))
+        if res.extra.get("optional"):
+            click.echo("(wcrt of a task with an optional part: its wcet plus the QAS reserve"
+                       + ("" if ideal else f" plus {qas_overhead(res.kernel.costs)} ns") + ")")
         if not ideal:
             click.echo(f"(the kernel's costs included: wcrt is the analysis with each wcet plus "
                        f"{job_overhead(res.kernel.costs)} ns per job; --ideal leaves them out)")
     sys.exit(1 if res.misses else 0)
 
+
+
+@rt.command("compare-simso")
+@click.argument("file")
+@click.option("--policy", default="fp", show_default=True, help="fp or edf")
+@click.option("--duration", default=None, help="simulated time (default: as rt simulate)")
+@click.option("--seed", default=0, show_default=True, help="seed of l4sim's release-jitter generator")
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON on the last line")
+def rt_compare_simso_cmd(file: str, policy: str, duration: str | None, seed: int, as_json: bool) -> None:
+    """Run the task set in FILE in l4sim (ideal kernel) and in SimSo and compare schedules and responses.
+
+    A validation against an independent simulator; needs the pip package simso.
+    Exit status 0 when they agree, 1 when not, 2 when FILE, an option or SimSo is unusable.
+    """
+    from l4sim.tools.simso_compare import CompareError, compare, format_comparison, prepare
+
+    try:
+        ts, pol, end = prepare(file, policy, duration)
+    except CompareError as e:
+        _fail(str(e))
+        return
+    c = compare(ts, pol, end, seed)
+    click.echo(json.dumps(c.to_json(ts)) if as_json else format_comparison(c, ts))
+    sys.exit(0 if c.agree else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,8 +47,8 @@ SYS_WRITE, SYS_EXIT = 1, 60
 class Sys:
     """A machine, a kernel with a tracer, a root thread, and a frame allocator."""
 
-    def __init__(self, root_fn: RootFn) -> None:
-        self.m = Machine(cores=1, seed=0, ram=16 << 20)
+    def __init__(self, root_fn: RootFn, cores: int = 1) -> None:
+        self.m = Machine(cores=cores, seed=0, ram=16 << 20)
         self.tr = Tracer()
         self.k = Kernel(self.m, tracer=self.tr)
         self.root: Thread = self.k.create_root("root", lambda sp: root_fn(Env(TaskLocal(INITIAL))), prio=100)
@@ -434,3 +434,28 @@ def test_a_task_deleted_from_inside_its_own_syscall_hook(tmp: Path) -> None:
     cpu = guest.cpu_of(s.k, victim)
     s.k.run()
     assert done == [None, "after"] and th.state is TS.DEAD and cpu.uch is None
+
+
+@pytest.mark.parametrize("skew", [0, 10_000])
+def test_busy_cores_run_ahead_of_each_other_by_the_skew(tmp: Path, skew: int) -> None:
+    """Two guest threads spinning on two cores: with the default skew each slice overruns the other
+    core's steps by up to 10 us (few slices); with skew 0 the cores go in lock-step (a
+    slice per step of the other).  Either way both finish after the same blocks, at the
+    same simulated time within the skew."""
+    prog = build("spin", tmp)
+    log: list[Any] = []
+    s = Sys(serve(log), cores=2)
+    s.k.costs.guest_skew = skew
+    t = s.task()
+    s.load(t, prog)
+    ths = [s.k.create_guest_thread(t, f"g{cpu}", {"rip": prog.entry, "rcx": 50_000, "rbx": cpu},
+                                   exc_handler_slot=HANDLER, prio=50, cpu=cpu) for cpu in (0, 1)]
+    s.k.run()
+    assert log == [("exit", 0), ("exit", 1)] or log == [("exit", 1), ("exit", 0)], log
+    assert [th.guest.blocks for th in ths] == [50_001, 50_001]
+    slices = sum(th.guest.slices for th in ths)
+    if skew:
+        assert slices < 2 * (500_000 // skew) + 20  # 0.5 ms of spinning each, >= 10 us a slice
+    else:
+        assert slices > 1_000  # lock-step: slices of a few blocks
+    assert invariants.check(s.k) == []

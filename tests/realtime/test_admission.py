@@ -14,10 +14,11 @@ from l4sim.realtime.admission import (
     AdmissionError,
     admission_server,
     info,
+    open_session,
     release,
     reserve,
 )
-from l4sim.user.env import INITIAL, Env, TaskLocal, start_task
+from l4sim.user.env import INITIAL, Env, Gate, TaskLocal, ThreadCap, start_task
 
 MS = 1_000_000
 
@@ -26,16 +27,24 @@ async def idle(env: Env) -> None:
     await env.wait()  # nobody sends: a thread that only exists to be reserved
 
 
-def run(script: Any, policy: str = "fp") -> tuple[Kernel, list[Any]]:
-    """Boot a root that starts the admission server and runs ``script(env, gate, other_gate, threads, out)``."""
+async def sleep(env: Env, ns: int) -> None:
+    await env.receive(env.thread, timeout=ns)  # nobody sends to ourselves: let the others run
+
+
+def run(script: Any, policy: str = "fp", tell: bool = True) -> tuple[Kernel, list[Any]]:
+    """Boot a root that starts the admission server and runs ``script(env, gate, other_gate, threads, out)``.
+
+    The kernel's policy is ``policy``; the server is told it (``tell``) or reads it from the kernel.
+    """
     m = Machine(cores=1, seed=0)
     k = Kernel(m, tracer=Tracer())
     k.set_policy(0, policy)
     out: list[Any] = []
 
     async def root(env: Env) -> None:
-        _, srv = await start_task(env, "admission", admission_server, {"scheduler": env.scheduler},
-                                  prio=90, args=(policy,))
+        caps = {"scheduler": env.scheduler, "factory": await env.factory.create_factory(1 << 16)}
+        _, srv = await start_task(env, "admission", admission_server, caps,
+                                  prio=90, args=(policy,) if tell else ())
         gate = await env.factory.create_gate(srv, 0x10)
         other = await env.factory.create_gate(srv, 0x20)
         threads = [await env.spawn(idle, name=f"w{i}", prio=5) for i in range(5)]
@@ -144,7 +153,7 @@ def test_malformed_requests_are_refused() -> None:
     """A request without a thread capability, or with the budget over the period, is refused with EINVAL and a reason."""
 
     async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
-        msg = await gate.call(ADM_PROTO, OP_RESERVE, MS, 10 * MS, 0, 5, 0, 0, 0)
+        msg = await gate.call(ADM_PROTO, OP_RESERVE, MS, 10 * MS, 0, 5, 0, 0, 0, 0, 0)
         out.append((msg.proto, msg.words))
         try:
             await reserve(gate, ths[0], 11 * MS, 10 * MS, prio=5)
@@ -157,3 +166,163 @@ def test_malformed_requests_are_refused() -> None:
     assert out[1].err == Err.EINVAL and "budget" in out[1].reason
     assert out[2] == -Err.ENOSYS
     assert thread(k, "w0").resv is None
+
+
+def test_server_reads_the_policy_from_the_kernel() -> None:
+    """Started without a policy, the server asks the kernel (Scheduler.resv_info): on an EDF core it admits
+    (2, 5), (4, 7), which it refuses on an FP core."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        await reserve(gate, ths[0], 2 * MS, 5 * MS, prio=30)
+        try:
+            out.append(await reserve(gate, ths[1], 4 * MS, 7 * MS, prio=20))
+        except AdmissionError as e:
+            out.append(e.err)
+
+    assert run(script, "fp", tell=False)[1] == [Err.EBUSY]
+    assert run(script, "edf", tell=False)[1] == [2]
+
+
+# -- jitter and blocking ----------------------------------------------------------------------
+
+
+def test_jitter_of_the_request_is_in_the_analysis() -> None:
+    """b (2 ms / 10 ms, deadline 4 ms) fits beside a (2 ms / 5 ms); with a declared release jitter of
+    1 ms its response reaches 5 ms > 4 ms and it is refused, the reason naming the response time."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        await reserve(gate, ths[0], 2 * MS, 5 * MS, prio=30, name="a")
+        try:
+            await reserve(gate, ths[1], 2 * MS, 10 * MS, 4 * MS, prio=20, name="b", jitter=1 * MS)
+        except AdmissionError as e:
+            out.append(e)
+        out.append(await reserve(gate, ths[1], 2 * MS, 10 * MS, 4 * MS, prio=20, name="b"))
+
+    k, out = run(script)
+    assert out[0].err == Err.EBUSY and "'b' misses its deadline" in out[0].reason
+    assert "5000000 ns > deadline 4000000 ns" in out[0].reason
+    assert out[1] == 2 and thread(k, "w1").resv.budget == 2 * MS
+
+
+def test_an_admitted_reservations_jitter_counts_against_later_ones() -> None:
+    """a (1 ms / 5 ms) declared 3 ms of jitter: b (2 ms / 10 ms, deadline 3 ms) then meets two of a's jobs
+    in its busy period and is refused; beside a without jitter it is admitted."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        rid = await reserve(gate, ths[0], 1 * MS, 5 * MS, prio=30, name="a", jitter=3 * MS)
+        try:
+            await reserve(gate, ths[1], 2 * MS, 10 * MS, 3 * MS, prio=20, name="b")
+        except AdmissionError as e:
+            out.append(e.err)
+        await release(gate, rid)
+        await reserve(gate, ths[0], 1 * MS, 5 * MS, prio=30, name="a")
+        out.append(await reserve(gate, ths[1], 2 * MS, 10 * MS, 3 * MS, prio=20, name="b"))
+
+    _, out = run(script)
+    assert out == [Err.EBUSY, 3]  # ids count admitted reservations only
+
+
+def test_blocking_of_the_request_is_in_the_analysis() -> None:
+    """a (2 ms / 5 ms) with 3 ms of blocking meets its deadline exactly; with 4 ms it cannot."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        try:
+            await reserve(gate, ths[0], 2 * MS, 5 * MS, prio=30, name="a", blocking=4 * MS)
+        except AdmissionError as e:
+            out.append(e)
+        out.append(await reserve(gate, ths[0], 2 * MS, 5 * MS, prio=30, name="a", blocking=3 * MS))
+
+    for policy in ("fp", "edf"):
+        _, out = run(script, policy)
+        assert out[0].err == Err.EBUSY, policy
+        assert out[1] == 1, policy
+
+
+# -- sessions and dead clients ----------------------------------------------------------------
+
+
+async def client(env: Env, budget: int, state: list[Any]) -> None:
+    """A client task: a session, its own thread reserved through it, then it waits to be killed."""
+    session = await open_session(env, env.cap("admission", Gate))
+    state.append(await reserve(session, env.thread, budget, 10 * MS, prio=20, name="client", flags=0))
+    await env.wait()
+
+
+def test_a_dead_clients_reservations_are_reclaimed() -> None:
+    """A client holding 6 ms / 10 ms dies (its task is deleted): the delete Irq tells the server, which
+    drops the reservation, so 5 ms / 10 ms that was refused before is admitted."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        state: list[Any] = []
+        task, _ = await start_task(env, "client", client, {"admission": other}, prio=50, args=(6 * MS, state))
+        while not state:
+            await sleep(env, 100_000)
+        out.append(await info(gate, 0))
+        try:
+            await reserve(gate, ths[0], 5 * MS, 10 * MS, prio=10)
+        except AdmissionError as e:
+            out.append(e.err)
+        await env.task.delete(task.slot)  # the client dies: its session gate goes with it
+        await sleep(env, 100_000)  # the server handles the notification
+        out.append(await info(gate, 0))
+        out.append(await reserve(gate, ths[0], 5 * MS, 10 * MS, prio=10))
+
+    k, out = run(script)
+    assert out == [(1, 0.6), Err.EBUSY, (0, 0.0), 2]
+    assert thread(k, "w0").resv.budget == 5 * MS
+    assert thread(k, "client").state.name == "DEAD"
+
+
+def test_closing_a_session_releases_its_reservations_and_the_thread_lives_on() -> None:
+    """A client that deletes its session gate gives back every reservation made through it; its thread,
+    still alive, is best effort again. Other sessions keep theirs."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        s1 = await open_session(env, gate)
+        s2 = await open_session(env, gate)
+        await reserve(s1, ths[0], 1 * MS, 10 * MS, prio=30)
+        await reserve(s1, ths[1], 2 * MS, 10 * MS, prio=20)
+        await reserve(s2, ths[2], 3 * MS, 10 * MS, prio=10)
+        out.append(await info(gate, 0))
+        await env.task.delete(s1.slot)
+        await sleep(env, 100_000)
+        out.append(await info(gate, 0))
+
+    k, out = run(script)
+    assert out == [(3, 0.6), (1, 0.3)]
+    assert thread(k, "w0").resv is None and thread(k, "w1").resv is None
+    assert thread(k, "w0").state.name != "DEAD"
+    assert thread(k, "w2").resv.budget == 3 * MS
+
+
+def test_sessions_need_a_factory() -> None:
+    """A server started without a factory refuses OPEN with ENOSYS and says why."""
+    m = Machine(cores=1, seed=0)
+    k = Kernel(m)
+    out: list[Any] = []
+
+    async def root(env: Env) -> None:
+        _, srv = await start_task(env, "admission", admission_server, {"scheduler": env.scheduler}, prio=90)
+        gate = await env.factory.create_gate(srv, 0x10)
+        try:
+            await open_session(env, gate)
+        except AdmissionError as e:
+            out.append(e)
+
+    k.create_root("root", lambda sp: root(Env(TaskLocal(INITIAL))), prio=100)
+    k.run(until=10 * MS)
+    assert out and out[0].err == Err.ENOSYS and "factory" in out[0].reason
+
+
+def test_reservations_through_a_shared_gate_stay() -> None:
+    """Without a session nothing tells the server of a death: the reservation stays admitted (documented)."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        th = ThreadCap(env, ths[0].slot)
+        await reserve(other, th, 1 * MS, 10 * MS, prio=30)
+        await env.task.delete(th.slot)  # the thread dies; the server still holds its capability
+        await sleep(env, 100_000)
+        out.append(await info(gate, 0))
+
+    _, out = run(script)
+    assert out == [(1, 0.1)]

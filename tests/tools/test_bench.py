@@ -124,3 +124,29 @@ def test_bench_ipc_still_reports() -> None:
     """The ipc benchmark still returns its three positive figures."""
     r = bench_ipc(1000, repeat=1)
     assert r["round_trips_per_s"] > 0 and r["bare_round_trips_per_s"] > 0 and r["ratio"] > 0
+
+
+# -- rt ----------------------------------------------------------------------------------------
+
+
+def test_bench_rt_without_simso_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SimSo the rt benchmark still reports the kernel's figures, and why SimSo's are missing."""
+    from l4sim.tools import bench, simso_compare
+
+    monkeypatch.setattr(simso_compare, "simso_status", lambda: "SimSo is not importable here (test)")
+    r = bench.bench_rt(0.1)
+    assert r["fp_events_per_s"] > 0 and r["edf_events_per_s"] > 0
+    assert r["simso"] is None and r["simso_missing"] == "SimSo is not importable here (test)"
+
+
+def test_bench_rt_cli_says_simso_was_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`l4sim bench rt` names the missing SimSo on its last line; --json carries simso null and the reason."""
+    from l4sim.tools import simso_compare
+
+    monkeypatch.setattr(simso_compare, "simso_status", lambda: "SimSo is not importable here (test)")
+    r = CliRunner().invoke(main, ["bench", "rt", "--seconds", "0.1"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[-1].startswith("SimSo: not measured: SimSo is not importable")
+    r = CliRunner().invoke(main, ["bench", "rt", "--seconds", "0.1", "--json"])
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["simso"] is None and "not importable" in out["simso_missing"]

@@ -211,6 +211,15 @@ class SchedOp(IntEnum):
     #: words: op, thread slot, budget ns, period ns, deadline ns (0: the period),
     #: flags (RESV_*), first release (absolute ns since boot; 0: now).  Budget 0 removes it.
     SET_RESERVATION = 0x10
+    #: words: op, cpu.  Reply: (policy: SCHED_FP 0 | SCHED_EDF 1, live threads with a reservation
+    #: on the cpu, their utilisation sum(budget / period) in ppm rounded up, their deadline misses)
+    RESV_INFO = 0x11
+
+
+#: the per-core orders of reserved threads that RESV_INFO reports (kernel.set_policy chooses one)
+SCHED_FP = 0
+SCHED_EDF = 1
+SCHED_POLICY_NAMES = ("fp", "edf")
 
 
 #: reservation flag: send a timeout fault (TRAP_BUDGET_TIMEOUT) to the exception handler

@@ -54,6 +54,9 @@ class CostModel:
     io_access: int = 400
     #: one translated block of guest (x86-64) code, ~17 instructions
     guest_block: int = 10
+    #: how far a guest slice may run past *other* cores' pending steps (never past an
+    #: interrupt, timeout or release): the skew between busy cores; 0 = lock-step
+    guest_skew: int = 10_000
 
     def table(self) -> list[tuple[str, int]]:
         """The table as (name, ns) pairs, for documentation and ``l4sim`` output."""

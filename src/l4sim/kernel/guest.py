@@ -107,6 +107,7 @@ from l4sim.kernel.abi import RECV, SEND, Fpage, Proto
 from l4sim.kernel.objects import TS, IpcGate, Thread
 from l4sim.kernel.traps import Ipc, Msg
 from l4sim.kernel.vspace import PF_FETCH, PF_PRESENT, PF_WRITE, TRAP_GP, TRAP_PAGE_FAULT
+from l4sim.machine.events import PRIO_CORE
 
 if TYPE_CHECKING:
     from l4sim.kernel.kernel import Core, Kernel
@@ -417,7 +418,7 @@ def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
 class GuestThread:
     """The register context of one guest thread and what it waits for."""
 
-    __slots__ = ("blocks", "cpu", "ctx", "rip", "waiting")
+    __slots__ = ("blocks", "cpu", "ctx", "rip", "slices", "waiting")
 
     def __init__(self, cpu: GuestCPU, regs: dict[str, int]) -> None:
         bad = set(regs) - set(REGS)
@@ -440,6 +441,8 @@ class GuestThread:
         self.waiting = WAIT_NONE
         #: translated blocks executed
         self.blocks = 0
+        #: times emulation was entered (``emu_start``) for this thread
+        self.slices = 0
 
     def __del__(self) -> None:
         ctx = getattr(self, "ctx", None)
@@ -469,6 +472,7 @@ class GuestThread:
         cpu.stop = _STOP_NONE
         cpu.fault = None
         cpu.running = (k, core, th)
+        self.slices += 1
         try:
             err = uclib.uc_emu_start(cpu.uch, self.rip, UNTIL, 0, 0)
         finally:
@@ -520,11 +524,43 @@ class GuestThread:
 
     @staticmethod
     def _slice(k: Kernel, core: Core, th: Thread, b: _Budget, blk: int) -> None:
-        """Set the block budget: up to the core's next event or the end of the quantum."""
+        """Set the block budget: up to the core's next event or the end of the quantum.
+
+        Other cores' steps may be overrun by up to ``CostModel.guest_skew``
+        (interrupts, timeouts and releases never are): with several busy
+        cores each slice then runs at least that long instead of a block or
+        two -- the skew between cores that multi-core simulators accept,
+        deterministic all the same.  A guest on one core sees another core's
+        IPC at most that late.
+        """
         span = th.quantum_left
         heap = k.events._heap
         if heap and heap[0][0] - core.time < span:
-            span = heap[0][0] - core.time
+            t0 = core.time
+            limit = t0 + min(span, k.costs.guest_skew)
+            span = heap[0][0] - t0
+            if span < limit - t0:
+                # run ahead over other cores' steps (PRIO_CORE events) before ``limit``, up to
+                # the first event that is not one: a pruned walk of the heap's top entries
+                ahead = limit
+                todo = [0]
+                n = len(heap)
+                while todo:
+                    i = todo.pop()
+                    e = heap[i]
+                    if e[0] >= ahead:
+                        continue
+                    ev = e[3]
+                    if not ev.cancelled and (e[1] != PRIO_CORE or ev.args[0] is core):
+                        ahead = e[0]
+                        continue
+                    i = 2 * i + 1
+                    if i < n:
+                        todo.append(i)
+                        if i + 1 < n:
+                            todo.append(i + 1)
+                if ahead - t0 > span:
+                    span = ahead - t0
         n = -(-span // blk) if span > 0 else 1
         if n > MAX_SLICE:
             n = MAX_SLICE

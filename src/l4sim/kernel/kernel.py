@@ -2181,7 +2181,7 @@ class Kernel:
 
     def _inv_scheduler(self, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         """Scheduler: info, run_thread(thread, prio, quantum, cpus), idle_time(cpu),
-        set_reservation(thread, budget, period, deadline, flags, first release)."""
+        set_reservation(thread, budget, period, deadline, flags, first release), resv_info(cpu)."""
         w = t.words
         mytask = th.task
         assert mytask is not None
@@ -2233,7 +2233,30 @@ class Kernel:
                 return self._err(Err.EINVAL)
             self.set_reservation(tgt, budget, period, deadline, flags, start or None)
             return Msg(0, 0)
+        if op == SchedOp.RESV_INFO:
+            if len(w) < 2 or w[1] >= n:
+                return self._err(Err.EINVAL)
+            return Msg(0, 0, self.resv_info(w[1]))
         return self._err(Err.ENOSYS)
+
+    def resv_info(self, cpu: int) -> tuple[int, int, int, int]:
+        """What the kernel knows of ``cpu``'s reservations: (policy code, live reserved threads,
+        their utilisation in ppm rounded up, their deadline misses so far)."""
+        import math  # local: this report is the only user here
+        from fractions import Fraction
+
+        from l4sim.kernel.abi import SCHED_EDF, SCHED_FP
+
+        util = Fraction(0)
+        count = misses = 0
+        for th in self.threads:
+            r = th.resv
+            if r is not None and th.cpu == cpu and th.state is not _DEAD:
+                count += 1
+                util += Fraction(r.budget, r.period)
+                misses += r.misses
+        policy = SCHED_EDF if self.cores[cpu].policy == "edf" else SCHED_FP
+        return policy, count, math.ceil(util * 1_000_000), misses
 
     def _current_on(self, th: Thread) -> Core | None:
         """The core ``th`` is current on -- after a migration not yet handed over,

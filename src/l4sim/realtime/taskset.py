@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -74,6 +75,18 @@ class Discrete:
                 return t
         return self.max  # pragma: no cover - probabilities sum to 1
 
+    def sample(self, rng: random.Random) -> int:
+        """One execution time (ns) drawn with ``rng``, with exactly the given probabilities
+        (an integer draw over the common denominator, no float rounding)."""
+        scale = math.lcm(*(p.denominator for _, p in self.points))
+        k = rng.randrange(scale)
+        acc = 0
+        for t, p in self.points:
+            acc += p.numerator * (scale // p.denominator)
+            if k < acc:
+                return t
+        return self.max  # pragma: no cover - probabilities sum to 1
+
 
 @dataclass(frozen=True)
 class Uniform:
@@ -99,6 +112,11 @@ class Uniform:
         if q <= 0:
             return 0
         return math.ceil(self.lo + q * (self.hi - self.lo))
+
+    def sample(self, rng: random.Random) -> int:
+        """One execution time (ns) drawn with ``rng``: a uniform real in [lo, hi] rounded up to whole
+        ns, so that ``P(sample <= x) = cdf(x)`` at every whole x."""
+        return min(self.hi, math.ceil(self.lo + rng.random() * (self.hi - self.lo)))
 
 
 Distribution = Discrete | Uniform

@@ -8,8 +8,9 @@ Everything runs on core 0 for :data:`DURATION` of simulated time:
   the display, released half a period later, takes the frame and "shows" it
   (:data:`SHOW_NS`).  Both are periodic threads (``env.next_period``) under
   reservations that they ask the ``admission`` server for
-  (:mod:`l4sim.realtime.admission`; fixed priorities, response-time analysis);
-  only the admission server holds the scheduler capability.
+  (:mod:`l4sim.realtime.admission`, each through a session of its own; fixed
+  priorities, response-time analysis); only the admission server holds the
+  scheduler capability.
 - ``linux``: the Linux personality running busybox's shell on a CPU-bound
   loop (:data:`LOOP` rounds of ``i=$((i+1))``, about 110 ms of CPU) at its
   usual best-effort priority 50 (skipped with a console line when there is
@@ -39,7 +40,7 @@ from typing import Any
 
 from l4sim.kernel.abi import RESV_PERIODIC, Fpage
 from l4sim.kernel.kernel import Kernel
-from l4sim.realtime.admission import AdmissionError, admission_server, reserve
+from l4sim.realtime.admission import AdmissionError, admission_server, open_session, reserve
 from l4sim.realtime.dsi import Consumer, Producer, init_ring, ring_size
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, Gate, IrqCap, TaskLocal, start_task
@@ -120,8 +121,10 @@ async def _periodic(env: Env, scn: Drops, name: str, origin: int, deadline: int,
     if resv is not None:
         budget, prio = resv
         try:
-            await reserve(env.cap("admission", Gate), env.thread, budget, PERIOD, deadline, prio, 0,
-                          RESV_PERIODIC, origin, name=name)
+            # a session of our own: if this component dies, the server frees its reservation
+            session = await open_session(env, env.cap("admission", Gate))
+            await reserve(session, env.thread, budget, PERIOD, deadline, prio, 0, RESV_PERIODIC, origin,
+                          name=name)
         except AdmissionError as e:
             await env.print(f"{name}: {e}")
             return
@@ -192,8 +195,10 @@ async def root(env: Env, scn: Drops, linux_cfg: Any) -> None:
     space = await env.factory.create_irq()
     caps: dict[str, Any] = {"data": data, "space": space}
     if scn.reserved:
-        _, adm = await start_task(env, "admission", admission_server, {"scheduler": env.scheduler},
-                                  prio=90, args=("fp",))
+        # the server reads the core's policy from the kernel; its factory makes the session gates
+        adm_caps: dict[str, Any] = {"scheduler": env.scheduler,
+                                    "factory": await env.factory.create_factory(1 << 16)}
+        _, adm = await start_task(env, "admission", admission_server, adm_caps, prio=90)
         caps["admission"] = await env.factory.create_gate(adm, 0x10)
     for name, fn in (("decoder", decoder), ("display", display)):
         # with reservations they start above Linux, to ask for them before the first release

@@ -50,6 +50,14 @@ to keep small.
     runs before and stays enabled during the timed call).  Linear revocation
     means a growth ``revoke_100k_s / revoke_10k_s`` near 10.
 
+``rt``: scheduling events (job releases, replenishments, context switches)
+simulated per wall-clock second for the fixed 20-task set of
+:func:`l4sim.realtime.sim.bench_taskset` over 10 s of simulated time, under
+FP and EDF (:func:`l4sim.realtime.sim.bench_rt`), and in the same run SimSo's
+figure for the same set and time when SimSo is importable
+(:func:`l4sim.tools.simso_compare.bench_simso`; its events are job
+activations plus dispatches, the nearest it records to ours), else why not.
+
 Wall-clock time is read here, in a tool, never inside the model.
 """
 
@@ -365,3 +373,30 @@ def bench_mem(pages: int = 100_000, repeat: int = 3) -> dict[str, float]:
         "revoke_growth_100k_over_10k": round(r_large / r_small, 3),
         "chain_10k_s": round(chain, 6),
     }
+
+
+def bench_rt(seconds: float = 10.0) -> dict[str, Any]:
+    """``l4sim bench rt``: the kernel's figures and, when SimSo is importable, SimSo's for the same set.
+
+    ``simso`` holds SimSo's FP and EDF figures, or ``simso_missing`` says why there are none.
+    """
+    from l4sim.realtime.sim import bench_rt as kernel_bench_rt
+    from l4sim.realtime.sim import bench_taskset
+    from l4sim.tools.simso_compare import bench_simso, simso_status
+
+    out = kernel_bench_rt(seconds)
+    why = simso_status()
+    if why is not None:
+        out["simso"] = None
+        out["simso_missing"] = why
+        return out
+    ts = bench_taskset()
+    simso: dict[str, Any] = {}
+    for pol in ("fp", "edf"):
+        r = bench_simso(ts, seconds, pol)
+        for key, value in r.items():
+            simso[f"{pol}_{key}"] = value
+        ours = out[f"{pol}_wall_s"]
+        simso[f"{pol}_wall_ratio"] = round(r["wall_s"] / ours, 2) if ours else None
+    out["simso"] = simso
+    return out

@@ -18,7 +18,7 @@ these convenience wrappers; the raw :meth:`Env.ipc` returns error values.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 from l4sim.kernel.abi import (
     CALL,
@@ -32,6 +32,7 @@ from l4sim.kernel.abi import (
     RECV,
     REPLY,
     REPLY_AND_WAIT,
+    SCHED_POLICY_NAMES,
     SEND,
     SEND_AND_WAIT,
     SLOT_FACTORY,
@@ -369,6 +370,21 @@ class SchedulerCap(Cap):
 
     async def idle_time(self, cpu: int) -> int:
         return (await self._op("idle_time", SchedOp.IDLE_TIME, cpu)).words[0]
+
+    async def resv_info(self, cpu: int) -> ResvInfo:
+        """What the kernel knows of ``cpu``'s reservations: its policy ("fp" or "edf"), the live
+        threads with a reservation there, their utilisation in ppm (rounded up) and deadline misses."""
+        w = (await self._op("resv_info", SchedOp.RESV_INFO, cpu)).words
+        return ResvInfo(SCHED_POLICY_NAMES[w[0]], w[1], w[2], w[3])
+
+
+class ResvInfo(NamedTuple):
+    """The reply of :meth:`SchedulerCap.resv_info`."""
+
+    policy: str
+    reserved: int
+    utilisation_ppm: int
+    deadline_misses: int
 
 
 class LogCap(Cap):
