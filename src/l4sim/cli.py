@@ -206,12 +206,19 @@ def linux() -> None:
 @click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")
 @click.option("--root", default=None, metavar="DIR|TAR",
               help="the guest's root file system (imported read-only; changes stay in memory)")
+@click.option("--trace", "trace_path", default=None, metavar="FILE",
+              help="write a Perfetto/Chrome trace JSON here (system calls named)")
+@click.option("--jsonl", "jsonl_path", default=None, metavar="FILE",
+              help="write the raw trace records as JSON lines here")
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, program: str,
-                  args: tuple[str, ...]) -> None:
+def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_path: str | None,
+                  jsonl_path: str | None, program: str, args: tuple[str, ...]) -> None:
     """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
-    from l4sim.linux.run import LinuxError, run
+    import signal
+
+    from l4sim.kernel.trace import Tracer
+    from l4sim.linux.run import LinuxError, run, syscall_records
 
     def out(fd: int, data: bytes) -> None:
         stream = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
@@ -230,12 +237,48 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, program
 
     if not 1 <= cores <= 64:
         _fail(f"--cores {cores}: a machine has 1..64 cores")
+    for path in (trace_path, jsonl_path):  # before the run: a bad path must not cost it
+        if path:
+            try:
+                open(path, "a").close()
+            except OSError as e:
+                _fail(f"cannot write the trace: {e.strerror} ({path}); choose a writable path")
+    tracer = Tracer() if trace_path or jsonl_path else None
+    interrupts: list[int] = []
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        if interrupts:  # the first one has not been delivered yet: stop the run
+            raise KeyboardInterrupt
+        interrupts.append(signal.SIGINT)  # the guest's foreground group gets SIGINT
+
+    try:
+        old = signal.signal(signal.SIGINT, ctrl_c)
+    except ValueError:  # not the main thread: Ctrl-C stays Python's
+        old = None
     try:
         res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed,
-                  root=root, stdin=stdin)
+                  root=root, stdin=stdin, tracer=tracer, interrupts=interrupts)
     except LinuxError as e:
         _fail(str(e))
         return
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        click.echo("l4sim: interrupted", err=True)
+        sys.exit(130)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    if tracer is not None:
+        from l4sim.tools.trace_export import write_chrome, write_jsonl
+
+        records = syscall_records(tracer.records)
+        try:
+            if trace_path:
+                write_chrome(records, trace_path)
+            if jsonl_path:
+                write_jsonl(records, jsonl_path)
+        except OSError as e:
+            _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
     sys.exit(res.status)
 
 

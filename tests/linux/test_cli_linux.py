@@ -3,7 +3,6 @@ and the same results as running the binary natively."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,8 @@ def test_run_strace_goes_to_stderr(build: Build) -> None:
     res = l4sim("linux", "run", "--strace", "--", str(build("hello")))
     assert res.exit_code == 0 and res.stdout_bytes == b"hello, world\n"
     assert ('write(1, "hello, world\\n", 13) = 13' in res.stderr.splitlines()
-            or re.search(r"^writev\(1, 0x[0-9a-f]+, [12]\) = 13$", res.stderr, re.M))
+            or 'writev(1, [{iov_base="hello, world", iov_len=12}, {iov_base="\\n", iov_len=1}], 2) = 13'
+            in res.stderr.splitlines())
     assert res.stderr.splitlines()[-1] == "+++ exited with 0 +++"
 
 

@@ -103,7 +103,7 @@ def test_strace_lines(build: Build) -> None:
     """--strace shows calls with decoded arguments and results, like strace."""
     _, _, _, lines = _run(build("hello"), strace=True)
     assert ('write(1, "hello, world\\n", 13) = 13' in lines
-            or any(re.fullmatch(r"writev\(1, 0x[0-9a-f]+, [12]\) = 13", ln) for ln in lines))
+            or 'writev(1, [{iov_base="hello, world", iov_len=12}, {iov_base="\\n", iov_len=1}], 2) = 13' in lines)
     assert any(ln.startswith("arch_prctl(0x1002, 0x") and ln.endswith(") = 0") for ln in lines)
     assert lines[-2:] == ["exit_group(0) = ?", "+++ exited with 0 +++"]
     _, _, _, lines = _run(build("fileio"), strace=True)

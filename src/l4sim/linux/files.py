@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from l4sim.linux.jobs import JOB_IOCTLS, tty_ioctl
 from l4sim.linux.vfs import (
     O_ACCMODE,
     O_APPEND,
@@ -34,6 +35,7 @@ from l4sim.linux.vfs import (
     OFile,
     Pipe,
     PipeNode,
+    ProcFile,
     Symlink,
     dirent,
     stat_bytes,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 EPERM, ENOENT, EBADF, EAGAIN, EFAULT, EEXIST, ENOTDIR, EISDIR, EINVAL = 1, 2, 9, 11, 14, 17, 20, 21, 22
 EMFILE, ENOTTY, ESPIPE, EPIPE, ERANGE, ENOTEMPTY, ELOOP = 24, 25, 29, 32, 34, 39, 40
+EACCES, EXDEV = 13, 18
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
 SIGPIPE = 13
@@ -167,7 +170,7 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
             return b""
         if f.flags & O_NONBLOCK:
             return -EAGAIN
-        pipe.waiters.add(p.pid)
+        pipe.waiters.add(p.cur.tid)
         return _block()
     if isinstance(node, Device):
         if node.name == "null":
@@ -201,7 +204,7 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
         if room <= 0 or (len(data) <= 4096 and room < len(data)):
             if f.flags & O_NONBLOCK:
                 return -EAGAIN
-            pipe.waiters.add(p.pid)
+            pipe.waiters.add(p.cur.tid)
             return _block()
         chunk = data[:room]
         pipe.buf += chunk
@@ -437,6 +440,12 @@ async def _open(k: Personality, p: Proc, dirfd: int, addr: int, flags: int, mode
         node.mtime = k.wall()
     if isinstance(node, PipeNode):
         return -EINVAL  # named pipes are not made
+    if isinstance(node, ProcFile):
+        if acc != 0:
+            return -EACCES
+        from l4sim.linux.procfs import render
+
+        node.fill(await render(k, node.proc, node.what))
     f = OFile(node, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC), full)
     return install(p, f, bool(flags & O_CLOEXEC))
 
@@ -629,7 +638,7 @@ def _ready(f: OFile) -> int:
 def _wait_on(k: Personality, p: Proc, files: list[OFile]) -> None:
     for f in files:
         if isinstance(f.node, PipeNode):
-            f.node.pipe.waiters.add(p.pid)
+            f.node.pipe.waiters.add(p.cur.tid)
 
 
 async def _poll_deadline(k: Personality, p: Proc, c: Call, timeout_ns: int | None) -> None:
@@ -640,11 +649,11 @@ async def _poll_deadline(k: Personality, p: Proc, c: Call, timeout_ns: int | Non
 def _poll_wait(k: Personality, p: Proc, c: Call, files: list[OFile]) -> int:
     """0 when the timeout has passed, else BLOCK (woken by the pipes or the deadline)."""
     if c.state != -1 and k.now_ns >= c.state:
-        k.sleepers.pop(p.pid, None)
+        k.sleepers.pop(p.cur.tid, None)
         return 0
     _wait_on(k, p, files)
     if c.state != -1:
-        k.sleepers[p.pid] = c.state
+        k.sleepers[p.cur.tid] = c.state
     return _block()
 
 
@@ -674,7 +683,7 @@ async def _poll(k: Personality, p: Proc, c: Call, fds: int, nfds: int, timeout_n
         r = _poll_wait(k, p, c, files)
         if r != 0:
             return r
-    k.sleepers.pop(p.pid, None)
+    k.sleepers.pop(p.cur.tid, None)
     return n if await k.write(p, fds, bytes(out)) else -EFAULT
 
 
@@ -735,7 +744,7 @@ async def _select(k: Personality, p: Proc, c: Call, nfds: int, sets: tuple[int, 
         r2 = _poll_wait(k, p, c, files)
         if r2 != 0:
             return r2
-    k.sleepers.pop(p.pid, None)
+    k.sleepers.pop(p.cur.tid, None)
     for addr, m in zip(sets, res, strict=True):
         if addr and nbytes and not await k.write(p, addr, m.to_bytes(nbytes, "little")):
             return -EFAULT
@@ -760,8 +769,7 @@ async def sys_pselect6(k: Personality, p: Proc, c: Call) -> int:
     return await _select(k, p, c, _i(c.a[0]), (c.a[1], c.a[2], c.a[3]), t)
 
 
-TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ, FIONREAD = (
-    0x5401, 0x5402, 0x5403, 0x5404, 0x540F, 0x5410, 0x5413, 0x541B)
+TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, FIONREAD = 0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x541B
 
 
 async def sys_ioctl(k: Personality, p: Proc, c: Call) -> int:
@@ -775,17 +783,17 @@ async def sys_ioctl(k: Personality, p: Proc, c: Call) -> int:
         return 0 if await k.write(p, arg, struct.pack("<i", n)) else -EFAULT
     if not _is_tty(f):
         return -ENOTTY
+    if req in JOB_IOCTLS:
+        return await tty_ioctl(k, p, f, req, arg)
     if req == TCGETS:
         # c_iflag ICRNL|IXON, c_oflag OPOST|ONLCR, c_cflag B38400|CS8|CREAD, c_lflag ISIG|ICANON|ECHO...
         termios = struct.pack("<IIIIB19s", 0o2400, 0o5, 0o277, 0o105073, 0,
                               bytes([3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0]))
         return 0 if await k.write(p, arg, termios) else -EFAULT
-    if req in (TCSETS, TCSETSW, TCSETSF, TIOCSPGRP):
+    if req in (TCSETS, TCSETSW, TCSETSF):
         return 0
     if req == TIOCGWINSZ:
         return 0 if await k.write(p, arg, struct.pack("<HHHH", 24, 80, 0, 0)) else -EFAULT
-    if req == TIOCGPGRP:
-        return 0 if await k.write(p, arg, struct.pack("<i", p.pgid)) else -EFAULT
     return -EINVAL
 
 
@@ -1011,8 +1019,171 @@ async def sys_utimensat(k: Personality, p: Proc, c: Call) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- links, owners, sizes, sync
+AT_SYMLINK_FOLLOW = 0x400
+TMPFS_MAGIC = 0x01021994
+
+
+async def _symlink(k: Personality, p: Proc, taddr: int, dirfd: int, addr: int) -> int:
+    target = await _guest_path(k, p, taddr)
+    if isinstance(target, int):
+        return target
+    if not target:
+        return -ENOENT
+    d, name, err = await _parent_of(k, p, dirfd, addr)
+    if d is None:
+        return -err
+    if d.lookup(name, p) is not None:
+        return -EEXIST
+    node = Symlink(target)
+    node.mtime = d.mtime = k.wall()
+    d.add(name, node)
+    return 0
+
+
+async def sys_symlink(k: Personality, p: Proc, c: Call) -> int:
+    return await _symlink(k, p, c.a[0], AT_FDCWD, c.a[1])
+
+
+async def sys_symlinkat(k: Personality, p: Proc, c: Call) -> int:
+    return await _symlink(k, p, c.a[0], _i(c.a[1]), c.a[2])
+
+
+async def _link(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, naddr: int, flags: int) -> int:
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        return -EINVAL
+    node, err, _ = await _lookup(k, p, odir, oaddr, follow=bool(flags & AT_SYMLINK_FOLLOW),
+                                 empty_ok=bool(flags & AT_EMPTY_PATH))
+    if node is None:
+        return -err
+    if isinstance(node, Dir):
+        return -EPERM
+    if isinstance(node, ProcFile | PipeNode | Device):
+        return -EXDEV  # not on the same file system as anything one can link into
+    d, name, err = await _parent_of(k, p, ndir, naddr)
+    if d is None:
+        return -err
+    if d.lookup(name, p) is not None:
+        return -EEXIST
+    node.nlink += 1
+    d.add(name, node)
+    d.mtime = k.wall()
+    return 0
+
+
+async def sys_link(k: Personality, p: Proc, c: Call) -> int:
+    return await _link(k, p, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
+
+
+async def sys_linkat(k: Personality, p: Proc, c: Call) -> int:
+    return await _link(k, p, _i(c.a[0]), c.a[1], _i(c.a[2]), c.a[3], c.a[4])
+
+
+def _chown(node: Inode, uid: int, gid: int) -> int:
+    if uid != -1:
+        node.uid = uid & 0xFFFF_FFFF
+    if gid != -1:
+        node.gid = gid & 0xFFFF_FFFF
+    return 0
+
+
+async def sys_chown(k: Personality, p: Proc, c: Call) -> int:
+    node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0], follow=c.nr != 94)  # 94: lchown
+    return _chown(node, _i(c.a[1]), _i(c.a[2])) if node is not None else -err
+
+
+async def sys_fchown(k: Personality, p: Proc, c: Call) -> int:
+    f = get(p, _i(c.a[0]))
+    return _chown(f.node, _i(c.a[1]), _i(c.a[2])) if f is not None else -EBADF
+
+
+async def sys_fchownat(k: Personality, p: Proc, c: Call) -> int:
+    flags = c.a[4]
+    node, err, _ = await _lookup(k, p, _i(c.a[0]), c.a[1], not flags & AT_SYMLINK_NOFOLLOW,
+                                 bool(flags & AT_EMPTY_PATH))
+    return _chown(node, _i(c.a[2]), _i(c.a[3])) if node is not None else -err
+
+
+def _truncate(k: Personality, node: Inode, length: int) -> int:
+    if length < 0:
+        return -EINVAL
+    if isinstance(node, Dir):
+        return -EISDIR
+    if not isinstance(node, File) or isinstance(node, ProcFile):
+        return -EINVAL
+    data = node.data
+    if length < len(data):
+        del data[length:]
+    else:
+        data += bytes(length - len(data))
+    node.mtime = k.wall()
+    return 0
+
+
+async def sys_truncate(k: Personality, p: Proc, c: Call) -> int:
+    node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0])
+    if node is None:
+        return -err
+    return _truncate(k, node, c.a[1] - (1 << 64) if c.a[1] >> 63 else c.a[1])
+
+
+async def sys_ftruncate(k: Personality, p: Proc, c: Call) -> int:
+    f = get(p, _i(c.a[0]))
+    if f is None:
+        return -EBADF
+    if not f.writable:
+        return -EINVAL
+    return _truncate(k, f.node, c.a[1] - (1 << 64) if c.a[1] >> 63 else c.a[1])
+
+
+async def sys_fsync(k: Personality, p: Proc, c: Call) -> int:
+    """fsync, fdatasync, syncfs: everything is in memory, nothing to write back."""
+    return 0 if get(p, _i(c.a[0])) is not None else -EBADF
+
+
+async def sys_sync(k: Personality, p: Proc, c: Call) -> int:
+    return 0
+
+
+async def sys_flock(k: Personality, p: Proc, c: Call) -> int:
+    """flock: granted at once (locks between processes are not kept, as with fcntl's)."""
+    if get(p, _i(c.a[0])) is None:
+        return -EBADF
+    op = c.a[1] & ~4  # LOCK_NB
+    return 0 if op in (1, 2, 8) else -EINVAL  # LOCK_SH, LOCK_EX, LOCK_UN
+
+
+async def sys_fadvise64(k: Personality, p: Proc, c: Call) -> int:
+    f = get(p, _i(c.a[0]))
+    if f is None:
+        return -EBADF
+    if isinstance(f.node, PipeNode):
+        return -ESPIPE
+    return 0 if c.a[3] <= 5 else -EINVAL
+
+
+def _statfs(k: Personality) -> bytes:
+    """struct statfs of the one file system (tmpfs-like, as big as the machine's RAM)."""
+    blocks = k.cfg.ram // 4096
+    return struct.pack("<qqQQQQQiiqqq4q", TMPFS_MAGIC, 4096, blocks, blocks, blocks, 1 << 20, 1 << 20,
+                       0, 0, 255, 4096, 0x20, 0, 0, 0, 0)
+
+
+async def sys_statfs(k: Personality, p: Proc, c: Call) -> int:
+    node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0])
+    if node is None:
+        return -err
+    return 0 if await k.write(p, c.a[1], _statfs(k)) else -EFAULT
+
+
+async def sys_fstatfs(k: Personality, p: Proc, c: Call) -> int:
+    if get(p, _i(c.a[0])) is None:
+        return -EBADF
+    return 0 if await k.write(p, c.a[1], _statfs(k)) else -EFAULT
+
+
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
-    0: ("read", sys_read, "dpu"),
+    0: ("read", sys_read, "dBu"),
     1: ("write", sys_write, "dbu"),
     2: ("open", sys_open, "sxo"),
     3: ("close", sys_close, "d"),
@@ -1022,10 +1193,10 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     7: ("poll", sys_poll, "pud"),
     8: ("lseek", sys_lseek, "ddd"),
     16: ("ioctl", sys_ioctl, "dxp"),
-    17: ("pread64", sys_pread64, "dpud"),
+    17: ("pread64", sys_pread64, "dBud"),
     18: ("pwrite64", sys_pwrite64, "dbud"),
-    19: ("readv", sys_readv, "dpd"),
-    20: ("writev", sys_writev, "dpd"),
+    19: ("readv", sys_readv, "dVd"),
+    20: ("writev", sys_writev, "dvd"),
     21: ("access", sys_access, "sx"),
     22: ("pipe", sys_pipe2, "p"),
     23: ("select", sys_select, "dpppp"),
@@ -1041,7 +1212,7 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     84: ("rmdir", sys_rmdir, "s"),
     85: ("creat", sys_creat, "so"),
     87: ("unlink", sys_unlink, "s"),
-    89: ("readlink", sys_readlink, "spu"),
+    89: ("readlink", sys_readlink, "sBu"),
     90: ("chmod", sys_chmod, "so"),
     91: ("fchmod", sys_fchmod, "do"),
     95: ("umask", sys_umask, "o"),
@@ -1051,7 +1222,7 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     262: ("newfstatat", sys_newfstatat, "dspx"),
     263: ("unlinkat", sys_unlinkat, "dsx"),
     264: ("renameat", sys_renameat, "dsds"),
-    267: ("readlinkat", sys_readlinkat, "dspu"),
+    267: ("readlinkat", sys_readlinkat, "dsBu"),
     268: ("fchmodat", sys_fchmodat, "dso"),
     269: ("faccessat", sys_faccessat, "dsx"),
     280: ("utimensat", sys_utimensat, "dspx"),
@@ -1061,4 +1232,22 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     293: ("pipe2", sys_pipe2, "px"),
     332: ("statx", sys_statx, "dsxxp"),
     439: ("faccessat2", sys_faccessat, "dsxx"),
+    73: ("flock", sys_flock, "dx"),
+    74: ("fsync", sys_fsync, "d"),
+    75: ("fdatasync", sys_fsync, "d"),
+    76: ("truncate", sys_truncate, "sd"),
+    77: ("ftruncate", sys_ftruncate, "dd"),
+    86: ("link", sys_link, "ss"),
+    88: ("symlink", sys_symlink, "ss"),
+    92: ("chown", sys_chown, "sdd"),
+    93: ("fchown", sys_fchown, "ddd"),
+    94: ("lchown", sys_chown, "sdd"),
+    137: ("statfs", sys_statfs, "sp"),
+    138: ("fstatfs", sys_fstatfs, "dp"),
+    162: ("sync", sys_sync, ""),
+    221: ("fadvise64", sys_fadvise64, "dddd"),
+    260: ("fchownat", sys_fchownat, "dsddx"),
+    265: ("linkat", sys_linkat, "dsdsx"),
+    266: ("symlinkat", sys_symlinkat, "sds"),
+    306: ("syncfs", sys_fsync, "d"),
 }

@@ -4,9 +4,12 @@ The kernel knows nothing of Linux.  The personality is an ordinary native
 program (it uses system calls only) and is, for each Linux process it
 starts, the process's **pager** and **exception handler**:
 
-- a process is a task with one guest thread (started with ex_regs and
-  ``EX_REGS_GUEST``), whose pager and exception-handler slot hold an IPC
-  gate bound to the personality's thread, labelled with the pid;
+- a process is a task; each of its threads is a guest thread of that task
+  (started with ex_regs and ``EX_REGS_GUEST``) whose pager and
+  exception-handler slot hold an IPC gate of its own, bound to the
+  personality's thread and labelled with the thread's id (``tid << 2``), so
+  every message names the Linux thread that sent it (the main thread's tid
+  is the pid);
 - ``syscall`` arrives as exception IPC (label ``Proto.SYS_EXCEPTION``, the
   registers in seL4's UnknownSyscall order) and is dispatched through the
   xv6-style table in :mod:`l4sim.linux.syscalls`; the reply's first word is
@@ -65,8 +68,8 @@ SLOT_GATE = 8
 GUEST_PRIO = 50
 GUEST_QUANTUM = 10_000_000
 #: signal numbers the personality reports
-SIGILL, SIGTRAP, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 8, 9, 11
-SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT",
+SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
+SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT", SIGBUS: "SIGBUS",
             SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
             15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
 #: exception trap number -> signal
@@ -87,24 +90,89 @@ def _rights(flags: int) -> int:
 
 @dataclass
 class Vma:
+    """A range of a process's address space with the same rights and backing (Linux's
+    vm_area_struct)."""
+
     start: int
     end: int
     rights: int
     name: str
+    #: a private file mapping: the file's inode (a vfs.File) and the file offset of ``start``
+    file: Any = None
+    off: int = 0
+    #: MAP_SHARED anonymous memory: its pages stay shared with forked children (no copy-on-write)
+    shared: bool = False
+
+    def piece(self, start: int, end: int, rights: int | None = None) -> Vma:
+        """The part [start, end) of this area (the file offset moves along), with ``rights``."""
+        return Vma(start, end, self.rights if rights is None else rights, self.name, self.file,
+                   self.off + start - self.start if self.file is not None else 0, self.shared)
+
+
+@dataclass
+class Acct:
+    """What ``times``, ``getrusage`` and ``/proc/PID/stat`` report about a process."""
+
+    #: simulated time the process was made
+    start_ns: int = 0
+    #: CPU time of its threads that are gone (ended, or replaced by execve)
+    cpu_ns: int = 0
+    #: CPU time and page faults of its children that were reaped (and of theirs)
+    child_cpu_ns: int = 0
+    child_minflt: int = 0
+    #: minor faults: pages it was given, zeroed, filled from a file or copied on write
+    minflt: int = 0
+    #: the most pages it had at once, and the most any of its reaped children had
+    maxrss: int = 0
+    child_maxrss: int = 0
+    #: where the initial stack put argv's and envp's strings (start, end, start, end), and rsp
+    args: tuple[int, int, int, int] = (0, 0, 0, 0)
+    start_stack: int = 0
+    #: programs it started (execve and the first one): a child that has exec'd leaves setpgid alone
+    execs: int = 0
+
+
+@dataclass
+class LinuxThread:
+    """One thread of a Linux process: a guest thread of the process's task with a gate of its own
+    (Linux's task_struct, for the part that is not shared by the thread group)."""
+
+    tid: int
+    proc: Proc
+    thread: ThreadCap
+    #: the gate whose label (tid << 2) names this thread, and its slot in the process's task
+    gate: Gate
+    slot: int
+    #: a call waiting for something (see syscalls.BLOCK) and the saved reply capability that answers it
+    blocked: Any = None
+    reply: Any = None
+    #: blocked signals, signals sent to this thread (tgkill), the mask rt_sigsuspend replaced
+    sigmask: int = 0
+    pending: set[int] = field(default_factory=set)
+    saved_mask: int | None = None
+    #: registers the thread starts with (delivered by its first fault; see FORK_RIP)
+    start_regs: tuple[int, ...] | None = None
+    #: set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken when the thread ends
+    clear_tid: int = 0
 
 
 @dataclass
 class Proc:
-    """One Linux process: a task with one guest thread."""
+    """One Linux process (a thread group): a task, its memory, files and signal dispositions;
+    its threads are :class:`LinuxThread`s."""
 
     pid: int
     name: str
     task: TaskCap
-    thread: ThreadCap
-    gate: Gate
+    #: live threads by tid, in creation order (the main thread's tid is the pid)
+    threads: dict[int, LinuxThread] = field(default_factory=dict)
+    #: the thread whose call is being served: the calls' functions take the process, and this
+    #: names the caller (its tid keys the waiter sets, it owns the signal mask)
+    cur: LinuxThread = field(default=cast("LinuxThread", None))
     #: guest page number -> pool address of the frame behind it
     pages: dict[int, int] = field(default_factory=dict)
     vmas: list[Vma] = field(default_factory=list)
+    acct: Acct = field(default_factory=Acct)
     brk_start: int = 0
     brk: int = 0
     mmap_next: int = MMAP_TOP
@@ -120,23 +188,27 @@ class Proc:
     exit_code: int = 0
     term_sig: int = 0
     ended_seq: int = 0
-    #: signal dispositions: ignored, with a handler (not run yet), the raw sigactions
+    #: the signal the parent gets when this process ends (clone's exit signal; 0: none)
+    exit_signal: int = 17
+    #: the main thread's exit status when it ended before the others (it is the process's)
+    leader_status: int | None = None
+    #: signal dispositions (shared by the threads): ignored, with a handler, the raw sigactions
     sigign: set[int] = field(default_factory=set)
     sighand: set[int] = field(default_factory=set)
     sigact: dict[int, bytes] = field(default_factory=dict)
-    #: a call waiting for data (see syscalls.BLOCK) and the saved reply capability that answers it
-    blocked: Any = None
-    reply: Any = None
-    #: pids waiting in wait4 for a child of this process
-    child_waiters: set[int] = field(default_factory=set)
-    #: blocked signals, pending ones (with handlers), the mask rt_sigsuspend replaced
-    sigmask: int = 0
+    #: signals sent to the process, delivered to a thread that does not block them
     pending: set[int] = field(default_factory=set)
-    saved_mask: int | None = None
-    #: pids waiting in rt_sigsuspend/pause for a signal (this process)
+    #: tids waiting in wait4/waitid for a child of this process
+    child_waiters: set[int] = field(default_factory=set)
+    #: tids waiting for a signal (rt_sigsuspend, pause, futex waits)
     sig_waiters: set[int] = field(default_factory=set)
-    #: registers a forked child starts with (delivered by its first fault)
-    start_regs: tuple[int, ...] | None = None
+    #: the tid of the parent's thread waiting in vfork until this child execs or ends (0: none)
+    vfork_waiter: int = 0
+    #: capability slots of the task for the threads' gates: the next new one and freed ones
+    next_slot: int = SLOT_GATE
+    free_slots: list[int] = field(default_factory=list)
+    #: threads created so far (the next one's core is this modulo the number of cores)
+    spawned: int = 0
 
     def vma(self, addr: int) -> Vma | None:
         for v in self.vmas:
@@ -163,6 +235,10 @@ class Config:
     strace: Callable[[str], None] | None = None
     result: list[int] = field(default_factory=list)  # the exit status is appended here
     stats: dict[str, Any] = field(default_factory=dict)
+    #: the machine's RAM in bytes (what sysinfo and /proc/meminfo report as total)
+    ram: int = 256 << 20
+    #: signals typed at the console (the host's Ctrl-C appends 2), not yet sent
+    interrupts: list[int] = field(default_factory=list)
 
 
 class Personality:
@@ -176,14 +252,20 @@ class Personality:
         self.dirty: set[int] = set()  # pool pages that held data once (zeroed on reuse)
         self.pool_next = POOL_BASE
         self.procs: dict[int, Proc] = {}
+        #: live threads by tid: the label of a message names one
+        self.threads: dict[int, LinuxThread] = {}
         self.next_pid = 1
+        #: futex wait queues: (pid, address) or (0, frame) -> waiters in arrival order (linux/threads.py)
+        self.futexes: dict[tuple[int, int], list[Any]] = {}
+        #: simulated cores (threads of a process are spread over them)
+        self.ncores = 1
         self.unimplemented: dict[int, int] = {}
         self.calls = 0
         #: every process not yet reaped (zombies too); procs holds the live ones
         self.all: dict[int, Proc] = {}
         #: pool page -> number of processes sharing it (absent: one)
         self.refs: dict[int, int] = {}
-        #: pids whose waiting call should run again
+        #: tids whose waiting call should run again
         self.runnable: list[int] = []
         self.stdin_buf = bytearray()
         self.stdin_eof = False
@@ -191,9 +273,9 @@ class Personality:
         self.elf_cache: dict[bytes, Image] = {}
         self.forks = 0
         self.cow_copies = 0
-        #: pid -> simulated time its nanosleep ends
+        #: tid -> simulated time its sleep or timeout ends
         self.sleepers: dict[int, int] = {}
-        #: the process being served: strace lines of processes other than pid 1 say "[pid N] "
+        #: the thread being served: strace lines of threads other than tid 1 say "[pid N] "
         self.cur = 1
         if cfg.strace is not None:
             host_trace = cfg.strace
@@ -212,15 +294,16 @@ class Personality:
     now_ns = 0
 
     def wake(self, waiters: set[int]) -> None:
-        """Run the waiting calls of ``waiters`` again (after the current message)."""
-        for pid in sorted(waiters):
-            if pid not in self.runnable:
-                self.runnable.append(pid)
+        """Run the waiting calls of the threads ``waiters`` (tids) again (after the current message)."""
+        for tid in sorted(waiters):
+            if tid not in self.runnable:
+                self.runnable.append(tid)
         waiters.clear()
 
-    def post(self, p: Proc, sig: int) -> None:
-        """Make ``sig`` pending in ``p`` (it has a handler); wake it if it waits for signals."""
-        p.pending.add(sig)
+    def post(self, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
+        """Make ``sig`` pending in ``p`` (it has a handler), or in its thread ``t``; wake the
+        threads that wait for signals (each checks its own mask)."""
+        (p.pending if t is None else t.pending).add(sig)
         self.wake(p.sig_waiters)
 
     def default_action(self, p: Proc, sig: int) -> bool:
@@ -263,6 +346,40 @@ class Personality:
         await p.task.map(self.env.task, Fpage.mem(a, 12, rights), vaddr)
         return a
 
+    async def fresh_page(self, p: Proc, v: Vma, vaddr: int) -> int | None:
+        """The first frame of page ``vaddr`` of ``v`` in ``p`` (not mapped yet): zeroed, or
+        filled from ``v``'s file (the tail of the file's last page zeroed); None when the page
+        lies wholly beyond the file's end (SIGBUS on Linux).  MemoryError when no frame is left."""
+        data = b""
+        if v.file is not None:
+            at = v.off + (vaddr & ~0xFFF) - v.start
+            if at >= v.file.size():
+                return None
+            data = bytes(v.file.data[at : at + PAGE])
+        a = await self.alloc()
+        if data:
+            await self.env.mem.write(a, data)
+            self.dirty.add(a)
+        p.pages[vaddr >> 12] = a
+        p.acct.minflt += 1
+        p.acct.maxrss = max(p.acct.maxrss, len(p.pages))
+        return a
+
+    def fork_memory(self, parent: Proc, c: Proc) -> None:
+        """``c``'s VMAs and the facts about its memory, copied from ``parent`` (fork); the
+        pages follow (shared copy-on-write, after :meth:`populate_shared`)."""
+        c.vmas = [v.piece(v.start, v.end) for v in parent.vmas]
+        c.acct.args, c.acct.start_stack = parent.acct.args, parent.acct.start_stack
+
+    async def populate_shared(self, p: Proc) -> None:
+        """Give every page of ``p``'s shared anonymous areas a frame (before a fork), so that
+        parent and child share each one from the start."""
+        for v in p.vmas:
+            if v.shared:
+                for va in range(v.start, v.end, PAGE):
+                    if va >> 12 not in p.pages:
+                        await self.fresh_page(p, v, va)
+
     async def cow_copy(self, p: Proc, vpn: int) -> int:
         """Give ``p`` its own copy of the shared page ``vpn`` (not mapped yet); its pool address."""
         a = p.pages[vpn]
@@ -272,6 +389,7 @@ class Personality:
         self.decref(a)
         p.pages[vpn] = b
         self.cow_copies += 1
+        p.acct.minflt += 1
         return b
 
     # ---------------------------------------------------------- process memory
@@ -285,14 +403,17 @@ class Personality:
             if v is None or not v.rights & MemRights.R:
                 return None
             try:
-                a = await self.map_page(p, addr & ~0xFFF, v.rights)
+                a = await self.fresh_page(p, v, addr)
             except MemoryError:
                 return None
+            if a is None:
+                return None
+            await p.task.map(self.env.task, Fpage.mem(a, 12, v.rights), addr & ~0xFFF)
         elif write:
             v = p.vma(addr)
             if v is not None and not v.rights & MemRights.W:
                 return None
-            if self.refs.get(a, 1) > 1:
+            if self.refs.get(a, 1) > 1 and not (v is not None and v.shared):
                 try:
                     a = await self.cow_copy(p, vpn)
                 except MemoryError:
@@ -348,50 +469,100 @@ class Personality:
 
     # ------------------------------------------------------------- processes
     async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
-        """A new process running ``image``: gate, task, memory, initial stack, guest thread."""
+        """A new process running ``image``: task, memory, initial stack, main thread."""
         from l4sim.linux.files import std_files
 
-        p = await self._new_proc(argv[0] if argv else "a.out", 0)
+        p = self._new_proc(argv[0] if argv else "a.out", 0)
         p.fds = std_files()
         p.exe = exe
-        await self._start(p, image, argv, envp)
+        await self._start(p, image, argv, envp, 0)
         return p
 
-    async def _new_proc(self, name: str, ppid: int) -> Proc:
-        env = self.env
+    def _new_proc(self, name: str, ppid: int) -> Proc:
         pid = self.next_pid
         self.next_pid += 1
         name = name.rsplit("/", 1)[-1]
-        gate = await env.factory.create_gate(env.thread, label=pid << 2)
-        p = Proc(pid, name, cast(TaskCap, None), cast(ThreadCap, None), gate, ppid=ppid, pgid=pid, sid=pid)
+        p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
+        p.acct.start_ns = self.now_ns
         self.procs[pid] = p
         self.all[pid] = p
         return p
 
     async def _space(self, p: Proc) -> None:
-        """A fresh task and thread for ``p``, the gate as pager and exception handler."""
-        env = self.env
-        p.task = await env.factory.create_task(p.name)
-        p.thread = await env.factory.create_thread(p.name)
-        await p.thread.control(bind=p.task)
-        await p.task.map(env.task, p.gate.fpage(), SLOT_GATE)
-        await p.thread.control(pager=SLOT_GATE, exc_handler=SLOT_GATE)
+        """A fresh, empty task for ``p``."""
+        p.task = await self.env.factory.create_task(p.name)
+        p.next_slot = SLOT_GATE
+        p.free_slots.clear()
 
-    async def _drop_space(self, p: Proc) -> None:
-        """Delete ``p``'s thread and task and let go of its pages."""
+    async def _new_thread(self, p: Proc, tid: int) -> LinuxThread:
+        """A thread of ``p``'s task with its own gate (label ``tid << 2``) as pager and exception
+        handler; not started yet."""
         env = self.env
-        for cap in (p.thread, p.task):
+        gate = await env.factory.create_gate(env.thread, label=tid << 2)
+        th = await env.factory.create_thread(p.name)
+        await th.control(bind=p.task)
+        if p.free_slots:
+            slot = p.free_slots.pop()
+        else:
+            slot = p.next_slot
+            p.next_slot += 1
+        await p.task.map(env.task, gate.fpage(), slot)
+        await th.control(pager=slot, exc_handler=slot)
+        t = LinuxThread(tid, p, th, gate, slot)
+        p.threads[tid] = t
+        self.threads[tid] = t
+        if p.cur is None or p.cur.tid not in p.threads:
+            p.cur = t
+        return t
+
+    async def _run_thread(self, t: LinuxThread, ip: int, sp: int) -> None:
+        """Start ``t`` as a guest thread at ``ip``; a process's n-th thread runs on core n mod cores."""
+        p = t.proc
+        cpu = p.spawned % self.ncores
+        p.spawned += 1
+        await self.env.scheduler.run_thread(t.thread, GUEST_PRIO, GUEST_QUANTUM, 1 << cpu)
+        r = await t.thread._op("ex_regs guest", ThreadOp.EX_REGS, ip, sp, EX_REGS_GUEST)
+        assert r.proto == 0
+
+    async def end_thread(self, t: LinuxThread) -> None:
+        """Delete ``t``'s thread, gate and saved reply; forget its waits (no reply is sent)."""
+        from l4sim.linux.misc import retire
+        from l4sim.linux.threads import futex_forget
+
+        env = self.env
+        p = t.proc
+        await retire(self, p, t.thread)  # its CPU time stays the process's
+        for cap in (t.thread, t.gate):
             await env.task.delete(cap.slot)
             env.free_slot(cap.slot)
+        if t.reply is not None:
+            await env.task.delete(t.reply.slot)
+            env.free_slot(t.reply.slot)
+            t.reply = None
+        if t.blocked is not None:
+            futex_forget(self, t.blocked)
+            t.blocked = None
+        self.sleepers.pop(t.tid, None)
+        del p.threads[t.tid]
+        del self.threads[t.tid]
+        p.free_slots.append(t.slot)
+
+    async def _drop_space(self, p: Proc) -> None:
+        """Delete ``p``'s threads and task and let go of its pages."""
+        env = self.env
+        for t in list(p.threads.values()):
+            await self.end_thread(t)
+        await env.task.delete(p.task.slot)
+        env.free_slot(p.task.slot)
         for a in p.pages.values():
             self.decref(a)
         p.pages.clear()
         p.vmas.clear()
 
-    async def _start(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> None:
+    async def _start(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int) -> None:
         env = self.env
         await self._space(p)
-        task, th = p.task, p.thread
+        task = p.task
         # segments: pages shared by two segments get the union of their rights
         want: dict[int, int] = {}
         for s in image.segments:
@@ -419,53 +590,85 @@ class Personality:
         p.vmas.append(Vma(p.brk_start, p.brk, MemRights.RW, "heap"))
         p.vmas.append(Vma(STACK_TOP - STACK_SIZE, STACK_TOP, MemRights.RW, "stack"))
         sp = await self._initial_stack(p, image, argv, envp)
-        await env.scheduler.run_thread(th, GUEST_PRIO, GUEST_QUANTUM, 1)
-        r = await th._op("ex_regs guest", ThreadOp.EX_REGS, image.entry, sp, EX_REGS_GUEST)
-        assert r.proto == 0
+        p.spawned = 0
+        t = await self._new_thread(p, p.pid)
+        t.sigmask = sigmask
+        p.cur = t
+        await self._run_thread(t, image.entry, sp)
 
     async def exec(self, p: Proc, image: Image, argv: list[str], envp: list[str], exe: str) -> None:
-        """Replace ``p``'s program: a new task and thread, the same pid, fds (not close-on-exec)."""
+        """Replace ``p``'s program: the other threads end, a new task and main thread (tid = pid)
+        keep the pid, the caller's signal mask and the fds that are not close-on-exec."""
         from l4sim.linux.files import close_all
 
+        mask = p.cur.sigmask
         await self._drop_space(p)
         close_all(self, p, only_cloexec=True)
         p.sighand.clear()
         p.sigact = {s: v for s, v in p.sigact.items() if s in p.sigign}
         p.exe = exe
         p.name = (argv[0] if argv else exe).rsplit("/", 1)[-1]
-        await self._start(p, image, argv, envp)
+        p.leader_status = None
+        self._vfork_done(p)
+        await self._start(p, image, argv, envp, mask)
+
+    def _vfork_done(self, p: Proc) -> None:
+        """``p`` has exec'd or ended: the parent's thread waiting in vfork goes on."""
+        if p.vfork_waiter:
+            self.wake({p.vfork_waiter})
+            p.vfork_waiter = 0
 
     async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc:
-        """A copy of ``parent`` sharing its pages copy-on-write; it starts with ``words``'
-        registers and rax 0."""
+        """A copy of ``parent`` sharing its pages copy-on-write, with one thread that starts with
+        ``words``' registers (those of the calling thread's fork) and rax 0."""
         from l4sim.linux.files import Fd
 
         env = self.env
-        c = await self._new_proc(parent.name, parent.pid)
+        c = self._new_proc(parent.name, parent.pid)
         c.pgid, c.sid, c.exe, c.cwd, c.umask = parent.pgid, parent.sid, parent.exe, parent.cwd, parent.umask
         c.sigign, c.sighand, c.sigact = set(parent.sigign), set(parent.sighand), dict(parent.sigact)
-        c.sigmask = parent.sigmask
         c.brk_start, c.brk, c.mmap_next = parent.brk_start, parent.brk, parent.mmap_next
-        c.vmas = [Vma(v.start, v.end, v.rights, v.name) for v in parent.vmas]
+        self.fork_memory(parent, c)
         for fd, e in parent.fds.items():
             e.file.refs += 1
             c.fds[fd] = Fd(e.file, e.cloexec)
         await self._space(c)
+        await self.populate_shared(parent)
         for vpn, a in parent.pages.items():
             n = self.refs.get(a, 1)
             self.refs[a] = n + 1
             c.pages[vpn] = a
             v = parent.vma(vpn << 12)
-            if n == 1 and v is not None and v.rights & MemRights.W:
+            if n == 1 and v is not None and v.rights & MemRights.W and not v.shared:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
+        t = await self._new_thread(c, c.pid)
+        t.sigmask = parent.cur.sigmask
         regs = list(words[:20])
         regs[0] = 0
-        c.start_regs = tuple(regs)
+        t.start_regs = tuple(regs)
         self.forks += 1
-        await env.scheduler.run_thread(c.thread, GUEST_PRIO, GUEST_QUANTUM, 1)
-        r = await c.thread._op("ex_regs guest", ThreadOp.EX_REGS, FORK_RIP, 0, EX_REGS_GUEST)
-        assert r.proto == 0
+        await self._run_thread(t, FORK_RIP, 0)
         return c
+
+    async def clone_thread(self, p: Proc, words: tuple[int, ...], stack: int, tls: int | None,
+                           clear_tid: int) -> LinuxThread:
+        """A new thread of ``p`` (same task: same memory, files and handlers) that starts with the
+        caller's registers ``words`` and rax 0, rsp ``stack`` (0: the caller's), fs_base ``tls``
+        (None: the caller's) and the caller's signal mask."""
+        tid = self.next_pid
+        self.next_pid += 1
+        t = await self._new_thread(p, tid)
+        regs = list(words[:20])
+        regs[0] = 0
+        if stack:
+            regs[16] = stack
+        if tls is not None:
+            regs[18] = tls
+        t.start_regs = tuple(regs)
+        t.sigmask = p.cur.sigmask
+        t.clear_tid = clear_tid
+        await self._run_thread(t, FORK_RIP, 0)
+        return t
 
     async def _initial_stack(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> int:
         """Write argc, argv, envp and auxv below STACK_TOP (Linux's layout); returns rsp."""
@@ -502,27 +705,39 @@ class Personality:
         assert sp + len(image_bytes) == top
         if not await self.write(p, sp, image_bytes):
             raise MemoryError("initial stack")
+        ends = [a + len(s) for a, s in zip(addrs, strings, strict=True)]
+        p.acct.args = (addrs[0] if argv else addr_rand, ends[len(argv) - 1] if argv else addr_rand,
+                       env_a[0] if envp else addr_rand, ends[-1] if envp else addr_rand)
+        p.acct.start_stack = sp
+        p.acct.execs += 1
         return sp
 
+    async def exit_thread(self, t: LinuxThread, status: int) -> None:
+        """``exit``: end one thread (its clear_tid word zeroed and futex-woken, as pthread_join
+        needs); the last thread's end is the process's, with the main thread's status."""
+        from l4sim.linux.threads import futex_key, futex_wake
+
+        p = t.proc
+        if len(p.threads) == 1:
+            await self.kill(p, status if p.leader_status is None else p.leader_status)
+            return
+        if t.tid == p.pid:
+            p.leader_status = status
+        if t.clear_tid and await self.write(p, t.clear_tid, bytes(4)):
+            futex_wake(self, await futex_key(self, p, t.clear_tid, False), 1)
+        await self.end_thread(t)
+
     async def kill(self, p: Proc, status: int, sig: int = 0) -> None:
-        """End ``p`` (exit status, or 128+sig): delete its objects, close its files, free its
-        frames; it stays a zombie for its parent's wait4."""
+        """End ``p`` (exit status, or 128+sig) with all its threads: delete its objects, close
+        its files, free its frames; it stays a zombie for its parent's wait."""
         from l4sim.linux.files import close_all
 
-        env = self.env
         p.status = status
         p.exit_code, p.term_sig = (0, sig) if sig else (status & 0xFF, 0)
         self.seq += 1
         p.ended_seq = self.seq
         await self._drop_space(p)
-        await env.task.delete(p.gate.slot)
-        env.free_slot(p.gate.slot)
-        if p.reply is not None:
-            await env.task.delete(p.reply.slot)
-            env.free_slot(p.reply.slot)
-            p.reply = None
-        p.blocked = None
-        self.sleepers.pop(p.pid, None)
+        self._vfork_done(p)
         close_all(self, p)
         del self.procs[p.pid]
         for q in self.all.values():  # orphans go to init
@@ -533,8 +748,8 @@ class Personality:
             self.all.pop(p.pid, None)
         else:
             self.wake(parent.child_waiters)
-            if 17 in parent.sighand:
-                self.post(parent, 17)  # SIGCHLD
+            if p.exit_signal in parent.sighand:
+                self.post(parent, p.exit_signal)  # SIGCHLD, usually
         if p.pid == 1:
             self.cfg.result.append(status)
 
@@ -544,21 +759,24 @@ class Personality:
 
         env = self.env
         cfg = self.cfg
+        self.ncores = (await env.scheduler.info())[0]
         first = await self.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe)
         msg = await env.wait()
         while True:
             reply: Any = None
-            p = self.procs.get(msg.label >> 2) if not msg.error else None
+            t = self.threads.get(msg.label >> 2) if not msg.error else None
             self.now_ns = int(await env.clock())
-            if p is not None:
-                self.cur = p.pid
+            if t is not None:
+                p = t.proc
+                p.cur = t
+                self.cur = t.tid
                 if msg.proto == Proto.SYS_EXCEPTION:
                     reply = await dispatch(self, p, msg.words)
                 elif msg.proto == Proto.PAGE_FAULT:
-                    reply = await self.page_fault(p, msg.words)
-                elif msg.proto == Proto.EXCEPTION and p.start_regs is not None:
-                    reply = (0, p.start_regs, ())  # a forked child's first fault: its registers
-                    p.start_regs = None
+                    reply = await self.page_fault(t, msg.words)
+                elif msg.proto == Proto.EXCEPTION and t.start_regs is not None:
+                    reply = (0, t.start_regs, ())  # a new thread's first fault: its registers
+                    t.start_regs = None
                 elif msg.proto == Proto.EXCEPTION:
                     trap = msg.words[0] if msg.words else 13
                     w = msg.words
@@ -566,15 +784,14 @@ class Personality:
                     await self.signal_death(p, TRAP_SIGNAL.get(trap, SIGSEGV), at)
                 else:
                     reply = (-38, (), ())
-            if reply is WAITING:
-                assert p is not None
-                p.reply = await env.save_reply()
-                reply = None
+                if reply is WAITING:
+                    t.reply = await env.save_reply()
+                    reply = None
             if self.sleepers:
-                for pid, t in sorted(self.sleepers.items()):
-                    if t <= self.now_ns:
-                        del self.sleepers[pid]
-                        self.wake({pid})
+                for tid, at in sorted(self.sleepers.items()):
+                    if at <= self.now_ns:
+                        del self.sleepers[tid]
+                        self.wake({tid})
             await self._run_woken()
             if first.status is not None:
                 self.cfg.stats.update(calls=self.calls, unimplemented=dict(self.unimplemented),
@@ -589,29 +806,32 @@ class Personality:
                 msg = await env.reply_and_wait(reply[0], *reply[1], items=reply[2], timeout=timeout)
 
     async def _run_woken(self) -> None:
-        """Run again the waiting calls of woken processes; answer those that can go on."""
+        """Run again the waiting calls of woken threads; answer those that can go on."""
         from l4sim.linux.syscalls import WAITING, resume
 
         while self.runnable:
-            pid = self.runnable.pop(0)
-            p = self.procs.get(pid)
-            if p is None or p.blocked is None or p.reply is None:
+            tid = self.runnable.pop(0)
+            t = self.threads.get(tid)
+            if t is None or t.blocked is None or t.reply is None:
                 continue
-            c, p.blocked = p.blocked, None
-            self.cur = pid
+            c, t.blocked = t.blocked, None
+            p = t.proc
+            p.cur = t
+            self.cur = tid
             r = await resume(self, p, c)
-            if r is WAITING or r is None:
+            if r is WAITING or r is None or t.reply is None:
                 continue
-            cap, p.reply = p.reply, None
+            cap, t.reply = t.reply, None
             await self.env.ipc(cap.send(r[0], *r[1], items=r[2]))
             self.env.free_slot(cap.slot)
 
-    async def page_fault(self, p: Proc, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+    async def page_fault(self, t: LinuxThread, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+        p = t.proc
         addr = w[0] & ~0xFFF
         present = w[0] & 1
         write = w[0] & 2
         fetch = w[0] & 4
-        if p.start_regs is not None and addr == FORK_RIP:
+        if t.start_regs is not None and addr == FORK_RIP:
             return (-1, (), ())  # refused: becomes an exception, answered with the registers
         v = p.vma(addr)
         if v is None or (write and not v.rights & MemRights.W) or (present and not write) \
@@ -623,9 +843,11 @@ class Personality:
         rights = v.rights
         try:
             if a is None:
-                a = await self.alloc()
-                p.pages[vpn] = a
-            elif self.refs.get(a, 1) > 1:
+                a = await self.fresh_page(p, v, addr)
+                if a is None:  # a file mapping's page beyond the file's end
+                    await self.signal_death(p, SIGBUS, w[0] & ~7)
+                    return None
+            elif self.refs.get(a, 1) > 1 and not v.shared:
                 if write:
                     a = await self.cow_copy(p, vpn)
                 else:
@@ -636,10 +858,11 @@ class Personality:
         return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
 
     async def signal_death(self, p: Proc, sig: int, addr: int) -> None:
+        """A fatal signal: the whole thread group ends (status 128 + sig)."""
         self.cur = p.pid
         if self.cfg.strace is not None:
             name = SIGNAMES.get(sig, f"signal {sig}")
-            if sig in (SIGILL, SIGTRAP, SIGFPE, SIGSEGV):
+            if sig in (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV):
                 self.cfg.strace(f"--- {name} {{si_signo={name}, si_addr={addr:#x}}} ---")
             self.cfg.strace(f"+++ killed by {name} +++")
         await self.kill(p, 128 + sig, sig)

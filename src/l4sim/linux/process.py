@@ -1,29 +1,36 @@
-"""Process system calls of the Linux personality: fork, execve, wait4, kill, ids, signal dispositions.
+"""Process system calls of the Linux personality: fork, vfork, execve, wait4, waitid, kill, ids,
+signal dispositions.
 
-fork is copy-on-write (see :meth:`Personality.fork`); execve reads the ELF
-from the VFS; wait4 blocks through a saved reply capability until a child
-ends.  Signals: dispositions are recorded (``rt_sigaction``); a signal whose
-action is the default ends (or, for SIGCHLD/SIGURG/SIGWINCH/SIGCONT, does not
-touch) its target; an ignored one, or one with a handler, is not delivered
-(handlers do not run yet).
+fork is copy-on-write (see :meth:`Personality.fork`); vfork is a fork whose
+parent waits until the child execs or ends; execve reads the ELF from the
+VFS (and ends the caller's other threads); wait4 and waitid block through a
+saved reply capability until a child ends.  Signals: dispositions are
+recorded (``rt_sigaction``) per process; a signal whose action is the
+default ends its target's whole thread group (or, for
+SIGCHLD/SIGURG/SIGWINCH/SIGCONT, does nothing); an ignored one is dropped;
+one with a handler becomes pending in the process (``kill``) or in one
+thread (``tgkill``, ``tkill``) and is delivered by :mod:`l4sim.linux.signals`.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from l4sim.linux.elf import ElfError, parse
+from l4sim.linux.misc import child_rusage, reap
 from l4sim.linux.vfs import Dir, File
 
 if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
+    from l4sim.linux.personality import LinuxThread, Personality, Proc
     from l4sim.linux.syscalls import Call
 
 EPERM, ENOENT, ESRCH, ECHILD, EFAULT, EACCES, EINVAL, ENOSYS, ENOEXEC, E2BIG = 1, 2, 3, 10, 14, 13, 22, 38, 8, 7
-WNOHANG = 1
-CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_PARENT_SETTID, CLONE_CHILD_SETTID = (
-    0x100, 0x4000, 0x10000, 0x100000, 0x1000000)
+WNOHANG, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
+__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
+P_ALL, P_PID, P_PGID = 0, 1, 2
+SIGCHLD, CLD_EXITED, CLD_KILLED = 17, 1, 2
 #: signals whose default action does nothing
 IGNORED_BY_DEFAULT = {17, 18, 23, 28}
 SIGSTOPS = {19, 20, 21, 22}
@@ -39,20 +46,16 @@ async def sys_fork(k: Personality, p: Proc, c: Call) -> int:
     return child.pid
 
 
-async def sys_clone(k: Personality, p: Proc, c: Call) -> int:
-    flags, stack, ptid, ctid = c.a[0], c.a[1], c.a[2], c.a[3]
-    if flags & (CLONE_VM | CLONE_THREAD) and not flags & CLONE_VFORK:
-        return -ENOSYS  # threads are not there yet
-    words = list(c.words)
-    if stack:
-        words[16] = stack
-    child = await k.fork(p, tuple(words))
-    tid = struct.pack("<i", child.pid)
-    if flags & CLONE_PARENT_SETTID and ptid:
-        await k.write(p, ptid, tid)
-    if flags & CLONE_CHILD_SETTID and ctid:
-        await k.write(child, ctid, tid)
-    return child.pid
+async def sys_vfork(k: Personality, p: Proc, c: Call) -> int:
+    """A fork (copy-on-write, not shared memory) whose parent waits until the child execs or ends."""
+    from l4sim.linux.syscalls import BLOCK
+
+    if c.state is None:
+        child = await k.fork(p, c.words)
+        child.vfork_waiter = p.cur.tid
+        c.state = child
+    child = c.state
+    return child.pid if child.vfork_waiter == 0 else BLOCK
 
 
 async def _strings(k: Personality, p: Proc, addr: int) -> list[str] | int:
@@ -124,8 +127,18 @@ def _status_word(q: Proc) -> int:
     return (q.exit_code & 0xFF) << 8
 
 
+def _children(k: Personality, p: Proc, match: Callable[[Proc], bool]) -> tuple[list[Proc], Proc | None]:
+    """``p``'s children that ``match`` (of every thread: Linux's default), and the one that
+    ended first (None: none has ended)."""
+    kids = [q for q in k.all.values() if q.ppid == p.pid and match(q)]
+    dead = [q for q in kids if q.status is not None]
+    return kids, min(dead, key=lambda q: q.ended_seq) if dead else None
+
+
 async def sys_wait4(k: Personality, p: Proc, c: Call) -> int:
     pid, wstatus, options, rusage = _i(c.a[0]), c.a[1], c.a[2], c.a[3]
+    if options & ~(WNOHANG | 2 | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
+        return -EINVAL
 
     def match(q: Proc) -> bool:
         if pid > 0:
@@ -136,60 +149,74 @@ async def sys_wait4(k: Personality, p: Proc, c: Call) -> int:
             return q.pgid == -pid
         return True
 
-    kids = [q for q in k.all.values() if q.ppid == p.pid and match(q)]
+    kids, q = _children(k, p, match)
     if not kids:
         return -ECHILD
-    dead = [q for q in kids if q.status is not None]
-    if dead:
-        q = min(dead, key=lambda q: q.ended_seq)
+    if q is not None:
         if wstatus and not await k.write(p, wstatus, struct.pack("<i", _status_word(q))):
             return -EFAULT
-        if rusage and not await k.write(p, rusage, bytes(144)):
+        if rusage and not await k.write(p, rusage, await child_rusage(k, q)):
             return -EFAULT
+        reap(p, q)
         del k.all[q.pid]
         return q.pid
     if options & WNOHANG:
         return 0
-    p.child_waiters.add(p.pid)
+    p.child_waiters.add(p.cur.tid)
     from l4sim.linux.syscalls import BLOCK
 
     return BLOCK
 
 
-async def sys_getppid(k: Personality, p: Proc, c: Call) -> int:
-    return p.ppid
+async def sys_waitid(k: Personality, p: Proc, c: Call) -> int:
+    """waitid(idtype, id, infop, options, rusage): like wait4, the child's end in a siginfo."""
+    idtype, ident, infop, options, rusage = c.a[0], _i(c.a[1]), c.a[2], c.a[3], c.a[4]
+    if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | __WNOTHREAD | __WALL | __WCLONE) \
+            or not options & (WEXITED | WSTOPPED | WCONTINUED):
+        return -EINVAL
+    if idtype == P_PID:
+        if ident <= 0:
+            return -EINVAL
 
+        def match(q: Proc) -> bool:
+            return q.pid == ident
+    elif idtype == P_PGID:
+        if ident < 0:
+            return -EINVAL
+        pgid = ident or p.pgid
 
-async def sys_setpgid(k: Personality, p: Proc, c: Call) -> int:
-    pid, pgid = _i(c.a[0]), _i(c.a[1])
-    q = p if pid == 0 else k.all.get(pid)
-    if q is None or (q is not p and q.ppid != p.pid):
-        return -ESRCH
-    q.pgid = q.pid if pgid == 0 else pgid
+        def match(q: Proc) -> bool:
+            return q.pgid == pgid
+    elif idtype == P_ALL:
+        def match(q: Proc) -> bool:
+            return True
+    else:
+        return -EINVAL  # P_PIDFD: no pid file descriptors
+    kids, q = _children(k, p, match)
+    if not kids:
+        return -ECHILD
+    if q is None or not options & WEXITED:  # stops and continues are never reported
+        if not options & WNOHANG:
+            p.child_waiters.add(p.cur.tid)
+            from l4sim.linux.syscalls import BLOCK
+
+            return BLOCK
+        info = bytes(128)  # nothing to report: si_signo and si_pid 0
+    else:
+        code, status = (CLD_KILLED, q.term_sig) if q.term_sig else (CLD_EXITED, q.exit_code)
+        info = struct.pack("<8iqq", SIGCHLD, 0, code, 0, q.pid, 0, status, 0, 0, 0).ljust(128, b"\0")
+    if infop and not await k.write(p, infop, info):
+        return -EFAULT
+    if rusage and not await k.write(p, rusage, await child_rusage(k, q) if q is not None else bytes(144)):
+        return -EFAULT
+    if q is not None and options & WEXITED and not options & WNOWAIT:
+        reap(p, q)
+        del k.all[q.pid]
     return 0
 
 
-async def sys_getpgid(k: Personality, p: Proc, c: Call) -> int:
-    pid = _i(c.a[0])
-    q = p if pid == 0 else k.all.get(pid)
-    return q.pgid if q is not None else -ESRCH
-
-
-async def sys_getpgrp(k: Personality, p: Proc, c: Call) -> int:
-    return p.pgid
-
-
-async def sys_setsid(k: Personality, p: Proc, c: Call) -> int:
-    if p.pgid == p.pid:
-        return -EPERM
-    p.sid = p.pgid = p.pid
-    return p.pid
-
-
-async def sys_getsid(k: Personality, p: Proc, c: Call) -> int:
-    pid = _i(c.a[0])
-    q = p if pid == 0 else k.all.get(pid)
-    return q.sid if q is not None else -ESRCH
+async def sys_getppid(k: Personality, p: Proc, c: Call) -> int:
+    return p.ppid
 
 
 async def sys_rt_sigaction(k: Personality, p: Proc, c: Call) -> int:
@@ -211,6 +238,8 @@ async def sys_rt_sigaction(k: Personality, p: Proc, c: Call) -> int:
         p.sigact[sig] = raw
         if handler in (0, 1):
             p.pending.discard(sig)
+            for t in p.threads.values():
+                t.pending.discard(sig)
     if oact and not await k.write(p, oact, old):
         return -EFAULT
     return 0
@@ -232,31 +261,44 @@ async def sys_kill(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def sys_tgkill(k: Personality, p: Proc, c: Call) -> int:
-    tid, sig = _i(c.a[1]), _i(c.a[2])
-    q = k.procs.get(tid)
-    if q is None:
+    tgid, tid, sig = _i(c.a[0]), _i(c.a[1]), _i(c.a[2])
+    if tgid <= 0 or tid <= 0:
+        return -EINVAL
+    t = k.threads.get(tid)
+    if t is None or t.proc.pid != tgid:
         return -ESRCH
-    return await _send(k, p, c, [q], sig)
+    return await _send(k, p, c, [t.proc], sig, t)
 
 
 async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
-    q = k.procs.get(_i(c.a[0]))
-    if q is None:
+    tid = _i(c.a[0])
+    if tid <= 0:
+        return -EINVAL
+    t = k.threads.get(tid)
+    if t is None:
         return -ESRCH
-    return await _send(k, p, c, [q], _i(c.a[1]))
+    return await _send(k, p, c, [t.proc], _i(c.a[1]), t)
 
 
-async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int) -> int:
+async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
+                thread: LinuxThread | None = None) -> int:
+    """Send ``sig`` to the processes ``targets`` (or to their ``thread``): a handler's signal
+    becomes pending; a fatal one ends the thread group at once unless every thread it could go
+    to blocks it (then it is pending, and fatal when unblocked)."""
     if not 0 <= sig <= 64:
         return -EINVAL
     if sig == 0:
         return 0
     self_hit = False
+    bit = 1 << (sig - 1)
     for q in targets:
         if sig in q.sighand:
-            k.post(q, sig)
+            k.post(q, sig, thread)
             continue
         if not k.default_action(q, sig) or sig in IGNORED_BY_DEFAULT or sig in SIGSTOPS:
+            continue
+        if all(t.sigmask & bit for t in ((thread,) if thread is not None else q.threads.values())):
+            k.post(q, sig, thread)
             continue
         if q is p:
             self_hit = True
@@ -272,18 +314,13 @@ async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int)
 
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     13: ("rt_sigaction", sys_rt_sigaction, "dpp"),
-    56: ("clone", sys_clone, "xppp"),
     57: ("fork", sys_fork, ""),
-    58: ("vfork", sys_fork, ""),
+    58: ("vfork", sys_vfork, ""),
     59: ("execve", sys_execve, "spp"),
     61: ("wait4", sys_wait4, "dpxp"),
     62: ("kill", sys_kill, "dd"),
-    109: ("setpgid", sys_setpgid, "dd"),
     110: ("getppid", sys_getppid, ""),
-    111: ("getpgrp", sys_getpgrp, ""),
-    112: ("setsid", sys_setsid, ""),
-    121: ("getpgid", sys_getpgid, "d"),
-    124: ("getsid", sys_getsid, "d"),
     200: ("tkill", sys_tkill, "dd"),
     234: ("tgkill", sys_tgkill, "ddd"),
+    247: ("waitid", sys_waitid, "ddpxp"),
 }

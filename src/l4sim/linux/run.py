@@ -10,13 +10,13 @@ bytes is drawn from the machine's seeded generator.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from l4sim.kernel.kernel import Kernel
-from l4sim.kernel.trace import Tracer
+from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import Config, personality
 from l4sim.linux.vfs import Dir, Vfs
@@ -71,9 +71,10 @@ def make_root(root: str | Path | None) -> Dir:
 def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callable[[int, bytes], None],
         strace: Callable[[str], None] | None = None, cores: int = 1, seed: int = 0,
         tracer: Tracer | None = None, ram: int = 256 << 20, root: str | Path | None = None,
-        stdin: Callable[[], bytes] = lambda: b"") -> Result:
+        stdin: Callable[[], bytes] = lambda: b"", interrupts: list[int] | None = None) -> Result:
     """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``,
-    its stdin comes from ``stdin()`` (chunks, b"" at the end)."""
+    its stdin comes from ``stdin()`` (chunks, b"" at the end).  Signal numbers appended to
+    ``interrupts`` (the host's Ctrl-C: 2) go to the console's foreground process group."""
     image = load(path)
     tree = make_root(root)
     m = Machine(cores=cores, seed=seed, ram=ram)
@@ -81,10 +82,29 @@ def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callab
     nframes = m.mem.nframes
     exe = str(Path(path).absolute())
     cfg = Config(image, [str(path), *args], seed=m.rng.getrandbits(64), out=out, strace=strace,
-                 root=tree, exe=exe, exe_bytes=Path(path).read_bytes(), stdin=stdin)
+                 root=tree, exe=exe, exe_bytes=Path(path).read_bytes(), stdin=stdin, ram=ram)
+    if interrupts is not None:
+        cfg.interrupts = interrupts
     s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
     k.create_root("linux", lambda sp: personality(Env(TaskLocal(INITIAL)), cfg), prio=100, pager=s0)
     k.run(stop=lambda: bool(cfg.result))
     if not cfg.result:
         raise LinuxError(f"{path}: the system went idle before the program ended")
     return Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
+
+
+def syscall_records(records: Iterable[Record]) -> list[Record]:
+    """The trace records with each guest system call named: an ``exception`` record of a
+    ``syscall`` (its ``code`` is the number in rax) gets an argument ``syscall`` with the
+    call's name, which the Perfetto exporter shows with the event."""
+    from l4sim.linux.sysnames import NAMES
+
+    out: list[Record] = []
+    for rec in records:
+        t, cpu, kind, tid, args = rec
+        if kind == "exception" and args.get("why") == "syscall":
+            nr = args.get("code")
+            known = NAMES.get(nr) if isinstance(nr, int) else None
+            rec = (t, cpu, kind, tid, {**args, "syscall": known[0] if known else f"syscall_{nr}"})
+        out.append(rec)
+    return out

@@ -1,11 +1,15 @@
 """Signals with handlers: masks, pending signals, delivery at system-call return, sigreturn,
 sigsuspend; and the sleeping calls (nanosleep, clock_nanosleep, pause).
 
-A signal whose disposition is a handler is made pending in its target; it is
-delivered when a system call of the target returns (the reply then enters
-the handler instead of returning), or at once when the target waits in
-``rt_sigsuspend``/``pause`` (which return ``-EINTR``).  Other waiting calls
-are not interrupted: their signal comes when they return.  The frame on the
+Dispositions belong to the process, masks to each thread.  A signal whose
+disposition is a handler is made pending in its target process (``kill``) or
+thread (``tgkill``); it is delivered when a system call of a thread that does
+not block it returns (the reply then enters the handler instead of
+returning), or at once when such a thread waits in ``rt_sigsuspend``/``pause``
+or a futex wait (which return ``-EINTR``).  Other waiting calls are not
+interrupted: their signal comes when they return.  A fatal signal that every
+thread blocked stays pending the same way and ends the process when a thread
+unblocks it.  The frame on the
 user stack has Linux's layout (return address = ``sa_restorer``, ucontext
 with the general registers and the old mask, siginfo); FPU state is not saved.
 """
@@ -16,7 +20,7 @@ import struct
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
+    from l4sim.linux.personality import LinuxThread, Personality, Proc
     from l4sim.linux.syscalls import Call
 
 EFAULT, EINTR, EINVAL = 14, 4, 22
@@ -34,27 +38,39 @@ UC_SIGMASK = UC_MCONTEXT + 256
 FRAME = 8 + UC_SIGMASK + 8 + 128  # return address, ucontext, siginfo
 
 
-def deliverable(p: Proc) -> int:
-    """The lowest pending, unmasked signal with a handler (0: none)."""
-    for sig in sorted(p.pending):
-        if not p.sigmask >> (sig - 1) & 1:
+def deliverable(t: LinuxThread) -> int:
+    """The lowest signal pending in ``t`` or its process that ``t`` does not block (0: none)."""
+    pending = t.pending | t.proc.pending if t.pending else t.proc.pending
+    for sig in sorted(pending):
+        if not t.sigmask >> (sig - 1) & 1:
             return sig
     return 0
 
 
 async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
-    """Enter the handler of a deliverable signal with ``regs`` (the registers the system call
-    returns with) saved on the stack; the new registers, or None (nothing to deliver)."""
-    sig = deliverable(p)
-    if not sig:
+    """Enter the handler of a signal deliverable to the calling thread with ``regs`` (the
+    registers the system call returns with) saved on the stack; the new registers, or None
+    (nothing to deliver, or a fatal signal ended the process: ``p.status`` is set)."""
+    from l4sim.linux.process import IGNORED_BY_DEFAULT, SIGSTOPS
+
+    t = p.cur
+    while True:
+        sig = deliverable(t)
+        if not sig:
+            return None
+        (t.pending if sig in t.pending else p.pending).discard(sig)
+        if sig in p.sighand:
+            break
+        if sig in p.sigign or sig in IGNORED_BY_DEFAULT or sig in SIGSTOPS:
+            continue
+        await k.signal_death(p, sig, 0)  # fatal, now that it is unblocked
         return None
-    p.pending.discard(sig)
     act = p.sigact.get(sig, bytes(32))
     handler, flags, restorer, mask = struct.unpack("<QQQQ", act)
-    if sig not in p.sighand or handler in (0, 1):
+    if handler in (0, 1):
         return None
-    old_mask = p.saved_mask if p.saved_mask is not None else p.sigmask
-    p.saved_mask = None
+    old_mask = t.saved_mask if t.saved_mask is not None else t.sigmask
+    t.saved_mask = None
     sp = (regs[_IDX["rsp"]] - 128 - FRAME) & ~0xF
     sp -= 8  # as after a call: rsp + 8 is 16-byte aligned
     uc = bytearray(UC_SIGMASK + 8)
@@ -71,7 +87,7 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
         p.sigact.pop(sig, None)
     if not flags & SA_NODEFER:
         mask |= 1 << (sig - 1)
-    p.sigmask = (p.sigmask | mask) & ~UNBLOCKABLE
+    t.sigmask = (t.sigmask | mask) & ~UNBLOCKABLE
     new = list(regs)
     new[_IDX["rip"]] = handler
     new[_IDX["rsp"]] = sp
@@ -93,53 +109,56 @@ async def sys_rt_sigreturn(k: Personality, p: Proc, c: Call) -> int:
     regs = list(c.words[:20])
     for name, v in zip(_SC, sc, strict=True):
         regs[_IDX[name]] = v
-    (p.sigmask,) = struct.unpack_from("<Q", raw, UC_SIGMASK)
-    p.sigmask &= ~UNBLOCKABLE
+    t = p.cur
+    (t.sigmask,) = struct.unpack_from("<Q", raw, UC_SIGMASK)
+    t.sigmask &= ~UNBLOCKABLE
     c.all_regs = tuple(regs)
     return regs[0] - (1 << 64) if regs[0] >> 63 else regs[0]
 
 
 async def sys_rt_sigprocmask(k: Personality, p: Proc, c: Call) -> int:
     how, nset, oset = c.a[0], c.a[1], c.a[2]
-    old = p.sigmask
+    t = p.cur
+    old = t.sigmask
     if nset:
         raw = await k.read(p, nset, 8)
         if raw is None:
             return -EFAULT
         (m,) = struct.unpack("<Q", raw)
         if how == 0:
-            p.sigmask |= m
+            t.sigmask |= m
         elif how == 1:
-            p.sigmask &= ~m
+            t.sigmask &= ~m
         elif how == 2:
-            p.sigmask = m
+            t.sigmask = m
         else:
             return -EINVAL
-        p.sigmask &= ~UNBLOCKABLE
+        t.sigmask &= ~UNBLOCKABLE
     if oset and not await k.write(p, oset, struct.pack("<Q", old)):
         return -EFAULT
     return 0
 
 
 async def sys_rt_sigpending(k: Personality, p: Proc, c: Call) -> int:
-    m = sum(1 << (s - 1) for s in p.pending)
+    m = sum(1 << (s - 1) for s in p.pending | p.cur.pending)
     return 0 if await k.write(p, c.a[0], struct.pack("<Q", m)) else -EFAULT
 
 
 async def sys_rt_sigsuspend(k: Personality, p: Proc, c: Call) -> int:
     from l4sim.linux.syscalls import BLOCK
 
+    t = p.cur
     if c.state is None:  # first time: install the temporary mask
         if c.nr == 130:
             raw = await k.read(p, c.a[0], 8)
             if raw is None:
                 return -EFAULT
-            p.saved_mask = p.sigmask
-            p.sigmask = struct.unpack("<Q", raw)[0] & ~UNBLOCKABLE
+            t.saved_mask = t.sigmask
+            t.sigmask = struct.unpack("<Q", raw)[0] & ~UNBLOCKABLE
         c.state = True
-    if deliverable(p):
+    if deliverable(t):
         return -EINTR
-    p.sig_waiters.add(p.pid)
+    p.sig_waiters.add(t.tid)
     return BLOCK
 
 
@@ -165,9 +184,9 @@ async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
         else:
             c.state = k.now_ns + t
     if k.now_ns >= c.state:
-        k.sleepers.pop(p.pid, None)
+        k.sleepers.pop(p.cur.tid, None)
         return 0
-    k.sleepers[p.pid] = c.state
+    k.sleepers[p.cur.tid] = c.state
     return BLOCK
 
 

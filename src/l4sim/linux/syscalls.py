@@ -7,9 +7,13 @@ name, a thin ``async`` function ``fn(k, p, c) -> int`` (``k`` the
 ``--strace``.  The result goes back in rax (a negative errno on failure).
 A number not in the table returns ``-ENOSYS`` and is counted.
 
-Format letters: ``d`` signed decimal, ``u`` unsigned, ``x`` hex, ``p``
-pointer (NULL or hex), ``s`` C string in guest memory, ``b`` a buffer whose
-length is the next argument.
+Format letters: ``d`` signed decimal, ``u`` unsigned, ``x`` hex, ``o`` octal,
+``p`` pointer (NULL or hex), ``s`` C string in guest memory, ``b`` a buffer
+whose length is the next argument, ``v`` an iovec array whose count is the
+next argument; ``B`` and ``V`` are ``b`` and ``v`` filled by the call (read,
+readv): shown after it returns, as much as it returned.  A call outside the
+table is printed with its name from :mod:`l4sim.linux.sysnames` and its
+arguments in hex (``syscall_0x1f4()`` for a number Linux does not have).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from l4sim.kernel.abi import Fpage, MapItem, MemRights
-from l4sim.linux.personality import Vma
+from l4sim.kernel.abi import MapItem
+from l4sim.linux.sysnames import ERRNOS, NAMES
 
 if TYPE_CHECKING:
     from l4sim.linux.personality import Personality, Proc
@@ -29,12 +33,8 @@ PAGE = 4096
 #: errno values (x86-64 Linux)
 EPERM, ENOENT, ESRCH, EINTR, EIO, EBADF, ENOMEM, EFAULT, EINVAL = 1, 2, 3, 4, 5, 9, 12, 14, 22
 ENOTTY, ESPIPE, ENODEV, ENOSYS = 25, 29, 19, 38
-ERRNO_NAMES = {1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 12: "ENOMEM",
-               14: "EFAULT", 19: "ENODEV", 22: "EINVAL", 25: "ENOTTY", 29: "ESPIPE", 38: "ENOSYS"}
-ERRNO_TEXT = {1: "Operation not permitted", 2: "No such file or directory", 3: "No such process",
-              9: "Bad file descriptor", 12: "Cannot allocate memory", 14: "Bad address",
-              19: "No such device", 22: "Invalid argument", 25: "Inappropriate ioctl for device",
-              29: "Illegal seek", 38: "Function not implemented"}
+ERRNO_NAMES = {e: name for e, (name, _) in ERRNOS.items()}
+ERRNO_TEXT = {e: text for e, (_, text) in ERRNOS.items()}
 #: the simulated wall clock starts at this Unix time (2026-01-01)
 EPOCH = 1_767_225_600
 #: result of a call that must wait: the personality keeps the reply capability and runs it again
@@ -82,21 +82,7 @@ def _i(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-# --------------------------------------------------------------------------- process
-async def sys_exit(k: Personality, p: Proc, c: Call) -> int:
-    status = c.a[0] & 0xFF
-    if k.cfg.strace is not None:
-        k.cfg.strace(f"{TABLE[c.nr].name}({_i(c.a[0])}) = ?")
-        k.cfg.strace(f"+++ exited with {status} +++")
-    await k.kill(p, status)
-    c.ended = True
-    return 0
-
-
-async def sys_getpid(k: Personality, p: Proc, c: Call) -> int:
-    return p.pid
-
-
+# --------------------------------------------------------------------------- misc
 async def sys_zero(k: Personality, p: Proc, c: Call) -> int:
     """Calls that succeed and do nothing here (ids of root, masks, hints)."""
     return 0
@@ -184,119 +170,9 @@ async def sys_time(k: Personality, p: Proc, c: Call) -> int:
     return t
 
 
-# --------------------------------------------------------------------------- memory
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 1, 2, 0x10, 0x20
-MAP_FIXED_NOREPLACE = 0x100000
-#: the heap may grow to this size
-BRK_MAX = 1 << 30
-
-
-def _prot_rights(prot: int) -> int:
-    return (MemRights.R if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) else 0) \
-        | (MemRights.W if prot & PROT_WRITE else 0) | (MemRights.X if prot & PROT_EXEC else 0)
-
-
-def _carve(p: Proc, start: int, end: int) -> list[Vma]:
-    """Remove [start, end) from p's VMAs (splitting them); returns the removed pieces."""
-    keep, cut = [], []
-    for v in p.vmas:
-        if v.end <= start or v.start >= end:
-            keep.append(v)
-            continue
-        if v.start < start:
-            keep.append(Vma(v.start, start, v.rights, v.name))
-        if v.end > end:
-            keep.append(Vma(end, v.end, v.rights, v.name))
-        cut.append(Vma(max(v.start, start), min(v.end, end), v.rights, v.name))
-    p.vmas = keep
-    return cut
-
-
-async def _revoke(k: Personality, p: Proc, start: int, end: int) -> None:
-    """Unmap p's pages in [start, end) but keep their frames (they refault with new rights)."""
-    for vpn in range(start >> 12, end >> 12):
-        if vpn in p.pages:
-            await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
-
-
-async def sys_brk(k: Personality, p: Proc, c: Call) -> int:
-    new = c.a[0]
-    if new < p.brk_start or new > p.brk_start + BRK_MAX:
-        return p.brk
-    old_top = (p.brk + PAGE - 1) & ~(PAGE - 1)
-    new_top = (new + PAGE - 1) & ~(PAGE - 1)
-    heap = next(v for v in p.vmas if v.name == "heap")
-    if new_top < old_top:
-        await k.unmap_range(p, new_top, old_top)
-    elif new_top > old_top and any(v.start < new_top and v.end > old_top for v in p.vmas if v is not heap):
-        return p.brk  # would run into a mapping
-    heap.end = max(new_top, heap.start)
-    p.brk = new
-    return new
-
-
-async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
-    addr, length, prot, flags, fd = c.a[0], c.a[1], c.a[2], c.a[3], _i(c.a[4])
-    if length == 0 or length >= 1 << 46:
-        return -EINVAL
-    if not flags & MAP_ANONYMOUS:
-        return -EBADF if fd not in p.fds else -ENODEV  # no file mappings yet
-    if not flags & (MAP_PRIVATE | MAP_SHARED):
-        return -EINVAL
-    size = (length + PAGE - 1) & ~(PAGE - 1)
-    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
-        if addr & 0xFFF or addr + size > 1 << 47:
-            return -EINVAL
-        if flags & MAP_FIXED_NOREPLACE and any(v.start < addr + size and v.end > addr for v in p.vmas):
-            return -17  # EEXIST
-        _carve(p, addr, addr + size)
-        await k.unmap_range(p, addr, addr + size)
-    else:
-        addr = p.mmap_next - size
-        while any(v.start < addr + size and v.end > addr for v in p.vmas):
-            addr = min(v.start for v in p.vmas if v.start < addr + size and v.end > addr) - size
-        if addr < p.brk_start + BRK_MAX:
-            return -ENOMEM
-        p.mmap_next = addr
-    p.vmas.append(Vma(addr, addr + size, _prot_rights(prot), "mmap"))
-    return addr
-
-
-async def sys_munmap(k: Personality, p: Proc, c: Call) -> int:
-    addr, length = c.a[0], c.a[1]
-    if addr & 0xFFF or length == 0:
-        return -EINVAL
-    end = (addr + length + PAGE - 1) & ~(PAGE - 1)
-    _carve(p, addr, end)
-    await k.unmap_range(p, addr, end)
-    return 0
-
-
-async def sys_mprotect(k: Personality, p: Proc, c: Call) -> int:
-    addr, length, prot = c.a[0], c.a[1], c.a[2]
-    if addr & 0xFFF:
-        return -EINVAL
-    end = (addr + length + PAGE - 1) & ~(PAGE - 1)
-    pieces = _carve(p, addr, end)
-    if not pieces:
-        return -ENOMEM
-    r = _prot_rights(prot)
-    p.vmas += [Vma(v.start, v.end, r, v.name) for v in pieces]
-    await _revoke(k, p, addr, end)
-    return 0
-
-
 # --------------------------------------------------------------------------- the table
 TABLE: dict[int, Syscall] = {
-    9: Syscall("mmap", sys_mmap, "puxxdx"),
-    10: Syscall("mprotect", sys_mprotect, "pux"),
-    11: Syscall("munmap", sys_munmap, "pu"),
-    12: Syscall("brk", sys_brk, "p"),
     24: Syscall("sched_yield", sys_zero, ""),
-    28: Syscall("madvise", sys_zero, "pud"),
-    39: Syscall("getpid", sys_getpid, ""),
-    60: Syscall("exit", sys_exit, "d"),
     63: Syscall("uname", sys_uname, "p"),
     96: Syscall("gettimeofday", sys_gettimeofday, "pp"),
     97: Syscall("getrlimit", sys_getrlimit, "dp"),
@@ -306,13 +182,9 @@ TABLE: dict[int, Syscall] = {
     108: Syscall("getegid", sys_zero, ""),
     131: Syscall("sigaltstack", sys_zero, "pp"),
     158: Syscall("arch_prctl", sys_arch_prctl, "xp"),
-    186: Syscall("gettid", sys_getpid, ""),
     201: Syscall("time", sys_time, "p"),
-    218: Syscall("set_tid_address", sys_getpid, "p"),
     228: Syscall("clock_gettime", sys_clock_gettime, "dp"),
     229: Syscall("clock_getres", sys_clock_getres, "dp"),
-    231: Syscall("exit_group", sys_exit, "d"),
-    273: Syscall("set_robust_list", sys_zero, "pu"),
     302: Syscall("prlimit64", sys_prlimit64, "ddpp"),
     318: Syscall("getrandom", sys_getrandom, "pux"),
     334: Syscall("rseq", sys_enosys, "pudx"),
@@ -325,10 +197,32 @@ def _quote(b: bytes, limit: int = 32) -> str:
     return f'"{s}"' + ("..." if len(b) > limit else "")
 
 
-async def _format(k: Personality, p: Proc, fmt: str, a: tuple[int, ...]) -> str:
+async def _iov(k: Personality, p: Proc, addr: int, cnt: int, limit: int | None) -> str:
+    """An iovec array as strace prints it; ``limit``: show only that many bytes of data in all
+    (what readv filled), None: up to every iov_len (what writev takes)."""
+    raw = await k.read(p, addr, 16 * min(cnt, 32)) if 0 < cnt <= 1024 else None
+    if raw is None:
+        return hex(addr)
+    out = []
+    for i in range(len(raw) // 16):
+        base, n = struct.unpack_from("<QQ", raw, 16 * i)
+        avail = n if limit is None else min(n, limit)
+        if limit is not None:
+            limit -= avail
+        data = await k.read(p, base, min(avail, 33)) if avail else b""
+        out.append(f"{{iov_base={hex(base) if data is None else _quote(data)}, iov_len={n}}}")
+    return "[" + ", ".join(out) + (", ..." if cnt > 32 else "") + "]"
+
+
+async def _format(k: Personality, p: Proc, fmt: str, a: tuple[int, ...], r: int | None = None) -> str:
+    """The arguments of a call for --strace.  Upper-case letters show what the call wrote:
+    given its result ``r``, the data; before it returned, or after an error, the pointer."""
     out = []
     for i, f in enumerate(fmt):
         v = a[i]
+        if f in "BV" and (r is None or r < 0):
+            out.append("NULL" if v == 0 else hex(v))
+            continue
         if f == "d":
             out.append(str(_i(v)) if v < 1 << 32 or v >> 63 else str(_s(v)))
         elif f == "u":
@@ -342,10 +236,18 @@ async def _format(k: Personality, p: Proc, fmt: str, a: tuple[int, ...]) -> str:
         elif f == "s":
             s = await k.read_str(p, v) if v else None
             out.append(_quote(s, 64) if s is not None else hex(v))
-        elif f == "b":
-            b = await k.read(p, v, min(a[i + 1], 32))
-            out.append(_quote(b + (b"\0" if a[i + 1] > 32 else b""), 32) if b is not None else hex(v))
+        elif f in "bB":
+            n = a[i + 1] if f == "b" else r
+            assert n is not None
+            b = await k.read(p, v, min(n, 33))
+            out.append(_quote(b, 32) if b is not None else hex(v))
+        elif f in "vV":
+            out.append(await _iov(k, p, v, a[i + 1], None if f == "v" else r))
     return ", ".join(out)
+
+
+#: calls that print their own strace line (they may end the caller)
+_OWN_TRACE = frozenset(("exit", "exit_group", "kill", "tgkill", "tkill", "execve"))
 
 
 def _result(r: int) -> str:
@@ -358,6 +260,12 @@ def _result(r: int) -> str:
 async def dispatch(k: Personality, p: Proc, words: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
     """Serve one system call of ``p`` (the 20 words of its exception IPC); the reply, or None
     when the call ended the process."""
+    if k.cfg.interrupts:  # Ctrl-C at the console: the foreground group first
+        from l4sim.linux.jobs import console_signals
+
+        await console_signals(k)
+        if p.status is not None:
+            return None
     nr = words[0]
     c = Call(nr, (words[5], words[4], words[3], words[9], words[7], words[8]), words)
     k.calls += 1
@@ -367,17 +275,22 @@ async def dispatch(k: Personality, p: Proc, words: tuple[int, ...]) -> tuple[int
     args = ""
     if sc is None:
         k.unimplemented[nr] = k.unimplemented.get(nr, 0) + 1
+        known = NAMES.get(nr)
+        if known is not None:
+            c.name = known[0]
+            if trace is not None:
+                c.args = ", ".join(hex(v) for v in c.a[: known[1]])
         r = -ENOSYS
     else:
         c.name = sc.name
-        if trace is not None and sc.fn is not sys_exit and sc.name not in ("kill", "tgkill", "tkill", "execve"):
+        if trace is not None and sc.name not in _OWN_TRACE:
             args = await _format(k, p, sc.fmt, c.a)
         c.args = args
         r = await sc.fn(k, p, c)
         if c.ended:
             return None
         if r == BLOCK:
-            p.blocked = c
+            p.cur.blocked = c
             return WAITING
     return await finish(k, p, c, r)
 
@@ -388,18 +301,22 @@ async def resume(k: Personality, p: Proc, c: Call) -> tuple[int, tuple[int, ...]
     if c.ended:
         return None
     if r == BLOCK:
-        p.blocked = c
+        p.cur.blocked = c
         return WAITING
     return await finish(k, p, c, r)
 
 
-async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]]:
-    """The reply to a finished call: rax (and registers it sets), or the entry into a signal handler."""
+async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+    """The reply to a finished call: rax (and registers it sets), the entry into a signal
+    handler, or None when a signal it unblocked ended the process."""
     from l4sim.linux.signals import deliver
 
     trace = k.cfg.strace
     words = c.words
     if trace is not None:
+        sc = TABLE.get(c.nr)
+        if sc is not None and ("B" in sc.fmt or "V" in sc.fmt):
+            c.args = await _format(k, p, sc.fmt, c.a, r)  # what the call read, now that it has
         name = c.name or f"syscall_{c.nr:#x}"
         trace(f"{name}({c.args}) = {_result(r)}")
     rax = r & 0xFFFF_FFFF_FFFF_FFFF
@@ -410,10 +327,12 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
         regs[0] = rax
         for n, v in c.set_regs.items():
             regs[INDEX[n]] = v
-    if p.pending:
+    if p.pending or p.cur.pending:
         entered = await deliver(k, p, regs)
         if entered is not None:
             return (0, tuple(entered), ())
+        if p.status is not None:
+            return None
     if c.all_regs is not None:
         return (0, tuple(regs), ())
     if not c.set_regs:
@@ -422,9 +341,9 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 
 def _merge() -> None:
-    from l4sim.linux import files, process, signals
+    from l4sim.linux import files, jobs, memory, misc, process, signals, threads
 
-    for mod in (files, process, signals):
+    for mod in (files, jobs, memory, misc, process, signals, threads):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 

@@ -4,9 +4,12 @@ The root is built from a host directory (read lazily, read-only: a host
 file is read the first time its data is needed, and every change lives in
 memory) or a tar file, or is empty with the program copied in at its path.
 ``/tmp`` is an ordinary in-memory directory (everything is in memory),
-``/dev`` holds ``null``, ``zero``, ``urandom``, ``tty`` and ``console``,
-``/proc/self`` (and ``/proc/PID``) has ``exe`` and ``fd/N``, symbolic links
-made up when they are looked up.
+``/dev`` holds ``null``, ``zero``, ``urandom``, ``tty`` and ``console`` (the
+console's session and foreground group: :class:`Tty`), ``/proc/self`` (and
+``/proc/PID``) has ``exe`` and ``fd/N``, symbolic links made up when they are
+looked up, and ``stat``, ``status``, ``maps``, ``cmdline``, ``comm``: files
+whose text is made when they are opened (:class:`ProcFile`, the text from
+:mod:`l4sim.linux.procfs`), as are ``/proc/uptime``, ``meminfo`` and the like.
 
 Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 """
@@ -35,6 +38,9 @@ _ino = itertools.count(2)
 class Inode:
     mode: int = 0
     rdev: int = 0
+    #: owner and group (chown); everybody is root, so nothing checks them
+    uid: int = 0
+    gid: int = 0
 
     def __init__(self, mode: int) -> None:
         self.mode = mode
@@ -70,6 +76,23 @@ class File(Inode):
 
     def size(self) -> int:
         return len(self._data) if self._data is not None else self._host_size
+
+
+class ProcFile(File):
+    """A file of ``/proc``: its text is made when it is opened (:func:`l4sim.linux.procfs.render`
+    for ``what`` of process ``proc``, or of the system when ``proc`` is None); its size is 0,
+    as on Linux."""
+
+    def __init__(self, proc: Any, what: str) -> None:
+        super().__init__(b"", 0o444)
+        self.proc = proc
+        self.what = what
+
+    def size(self) -> int:
+        return 0
+
+    def fill(self, text: bytes) -> None:
+        self._data = bytearray(text)
 
 
 class Symlink(Inode):
@@ -194,6 +217,10 @@ class OFile:
 
 
 # --------------------------------------------------------------------------- /proc
+#: files of /proc/PID and of /proc (their text: l4sim.linux.procfs)
+PROCESS_FILES = ("stat", "status", "maps", "cmdline", "comm")
+SYSTEM_FILES = ("uptime", "meminfo", "loadavg", "stat", "mounts")
+
 class ProcDir(Dir):
     """``/proc``: ``self`` and one directory per live process (ctx is the vfs's process lookup)."""
 
@@ -204,6 +231,8 @@ class ProcDir(Dir):
     def lookup(self, name: str, ctx: Any) -> Inode | None:
         if name == "self":
             return Symlink(str(ctx.pid)) if ctx is not None else None
+        if name in SYSTEM_FILES:
+            return ProcFile(None, name)
         if name.isdigit():
             p = self.vfs.procs(int(name))
             if p is not None:
@@ -214,6 +243,7 @@ class ProcDir(Dir):
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         out: list[tuple[str, Inode]] = [("self", Symlink(str(ctx.pid)))]
+        out += [(name, ProcFile(None, name)) for name in SYSTEM_FILES]
         for pid in self.vfs.pids():
             node = self.lookup(str(pid), ctx)
             if node is not None:
@@ -236,10 +266,13 @@ class PidDir(Dir):
             d = FdDir(p)
             d.parent = self
             return d
+        if name in PROCESS_FILES:
+            return ProcFile(p, name)
         return None
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
-        return [(n, node) for n in ("exe", "cwd", "fd") if (node := self.lookup(n, ctx)) is not None]
+        return [(n, node) for n in ("exe", "cwd", "fd", *PROCESS_FILES)
+                if (node := self.lookup(n, ctx)) is not None]
 
 
 class FdDir(Dir):
@@ -259,6 +292,15 @@ class FdDir(Dir):
         return [(str(fd), node) for fd in sorted(self.proc.fds) if (node := self.lookup(str(fd), ctx)) is not None]
 
 
+@dataclass
+class Tty:
+    """The console as a controlling terminal: its session and foreground process group
+    (see :mod:`l4sim.linux.jobs`); 0: none."""
+
+    session: int = 1
+    pgrp: int = 1
+
+
 # --------------------------------------------------------------------------- the tree
 class Vfs:
     """The tree and path resolution."""
@@ -268,6 +310,7 @@ class Vfs:
         self.root = root
         self.procs = procs
         self.pids = pids
+        self.tty = Tty()
         tmp = root.children.get("tmp")
         if not isinstance(tmp, Dir) or tmp._host is not None:
             root.add("tmp", Dir(0o1777))  # tmpfs over whatever the root had
@@ -402,7 +445,7 @@ def stat_bytes(node: Inode, dev: int = 0x16) -> bytes:
     """struct stat (x86-64)."""
     size = node.size()
     t = node.mtime
-    return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.nlink, node.mode, 0, 0, 0, node.rdev, size,
+    return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.nlink, node.mode, node.uid, node.gid, 0, node.rdev, size,
                        4096, (size + 511) // 512, t, 0, t, 0, t, 0, 0, 0, 0)
 
 
@@ -410,7 +453,7 @@ def statx_bytes(node: Inode, dev: int = 0x16) -> bytes:
     """struct statx with the basic fields (mask 0x7ff)."""
     size = node.size()
     t = node.mtime
-    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.nlink, 0, 0, node.mode, 0, node.ino, size,
+    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.nlink, node.uid, node.gid, node.mode, 0, node.ino, size,
                        (size + 511) // 512, 0)
     times = struct.pack("<qIi", t, 0, 0) * 4
     devs = struct.pack("<IIII", node.rdev >> 8, node.rdev & 0xFF, dev >> 8, dev & 0xFF)

@@ -1,0 +1,151 @@
+"""Process groups, sessions and the console's foreground group: what a shell's job control uses.
+
+Linux's rules (kernel/sys.c, drivers/tty/tty_jobctrl.c), as far as a shell needs them:
+
+- ``setpgid(pid, pgid)`` moves the caller or one of its children that has not called execve
+  (``EACCES`` otherwise) into an existing group of the caller's session or a new group
+  named after the process; not a session leader (``EPERM``), not a child of another
+  session (``EPERM``), not a stranger (``ESRCH``).
+- ``setsid`` makes a new session and group unless a group of the caller's pid exists.
+- The console (``/dev/tty``, ``/dev/console``) is the controlling terminal of the first
+  session (pid 1's); it has a foreground process group, read with ``TIOCGPGRP`` and set
+  with ``TIOCSPGRP`` (to a group of that session), ``TIOCGSID`` gives its session.  A
+  process of another session gets ``ENOTTY``, as it has no controlling terminal.
+  Background groups are not stopped by SIGTTIN/SIGTTOU (stopping is not modelled).
+- What is typed at the console: the host's Ctrl-C reaches the foreground group as SIGINT
+  (:func:`console_signals`), when the personality next serves a system call.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from l4sim.linux.personality import Personality, Proc
+    from l4sim.linux.syscalls import Call
+    from l4sim.linux.vfs import OFile
+
+EPERM, ESRCH, EFAULT, EACCES, EINVAL, ENOTTY = 1, 3, 14, 13, 22, 25
+TIOCSCTTY, TIOCGPGRP, TIOCSPGRP, TIOCNOTTY, TIOCGSID = 0x540E, 0x540F, 0x5410, 0x5422, 0x5429
+JOB_IOCTLS = frozenset((TIOCSCTTY, TIOCGPGRP, TIOCSPGRP, TIOCNOTTY, TIOCGSID))
+
+
+def _i(v: int) -> int:
+    v &= 0xFFFF_FFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+async def sys_setpgid(k: Personality, p: Proc, c: Call) -> int:
+    pid, pgid = _i(c.a[0]) or p.pid, _i(c.a[1])
+    pgid = pgid or pid
+    if pgid < 0:
+        return -EINVAL
+    q = k.all.get(pid)
+    if q is None:
+        return -ESRCH
+    if q is not p:
+        if q.ppid != p.pid:
+            return -ESRCH
+        if q.sid != p.sid:
+            return -EPERM
+        if q.acct.execs:
+            return -EACCES  # the child has called execve
+    if q.sid == q.pid:
+        return -EPERM  # a session leader stays in its group
+    if pgid != q.pid and not any(r.pgid == pgid and r.sid == p.sid for r in k.all.values()):
+        return -EPERM  # no such group in this session
+    q.pgid = pgid
+    return 0
+
+
+async def sys_getpgid(k: Personality, p: Proc, c: Call) -> int:
+    pid = _i(c.a[0])
+    q = p if pid == 0 else k.all.get(pid)
+    return q.pgid if q is not None else -ESRCH
+
+
+async def sys_getpgrp(k: Personality, p: Proc, c: Call) -> int:
+    return p.pgid
+
+
+async def sys_setsid(k: Personality, p: Proc, c: Call) -> int:
+    if any(q.pgid == p.pid for q in k.all.values()):
+        return -EPERM  # it leads a group (or one has its pid)
+    p.sid = p.pgid = p.pid
+    return p.pid
+
+
+async def sys_getsid(k: Personality, p: Proc, c: Call) -> int:
+    pid = _i(c.a[0])
+    q = p if pid == 0 else k.all.get(pid)
+    return q.sid if q is not None else -ESRCH
+
+
+async def tty_ioctl(k: Personality, p: Proc, f: OFile, req: int, arg: int) -> int:
+    """The job-control requests on the console (``f`` is /dev/tty or /dev/console)."""
+    tty = k.vfs.tty
+    if req == TIOCSCTTY:
+        if p.sid != p.pid:
+            return -EPERM  # only a session leader takes a controlling terminal
+        if tty.session not in (0, p.sid) and arg != 1 and any(q.sid == tty.session for q in k.procs.values()):
+            return -EPERM  # another session has it (arg 1: take it anyway, as root may)
+        tty.session, tty.pgrp = p.sid, p.pgid
+        return 0
+    if tty.session != p.sid:
+        return -ENOTTY  # not the caller's controlling terminal
+    if req == TIOCGPGRP:
+        return 0 if await k.write(p, arg, struct.pack("<i", tty.pgrp)) else -EFAULT
+    if req == TIOCGSID:
+        return 0 if await k.write(p, arg, struct.pack("<i", tty.session)) else -EFAULT
+    if req == TIOCNOTTY:
+        if p.sid == p.pid:
+            tty.session = tty.pgrp = 0
+        return 0
+    raw = await k.read(p, arg, 4)  # TIOCSPGRP
+    if raw is None:
+        return -EFAULT
+    (pgrp,) = struct.unpack("<i", raw)
+    if pgrp < 0:
+        return -EINVAL
+    members = [q for q in k.procs.values() if q.pgid == pgrp]
+    if not members:
+        return -ESRCH
+    if any(q.sid != p.sid for q in members):
+        return -EPERM
+    tty.pgrp = pgrp
+    return 0
+
+
+SIGNAMES = {2: "SIGINT", 3: "SIGQUIT", 20: "SIGTSTP"}
+#: signals whose default action leaves the process alone (SIGTSTP would stop it: not modelled)
+HARMLESS = frozenset((20,))
+
+
+async def console_signals(k: Personality) -> None:
+    """Send the signals typed at the console (the host's Ctrl-C: ``cfg.interrupts``) to the
+    console's foreground process group, as the terminal driver does."""
+    sigs, k.cfg.interrupts[:] = list(k.cfg.interrupts), []
+    pgrp, cur = k.vfs.tty.pgrp, k.cur
+    for sig in sigs:
+        name = SIGNAMES.get(sig, f"signal {sig}")
+        for q in [q for q in k.procs.values() if q.pgid == pgrp]:
+            if q.status is not None or sig in q.sigign:
+                continue
+            k.cur = q.pid  # strace lines name the process
+            if k.cfg.strace is not None:
+                k.cfg.strace(f"--- {name} {{si_signo={name}, si_code=SI_KERNEL}} ---")
+            if sig in q.sighand:
+                k.post(q, sig)
+            elif sig not in HARMLESS:
+                await k.signal_death(q, sig, 0)
+    k.cur = cur
+
+
+TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
+    109: ("setpgid", sys_setpgid, "dd"),
+    111: ("getpgrp", sys_getpgrp, ""),
+    112: ("setsid", sys_setsid, ""),
+    121: ("getpgid", sys_getpgid, "d"),
+    124: ("getsid", sys_getsid, "d"),
+}

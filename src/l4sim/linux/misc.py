@@ -1,0 +1,192 @@
+"""Accounting and small system calls of the Linux personality: times, getrusage, sysinfo,
+prctl, CPU affinity.
+
+CPU time is simulated time: what the kernel charged to a process's guest threads
+(``thread.stats()``: the instructions they ran and the kernel's work on their behalf).
+It is all reported as user time; system time is 0, because the work of the personality
+(the "Linux kernel" here) is charged to the personality's own thread, not to the process.
+A process's figure is its live threads' time plus :attr:`Acct.cpu_ns` (threads that are
+gone); its children's is what their reaped children added up (:func:`reap`).  Times in
+clock ticks use ``AT_CLKTCK`` = 100 Hz, as Linux's ``USER_HZ``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from l4sim.linux.elf import PAGE
+from l4sim.linux.personality import POOL_BASE
+
+if TYPE_CHECKING:
+    from l4sim.linux.personality import Personality, Proc
+    from l4sim.linux.syscalls import Call
+    from l4sim.user.env import ThreadCap
+
+EFAULT, EINVAL, ESRCH = 14, 22, 3
+#: clock ticks per second (USER_HZ, AT_CLKTCK)
+HZ = 100
+NS_PER_TICK = 1_000_000_000 // HZ
+RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
+PR_SET_NAME, PR_GET_NAME = 15, 16
+#: the length of a process's name (Linux's TASK_COMM_LEN, with the NUL)
+COMM_LEN = 16
+
+
+def _i(v: int) -> int:
+    v &= 0xFFFF_FFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+async def cpu_ns(k: Personality, p: Proc) -> int:
+    """Simulated CPU time of ``p`` so far: its live threads' and its gone threads'."""
+    total = p.acct.cpu_ns
+    for t in list(p.threads.values()):
+        total += (await t.thread.stats())[0]
+    return total
+
+
+async def retire(k: Personality, p: Proc, thread: ThreadCap) -> None:
+    """Keep the CPU time of a guest thread of ``p`` that is about to be deleted."""
+    p.acct.cpu_ns += (await thread.stats())[0]
+
+
+def reap(parent: Proc, child: Proc) -> None:
+    """``child`` was reaped by ``parent`` (wait4/waitid): its times count as the parent's
+    children's (Linux adds them when the zombie is reaped)."""
+    a, c = parent.acct, child.acct
+    a.child_cpu_ns += c.cpu_ns + c.child_cpu_ns
+    a.child_minflt += c.minflt + c.child_minflt
+    a.child_maxrss = max(a.child_maxrss, c.maxrss, c.child_maxrss)
+
+
+def rss_pages(p: Proc) -> int:
+    return len(p.pages)
+
+
+def rusage(utime_ns: int, stime_ns: int, maxrss_pages: int, minflt: int) -> bytes:
+    """struct rusage (x86-64, 144 bytes)."""
+    def tv(ns: int) -> tuple[int, int]:
+        return ns // 1_000_000_000, ns % 1_000_000_000 // 1000
+
+    return struct.pack("<4q14q", *tv(utime_ns), *tv(stime_ns), maxrss_pages * PAGE // 1024, 0, 0, 0,
+                       minflt, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+async def child_rusage(k: Personality, q: Proc) -> bytes:
+    """The rusage wait4 reports for the reaped child ``q`` (its own and its children's)."""
+    a = q.acct
+    return rusage(a.cpu_ns + a.child_cpu_ns, 0, max(a.maxrss, a.child_maxrss), a.minflt + a.child_minflt)
+
+
+# --------------------------------------------------------------------------- the calls
+async def sys_times(k: Personality, p: Proc, c: Call) -> int:
+    if c.a[0]:
+        own = await cpu_ns(k, p)
+        tms = struct.pack("<4q", own // NS_PER_TICK, 0, p.acct.child_cpu_ns // NS_PER_TICK, 0)
+        if not await k.write(p, c.a[0], tms):
+            return -EFAULT
+    return k.now_ns // NS_PER_TICK  # ticks since boot
+
+
+async def sys_getrusage(k: Personality, p: Proc, c: Call) -> int:
+    who = _i(c.a[0])
+    a = p.acct
+    if who in (RUSAGE_SELF, RUSAGE_THREAD):
+        data = rusage(await cpu_ns(k, p), 0, max(a.maxrss, rss_pages(p)), a.minflt)
+    elif who == RUSAGE_CHILDREN:
+        data = rusage(a.child_cpu_ns, 0, a.child_maxrss, a.child_minflt)
+    else:
+        return -EINVAL
+    return 0 if await k.write(p, c.a[1], data) else -EFAULT
+
+
+async def sys_sysinfo(k: Personality, p: Proc, c: Call) -> int:
+    total = k.cfg.ram
+    used = (k.pool_next - POOL_BASE) // PAGE - len(k.free)
+    free = max(0, total - used * PAGE)
+    nthreads = sum(len(q.threads) for q in k.procs.values())
+    info = struct.pack("<q3Q6QHH4xQQI4x", k.now_ns // 1_000_000_000, 0, 0, 0, total, free, 0, 0, 0, 0,
+                       min(nthreads, 0xFFFF), 0, 0, 0, 1)
+    return 0 if await k.write(p, c.a[0], info) else -EFAULT
+
+
+async def sys_prctl(k: Personality, p: Proc, c: Call) -> int:
+    op, arg = _i(c.a[0]), c.a[1]
+    if op == PR_SET_NAME:
+        raw = await k.read_str(p, arg, COMM_LEN)
+        if raw is None:
+            return -EFAULT
+        p.name = raw[: COMM_LEN - 1].decode("utf-8", "surrogateescape")
+        return 0
+    if op == PR_GET_NAME:
+        name = p.name.encode("utf-8", "surrogateescape")[: COMM_LEN - 1]
+        return 0 if await k.write(p, arg, name.ljust(COMM_LEN, b"\0")) else -EFAULT
+    if op == PR_GET_DUMPABLE:
+        return 1
+    if op == PR_SET_DUMPABLE:
+        return 0 if arg in (0, 1) else -EINVAL
+    return -EINVAL
+
+
+async def sys_sched_getaffinity(k: Personality, p: Proc, c: Call) -> int:
+    """Every core of the machine (the personality places threads on them); like Linux, it
+    writes 8 bytes (a cpumask of 64 bits) and returns that size."""
+    pid, size = _i(c.a[0]), c.a[1]
+    if pid < 0 or (pid and pid not in k.threads):
+        return -ESRCH if pid > 0 else -EINVAL
+    if size < 8 or size & 7:
+        return -EINVAL
+    return 8 if await k.write(p, c.a[2], struct.pack("<Q", (1 << k.ncores) - 1)) else -EFAULT
+
+
+async def sys_sched_setaffinity(k: Personality, p: Proc, c: Call) -> int:
+    pid, size = _i(c.a[0]), c.a[1]
+    if pid < 0 or (pid and pid not in k.threads):
+        return -ESRCH if pid > 0 else -EINVAL
+    raw = await k.read(p, c.a[2], min(size, 128))
+    if raw is None:
+        return -EFAULT
+    mask = int.from_bytes(raw, "little") & ((1 << k.ncores) - 1)
+    return 0 if mask else -EINVAL  # accepted, but the personality keeps placing threads itself
+
+
+async def sys_getcpu(k: Personality, p: Proc, c: Call) -> int:
+    for addr in (c.a[0], c.a[1]):
+        if addr and not await k.write(p, addr, bytes(4)):
+            return -EFAULT
+    return 0
+
+
+async def sys_getgroups(k: Personality, p: Proc, c: Call) -> int:
+    """No supplementary groups."""
+    return 0 if _i(c.a[0]) >= 0 else -EINVAL
+
+
+async def sys_setgroups(k: Personality, p: Proc, c: Call) -> int:
+    """Accepted (everybody is root; groups are not kept)."""
+    return 0 if 0 <= _i(c.a[0]) <= 65536 else -EINVAL
+
+
+async def sys_getresid(k: Personality, p: Proc, c: Call) -> int:
+    """getresuid, getresgid: real, effective and saved ids, all 0 (root)."""
+    for addr in c.a[:3]:
+        if not await k.write(p, addr, bytes(4)):
+            return -EFAULT
+    return 0
+
+
+TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
+    98: ("getrusage", sys_getrusage, "dp"),
+    115: ("getgroups", sys_getgroups, "dp"),
+    116: ("setgroups", sys_setgroups, "dp"),
+    118: ("getresuid", sys_getresid, "ppp"),
+    120: ("getresgid", sys_getresid, "ppp"),
+    99: ("sysinfo", sys_sysinfo, "p"),
+    100: ("times", sys_times, "p"),
+    157: ("prctl", sys_prctl, "dxxxx"),
+    203: ("sched_setaffinity", sys_sched_setaffinity, "dup"),
+    204: ("sched_getaffinity", sys_sched_getaffinity, "dup"),
+    309: ("getcpu", sys_getcpu, "ppp"),
+}
