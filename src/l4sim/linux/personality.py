@@ -755,7 +755,14 @@ class Personality:
 
     # ------------------------------------------------------------- the loop
     async def serve(self) -> int:
-        from l4sim.linux.syscalls import WAITING, dispatch
+        """Answer the processes' exception IPC until the first process ends.
+
+        The clock is read from the kernel once per message, before anything
+        that may look at it; a system call in ``TIMELESS`` is served without
+        (getpid needs no time), and a fresh reading precedes waking sleepers
+        and re-running woken calls.
+        """
+        from l4sim.linux.syscalls import TIMELESS, WAITING, dispatch
 
         env = self.env
         cfg = self.cfg
@@ -765,7 +772,9 @@ class Personality:
         while True:
             reply: Any = None
             t = self.threads.get(msg.label >> 2) if not msg.error else None
-            self.now_ns = int(await env.clock())
+            timed = t is None or msg.proto != Proto.SYS_EXCEPTION or msg.words[0] not in TIMELESS
+            if timed:
+                self.now_ns = int(await env.clock())
             if t is not None:
                 p = t.proc
                 p.cur = t
@@ -787,6 +796,8 @@ class Personality:
                 if reply is WAITING:
                     t.reply = await env.save_reply()
                     reply = None
+            if not timed and (self.sleepers or self.runnable):
+                self.now_ns = int(await env.clock())
             if self.sleepers:
                 for tid, at in sorted(self.sleepers.items()):
                     if at <= self.now_ns:

@@ -320,6 +320,8 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
         name = c.name or f"syscall_{c.nr:#x}"
         trace(f"{name}({c.args}) = {_result(r)}")
     rax = r & 0xFFFF_FFFF_FFFF_FFFF
+    if c.all_regs is None and not c.set_regs and not p.pending and not p.cur.pending:
+        return (0, (rax,), ())  # the common case: rax alone
     if c.all_regs is not None:
         regs = list(c.all_regs)
     else:
@@ -349,3 +351,13 @@ def _merge() -> None:
 
 
 _merge()
+
+#: calls that read no clock (neither ``k.now_ns`` nor ``k.wall()``): the personality does not
+#: ask the kernel for the time before serving them (a real server reads no clock per call
+#: either); anything they wake is run after a fresh reading (see ``Personality.serve``)
+TIMELESS = frozenset(nr for nr, sc in TABLE.items() if sc.name in {
+    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp",
+    "rt_sigprocmask", "rt_sigaction", "sigaltstack", "arch_prctl", "set_tid_address",
+    "set_robust_list", "brk", "mmap", "munmap", "mprotect", "madvise", "lseek", "fstat",
+    "getcwd", "uname", "getrandom", "prlimit64", "fcntl", "dup", "dup2", "dup3", "umask",
+    "sched_getaffinity", "ioctl", "close"})
