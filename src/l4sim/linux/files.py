@@ -142,13 +142,13 @@ def _is_tty(f: OFile) -> bool:
     return isinstance(f.node, Device) and f.node.name in TTY_DEVICES
 
 
-def _stdin(k: Personality, n: int) -> bytes:
+def _stdin(k: Personality, p: Proc, n: int) -> bytes | int:
+    """Console input: what is buffered, b"" at its end, or BLOCK while the personality
+    asks the console server for more."""
     if not k.stdin_buf and not k.stdin_eof:
-        data = k.cfg.stdin()
-        if data:
-            k.stdin_buf += data
-        else:
-            k.stdin_eof = True
+        k.stdin_want = True
+        k.stdin_waiters.add(p.cur.tid)
+        return _block()
     out = bytes(k.stdin_buf[:n])
     del k.stdin_buf[:n]
     return out
@@ -179,7 +179,7 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
             return bytes(n)
         if node.name in ("urandom", "random"):
             return bytes(k.rng.getrandbits(8) for _ in range(min(n, 1 << 16)))
-        return _stdin(k, n)
+        return _stdin(k, p, n)
     if isinstance(node, Dir):
         return -EISDIR
     if isinstance(node, File):
@@ -212,9 +212,9 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
         return len(chunk)
     if isinstance(node, Device):
         if node.name == "stderr":
-            k.cfg.out(2, data)
+            k.console_out.append((2, data))  # to the console server before the reply
         elif node.name in ("stdout", *TTY_DEVICES):
-            k.cfg.out(1, data)
+            k.console_out.append((1, data))
         return len(data)
     if isinstance(node, File):
         buf = node.data

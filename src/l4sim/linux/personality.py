@@ -50,6 +50,7 @@ from l4sim.kernel.abi import (
     ThreadOp,
 )
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image
+from l4sim.runtime.console import Console, start_console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
 from l4sim.user.env import Env, Gate, TaskCap, ThreadCap
 
@@ -269,6 +270,13 @@ class Personality:
         self.runnable: list[int] = []
         self.stdin_buf = bytearray()
         self.stdin_eof = False
+        #: the console server (the host's terminal), started by serve()
+        self.console: Console | None = None
+        #: (stream, bytes) written to the console, sent before the next reply
+        self.console_out: list[tuple[int, bytes]] = []
+        #: a read found no console input buffered: ask the console server, then wake these tids
+        self.stdin_want = False
+        self.stdin_waiters: set[int] = set()
         self.seq = 0
         self.elf_cache: dict[bytes, Image] = {}
         self.forks = 0
@@ -767,6 +775,7 @@ class Personality:
         env = self.env
         cfg = self.cfg
         self.ncores = (await env.scheduler.info())[0]
+        self.console = await start_console(env, cfg.out, cfg.stdin)
         first = await self.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe)
         msg = await env.wait()
         while True:
@@ -796,6 +805,8 @@ class Personality:
                 if reply is WAITING:
                     t.reply = await env.save_reply()
                     reply = None
+            if self.console_out or self.stdin_want:
+                await self._console_io()
             if not timed and (self.sleepers or self.runnable):
                 self.now_ns = int(await env.clock())
             if self.sleepers:
@@ -805,6 +816,7 @@ class Personality:
                         self.wake({tid})
             await self._run_woken()
             if first.status is not None:
+                await self._console_io()
                 self.cfg.stats.update(calls=self.calls, unimplemented=dict(self.unimplemented),
                                       forks=self.forks, cow_copies=self.cow_copies)
                 return first.status
@@ -820,7 +832,11 @@ class Personality:
         """Run again the waiting calls of woken threads; answer those that can go on."""
         from l4sim.linux.syscalls import WAITING, resume
 
-        while self.runnable:
+        while True:
+            if self.console_out or self.stdin_want:
+                await self._console_io()  # may wake readers of the console
+            if not self.runnable:
+                return
             tid = self.runnable.pop(0)
             t = self.threads.get(tid)
             if t is None or t.blocked is None or t.reply is None:
@@ -832,9 +848,36 @@ class Personality:
             r = await resume(self, p, c)
             if r is WAITING or r is None or t.reply is None:
                 continue
+            if self.console_out:
+                await self._console_io()  # what it wrote goes out before it goes on
             cap, t.reply = t.reply, None
             await self.env.ipc(cap.send(r[0], *r[1], items=r[2]))
             self.env.free_slot(cap.slot)
+
+    async def _console_io(self) -> None:
+        """Send the console output written so far (adjacent writes to a stream joined), and
+        fetch input when a read is waiting for it."""
+        con = self.console
+        assert con is not None
+        out, self.console_out = self.console_out, []
+        i = 0
+        while i < len(out):
+            stream, data = out[i]
+            j = i + 1
+            while j < len(out) and out[j][0] == stream:
+                j += 1
+            if j > i + 1:
+                data = b"".join(d for _, d in out[i:j])
+            await con.write(stream, data)
+            i = j
+        if self.stdin_want:
+            self.stdin_want = False
+            data = await con.read(1 << 16)
+            if data:
+                self.stdin_buf += data
+            else:
+                self.stdin_eof = True
+            self.wake(self.stdin_waiters)
 
     async def page_fault(self, t: LinuxThread, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
         p = t.proc

@@ -55,6 +55,12 @@ Region map (``RM``; each program's region manager, its pager)
 
 Log (``LOG`` = Fiasco's -13, the Vcon label)
   ``WRITE``     length, bytes packed  -> ()   one labelled line stream per client
+
+Console (``CONSOLE``; the console server, :mod:`l4sim.runtime.console`, the one
+program holding the host's terminal)
+  ``WRITE``     stream (1 stdout, 2 stderr), length, bytes packed
+                                      -> (bytes written); at most 480 bytes a message
+  ``READ``      max bytes             -> length, bytes packed (length 0: end of input)
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ NAMESPACE = 0x4002
 RM = 0x4003
 DATASPACE = 0x4004
 MEM_ALLOC = 0x4005
+CONSOLE = 0x4006
 LOG = -13
 
 
@@ -120,3 +127,8 @@ class DsFlag:
     RW = 0x1
     #: back the dataspace with frames at creation, not at first touch
     PINNED = 0x2
+
+
+class ConsoleOp(IntEnum):
+    WRITE = 0
+    READ = 1
