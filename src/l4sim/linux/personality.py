@@ -814,7 +814,8 @@ class Personality:
                     if at <= self.now_ns:
                         del self.sleepers[tid]
                         self.wake({tid})
-            await self._run_woken()
+            if self.runnable or self.console_out or self.stdin_want:
+                await self._run_woken()
             if first.status is not None:
                 await self._console_io()
                 self.cfg.stats.update(calls=self.calls, unimplemented=dict(self.unimplemented),

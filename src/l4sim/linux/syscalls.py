@@ -44,7 +44,7 @@ WAITING: tuple[int, tuple[int, ...], tuple[MapItem, ...]] = (BLOCK, (), ())
 INDEX = {"fs_base": 18, "gs_base": 19}
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One system call: number, the six arguments, registers the reply must set."""
 
