@@ -389,23 +389,7 @@ ls -ld d | awk '{print $2}'
 CASES = {**SHELL, **APPLETS, **EXTRA}
 
 #: case -> why it differs under l4sim today (root cause; the fix flips the xfail)
-KNOWN = {
-    "mkdir_p_absolute":
-        "vfs.py Vfs.parent answers EBUSY for '/' and EINVAL for './' and '../' (rmdir's errors); "
-        "files.py _mkdir passes them on, Linux mkdir gives EEXIST, and busybox mkdir -p (which "
-        "mkdirs every prefix, '/' first) accepts only EEXIST",
-    "sigpipe_caught":
-        "files.py _write_common raises SIGPIPE only when it takes the default action (death); with a "
-        "handler installed it returns -EPIPE without k.post(p, SIGPIPE), so the trap never runs",
-    "mv_cwd":
-        "the cwd is a path string (Proc.cwd, set by files.py sys_chdir/sys_fchdir, re-walked by "
-        "_base/Vfs.walk), not a reference to the directory: after the cwd is renamed or removed, "
-        "relative lookups fail ENOENT",
-    "ls_long_tmpfs":
-        "vfs.py stat_bytes/statx_bytes: st_blocks is ceil(size/512), not tmpfs's 8 per 4 KiB page (0 "
-        "for directories); a directory's nlink stays 1 (not 2 + subdirectories) and Dir.size() is "
-        "4096 (tmpfs: 40 + 20 per entry)",
-}
+KNOWN: dict[str, str] = {}
 
 #: cases whose native reference must be a tmpfs, like the guest's /tmp
 NEEDS_TMPFS = {"ls_long_tmpfs"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from l4sim.linux.jobs import JOB_IOCTLS, tty_ioctl
+from l4sim.linux.signals import BLOCK, RESTART_NOHAND, RESTART_SYS, interrupt
 from l4sim.linux.vfs import (
     O_ACCMODE,
     O_APPEND,
@@ -27,9 +28,14 @@ from l4sim.linux.vfs import (
     O_TRUNC,
     O_WRONLY,
     PIPE_BUF_SIZE,
+    S_IFCHR,
+    S_IFDIR,
     S_IFIFO,
+    S_IFMT,
+    S_IFREG,
     Device,
     Dir,
+    Fifo,
     File,
     Inode,
     OFile,
@@ -37,9 +43,11 @@ from l4sim.linux.vfs import (
     PipeNode,
     ProcFile,
     Symlink,
+    dir_path,
     dirent,
     stat_bytes,
     statx_bytes,
+    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -48,7 +56,11 @@ if TYPE_CHECKING:
 
 EPERM, ENOENT, EBADF, EAGAIN, EFAULT, EEXIST, ENOTDIR, EISDIR, EINVAL = 1, 2, 9, 11, 14, 17, 20, 21, 22
 EMFILE, ENOTTY, ESPIPE, EPIPE, ERANGE, ENOTEMPTY, ELOOP = 24, 25, 29, 32, 34, 39, 40
-EACCES, EXDEV = 13, 18
+EACCES, EXDEV, EBUSY, ENXIO = 13, 18, 16, 6
+S_IFBLK, S_IFSOCK = 0o060000, 0o140000
+#: character devices mknod makes: (major, minor) -> what they are (vfs.Device names)
+DEVICE_NAMES = {(1, 3): "null", (1, 5): "zero", (1, 8): "random", (1, 9): "urandom", (5, 0): "tty",
+                (5, 1): "console"}
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
 SIGPIPE = 13
@@ -68,8 +80,6 @@ def _i(v: int) -> int:
 
 
 def _block() -> int:
-    from l4sim.linux.syscalls import BLOCK
-
     return BLOCK
 
 
@@ -120,6 +130,8 @@ def release(k: Personality, f: OFile) -> None:
             pipe.readers -= 1
         if f.writable:
             pipe.writers -= 1
+        if isinstance(f.node, Fifo) and not pipe.readers and not pipe.writers:
+            pipe.buf.clear()  # the last end of a FIFO: Linux frees the pipe and what was in it
         k.wake(pipe.waiters)
 
 
@@ -236,16 +248,18 @@ async def _guest_path(k: Personality, p: Proc, addr: int) -> str | int:
     return s.decode("utf-8", "surrogateescape")
 
 
-def _base(p: Proc, dirfd: int, path: str) -> str | int:
-    """The directory a relative path starts from."""
+def _base(p: Proc, dirfd: int, path: str) -> Dir | int:
+    """The directory a relative path starts from: the cwd or the dirfd's directory (inodes,
+    not paths: they stay right when a directory above them is renamed)."""
     if path.startswith("/") or dirfd == AT_FDCWD:
-        return p.cwd
+        cwd: Dir = p.cwd
+        return cwd
     f = get(p, dirfd)
     if f is None:
         return -EBADF
     if not isinstance(f.node, Dir):
         return -ENOTDIR
-    return f.path
+    return f.node
 
 
 async def _lookup(k: Personality, p: Proc, dirfd: int, addr: int, follow: bool = True,
@@ -256,8 +270,7 @@ async def _lookup(k: Personality, p: Proc, dirfd: int, addr: int, follow: bool =
     if path == "" and empty_ok:
         f = p.fds.get(dirfd) if dirfd != AT_FDCWD else None
         if dirfd == AT_FDCWD:
-            node, err, full = k.vfs.walk("/", p.cwd, p)
-            return node, err, full
+            return p.cwd, 0, dir_path(p.cwd)
         if f is None:
             return None, EBADF, ""
         return f.file.node, 0, f.file.path
@@ -274,7 +287,7 @@ async def sys_read(k: Personality, p: Proc, c: Call) -> int:
         return -EBADF
     r = do_read(k, p, f, min(c.a[2], 1 << 20))
     if isinstance(r, int):
-        return r
+        return await interrupt(k, p, c, RESTART_SYS) if r == BLOCK else r
     return len(r) if await k.write(p, c.a[1], r) else -EFAULT
 
 
@@ -295,13 +308,29 @@ async def _write_common(k: Personality, p: Proc, c: Call, fd: int, data: bytes, 
     if f is None:
         return -EBADF
     r = do_write(k, p, f, data, pos)
-    if r == -EPIPE and k.default_action(p, SIGPIPE):
-        if k.cfg.strace is not None:
-            k.cfg.strace(f"{c.name}(...) = -1 EPIPE (Broken pipe)")
-        await k.signal_death(p, SIGPIPE, 0)
-        c.ended = True
-        return 0
+    if r == -EPIPE:
+        return await _broken_pipe(k, p, c)
+    if r == BLOCK:
+        return await interrupt(k, p, c, RESTART_SYS)
     return r
+
+
+async def _broken_pipe(k: Personality, p: Proc, c: Call) -> int:
+    """A write to a pipe without readers raises SIGPIPE in the writing thread (Linux's
+    send_sig): a handler runs when the call returns, a blocked signal stays pending, an
+    ignored one does nothing -- and the call returns EPIPE; the default action ends the
+    process at once."""
+    t = p.cur
+    if SIGPIPE in p.sigign:
+        return -EPIPE
+    if SIGPIPE in p.sighand or t.sigmask >> (SIGPIPE - 1) & 1:
+        k.post(p, SIGPIPE, t)
+        return -EPIPE
+    if k.cfg.strace is not None:
+        k.cfg.strace(f"{c.name}(...) = -1 EPIPE (Broken pipe)")
+    await k.signal_death(p, SIGPIPE, 0)
+    c.ended = True
+    return 0
 
 
 async def sys_write(k: Personality, p: Proc, c: Call) -> int:
@@ -380,7 +409,7 @@ async def sys_readv(k: Personality, p: Proc, c: Call) -> int:
         return vecs
     r = do_read(k, p, f, min(sum(n for _, n in vecs), 1 << 20))
     if isinstance(r, int):
-        return r
+        return await interrupt(k, p, c, RESTART_SYS) if r == BLOCK else r
     off = 0
     for base, n in vecs:
         part = r[off : off + n]
@@ -391,18 +420,20 @@ async def sys_readv(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def sys_open(k: Personality, p: Proc, c: Call) -> int:
-    return await _open(k, p, AT_FDCWD, c.a[0], c.a[1], c.a[2])
+    return await _open(k, p, c, AT_FDCWD, c.a[0], c.a[1], c.a[2])
 
 
 async def sys_openat(k: Personality, p: Proc, c: Call) -> int:
-    return await _open(k, p, _i(c.a[0]), c.a[1], c.a[2], c.a[3])
+    return await _open(k, p, c, _i(c.a[0]), c.a[1], c.a[2], c.a[3])
 
 
 async def sys_creat(k: Personality, p: Proc, c: Call) -> int:
-    return await _open(k, p, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, c.a[1])
+    return await _open(k, p, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, c.a[1])
 
 
-async def _open(k: Personality, p: Proc, dirfd: int, addr: int, flags: int, mode: int) -> int:
+async def _open(k: Personality, p: Proc, c: Call, dirfd: int, addr: int, flags: int, mode: int) -> int:
+    if c.state is not None:  # the open of a FIFO, waiting for the other end
+        return await _fifo_wait(k, p, c)
     path = await _guest_path(k, p, addr)
     if isinstance(path, int):
         return path
@@ -415,7 +446,7 @@ async def _open(k: Personality, p: Proc, dirfd: int, addr: int, flags: int, mode
     if node is None and err == ENOENT and flags & O_CREAT:
         d, name, err2 = vfs.parent(base, path, p)
         if d is None:
-            return -err2
+            return -(err2 or EISDIR)
         if d.lookup(name, p) is None:
             node = File(b"", mode & ~p.umask & 0o7777)
             node.mtime = k.wall()
@@ -438,8 +469,8 @@ async def _open(k: Personality, p: Proc, dirfd: int, addr: int, flags: int, mode
     if isinstance(node, File) and flags & O_TRUNC and acc in (O_WRONLY, O_RDWR):
         node.data.clear()
         node.mtime = k.wall()
-    if isinstance(node, PipeNode):
-        return -EINVAL  # named pipes are not made
+    if isinstance(node, Fifo):
+        return await _fifo_open(k, p, c, node, flags, full)
     if isinstance(node, ProcFile):
         if acc != 0:
             return -EACCES
@@ -448,6 +479,97 @@ async def _open(k: Personality, p: Proc, dirfd: int, addr: int, flags: int, mode
         node.fill(await render(k, node.proc, node.what))
     f = OFile(node, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC), full)
     return install(p, f, bool(flags & O_CLOEXEC))
+
+
+@dataclass(eq=False)
+class FifoOpen:
+    """An open of a FIFO waiting for the other end (Linux's fifo_open): the end is counted
+    already, so the other side's open sees it."""
+
+    file: OFile
+    cloexec: bool
+    #: the other end's open count when this open began: it waits until that moves
+    seen: int
+
+
+async def _fifo_open(k: Personality, p: Proc, c: Call, node: Fifo, flags: int, full: str) -> int:
+    """Open a FIFO: for reading it waits for a writer, for writing for a reader (O_NONBLOCK:
+    a reader goes on at once, a writer without readers gets ENXIO); O_RDWR does not wait."""
+    pipe = node.pipe
+    acc = flags & O_ACCMODE
+    if acc == O_WRONLY and flags & O_NONBLOCK and pipe.readers == 0:
+        return -ENXIO
+    f = OFile(node, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC), full)
+    opened(f)
+    if f.readable:
+        pipe.read_opens += 1
+    if f.writable:
+        pipe.write_opens += 1
+    k.wake(pipe.waiters)
+    c.state = FifoOpen(f, bool(flags & O_CLOEXEC), pipe.write_opens if acc == 0 else pipe.read_opens)
+    return await _fifo_wait(k, p, c)
+
+
+async def _fifo_wait(k: Personality, p: Proc, c: Call) -> int:
+    st: FifoOpen = c.state
+    f = st.file
+    pipe = f.node.pipe  # type: ignore[attr-defined]
+    acc = f.flags & O_ACCMODE
+    if acc == O_RDWR or (acc == 0 and (f.flags & O_NONBLOCK or pipe.writers or pipe.write_opens != st.seen)) \
+            or (acc == O_WRONLY and (pipe.readers or pipe.read_opens != st.seen)):
+        c.state = None
+        fd = install(p, f, st.cloexec)
+        if fd < 0:
+            release(k, f)
+        return fd
+    pipe.waiters.add(p.cur.tid)
+    return await interrupt(k, p, c, RESTART_SYS)
+
+
+def fifo_forget(k: Personality, c: Call) -> None:
+    """A FIFO's open waiting in ``c`` ends without an fd (interrupted, or its thread ended)."""
+    st = c.state
+    if type(st) is FifoOpen:
+        c.state = None
+        release(k, st.file)
+
+
+async def _mknod(k: Personality, p: Proc, dirfd: int, addr: int, mode: int, dev: int) -> int:
+    """mknod, mknodat: a FIFO, a regular file, or one of the character devices the
+    personality has (by number: /dev/null's 1:3 ...); other devices EPERM."""
+    kind = mode & S_IFMT
+    perm = mode & ~p.umask & 0o7777
+    node: Inode
+    if kind in (0, S_IFREG):
+        node = File(b"", perm)
+    elif kind == S_IFIFO:
+        node = Fifo(perm)
+    elif kind == S_IFCHR:
+        major, minor = (dev >> 8) & 0xFFF, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
+        name = DEVICE_NAMES.get((major, minor))
+        if name is None:
+            return -EPERM
+        node = Device(name, major, minor, perm)
+    elif kind in (S_IFBLK, S_IFSOCK, S_IFDIR):
+        return -EPERM
+    else:
+        return -EINVAL
+    d, name2, err = await _parent_of(k, p, dirfd, addr, DOTS_EXIST)
+    if d is None:
+        return -err
+    if d.lookup(name2, p) is not None:
+        return -EEXIST
+    node.mtime = d.mtime = k.wall()
+    d.add(name2, node)
+    return 0
+
+
+async def sys_mknod(k: Personality, p: Proc, c: Call) -> int:
+    return await _mknod(k, p, AT_FDCWD, c.a[0], c.a[1] & 0xFFFF_FFFF, c.a[2])
+
+
+async def sys_mknodat(k: Personality, p: Proc, c: Call) -> int:
+    return await _mknod(k, p, _i(c.a[0]), c.a[1], c.a[2] & 0xFFFF_FFFF, c.a[3])
 
 
 async def sys_close(k: Personality, p: Proc, c: Call) -> int:
@@ -513,6 +635,8 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
     d = f.node
     if not isinstance(d, Dir):
         return -ENOTDIR
+    if d.removed:
+        return 0  # Linux lists nothing in a removed directory, not even "." and ".."
     ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent), *sorted(d.names(p), key=lambda e: e[0])]
     out = bytearray()
     i = f.pos
@@ -682,7 +806,7 @@ async def _poll(k: Personality, p: Proc, c: Call, fds: int, nfds: int, timeout_n
     if n == 0:
         r = _poll_wait(k, p, c, files)
         if r != 0:
-            return r
+            return await interrupt(k, p, c, RESTART_NOHAND)
     k.sleepers.pop(p.cur.tid, None)
     return n if await k.write(p, fds, bytes(out)) else -EFAULT
 
@@ -743,7 +867,7 @@ async def _select(k: Personality, p: Proc, c: Call, nfds: int, sets: tuple[int, 
     if n == 0:
         r2 = _poll_wait(k, p, c, files)
         if r2 != 0:
-            return r2
+            return await interrupt(k, p, c, RESTART_NOHAND)
     k.sleepers.pop(p.cur.tid, None)
     for addr, m in zip(sets, res, strict=True):
         if addr and nbytes and not await k.write(p, addr, m.to_bytes(nbytes, "little")):
@@ -827,24 +951,37 @@ async def sys_readlinkat(k: Personality, p: Proc, c: Call) -> int:
     return await _readlink(k, p, _i(c.a[0]), c.a[1], c.a[2], c.a[3])
 
 
-async def _parent_of(k: Personality, p: Proc, dirfd: int, addr: int) -> tuple[Dir | None, str, int]:
+#: what a call whose path ends in no name ("/", "." or "..", existing) fails with, by that
+#: last component: making something there finds it exists; rmdir, unlink, rename as Linux
+DOTS_EXIST = {"": EEXIST, ".": EEXIST, "..": EEXIST}
+DOTS_RMDIR = {"": EBUSY, ".": EINVAL, "..": ENOTEMPTY}
+DOTS_UNLINK = {"": EISDIR, ".": EISDIR, "..": EISDIR}
+DOTS_RENAME = {"": EBUSY, ".": EBUSY, "..": EBUSY}
+
+
+async def _parent_of(k: Personality, p: Proc, dirfd: int, addr: int,
+                     dots: dict[str, int]) -> tuple[Dir | None, str, int]:
+    """The directory holding ``addr``'s last component and that name, or (None, _, errno)."""
     path = await _guest_path(k, p, addr)
     if isinstance(path, int):
         return None, "", -path
     base = _base(p, dirfd, path)
     if isinstance(base, int):
         return None, "", -base
-    return k.vfs.parent(base, path, p)
+    d, name, err = k.vfs.parent(base, path, p)
+    if d is None and err == 0:
+        err = dots[name]
+    return d, name, err
 
 
 async def _mkdir(k: Personality, p: Proc, dirfd: int, addr: int, mode: int) -> int:
-    d, name, err = await _parent_of(k, p, dirfd, addr)
+    d, name, err = await _parent_of(k, p, dirfd, addr, DOTS_EXIST)
     if d is None:
         return -err
     if d.lookup(name, p) is not None:
         return -EEXIST
     nd = Dir(mode & ~p.umask & 0o7777)
-    nd.mtime = k.wall()
+    nd.mtime = d.mtime = k.wall()
     d.add(name, nd)
     return 0
 
@@ -858,7 +995,7 @@ async def sys_mkdirat(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def _unlink(k: Personality, p: Proc, dirfd: int, addr: int, rmdir: bool) -> int:
-    d, name, err = await _parent_of(k, p, dirfd, addr)
+    d, name, err = await _parent_of(k, p, dirfd, addr, DOTS_RMDIR if rmdir else DOTS_UNLINK)
     if d is None:
         return -err
     node = d.lookup(name, p)
@@ -875,6 +1012,8 @@ async def _unlink(k: Personality, p: Proc, dirfd: int, addr: int, rmdir: bool) -
         return -EISDIR
     del d.children[name]
     node.nlink -= 1
+    if isinstance(node, Dir):
+        node.removed = True  # a process whose cwd it is lists nothing there and makes nothing
     d.mtime = k.wall()
     return 0
 
@@ -892,10 +1031,10 @@ async def sys_unlinkat(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, naddr: int) -> int:
-    d1, n1, e1 = await _parent_of(k, p, odir, oaddr)
+    d1, n1, e1 = await _parent_of(k, p, odir, oaddr, DOTS_RENAME)
     if d1 is None:
         return -e1
-    d2, n2, e2 = await _parent_of(k, p, ndir, naddr)
+    d2, n2, e2 = await _parent_of(k, p, ndir, naddr, DOTS_RENAME)
     if d2 is None:
         return -e2
     node = d1.children.get(n1)
@@ -921,7 +1060,12 @@ async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, nad
                 break
             q = q.parent
     del d1.children[n1]
+    if isinstance(old, Dir):
+        old.removed = True
+    elif old is not None:
+        old.nlink -= 1
     d2.add(n2, node)
+    d1.mtime = d2.mtime = k.wall()
     return 0
 
 
@@ -934,12 +1078,12 @@ async def sys_renameat(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def sys_chdir(k: Personality, p: Proc, c: Call) -> int:
-    node, err, full = await _lookup(k, p, AT_FDCWD, c.a[0])
+    node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0])
     if node is None:
         return -err
     if not isinstance(node, Dir):
         return -ENOTDIR
-    p.cwd = full
+    p.cwd = node
     return 0
 
 
@@ -949,12 +1093,15 @@ async def sys_fchdir(k: Personality, p: Proc, c: Call) -> int:
         return -EBADF
     if not isinstance(f.node, Dir):
         return -ENOTDIR
-    p.cwd = f.path
+    p.cwd = f.node
     return 0
 
 
 async def sys_getcwd(k: Personality, p: Proc, c: Call) -> int:
-    data = p.cwd.encode() + b"\0"
+    """The cwd's path, made from the directory itself (ENOENT once it has been removed)."""
+    if unreachable(p.cwd):
+        return -ENOENT
+    data = dir_path(p.cwd).encode() + b"\0"
     if c.a[1] < len(data):
         return -ERANGE
     return len(data) if await k.write(p, c.a[0], data) else -EFAULT
@@ -1030,7 +1177,7 @@ async def _symlink(k: Personality, p: Proc, taddr: int, dirfd: int, addr: int) -
         return target
     if not target:
         return -ENOENT
-    d, name, err = await _parent_of(k, p, dirfd, addr)
+    d, name, err = await _parent_of(k, p, dirfd, addr, DOTS_EXIST)
     if d is None:
         return -err
     if d.lookup(name, p) is not None:
@@ -1058,9 +1205,9 @@ async def _link(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, naddr
         return -err
     if isinstance(node, Dir):
         return -EPERM
-    if isinstance(node, ProcFile | PipeNode | Device):
+    if isinstance(node, ProcFile | Device) or type(node) is PipeNode:
         return -EXDEV  # not on the same file system as anything one can link into
-    d, name, err = await _parent_of(k, p, ndir, naddr)
+    d, name, err = await _parent_of(k, p, ndir, naddr, DOTS_EXIST)
     if d is None:
         return -err
     if d.lookup(name, p) is not None:
@@ -1238,6 +1385,8 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     76: ("truncate", sys_truncate, "sd"),
     77: ("ftruncate", sys_ftruncate, "dd"),
     86: ("link", sys_link, "ss"),
+    133: ("mknod", sys_mknod, "sox"),
+    259: ("mknodat", sys_mknodat, "dsox"),
     88: ("symlink", sys_symlink, "ss"),
     92: ("chown", sys_chown, "sdd"),
     93: ("fchown", sys_fchown, "ddd"),

@@ -155,6 +155,8 @@ class LinuxThread:
     start_regs: tuple[int, ...] | None = None
     #: set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken when the thread ends
     clear_tid: int = 0
+    #: the page fault it made while its process was stopped (answered at SIGCONT)
+    stop_fault: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -183,7 +185,8 @@ class Proc:
     pgid: int = 0
     sid: int = 0
     exe: str = ""
-    cwd: str = "/"
+    #: the working directory (a vfs.Dir: the directory itself, not its path)
+    cwd: Any = None
     umask: int = 0o022
     fds: dict[int, Any] = field(default_factory=dict)
     exit_code: int = 0
@@ -210,6 +213,15 @@ class Proc:
     free_slots: list[int] = field(default_factory=list)
     #: threads created so far (the next one's core is this modulo the number of cores)
     spawned: int = 0
+    #: stopped by SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU until SIGCONT (linux/signals.py): its pages
+    #: are unmapped, so each thread stops at its next instruction and its fault is held
+    stopped: bool = False
+    #: what the parent's wait has not been told yet: the stop signal (WUNTRACED), a SIGCONT
+    #: (WCONTINUED)
+    stop_report: int = 0
+    cont_report: bool = False
+    #: continued, and the parent not yet sent SIGCHLD for it (it is, when the process runs)
+    cont_notify: bool = False
 
     def vma(self, addr: int) -> Vma | None:
         for v in self.vmas:
@@ -292,7 +304,7 @@ class Personality:
 
         root = cfg.root if cfg.root is not None else Vfs.empty()
         self.vfs = Vfs(root, procs=self.all.get, pids=lambda: sorted(self.procs))
-        if cfg.exe_bytes and self.vfs.walk("/", cfg.exe, None)[0] is None:
+        if cfg.exe_bytes and self.vfs.walk(root, cfg.exe, None)[0] is None:
             Vfs.put(root, cfg.exe, File(cfg.exe_bytes, 0o755))  # the program, at its path
 
     def wall(self) -> int:
@@ -309,9 +321,14 @@ class Personality:
         waiters.clear()
 
     def post(self, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
-        """Make ``sig`` pending in ``p`` (it has a handler), or in its thread ``t``; wake the
-        threads that wait for signals (each checks its own mask)."""
+        """Make ``sig`` pending in ``p`` (it has a handler, or is fatal), or in its thread ``t``;
+        wake the threads that wait in a call and do not block it: the signal interrupts the
+        wait (signals.interrupt)."""
         (p.pending if t is None else t.pending).add(sig)
+        bit = 1 << (sig - 1)
+        for th in (p.threads.values() if t is None else (t,)):
+            if th.blocked is not None and not th.sigmask & bit and th.tid not in self.runnable:
+                self.runnable.append(th.tid)
         self.wake(p.sig_waiters)
 
     def default_action(self, p: Proc, sig: int) -> bool:
@@ -480,16 +497,17 @@ class Personality:
         """A new process running ``image``: task, memory, initial stack, main thread."""
         from l4sim.linux.files import std_files
 
-        p = self._new_proc(argv[0] if argv else "a.out", 0)
+        p = self._new_proc(exe, 0)  # Linux names a process after its file, not argv[0]
         p.fds = std_files()
         p.exe = exe
+        p.cwd = self.vfs.root
         await self._start(p, image, argv, envp, 0)
         return p
 
     def _new_proc(self, name: str, ppid: int) -> Proc:
         pid = self.next_pid
         self.next_pid += 1
-        name = name.rsplit("/", 1)[-1]
+        name = name.rsplit("/", 1)[-1][:15]
         p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
         p.acct.start_ns = self.now_ns
         self.procs[pid] = p
@@ -535,7 +553,7 @@ class Personality:
     async def end_thread(self, t: LinuxThread) -> None:
         """Delete ``t``'s thread, gate and saved reply; forget its waits (no reply is sent)."""
         from l4sim.linux.misc import retire
-        from l4sim.linux.threads import futex_forget
+        from l4sim.linux.signals import forget_wait
 
         env = self.env
         p = t.proc
@@ -548,7 +566,7 @@ class Personality:
             env.free_slot(t.reply.slot)
             t.reply = None
         if t.blocked is not None:
-            futex_forget(self, t.blocked)
+            forget_wait(self, t, t.blocked)
             t.blocked = None
         self.sleepers.pop(t.tid, None)
         del p.threads[t.tid]
@@ -604,9 +622,12 @@ class Personality:
         p.cur = t
         await self._run_thread(t, image.entry, sp)
 
-    async def exec(self, p: Proc, image: Image, argv: list[str], envp: list[str], exe: str) -> None:
+    async def exec(self, p: Proc, image: Image, argv: list[str], envp: list[str], exe: str,
+                   path: str = "") -> None:
         """Replace ``p``'s program: the other threads end, a new task and main thread (tid = pid)
-        keep the pid, the caller's signal mask and the fds that are not close-on-exec."""
+        keep the pid, the caller's signal mask and the fds that are not close-on-exec.  The
+        process is named after ``path``, the file execve was given (Linux's comm: its last
+        component, not argv[0]; for a script the script's, not its interpreter's)."""
         from l4sim.linux.files import close_all
 
         mask = p.cur.sigmask
@@ -615,7 +636,7 @@ class Personality:
         p.sighand.clear()
         p.sigact = {s: v for s, v in p.sigact.items() if s in p.sigign}
         p.exe = exe
-        p.name = (argv[0] if argv else exe).rsplit("/", 1)[-1]
+        p.name = (path or exe).rstrip("/").rsplit("/", 1)[-1][:15]
         p.leader_status = None
         self._vfork_done(p)
         await self._start(p, image, argv, envp, mask)
@@ -882,6 +903,13 @@ class Personality:
 
     async def page_fault(self, t: LinuxThread, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
         p = t.proc
+        if p.pending or t.pending or p.stopped or p.cont_notify:
+            from l4sim.linux.signals import at_fault  # a fatal or stop signal acts as it runs
+
+            if await at_fault(self, t, w):
+                from l4sim.linux.syscalls import WAITING
+
+                return WAITING if t.stop_fault is not None else None
         addr = w[0] & ~0xFFF
         present = w[0] & 1
         write = w[0] & 2

@@ -20,6 +20,15 @@ from typing import TYPE_CHECKING
 
 from l4sim.linux.elf import ElfError, parse
 from l4sim.linux.misc import child_rusage, reap
+from l4sim.linux.signals import (
+    IGNORED_BY_DEFAULT,
+    KILLABLE,
+    RESTART_SYS,
+    SIGSTOPS,
+    cont,
+    doom,
+    interrupt,
+)
 from l4sim.linux.vfs import Dir, File
 
 if TYPE_CHECKING:
@@ -31,9 +40,7 @@ WNOHANG, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 P_ALL, P_PID, P_PGID = 0, 1, 2
 SIGCHLD, CLD_EXITED, CLD_KILLED = 17, 1, 2
-#: signals whose default action does nothing
-IGNORED_BY_DEFAULT = {17, 18, 23, 28}
-SIGSTOPS = {19, 20, 21, 22}
+SIGCONT, CLD_STOPPED, CLD_CONTINUED, WUNTRACED = 18, 5, 6, 2
 
 
 def _i(v: int) -> int:
@@ -48,14 +55,12 @@ async def sys_fork(k: Personality, p: Proc, c: Call) -> int:
 
 async def sys_vfork(k: Personality, p: Proc, c: Call) -> int:
     """A fork (copy-on-write, not shared memory) whose parent waits until the child execs or ends."""
-    from l4sim.linux.syscalls import BLOCK
-
     if c.state is None:
         child = await k.fork(p, c.words)
         child.vfork_waiter = p.cur.tid
         c.state = child
     child = c.state
-    return child.pid if child.vfork_waiter == 0 else BLOCK
+    return child.pid if child.vfork_waiter == 0 else await interrupt(k, p, c, KILLABLE)
 
 
 async def _strings(k: Personality, p: Proc, addr: int) -> list[str] | int:
@@ -112,7 +117,7 @@ async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
             return -ENOEXEC
         if k.cfg.strace is not None:
             k.cfg.strace(f"execve({full!r}, {argv!r}) = 0")
-        await k.exec(p, image, argv, envp, full)
+        await k.exec(p, image, argv, envp, full, path.decode("utf-8", "surrogateescape"))
         c.ended = True  # the old thread is gone; the new one starts by itself
         return 0
     return -ELOOP
@@ -135,9 +140,22 @@ def _children(k: Personality, p: Proc, match: Callable[[Proc], bool]) -> tuple[l
     return kids, min(dead, key=lambda q: q.ended_seq) if dead else None
 
 
+def _changed(kids: list[Proc], options: int) -> tuple[Proc | None, int]:
+    """A live child with a stop (``WUNTRACED``/``WSTOPPED``) or a continue (``WCONTINUED``)
+    to report, and the signal: the stop signal, or SIGCONT."""
+    for q in kids:
+        if q.status is not None:
+            continue
+        if options & WUNTRACED and q.stop_report:
+            return q, q.stop_report
+        if options & WCONTINUED and q.cont_report:
+            return q, SIGCONT
+    return None, 0
+
+
 async def sys_wait4(k: Personality, p: Proc, c: Call) -> int:
     pid, wstatus, options, rusage = _i(c.a[0]), c.a[1], c.a[2], c.a[3]
-    if options & ~(WNOHANG | 2 | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
         return -EINVAL
 
     def match(q: Proc) -> bool:
@@ -160,12 +178,22 @@ async def sys_wait4(k: Personality, p: Proc, c: Call) -> int:
         reap(p, q)
         del k.all[q.pid]
         return q.pid
+    q, sig = _changed(kids, options)
+    if q is not None:  # stopped: (sig << 8) | 0x7f; continued: 0xffff
+        word = 0xFFFF if sig == SIGCONT else (sig << 8) | 0x7F
+        if wstatus and not await k.write(p, wstatus, struct.pack("<i", word)):
+            return -EFAULT
+        if rusage and not await k.write(p, rusage, await child_rusage(k, q)):
+            return -EFAULT
+        if sig == SIGCONT:
+            q.cont_report = False
+        else:
+            q.stop_report = 0
+        return q.pid
     if options & WNOHANG:
         return 0
     p.child_waiters.add(p.cur.tid)
-    from l4sim.linux.syscalls import BLOCK
-
-    return BLOCK
+    return await interrupt(k, p, c, RESTART_SYS)
 
 
 async def sys_waitid(k: Personality, p: Proc, c: Call) -> int:
@@ -195,19 +223,29 @@ async def sys_waitid(k: Personality, p: Proc, c: Call) -> int:
     kids, q = _children(k, p, match)
     if not kids:
         return -ECHILD
-    if q is None or not options & WEXITED:  # stops and continues are never reported
+    changed, sig = (None, 0) if q is not None and options & WEXITED else \
+        _changed(kids, (WUNTRACED if options & WSTOPPED else 0) | (options & WCONTINUED))
+    if changed is not None:
+        q = None
+        code, status = (CLD_CONTINUED, sig) if sig == SIGCONT else (CLD_STOPPED, sig)
+        info = struct.pack("<8iqq", SIGCHLD, 0, code, 0, changed.pid, 0, status, 0, 0, 0).ljust(128, b"\0")
+        if not options & WNOWAIT:
+            if sig == SIGCONT:
+                changed.cont_report = False
+            else:
+                changed.stop_report = 0
+    elif q is None or not options & WEXITED:
         if not options & WNOHANG:
             p.child_waiters.add(p.cur.tid)
-            from l4sim.linux.syscalls import BLOCK
-
-            return BLOCK
+            return await interrupt(k, p, c, RESTART_SYS)
         info = bytes(128)  # nothing to report: si_signo and si_pid 0
     else:
         code, status = (CLD_KILLED, q.term_sig) if q.term_sig else (CLD_EXITED, q.exit_code)
         info = struct.pack("<8iqq", SIGCHLD, 0, code, 0, q.pid, 0, status, 0, 0, 0).ljust(128, b"\0")
     if infop and not await k.write(p, infop, info):
         return -EFAULT
-    if rusage and not await k.write(p, rusage, await child_rusage(k, q) if q is not None else bytes(144)):
+    who = q if q is not None else changed
+    if rusage and not await k.write(p, rusage, await child_rusage(k, who) if who is not None else bytes(144)):
         return -EFAULT
     if q is not None and options & WEXITED and not options & WNOWAIT:
         reap(p, q)
@@ -282,9 +320,13 @@ async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
 
 async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
                 thread: LinuxThread | None = None) -> int:
-    """Send ``sig`` to the processes ``targets`` (or to their ``thread``): a handler's signal
-    becomes pending; a fatal one ends the thread group at once unless every thread it could go
-    to blocks it (then it is pending, and fatal when unblocked)."""
+    """Send ``sig`` to the processes ``targets`` (or to their ``thread``), as Linux's
+    send_signal and complete_signal: SIGCONT continues a stopped process whatever its
+    disposition; a handler's signal becomes pending; a fatal one ends the caller at once and
+    any other process, like a stop signal stops it, when it next runs
+    (:func:`l4sim.linux.signals.doom`): the sender goes on first, as on Linux, where the
+    target has to be scheduled to act on it; a signal every thread it could go to blocks
+    stays pending (fatal, or a stop, when unblocked)."""
     if not 0 <= sig <= 64:
         return -EINVAL
     if sig == 0:
@@ -292,18 +334,22 @@ async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
     self_hit = False
     bit = 1 << (sig - 1)
     for q in targets:
+        if sig == SIGCONT:
+            await cont(k, q)
+        elif sig in SIGSTOPS:
+            q.pending.discard(SIGCONT)
         if sig in q.sighand:
             k.post(q, sig, thread)
             continue
-        if not k.default_action(q, sig) or sig in IGNORED_BY_DEFAULT or sig in SIGSTOPS:
+        if sig in q.sigign or sig in IGNORED_BY_DEFAULT or (sig in SIGSTOPS and q.stopped):
             continue
         if all(t.sigmask & bit for t in ((thread,) if thread is not None else q.threads.values())):
             k.post(q, sig, thread)
             continue
-        if q is p:
+        if q is p and sig not in SIGSTOPS:
             self_hit = True
             continue
-        await k.signal_death(q, sig, 0)
+        await doom(k, q, sig, thread)
     if self_hit:
         if k.cfg.strace is not None:
             k.cfg.strace(f"{c.name}(...) = 0")

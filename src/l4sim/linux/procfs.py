@@ -30,7 +30,7 @@ PAGE = 4096
 RLIM_INFINITY = (1 << 64) - 1
 #: the console's device number (5, 1), as tty_nr shows it
 CONSOLE_DEV = (5 << 8) | 1
-STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "Z": "Z (zombie)"}
+STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "T": "T (stopped)", "Z": "Z (zombie)"}
 
 
 def _leader(p: Proc) -> LinuxThread | None:
@@ -38,9 +38,15 @@ def _leader(p: Proc) -> LinuxThread | None:
 
 
 def _state(k: Personality, p: Proc) -> str:
+    """Z once ended, T while stopped, R while one of its threads is being served (``k.cur`` is
+    the serving thread's tid) or is not waiting in a call, else S."""
     if p.status is not None:
         return "Z"
-    if p.pid != k.cur and p.threads and all(t.blocked is not None for t in p.threads.values()):
+    if p.stopped:
+        return "T"
+    serving = k.threads.get(k.cur)
+    if (serving is None or serving.proc is not p) and p.threads \
+            and all(t.blocked is not None for t in p.threads.values()):
         return "S"
     return "R"
 

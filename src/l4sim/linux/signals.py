@@ -1,17 +1,31 @@
 """Signals with handlers: masks, pending signals, delivery at system-call return, sigreturn,
-sigsuspend; and the sleeping calls (nanosleep, clock_nanosleep, pause).
+sigsuspend, interrupted and restarted calls, stopping and continuing; and the sleeping calls
+(nanosleep, clock_nanosleep, pause).
 
 Dispositions belong to the process, masks to each thread.  A signal whose
 disposition is a handler is made pending in its target process (``kill``) or
 thread (``tgkill``); it is delivered when a system call of a thread that does
 not block it returns (the reply then enters the handler instead of
-returning), or at once when such a thread waits in ``rt_sigsuspend``/``pause``
-or a futex wait (which return ``-EINTR``).  Other waiting calls are not
-interrupted: their signal comes when they return.  A fatal signal that every
-thread blocked stays pending the same way and ends the process when a thread
-unblocks it.  The frame on the
-user stack has Linux's layout (return address = ``sa_restorer``, ucontext
-with the general registers and the old mask, siginfo); FPU state is not saved.
+returning).  A thread waiting in a call (:data:`BLOCK`) is woken by such a
+signal and its call is interrupted (:func:`interrupt`), as Linux's
+``-ERESTART*`` codes say: read, write, wait4, waitid, the open of a FIFO and
+an untimed futex wait are restarted after the handler when its action has
+``SA_RESTART`` (the saved registers point back at the ``syscall`` instruction
+with the call's number in rax) and return ``-EINTR`` otherwise; poll, select,
+pause, rt_sigsuspend, nanosleep (with the time left) and timed futex waits
+always return ``-EINTR``.  A fatal signal that every thread blocked stays
+pending the same way and ends the process when a thread unblocks it; a fatal
+signal to a process whose threads all wait in calls ends it as they wake.
+
+Stop signals (SIGSTOP, and SIGTSTP, SIGTTIN, SIGTTOU by default) stop the
+whole process (:func:`stop`): the personality takes every page away from its
+task, so each thread stops at its next instruction with a page fault that
+is not answered until SIGCONT (:func:`cont`); the parent's wait4 sees it
+with ``WUNTRACED``/``WCONTINUED`` and gets SIGCHLD unless ``SA_NOCLDSTOP``.
+
+The frame on the user stack has Linux's layout (return address =
+``sa_restorer``, ucontext with the general registers and the old mask,
+siginfo); FPU state is not saved.
 """
 
 from __future__ import annotations
@@ -24,7 +38,20 @@ if TYPE_CHECKING:
     from l4sim.linux.syscalls import Call
 
 EFAULT, EINTR, EINVAL = 14, 4, 22
-SA_SIGINFO, SA_RESTORER, SA_NODEFER, SA_RESETHAND = 4, 0x04000000, 0x40000000, 0x80000000
+#: Linux's "restart the call" code, as strace shows an interrupted call that will be restarted
+ERESTARTSYS = 512
+SA_NOCLDSTOP, SA_SIGINFO, SA_RESTORER, SA_RESTART = 1, 4, 0x04000000, 0x10000000
+SA_NODEFER, SA_RESETHAND = 0x40000000, 0x80000000
+SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 9, 17, 18, 19
+#: stop signals; and those whose default action is nothing (SIGCHLD, SIGCONT, SIGURG, SIGWINCH)
+SIGSTOPS = frozenset((19, 20, 21, 22))
+IGNORED_BY_DEFAULT = frozenset((17, 18, 23, 28))
+#: result of a call that must wait: the personality keeps the reply capability and runs it again
+BLOCK = -(1 << 70)
+#: how a waiting call ends when a signal with a handler interrupts it (Linux's -ERESTART* codes):
+#: killable only (vfork's parent); restarted with SA_RESTART, else EINTR (ERESTARTSYS); EINTR
+#: whenever a handler runs (ERESTARTNOHAND, ERESTART_RESTARTBLOCK)
+KILLABLE, RESTART_SYS, RESTART_NOHAND = 0, 1, 2
 #: unmaskable: SIGKILL, SIGSTOP
 UNBLOCKABLE = (1 << 8) | (1 << 18)
 #: sigcontext's register order -> index in the exception message's registers
@@ -51,9 +78,9 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
     """Enter the handler of a signal deliverable to the calling thread with ``regs`` (the
     registers the system call returns with) saved on the stack; the new registers, or None
     (nothing to deliver, or a fatal signal ended the process: ``p.status`` is set)."""
-    from l4sim.linux.process import IGNORED_BY_DEFAULT, SIGSTOPS
-
     t = p.cur
+    if p.stopped:
+        return None  # its signals wait for SIGCONT (the thread stops at its next instruction)
     while True:
         sig = deliverable(t)
         if not sig:
@@ -61,7 +88,10 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
         (t.pending if sig in t.pending else p.pending).discard(sig)
         if sig in p.sighand:
             break
-        if sig in p.sigign or sig in IGNORED_BY_DEFAULT or sig in SIGSTOPS:
+        if sig in p.sigign or sig in IGNORED_BY_DEFAULT:
+            continue
+        if sig in SIGSTOPS:
+            await stop(k, p, sig)  # was blocked; stops the process now that it is not
             continue
         await k.signal_death(p, sig, 0)  # fatal, now that it is unblocked
         return None
@@ -96,6 +126,183 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
     new[_IDX["rdx"]] = sp + 8
     new[_IDX["rax"]] = 0
     return new
+
+
+def _interrupting(p: Proc, t: LinuxThread) -> int:
+    """The signal that interrupts ``t``'s wait: the lowest pending one it does not block that
+    has a handler or is fatal (ignored ones do not wake a waiting call); 0: none."""
+    pending = t.pending | p.pending if t.pending else p.pending
+    for sig in sorted(pending):
+        if t.sigmask >> (sig - 1) & 1:
+            continue
+        if sig in p.sighand or not (sig in p.sigign or sig in IGNORED_BY_DEFAULT or sig in SIGSTOPS):
+            return sig
+    return 0
+
+
+def fatal_pending(p: Proc, t: LinuxThread) -> int:
+    """A pending signal that will end ``p`` when ``t`` next runs (not blocked by ``t``, no
+    handler, not ignored, not a stop); 0: none."""
+    for sig in sorted(t.pending | p.pending):
+        if not (t.sigmask >> (sig - 1) & 1 or sig in p.sighand or sig in p.sigign
+                or sig in IGNORED_BY_DEFAULT or sig in SIGSTOPS):
+            return sig
+    return 0
+
+
+def forget_wait(k: Personality, t: LinuxThread, c: Call) -> None:
+    """``t`` stops waiting in ``c`` (interrupted, or ended): leave the sleepers, the futex queue,
+    a FIFO's pending open.  Its tid may stay in waiter sets: a wake-up there is harmless."""
+    from l4sim.linux.files import fifo_forget
+    from l4sim.linux.threads import futex_forget
+
+    k.sleepers.pop(t.tid, None)
+    futex_forget(k, c)
+    fifo_forget(k, c)
+
+
+async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
+    """What a call that would wait returns: BLOCK, or, when a signal interrupts the wait,
+    -EINTR, -ERESTARTSYS (``how`` is RESTART_SYS and the handler has SA_RESTART: ``c``'s reply
+    sets the registers back to the ``syscall`` instruction, so it runs again after the
+    handler), or 0 with ``c.ended`` when a fatal signal ended the process.  A pending stop
+    signal stops the process and the call goes on waiting (as Linux restarts it after
+    SIGCONT); a stopped process's handlers wait for SIGCONT."""
+    t = p.cur
+    if not (p.pending or t.pending):
+        return BLOCK
+    sig = _interrupting(p, t)
+    if sig and sig not in p.sighand and (not p.stopped or sig == SIGKILL):
+        forget_wait(k, t, c)
+        await k.signal_death(p, sig, 0)
+        c.ended = True
+        return 0
+    stop_sig = stop_pending(p, t)
+    if stop_sig:
+        await stop(k, p, stop_sig)
+    if not sig or p.stopped or how == KILLABLE:
+        return BLOCK
+    forget_wait(k, t, c)
+    if how == RESTART_SYS and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART:
+        regs = list(c.words[:20])
+        regs[0] = c.nr
+        regs[_IDX["rip"]] -= 2  # back onto the 2-byte syscall instruction
+        c.all_regs = tuple(regs)
+        return -ERESTARTSYS
+    return -EINTR
+
+
+# --------------------------------------------------------------------------- stop and continue
+def stop_pending(p: Proc, t: LinuxThread) -> int:
+    """A pending stop signal that takes its default action in ``t`` (0: none)."""
+    for sig in sorted(t.pending | p.pending):
+        if sig in SIGSTOPS and not t.sigmask >> (sig - 1) & 1 and sig not in p.sighand \
+                and sig not in p.sigign:
+            return sig
+    return 0
+
+
+async def doom(k: Personality, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
+    """A fatal or stop ``sig`` for another process (or a stop for the caller's own) takes effect
+    when ``p`` next runs, as on Linux, where the target has to be scheduled to act on it: it
+    is made pending; a thread waiting in a call wakes and acts on it (:func:`interrupt`), a
+    running one faults at its next instruction (its pages are taken away) and
+    :func:`at_fault` acts on it, a call in progress acts on it when it returns.  A stopped
+    process acts on SIGKILL only (its held faults are answered empty: its threads fault again
+    and die); other fatal signals wait for SIGCONT, as on Linux."""
+    from l4sim.kernel.abi import Fpage, MemRights
+
+    k.post(p, sig, t)
+    if p.stopped:  # only SIGKILL wakes a stopped process (Linux's wants_signal); others wait for SIGCONT
+        if sig == SIGKILL:
+            await _release_faults(k, p)
+        return
+    if any(th.blocked is None for th in p.threads.values()):
+        await p.task.unmap(Fpage.mem(0, 47, MemRights.RWX), include_self=True)
+
+
+async def at_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> bool:
+    """A page fault of ``t`` whose process has signals pending or is stopped: True when the
+    fault is taken care of here -- a fatal signal ended the process, or it is stopped and
+    the fault is held (``t.stop_fault``) until SIGCONT."""
+    p = t.proc
+    if p.cont_notify:  # it runs again after SIGCONT: now the parent hears of it, as on Linux
+        p.cont_notify = False
+        _tell_parent(k, p)
+    sig = fatal_pending(p, t)
+    if sig and (not p.stopped or sig == SIGKILL):
+        await k.signal_death(p, sig, 0)
+        return True
+    if not p.stopped:
+        sig = stop_pending(p, t)
+        if not sig:
+            return False
+        await stop(k, p, sig)
+    t.stop_fault = w
+    return True
+
+
+async def stop(k: Personality, p: Proc, sig: int) -> None:
+    """The default action of a stop signal: every page of ``p`` is taken from its task, so each
+    thread faults at its next instruction and waits (:func:`at_fault` holds the fault) until
+    :func:`cont`; the parent is told."""
+    from l4sim.kernel.abi import Fpage, MemRights
+
+    for q in (p.pending, *(th.pending for th in p.threads.values())):
+        q.difference_update(SIGSTOPS)
+    if p.stopped or p.status is not None:
+        return
+    p.stopped = True
+    p.stop_report, p.cont_report, p.cont_notify = sig, False, False
+    await p.task.unmap(Fpage.mem(0, 47, MemRights.RWX), include_self=True)
+    if k.cfg.strace is not None:
+        k.cfg.strace(f"--- stopped by {SIGNAMES.get(sig, sig)} ---")
+    _tell_parent(k, p)
+
+
+async def cont(k: Personality, p: Proc) -> None:
+    """SIGCONT: a stopped ``p`` goes on: the faults its threads made while stopped are answered
+    (empty: they fault again and the pages come back); the parent's wait sees it at once,
+    SIGCHLD comes when it runs."""
+    for q in (p.pending, *(th.pending for th in p.threads.values())):
+        q.difference_update(SIGSTOPS)
+    if not p.stopped:
+        return
+    p.stopped = False
+    p.stop_report, p.cont_report, p.cont_notify = 0, True, True
+    parent = k.procs.get(p.ppid)
+    if parent is not None:
+        k.wake(parent.child_waiters)
+    await _release_faults(k, p)
+    if p.pending:  # what came while it was stopped: the waiting threads act on it now
+        for th in p.threads.values():
+            if th.blocked is not None and th.tid not in k.runnable:
+                k.runnable.append(th.tid)
+
+
+async def _release_faults(k: Personality, p: Proc) -> None:
+    """Answer the faults ``p``'s threads made while stopped, with nothing mapped: each thread
+    goes on and faults again (:func:`at_fault` sees what has happened since)."""
+    for t in list(p.threads.values()):
+        if t.stop_fault is not None and t.reply is not None:
+            t.stop_fault = None
+            cap, t.reply = t.reply, None
+            await k.env.ipc(cap.send(0))
+            k.env.free_slot(cap.slot)
+
+
+def _tell_parent(k: Personality, p: Proc) -> None:
+    """``p`` stopped or continued: its parent's waits look again, and it gets SIGCHLD when it
+    handles SIGCHLD without SA_NOCLDSTOP."""
+    parent = k.procs.get(p.ppid)
+    if parent is None:
+        return
+    k.wake(parent.child_waiters)
+    if SIGCHLD in parent.sighand and not struct.unpack_from("<Q", parent.sigact[SIGCHLD], 8)[0] & SA_NOCLDSTOP:
+        k.post(parent, SIGCHLD)
+
+
+SIGNAMES = {19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU"}
 
 
 async def sys_rt_sigreturn(k: Personality, p: Proc, c: Call) -> int:
@@ -145,8 +352,6 @@ async def sys_rt_sigpending(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def sys_rt_sigsuspend(k: Personality, p: Proc, c: Call) -> int:
-    from l4sim.linux.syscalls import BLOCK
-
     t = p.cur
     if c.state is None:  # first time: install the temporary mask
         if c.nr == 130:
@@ -156,15 +361,13 @@ async def sys_rt_sigsuspend(k: Personality, p: Proc, c: Call) -> int:
             t.saved_mask = t.sigmask
             t.sigmask = struct.unpack("<Q", raw)[0] & ~UNBLOCKABLE
         c.state = True
-    if deliverable(t):
-        return -EINTR
     p.sig_waiters.add(t.tid)
-    return BLOCK
+    return await interrupt(k, p, c, RESTART_NOHAND)
 
 
 async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
-    from l4sim.linux.syscalls import BLOCK
-
+    """nanosleep, clock_nanosleep: sleep in simulated time; a handler's signal ends the sleep
+    with EINTR and the time left in ``rem`` (not for an absolute sleep)."""
     if c.state is None:
         if c.nr == 230:  # clock_nanosleep(clock, flags, req, rem)
             clock, flags, req = c.a[0], c.a[1], c.a[2]
@@ -187,7 +390,13 @@ async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
         k.sleepers.pop(p.cur.tid, None)
         return 0
     k.sleepers[p.cur.tid] = c.state
-    return BLOCK
+    r = await interrupt(k, p, c, RESTART_NOHAND)
+    rem = c.a[3] if c.nr == 230 else c.a[1]
+    if r == -EINTR and rem and not (c.nr == 230 and c.a[1] & 1):
+        left = max(0, c.state - k.now_ns)
+        if not await k.write(p, rem, struct.pack("<qq", left // 10**9, left % 10**9)):
+            return -EFAULT
+    return r
 
 
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from l4sim.kernel.abi import MapItem
+from l4sim.linux.signals import BLOCK as _BLOCK
+from l4sim.linux.signals import ERESTARTSYS
 from l4sim.linux.sysnames import ERRNOS, NAMES
 
 if TYPE_CHECKING:
@@ -38,7 +40,8 @@ ERRNO_TEXT = {e: text for e, (_, text) in ERRNOS.items()}
 #: the simulated wall clock starts at this Unix time (2026-01-01)
 EPOCH = 1_767_225_600
 #: result of a call that must wait: the personality keeps the reply capability and runs it again
-BLOCK = -(1 << 70)
+#: (defined with the signals, which interrupt waiting calls)
+BLOCK = _BLOCK
 #: what dispatch returns for a call that waits
 WAITING: tuple[int, tuple[int, ...], tuple[MapItem, ...]] = (BLOCK, (), ())
 INDEX = {"fs_base": 18, "gs_base": 19}
@@ -251,6 +254,8 @@ _OWN_TRACE = frozenset(("exit", "exit_group", "kill", "tgkill", "tkill", "execve
 
 
 def _result(r: int) -> str:
+    if r == -ERESTARTSYS:  # interrupted, to run again after the handler (SA_RESTART)
+        return "? ERESTARTSYS (To be restarted if SA_RESTART is set)"
     if -4096 < r < 0:
         e = -r
         return f"-1 {ERRNO_NAMES.get(e, str(e))} ({ERRNO_TEXT.get(e, 'error')})"

@@ -212,11 +212,12 @@ async def do_clone(k: Personality, p: Proc, c: Call, flags: int, exit_signal: in
 
 
 async def _vfork_wait(k: Personality, p: Proc, c: Call) -> int:
-    """A vfork parent waits (answered later) until its child has exec'd or ended."""
-    from l4sim.linux.syscalls import BLOCK
+    """A vfork parent waits (answered later) until its child has exec'd or ended; only a
+    fatal signal ends the wait (Linux's killable wait)."""
+    from l4sim.linux.signals import KILLABLE, interrupt
 
     child = c.state
-    return child.pid if child.vfork_waiter == 0 else BLOCK
+    return child.pid if child.vfork_waiter == 0 else await interrupt(k, p, c, KILLABLE)
 
 
 # --------------------------------------------------------------------------- futex
@@ -290,7 +291,7 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
     val &= 0xFFFF_FFFF
     if c.state is not None:
-        return _futex_wait_again(k, p, c.state)
+        return await _futex_wait_again(k, p, c)
     if k.cfg.strace is not None:
         c.args = futex_args(c.a)
     if uaddr & 3:
@@ -326,7 +327,7 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
         w = FutexWait(p.cur.tid, key, bitset, deadline)
         k.futexes.setdefault(key, []).append(w)
         c.state = w
-        return _futex_wait_again(k, p, w)
+        return await _futex_wait_again(k, p, c)
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = val3 & 0xFFFF_FFFF if cmd == FUTEX_WAKE_BITSET else BITSET_ANY
         if bitset == 0:
@@ -351,11 +352,13 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
     return -ENOSYS  # priority-inheritance futexes
 
 
-def _futex_wait_again(k: Personality, p: Proc, w: FutexWait) -> int:
-    """A futex wait, first run or run again: 0 when woken, a timeout, EINTR, or BLOCK."""
-    from l4sim.linux.signals import deliverable
-    from l4sim.linux.syscalls import BLOCK
+async def _futex_wait_again(k: Personality, p: Proc, c: Call) -> int:
+    """A futex wait, first run or run again: 0 when woken, a timeout, or BLOCK; a signal
+    interrupts it (restarted with SA_RESTART when it has no timeout, as Linux's ERESTARTSYS;
+    EINTR otherwise)."""
+    from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt
 
+    w: FutexWait = c.state
     if w.woken:
         k.sleepers.pop(w.tid, None)
         return 0
@@ -363,14 +366,10 @@ def _futex_wait_again(k: Personality, p: Proc, w: FutexWait) -> int:
         _unqueue(k, w)
         k.sleepers.pop(w.tid, None)
         return -ETIMEDOUT
-    if deliverable(p.cur):
-        _unqueue(k, w)
-        k.sleepers.pop(w.tid, None)
-        return -EINTR
     if w.deadline is not None:
         k.sleepers[w.tid] = w.deadline
     p.sig_waiters.add(w.tid)
-    return BLOCK
+    return await interrupt(k, p, c, RESTART_SYS if w.deadline is None else RESTART_NOHAND)
 
 
 def _requeue(k: Personality, src: tuple[int, int], dst: tuple[int, int], n: int) -> int:

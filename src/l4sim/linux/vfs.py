@@ -55,6 +55,14 @@ class Inode:
     def size(self) -> int:
         return 0
 
+    def links(self) -> int:
+        """st_nlink."""
+        return self.nlink
+
+    def blocks(self) -> int:
+        """st_blocks (512-byte units) as tmpfs counts them: the pages the inode holds."""
+        return 0
+
 
 class File(Inode):
     def __init__(self, data: bytes = b"", mode: int = 0o644, host: Path | None = None,
@@ -76,6 +84,9 @@ class File(Inode):
 
     def size(self) -> int:
         return len(self._data) if self._data is not None else self._host_size
+
+    def blocks(self) -> int:
+        return (self.size() + 4095) // 4096 * 8
 
 
 class ProcFile(File):
@@ -106,15 +117,24 @@ class Symlink(Inode):
         return t if isinstance(t, str) else t()
 
     def size(self) -> int:
-        return len(self.target)
+        return len(self.target.encode())
+
+    def blocks(self) -> int:
+        return 8 if self.size() >= 128 else 0  # tmpfs keeps short targets in the inode
 
 
 class Dir(Inode):
+    """A directory: its entries, and its place in the tree (``parent`` and ``name``, kept by
+    :meth:`add`, so that a directory held as a cwd or an fd knows its path after a rename)."""
+
     def __init__(self, mode: int = 0o755, host: Path | None = None) -> None:
         super().__init__(S_IFDIR | (mode & 0o7777))
         self._children: dict[str, Inode] | None = None if host is not None else {}
         self._host = host
         self.parent: Dir = self
+        self.name = ""
+        #: rmdir'ed (or replaced by rename): nothing can be made in it, it lists nothing
+        self.removed = False
 
     @property
     def children(self) -> dict[str, Inode]:
@@ -141,9 +161,40 @@ class Dir(Inode):
         self.children[name] = node
         if isinstance(node, Dir):
             node.parent = self
+            node.name = name
 
     def size(self) -> int:
-        return 4096
+        return 40 + 20 * len(self.children)  # tmpfs: 20 bytes per entry, "." and ".." included
+
+    def links(self) -> int:
+        """2 ("." and the parent's entry) + one ".." per subdirectory, as tmpfs; 0 once removed."""
+        if self.removed:
+            return 0
+        return 2 + sum(1 for c in self.children.values() if isinstance(c, Dir))
+
+
+def dir_path(d: Dir) -> str:
+    """The absolute path of directory ``d`` (by its parents and names, so renames show)."""
+    parts: list[str] = []
+    while d.parent is not d:
+        parts.append(d.name)
+        d = d.parent
+    return "/" + "/".join(reversed(parts))
+
+
+def cwd_path(d: Dir) -> str:
+    """What /proc/PID/cwd shows: the path, with " (deleted)" once the directory is gone."""
+    return dir_path(d) + (" (deleted)" if unreachable(d) else "")
+
+
+def unreachable(d: Dir) -> bool:
+    """``d`` or a directory above it has been removed (getcwd: ENOENT)."""
+    while True:
+        if d.removed:
+            return True
+        if d.parent is d:
+            return False
+        d = d.parent
 
 
 def _host_node(p: Path) -> Inode | None:
@@ -181,6 +232,9 @@ class Pipe:
     writers: int = 0
     ino: int = field(default_factory=lambda: next(_ino))
     waiters: set[int] = field(default_factory=set)
+    #: opens of each end so far: a FIFO's blocked open waits for the other side's count to move
+    read_opens: int = 0
+    write_opens: int = 0
 
 
 class PipeNode(Inode):
@@ -191,6 +245,18 @@ class PipeNode(Inode):
 
     def size(self) -> int:
         return len(self.pipe.buf)
+
+
+class Fifo(PipeNode):
+    """A named pipe (mkfifo, mknod S_IFIFO): a pipe reached by its path; what is in it is
+    dropped when the last end is closed, as Linux frees the pipe."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(Pipe())
+        self.mode = S_IFIFO | (mode & 0o7777)
+
+    def size(self) -> int:
+        return 0
 
 
 O_ACCMODE, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 3, 1, 2, 0o100, 0o200, 0o1000, 0o2000
@@ -237,9 +303,12 @@ class ProcDir(Dir):
             p = self.vfs.procs(int(name))
             if p is not None:
                 d = PidDir(p)
-                d.parent = self
+                d.parent, d.name = self, name
                 return d
         return None
+
+    def size(self) -> int:
+        return 0
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         out: list[tuple[str, Inode]] = [("self", Symlink(str(ctx.pid)))]
@@ -261,14 +330,17 @@ class PidDir(Dir):
         if name == "exe":
             return Symlink(p.exe)
         if name == "cwd":
-            return Symlink(p.cwd)
+            return Symlink(lambda: cwd_path(p.cwd))
         if name == "fd":
             d = FdDir(p)
-            d.parent = self
+            d.parent, d.name = self, name
             return d
         if name in PROCESS_FILES:
             return ProcFile(p, name)
         return None
+
+    def size(self) -> int:
+        return 0
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         return [(n, node) for n in ("exe", "cwd", "fd", *PROCESS_FILES)
@@ -284,9 +356,15 @@ class FdDir(Dir):
         if not name.isdigit() or int(name) not in self.proc.fds:
             return None
         f: OFile = self.proc.fds[int(name)].file
-        if isinstance(f.node, PipeNode):
+        if type(f.node) is PipeNode:
             return Symlink(f"pipe:[{f.node.ino}]")
+        if isinstance(f.node, Dir):
+            d = f.node
+            return Symlink(lambda: cwd_path(d))
         return Symlink(f.path)
+
+    def size(self) -> int:
+        return 0
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         return [(str(fd), node) for fd in sorted(self.proc.fds) if (node := self.lookup(str(fd), ctx)) is not None]
@@ -381,62 +459,69 @@ class Vfs:
         d.add(parts[-1], node)
 
     # ----------------------------------------------------------------- lookup
-    def walk(self, cwd: str, path: str, ctx: Any, follow: bool = True,
+    def walk(self, base: Dir, path: str, ctx: Any, follow: bool = True,
              depth: int = 0) -> tuple[Inode | None, int, str]:
-        """(inode, 0, absolute path) or (None, errno, path)."""
+        """Resolve ``path``, a relative one from directory ``base`` (the cwd or a dirfd's
+        directory, held by reference: a renamed cwd still works): (inode, 0, absolute path)
+        or (None, errno, path).  ``..`` is a directory's parent, as on Linux."""
         if depth > 40:
             return None, ELOOP, path
         if not path:
             return None, ENOENT, path
         if len(path) >= 4096:
             return None, ENAMETOOLONG, path
-        full = path if path.startswith("/") else cwd.rstrip("/") + "/" + path
-        parts = [x for x in full.split("/") if x and x != "."]
-        node: Inode = self.root
-        stack: list[Inode] = []
-        names: list[str] = []
-        trailing = full.endswith("/")
+        node: Inode = self.root if path[0] == "/" else base
+        d: Dir = base
+        name = ""
+        parts = [x for x in path.split("/") if x]
+        trailing = path[-1] == "/"
+        last = len(parts) - 1
         for i, part in enumerate(parts):
             if not isinstance(node, Dir):
-                return None, ENOTDIR, full
-            if part == "..":
-                if stack:
-                    node = stack.pop()
-                    names.pop()
+                return None, ENOTDIR, path
+            d = node
+            if part == "." or part == "..":
+                node, name = (node.parent if part == ".." else node), ""
                 continue
             child = node.lookup(part, ctx)
             if child is None:
-                return None, ENOENT, full
-            last = i == len(parts) - 1
-            if isinstance(child, Symlink) and (not last or follow or trailing):
-                here = "/" + "/".join(names)
+                return None, ENOENT, path
+            if isinstance(child, Symlink) and (i != last or follow or trailing):
                 rest = "/".join(parts[i + 1:])
                 tgt = child.target
-                np = tgt if tgt.startswith("/") else here.rstrip("/") + "/" + tgt
-                if rest:
-                    np = np.rstrip("/") + "/" + rest
-                return self.walk("/", np, ctx, follow, depth + 1)
-            stack.append(node)
-            names.append(part)
-            node = child
-        if trailing and not isinstance(node, Dir):
-            return None, ENOTDIR, full
-        return node, 0, "/" + "/".join(names)
+                np = tgt.rstrip("/") + "/" + rest if rest else tgt
+                if trailing and not np.endswith("/"):
+                    np += "/"
+                return self.walk(node, np, ctx, follow, depth + 1)
+            node, name = child, part
+        if isinstance(node, Dir):
+            return node, 0, dir_path(node)
+        if trailing:
+            return None, ENOTDIR, path
+        return node, 0, dir_path(d).rstrip("/") + "/" + name
 
-    def parent(self, cwd: str, path: str, ctx: Any) -> tuple[Dir | None, str, int]:
-        """The directory that holds (or would hold) ``path``'s last component, and that name."""
+    def parent(self, base: Dir, path: str, ctx: Any) -> tuple[Dir | None, str, int]:
+        """The directory that holds (or would hold) ``path``'s last component, and that name.
+        A path whose last component is no name ("/", "." or "..") gives (None, that
+        component, 0) when it exists: what that means depends on the call (mkdir: EEXIST,
+        rmdir: EBUSY, EINVAL or ENOTEMPTY)."""
         if not path:
             return None, "", ENOENT
-        full = path if path.startswith("/") else cwd.rstrip("/") + "/" + path
-        full = full.rstrip("/") or "/"
-        head, _, name = full.rpartition("/")
+        stripped = path.rstrip("/")
+        head, slash, name = stripped.rpartition("/")
         if name in ("", ".", ".."):
-            return None, name, EINVAL if name else EBUSY
-        d, err, _ = self.walk("/", head or "/", ctx)
-        if d is None:
-            return None, name, err
+            node, err, _ = self.walk(base, path, ctx)
+            return None, name, err if node is None else 0
+        if slash:
+            d, err, _ = self.walk(base, head or "/", ctx)
+            if d is None:
+                return None, name, err
+        else:
+            d = base
         if not isinstance(d, Dir):
             return None, name, ENOTDIR
+        if d.removed:
+            return None, name, ENOENT
         return d, name, 0
 
 
@@ -445,16 +530,16 @@ def stat_bytes(node: Inode, dev: int = 0x16) -> bytes:
     """struct stat (x86-64)."""
     size = node.size()
     t = node.mtime
-    return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.nlink, node.mode, node.uid, node.gid, 0, node.rdev, size,
-                       4096, (size + 511) // 512, t, 0, t, 0, t, 0, 0, 0, 0)
+    return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.links(), node.mode, node.uid, node.gid, 0, node.rdev,
+                       size, 4096, node.blocks(), t, 0, t, 0, t, 0, 0, 0, 0)
 
 
 def statx_bytes(node: Inode, dev: int = 0x16) -> bytes:
     """struct statx with the basic fields (mask 0x7ff)."""
     size = node.size()
     t = node.mtime
-    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.nlink, node.uid, node.gid, node.mode, 0, node.ino, size,
-                       (size + 511) // 512, 0)
+    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.links(), node.uid, node.gid, node.mode, 0, node.ino, size,
+                       node.blocks(), 0)
     times = struct.pack("<qIi", t, 0, 0) * 4
     devs = struct.pack("<IIII", node.rdev >> 8, node.rdev & 0xFF, dev >> 8, dev & 0xFF)
     out = head + times + devs
