@@ -64,7 +64,10 @@ DEVICE_NAMES = {(1, 3): "null", (1, 5): "zero", (1, 8): "random", (1, 9): "urand
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
 SIGPIPE = 13
-MAX_FDS = 1024
+MAX_FDS = 1 << 16
+RLIMIT_NOFILE = 7
+#: renameat2 flags
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 TTY_DEVICES = ("tty", "console")
 
 
@@ -98,7 +101,7 @@ def install(p: Proc, f: OFile, cloexec: bool = False, low: int = 0) -> int:
     fd = low
     while fd in p.fds:
         fd += 1
-    if fd >= MAX_FDS:
+    if fd >= min(MAX_FDS, p.rlimits[RLIMIT_NOFILE][0]):
         return -EMFILE
     p.fds[fd] = Fd(f, cloexec)
     return fd
@@ -669,7 +672,7 @@ async def _dup2(k: Personality, p: Proc, old: int, new: int, cloexec: bool) -> i
     f = get(p, old)
     if f is None:
         return -EBADF
-    if not 0 <= new < MAX_FDS:
+    if not 0 <= new < min(MAX_FDS, p.rlimits[RLIMIT_NOFILE][0]):
         return -EBADF
     if old == new:
         return new
@@ -1030,7 +1033,12 @@ async def sys_unlinkat(k: Personality, p: Proc, c: Call) -> int:
     return await _unlink(k, p, _i(c.a[0]), c.a[1], bool(c.a[2] & AT_REMOVEDIR))
 
 
-async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, naddr: int) -> int:
+async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, naddr: int,
+                  flags: int = 0) -> int:
+    """rename(at)(2): flags RENAME_NOREPLACE 1 (EEXIST when the target exists) and
+    RENAME_EXCHANGE 2 (swap two existing names); RENAME_WHITEOUT is EINVAL."""
+    if flags & ~3 or flags == 3:
+        return -EINVAL
     d1, n1, e1 = await _parent_of(k, p, odir, oaddr, DOTS_RENAME)
     if d1 is None:
         return -e1
@@ -1041,6 +1049,19 @@ async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, nad
     if node is None:
         return -ENOENT
     old = d2.children.get(n2)
+    if flags & RENAME_NOREPLACE and old is not None:
+        return -EEXIST
+    if flags & RENAME_EXCHANGE:
+        if old is None:
+            return -ENOENT
+        if old is not node:
+            for moving, into in ((node, d2), (old, d1)):
+                if isinstance(moving, Dir) and _inside(into, moving):
+                    return -EINVAL
+            d1.add(n1, old)
+            d2.add(n2, node)
+            d1.mtime = d2.mtime = k.wall()
+        return 0
     if old is node:
         return 0
     if old is not None:
@@ -1075,6 +1096,21 @@ async def sys_rename(k: Personality, p: Proc, c: Call) -> int:
 
 async def sys_renameat(k: Personality, p: Proc, c: Call) -> int:
     return await _rename(k, p, _i(c.a[0]), c.a[1], _i(c.a[2]), c.a[3])
+
+
+async def sys_renameat2(k: Personality, p: Proc, c: Call) -> int:
+    return await _rename(k, p, _i(c.a[0]), c.a[1], _i(c.a[2]), c.a[3], c.a[4] & 0xFFFF_FFFF)
+
+
+def _inside(d: Dir, node: Dir) -> bool:
+    """``d`` is ``node`` or below it."""
+    q = d
+    while True:
+        if q is node:
+            return True
+        if q.parent is q:
+            return False
+        q = q.parent
 
 
 async def sys_chdir(k: Personality, p: Proc, c: Call) -> int:
@@ -1369,6 +1405,7 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     262: ("newfstatat", sys_newfstatat, "dspx"),
     263: ("unlinkat", sys_unlinkat, "dsx"),
     264: ("renameat", sys_renameat, "dsds"),
+    316: ("renameat2", sys_renameat2, "dsdsx"),
     267: ("readlinkat", sys_readlinkat, "dsBu"),
     268: ("fchmodat", sys_fchmodat, "dso"),
     269: ("faccessat", sys_faccessat, "dsx"),

@@ -159,6 +159,16 @@ class LinuxThread:
     stop_fault: tuple[int, ...] | None = None
 
 
+RLIM_INFINITY = (1 << 64) - 1
+#: the limits a first process starts with (Linux's defaults): RLIMIT_STACK 3 8 MiB soft,
+#: RLIMIT_NOFILE 7 1024/4096, RLIMIT_NPROC 6 and RLIMIT_SIGPENDING 11 as a small machine's;
+#: every other resource unlimited
+RLIMITS: dict[int, tuple[int, int]] = {
+    **{r: (RLIM_INFINITY, RLIM_INFINITY) for r in range(16)},
+    3: (8 << 20, RLIM_INFINITY), 6: (7823, 7823), 7: (1024, 4096), 8: (8 << 20, 8 << 20),
+    11: (7823, 7823), 12: (819200, 819200)}
+
+
 @dataclass
 class Proc:
     """One Linux process (a thread group): a task, its memory, files and signal dispositions;
@@ -189,6 +199,8 @@ class Proc:
     cwd: Any = None
     umask: int = 0o022
     fds: dict[int, Any] = field(default_factory=dict)
+    #: resource limits, RLIMIT_* -> (soft, hard); fork copies them, exec keeps them
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=lambda: dict(RLIMITS))
     exit_code: int = 0
     term_sig: int = 0
     ended_seq: int = 0
@@ -655,6 +667,7 @@ class Personality:
         env = self.env
         c = self._new_proc(parent.name, parent.pid)
         c.pgid, c.sid, c.exe, c.cwd, c.umask = parent.pgid, parent.sid, parent.exe, parent.cwd, parent.umask
+        c.rlimits = dict(parent.rlimits)
         c.sigign, c.sighand, c.sigact = set(parent.sigign), set(parent.sighand), dict(parent.sigact)
         c.brk_start, c.brk, c.mmap_next = parent.brk_start, parent.brk, parent.mmap_next
         self.fork_memory(parent, c)

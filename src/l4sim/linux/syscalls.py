@@ -109,21 +109,42 @@ async def sys_arch_prctl(k: Personality, p: Proc, c: Call) -> int:
     return -EINVAL
 
 
-async def sys_prlimit64(k: Personality, p: Proc, c: Call) -> int:
-    pid, res, old = _i(c.a[0]), c.a[1], c.a[3]  # new limits (c.a[2]) are accepted and ignored
-    if pid not in (0, p.pid):
-        return -ESRCH
-    inf = (1 << 64) - 1
-    lim = {3: (8 << 20, inf), 7: (1024, 4096)}.get(res, (inf, inf))
-    if old and not await k.write(p, old, struct.pack("<QQ", *lim)):
+async def _rlimit(k: Personality, p: Proc, res: int, new: int, old: int) -> int:
+    """Read the limit ``res`` into ``old`` and set it from ``new`` (guest addresses, 0: none).
+
+    Linux's rules: an unknown resource is EINVAL, a soft limit above the hard one is EINVAL;
+    the (root) process may raise the hard limit.  RLIMIT_NOFILE bounds new descriptors."""
+    if res not in p.rlimits:
+        return -EINVAL
+    lim = None
+    if new:
+        raw = await k.read(p, new, 16)
+        if raw is None:
+            return -EFAULT
+        lim = struct.unpack("<QQ", raw)
+        if lim[0] > lim[1]:
+            return -EINVAL
+    if old and not await k.write(p, old, struct.pack("<QQ", *p.rlimits[res])):
         return -EFAULT
+    if lim is not None:
+        p.rlimits[res] = lim
     return 0
 
 
+async def sys_prlimit64(k: Personality, p: Proc, c: Call) -> int:
+    pid = _i(c.a[0])
+    q = p if pid in (0, p.pid) else k.procs.get(pid)
+    if q is None or q.status is not None:
+        return -ESRCH
+    return await _rlimit(k, q, c.a[1], c.a[2], c.a[3])
+
+
 async def sys_getrlimit(k: Personality, p: Proc, c: Call) -> int:
-    inf = (1 << 64) - 1
-    lim = {3: (8 << 20, inf), 7: (1024, 4096)}.get(c.a[0], (inf, inf))
-    return 0 if await k.write(p, c.a[1], struct.pack("<QQ", *lim)) else -EFAULT
+    return await _rlimit(k, p, c.a[0], 0, c.a[1]) if c.a[1] else -EFAULT
+
+
+async def sys_setrlimit(k: Personality, p: Proc, c: Call) -> int:
+    return await _rlimit(k, p, c.a[0], c.a[1], 0) if c.a[1] else -EFAULT
 
 
 async def sys_uname(k: Personality, p: Proc, c: Call) -> int:
@@ -179,6 +200,7 @@ TABLE: dict[int, Syscall] = {
     63: Syscall("uname", sys_uname, "p"),
     96: Syscall("gettimeofday", sys_gettimeofday, "pp"),
     97: Syscall("getrlimit", sys_getrlimit, "dp"),
+    160: Syscall("setrlimit", sys_setrlimit, "dp"),
     102: Syscall("getuid", sys_zero, ""),
     104: Syscall("getgid", sys_zero, ""),
     107: Syscall("geteuid", sys_zero, ""),

@@ -1,0 +1,47 @@
+"""Resource limits (getrlimit, setrlimit, prlimit64) and renameat2, against native Linux."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from l4sim.linux.run import run
+
+Build = Callable[..., Path]
+
+
+def test_limits_and_renameat2(build: Build) -> None:
+    """RLIMIT_NOFILE bounds new descriptors (EMFILE at the soft limit), a soft limit above the
+    hard one is EINVAL, prlimit64 reads what setrlimit set; renameat2's NOREPLACE and EXCHANGE
+    behave as Linux's."""
+    exe = build("limits")
+    out = bytearray()
+    res = run(exe, [], out=lambda fd, b: out.extend(b))
+    text = out.decode()
+    assert res.status == 0
+    assert "nofile 1024 4096\nset=0\nopen: EMFILE after 5\nlast=7\n" in text
+    assert "bad=-1 EINVAL\nprlimit 8\nunknown=-1 EINVAL\n" in text
+    assert ("noreplace=-1 EEXIST\nexchange=0\na: B\nb: A\nexchange-missing=-1 ENOENT\n"
+            "noreplace-new=0\na: missing\nc: B\nboth=-1 EINVAL\n") in text
+
+
+def test_limits_same_as_native(build: Build) -> None:
+    """The same program natively prints the same lines (from its own limits on, which depend on
+    the host: compared after setrlimit)."""
+    exe = build("limits")
+    if not Path("/tmp").is_dir() or not os.access("/tmp", os.W_OK):
+        pytest.skip("no writable /tmp")
+    shutil.rmtree("/tmp/rn", ignore_errors=True)  # the program works in /tmp/rn
+    try:
+        native = subprocess.run([str(exe)], capture_output=True, timeout=60).stdout.decode()
+    finally:
+        shutil.rmtree("/tmp/rn", ignore_errors=True)
+    out = bytearray()
+    run(exe, [], out=lambda fd, b: out.extend(b))
+    ours = out.decode()
+    assert ours.split("set=0\n", 1)[1] == native.split("set=0\n", 1)[1]
