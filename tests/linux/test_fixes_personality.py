@@ -211,9 +211,11 @@ def test_stop_and_continue(build: Build) -> None:
 def test_busybox_stop_and_continue() -> None:
     """busybox sh: `kill -STOP`, `kill -CONT`, `wait` on a background job and a shell that
     stops itself, as natively."""
-    script = ("sleep 0.3 & p=$!; kill -STOP $p; echo stop=$?; kill -CONT $p; echo cont=$?; wait $p; echo st=$?\n"
-              "sh -c 'kill -STOP $$; echo resumed' & p=$!; sleep 0.1; kill -CONT $p; wait $p; echo self=$?\n"
+    script = ("sleep 0.3 & p=$!; kill -STOP $p; echo stop=$?; sleep 0.1; cut -d' ' -f3 /proc/$p/stat\n"
+              "kill -CONT $p; echo cont=$?; sleep 0.05; cut -d' ' -f3 /proc/$p/stat; wait $p; echo st=$?\n"
+              "sh -c 'kill -STOP $$; echo resumed' & p=$!; sleep 0.1; cut -d' ' -f3 /proc/$p/stat\n"
+              "kill -CONT $p; wait $p; echo self=$?\n"
               "sleep 5 & p=$!; kill -TSTP $p; sleep 0.1; kill $p; kill -CONT $p; wait $p; echo term=$?\n")
     want = _native(BUSYBOX, "sh", "-c", script)
     got = _guest(BUSYBOX, "sh", "-c", script)
-    assert got[:2] == want[:2] == (b"stop=0\ncont=0\nst=0\nresumed\nself=0\nterm=143\n", 0)
+    assert got[:2] == want[:2] == (b"stop=0\nT\ncont=0\nS\nst=0\nT\nresumed\nself=0\nterm=143\n", 0)

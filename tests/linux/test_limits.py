@@ -1,4 +1,4 @@
-"""Resource limits (getrlimit, setrlimit, prlimit64) and renameat2, against native Linux."""
+"""Resource limits (getrlimit, setrlimit, prlimit64), renameat2 and sigaltstack, against native Linux."""
 
 from __future__ import annotations
 
@@ -45,3 +45,14 @@ def test_limits_same_as_native(build: Build) -> None:
     run(exe, [], out=lambda fd, b: out.extend(b))
     ours = out.decode()
     assert ours.split("set=0\n", 1)[1] == native.split("set=0\n", 1)[1]
+
+
+def test_sigaltstack_same_as_native(build: Build) -> None:
+    """An SA_ONSTACK handler runs on the alternate stack (old_ss says SS_ONSTACK, changing it
+    there is EPERM); without SA_ONSTACK or once disabled, on the thread's stack."""
+    exe = build("altstack")
+    native = subprocess.run([str(exe)], capture_output=True, timeout=60)
+    out = bytearray()
+    res = run(exe, [], out=lambda fd, b: out.extend(b))
+    assert (res.status, bytes(out)) == (native.returncode, native.stdout)
+    assert b"onstack: on_alt=1 flags=1 eperm=1\nplain: on_alt=0 flags=0\ndisabled: on_alt=0\n" in out

@@ -11,7 +11,7 @@ Linux's rules (kernel/sys.c, drivers/tty/tty_jobctrl.c), as far as a shell needs
   session (pid 1's); it has a foreground process group, read with ``TIOCGPGRP`` and set
   with ``TIOCSPGRP`` (to a group of that session), ``TIOCGSID`` gives its session.  A
   process of another session gets ``ENOTTY``, as it has no controlling terminal.
-  Background groups are not stopped by SIGTTIN/SIGTTOU (stopping is not modelled).
+  A background group reading or writing the console is not sent SIGTTIN/SIGTTOU.
 - What is typed at the console: the host's Ctrl-C reaches the foreground group as SIGINT
   (:func:`console_signals`), when the personality next serves a system call.
 """
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import struct
 from typing import TYPE_CHECKING
+
+from l4sim.linux.signals import SIGSTOPS, doom
 
 if TYPE_CHECKING:
     from l4sim.linux.personality import Personality, Proc
@@ -118,8 +120,6 @@ async def tty_ioctl(k: Personality, p: Proc, f: OFile, req: int, arg: int) -> in
 
 
 SIGNAMES = {2: "SIGINT", 3: "SIGQUIT", 20: "SIGTSTP"}
-#: signals whose default action leaves the process alone (SIGTSTP would stop it: not modelled)
-HARMLESS = frozenset((20,))
 
 
 async def console_signals(k: Personality) -> None:
@@ -137,7 +137,9 @@ async def console_signals(k: Personality) -> None:
                 k.cfg.strace(f"--- {name} {{si_signo={name}, si_code=SI_KERNEL}} ---")
             if sig in q.sighand:
                 k.post(q, sig)
-            elif sig not in HARMLESS:
+            elif sig in SIGSTOPS:
+                await doom(k, q, sig)  # Ctrl-Z: stopped when it next runs
+            else:
                 await k.signal_death(q, sig, 0)
     k.cur = cur
 

@@ -157,6 +157,8 @@ class LinuxThread:
     clear_tid: int = 0
     #: the page fault it made while its process was stopped (answered at SIGCONT)
     stop_fault: tuple[int, ...] | None = None
+    #: sigaltstack: (ss_sp, ss_flags, ss_size); flags SS_DISABLE 2 when there is none
+    altstack: tuple[int, int, int] = (0, 2, 0)
 
 
 RLIM_INFINITY = (1 << 64) - 1
@@ -685,6 +687,7 @@ class Personality:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
         t = await self._new_thread(c, c.pid)
         t.sigmask = parent.cur.sigmask
+        t.altstack = parent.cur.altstack  # fork keeps the caller's alternate stack
         regs = list(words[:20])
         regs[0] = 0
         t.start_regs = tuple(regs)

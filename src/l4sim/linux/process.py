@@ -3,13 +3,16 @@ signal dispositions.
 
 fork is copy-on-write (see :meth:`Personality.fork`); vfork is a fork whose
 parent waits until the child execs or ends; execve reads the ELF from the
-VFS (and ends the caller's other threads); wait4 and waitid block through a
-saved reply capability until a child ends.  Signals: dispositions are
+VFS (and ends the caller's other threads) and names the process after the
+file; wait4 and waitid block through a saved reply capability until a child
+ends (or, asked for, stops or continues).  Signals: dispositions are
 recorded (``rt_sigaction``) per process; a signal whose action is the
-default ends its target's whole thread group (or, for
-SIGCHLD/SIGURG/SIGWINCH/SIGCONT, does nothing); an ignored one is dropped;
-one with a handler becomes pending in the process (``kill``) or in one
-thread (``tgkill``, ``tkill``) and is delivered by :mod:`l4sim.linux.signals`.
+default ends its target's whole thread group, stops it (SIGSTOP, SIGTSTP,
+SIGTTIN, SIGTTOU) or does nothing (SIGCHLD, SIGURG, SIGWINCH; SIGCONT
+continues a stopped process whatever its disposition); an ignored one is
+dropped; one with a handler becomes pending in the process (``kill``) or in
+one thread (``tgkill``, ``tkill``) and is delivered by
+:mod:`l4sim.linux.signals`.
 """
 
 from __future__ import annotations

@@ -37,11 +37,15 @@ if TYPE_CHECKING:
     from l4sim.linux.personality import LinuxThread, Personality, Proc
     from l4sim.linux.syscalls import Call
 
-EFAULT, EINTR, EINVAL = 14, 4, 22
+EPERM, EINTR, ENOMEM, EFAULT, EINVAL = 1, 4, 12, 14, 22
 #: Linux's "restart the call" code, as strace shows an interrupted call that will be restarted
 ERESTARTSYS = 512
 SA_NOCLDSTOP, SA_SIGINFO, SA_RESTORER, SA_RESTART = 1, 4, 0x04000000, 0x10000000
 SA_NODEFER, SA_RESETHAND = 0x40000000, 0x80000000
+SA_ONSTACK = 0x08000000
+#: sigaltstack flags and the smallest alternate stack Linux accepts (x86-64)
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+MINSIGSTKSZ = 2048
 SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 9, 17, 18, 19
 #: stop signals; and those whose default action is nothing (SIGCHLD, SIGCONT, SIGURG, SIGWINCH)
 SIGSTOPS = frozenset((19, 20, 21, 22))
@@ -101,9 +105,17 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
         return None
     old_mask = t.saved_mask if t.saved_mask is not None else t.sigmask
     t.saved_mask = None
-    sp = (regs[_IDX["rsp"]] - 128 - FRAME) & ~0xF
+    ss_sp, ss_flags, ss_size = t.altstack
+    rsp = regs[_IDX["rsp"]]
+    if flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not on_altstack(t, rsp):
+        sp = (ss_sp + ss_size - FRAME) & ~0xF  # the frame goes on the alternate stack
+        if ss_flags & SS_AUTODISARM:
+            t.altstack = (0, SS_DISABLE, 0)
+    else:
+        sp = (rsp - 128 - FRAME) & ~0xF  # below the red zone
     sp -= 8  # as after a call: rsp + 8 is 16-byte aligned
     uc = bytearray(UC_SIGMASK + 8)
+    struct.pack_into("<Qi4xQ", uc, 16, ss_sp, ss_flags, ss_size)  # uc_stack: the altstack then
     sc = [regs[_IDX[n]] for n in _SC] + [0x33, 0, 0, old_mask, 0, 0] + [0] * 8
     struct.pack_into("<32Q", uc, UC_MCONTEXT, *sc)
     struct.pack_into("<Q", uc, UC_SIGMASK, old_mask)
@@ -126,6 +138,42 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
     new[_IDX["rdx"]] = sp + 8
     new[_IDX["rax"]] = 0
     return new
+
+
+def on_altstack(t: LinuxThread, rsp: int) -> bool:
+    """``rsp`` lies on ``t``'s alternate signal stack."""
+    ss_sp, ss_flags, ss_size = t.altstack
+    return not ss_flags & SS_DISABLE and ss_sp < rsp <= ss_sp + ss_size
+
+
+async def sys_sigaltstack(k: Personality, p: Proc, c: Call) -> int:
+    """sigaltstack(ss, old_ss): Linux's rules -- EPERM while running on it, ENOMEM below
+    MINSIGSTKSZ, EINVAL for unknown flags; old_ss reports SS_ONSTACK when on it."""
+    t = p.cur
+    new, old = c.a[0], c.a[1]
+    rsp = c.words[_IDX["rsp"]]
+    if old:
+        ss_sp, ss_flags, ss_size = t.altstack
+        flags = SS_ONSTACK if on_altstack(t, rsp) else ss_flags & (SS_DISABLE | SS_AUTODISARM)
+        if not await k.write(p, old, struct.pack("<Qi4xQ", ss_sp, flags, ss_size)):
+            return -EFAULT
+    if new:
+        raw = await k.read(p, new, 24)
+        if raw is None:
+            return -EFAULT
+        ss_sp, ss_flags, ss_size = struct.unpack("<Qi4xQ", raw)
+        ss_flags &= 0xFFFF_FFFF
+        if on_altstack(t, rsp):
+            return -EPERM
+        if ss_flags & ~(SS_DISABLE | SS_AUTODISARM | SS_ONSTACK):
+            return -EINVAL
+        if ss_flags & SS_DISABLE:
+            t.altstack = (0, SS_DISABLE, 0)
+        elif ss_size < MINSIGSTKSZ:
+            return -ENOMEM
+        else:
+            t.altstack = (ss_sp, ss_flags & SS_AUTODISARM, ss_size)
+    return 0
 
 
 def _interrupting(p: Proc, t: LinuxThread) -> int:
@@ -274,10 +322,9 @@ async def cont(k: Personality, p: Proc) -> None:
     if parent is not None:
         k.wake(parent.child_waiters)
     await _release_faults(k, p)
-    if p.pending:  # what came while it was stopped: the waiting threads act on it now
-        for th in p.threads.values():
-            if th.blocked is not None and th.tid not in k.runnable:
-                k.runnable.append(th.tid)
+    for th in p.threads.values():  # what came while it was stopped: waiting threads act on it now
+        if (p.pending or th.pending) and th.blocked is not None and th.tid not in k.runnable:
+            k.runnable.append(th.tid)
 
 
 async def _release_faults(k: Personality, p: Proc) -> None:
@@ -401,6 +448,7 @@ async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
 
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     14: ("rt_sigprocmask", sys_rt_sigprocmask, "dppu"),
+    131: ("sigaltstack", sys_sigaltstack, "pp"),
     15: ("rt_sigreturn", sys_rt_sigreturn, ""),
     34: ("pause", sys_rt_sigsuspend, ""),
     35: ("nanosleep", sys_nanosleep, "pp"),

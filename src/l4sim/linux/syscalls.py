@@ -205,7 +205,6 @@ TABLE: dict[int, Syscall] = {
     104: Syscall("getgid", sys_zero, ""),
     107: Syscall("geteuid", sys_zero, ""),
     108: Syscall("getegid", sys_zero, ""),
-    131: Syscall("sigaltstack", sys_zero, "pp"),
     158: Syscall("arch_prctl", sys_arch_prctl, "xp"),
     201: Syscall("time", sys_time, "p"),
     228: Syscall("clock_gettime", sys_clock_gettime, "dp"),

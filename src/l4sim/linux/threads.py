@@ -12,7 +12,8 @@ word; without ``FUTEX_PRIVATE_FLAG``, a word in ``MAP_SHARED`` memory by
 (0, the pool address of its frame + offset), so processes sharing the page
 meet on the same queue.  A wait is a blocking call
 (:data:`~l4sim.linux.syscalls.BLOCK`): the waiter's reply is kept and sent when
-a wake, its timeout (simulated time) or a signal with a handler ends the wait.
+a wake, its timeout (simulated time) or a signal with a handler ends the wait
+(EINTR; an untimed wait is restarted after a handler with ``SA_RESTART``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ console's session and foreground group: :class:`Tty`), ``/proc/self`` (and
 looked up, and ``stat``, ``status``, ``maps``, ``cmdline``, ``comm``: files
 whose text is made when they are opened (:class:`ProcFile`, the text from
 :mod:`l4sim.linux.procfs`), as are ``/proc/uptime``, ``meminfo`` and the like.
+A directory knows its parent and its name, so a cwd or a directory fd held as
+the :class:`Dir` itself finds its path after a rename (:func:`dir_path`);
+sizes, link counts and blocks are what Linux's tmpfs reports.  Named pipes are
+:class:`Fifo` inodes.
 
 Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 """
@@ -177,8 +181,11 @@ def dir_path(d: Dir) -> str:
     """The absolute path of directory ``d`` (by its parents and names, so renames show)."""
     parts: list[str] = []
     while d.parent is not d:
+        up = d.parent
+        if up.children.get(d.name) is not d:  # moved without add(): find its entry
+            d.name = next((n for n, c in up.children.items() if c is d), d.name)
         parts.append(d.name)
-        d = d.parent
+        d = up
     return "/" + "/".join(reversed(parts))
 
 
