@@ -1399,20 +1399,14 @@ class Kernel:
             if dest is None or dest.state is not _RECV or dest.partner is not None or dest is th:
                 self._sys_ipc(core, th, t)
                 return
-            label = gate.label | (entry.rights & 3)
-            r = Reply(self._next_kid(), th)
-            r.alive = False
-            if dest.reply is not None:
-                self._drop_reply(dest)
-            dest.reply = r
-            th.partner = r
-            peer = dest
+            self._fast_call_to(core, th, dest, proto, words, gate.label | (entry.rights & 3))
+            return
         elif flags == REPLY_AND_WAIT:
-            r = th.reply  # type: ignore[assignment]
+            r = th.reply
             if (t.timeout or r is None or th.pending_irqs or th.snd_queue):
                 self._sys_ipc(core, th, t)
                 return
-            peer = r.caller  # type: ignore[assignment]
+            peer = r.caller
             if peer is None or peer.state is not _RECV or peer.partner is not r or (
                     peer.exc_pending and proto != 0):  # a refusing exception reply kills: full path
                 self._sys_ipc(core, th, t)
@@ -1426,7 +1420,7 @@ class Kernel:
         else:
             self._sys_ipc(core, th, t)
             return
-        self._fast_perform(core, th, peer, proto, words, label, flags == CALL_FLAGS)
+        self._fast_perform(core, th, peer, proto, words, label, False)
 
     def _fast_call(self, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...]) -> None:
         """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC):
@@ -1435,15 +1429,20 @@ class Kernel:
         if entry is not None and type(entry.obj) is IpcGate:
             dest = entry.obj.thread
             if dest is not None and dest.state is _RECV and dest.partner is None and dest is not th:
-                r = Reply(self._next_kid(), th)
-                r.alive = False
-                if dest.reply is not None:
-                    self._drop_reply(dest)
-                dest.reply = r
-                th.partner = r
-                self._fast_perform(core, th, dest, proto, words, entry.obj.label | (entry.rights & 3), True)
+                self._fast_call_to(core, th, dest, proto, words, entry.obj.label | (entry.rights & 3))
                 return
         self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words))
+
+    def _fast_call_to(self, core: Core, th: Thread, dest: Thread, proto: int, words: tuple[int, ...],
+                      label: int) -> None:
+        """The fastpath's call: a use-once reply capability for ``th``, then the transfer."""
+        r = Reply(self._next_kid(), th)
+        r.alive = False
+        if dest.reply is not None:
+            self._drop_reply(dest)
+        dest.reply = r
+        th.partner = r
+        self._fast_perform(core, th, dest, proto, words, label, True)
 
     def _fast_perform(self, core: Core, th: Thread, peer: Thread, proto: int, words: tuple[int, ...],
                       label: int, call: bool) -> None:
