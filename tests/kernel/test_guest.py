@@ -118,6 +118,11 @@ def serve(log: list[Any], pool: list[int] | None = None, wait_first: int | None 
     return root
 
 
+def _regs(words: tuple[int, ...]) -> dict[str, int]:
+    """The registers after the five header words of a guest's exception message."""
+    return dict(zip(guest.REGS, words[5:25], strict=True))
+
+
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
@@ -229,7 +234,9 @@ def test_unmapped_access_without_pager_is_trap_14(tmp: Path) -> None:
     th = s.guest(t, prog)
     s.k.run()
     # unicorn reports the page of a data fault, not the byte (see guest.py)
-    assert log == [(Proto.EXCEPTION, (TRAP_PAGE_FAULT, 0, prog.symbols["load_insn"], 0, 0x123000))]
+    (proto, w), = log
+    assert (proto, w[:5]) == (Proto.EXCEPTION, (TRAP_PAGE_FAULT, 0, prog.symbols["load_insn"], 0, 0x123000))
+    assert len(w) == 25 and _regs(w)["rip"] == prog.symbols["load_insn"]
     assert th.state is TS.DEAD and th.pfaults == 1
     pf = [r[4] for r in s.tr.by_kind("pagefault") if r[3] == th.kid]
     assert pf == [{"addr": 0x123000, "write": 0, "present": 0, "pager": -1}]
@@ -244,7 +251,7 @@ def test_fetch_from_a_page_without_x_faults_with_the_fetch_bit(tmp: Path) -> Non
     s.give(t, prog.base, MemRights.R, prog.image)
     s.guest(t, prog)
     s.k.run()
-    assert log == [(Proto.EXCEPTION, (TRAP_PAGE_FAULT, 5, prog.entry, 0, prog.entry))]
+    assert [(p, w[:5]) for p, w in log] == [(Proto.EXCEPTION, (TRAP_PAGE_FAULT, 5, prog.entry, 0, prog.entry))]
 
 
 def test_ud2_is_trap_6_and_a_register_reply_resumes_past_it(tmp: Path) -> None:
@@ -267,7 +274,10 @@ def test_ud2_is_trap_6_and_a_register_reply_resumes_past_it(tmp: Path) -> None:
     s.load(t, prog)
     s.guest(t, prog)
     s.k.run()
-    assert log == [(Proto.EXCEPTION, (6, 0, prog.symbols["bad_insn"], 0)), ("exit", 3)]
+    assert log[1] == ("exit", 3)
+    proto, w = log[0]
+    assert (proto, w[:5]) == (Proto.EXCEPTION, (6, 0, prog.symbols["bad_insn"], 0, 0))
+    assert _regs(w)["rip"] == prog.symbols["bad_insn"] and _regs(w)["rflags"] & 2
 
 
 def test_equal_priority_guest_threads_are_preempted_round_robin(tmp: Path) -> None:
@@ -391,7 +401,8 @@ def test_int3_and_divide_error_are_traps_3_and_0(tmp: Path) -> None:
     s.load(t, prog)
     s.guest(t, prog)
     s.k.run()
-    assert log == [(3, 0, prog.symbols["after_int3"], 0), (0, 0, prog.symbols["div_insn"], 0)]
+    assert [w[:5] for w in log] == [(3, 0, prog.symbols["after_int3"], 0, 0), (0, 0, prog.symbols["div_insn"], 0, 0)]
+    assert [_regs(w)["rip"] for w in log] == [prog.symbols["after_int3"], prog.symbols["div_insn"]]
 
 
 def test_a_dead_tasks_guest_cpu_is_freed(tmp: Path) -> None:

@@ -56,3 +56,16 @@ def test_sigaltstack_same_as_native(build: Build) -> None:
     res = run(exe, [], out=lambda fd, b: out.extend(b))
     assert (res.status, bytes(out)) == (native.returncode, native.stdout)
     assert b"onstack: on_alt=1 flags=1 eperm=1\nplain: on_alt=0 flags=0\ndisabled: on_alt=0\n" in out
+
+
+def test_fault_signals_reach_their_handlers(build: Build) -> None:
+    """SIGSEGV (unmapped: SEGV_MAPERR; read-only: SEGV_ACCERR, with si_addr), SIGFPE, SIGILL
+    and SIGTRAP enter handlers that leave by siglongjmp, and a stack overflow is caught on
+    the alternate stack -- the same output as natively."""
+    exe = build("faultsig")
+    native = subprocess.run([str(exe)], capture_output=True, timeout=60)
+    out = bytearray()
+    res = run(exe, [], out=lambda fd, b: out.extend(b))
+    assert (res.status, bytes(out)) == (native.returncode, native.stdout)
+    assert b"unmapped: sig=11 code=1 addr_page=0x50000000\nreadonly: sig=11 code=2 same_page=1\n" in out
+    assert b"divide: sig=8 code=1\nud2: sig=4 code=2\nint3: sig=5\noverflow: sig=11\n" in out

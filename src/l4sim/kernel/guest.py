@@ -55,11 +55,14 @@ System calls (alien threads)
 
 Other CPU exceptions
     Exception IPC (label -5) in the kernel's usual format, words (trapno,
-    code, RIP, system calls made, extra...): divide error 0, int3 3 (RIP
+    code, RIP, system calls made), then the address (page fault 14 and
+    general protection on a non-canonical address; else 0) and the 20
+    registers of :data:`REGS` (25 words, as seL4's UserException carries
+    the registers: enough for a signal frame): divide error 0, int3 3 (RIP
     after the int3), invalid opcode 6 (``ud2``), general protection 13
-    (non-canonical address, ``hlt``), page fault 14 (extra word: the
-    address).  The reply works as for system calls: label 0 resumes at RIP
-    (or wherever the reply's registers say).
+    (non-canonical address, ``hlt``), page fault 14 (also when the pager
+    refused it).  The reply works as for system calls: label 0 resumes at
+    RIP (or wherever the reply's registers say).
 
 Limits (for now): unicorn leaves its double-fault bookkeeping set after a
 divide error (or other contributory exception) is reported, so re-running
@@ -418,7 +421,7 @@ def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
 class GuestThread:
     """The register context of one guest thread and what it waits for."""
 
-    __slots__ = ("blocks", "cpu", "ctx", "rip", "slices", "waiting")
+    __slots__ = ("blocks", "cpu", "ctx", "fault_addr", "rip", "slices", "waiting")
 
     def __init__(self, cpu: GuestCPU, regs: dict[str, int]) -> None:
         bad = set(regs) - set(REGS)
@@ -439,6 +442,8 @@ class GuestThread:
         cpu.owner = self
         self.rip = regs["rip"]
         self.waiting = WAIT_NONE
+        #: the address of the last page fault (reported if the pager refuses it)
+        self.fault_addr = 0
         #: translated blocks executed
         self.blocks = 0
         #: times emulation was entered (``emu_start``) for this thread
@@ -610,7 +615,7 @@ class GuestThread:
             return True
         if waiting == WAIT_PAGER:
             if msg.error or msg.proto < 0:  # the pager refused
-                self._exception(k, core, th, TRAP_PAGE_FAULT, msg.error or -msg.proto, (),
+                self._exception(k, core, th, TRAP_PAGE_FAULT, msg.error or -msg.proto, (self.fault_addr,),
                                 "page fault not resolved")
                 return False
             return True
@@ -649,9 +654,11 @@ class GuestThread:
 
     def _exception(self, k: Kernel, core: Core, th: Thread, trapno: int, code: int,
                    extra: tuple[int, ...], why: str) -> None:
+        """Exception IPC: (trapno, code, RIP, traps, address or 0, the 20 registers of REGS) --
+        seL4's UserException carries the registers too, so a handler can build a signal frame."""
         th.ip = self.rip
         self.waiting = WAIT_REGS
-        k._exception(core, th, trapno, code, extra, why)
+        k._exception(core, th, trapno, code, (extra[0] if extra else 0, *self.cpu.read_regs()), why)
 
     def _page_fault(self, k: Kernel, core: Core, th: Thread, addr: int, access: int, present: bool) -> None:
         th.pfaults += 1
@@ -667,6 +674,7 @@ class GuestThread:
             self._exception(k, core, th, TRAP_PAGE_FAULT, word0 & 7, (addr,), "page fault without a pager")
             return
         self.waiting = WAIT_PAGER
+        self.fault_addr = addr
         k._sys_ipc(core, th, Ipc(th.pager_slot, _CALL, int(Proto.PAGE_FAULT), (word0, self.rip),
                                  rcv=(_FPAGE_ALL_MEMORY,)))
 

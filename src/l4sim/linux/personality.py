@@ -833,10 +833,7 @@ class Personality:
                     reply = (0, t.start_regs, ())  # a new thread's first fault: its registers
                     t.start_regs = None
                 elif msg.proto == Proto.EXCEPTION:
-                    trap = msg.words[0] if msg.words else 13
-                    w = msg.words
-                    at = w[4] if trap == 14 and len(w) > 4 else w[2] if len(w) > 2 else 0
-                    await self.signal_death(p, TRAP_SIGNAL.get(trap, SIGSEGV), at)
+                    reply = await self.cpu_fault(p, t, msg.words)
                 else:
                     reply = (-38, (), ())
                 if reply is WAITING:
@@ -892,6 +889,23 @@ class Personality:
             await self.env.ipc(cap.send(r[0], *r[1], items=r[2]))
             self.env.free_slot(cap.slot)
 
+    async def cpu_fault(self, p: Proc, t: LinuxThread, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+        """A CPU exception of ``t`` (words: trapno, code, RIP, traps, address, the registers):
+        its signal enters the handler when there is one and ``t`` does not block it (reply:
+        the handler's registers); otherwise the process dies of it, as Linux forces it."""
+        from l4sim.linux.signals import enter_handler
+
+        trap = w[0] if w else 13
+        sig = TRAP_SIGNAL.get(trap, SIGSEGV)
+        at = w[4] if trap in (13, 14) and len(w) > 4 and w[4] else w[2] if len(w) > 2 else 0
+        if len(w) >= 25 and sig in p.sighand and not (t.sigmask >> (sig - 1)) & 1:
+            code = {SIGSEGV: 2 if trap == 14 and w[1] & 1 else 1, SIGILL: 2, SIGFPE: 1, SIGTRAP: 1}.get(sig, 0)
+            new = await enter_handler(self, p, t, sig, list(w[5:25]), code, at)
+            if new is not None:
+                return (0, tuple(new), ())
+        await self.signal_death(p, sig, at)
+        return None
+
     async def _console_io(self) -> None:
         """Send the console output written so far (adjacent writes to a stream joined), and
         fetch input when a read is waiting for it."""
@@ -935,6 +949,11 @@ class Personality:
         v = p.vma(addr)
         if v is None or (write and not v.rights & MemRights.W) or (present and not write) \
                 or (fetch and not v.rights & MemRights.X):
+            if SIGSEGV in p.sighand and not (t.sigmask >> (SIGSEGV - 1)) & 1:
+                # refused: the kernel turns it into exception IPC with the registers, and
+                # cpu_fault enters the handler (code 8 | write, fetch | 1 when a VMA is there:
+                # Linux's SEGV_ACCERR, else SEGV_MAPERR)
+                return (-(8 | (w[0] & 6) | (v is not None)), (), ())
             await self.signal_death(p, SIGSEGV, w[0] & ~7)
             return None
         vpn = addr >> 12

@@ -99,6 +99,13 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
             continue
         await k.signal_death(p, sig, 0)  # fatal, now that it is unblocked
         return None
+    return await enter_handler(k, p, t, sig, regs)
+
+
+async def enter_handler(k: Personality, p: Proc, t: LinuxThread, sig: int, regs: list[int],
+                        code: int = 0, addr: int = 0) -> list[int] | None:
+    """Build ``sig``'s frame (ucontext with ``regs``, siginfo with ``code`` and ``addr``) on
+    ``t``'s stack or alternate stack; the registers that enter the handler, or None."""
     act = p.sigact.get(sig, bytes(32))
     handler, flags, restorer, mask = struct.unpack("<QQQQ", act)
     if handler in (0, 1):
@@ -119,7 +126,7 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
     sc = [regs[_IDX[n]] for n in _SC] + [0x33, 0, 0, old_mask, 0, 0] + [0] * 8
     struct.pack_into("<32Q", uc, UC_MCONTEXT, *sc)
     struct.pack_into("<Q", uc, UC_SIGMASK, old_mask)
-    info = struct.pack("<iii", sig, 0, 0) + bytes(116)
+    info = struct.pack("<iiiiQ", sig, 0, code, 0, addr) + bytes(104)  # si_signo, si_errno, si_code, si_addr
     if not await k.write(p, sp, struct.pack("<Q", restorer) + bytes(uc) + info):
         return None
     if k.cfg.strace is not None:
