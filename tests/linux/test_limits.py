@@ -69,3 +69,15 @@ def test_fault_signals_reach_their_handlers(build: Build) -> None:
     assert (res.status, bytes(out)) == (native.returncode, native.stdout)
     assert b"unmapped: sig=11 code=1 addr_page=0x50000000\nreadonly: sig=11 code=2 same_page=1\n" in out
     assert b"divide: sig=8 code=1\nud2: sig=4 code=2\nint3: sig=5\noverflow: sig=11\n" in out
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_signals_interrupt_code_that_makes_no_system_call(build: Build, cores: int) -> None:
+    """A process or thread spinning in user mode still gets its signals (the personality makes
+    it raise a triggered exception with ex_regs): a handler runs, a default action kills."""
+    exe = build("spinsig")
+    native = subprocess.run([str(exe)], capture_output=True, timeout=60)
+    out = bytearray()
+    res = run(exe, [], out=lambda fd, b: out.extend(b), cores=cores)
+    assert (res.status, bytes(out)) == (native.returncode, native.stdout)
+    assert bytes(out) == b"child caught\nchild: signaled=1 sig=15\nthread: 7\n"

@@ -61,7 +61,8 @@ Other CPU exceptions
     the registers: enough for a signal frame): divide error 0, int3 3 (RIP
     after the int3), invalid opcode 6 (``ud2``), general protection 13
     (non-canonical address, ``hlt``), page fault 14 (also when the pager
-    refused it).  The reply works as for system calls: label 0 resumes at
+    refused it), 0xff when ex_regs' TRIGGER_EXCEPTION asked for it (before
+    the thread next runs guest code).  The reply works as for system calls: label 0 resumes at
     RIP (or wherever the reply's registers say).
 
 Limits (for now): unicorn leaves its double-fault bookkeeping set after a
@@ -128,6 +129,8 @@ TRAP_SYSCALL = 0x80
 TRAP_DIVIDE = 0
 TRAP_BREAKPOINT = 3
 TRAP_INVALID_OPCODE = 6
+#: the exception ex_regs' TRIGGER_EXCEPTION raises (L4Linux's "triggered exception" 0xff)
+TRAP_TRIGGER = 0xFF
 #: rflags of a new thread: IF and the reserved bit 1
 RFLAGS_INIT = 0x202
 
@@ -421,7 +424,7 @@ def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
 class GuestThread:
     """The register context of one guest thread and what it waits for."""
 
-    __slots__ = ("blocks", "cpu", "ctx", "fault_addr", "rip", "slices", "waiting")
+    __slots__ = ("blocks", "cpu", "ctx", "fault_addr", "rip", "slices", "trigger", "waiting")
 
     def __init__(self, cpu: GuestCPU, regs: dict[str, int]) -> None:
         bad = set(regs) - set(REGS)
@@ -444,6 +447,8 @@ class GuestThread:
         self.waiting = WAIT_NONE
         #: the address of the last page fault (reported if the pager refuses it)
         self.fault_addr = 0
+        #: ex_regs TRIGGER_EXCEPTION: raise exception IPC (TRAP_TRIGGER) before running on
+        self.trigger = False
         #: translated blocks executed
         self.blocks = 0
         #: times emulation was entered (``emu_start``) for this thread
@@ -463,6 +468,10 @@ class GuestThread:
             return
         cpu.switch_to(self)
         if self.waiting and not self._resume(k, core, th):
+            return
+        if self.trigger:
+            self.trigger = False
+            self._exception(k, core, th, TRAP_TRIGGER, 0, (), "triggered by ex_regs")
             return
         if cpu.tlb_stale:
             cpu.tlb_stale = False
@@ -594,7 +603,8 @@ class GuestThread:
             self.blocks += ran
             k._charge(core, th, ran * blk)
         self._syscall(k, core, th, 2)
-        if not k._loop(core, th) or th.guest is not self or cpu.owner is not self or cpu.tlb_stale:
+        if (not k._loop(core, th) or th.guest is not self or cpu.owner is not self or cpu.tlb_stale
+                or self.trigger):
             return False
         msg = th.resume
         if type(msg) is not Msg or len(msg.words) > RIP_INDEX:

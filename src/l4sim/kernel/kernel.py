@@ -44,6 +44,7 @@ from l4sim.kernel.abi import (
     CTL_SET_PAGER,
     EX_REGS_CANCEL,
     EX_REGS_GUEST,
+    EX_REGS_TRIGGER_EXCEPTION,
     IP_UNCHANGED,
     LABEL_MAX,
     LABEL_MIN,
@@ -2129,6 +2130,13 @@ class Kernel:
             ip, sp, flags = w[1], w[2], w[3]
             if flags & EX_REGS_GUEST:
                 return self._ex_regs_guest(tgt, ip, sp, flags)
+            if flags & EX_REGS_TRIGGER_EXCEPTION and tgt.guest is not None and ip == IP_UNCHANGED:
+                # the guest raises exception IPC (trap 0xff) before it next runs guest code
+                # (how L4Linux makes a thread running in user mode enter its server)
+                old = (tgt.guest.rip, tgt.traps, int(tgt.state))
+                if tgt.state is not _DEAD:
+                    tgt.guest.trigger = True
+                return Msg(0, 0, old)
             if ip != IP_UNCHANGED and (tgt.task is None or ip >= len(tgt.task.code)):
                 return self._err(Err.EINVAL)
             old = (tgt.ip, tgt.traps, int(tgt.state))

@@ -41,6 +41,8 @@ from typing import Any, cast
 
 from l4sim.kernel.abi import (
     EX_REGS_GUEST,
+    EX_REGS_TRIGGER_EXCEPTION,
+    IP_UNCHANGED,
     SLOT_PAGER,
     Fpage,
     FpageType,
@@ -75,6 +77,8 @@ SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "
             15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
 #: exception trap number -> signal
 TRAP_SIGNAL = {0: SIGFPE, 3: SIGTRAP, 6: SIGILL, 13: SIGSEGV, 14: SIGSEGV}
+#: the exception ex_regs' TRIGGER_EXCEPTION raises (kernel/guest.py)
+TRAP_TRIGGER = 0xFF
 #: the environment of a started program
 DEFAULT_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", "LANG=C")
 
@@ -303,6 +307,8 @@ class Personality:
         #: a read found no console input buffered: ask the console server, then wake these tids
         self.stdin_want = False
         self.stdin_waiters: set[int] = set()
+        #: tids running guest code that a signal must interrupt (ex_regs TRIGGER_EXCEPTION)
+        self.to_trigger: set[int] = set()
         self.seq = 0
         self.elf_cache: dict[bytes, Image] = {}
         self.forks = 0
@@ -344,6 +350,15 @@ class Personality:
             if th.blocked is not None and not th.sigmask & bit and th.tid not in self.runnable:
                 self.runnable.append(th.tid)
         self.wake(p.sig_waiters)
+        if not p.stopped and sig in p.sighand:
+            # a thread running guest code (in no call of ours) is made to enter the personality
+            # to run the handler (fatal and stop signals: signals.doom)
+            for th in (p.threads.values() if t is None else (t,)):
+                if (th.blocked is None and th.reply is None and th.tid != self.cur
+                        and not th.sigmask & bit):
+                    self.to_trigger.add(th.tid)
+                    if t is None:
+                        break  # one thread of the process takes it
 
     def default_action(self, p: Proc, sig: int) -> bool:
         """True when ``sig`` would take its default action in ``p`` (not ignored, no handler)."""
@@ -841,6 +856,8 @@ class Personality:
                     reply = None
             if self.console_out or self.stdin_want:
                 await self._console_io()
+            if self.to_trigger:
+                await self._trigger()
             if not timed and (self.sleepers or self.runnable):
                 self.now_ns = int(await env.clock())
             if self.sleepers:
@@ -896,6 +913,14 @@ class Personality:
         from l4sim.linux.signals import enter_handler
 
         trap = w[0] if w else 13
+        if trap == TRAP_TRIGGER:  # interrupted where it ran (see _trigger): take its signals
+            from l4sim.linux.signals import deliver
+
+            regs = list(w[5:25])
+            new = await deliver(self, p, regs) if len(w) >= 25 else None
+            if p.status is not None:
+                return None
+            return (0, tuple(new if new is not None else regs), ())
         sig = TRAP_SIGNAL.get(trap, SIGSEGV)
         at = w[4] if trap in (13, 14) and len(w) > 4 and w[4] else w[2] if len(w) > 2 else 0
         if len(w) >= 25 and sig in p.sighand and not (t.sigmask >> (sig - 1)) & 1:
@@ -905,6 +930,17 @@ class Personality:
                 return (0, tuple(new), ())
         await self.signal_death(p, sig, at)
         return None
+
+    async def _trigger(self) -> None:
+        """Interrupt the threads in ``to_trigger`` where they run: ex_regs' TRIGGER_EXCEPTION
+        makes each raise exception IPC (trap 0xff), answered by entering its signal's handler
+        (or ending the process) -- as L4Linux interrupts a thread running in user mode."""
+        tids, self.to_trigger = sorted(self.to_trigger), set()
+        for tid in tids:
+            t = self.threads.get(tid)
+            if t is not None and t.blocked is None and t.proc.status is None:
+                await t.thread._op("ex_regs trigger", ThreadOp.EX_REGS, IP_UNCHANGED, 0,
+                                   EX_REGS_TRIGGER_EXCEPTION)
 
     async def _console_io(self) -> None:
         """Send the console output written so far (adjacent writes to a stream joined), and
