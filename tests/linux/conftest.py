@@ -32,6 +32,17 @@ def compiler() -> tuple[list[str], str] | None:
     return None
 
 
+def host_tmpfs() -> Path | None:
+    """/dev/shm when it is a writable tmpfs (the native reference for the guest's tmpfs /tmp)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    shm = Path("/dev/shm")
+    ok = any(ln.split()[1:3] == ["/dev/shm", "tmpfs"] for ln in mounts if len(ln.split()) > 2)
+    return shm if ok and shm.is_dir() and shutil.disk_usage(shm).free > 1 << 24 else None
+
+
 CC = compiler()
 LIBC = CC[1] if CC else ""
 

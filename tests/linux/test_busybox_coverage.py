@@ -25,6 +25,8 @@ pytest.importorskip("elftools")
 from l4sim.linux.personality import DEFAULT_ENV
 from l4sim.linux.run import run
 
+from .conftest import host_tmpfs
+
 BUSYBOX = "/bin/busybox"
 if not Path(BUSYBOX).is_file():
     pytest.skip("busybox is not installed (apt-get install busybox-static)", allow_module_level=True)
@@ -397,18 +399,7 @@ NEEDS_TMPFS = {"ls_long_tmpfs"}
 NEEDS_SH = {"awk_commands"}
 
 
-def _host_tmpfs() -> Path | None:
-    """/dev/shm when it is a writable tmpfs (the native reference for the guest's tmpfs /tmp)."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    shm = Path("/dev/shm")
-    ok = any(ln.split()[1:3] == ["/dev/shm", "tmpfs"] for ln in mounts if len(ln.split()) > 2)
-    return shm if ok and shm.is_dir() and shutil.disk_usage(shm).free > 1 << 24 else None
-
-
-TMPFS = _host_tmpfs()
+TMPFS = host_tmpfs()
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from l4sim.linux.personality import DEFAULT_ENV
 from l4sim.linux.procfs import _state
 from l4sim.linux.run import run
 
+from .conftest import host_tmpfs
+
 Build = Callable[..., Path]
 BUSYBOX = Path("/bin/busybox")
 needs_busybox = pytest.mark.skipif(not BUSYBOX.is_file(), reason="busybox is not installed (busybox-static)")
@@ -46,21 +48,10 @@ def _native(exe: Path | str, *args: str, cwd: Path | None = None) -> tuple[bytes
     return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode, r.stderr
 
 
-def _tmpfs() -> Path | None:
-    """/dev/shm when it is a writable tmpfs (the native reference for the guest's /tmp)."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    shm = Path("/dev/shm")
-    ok = any(ln.split()[1:3] == ["/dev/shm", "tmpfs"] for ln in mounts if len(ln.split()) > 2)
-    return shm if ok and shm.is_dir() and shutil.disk_usage(shm).free > 1 << 24 else None
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     """An empty host directory for the native run, on tmpfs when there is one."""
-    shm = _tmpfs()
+    shm = host_tmpfs()
     if shm is None:
         yield tmp_path
         return
@@ -113,7 +104,7 @@ def test_cwd_is_the_directory_not_its_path(build: Build, workdir: Path) -> None:
 def test_stat_fields_as_tmpfs_reports_them(build: Build, workdir: Path) -> None:
     """st_blocks counts 4 KiB pages (8 per page, 0 for directories and short symbolic
     links), a directory's st_nlink is 2 + its subdirectories and its size 40 + 20 per entry."""
-    if _tmpfs() is None:
+    if host_tmpfs() is None:
         pytest.skip("no tmpfs at /dev/shm for the native reference")
     out = _same(build, "statfields", workdir)
     assert b"d        size=100 nlink=4 blocks=0\n" in out and b"f4097    size=4097 nlink=1 blocks=16\n" in out
