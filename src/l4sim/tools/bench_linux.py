@@ -14,7 +14,7 @@ counted, nothing for libc's start-up) into the l4sim cache directory:
     machinery (:func:`l4sim.linux.run.run`: every call is exception IPC to
     the personality and its reply).  Boot and teardown are taken out by
     timing a run with N calls and one with 2N and dividing N by the
-    difference.  ``bare_hook_syscalls_per_s``: the same binary in a plain
+    difference (each the best of three).  ``bare_hook_syscalls_per_s``: the same binary in a plain
     unicorn instance (segments loaded with ``mem_map``, no kernel), a
     ``UC_HOOK_INSN``/``SYSCALL`` hook answering getpid inside the hook
     through ctypes ``uc_reg_read``/``uc_reg_write`` on the raw handle, ``exit``
@@ -228,13 +228,13 @@ def bench_linux(calls: int = 20_000, loops: int = 20_000_000, repeat: int = 3, b
     getpid = build("getpid")
     loop = build("loop")
     l4sim_seconds(getpid, 1)  # warm-up: imports, the C block counter, caches
-    ours, st = _diff_rate(l4sim_seconds, getpid, calls, 1)
+    ours, st = _diff_rate(l4sim_seconds, getpid, calls, repeat)
     if st != 0:
         raise BenchError(f"the getpid program ended with status {st} under l4sim")
     bare, st = _diff_rate(bare_seconds, getpid, calls * bare_factor, repeat)
     if st != 0:
         raise BenchError(f"the getpid program ended with status {st} under bare unicorn")
-    rounds, st_sim = _diff_rate(l4sim_seconds, loop, loops, 1)
+    rounds, st_sim = _diff_rate(l4sim_seconds, loop, loops, repeat)
     native_rounds, st_nat = _diff_rate(native_seconds, loop, loops * native_factor, repeat)
     # both statuses come from runs of 2n rounds (different n): check each against the formula
     if st_sim != _expected_status(2 * loops) or st_nat != _expected_status(2 * loops * native_factor):
