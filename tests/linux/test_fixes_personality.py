@@ -151,11 +151,10 @@ def test_proc_state_of_the_serving_threads_process() -> None:
 def test_kill_then_wait_reports_like_native() -> None:
     """`kill $!; wait $!`: the job dies when it next runs, after kill has returned (as on
     Linux); stdout and status are native's.  Natively the shell almost always reaches `wait`
-    first and says "Terminated"/"Killed" on stderr; here the job, queued before the shell
-    (the personality's reply puts the caller behind it, as Fiasco's ready queue does), runs
-    first and dies, and the shell's SIGCHLD handler -- entered on its return to user mode,
-    as Linux delivers signals -- reaps it before `wait`: no notice (the other order of the
-    same race)."""
+    first and says "Terminated"/"Killed" on stderr; here, on one core, the job runs and dies
+    right after `kill` returns, and the shell's SIGCHLD handler -- entered on its return to
+    user mode, as Linux delivers signals -- reaps it before `wait`: no notice (the other
+    order of the same race)."""
     script = "sleep 5 & k=$!; kill $k; wait $k; echo killed=$?; sleep 5 & kill -9 $!; wait $!; echo nine=$?"
     want = _native(BUSYBOX, "sh", "-c", script)
     got = _guest(BUSYBOX, "sh", "-c", script)

@@ -360,10 +360,6 @@ class Personality:
                     if t is None:
                         break  # one thread of the process takes it
 
-    def default_action(self, p: Proc, sig: int) -> bool:
-        """True when ``sig`` would take its default action in ``p`` (not ignored, no handler)."""
-        return sig not in p.sigign and sig not in p.sighand
-
     # ------------------------------------------------------------------ frames
     async def alloc(self) -> int:
         """A zeroed frame of the pool (its address in our space)."""
