@@ -81,3 +81,13 @@ def test_signals_interrupt_code_that_makes_no_system_call(build: Build, cores: i
     res = run(exe, [], out=lambda fd, b: out.extend(b), cores=cores)
     assert (res.status, bytes(out)) == (native.returncode, native.stdout)
     assert bytes(out) == b"child caught\nchild: signaled=1 sig=15\nthread: 7\n"
+
+
+def test_sched_yield_lets_the_other_thread_run(build: Build) -> None:
+    """Two threads yielding in a loop on one core alternate once both run (the reply to a
+    call queues the caller behind the ready threads of its priority)."""
+    out = bytearray()
+    res = run(build("yield"), [], out=lambda fd, b: out.extend(b))
+    seen = bytes(out).strip()
+    assert res.status == 0 and sorted(seen) == sorted(b"0" * 20 + b"1" * 20)
+    assert b"0101010101010101" in seen
