@@ -91,3 +91,19 @@ def test_sched_yield_lets_the_other_thread_run(build: Build) -> None:
     seen = bytes(out).strip()
     assert res.status == 0 and sorted(seen) == sorted(b"0" * 20 + b"1" * 20)
     assert b"0101010101010101" in seen
+
+
+def test_ctrl_c_reaches_a_spinning_program(build: Build) -> None:
+    """A key typed at the host's terminal is the UART's interrupt: the personality takes it
+    even while the guest spins without system calls, runs the SIGINT handler, and the next
+    Ctrl-C (default action) ends the program with 130."""
+    typed: list[int] = []
+    out = bytearray()
+
+    def show(fd: int, data: bytes) -> None:
+        out.extend(data)
+        if data in (b"ready\n", b"again\n"):
+            typed.append(2)  # Ctrl-C, as the CLI's SIGINT handler does
+
+    res = run(build("spinint"), [], out=show, interrupts=typed)
+    assert (res.status, bytes(out)) == (130, b"ready\ngot 2\nagain\n")

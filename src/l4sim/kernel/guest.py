@@ -460,19 +460,20 @@ class GuestThread:
             uclib.uc_context_free(ctx)
 
     # ------------------------------------------------------------------ running
-    def run(self, k: Kernel, core: Core, th: Thread) -> None:
-        """Run ``th`` (the current thread of ``core``) for one slice, then handle why it stopped."""
+    def run(self, k: Kernel, core: Core, th: Thread) -> bool:
+        """Run ``th`` (the current thread of ``core``) for one slice, then handle why it stopped;
+        True when the whole slice ran (the kernel then lets the event loop look around)."""
         cpu = self.cpu
         if cpu.uch is None:  # the task's CPU is gone (it died): nothing to run
             k._kill(th, None, "task deleted")
-            return
+            return False
         cpu.switch_to(self)
         if self.waiting and not self._resume(k, core, th):
-            return
+            return False
         if self.trigger:
             self.trigger = False
             self._exception(k, core, th, TRAP_TRIGGER, 0, (), "triggered by ex_regs")
-            return
+            return False
         if cpu.tlb_stale:
             cpu.tlb_stale = False
             uclib.uc_ctl(cpu.uch, _TLB_FLUSH)
@@ -503,7 +504,7 @@ class GuestThread:
             k._charge(core, th, ran * blk)
         stop = cpu.stop
         if stop == _STOP_DELIVERED:
-            return  # the system call was delivered inside the hook; the kernel's loop goes on
+            return False  # the system call was delivered inside the hook; the kernel's loop goes on
         rip = self.rip = cpu.rip()
         if stop == _STOP_SYSCALL:
             self._syscall(k, core, th)
@@ -526,7 +527,7 @@ class GuestThread:
         elif err != UC_ERR_OK:
             self._exception(k, core, th, TRAP_GP, err, (), f"unicorn error {err}")
         elif b.left <= 0:
-            return  # the slice is over
+            return True  # the slice is over
         elif rip == UNTIL or (rip - 1) >> 12 == _TRAP_VPN:
             at = UNTIL if rip == UNTIL else rip - 1
             self.rip = at
@@ -535,6 +536,7 @@ class GuestThread:
             self.rip = rip - 1
             cpu.uc.reg_write(X.UC_X86_REG_RIP, rip - 1)
             self._exception(k, core, th, TRAP_GP, 0, (), "hlt")
+        return False
 
     @staticmethod
     def _slice(k: Kernel, core: Core, th: Thread, b: _Budget, blk: int) -> None:

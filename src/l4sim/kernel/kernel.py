@@ -1039,7 +1039,11 @@ class Kernel:
             if cur.guest is not None:  # x86-64 code on the guest CPU executor
                 if inhook is not None:
                     return cur is inhook
-                cur.guest.run(self, core, cur)
+                if cur.guest.run(self, core, cur):
+                    # a whole slice ran: back to the event loop, so its checks (a run's stop
+                    # condition, a key typed at the host) see a core that spins with nothing else due
+                    core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
+                    return False
                 continue
             coro = cur.coro
             if coro is None:

@@ -136,6 +136,7 @@ async def console_signals(k: Personality) -> None:
             if k.cfg.strace is not None:
                 k.cfg.strace(f"--- {name} {{si_signo={name}, si_code=SI_KERNEL}} ---")
             if sig in q.sighand:
+                k.cur = cur  # the thread being served (if any) takes it on its return
                 k.post(q, sig)
             elif sig in SIGSTOPS:
                 await doom(k, q, sig)  # Ctrl-Z: stopped when it next runs

@@ -79,6 +79,10 @@ SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "
 TRAP_SIGNAL = {0: SIGFPE, 3: SIGTRAP, 6: SIGILL, 13: SIGSEGV, 14: SIGSEGV}
 #: the exception ex_regs' TRIGGER_EXCEPTION raises (kernel/guest.py)
 TRAP_TRIGGER = 0xFF
+#: the label of the terminal's receive interrupt (no thread's label: those are tid << 2)
+KBD_LABEL = 1 << 62
+#: the machine's UART line (machine/board.py: LINE_UART), the terminal's keyboard
+LINE_UART = 1
 #: the environment of a started program
 DEFAULT_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", "LANG=C")
 
@@ -270,6 +274,9 @@ class Config:
     ram: int = 256 << 20
     #: signals typed at the console (the host's Ctrl-C appends 2), not yet sent
     interrupts: list[int] = field(default_factory=list)
+    #: take the terminal's receive interrupt (the machine's UART line) for typed Ctrl-C/Ctrl-Z;
+    #: needs the ICU capability (``linux run`` gives it; a personality in a scenario may not)
+    keyboard: bool = False
 
 
 class Personality:
@@ -824,10 +831,23 @@ class Personality:
         cfg = self.cfg
         self.ncores = (await env.scheduler.info())[0]
         self.console = await start_console(env, cfg.out, cfg.stdin)
+        # the terminal's receive interrupt: typed Ctrl-C / Ctrl-Z (see run.py and jobs.py)
+        kbd = None
+        if cfg.keyboard:
+            kbd = await env.factory.create_irq()
+            await env.icu.bind(LINE_UART, kbd)
+            await kbd.attach(env.thread, KBD_LABEL)
         first = await self.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe)
         msg = await env.wait()
         while True:
             reply: Any = None
+            if kbd is not None and msg.proto == Proto.IRQ and msg.label == KBD_LABEL and not msg.error:
+                from l4sim.linux.jobs import console_signals
+
+                self.cur = 0  # no thread's call is being served
+                if cfg.interrupts:
+                    await console_signals(self)
+                await kbd.unmask()  # a hardware line masks itself when it fires
             t = self.threads.get(msg.label >> 2) if not msg.error else None
             timed = t is None or msg.proto != Proto.SYS_EXCEPTION or msg.words[0] not in TIMELESS
             if timed:

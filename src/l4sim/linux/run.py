@@ -20,7 +20,7 @@ from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import Config, personality
 from l4sim.linux.vfs import Dir, Vfs
-from l4sim.machine.board import Machine
+from l4sim.machine.board import LINE_UART, Machine
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
 
@@ -85,9 +85,19 @@ def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callab
                  root=tree, exe=exe, exe_bytes=Path(path).read_bytes(), stdin=stdin, ram=ram)
     if interrupts is not None:
         cfg.interrupts = interrupts
+    cfg.keyboard = True
     s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
     k.create_root("linux", lambda sp: personality(Env(TaskLocal(INITIAL)), cfg), prio=100, pager=s0)
-    k.run(stop=lambda: bool(cfg.result))
+
+    def stop() -> bool:
+        # a key typed at the host's terminal (Ctrl-C appends to ``interrupts``) is the UART's
+        # receive interrupt: the personality's terminal driver takes it even while guests spin
+        # (raised until it has taken them; a masked line only latches)
+        if cfg.interrupts:
+            m.ic.raise_line(LINE_UART)
+        return bool(cfg.result)
+
+    k.run(stop=stop)
     if not cfg.result:
         raise LinuxError(f"{path}: the system went idle before the program ended")
     return Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
