@@ -1072,14 +1072,8 @@ async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, nad
                 return -ENOTEMPTY
         elif isinstance(node, Dir):
             return -ENOTDIR
-    if isinstance(node, Dir):  # not into itself
-        q: Dir = d2
-        while True:
-            if q is node:
-                return -EINVAL
-            if q.parent is q:
-                break
-            q = q.parent
+    if isinstance(node, Dir) and _inside(d2, node):  # not into itself
+        return -EINVAL
     del d1.children[n1]
     if isinstance(old, Dir):
         old.removed = True
