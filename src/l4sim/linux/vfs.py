@@ -426,13 +426,7 @@ class Vfs:
                 parts = [x for x in m.name.split("/") if x not in ("", ".")]
                 if not parts:
                     continue
-                d = root
-                for part in parts[:-1]:
-                    nxt = d.children.get(part)
-                    if not isinstance(nxt, Dir):
-                        nxt = Dir(0o755)
-                        d.add(part, nxt)
-                    d = nxt
+                d = Vfs.dirs(root, parts[:-1])
                 name = parts[-1]
                 if m.isdir():
                     if not isinstance(d.children.get(name), Dir):
@@ -453,17 +447,22 @@ class Vfs:
         return root
 
     @staticmethod
-    def put(root: Dir, path: str, node: Inode) -> None:
-        """Place ``node`` at absolute ``path``, making directories on the way."""
-        parts = [x for x in path.split("/") if x]
+    def dirs(root: Dir, parts: list[str]) -> Dir:
+        """The directory at ``parts`` below ``root``, made (0755) where missing."""
         d = root
-        for part in parts[:-1]:
+        for part in parts:
             nxt = d.children.get(part)
             if not isinstance(nxt, Dir):
                 nxt = Dir(0o755)
                 d.add(part, nxt)
             d = nxt
-        d.add(parts[-1], node)
+        return d
+
+    @staticmethod
+    def put(root: Dir, path: str, node: Inode) -> None:
+        """Place ``node`` at absolute ``path``, making directories on the way."""
+        parts = [x for x in path.split("/") if x]
+        Vfs.dirs(root, parts[:-1]).add(parts[-1], node)
 
     # ----------------------------------------------------------------- lookup
     def walk(self, base: Dir, path: str, ctx: Any, follow: bool = True,
