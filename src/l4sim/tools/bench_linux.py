@@ -44,13 +44,17 @@ from typing import Any
 #: instructions per round of the compute loop (see the assembly below)
 LOOP_INSNS = 3
 
-_GETPID_C = r"""
+#: what both programs share: a raw system call and argv[1] as a number
+_PRELUDE = r"""
 static long sys1(long n, long a) {
     long r;
     __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a) : "rcx", "r11", "memory");
     return r;
 }
 static long num(const char *s) { long n = 0; while (*s >= '0' && *s <= '9') n = n * 10 + (*s++ - '0'); return n; }
+"""
+
+_GETPID_C = _PRELUDE + r"""
 __attribute__((used)) void cmain(long *sp) {
     long n = sp[0] > 1 ? num((const char *)sp[2]) : 1000;
     for (long i = 0; i < n; i++) sys1(39, 0);          /* getpid */
@@ -60,13 +64,7 @@ __attribute__((used)) void cmain(long *sp) {
 __asm__(".globl _start\n_start:\n mov %rsp, %rdi\n and $-16, %rsp\n call cmain\n hlt\n");
 """
 
-_LOOP_C = r"""
-static long sys1(long n, long a) {
-    long r;
-    __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a) : "rcx", "r11", "memory");
-    return r;
-}
-static long num(const char *s) { long n = 0; while (*s >= '0' && *s <= '9') n = n * 10 + (*s++ - '0'); return n; }
+_LOOP_C = _PRELUDE + r"""
 __attribute__((used)) void cmain(long *sp) {
     long n = sp[0] > 1 ? num((const char *)sp[2]) : 1000;
     long x = 0;
