@@ -122,6 +122,7 @@ REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11
         "r14", "r15", "rip", "rsp", "rflags", "fs_base", "gs_base")
 REG_IDS = tuple(getattr(X, "UC_X86_REG_" + r.upper()) for r in REGS)
 RIP_INDEX = REGS.index("rip")
+_NREGS = len(REGS)
 #: protocol label of a guest system call's exception IPC
 SYSCALL_LABEL = int(Proto.SYS_EXCEPTION)
 #: trap number recorded in traces for a system call
@@ -179,6 +180,15 @@ _TLB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TLB_FLUSH
 _TB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH
 _STOP_ADDR = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
 _unpack_regs = struct.Struct(f"<{len(REGS)}Q").unpack_from
+#: pack_into for the first n registers, by n
+_PACK = [struct.Struct(f"<{n}Q").pack_into for n in range(len(REGS) + 1)]
+#: the same library without the binding's ``argtypes``: called with prepared ``c_void_p``
+#: arguments, a register batch costs a third of the call through ``uclib`` (its argument
+#: conversion dominates); only for calls whose arguments are pointers and small ints
+_raw = ctypes.CDLL(uclib._name)
+_raw_read_batch = _raw.uc_reg_read_batch
+_raw_write_batch = _raw.uc_reg_write_batch
+_raw_reg_read = _raw.uc_reg_read
 
 
 # ----------------------------------------------------------------- the block counter
@@ -298,6 +308,11 @@ class GuestCPU:
         base = ctypes.addressof(self._vals)
         self._ptrs = (ctypes.c_void_p * len(REGS))(*[base + 8 * i for i in range(len(REGS))])
         self._rip = ctypes.c_uint64()
+        # prepared arguments of the raw register calls (see ``_raw``)
+        self._h: ctypes.c_void_p | None = ctypes.c_void_p(self.uch.value)
+        self._pregs = ctypes.c_void_p(ctypes.addressof(self._regs))
+        self._pptrs = ctypes.c_void_p(ctypes.addressof(self._ptrs))
+        self._prip = ctypes.c_void_p(ctypes.addressof(self._rip))
         pages = task.vspace.pages
         nframes = self.nframes
         perms_of = _PERMS
@@ -376,6 +391,7 @@ class GuestCPU:
         self.uc._Uc__finalizer()  # the binding's own uc_close, run once
         self.uc = None
         self.uch = None
+        self._h = None
         self.owner = None
 
     def _changed(self, vpn: int) -> None:
@@ -384,19 +400,27 @@ class GuestCPU:
             self.tb_stale = True
 
     # --- registers (batched through the C API)
-    def read_regs(self) -> tuple[int, ...]:
-        uclib.uc_reg_read_batch(self.uch, self._regs, self._ptrs, len(REGS))
+    def read_regs(self, skip: int = 0) -> tuple[int, ...]:
+        """The registers of REGS, RIP advanced by ``skip`` (an instruction not yet retired)."""
+        _raw_read_batch(self._h, self._pregs, self._pptrs, _NREGS)
+        if skip:
+            self._vals[RIP_INDEX] += skip
         return _unpack_regs(self._vals)  # ~10x faster than tuple() over the ctypes array
 
     def write_regs(self, words: tuple[int, ...]) -> None:
-        n = min(len(words), len(REGS))
-        vals = self._vals
-        for i in range(n):
-            vals[i] = words[i]
-        uclib.uc_reg_write_batch(self.uch, self._regs, self._ptrs, n)
+        """Set the first ``len(words)`` registers of REGS (at most all of them)."""
+        n = len(words)
+        if n == 1:  # rax alone: the common system-call reply
+            self._vals[0] = words[0]
+        else:
+            if n > _NREGS:
+                n = _NREGS
+                words = words[:n]
+            _PACK[n](self._vals, 0, *words)
+        _raw_write_batch(self._h, self._pregs, self._pptrs, n)
 
     def rip(self) -> int:
-        uclib.uc_reg_read(self.uch, X.UC_X86_REG_RIP, ctypes.byref(self._rip))
+        _raw_reg_read(self._h, X.UC_X86_REG_RIP, self._prip)
         return self._rip.value
 
     def switch_to(self, g: GuestThread) -> None:
@@ -645,9 +669,7 @@ class GuestThread:
         length when the hook returns): ``skip`` is that length, so the
         message says where the thread goes on, as after a stop.
         """
-        regs = self.cpu.read_regs()
-        if skip:
-            regs = (*regs[:RIP_INDEX], regs[RIP_INDEX] + skip, *regs[RIP_INDEX + 1:])
+        regs = self.cpu.read_regs(skip)
         self.rip = regs[RIP_INDEX]
         th.traps += 1
         k.exceptions += 1

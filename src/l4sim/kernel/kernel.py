@@ -183,6 +183,9 @@ class _Restore(Trap):
         self.value = value
 
 
+#: builds a Msg from a tuple without the named tuple's Python-level ``__new__`` (hot path)
+_new_msg = tuple.__new__
+
 class Core:
     """Scheduler state of one CPU: ready queues per level and the current thread.
 
@@ -1460,7 +1463,8 @@ class Kernel:
         self.ipc_count += 1
         th.ipcs += 1
         peer.ipcs += 1
-        if self.tracer is not None:
+        tracer = self.tracer
+        if tracer is not None:
             self._flow += 1
             self._trace(core.id, "ipc", th.kid, to=peer.kid, proto=proto, label=label, words=len(words),
                         items=0, flow=self._flow, op="call" if call else "reply")
@@ -1469,16 +1473,17 @@ class Kernel:
             peer.timeout_ev.cancel()
             peer.timeout_ev = None
         peer.partner = None
-        peer.resume = Msg(0, proto, words, label, ())
+        peer.resume = _new_msg(Msg, (0, proto, words, label, ()))  # Msg(...) without its Python __new__
         th.rcv_bufs = ()
         th.state = _RECV
-        if self.tracer is not None:
+        if tracer is not None:
             self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if call else -1)
         peer.state = _READY
-        if peer.cpu == core.id and not (core.bits and core.bits.bit_length() - 1 >= peer.prio):
+        bits = core.bits
+        if peer.cpu == core.id and not (bits and bits.bit_length() - 1 >= peer.prio):
             # direct switch: the peer is what the scheduler would pick next anyway
             self._switch(core, th, peer)
-            if self.tracer is not None:
+            if tracer is not None:
                 self._trace(core.id, "wake", peer.kid)
         else:
             self._make_ready(peer)

@@ -43,6 +43,7 @@ from l4sim.kernel.abi import (
     EX_REGS_GUEST,
     EX_REGS_TRIGGER_EXCEPTION,
     IP_UNCHANGED,
+    REPLY_AND_WAIT,
     SLOT_PAGER,
     Fpage,
     FpageType,
@@ -51,10 +52,11 @@ from l4sim.kernel.abi import (
     Proto,
     ThreadOp,
 )
+from l4sim.kernel.traps import Ipc
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image
 from l4sim.runtime.console import Console, start_console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
-from l4sim.user.env import Env, Gate, TaskCap, ThreadCap
+from l4sim.user.env import Env, Gate, TaskCap, ThreadCap, _words
 
 #: the personality's frame pool: blocks of POOL_BLOCK pages from sigma0, mapped here
 POOL_BASE = 0x10_0000_0000
@@ -838,32 +840,37 @@ class Personality:
             await env.icu.bind(LINE_UART, kbd)
             await kbd.attach(env.thread, KBD_LABEL)
         first = await self.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe)
+        threads = self.threads
+        sleepers = self.sleepers
+        SYS, PF, EXC, IRQ = (int(Proto.SYS_EXCEPTION), int(Proto.PAGE_FAULT), int(Proto.EXCEPTION),
+                             int(Proto.IRQ))
         msg = await env.wait()
         while True:
             reply: Any = None
-            if kbd is not None and msg.proto == Proto.IRQ and msg.label == KBD_LABEL and not msg.error:
+            proto = msg.proto
+            if kbd is not None and proto == IRQ and msg.label == KBD_LABEL and not msg.error:
                 from l4sim.linux.jobs import console_signals
 
                 self.cur = 0  # no thread's call is being served
                 if cfg.interrupts:
                     await console_signals(self)
                 await kbd.unmask()  # a hardware line masks itself when it fires
-            t = self.threads.get(msg.label >> 2) if not msg.error else None
-            timed = t is None or msg.proto != Proto.SYS_EXCEPTION or msg.words[0] not in TIMELESS
+            t = threads.get(msg.label >> 2) if not msg.error else None
+            timed = t is None or proto != SYS or msg.words[0] not in TIMELESS
             if timed:
                 self.now_ns = int(await env.clock())
             if t is not None:
                 p = t.proc
                 p.cur = t
                 self.cur = t.tid
-                if msg.proto == Proto.SYS_EXCEPTION:
+                if proto == SYS:
                     reply = await dispatch(self, p, msg.words)
-                elif msg.proto == Proto.PAGE_FAULT:
+                elif proto == PF:
                     reply = await self.page_fault(t, msg.words)
-                elif msg.proto == Proto.EXCEPTION and t.start_regs is not None:
+                elif proto == EXC and t.start_regs is not None:
                     reply = (0, t.start_regs, ())  # a new thread's first fault: its registers
                     t.start_regs = None
-                elif msg.proto == Proto.EXCEPTION:
+                elif proto == EXC:
                     reply = await self.cpu_fault(p, t, msg.words)
                 else:
                     reply = (-38, (), ())
@@ -874,12 +881,12 @@ class Personality:
                 await self._console_io()
             if self.to_trigger:
                 await self._trigger()
-            if not timed and (self.sleepers or self.runnable):
+            if not timed and (sleepers or self.runnable):
                 self.now_ns = int(await env.clock())
-            if self.sleepers:
-                for tid, at in sorted(self.sleepers.items()):
+            if sleepers:
+                for tid, at in sorted(sleepers.items()):
                     if at <= self.now_ns:
-                        del self.sleepers[tid]
+                        del sleepers[tid]
                         self.wake({tid})
             if self.runnable or self.console_out or self.stdin_want:
                 await self._run_woken()
@@ -889,10 +896,12 @@ class Personality:
                                       forks=self.forks, cow_copies=self.cow_copies)
                 return first.status
             timeout = None
-            if self.sleepers:
-                timeout = max(0, min(self.sleepers.values()) - int(await env.clock()))
+            if sleepers:
+                timeout = max(0, min(sleepers.values()) - int(await env.clock()))
             if reply is None:
                 msg = await env.wait(timeout=timeout)
+            elif not reply[2] and timeout is None:  # the common reply, as reply_and_wait builds it
+                msg = await Ipc(0, REPLY_AND_WAIT, reply[0], _words(reply[1]), (), 0)
             else:
                 msg = await env.reply_and_wait(reply[0], *reply[1], items=reply[2], timeout=timeout)
 

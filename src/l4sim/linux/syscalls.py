@@ -335,8 +335,6 @@ async def resume(k: Personality, p: Proc, c: Call) -> tuple[int, tuple[int, ...]
 async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
     """The reply to a finished call: rax (and registers it sets), the entry into a signal
     handler, or None when a signal it unblocked ended the process."""
-    from l4sim.linux.signals import deliver
-
     trace = k.cfg.strace
     words = c.words
     if trace is not None:
@@ -377,6 +375,9 @@ def _merge() -> None:
 
 
 _merge()
+
+# after the merge: signals imports this module (a module global, not an import per call)
+from l4sim.linux.signals import deliver  # noqa: E402
 
 #: calls that read no clock (neither ``k.now_ns`` nor ``k.wall()``): the personality does not
 #: ask the kernel for the time before serving them (a real server reads no clock per call

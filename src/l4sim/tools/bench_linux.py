@@ -17,7 +17,8 @@ counted, nothing for libc's start-up) into the l4sim cache directory:
     difference (each the best of three).  ``bare_hook_syscalls_per_s``: the same binary in a plain
     unicorn instance (segments loaded with ``mem_map``, no kernel), a
     ``UC_HOOK_INSN``/``SYSCALL`` hook answering getpid inside the hook
-    through ctypes ``uc_reg_read``/``uc_reg_write`` on the raw handle, ``exit``
+    through ctypes ``uc_reg_read``/``uc_reg_write`` on the raw handle (the C functions
+    without the binding's argument conversion, the cheapest call ctypes makes), ``exit``
     by ``uc_emu_stop``; the same N/2N difference, best of three, with
     ``bare_factor`` times more calls (it is much faster).  ``syscall_ratio``
     = bare / ours.
@@ -172,12 +173,16 @@ def bare_seconds(exe: Path, n: int) -> tuple[float, int]:
     rax = ctypes.c_uint64()
     rdi = ctypes.c_uint64()
     rdx = ctypes.c_uint64()
-    ref_rax, ref_rdi, ref_rdx = ctypes.byref(rax), ctypes.byref(rdi), ctypes.byref(rdx)
-    reg_read, reg_write, emu_stop = uclib.uc_reg_read, uclib.uc_reg_write, uclib.uc_emu_stop
+    # the C functions without the binding's argtypes, called with prepared pointers: the
+    # cheapest register access ctypes gives (the kernel's guest CPU uses the same calls)
+    ref_rax, ref_rdi, ref_rdx = (ctypes.c_void_p(ctypes.addressof(r)) for r in (rax, rdi, rdx))
+    raw = ctypes.CDLL(uclib._name)
+    reg_read, reg_write, emu_stop = raw.uc_reg_read, raw.uc_reg_write, uclib.uc_emu_stop
+    h = ctypes.c_void_p(uch.value)
     RAX, RDI, RDX = X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RDX
     status = [-1]
 
-    def hook(h: Any, data: Any) -> None:
+    def hook(_h: Any, data: Any) -> None:
         reg_read(h, RAX, ref_rax)
         nr = rax.value
         if nr == 39:  # getpid
