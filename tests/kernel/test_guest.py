@@ -405,8 +405,9 @@ def test_int3_and_divide_error_are_traps_3_and_0(tmp: Path) -> None:
     assert [_regs(w)["rip"] for w in log] == [prog.symbols["after_int3"], prog.symbols["div_insn"]]
 
 
-def test_a_dead_tasks_guest_cpu_is_freed(tmp: Path) -> None:
-    """Deleting a task frees its unicorn instance; the kernel keeps no guest CPU for it."""
+def test_a_dead_tasks_guest_cpu_is_pooled_then_reused(tmp: Path) -> None:
+    """Deleting a task puts its unicorn instance in the kernel's pool; the next guest task
+    takes it (and runs correctly on it); dropping the pool frees it."""
     prog = build("hello", tmp)
     log: list[Any] = []
     s = Sys(serve(log))
@@ -418,9 +419,32 @@ def test_a_dead_tasks_guest_cpu_is_freed(tmp: Path) -> None:
     assert log[-1] == ("exit", 7) and th.state is TS.DEAD
     assert s.k.guest_cpus == {t.kid: cpu} and cpu.uch is not None
     s.k.destroy(t)
-    assert s.k.guest_cpus == {} and cpu.uch is None and cpu.uc is None
+    assert s.k.guest_cpus == {} and s.k.guest_pool == [cpu] and cpu.task is None
     with pytest.raises(ValueError, match="dead task"):
         guest.cpu_of(s.k, t)
+    t2 = s.task()
+    s.load(t2, prog)
+    th2 = s.guest(t2, prog)
+    assert guest.cpu_of(s.k, t2) is cpu and s.k.guest_pool == [] and cpu.task is t2
+    s.k.run()
+    assert log[-1] == ("exit", 7) and th2.state is TS.DEAD
+    s.k.destroy(t2)
+    s.k.drop_guest_pool()
+    assert s.k.guest_pool == [] and cpu.uch is None and cpu.uc is None
+
+
+def test_without_a_pool_a_dead_tasks_guest_cpu_is_freed(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Kernel, "guest_pool_max", 0)
+    prog = build("hello", tmp)
+    log: list[Any] = []
+    s = Sys(serve(log))
+    t = s.task()
+    s.load(t, prog)
+    s.guest(t, prog)
+    cpu = guest.cpu_of(s.k, t)
+    s.k.run()
+    s.k.destroy(t)
+    assert s.k.guest_cpus == {} and s.k.guest_pool == [] and cpu.uch is None and cpu.uc is None
 
 
 def test_a_task_deleted_from_inside_its_own_syscall_hook(tmp: Path) -> None:
@@ -444,7 +468,8 @@ def test_a_task_deleted_from_inside_its_own_syscall_hook(tmp: Path) -> None:
     th = s.guest(victim, prog)
     cpu = guest.cpu_of(s.k, victim)
     s.k.run()
-    assert done == [None, "after"] and th.state is TS.DEAD and cpu.uch is None
+    assert done == [None, "after"] and th.state is TS.DEAD and cpu.task is None
+    assert s.k.guest_pool == [cpu]  # closed once emulation returned: pooled
 
 
 @pytest.mark.parametrize("skew", [0, 10_000])

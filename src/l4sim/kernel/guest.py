@@ -116,6 +116,7 @@ from l4sim.machine.events import PRIO_CORE
 if TYPE_CHECKING:
     from l4sim.kernel.kernel import Core, Kernel
     from l4sim.kernel.objects import Task
+    from l4sim.kernel.vspace import MemMap
 
 #: the registers of a system-call message, in seL4's UnknownSyscall order
 REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
@@ -277,7 +278,13 @@ class GuestCPU:
     def __init__(self, kernel: Kernel, task: Task) -> None:
         global block_counter
         mem = kernel.machine.mem
-        self.task = task
+        self.kernel = kernel
+        self.task: Task | None = task
+        #: the task's page table (``{}`` while the CPU waits in the kernel's pool)
+        self.pages: dict[int, MemMap] = task.vspace.pages
+        #: frames this instance may hold translated code from (each watched in
+        #: ``kernel.code_watch``): emptied by a code flush
+        self.code_frames: set[int] = set()
         self.uc: Any = _Uc(UC_ARCH_X86, UC_MODE_64)
         uc = self.uc
         self.uch: Any = uc._uch
@@ -293,6 +300,8 @@ class GuestCPU:
         self.closing = False
         self.tlb_stale = False
         self.tb_stale = False
+        #: a frame translated from may have changed since the last code flush
+        self.code_dirty = False
         #: pages instructions were fetched from since the last code flush
         self.code_vpns: set[int] = set()
         self.stop = _STOP_NONE
@@ -313,26 +322,35 @@ class GuestCPU:
         self._pregs = ctypes.c_void_p(ctypes.addressof(self._regs))
         self._pptrs = ctypes.c_void_p(ctypes.addressof(self._ptrs))
         self._prip = ctypes.c_void_p(ctypes.addressof(self._rip))
-        pages = task.vspace.pages
         nframes = self.nframes
         perms_of = _PERMS
         need_of = _NEED
         code = self.code_vpns
+        frames = self.code_frames
+        watch = kernel.code_watch
         trap_paddr = self.trap_paddr
 
         def fill(h: Any, vaddr: int, access: int, entry: Any, data: Any) -> bool:
             vpn = vaddr >> 12
-            m = pages.get(vpn)
+            m = self.pages.get(vpn)
             if m is not None:
                 perms = perms_of[m.rights & 7]
                 if perms & need_of[access]:
-                    if m.pfn >= nframes:  # device memory: not in this CPU's physical map
+                    pfn = m.pfn
+                    if pfn >= nframes:  # device memory: not in this CPU's physical map
                         self.fault = (vaddr, -access, True)
                         return False
-                    if access == _FETCH:
+                    if perms & UC_PROT_EXEC:  # the entry lets code be fetched (and translated)
                         code.add(vpn)
+                        if pfn not in frames:
+                            frames.add(pfn)
+                            w = watch.get(pfn)
+                            if w is None:
+                                watch[pfn] = {self}
+                            else:
+                                w.add(self)
                     e = entry.contents
-                    e.paddr = m.pfn << 12
+                    e.paddr = pfn << 12
                     e.perms = perms
                     return True
             elif vpn == _TRAP_VPN and access == _FETCH:
@@ -380,19 +398,78 @@ class GuestCPU:
         task.vspace.on_change.append(self._changed)
 
     def close(self) -> None:
-        """Free the unicorn instance of a dead task (deferred while its emulation runs)."""
+        """The task died: keep the instance in the kernel's pool for the next task (its
+        translated code stays valid, see :meth:`assign`), or free it when the pool is full
+        (deferred while its emulation runs)."""
         if self.running is not None:
             self.closing = True  # inside this CPU's own hook: run() closes it when emu_start returns
             return
         if self.uch is None:
             return
-        if self._changed in self.task.vspace.on_change:
-            self.task.vspace.on_change.remove(self._changed)
+        task = self.task
+        if task is not None and self._changed in task.vspace.on_change:
+            task.vspace.on_change.remove(self._changed)
+        self.task = None
+        self.pages = {}
+        self.owner = None
+        # the task's mappings went before this (each one a ``_changed``): that asks for a code
+        # flush only because addresses were unmapped; a frame that changed asked through
+        # ``code_stale``
+        self.tb_stale = self.code_dirty
+        pool = self.kernel.guest_pool
+        if len(pool) < self.kernel.guest_pool_max:
+            pool.append(self)
+            return
+        self.free()
+
+    def free(self) -> None:
+        """Free the unicorn instance for good."""
+        if self.uch is None:
+            return
+        self._unwatch()
         self.uc._Uc__finalizer()  # the binding's own uc_close, run once
         self.uc = None
         self.uch = None
         self._h = None
         self.owner = None
+
+    def assign(self, task: Task) -> None:
+        """Serve ``task`` (a pooled instance taken by a new task).
+
+        What the instance translated for earlier tasks is kept: unicorn finds
+        a translation by virtual address *and* the physical frame behind it,
+        so it is used again only where the new task runs the same frames at
+        the same addresses (a forked shell's children run the shell's own
+        text).  A frame whose contents may have changed since -- written by a
+        native program, or mapped writable and unmapped again -- flushed the
+        translations already (:meth:`Kernel.code_written`).  The TLB is
+        flushed before the first slice: the page table is another one.
+        """
+        self.task = task
+        self.pages = task.vspace.pages
+        self.owner = None
+        self.closing = False
+        self.tlb_stale = True
+        self.code_vpns.clear()
+        self.fault = None
+        task.vspace.on_change.append(self._changed)
+
+    def code_stale(self) -> None:
+        """A frame this CPU translated code from may have changed: flush before running on."""
+        self.tlb_stale = True
+        self.tb_stale = True
+        self.code_dirty = True
+
+    def _unwatch(self) -> None:
+        """Forget the frames watched for this CPU (its translations are gone)."""
+        watch = self.kernel.code_watch
+        for pfn in self.code_frames:
+            w = watch.get(pfn)
+            if w is not None:
+                w.discard(self)
+                if not w:
+                    del watch[pfn]
+        self.code_frames.clear()
 
     def _changed(self, vpn: int) -> None:
         self.tlb_stale = True
@@ -434,13 +511,20 @@ class GuestCPU:
 
 
 def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
-    """The task's guest CPU, created on first use (freed when the task dies)."""
+    """The task's guest CPU, made on first use (from the kernel's pool of dead tasks' CPUs when
+    it has one); when the task dies it goes back to the pool or is freed."""
     cpus = kernel.guest_cpus
     cpu: GuestCPU | None = cpus.get(task.kid)
     if cpu is None:
         if not task.alive:
             raise ValueError("a dead task has no guest CPU")
-        cpu = cpus[task.kid] = GuestCPU(kernel, task)
+        pool = kernel.guest_pool
+        if pool:
+            cpu = pool.pop()
+            cpu.assign(task)
+        else:
+            cpu = GuestCPU(kernel, task)
+        cpus[task.kid] = cpu
     return cpu
 
 
@@ -488,7 +572,7 @@ class GuestThread:
         """Run ``th`` (the current thread of ``core``) for one slice, then handle why it stopped;
         True when the whole slice ran (the kernel then lets the event loop look around)."""
         cpu = self.cpu
-        if cpu.uch is None:  # the task's CPU is gone (it died): nothing to run
+        if cpu.uch is None or cpu.task is not th.task:  # the task's CPU is gone (it died)
             k._kill(th, None, "task deleted")
             return False
         cpu.switch_to(self)
@@ -503,7 +587,9 @@ class GuestThread:
             uclib.uc_ctl(cpu.uch, _TLB_FLUSH)
             if cpu.tb_stale:
                 cpu.tb_stale = False
+                cpu.code_dirty = False
                 cpu.code_vpns.clear()
+                cpu._unwatch()
                 uclib.uc_ctl(cpu.uch, _TB_FLUSH)
         blk = k.costs.guest_block
         b = cpu.budget

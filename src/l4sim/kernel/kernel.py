@@ -265,6 +265,9 @@ class Kernel:
     #: guest system calls are answered inside the CPU's syscall hook when they can be;
     #: False stops emulation for every call: the same run, slower (see kernel/guest.py)
     guest_inhook = True
+    #: unicorn instances of dead tasks kept for reuse: a forked child then runs its parent's
+    #: code without translating it again (0: a new instance for every task; the same run)
+    guest_pool_max = 4
 
     def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None) -> None:
         self.machine = machine
@@ -285,6 +288,11 @@ class Kernel:
         self.running: Core | None = None  # core executing traps right now
         #: the guest CPU (kernel/guest.py) of each task that has guest threads, by task id
         self.guest_cpus: dict[int, Any] = {}
+        #: guest CPUs of dead tasks, kept for the next tasks (see ``GuestCPU.assign``)
+        self.guest_pool: list[Any] = []
+        #: frame -> the guest CPUs that may hold code translated from it: they drop their
+        #: translations when the frame may change (:meth:`code_written`)
+        self.code_watch: dict[int, set[Any]] = {}
         # statistics
         self.ipc_count = 0
         self.kinvokes = 0
@@ -383,9 +391,12 @@ class Kernel:
                 continue
             reduced = [top, *subtree(top)]
             for e in reduced:
+                lost = e.rights & mask
                 e.rights &= ~mask
                 touched += 1
                 if type(e) is MemMap and e.space is not None:
+                    if lost & _MEM_W and e.pfn in self.code_watch:
+                        self.code_written(e.pfn)
                     self._mem_changed(e.space, e.vpn)
             for e in reduced:  # nodes left with no right at all go entirely
                 p = e.parent
@@ -461,8 +472,11 @@ class Kernel:
         """After a grant with fewer rights: what is derived keeps no more; emptied nodes go."""
         empty = []
         for d in subtree(node):
+            lost = d.rights & ~rights
             d.rights &= rights
             if isinstance(d, MemMap) and d.space is not None:
+                if lost & _MEM_W and d.pfn in self.code_watch:
+                    self.code_written(d.pfn)
                 self._mem_changed(d.space, d.vpn)
             p = d.parent
             if not d.rights and p is not None and p.rights:
@@ -476,11 +490,27 @@ class Kernel:
         for hook in task.vspace.on_change:
             hook(vpn)
 
+    def code_written(self, pfn: int) -> None:
+        """Frame ``pfn`` may get other contents (a native program wrote it, or a writable
+        mapping of it came or went): guest CPUs that translated code from it flush."""
+        cpus = self.code_watch.pop(pfn, None)
+        if cpus:
+            for cpu in cpus:
+                cpu.code_stale()
+
+    def drop_guest_pool(self) -> None:
+        """Free the pooled guest CPUs (at the end of a run)."""
+        pool, self.guest_pool = self.guest_pool, []
+        for cpu in pool:
+            cpu.free()
+
     def _mem_unlink(self, task: Task, m: MemMap) -> None:
         """Remove mapping ``m`` from ``task``'s tables and return its kernel memory."""
         vs = task.vspace
         table = vs.io if m.io else vs.pages
         del table[m.vpn]
+        if m.rights & _MEM_W and not m.io and m.pfn in self.code_watch:
+            self.code_written(m.pfn)
         freed = MAPPING_SIZE
         if not m.io:
             pt = m.vpn >> PT_SHIFT
@@ -515,6 +545,8 @@ class Kernel:
         old = table.get(vpn)
         if old is not None:
             if old.pfn == pfn and old.parent is parent and parent is not None:
+                if rights & ~old.rights & _MEM_W and not io and pfn in self.code_watch:
+                    self.code_written(pfn)
                 old.rights |= rights
                 return old
             cost = mem_cost(vs, vpn, io)
@@ -533,6 +565,8 @@ class Kernel:
             cost = 0  # sigma0's roots are the machine's memory, not kernel memory
         m = MemMap(int(rights), task, parent, vpn, pfn, io)
         table[vpn] = m
+        if rights & _MEM_W and not io and pfn in self.code_watch:
+            self.code_written(pfn)
         if not io:
             pt = vpn >> PT_SHIFT
             vs.pt[pt] = vs.pt.get(pt, 0) + 1
@@ -1155,8 +1189,20 @@ class Kernel:
         if write:
             assert data is not None
             write_frames(mem, task, addr, data)
+            if self.code_watch:
+                self._written(task, addr, n)
         else:
             th.resume = read_frames(mem, task, addr, n)
+
+    def _written(self, task: Task, addr: int, n: int) -> None:
+        """A native program wrote ``n`` bytes at ``addr`` of ``task``: code translated from
+        those frames is stale."""
+        pages = task.vspace.pages
+        watch = self.code_watch
+        for vpn in range(addr >> 12, ((addr + n - 1) >> 12) + 1 if n else addr >> 12):
+            m = pages.get(vpn)
+            if m is not None and m.pfn in watch:
+                self.code_written(m.pfn)
 
     def _page_fault(self, core: Core, th: Thread, t: Any, addr: int, write: bool, present: bool) -> None:
         """Turn a faulting access into page-fault IPC to the pager (or an exception)."""
@@ -1756,6 +1802,8 @@ class Kernel:
                 _, src, addr, n, dst, daddr = entry
                 mem = self.machine.mem
                 write_frames(mem, dst, daddr, read_frames(mem, src, addr, n))
+                if self.code_watch:
+                    self._written(dst, daddr, n)
                 if core is not None and payer is not None:
                     self._charge(core, payer, self.costs.mem_per_kib * (n >> 10))
                 filled.append(StrBuf(daddr, n))  # type: ignore[arg-type]

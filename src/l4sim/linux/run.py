@@ -97,7 +97,10 @@ def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callab
             m.ic.raise_line(LINE_UART)
         return bool(cfg.result)
 
-    k.run(stop=stop)
+    try:
+        k.run(stop=stop)
+    finally:
+        k.drop_guest_pool()
     if not cfg.result:
         raise LinuxError(f"{path}: the system went idle before the program ended")
     return Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
