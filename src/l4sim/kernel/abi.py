@@ -162,6 +162,10 @@ class FpageType(IntEnum):
     OBJECT = 3
 
 
+#: the kinds by their 2-bit code (a tuple index, not an enum call: decoded on every map)
+_FPAGE_KINDS = tuple(FpageType(i) for i in range(4))
+
+
 # --- object operations ---------------------------------------------------------
 class ThreadOp(IntEnum):
     CONTROL = 0
@@ -321,7 +325,7 @@ class Fpage:
 
     @staticmethod
     def from_word(word: int) -> Fpage:
-        kind = FpageType((word >> 4) & 3)
+        kind = _FPAGE_KINDS[(word >> 4) & 3]
         base = word & ~0xFFF if kind == FpageType.MEMORY else word >> CAP_SHIFT
         return Fpage(kind, base, (word >> 6) & 0x3F, word & 0xF)
 

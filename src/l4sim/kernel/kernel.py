@@ -540,6 +540,7 @@ class Kernel:
         Returns None when the task's factory cannot pay for the mapping (or
         the occupant was an ancestor of ``parent``): nothing changes then.
         """
+        rights = int(rights)  # a MemRights Flag from a flexpage: plain int operations below
         vs = task.vspace
         table = vs.io if io else vs.pages
         old = table.get(vpn)
@@ -603,7 +604,7 @@ class Kernel:
 
     def mem_map(self, src: MemMap, dst: Task, vpn: int, rights: int, grant: bool) -> MemMap | None:
         """Map (or grant) page/port ``src`` to ``dst`` at ``vpn`` with reduced rights."""
-        rights &= src.rights
+        rights = int(rights) & src.rights
         if not rights:
             return None
         if grant:
@@ -1752,7 +1753,7 @@ class Kernel:
                     need += PT_SIZE * len({(dfirst + u - first) >> PT_SHIFT for u in units} - have.keys())
                 if f.used + need > f.limit:
                     return IpcErr.SEMAPFAILED  # the receiver's kernel memory is exhausted
-        rights = fp.rights & win.rights if kind != FpageType.OBJECT else fp.rights
+        rights = int(fp.rights) & int(win.rights) if kind != FpageType.OBJECT else fp.rights
         for u in units:
             plan.append((kind, src, u, dst, dfirst + (u - first), rights, grant))
         return 0

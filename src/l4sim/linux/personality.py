@@ -99,6 +99,10 @@ def _rights(flags: int) -> int:
         | (MemRights.X if flags & PF_X else 0)
 
 
+#: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
+_W, _X = int(MemRights.W), int(MemRights.X)
+
+
 @dataclass
 class Vma:
     """A range of a process's address space with the same rights and backing (Linux's
@@ -113,6 +117,9 @@ class Vma:
     off: int = 0
     #: MAP_SHARED anonymous memory: its pages stay shared with forked children (no copy-on-write)
     shared: bool = False
+
+    def __post_init__(self) -> None:
+        self.rights = int(self.rights)  # a plain int: tested on every page fault
 
     def piece(self, start: int, end: int, rights: int | None = None) -> Vma:
         """The part [start, end) of this area (the file offset moves along), with ``rights``."""
@@ -703,7 +710,7 @@ class Personality:
             self.refs[a] = n + 1
             c.pages[vpn] = a
             v = parent.vma(vpn << 12)
-            if n == 1 and v is not None and v.rights & MemRights.W and not v.shared:
+            if n == 1 and v is not None and v.rights & _W and not v.shared:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
         t = await self._new_thread(c, c.pid)
         t.sigmask = parent.cur.sigmask
@@ -1008,8 +1015,8 @@ class Personality:
         if t.start_regs is not None and addr == FORK_RIP:
             return (-1, (), ())  # refused: becomes an exception, answered with the registers
         v = p.vma(addr)
-        if v is None or (write and not v.rights & MemRights.W) or (present and not write) \
-                or (fetch and not v.rights & MemRights.X):
+        if v is None or (write and not v.rights & _W) or (present and not write) \
+                or (fetch and not v.rights & _X):
             if SIGSEGV in p.sighand and not (t.sigmask >> (SIGSEGV - 1)) & 1:
                 # refused: the kernel turns it into exception IPC with the registers, and
                 # cpu_fault enters the handler (code 8 | write, fetch | 1 when a VMA is there:
@@ -1030,7 +1037,7 @@ class Personality:
                 if write:
                     a = await self.cow_copy(p, vpn)
                 else:
-                    rights &= ~MemRights.W
+                    rights &= ~_W
         except MemoryError:  # out of frames: what Linux's OOM killer would do
             await self.signal_death(p, SIGKILL, addr)
             return None
