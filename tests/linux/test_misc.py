@@ -106,6 +106,24 @@ def test_cpu_times_are_simulated_time(build: Build) -> None:
     assert f["minflt"] >= 1 and f["maxrss_kb"] >= 4
 
 
+def test_system_time_is_the_personalitys_work_for_the_process(build: Build) -> None:
+    """System time is the simulated time the personality (and the servers it calls) spent on a
+    process's calls: it grows with the number of calls, wait4 and RUSAGE_CHILDREN report the
+    child's, and the tick figures agree with the microsecond ones."""
+    runs = {}
+    for n in (1000, 2000):
+        res, out, _ = _run(build("stime"), str(n))
+        assert res.status == 0
+        runs[n] = _figures(out)
+    f1, f2 = runs[1000], runs[2000]
+    assert 0 < f1["self_stime_us"] < f2["self_stime_us"]
+    assert 1.9 < f2["self_stime_us"] / f1["self_stime_us"] < 2.1  # per call the same
+    assert f1["wait4_stime_us"] == f1["kids_stime_us"] > 0
+    # parent and child make the same calls (the parent's fork and wait4 on top)
+    assert f1["self_stime_us"] >= f1["kids_stime_us"]
+    assert f2["stime"] == f2["self_stime_us"] // 10_000 and f2["cstime"] == f2["kids_stime_us"] // 10_000
+
+
 def test_sysinfo_and_affinity_describe_the_machine(build: Build) -> None:
     """sysinfo reports the machine's RAM (256 MiB) in units of 1 and the live processes;
     sched_getaffinity and nproc see the machine's cores."""

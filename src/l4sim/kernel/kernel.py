@@ -348,6 +348,21 @@ class Kernel:
         core.time += ns
         th.quantum_left -= ns
         th.cpu_ns += ns
+        r = th.reply
+        if r is not None and r.caller is not None:  # a server at work on a call
+            self._lend(r.caller, ns)
+
+    @staticmethod
+    def _lend(client: Thread, ns: int) -> None:
+        """``ns`` of a server's time went to ``client``'s call: count it as ``served_ns`` of the
+        client at the root of the chain (a server calling another server on its client's behalf
+        passes the time on)."""
+        for _ in range(16):  # a chain of calls is short; bounded all the same
+            r = client.reply
+            if r is None or r.caller is None:
+                break
+            client = r.caller
+        client.served_ns += ns
 
     # ------------------------------------------------ the mapping database
     def cap_insert(self, task: Task, slot: int, obj: KObject, rights: int,
@@ -909,6 +924,9 @@ class Kernel:
             cur.compute_left += undone
             cur.quantum_left += undone
             cur.cpu_ns -= undone
+            r = cur.reply
+            if r is not None and r.caller is not None:
+                self._lend(r.caller, -undone)
             core.time = t
             ev.cancel()
             core.computing = False
@@ -958,6 +976,9 @@ class Kernel:
             cost += self.costs.space_switch
         core.time += cost
         new.cpu_ns += cost
+        r = new.reply
+        if r is not None and r.caller is not None:  # switching to a server for a call
+            self._lend(r.caller, cost)
         core.switches += 1
         new.switches += 1
         self.context_switches += 1
@@ -1507,6 +1528,12 @@ class Kernel:
         core.time += ns
         th.quantum_left -= ns
         th.cpu_ns += ns
+        if call:
+            r = th.reply
+            if r is not None and r.caller is not None:  # a server calling on a client's behalf
+                self._lend(r.caller, ns)
+        else:
+            self._lend(peer, ns)  # a reply is the server's work for the caller (as in _deliver)
         self.ipc_count += 1
         th.ipcs += 1
         peer.ipcs += 1
@@ -1679,6 +1706,7 @@ class Kernel:
         """
         costs = self.costs
         payer = core.current or snd
+        before = payer.cpu_ns
         self._charge(core, payer, costs.ipc_base + costs.ipc_per_word * len(words))
         s_err = r_err = 0
         filled: tuple[Any, ...] = ()
@@ -1687,6 +1715,8 @@ class Kernel:
             plan, s_err, r_err = self._decode_items(snd, rcv, items)
             if not s_err:
                 filled = self._perform_items(core, payer, plan)
+        if flags & REPLY and not flags & SEND and (payer.reply is None or payer.reply.caller is None):
+            self._lend(rcv, payer.cpu_ns - before)  # a reply is the server's work for the caller
         self.ipc_count += 1
         snd.ipcs += 1
         rcv.ipcs += 1
@@ -2136,7 +2166,7 @@ class Kernel:
             return self._err(Err.EINVAL)
         op = w[0]
         if op == ThreadOp.STATS:
-            return Msg(0, 0, (tgt.cpu_ns, tgt.ipcs, int(tgt.state)))
+            return Msg(0, 0, (tgt.cpu_ns, tgt.ipcs, int(tgt.state), tgt.served_ns))
         if not entry.rights & Rights.W:
             return self._err(Err.EPERM)
         if tgt.state is _DEAD:

@@ -107,6 +107,7 @@ class Thread(KObject):
         "reply",
         "resume",
         "resv",
+        "served_ns",
         "snd_items",
         "snd_label",
         "snd_proto",
@@ -175,6 +176,10 @@ class Thread(KObject):
         # --- accounting
         self.ipcs = 0
         self.cpu_ns = 0
+        #: time servers spent on this thread's calls (while holding its reply capability,
+        #: including servers they called in turn): what a client lends a passive server in
+        #: seL4's MCS model, and what the Linux personality reports as system time
+        self.served_ns = 0
         self.switches = 0
         self.started_at = 0
 

@@ -1,12 +1,14 @@
 """Accounting and small system calls of the Linux personality: times, getrusage, sysinfo,
 prctl, CPU affinity.
 
-CPU time is simulated time: what the kernel charged to a process's guest threads
-(``thread.stats()``: the instructions they ran and the kernel's work on their behalf).
-It is all reported as user time; system time is 0, because the work of the personality
-(the "Linux kernel" here) is charged to the personality's own thread, not to the process.
-A process's figure is its live threads' time plus :attr:`Acct.cpu_ns` (threads that are
-gone); its children's is what their reaped children added up (:func:`reap`).  Times in
+CPU time is simulated time.  User time is what the kernel charged to a process's guest
+threads (``thread.stats()[0]``: the instructions they ran and the kernel's work on their
+behalf: system-call entry, IPC, page-fault entry).  System time is what servers spent on
+their calls (``thread.stats()[3]``, the kernel's ``served_ns``): the personality -- the
+"Linux kernel" here -- from receiving a call or fault until its reply, and the servers it
+called meanwhile (the console, sigma0), as L4Linux's work for a process is Linux's system
+time.  A process's figures are its live threads' plus :class:`Acct`'s (threads that are
+gone); its children's are what their reaped children added up (:func:`reap`).  Times in
 clock ticks use ``AT_CLKTCK`` = 100 Hz, as Linux's ``USER_HZ``.
 """
 
@@ -39,17 +41,21 @@ def _i(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-async def cpu_ns(k: Personality, p: Proc) -> int:
-    """Simulated CPU time of ``p`` so far: its live threads' and its gone threads'."""
-    total = p.acct.cpu_ns
+async def cpu_times(k: Personality, p: Proc) -> tuple[int, int]:
+    """Simulated (user, system) time of ``p`` so far: its live threads' and its gone threads'."""
+    user, system = p.acct.cpu_ns, p.acct.sys_ns
     for t in list(p.threads.values()):
-        total += (await t.thread.stats())[0]
-    return total
+        st = await t.thread.stats()
+        user += st[0]
+        system += st[3]
+    return user, system
 
 
 async def retire(k: Personality, p: Proc, thread: ThreadCap) -> None:
-    """Keep the CPU time of a guest thread of ``p`` that is about to be deleted."""
-    p.acct.cpu_ns += (await thread.stats())[0]
+    """Keep the CPU times of a guest thread of ``p`` that is about to be deleted."""
+    st = await thread.stats()
+    p.acct.cpu_ns += st[0]
+    p.acct.sys_ns += st[3]
 
 
 def reap(parent: Proc, child: Proc) -> None:
@@ -57,6 +63,7 @@ def reap(parent: Proc, child: Proc) -> None:
     children's (Linux adds them when the zombie is reaped)."""
     a, c = parent.acct, child.acct
     a.child_cpu_ns += c.cpu_ns + c.child_cpu_ns
+    a.child_sys_ns += c.sys_ns + c.child_sys_ns
     a.child_minflt += c.minflt + c.child_minflt
     a.child_maxrss = max(a.child_maxrss, c.maxrss, c.child_maxrss)
 
@@ -77,14 +84,17 @@ def rusage(utime_ns: int, stime_ns: int, maxrss_pages: int, minflt: int) -> byte
 async def child_rusage(k: Personality, q: Proc) -> bytes:
     """The rusage wait4 reports for the reaped child ``q`` (its own and its children's)."""
     a = q.acct
-    return rusage(a.cpu_ns + a.child_cpu_ns, 0, max(a.maxrss, a.child_maxrss), a.minflt + a.child_minflt)
+    return rusage(a.cpu_ns + a.child_cpu_ns, a.sys_ns + a.child_sys_ns, max(a.maxrss, a.child_maxrss),
+                  a.minflt + a.child_minflt)
 
 
 # --------------------------------------------------------------------------- the calls
 async def sys_times(k: Personality, p: Proc, c: Call) -> int:
     if c.a[0]:
-        own = await cpu_ns(k, p)
-        tms = struct.pack("<4q", own // NS_PER_TICK, 0, p.acct.child_cpu_ns // NS_PER_TICK, 0)
+        user, system = await cpu_times(k, p)
+        a = p.acct
+        tms = struct.pack("<4q", user // NS_PER_TICK, system // NS_PER_TICK, a.child_cpu_ns // NS_PER_TICK,
+                          a.child_sys_ns // NS_PER_TICK)
         if not await k.write(p, c.a[0], tms):
             return -EFAULT
     return k.now_ns // NS_PER_TICK  # ticks since boot
@@ -94,9 +104,10 @@ async def sys_getrusage(k: Personality, p: Proc, c: Call) -> int:
     who = _i(c.a[0])
     a = p.acct
     if who in (RUSAGE_SELF, RUSAGE_THREAD):
-        data = rusage(await cpu_ns(k, p), 0, max(a.maxrss, rss_pages(p)), a.minflt)
+        user, system = await cpu_times(k, p)
+        data = rusage(user, system, max(a.maxrss, rss_pages(p)), a.minflt)
     elif who == RUSAGE_CHILDREN:
-        data = rusage(a.child_cpu_ns, 0, a.child_maxrss, a.child_minflt)
+        data = rusage(a.child_cpu_ns, a.child_sys_ns, a.child_maxrss, a.child_minflt)
     else:
         return -EINVAL
     return 0 if await k.write(p, c.a[1], data) else -EFAULT

@@ -133,10 +133,12 @@ class Acct:
 
     #: simulated time the process was made
     start_ns: int = 0
-    #: CPU time of its threads that are gone (ended, or replaced by execve)
+    #: CPU time of its threads that are gone (ended, or replaced by execve): user and system
     cpu_ns: int = 0
-    #: CPU time and page faults of its children that were reaped (and of theirs)
+    sys_ns: int = 0
+    #: CPU times and page faults of its children that were reaped (and of theirs)
     child_cpu_ns: int = 0
+    child_sys_ns: int = 0
     child_minflt: int = 0
     #: minor faults: pages it was given, zeroed, filled from a file or copied on write
     minflt: int = 0

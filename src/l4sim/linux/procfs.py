@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from l4sim.kernel.abi import MemRights
-from l4sim.linux.misc import NS_PER_TICK, cpu_ns
+from l4sim.linux.misc import NS_PER_TICK, cpu_times
 from l4sim.linux.personality import POOL_BASE
 from l4sim.linux.vfs import EPOCH
 
@@ -68,7 +68,8 @@ async def stat(k: Personality, p: Proc) -> bytes:
     t = _leader(p)
     a = p.acct
     ticks = NS_PER_TICK
-    utime = await cpu_ns(k, p) // ticks
+    user, system = await cpu_times(k, p)
+    utime, stime = user // ticks, system // ticks
     pending = _mask(p.pending | (t.pending if t is not None else set()))
     blocked = t.sigmask if t is not None else 0
     start_code, end_code = _code(p)
@@ -78,7 +79,7 @@ async def stat(k: Personality, p: Proc) -> bytes:
     fields = [
         p.pid, f"({p.name[:15]})", _state(k, p), p.ppid, p.pgid, p.sid, CONSOLE_DEV if ctty else 0,
         tty.pgrp if ctty else -1, 0,
-        a.minflt, a.child_minflt, 0, 0, utime, 0, a.child_cpu_ns // ticks, 0, 20, 0,
+        a.minflt, a.child_minflt, 0, 0, utime, stime, a.child_cpu_ns // ticks, a.child_sys_ns // ticks, 20, 0,
         max(1, len(p.threads)), 0, a.start_ns // ticks, _vsize(p), len(p.pages), RLIM_INFINITY,
         start_code, end_code, a.start_stack, 0, 0, pending, blocked, _mask(p.sigign), _mask(p.sighand),
         0, 0, 0, p.exit_signal, 0, 0, 0, 0, 0, 0, 0, 0, p.brk_start, *a.args, exit_code,
@@ -162,11 +163,14 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
                         (("l4sim", "/", "tmpfs"), ("tmpfs", "/tmp", "tmpfs"), ("devtmpfs", "/dev", "devtmpfs"),
                          ("proc", "/proc", "proc")))
     if what == "stat":
-        busy = sum([await cpu_ns(k, q) for q in list(k.all.values())]) // NS_PER_TICK
+        times = [await cpu_times(k, q) for q in list(k.all.values())]
+        user = sum(u for u, _ in times) // NS_PER_TICK
+        system = sum(s for _, s in times) // NS_PER_TICK
+        busy = user + system
         idle = max(0, up * k.ncores - busy)
-        lines = [f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0"]
-        lines += [f"cpu{i} {busy if i == 0 else 0} 0 0 {max(0, up - busy) if i == 0 else up} 0 0 0 0 0 0"
-                  for i in range(k.ncores)]
+        lines = [f"cpu  {user} 0 {system} {idle} 0 0 0 0 0 0"]
+        lines += [f"cpu{i} {user if i == 0 else 0} 0 {system if i == 0 else 0} "
+                  f"{max(0, up - busy) if i == 0 else up} 0 0 0 0 0 0" for i in range(k.ncores)]
         running = sum(1 for q in k.procs.values() if _state(k, q) == "R")
         lines += ["intr 0", "ctxt 0", f"btime {EPOCH}", f"processes {k.next_pid - 1}",
                   f"procs_running {running}", "procs_blocked 0"]
