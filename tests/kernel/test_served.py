@@ -58,19 +58,19 @@ def test_the_fastpath_and_the_full_path_lend_the_same():
 
 def test_a_server_calling_a_server_passes_the_time_to_its_client():
     async def inner(env):
-        m = await env.wait()
+        await env.wait()
         while True:
             await env.compute(5_000)
-            m = await env.reply_and_wait(0, 1)
+            await env.reply_and_wait(0, 1)
 
     async def outer(env, inner_slot):
         from l4sim.user.env import Gate
 
-        m = await env.wait()
+        await env.wait()
         while True:
             await env.compute(1_000)
             await Gate(env, inner_slot).call(0)
-            m = await env.reply_and_wait(0, 2)
+            await env.reply_and_wait(0, 2)
 
     async def root(env):
         i = await env.spawn(inner, name="inner", prio=10)
