@@ -70,3 +70,25 @@ def test_busybox_loop_same_with_and_without_the_pool(monkeypatch: pytest.MonkeyP
     args = ["sh", "-c", "for i in 1 2 3 4 5 6; do echo $i | md5sum; done | sort | uniq -c | wc -l"]
     with_pool = _traced(bb, args, 4, monkeypatch)
     assert with_pool[:2] == (0, b"6\n") and with_pool == _traced(bb, args, 0, monkeypatch)
+
+
+def test_text_pages_come_from_the_page_cache_and_stay_the_files(build: Build) -> None:
+    """A process that patches its own text (mprotect + store) gets a private copy of the page:
+    when it execs itself, the new program runs the file's code from the shared cached frames."""
+    exe = build("textpatch")
+    native = subprocess.run([str(exe)], capture_output=True, timeout=60).stdout
+    assert native == b"2 1\n"
+    out = bytearray()
+    res = run(exe, [], out=lambda fd, b: out.extend(b))
+    assert (res.status, bytes(out)) == (0, native)
+    assert res.stats["text_pages_shared"] > 0  # the exec mapped the image's cached text
+    assert res.stats["cow_copies"] >= 1  # the patch wrote a copy, not the cached frame
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed")
+def test_exec_of_the_same_program_shares_its_text() -> None:
+    bb = Path(shutil.which("busybox") or "")
+    out = bytearray()
+    res = run(bb, ["sh", "-c", f"for i in 1 2 3; do {bb} echo $i; done"], out=lambda fd, b: out.extend(b))
+    assert (res.status, bytes(out)) == (0, b"1\n2\n3\n")
+    assert res.stats["text_pages_shared"] > 100  # three execs of busybox, its text mapped, not copied

@@ -53,7 +53,7 @@ from l4sim.kernel.abi import (
     ThreadOp,
 )
 from l4sim.kernel.traps import Ipc
-from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image
+from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
 from l4sim.runtime.console import Console, start_console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
 from l4sim.user.env import Env, Gate, TaskCap, ThreadCap, _words
@@ -99,6 +99,8 @@ def _rights(flags: int) -> int:
         | (MemRights.X if flags & PF_X else 0)
 
 
+#: images whose read-only pages the page cache keeps (see Personality._text_pages)
+TEXT_CACHE = 4
 #: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
 _W, _X = int(MemRights.W), int(MemRights.X)
 
@@ -329,6 +331,12 @@ class Personality:
         self.to_trigger: set[int] = set()
         self.seq = 0
         self.elf_cache: dict[bytes, Image] = {}
+        #: the page cache of program text: for the last TEXT_CACHE images started, the frames of
+        #: their read-only pages (id(image) -> (image, va -> pool address)), each holding a
+        #: reference; ``elf_cache`` keeps the images of the files exec'd (see :meth:`program`)
+        self.text_cache: dict[int, tuple[Image, dict[int, int]]] = {}
+        #: program pages a start took from the page cache instead of copying the file
+        self.text_shared = 0
         self.forks = 0
         self.cow_copies = 0
         #: tid -> simulated time its sleep or timeout ends
@@ -344,6 +352,8 @@ class Personality:
         self.vfs = Vfs(root, procs=self.all.get, pids=lambda: sorted(self.procs))
         if cfg.exe_bytes and self.vfs.walk(root, cfg.exe, None)[0] is None:
             Vfs.put(root, cfg.exe, File(cfg.exe_bytes, 0o755))  # the program, at its path
+        if cfg.exe_bytes:
+            self.elf_cache[cfg.exe_bytes] = cfg.image  # an exec of the same file: the same image
 
     def wall(self) -> int:
         """Seconds of the simulated wall clock (file times)."""
@@ -628,6 +638,36 @@ class Personality:
         p.pages.clear()
         p.vmas.clear()
 
+    def program(self, data: bytes, path: str) -> Image:
+        """The parsed image of executable ``data`` (ElfError when it is none): from the cache
+        of the last TEXT_CACHE programs, whose read-only pages the page cache keeps."""
+        cache = self.elf_cache
+        image = cache.pop(data, None)
+        if image is None:
+            image = parse(data, path)
+            while len(cache) >= TEXT_CACHE:
+                old = cache.pop(next(iter(cache)))
+                hit = self.text_cache.pop(id(old), None)
+                if hit is not None:
+                    for a in hit[1].values():
+                        self.decref(a)
+        cache[data] = image  # the most recent last
+        return image
+
+    def _text_pages(self, image: Image) -> dict[int, int]:
+        """The page cache's frames of ``image``'s read-only pages (filled by :meth:`_start`);
+        the least recently started image leaves when TEXT_CACHE others are cached."""
+        key = id(image)
+        hit = self.text_cache.pop(key, None)
+        if hit is None:
+            hit = (image, {})
+            while len(self.text_cache) >= TEXT_CACHE:
+                _, frames = self.text_cache.pop(next(iter(self.text_cache)))
+                for a in frames.values():
+                    self.decref(a)
+        self.text_cache[key] = hit  # the most recent last
+        return hit[1]
+
     async def _start(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int) -> None:
         env = self.env
         await self._space(p)
@@ -636,22 +676,36 @@ class Personality:
         want: dict[int, int] = {}
         for s in image.segments:
             for va in range(s.vaddr & ~0xFFF, s.vaddr + s.memsz, PAGE):
-                want[va] = want.get(va, 0) | _rights(s.flags)
+                want[va] = want.get(va, 0) | int(_rights(s.flags))
             p.vmas.append(Vma(s.vaddr & ~0xFFF, (s.vaddr + s.memsz + PAGE - 1) & ~0xFFF,
                               _rights(s.flags), "elf"))
+        # read-only pages (text, constants) come from the page cache, shared by every process
+        # running the image: written once, and a forked or exec'd process runs code that the
+        # guest executor may already have translated (kernel/guest.py, "Reusing")
+        cached = self._text_pages(image)
         frames: dict[int, int] = {}
         for va in sorted(want):
-            frames[va] = await self.alloc()
+            a = cached.get(va)
+            if a is not None:
+                self.refs[a] = self.refs.get(a, 1) + 1
+                self.text_shared += 1
+            else:
+                a = await self.alloc()
+            frames[va] = a
         for s in image.segments:
             off = 0
             while off < len(s.data):
                 va = s.vaddr + off
                 k = min(len(s.data) - off, PAGE - (va & 0xFFF))
-                a = frames[va & ~0xFFF] + (va & 0xFFF)
-                await env.mem.write(a, s.data[off : off + k])
+                if (va & ~0xFFF) not in cached:
+                    await env.mem.write(frames[va & ~0xFFF] + (va & 0xFFF), s.data[off : off + k])
                 off += k
         for va, a in frames.items():
-            self.dirty.add(a)
+            if va not in cached:
+                self.dirty.add(a)
+                if not want[va] & _W:  # into the cache, which keeps a reference of its own
+                    cached[va] = a
+                    self.refs[a] = self.refs.get(a, 1) + 1
             p.pages[va >> 12] = a
             await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
         p.brk_start = p.brk = image.end
@@ -902,7 +956,8 @@ class Personality:
             if first.status is not None:
                 await self._console_io()
                 self.cfg.stats.update(calls=self.calls, unimplemented=dict(self.unimplemented),
-                                      forks=self.forks, cow_copies=self.cow_copies)
+                                      forks=self.forks, cow_copies=self.cow_copies,
+                                      text_pages_shared=self.text_shared)
                 return first.status
             timeout = None
             if sleepers:

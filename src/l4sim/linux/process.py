@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from l4sim.linux.elf import ElfError, parse
+from l4sim.linux.elf import ElfError
 from l4sim.linux.misc import child_rusage, reap
 from l4sim.linux.signals import (
     IGNORED_BY_DEFAULT,
@@ -111,11 +111,7 @@ async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
             name = interp
             continue
         try:
-            image = k.elf_cache.get(data)
-            if image is None:
-                image = parse(data, full)
-                k.elf_cache.clear()
-                k.elf_cache[data] = image
+            image = k.program(data, full)
         except ElfError:
             return -ENOEXEC
         if k.cfg.strace is not None:
