@@ -433,6 +433,26 @@ def test_a_dead_tasks_guest_cpu_is_pooled_then_reused(tmp: Path) -> None:
     assert s.k.guest_pool == [] and cpu.uch is None and cpu.uc is None
 
 
+def test_a_pooled_cpu_starts_new_threads_from_reset_registers(tmp: Path) -> None:
+    """A thread of the next task on a pooled instance does not see the registers the last
+    task left behind (xmm15 here): each guest thread starts from the CPU's reset state."""
+    prog = build("xmmleak", tmp)
+    log: list[Any] = []
+    s = Sys(serve(log))
+    t1 = s.task("one")
+    s.load(t1, prog)
+    s.guest(t1, prog)
+    s.k.run()
+    cpu = guest.cpu_of(s.k, t1)
+    s.k.destroy(t1)
+    t2 = s.task("two")
+    s.load(t2, prog)
+    s.guest(t2, prog)
+    assert guest.cpu_of(s.k, t2) is cpu
+    s.k.run()
+    assert [e for e in log if e[0] == "exit"] == [("exit", 0), ("exit", 0)]
+
+
 def test_without_a_pool_a_dead_tasks_guest_cpu_is_freed(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Kernel, "guest_pool_max", 0)
     prog = build("hello", tmp)

@@ -5,6 +5,7 @@ killed job's report, comm after execve, SA_RESTART, and stopping and continuing.
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import subprocess
 import tempfile
@@ -69,7 +70,12 @@ def _same(build: Build, name: str, workdir: Path | None = None) -> bytes:
     args = (str(workdir),) if workdir is not None else ()
     want = _native(exe, *args)
     got = _guest(exe, *((GUEST_DIR,) if workdir is not None else ()))
-    assert got[:2] == want[:2], f"guest stderr: {got[2].decode(errors='replace')}"
+    if got[:2] != want[:2]:  # say exactly which lines differ (the outputs are long)
+        diff = "\n".join(difflib.unified_diff(want[0].decode(errors="replace").splitlines(),
+                                               got[0].decode(errors="replace").splitlines(),
+                                               "native", "l4sim", lineterm=""))
+        pytest.fail(f"{name}: status native {want[1]}, l4sim {got[1]}\n{diff}\n"
+                    f"guest stderr: {got[2].decode(errors='replace')}")
     return got[0]
 
 

@@ -294,6 +294,11 @@ class GuestCPU:
         self.trap_paddr = mem.size
         uc.mem_map(self.trap_paddr, 0x1000, UC_PROT_EXEC)
         uc.mem_write(self.trap_paddr, b"\xf4" * 0x1000)
+        #: the CPU state right after reset: each new guest thread starts from it
+        self.reset_ctx = ctypes.c_void_p()
+        if uclib.uc_context_alloc(self.uch, ctypes.byref(self.reset_ctx)) != UC_ERR_OK:
+            raise RuntimeError("unicorn context_alloc failed")
+        uclib.uc_context_save(self.uch, self.reset_ctx)
         self.nframes = mem.nframes
         self.owner: GuestThread | None = None
         #: the task died while this CPU's emulation ran: close when it returns
@@ -427,6 +432,9 @@ class GuestCPU:
         if self.uch is None:
             return
         self._unwatch()
+        if self.reset_ctx.value:
+            uclib.uc_context_free(self.reset_ctx)
+            self.reset_ctx = ctypes.c_void_p()
         self.uc._Uc__finalizer()  # the binding's own uc_close, run once
         self.uc = None
         self.uch = None
@@ -547,6 +555,9 @@ class GuestThread:
         if cpu.owner is not None:
             uclib.uc_context_save(cpu.uch, cpu.owner.ctx)
             cpu.owner = None
+        # every register from the CPU's reset state (SSE, x87, segments, flags), not from the
+        # thread that ran last on this instance (possibly another task's, see GuestCPU.assign)
+        uclib.uc_context_restore(cpu.uch, cpu.reset_ctx)
         init = {"rflags": RFLAGS_INIT, **regs}
         cpu.write_regs(tuple(init.get(r, 0) & 0xFFFF_FFFF_FFFF_FFFF for r in REGS))
         uclib.uc_context_save(cpu.uch, self.ctx)

@@ -1,4 +1,5 @@
-"""Memory system calls of the Linux personality: brk, mmap, munmap, mprotect, mremap, madvise.
+"""Memory system calls of the Linux personality: brk, mmap, munmap, mprotect, mremap, madvise,
+msync.
 
 A process's address space is a list of VMAs (:class:`~l4sim.linux.personality.Vma`) and a
 page table ``vpn -> pool page``; pages come on demand through page faults (the personality
@@ -8,8 +9,12 @@ and take pages away (``task.unmap`` in the process, the frame freed when nobody 
 - ``mmap``: anonymous memory, private file mappings (a page is filled from the file when it
   is first touched; what the process writes stays its own, as copy-on-write makes it on
   Linux), ``MAP_SHARED|MAP_ANONYMOUS`` (and ``/dev/zero``) shared with forked children.
-  ``MAP_SHARED`` of a regular file is refused with ``ENODEV``: its pages would have to be
-  the file's own, and files live in the personality's memory, not in frames.
+  ``MAP_SHARED`` of a regular file maps the file's own pages: one frame per file page,
+  shared by every such mapping (:meth:`Personality.file_page`).  Files live in the
+  personality's memory, so the two are kept in step: before a call that reads or writes
+  file data (``FILE_DATA`` in :mod:`l4sim.linux.syscalls`) what the mappings wrote is copied
+  into the file, and after it what the call changed is copied into the frames -- the
+  coherence Linux gets from having one page cache.
 - Placement as on Linux: ``MAP_FIXED`` where asked, otherwise the hint when the range is
   free, otherwise the highest free gap below ``MMAP_TOP``.
 - ``mremap`` grows in place when the pages after the area are free, moves the pages (not
@@ -175,8 +180,6 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
             return -ENODEV
         elif not f.readable or (shared and prot & PROT_WRITE and not f.writable):
             return -EACCES
-        elif shared:
-            return -ENODEV  # shared file mappings are not supported (see the module docstring)
         elif off + size >= 1 << 63:
             return -EOVERFLOW
         else:
@@ -201,7 +204,7 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
                 return -ENOMEM
             addr = at
     p.vmas.append(Vma(addr, addr + size, prot_rights(prot), name, node, off if node is not None else 0,
-                      shared and node is None))
+                      bool(shared)))
     merge(p)
     return addr
 
@@ -318,11 +321,30 @@ async def sys_madvise(k: Personality, p: Proc, c: Call) -> int:
     return 0 if covered(p, addr, end) else -ENOMEM
 
 
+# --------------------------------------------------------------------------- msync
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
+
+
+async def sys_msync(k: Personality, p: Proc, c: Call) -> int:
+    """The shared pages' bytes into their files now (they also are before any file access)."""
+    addr, length, flags = c.a[0], c.a[1], c.a[2]
+    if addr & 0xFFF or flags & ~7 or (flags & MS_ASYNC and flags & MS_SYNC) or addr + length > USER_END:
+        return -EINVAL
+    end = _up(addr + length)
+    if end > addr and not covered(p, addr, end):
+        return -ENOMEM
+    for v in p.vmas:
+        if v.file is not None and v.shared and v.start < end and v.end > addr:
+            await k.pull_file(v.file)
+    return 0
+
+
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     9: ("mmap", sys_mmap, "puxxdx"),
     10: ("mprotect", sys_mprotect, "pux"),
     11: ("munmap", sys_munmap, "pu"),
     12: ("brk", sys_brk, "p"),
     25: ("mremap", sys_mremap, "puuxp"),
+    26: ("msync", sys_msync, "pux"),
     28: ("madvise", sys_madvise, "pud"),
 }

@@ -337,6 +337,10 @@ class Personality:
         self.text_cache: dict[int, tuple[Image, dict[int, int]]] = {}
         #: program pages a start took from the page cache instead of copying the file
         self.text_shared = 0
+        #: MAP_SHARED pages of files: file -> {page index -> pool page} (each holding a
+        #: reference), and what each held when last synchronised with the file's bytes
+        self.file_pages: dict[Any, dict[int, int]] = {}
+        self.file_shadow: dict[Any, dict[int, bytes]] = {}
         self.forks = 0
         self.cow_copies = 0
         #: tid -> simulated time its sleep or timeout ends
@@ -429,11 +433,19 @@ class Personality:
         filled from ``v``'s file (the tail of the file's last page zeroed); None when the page
         lies wholly beyond the file's end (SIGBUS on Linux).  MemoryError when no frame is left."""
         data = b""
-        if v.file is not None:
+        node = v.file
+        if node is not None:
             at = v.off + (vaddr & ~0xFFF) - v.start
-            if at >= v.file.size():
+            if at >= node.size():
                 return None
-            data = bytes(v.file.data[at : at + PAGE])
+            if node in self.file_pages:
+                await self.pull_file(node)  # what shared mappings wrote is the file's
+            if v.shared:  # the file's own page, the same frame in every shared mapping
+                a = await self.file_page(node, at >> 12)
+                self.refs[a] = self.refs.get(a, 1) + 1
+                p.pages[vaddr >> 12] = a
+                return a
+            data = bytes(node.data[at : at + PAGE])
         a = await self.alloc()
         if data:
             await self.env.mem.write(a, data)
@@ -442,6 +454,56 @@ class Personality:
         p.acct.minflt += 1
         p.acct.maxrss = max(p.acct.maxrss, len(p.pages))
         return a
+
+    # --- MAP_SHARED file pages: the file's bytes and the frames kept in step
+    async def file_page(self, node: Any, idx: int) -> int:
+        """The frame of page ``idx`` of file ``node`` that shared mappings map (made from the
+        file's bytes on first use; the table holds a reference)."""
+        frames = self.file_pages.setdefault(node, {})
+        a = frames.get(idx)
+        if a is None:
+            data = bytes(node.data[idx * PAGE : (idx + 1) * PAGE]).ljust(PAGE, b"\0")
+            a = await self.alloc()
+            await self.env.mem.write(a, data)
+            self.dirty.add(a)
+            frames[idx] = a
+            self.file_shadow.setdefault(node, {})[idx] = data
+        return a
+
+    async def pull_file(self, node: Any) -> None:
+        """Copy what shared mappings wrote into ``node``'s bytes (never past its end); pages no
+        process maps any more leave the table."""
+        frames = self.file_pages.get(node)
+        if frames is None:
+            return
+        shadow = self.file_shadow[node]
+        data = node.data
+        for idx, a in list(frames.items()):
+            now = await self.env.mem.read(a, PAGE)
+            if now != shadow[idx]:
+                at = idx * PAGE
+                if at < len(data):
+                    n = min(PAGE, len(data) - at)
+                    data[at : at + n] = now[:n]
+                shadow[idx] = now
+            if self.refs.get(a, 1) <= 1:  # only the table holds it
+                del frames[idx], shadow[idx]
+                self.decref(a)
+        if not frames:
+            del self.file_pages[node], self.file_shadow[node]
+
+    async def push_file(self, node: Any) -> None:
+        """Copy ``node``'s bytes into its shared pages where they changed (a write, truncate)."""
+        frames = self.file_pages.get(node)
+        if frames is None:
+            return
+        shadow = self.file_shadow[node]
+        data = node.data
+        for idx, a in frames.items():
+            want = bytes(data[idx * PAGE : (idx + 1) * PAGE]).ljust(PAGE, b"\0")
+            if want != shadow[idx]:
+                await self.env.mem.write(a, want)
+                shadow[idx] = want
 
     def fork_memory(self, parent: Proc, c: Proc) -> None:
         """``c``'s VMAs and the facts about its memory, copied from ``parent`` (fork); the
@@ -453,7 +515,7 @@ class Personality:
         """Give every page of ``p``'s shared anonymous areas a frame (before a fork), so that
         parent and child share each one from the start."""
         for v in p.vmas:
-            if v.shared:
+            if v.shared and v.file is None:  # a file's shared pages are in the file's table
                 for va in range(v.start, v.end, PAGE):
                     if va >> 12 not in p.pages:
                         await self.fresh_page(p, v, va)

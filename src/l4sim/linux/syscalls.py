@@ -312,7 +312,14 @@ async def dispatch(k: Personality, p: Proc, words: tuple[int, ...]) -> tuple[int
         if trace is not None and sc.name not in _OWN_TRACE:
             args = await _format(k, p, sc.fmt, c.a)
         c.args = args
-        r = await sc.fn(k, p, c)
+        if k.file_pages and nr in FILE_DATA:  # MAP_SHARED file pages and the file kept in step
+            for node in list(k.file_pages):
+                await k.pull_file(node)
+            r = await sc.fn(k, p, c)
+            for node in list(k.file_pages):
+                await k.push_file(node)
+        else:
+            r = await sc.fn(k, p, c)
         if c.ended:
             return None
         if r == BLOCK:
@@ -378,6 +385,13 @@ _merge()
 
 # after the merge: signals imports this module (a module global, not an import per call)
 from l4sim.linux.signals import deliver  # noqa: E402
+
+#: calls that read or write files' bytes: before each, what MAP_SHARED mappings of files wrote
+#: is copied into the files, after it what it wrote is copied into the mapped pages
+#: (:meth:`Personality.pull_file`, :meth:`Personality.push_file`)
+FILE_DATA = frozenset(nr for nr, sc in TABLE.items() if sc.name in {
+    "read", "write", "open", "openat", "creat", "pread64", "pwrite64", "readv", "writev",
+    "sendfile", "truncate", "ftruncate", "execve"})
 
 #: calls that read no clock (neither ``k.now_ns`` nor ``k.wall()``): the personality does not
 #: ask the kernel for the time before serving them (a real server reads no clock per call
