@@ -357,11 +357,12 @@ class Kernel:
         """``ns`` of a server's time went to ``client``'s call: count it as ``served_ns`` of the
         client at the root of the chain (a server calling another server on its client's behalf
         passes the time on)."""
-        for _ in range(16):  # a chain of calls is short; bounded all the same
-            r = client.reply
-            if r is None or r.caller is None:
-                break
+        r = client.reply
+        hops = 0
+        while r is not None and r.caller is not None and hops < 16:  # short; bounded all the same
             client = r.caller
+            r = client.reply
+            hops += 1
         client.served_ns += ns
 
     # ------------------------------------------------ the mapping database
@@ -1532,8 +1533,12 @@ class Kernel:
             r = th.reply
             if r is not None and r.caller is not None:  # a server calling on a client's behalf
                 self._lend(r.caller, ns)
-        else:
-            self._lend(peer, ns)  # a reply is the server's work for the caller (as in _deliver)
+        else:  # a reply is the server's work for the caller (as in _deliver)
+            r = peer.reply
+            if r is None or r.caller is None:
+                peer.served_ns += ns  # the caller is no server itself: the common case
+            else:
+                self._lend(peer, ns)
         self.ipc_count += 1
         th.ipcs += 1
         peer.ipcs += 1
