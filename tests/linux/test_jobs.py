@@ -129,3 +129,41 @@ def test_ctrl_c_runs_a_trap() -> None:
     res, out, _ = _run(BUSYBOX, "sh", "-c", "trap 'echo got INT' INT; read x; echo x=$x", stdin=[b"hello\n"],
                        ctrl_c_on_read=True)
     assert (res.status, out) == (0, b"got INT\nx=hello\n")
+
+
+TTIN = (b"background read: stopped=1 sig=21\n"
+        b"child read: 1\n"
+        b"then: exited=1 status=7\n"
+        b"ignored SIGTTIN: read=-1 EIO\n"
+        b"orphaned SIGTSTP: still running\n"
+        b"orphaned stopped job: hup cont\n")
+
+
+def _native_on_a_pty(exe: Path, typed: bytes) -> tuple[bytes, int]:
+    """Run ``exe`` natively in a new session with a pty as stdin (it takes the pty as its
+    controlling terminal) and ``typed`` waiting in it."""
+    import os
+
+    master, slave = os.openpty()
+    try:
+        os.write(master, typed)
+        r = subprocess.run([str(exe)], stdin=slave, capture_output=True, timeout=60, start_new_session=True)
+    finally:
+        os.close(slave)
+        os.close(master)
+    return r.stdout, r.returncode
+
+
+def test_background_reads_and_orphaned_groups(build: Build) -> None:
+    """A background process reading the terminal is stopped by SIGTTIN and reads once it is
+    the foreground group and continued; with SIGTTIN ignored the read is EIO; SIGTSTP does
+    not stop a process of an orphaned group; a stopped job orphaned by its parent's exit
+    gets SIGHUP and SIGCONT -- as natively on a pty."""
+    exe = build("ttin")
+    try:
+        native = _native_on_a_pty(exe, b"x\n")
+    except OSError as e:
+        pytest.skip(f"no pty here: {e}")
+    assert native == (TTIN, 0)
+    res, out, _ = _run(exe, stdin=[b"x\n"])
+    assert (res.status, out) == (0, TTIN)

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from l4sim.linux.jobs import JOB_IOCTLS, tty_ioctl
+from l4sim.linux.jobs import JOB_IOCTLS, background_read, tty_ioctl
 from l4sim.linux.signals import BLOCK, RESTART_NOHAND, RESTART_SYS, interrupt
 from l4sim.linux.vfs import (
     O_ACCMODE,
@@ -288,6 +288,9 @@ async def sys_read(k: Personality, p: Proc, c: Call) -> int:
     f = get(p, _i(c.a[0]))
     if f is None:
         return -EBADF
+    bg = await background_read(k, p, c, f)
+    if bg is not None:
+        return bg
     r = do_read(k, p, f, min(c.a[2], 1 << 20))
     if isinstance(r, int):
         return await interrupt(k, p, c, RESTART_SYS) if r == BLOCK else r
@@ -410,6 +413,9 @@ async def sys_readv(k: Personality, p: Proc, c: Call) -> int:
     vecs = await _iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
+    bg = await background_read(k, p, c, f)
+    if bg is not None:
+        return bg
     r = do_read(k, p, f, min(sum(n for _, n in vecs), 1 << 20))
     if isinstance(r, int):
         return await interrupt(k, p, c, RESTART_SYS) if r == BLOCK else r

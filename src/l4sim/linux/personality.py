@@ -215,6 +215,9 @@ class Proc:
     status: int | None = None  # exit status, 128+N when killed by signal N
     syscalls: int = 0
     ppid: int = 0
+    #: its parent ended and pid 1 took it: on Linux that is init, in no session of ours, so
+    #: pid 1 does not keep its group from being orphaned (jobs.orphaned)
+    adopted: bool = False
     pgid: int = 0
     sid: int = 0
     exe: str = ""
@@ -929,10 +932,14 @@ class Personality:
         await self._drop_space(p)
         self._vfork_done(p)
         close_all(self, p)
+        from l4sim.linux.jobs import orphan_check
+
+        await orphan_check(self, p)  # before it leaves: the groups it orphans and their stopped jobs
         del self.procs[p.pid]
         for q in self.all.values():  # orphans go to init
             if q.ppid == p.pid:
                 q.ppid = 1
+                q.adopted = True
         parent = self.procs.get(p.ppid)
         if parent is None or 17 in parent.sigign:  # nobody waits: reaped at once
             self.all.pop(p.pid, None)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from l4sim.linux.elf import ElfError
+from l4sim.linux.jobs import stop_discarded
 from l4sim.linux.misc import child_rusage, reap
 from l4sim.linux.signals import (
     IGNORED_BY_DEFAULT,
@@ -317,6 +318,21 @@ async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
     return await _send(k, p, c, [t.proc], _i(c.a[1]), t)
 
 
+async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
+    """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
+    as :func:`_send`, but no process is the sender."""
+    for q in targets:
+        if sig == SIGCONT:
+            await cont(k, q)
+        elif sig in SIGSTOPS:
+            q.pending.discard(SIGCONT)
+        if sig in q.sighand or all(t.sigmask >> (sig - 1) & 1 for t in q.threads.values()):
+            k.post(q, sig)
+        elif not (sig in q.sigign or sig in IGNORED_BY_DEFAULT or (sig in SIGSTOPS and q.stopped)
+                  or stop_discarded(k, q, sig)):
+            await doom(k, q, sig)
+
+
 async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
                 thread: LinuxThread | None = None) -> int:
     """Send ``sig`` to the processes ``targets`` (or to their ``thread``), as Linux's
@@ -348,6 +364,8 @@ async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
         if q is p and sig not in SIGSTOPS:
             self_hit = True
             continue
+        if stop_discarded(k, q, sig):
+            continue  # no stop in an orphaned group
         await doom(k, q, sig, thread)
     if self_hit:
         if k.cfg.strace is not None:

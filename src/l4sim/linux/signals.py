@@ -95,7 +95,10 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
         if sig in p.sigign or sig in IGNORED_BY_DEFAULT:
             continue
         if sig in SIGSTOPS:
-            await stop(k, p, sig)  # was blocked; stops the process now that it is not
+            from l4sim.linux.jobs import stop_discarded
+
+            if not stop_discarded(k, p, sig):
+                await stop(k, p, sig)  # was blocked; stops the process now that it is not
             continue
         await k.signal_death(p, sig, 0)  # fatal, now that it is unblocked
         return None
@@ -239,12 +242,18 @@ async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
         return BLOCK
     forget_wait(k, t, c)
     if how == RESTART_SYS and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART:
-        regs = list(c.words[:20])
-        regs[0] = c.nr
-        regs[_IDX["rip"]] -= 2  # back onto the 2-byte syscall instruction
-        c.all_regs = tuple(regs)
-        return -ERESTARTSYS
+        return restart(c)
     return -EINTR
+
+
+def restart(c: Call) -> int:
+    """``c`` runs again: its reply sets the registers back to the ``syscall`` instruction with
+    the call's number in rax (Linux's -ERESTARTSYS, after a handler or a stop)."""
+    regs = list(c.words[:20])
+    regs[0] = c.nr
+    regs[_IDX["rip"]] -= 2  # back onto the 2-byte syscall instruction
+    c.all_regs = tuple(regs)
+    return -ERESTARTSYS
 
 
 # --------------------------------------------------------------------------- stop and continue

@@ -198,6 +198,7 @@ async def do_clone(k: Personality, p: Proc, c: Call, flags: int, exit_signal: in
     child.exit_signal = exit_signal
     if flags & CLONE_PARENT:
         child.ppid = p.ppid
+        child.adopted = p.adopted
     cid = struct.pack("<i", child.pid)
     if flags & CLONE_PARENT_SETTID and ptid:
         await k.write(p, ptid, cid)
