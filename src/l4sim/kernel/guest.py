@@ -441,6 +441,11 @@ class GuestCPU:
         self._h = None
         self.owner = None
 
+    def __del__(self) -> None:
+        ctx = getattr(self, "reset_ctx", None)
+        if ctx is not None and ctx.value:
+            uclib.uc_context_free(ctx)  # plain memory: safe whenever the collector runs this
+
     def assign(self, task: Task) -> None:
         """Serve ``task`` (a pooled instance taken by a new task).
 
