@@ -43,7 +43,6 @@ from l4sim.kernel.abi import (
     EX_REGS_GUEST,
     EX_REGS_TRIGGER_EXCEPTION,
     IP_UNCHANGED,
-    REPLY_AND_WAIT,
     SLOT_PAGER,
     Fpage,
     FpageType,
@@ -52,11 +51,10 @@ from l4sim.kernel.abi import (
     Proto,
     ThreadOp,
 )
-from l4sim.kernel.traps import Ipc
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
 from l4sim.runtime.console import Console, start_console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
-from l4sim.user.env import Env, Gate, TaskCap, ThreadCap, _words
+from l4sim.user.env import Env, Gate, TaskCap, ThreadCap
 
 #: the personality's frame pool: blocks of POOL_BLOCK pages from sigma0, mapped here
 POOL_BASE = 0x10_0000_0000
@@ -1033,10 +1031,8 @@ class Personality:
                 timeout = max(0, min(sleepers.values()) - int(await env.clock()))
             if reply is None:
                 msg = await env.wait(timeout=timeout)
-            elif not reply[2] and timeout is None:  # the common reply, as reply_and_wait builds it
-                msg = await Ipc(0, REPLY_AND_WAIT, reply[0], _words(reply[1]), (), 0)
             else:
-                msg = await env.reply_and_wait(reply[0], *reply[1], items=reply[2], timeout=timeout)
+                msg = await env.answer(reply[0], reply[1], reply[2], timeout)
 
     async def _run_woken(self) -> None:
         """Run again the waiting calls of woken threads; answer those that can go on."""

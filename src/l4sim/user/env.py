@@ -531,7 +531,13 @@ class Env:
     def reply_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
                        timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
         """Answer the last call and wait for the next message (the server's syscall)."""
-        return Ipc(0, REPLY_AND_WAIT, int(proto), _words(words), tuple(items), 0, timeout, tuple(rcv))
+        return self.answer(proto, words, tuple(items), timeout, tuple(rcv))
+
+    def answer(self, proto: int, words: tuple[int, ...], items: tuple[MapItem, ...] = (),
+               timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+        """:meth:`reply_and_wait` with the words as one tuple: for a server's loop that has its
+        reply as (label, words, items), without unpacking it into arguments again."""
+        return Ipc(0, REPLY_AND_WAIT, int(proto), _words(words), items, 0, timeout, rcv)
 
     def reply(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = ()) -> Awaitable[Msg]:
         """Answer the last call without waiting."""
