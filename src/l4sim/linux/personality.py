@@ -332,10 +332,10 @@ class Personality:
         self.to_trigger: set[int] = set()
         self.seq = 0
         self.elf_cache: dict[bytes, Image] = {}
-        #: the page cache of program text: for the last TEXT_CACHE images started, the frames of
-        #: their read-only pages (id(image) -> (image, va -> pool address)), each holding a
-        #: reference; ``elf_cache`` keeps the images of the files exec'd (see :meth:`program`)
-        self.text_cache: dict[int, tuple[Image, dict[int, int]]] = {}
+        #: the page cache of program text: for the images in ``elf_cache`` (the last TEXT_CACHE
+        #: programs started, see :meth:`program`), the frames of their read-only pages
+        #: (id(image) -> va -> pool address), each holding a reference
+        self.text_cache: dict[int, dict[int, int]] = {}
         #: program pages a start took from the page cache instead of copying the file
         self.text_shared = 0
         #: MAP_SHARED pages of files: file -> {page index -> pool page} (each holding a
@@ -708,28 +708,19 @@ class Personality:
         image = cache.pop(data, None)
         if image is None:
             image = parse(data, path)
-            while len(cache) >= TEXT_CACHE:
+            while len(cache) >= TEXT_CACHE:  # the least recently started leaves, and its pages
                 old = cache.pop(next(iter(cache)))
-                hit = self.text_cache.pop(id(old), None)
-                if hit is not None:
-                    for a in hit[1].values():
-                        self.decref(a)
+                for a in self.text_cache.pop(id(old), {}).values():
+                    self.decref(a)
         cache[data] = image  # the most recent last
         return image
 
     def _text_pages(self, image: Image) -> dict[int, int]:
-        """The page cache's frames of ``image``'s read-only pages (filled by :meth:`_start`);
-        the least recently started image leaves when TEXT_CACHE others are cached."""
-        key = id(image)
-        hit = self.text_cache.pop(key, None)
-        if hit is None:
-            hit = (image, {})
-            while len(self.text_cache) >= TEXT_CACHE:
-                _, frames = self.text_cache.pop(next(iter(self.text_cache)))
-                for a in frames.values():
-                    self.decref(a)
-        self.text_cache[key] = hit  # the most recent last
-        return hit[1]
+        """The page cache's frames of ``image``'s read-only pages (filled by :meth:`_start`),
+        kept while ``elf_cache`` keeps the image; an image from elsewhere gets none kept."""
+        if not any(v is image for v in self.elf_cache.values()):
+            return {}
+        return self.text_cache.setdefault(id(image), {})
 
     async def _start(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int) -> None:
         env = self.env

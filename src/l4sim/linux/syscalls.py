@@ -312,14 +312,14 @@ async def dispatch(k: Personality, p: Proc, words: tuple[int, ...]) -> tuple[int
         if trace is not None and sc.name not in _OWN_TRACE:
             args = await _format(k, p, sc.fmt, c.a)
         c.args = args
-        if k.file_pages and nr in FILE_DATA:  # MAP_SHARED file pages and the file kept in step
+        synced = bool(k.file_pages) and nr in FILE_DATA  # MAP_SHARED pages and files in step
+        if synced:
             for node in list(k.file_pages):
                 await k.pull_file(node)
-            r = await sc.fn(k, p, c)
+        r = await sc.fn(k, p, c)
+        if synced:
             for node in list(k.file_pages):
                 await k.push_file(node)
-        else:
-            r = await sc.fn(k, p, c)
         if c.ended:
             return None
         if r == BLOCK:
