@@ -149,6 +149,7 @@ def bare_seconds(exe: Path, n: int) -> tuple[float, int]:
     from unicorn.unicorn_py3.unicorn import Uc as _Uc
     from unicorn.unicorn_py3.unicorn import uclib
 
+    from l4sim.kernel.guest import _raw
     from l4sim.linux.elf import parse
 
     image = parse(exe.read_bytes(), str(exe))
@@ -176,8 +177,7 @@ def bare_seconds(exe: Path, n: int) -> tuple[float, int]:
     # the C functions without the binding's argtypes, called with prepared pointers: the
     # cheapest register access ctypes gives (the kernel's guest CPU uses the same calls)
     ref_rax, ref_rdi, ref_rdx = (ctypes.c_void_p(ctypes.addressof(r)) for r in (rax, rdi, rdx))
-    raw = ctypes.CDLL(uclib._name)
-    reg_read, reg_write, emu_stop = raw.uc_reg_read, raw.uc_reg_write, uclib.uc_emu_stop
+    reg_read, reg_write, emu_stop = _raw.uc_reg_read, _raw.uc_reg_write, uclib.uc_emu_stop
     h = ctypes.c_void_p(uch.value)
     RAX, RDI, RDX = X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RDX
     status = [-1]
