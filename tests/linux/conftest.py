@@ -14,8 +14,10 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,30 @@ def host_tmpfs() -> Path | None:
 
 CC = compiler()
 LIBC = CC[1] if CC else ""
+
+
+def native(exe: Path | str, *args: str, input: bytes | None = None) -> tuple[bytes, int]:
+    """stdout and status of ``exe`` run on the host (128+N when killed by signal N), with a
+    minimal environment and ``input`` (default: none) as stdin -- the guest's defaults."""
+    stdin: dict[str, Any] = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    r = subprocess.run([str(exe), *args], capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+                       **stdin)
+    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode
+
+
+@pytest.fixture
+def native_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh host directory for a native run, on tmpfs when there is one (the guest's /tmp
+    is tmpfs: directory sizes and link counts then agree)."""
+    shm = host_tmpfs()
+    if shm is None:
+        yield tmp_path
+        return
+    d = Path(tempfile.mkdtemp(prefix="l4sim-", dir=shm))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,7 @@ reason names the root cause, so the fix flips them.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -400,19 +397,6 @@ NEEDS_SH = {"awk_commands"}
 
 
 TMPFS = host_tmpfs()
-
-
-@pytest.fixture
-def native_dir(tmp_path: Path) -> Iterator[Path]:
-    """A fresh host directory for the native run: on tmpfs when there is one."""
-    if TMPFS is None:
-        yield tmp_path
-        return
-    d = Path(tempfile.mkdtemp(prefix="l4sim-bb-", dir=TMPFS))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ and the same results as running the binary natively."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,17 +15,13 @@ pytest.importorskip("elftools")
 from l4sim.cli import main
 from l4sim.linux.syscalls import TABLE
 
+from .conftest import native
+
 Build = Callable[..., Path]
 
 
 def l4sim(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
-
-
-def native(exe: Path, *args: str) -> tuple[bytes, int]:
-    """stdout and status of the binary run on the host (128+N when killed by signal N)."""
-    r = subprocess.run([str(exe), *args], capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
-    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode
 
 
 def test_run_prints_stdout_and_exits_with_the_status(build: Build) -> None:

@@ -4,7 +4,6 @@ blocking calls answered later, and busybox when it is installed."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,8 @@ pytest.importorskip("elftools")
 from l4sim.cli import main
 from l4sim.linux.run import Result as RunResult
 from l4sim.linux.run import run
+
+from .conftest import native
 
 Build = Callable[..., Path]
 BUSYBOX = shutil.which("busybox")
@@ -36,12 +37,6 @@ def _run(exe: Path, *args: str, strace: bool = False, root: Path | None = None,
 
 def l4sim(*args: str, input: bytes | None = None) -> Result:
     return CliRunner().invoke(main, list(args), input=input)
-
-
-def native(exe: Path | str, *args: str, input: bytes | None = None) -> tuple[bytes, int]:
-    r = subprocess.run([str(exe), *args], capture_output=True, timeout=60, input=input,
-                       env={"PATH": "/usr/bin:/bin"})
-    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode
 
 
 def test_file_io_in_tmp(build: Build) -> None:

@@ -6,10 +6,8 @@ killed job's report, comm after execve, SA_RESTART, and stopping and continuing.
 from __future__ import annotations
 
 import difflib
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -49,20 +47,6 @@ def _native(exe: Path | str, *args: str, cwd: Path | None = None) -> tuple[bytes
     return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode, r.stderr
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    """An empty host directory for the native run, on tmpfs when there is one."""
-    shm = host_tmpfs()
-    if shm is None:
-        yield tmp_path
-        return
-    d = Path(tempfile.mkdtemp(prefix="l4sim-fix-", dir=shm))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def _same(build: Build, name: str, workdir: Path | None = None) -> bytes:
     """Run guest program ``name`` natively (in ``workdir``, when given) and under l4sim (in
     the guest's /tmp); both must print the same and exit the same; the output."""
@@ -80,11 +64,11 @@ def _same(build: Build, name: str, workdir: Path | None = None) -> bytes:
 
 
 # --------------------------------------------------------------------------- 1. "/", ".", ".."
-def test_paths_without_a_last_name(build: Build, workdir: Path) -> None:
+def test_paths_without_a_last_name(build: Build, native_dir: Path) -> None:
     """mkdir of "/", ".", "..", "d/.." is EEXIST (busybox's mkdir -p /abs/path relies on it);
     rmdir's are EBUSY, EINVAL, ENOTEMPTY; unlink's EISDIR; rename's EBUSY; a missing
     directory before ".." is ENOENT."""
-    out = _same(build, "dots", workdir)
+    out = _same(build, "dots", native_dir)
     assert b"mkdir /                EEXIST" in out and b"rmdir ..               ENOTEMPTY" in out
 
 
@@ -98,39 +82,39 @@ def test_sigpipe_with_a_handler_blocked_or_ignored(build: Build) -> None:
 
 
 # --------------------------------------------------------------------------- 3. the cwd
-def test_cwd_is_the_directory_not_its_path(build: Build, workdir: Path) -> None:
+def test_cwd_is_the_directory_not_its_path(build: Build, native_dir: Path) -> None:
     """After the cwd (and a dirfd's directory) is renamed, relative paths still work and
     getcwd and /proc/self/cwd show the new name; after it is removed getcwd is ENOENT,
     /proc/self/cwd says "(deleted)", it lists nothing and nothing can be made in it."""
-    out = _same(build, "cwd", workdir)
+    out = _same(build, "cwd", native_dir)
     assert b"renamed: getcwd /b\n" in out and b"removed: getcwd ENOENT\n" in out
 
 
 # --------------------------------------------------------------------------- 4. stat on tmpfs
-def test_stat_fields_as_tmpfs_reports_them(build: Build, workdir: Path) -> None:
+def test_stat_fields_as_tmpfs_reports_them(build: Build, native_dir: Path) -> None:
     """st_blocks counts 4 KiB pages (8 per page, 0 for directories and short symbolic
     links), a directory's st_nlink is 2 + its subdirectories and its size 40 + 20 per entry."""
     if host_tmpfs() is None:
         pytest.skip("no tmpfs at /dev/shm for the native reference")
-    out = _same(build, "statfields", workdir)
+    out = _same(build, "statfields", native_dir)
     assert b"d        size=100 nlink=4 blocks=0\n" in out and b"f4097    size=4097 nlink=1 blocks=16\n" in out
 
 
 # --------------------------------------------------------------------------- 5. FIFOs
-def test_fifos(build: Build, workdir: Path) -> None:
+def test_fifos(build: Build, native_dir: Path) -> None:
     """mkfifo and mknod(S_IFIFO) make FIFOs; an open for reading waits for a writer and one
     for writing waits for a reader, whichever comes first; O_NONBLOCK and O_RDWR opens; what
     is left in a FIFO goes with its last end."""
-    out = _same(build, "fifo", workdir)
+    out = _same(build, "fifo", native_dir)
     assert b"reader got 6: first\n" in out and b"reader got 7: second\n" in out
 
 
 @needs_busybox
-def test_busybox_mkfifo(workdir: Path) -> None:
+def test_busybox_mkfifo(native_dir: Path) -> None:
     """`mkfifo f; (echo hi > f &); cat f` prints hi, as on Linux."""
     script = "cd @D && mkfifo f && (echo hi > f &); cat f; ls -l f | cut -c1-10; cat f > out & echo two > f; " \
              "wait; cat out"
-    want = _native(BUSYBOX, "sh", "-c", script.replace("@D", str(workdir)))
+    want = _native(BUSYBOX, "sh", "-c", script.replace("@D", str(native_dir)))
     got = _guest(BUSYBOX, "sh", "-c", script.replace("@D", GUEST_DIR))
     assert got[:2] == want[:2] == (b"hi\nprw-r--r--\ntwo\n", 0)
 
@@ -169,10 +153,10 @@ def test_kill_then_wait_reports_like_native() -> None:
 
 
 # --------------------------------------------------------------------------- 8. comm
-def test_comm_is_the_executed_files_name(build: Build, workdir: Path) -> None:
+def test_comm_is_the_executed_files_name(build: Build, native_dir: Path) -> None:
     """After execve the process is named after the file's path (its last component, 15
     characters), not argv[0]: /proc/self/comm, /proc/self/stat and PR_GET_NAME agree."""
-    out = _same(build, "comm", workdir)
+    out = _same(build, "comm", native_dir)
     assert b"via /proc/self/exe: comm=exe stat=exe prctl=exe\n" in out
     assert b"comm=a-very-long-pro " in out
 

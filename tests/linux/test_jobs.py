@@ -16,6 +16,8 @@ pytest.importorskip("elftools")
 from l4sim.cli import main
 from l4sim.linux.run import Result, run
 
+from .conftest import native
+
 Build = Callable[..., Path]
 BUSYBOX = Path("/bin/busybox")
 needs_busybox = pytest.mark.skipif(not BUSYBOX.is_file(), reason="busybox is not installed (busybox-static)")
@@ -38,12 +40,6 @@ def _run(exe: Path, *args: str, stdin: list[bytes] | None = None, ctrl_c_on_read
     res = run(exe, list(args), out=lambda fd, b: out.extend(b) if fd == 1 else None, stdin=host_stdin,
               interrupts=interrupts, strace=lines.append if strace else None)
     return res, bytes(out), lines
-
-
-def native(exe: Path, *args: str) -> tuple[bytes, int]:
-    r = subprocess.run([str(exe), *args], capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
-                       stdin=subprocess.DEVNULL)
-    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode
 
 
 JOBS = (b"setpgid child: ok group=child:1\n"

@@ -4,7 +4,6 @@ format (every call named, iovecs decoded) and `linux run --trace`."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from l4sim.linux.run import Result as RunResult
 from l4sim.linux.run import run
 from l4sim.linux.syscalls import TABLE
 from l4sim.linux.sysnames import NAMES
+
+from .conftest import native
 
 Build = Callable[..., Path]
 BUSYBOX = Path("/bin/busybox")
@@ -35,11 +36,6 @@ def _run(exe: Path, *args: str, strace: bool = False, cores: int = 1) -> tuple[R
 
 def l4sim(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
-
-
-def native(exe: Path, *args: str) -> tuple[bytes, int]:
-    r = subprocess.run([str(exe), *args], capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
-    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode
 
 
 # --------------------------------------------------------------------------- /proc

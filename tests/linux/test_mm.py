@@ -3,7 +3,6 @@ madvise, the address hint; natively and under l4sim the same."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,8 @@ pytest.importorskip("elftools")
 from l4sim.cli import main
 from l4sim.linux.run import Result, run
 
+from .conftest import native
+
 Build = Callable[..., Path]
 
 
@@ -25,11 +26,6 @@ def _run(exe: Path, *args: str, strace: bool = False) -> tuple[Result, bytes, li
     res = run(exe, list(args), out=lambda fd, b: out.extend(b) if fd == 1 else None,
               strace=lines.append if strace else None)
     return res, bytes(out), lines
-
-
-def native(exe: Path, *args: str) -> tuple[bytes, int]:
-    r = subprocess.run([str(exe), *args], capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
-    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode
 
 
 FILEMAP = (b"offset ok=1 tail zero=1 first=o\n"
