@@ -63,9 +63,9 @@ from l4sim.kernel.abi import (
     Rights,
     pack_bytes,
 )
-from l4sim.kernel.kernel import Kernel, LoadCode
+from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS, IpcGate
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, SaveReply
+from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, SaveReply
 from l4sim.kernel.vspace import IoAccess, MemAccess
 from l4sim.machine.board import Machine
 from l4sim.user.env import INITIAL, Cap, Env, FactoryCap, Gate, L4Error, TaskLocal, start_task

@@ -16,7 +16,7 @@ kernel rejects anything that is not one of these types.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -125,3 +125,24 @@ class Msg(NamedTuple):
 
 #: The one object of the fast, common answers (frozen, so safe to share).
 MSG_OK = Msg()
+
+
+#: a native thread's code: ``entry(sp)`` returns the coroutine it runs
+Entry = Callable[[int], Coroutine[Any, Any, Any]]
+
+
+class LoadCode(Trap):
+    """Load native code into a task (the analog of mapping a text segment).
+
+    ``entry(sp)`` must return the coroutine the new thread runs.  Python code
+    cannot travel in a message, so this is a trap of its own; it needs the W
+    right on the task capability ``task``.  Returns the new ip, or ``-errno``.
+    """
+
+    __slots__ = ("entry", "task")
+
+    def __init__(self, task: int, entry: Entry) -> None:
+        self.task = task
+        self.entry = entry
+
+

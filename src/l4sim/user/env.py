@@ -64,8 +64,7 @@ from l4sim.kernel.abi import (
     ThreadOp,
     pack_bytes,
 )
-from l4sim.kernel.kernel import LoadCode
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, Msg, NextPeriod, SaveReply
+from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPeriod, SaveReply
 from l4sim.kernel.vspace import IoAccess, MemAccess
 
 Program = Callable[..., Coroutine[Any, Any, Any]]

@@ -1,0 +1,182 @@
+"""Exceptions, page faults, and the memory and port accesses of native programs.
+
+A native program's load or store (``sys_mem``) copies between its address
+space and the trap, or -- where a page is missing -- becomes page-fault IPC
+to the thread's pager (label -2, Fiasco's word layout: address with the
+present and write bits, then the faulting ip); the access is retried when
+the pager's reply has mapped the page.  Any other fault becomes exception
+IPC (label -5) to the thread's exception handler (``exception``), whose
+reply resumes or ends the thread -- Fiasco's ``thread-pagefault.cpp`` and
+``thread.cpp`` exception paths, seL4's ``kernel/faulthandler.c``.
+
+These are methods of :class:`~l4sim.kernel.kernel.Kernel`: each function
+takes the kernel as ``self`` and the class binds it under its old name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from l4sim.kernel.abi import MSG_WORDS, RECV, SEND, WORD_MASK, IpcErr, MemRights, Proto
+from l4sim.kernel.common import _DEAD, _INACTIVE, _MEM_R, _MEM_W, CALL_FLAGS, FPAGE_ALL_MEMORY
+from l4sim.kernel.objects import IpcGate, Task, Thread
+from l4sim.kernel.traps import Fault, Ipc
+from l4sim.kernel.vspace import (
+    IO_PORTS,
+    MAX_ACCESS,
+    PF_PRESENT,
+    PF_WRITE,
+    TRAP_GP,
+    TRAP_PAGE_FAULT,
+    IoAccess,
+    MemAccess,
+    first_missing,
+    read_frames,
+    write_frames,
+)
+
+if TYPE_CHECKING:
+    from l4sim.kernel.kernel import Core, Kernel
+
+
+def sys_fault(self: Kernel, core: Core, th: Thread, t: Fault) -> None:
+    words = t.words
+    if not (type(t.trapno) is int and type(t.code) is int and 0 <= t.trapno <= WORD_MASK
+            and 0 <= t.code <= WORD_MASK and self._words_ok(words) and len(words) <= MSG_WORDS - 4):
+        self._fail_now(core, th, IpcErr.SEMSGCUT)
+        return
+    self._exception(core, th, t.trapno, t.code, words, "fault")
+
+
+def sys_mem(self: Kernel, core: Core, th: Thread, t: MemAccess) -> None:
+    """A load or store of a native program: copy, or fault to the pager."""
+    addr, n, data = t.addr, t.n, t.data
+    costs = self.costs
+    if (type(addr) is not int or type(n) is not int or not 0 <= n <= MAX_ACCESS or addr < 0
+            or addr + n > 1 << 64 or (data is not None and (type(data) is not bytes or len(data) != n))):
+        self._exception(core, th, TRAP_GP, 0, (), "bad memory access arguments")
+        return
+    self._charge(core, th, costs.mem_access + costs.mem_per_kib * (n >> 10))
+    task = th.task
+    assert task is not None
+    vs = task.vspace
+    write = data is not None
+    miss = first_missing(vs, addr, n, _MEM_W if write else _MEM_R,
+                         (lambda vpn: self.sigma0_root(task, vpn)) if vs.sigma0 else None)
+    if miss is not None:
+        fault_addr, m = miss
+        self._page_fault(core, th, t, fault_addr, write, m is not None)
+        return
+    mem = self.machine.mem
+    if write:
+        assert data is not None
+        write_frames(mem, task, addr, data)
+        if self.code_watch:
+            self._written(task, addr, n)
+    else:
+        th.resume = read_frames(mem, task, addr, n)
+
+
+def written(self: Kernel, task: Task, addr: int, n: int) -> None:
+    """A native program wrote ``n`` bytes at ``addr`` of ``task``: code translated from
+    those frames is stale."""
+    pages = task.vspace.pages
+    watch = self.code_watch
+    for vpn in range(addr >> 12, ((addr + n - 1) >> 12) + 1 if n else addr >> 12):
+        m = pages.get(vpn)
+        if m is not None and m.pfn in watch:
+            self.code_written(m.pfn)
+
+
+def page_fault(self: Kernel, core: Core, th: Thread, t: Any, addr: int, write: bool, present: bool) -> None:
+    """Turn a faulting access into page-fault IPC to the pager (or an exception)."""
+    th.pfaults += 1
+    self._charge(core, th, self.costs.page_fault)
+    th.redo = t
+    word0 = (addr & ~7) | (PF_WRITE if write else 0) | (PF_PRESENT if present else 0)
+    pe = self._lookup(th, th.pager_slot) if th.pager_slot else None
+    dest = None
+    if pe is not None:
+        obj = pe.obj
+        dest = obj if type(obj) is Thread else (obj.thread if type(obj) is IpcGate else None)
+    if self.tracer is not None:
+        self._trace(core.id, "pagefault", th.kid, addr=addr, write=int(write), present=int(present),
+                    pager=dest.kid if dest is not None else -1)
+    if dest is None or dest.state is _DEAD:
+        self._exception(core, th, TRAP_PAGE_FAULT, word0 & 7, (addr,), "page fault without a pager")
+        return
+    self._sys_ipc(core, th, Ipc(th.pager_slot, CALL_FLAGS, int(Proto.PAGE_FAULT), (word0, th.traps),
+                                rcv=(FPAGE_ALL_MEMORY,)))
+
+
+def sys_io(self: Kernel, core: Core, th: Thread, t: IoAccess) -> None:
+    """An in/out instruction: allowed only on ports mapped into the task."""
+    port, value = t.port, t.value
+    if type(port) is not int or not 0 <= port < IO_PORTS or (
+            value is not None and (type(value) is not int or not 0 <= value <= 0xFF)):
+        self._exception(core, th, TRAP_GP, 0, (), "bad port access arguments")
+        return
+    self._charge(core, th, self.costs.io_access)
+    task = th.task
+    assert task is not None
+    m = task.vspace.io.get(port)
+    if m is None and task.vspace.sigma0:
+        m = self.sigma0_root(task, port, io=True)
+    if m is None or not m.rights & (MemRights.W if value is not None else MemRights.R):
+        th.redo = t  # a handler that maps the port and resumes gets the access retried
+        self._exception(core, th, TRAP_GP, port, (port,), f"I/O port {port:#x} not mapped")
+        return
+    handlers = self.machine.ports.get(port)
+    if value is None:
+        th.resume = handlers[0](port) if handlers is not None else 0xFF
+    elif handlers is not None:
+        handlers[1](port, value)
+
+
+def exception(self: Kernel, core: Core, th: Thread, trapno: int, code: int, extra: tuple[int, ...],
+               why: str) -> None:
+    """Turn a fault of ``th`` into exception IPC to its handler, or stop it.
+
+    The message (protocol label -5) carries trap number, error code, the
+    native instruction pointer (entry ip and trap count) and any extra
+    words.  The handler's reply resumes the thread when its label is 0 (a
+    ``Fault`` trap returns the reply); any other label, or a failed
+    exception IPC, kills it.  A thread whose Python code raised has no
+    frame to resume: unless the handler restarts it with ex_regs first, a
+    resuming reply ends it.
+    """
+    self.exceptions += 1
+    self._charge(core, th, self.costs.exception)
+    he = self._lookup(th, th.exc_slot) if th.exc_slot else None
+    dest = None
+    if he is not None:
+        obj = he.obj
+        if type(obj) is Thread:
+            dest = obj
+        elif type(obj) is IpcGate:
+            dest = obj.thread
+    if self.tracer is not None:
+        self._trace(core.id, "exception", th.kid, trapno=trapno, code=code,
+                    handler=dest.kid if dest is not None else -1, why=why)
+    if dest is None or dest.state is _DEAD:
+        th.faulted = True
+        if th.coro is None:
+            self._kill(th, None, f"unhandled exception: {why}")
+        else:
+            th.state = _INACTIVE  # stopped; ex_regs may restart it
+            if self.tracer is not None:
+                self._trace(core.id, "exit", th.kid, code=None, reason=f"stopped: {why}")
+        return
+    th.exc_pending = 1
+    self._sys_ipc(core, th, Ipc(th.exc_slot, SEND | RECV, int(Proto.EXCEPTION),
+                                (trapno, code, th.ip, th.traps, *extra)))
+
+
+def exc_dest(self: Kernel, th: Thread) -> Thread | None:
+    """The thread that receives ``th``'s exception IPC, or None."""
+    he = self._lookup(th, th.exc_slot) if th.exc_slot else None
+    if he is None:
+        return None
+    obj = he.obj
+    dest = obj if type(obj) is Thread else obj.thread if type(obj) is IpcGate else None
+    return dest if dest is not None and dest.state is not _DEAD else None

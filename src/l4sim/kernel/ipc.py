@@ -1,0 +1,636 @@
+"""IPC: the fastpath, the full path, typed items and reply capabilities.
+
+The one system call of L4 (Fiasco's ``thread-ipc.cpp``, seL4's
+``object/endpoint.c`` and ``kernel/thread.c``).  ``sys_ipc`` looks up the
+invoked capability, decodes the whole message without changing anything
+(``ipc_ok``), then runs the send phase (deliver to a waiting receiver, or
+queue at it) and the receive phase (a pending IRQ, a queued sender, or
+block with a timeout).  A call leaves the callee a use-once reply
+capability (:class:`~l4sim.kernel.objects.Reply`); ``sys_save_reply``
+moves it into a slot for a deferred reply.
+
+``sys_ipc_fast`` is the fastpath: a call to a waiting server, a reply to a
+waiting caller, words only.  Its effects and charged time are exactly the
+full path's; everything else, every error included, goes the full way.
+
+Typed items are decoded against the receiver's buffers before any is
+performed (``decode_items``); flexpage transfers are planned and carried
+out by :mod:`l4sim.kernel.mapdb`.
+
+These are methods of :class:`~l4sim.kernel.kernel.Kernel`: each function
+takes the kernel as ``self`` and the class binds it under its old name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from l4sim.kernel.abi import (
+    CAP_SLOTS,
+    LABEL_MAX,
+    LABEL_MIN,
+    MSG_WORDS,
+    OPEN_WAIT,
+    RECV,
+    REPLY,
+    REPLY_AND_WAIT,
+    SEND,
+    WORD_MASK,
+    Err,
+    Fpage,
+    IpcErr,
+    MapItem,
+    MemRights,
+    Proto,
+    Rights,
+    StrBuf,
+    StrItem,
+)
+from l4sim.kernel.caps import CapEntry
+from l4sim.kernel.common import (
+    _DEAD,
+    _PROTO_KOBJECT,
+    _READY,
+    _RECV,
+    _SEND,
+    CALL_FLAGS,
+    _fpage_ok,
+    _new_msg,
+    _range_ok,
+)
+from l4sim.kernel.objects import TS, IpcGate, Irq, KObject, Reply, Thread
+from l4sim.kernel.traps import MSG_OK, Ipc, Msg, SaveReply
+from l4sim.kernel.vspace import first_missing
+from l4sim.machine.events import PRIO_TIMEOUT
+
+if TYPE_CHECKING:
+    from l4sim.kernel.kernel import Core, Kernel
+
+
+def sys_save_reply(self: Kernel, core: Core, th: Thread, t: SaveReply) -> None:
+    self._charge(core, th, self.costs.syscall + self.costs.map_per_entry)
+    r = th.reply
+    task = th.task
+    if task is None or not (type(t.slot) is int and 0 < t.slot < CAP_SLOTS):
+        th.resume = -Err.EINVAL
+    elif r is None or r.caller is None:
+        th.resume = -Err.ENOENT
+    else:
+        th.reply = None
+        self.objects_alive += 1  # a saved reply is an object with a capability
+        r.alive = True
+        self.cap_insert(task, t.slot, r, Rights.W, None)
+        th.resume = 0
+
+
+def lookup(self: Kernel, th: Thread, slot: int) -> CapEntry | None:
+    task = th.task
+    if task is None or type(slot) is not int:
+        return None
+    return task.caps.slots.get(slot)
+
+
+def words_ok(words: Any) -> bool:
+    if type(words) is not tuple:
+        return False
+    for w in words:
+        if type(w) is not int or w < 0 or w > WORD_MASK:
+            return False
+    return True
+
+
+def plain(t: Ipc) -> bool:
+    """Copy int-subclass values (an IntEnum op code, say) into plain ints.
+
+    The kernel hands receivers machine words, never the sender's objects.
+    Returns False when some word or the label is not an int at all.
+    """
+    if type(t.words) is tuple:
+        for w in t.words:
+            if type(w) is not int:
+                if not isinstance(w, int) or isinstance(w, bool):
+                    return False
+                t.words = tuple(int(x) if isinstance(x, int) and not isinstance(x, bool) else x
+                                for x in t.words)
+                break
+    if type(t.proto) is not int:
+        if not isinstance(t.proto, int) or isinstance(t.proto, bool):
+            return False
+        t.proto = int(t.proto)
+    return True
+
+
+def ipc_ok(self: Kernel, t: Ipc) -> bool:
+    """Decode an IPC's arguments: label, words, items, timeouts, buffers."""
+    if not self._plain(t):
+        return False
+    words, items = t.words, t.items
+    if type(t.flags) is not int or type(t.proto) is not int or not LABEL_MIN <= t.proto <= LABEL_MAX:
+        return False
+    if not self._words_ok(words) or type(items) is not tuple or type(t.rcv) is not tuple:
+        return False
+    if len(words) + 2 * len(items) > MSG_WORDS:
+        return False
+    for it in items:
+        if type(it) is MapItem:
+            if not _fpage_ok(it.fpage) or type(it.snd_base) is not int or type(it.grant) is not bool:
+                return False
+        elif type(it) is not StrItem or not _range_ok(it.addr, it.length):
+            return False
+    for v in (t.timeout, t.rcv_timeout):
+        if v is not None and (type(v) is not int or v < 0):
+            return False
+    for b in t.rcv:
+        if not _fpage_ok(b) and (type(b) is not StrBuf or not _range_ok(b.addr, b.length)):
+            return False
+    return True
+
+
+def fail_now(self: Kernel, core: Core, th: Thread, code: int) -> None:
+    """The running thread's IPC ends at once with ``code``."""
+    self._charge(core, th, self.costs.error_path)
+    if self.tracer is not None:
+        self._trace(core.id, "ipc_err", th.kid, code=int(code), phase="recv" if code & 1 else "send")
+    th.resume = Msg(error=code)
+    if th.exc_pending:
+        th.exc_pending = 0
+        self._exc_failed(th, th.resume)
+
+
+def ipc_fail(self: Kernel, th: Thread, code: int) -> None:
+    """A blocked thread's IPC ends with ``code``: it leaves its queue and wakes."""
+    if th.state is not _SEND and th.state is not _RECV:
+        return
+    self._unblock(th)
+    if self.tracer is not None:
+        self._trace(th.cpu, "ipc_err", th.kid, code=int(code), phase="recv" if code & 1 else "send")
+    self._wake(th, Msg(error=code))
+
+
+def unblock(self: Kernel, th: Thread) -> None:
+    """Abandon ``th``'s IPC in progress, leaving no reference to it behind."""
+    if th.state is _SEND:
+        target = th.snd_target
+        if target is not None and th in target.snd_queue:
+            target.snd_queue.remove(th)
+    elif th.state is _RECV:
+        p = th.partner
+        if type(p) is Reply:
+            p.caller = None
+    th.snd_target = None
+    th.snd_trap = None
+    th.snd_items = ()
+    th.partner = None
+    if th.timeout_ev is not None:
+        th.timeout_ev.cancel()
+        th.timeout_ev = None
+
+
+def wake(self: Kernel, th: Thread, msg: Msg) -> None:
+    """A blocked thread's IPC has ended with ``msg``; it becomes runnable."""
+    if th.timeout_ev is not None:
+        th.timeout_ev.cancel()
+        th.timeout_ev = None
+    th.partner = None
+    th.resume = msg
+    if th.exc_pending:
+        th.exc_pending = 0
+        if msg.error or msg.proto != 0:
+            self._exc_failed(th, msg)
+            return
+    if th.state is _SEND or th.state is _RECV:
+        self._make_ready(th)
+
+
+def exc_failed(self: Kernel, th: Thread, msg: Msg) -> None:
+    self._kill(th, None, "killed by its exception handler" if msg.error == 0
+               else f"exception IPC failed (error {msg.error:#x})")
+
+
+def block(self: Kernel, th: Thread, state: TS, timeout: int | None, on: int) -> None:
+    th.state = state
+    if timeout is not None:
+        th.timeout_ev = self.events.at(self.now() + timeout, self._timeout, th, prio=PRIO_TIMEOUT)
+    if self.tracer is not None:
+        self._trace(th.cpu, "block", th.kid, state="send" if state is _SEND else "recv", on=on)
+
+
+def timeout(self: Kernel, th: Thread) -> None:
+    th.timeout_ev = None
+    if th.state is _SEND:
+        self._ipc_fail(th, IpcErr.SETIMEOUT)
+    elif th.state is _RECV:
+        self._ipc_fail(th, IpcErr.RETIMEOUT)
+
+
+def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
+    """The IPC fastpath: a call to a waiting server, a reply to a waiting caller.
+
+    Like the fastpaths of Fiasco and seL4, it handles only the common
+    case -- untyped words, no items, no receive buffers or timeouts, the
+    partner already waiting -- and hands the core straight to the partner
+    when it may run next (a direct switch, no ready-queue round trip).
+    Everything else, including every error, takes :meth:`_sys_ipc`.  The
+    effects and the charged time are exactly those of the full path.
+    """
+    flags = t.flags
+    words = t.words
+    proto = t.proto
+    if (type(flags) is not int or t.items != () or t.rcv != () or t.rcv_timeout is not None
+            or type(words) is not tuple
+            or len(words) > MSG_WORDS or type(proto) is not int or not LABEL_MIN <= proto <= LABEL_MAX):
+        self._sys_ipc(core, th, t)
+        return
+    for w in words:
+        if type(w) is not int or w < 0 or w > WORD_MASK:
+            self._sys_ipc(core, th, t)
+            return
+    if flags == CALL_FLAGS:
+        if t.timeout is not None or type(t.cap) is not int:
+            self._sys_ipc(core, th, t)
+            return
+        entry = th.task.caps.slots.get(t.cap)  # type: ignore[union-attr]
+        if entry is None or type(entry.obj) is not IpcGate or proto == _PROTO_KOBJECT:
+            self._sys_ipc(core, th, t)
+            return
+        gate: IpcGate = entry.obj
+        dest = gate.thread
+        if dest is None or dest.state is not _RECV or dest.partner is not None or dest is th:
+            self._sys_ipc(core, th, t)
+            return
+        self._fast_call_to(core, th, dest, proto, words, gate.label | (entry.rights & 3))
+        return
+    elif flags == REPLY_AND_WAIT:
+        r = th.reply
+        if (t.timeout or r is None or th.pending_irqs or th.snd_queue):
+            self._sys_ipc(core, th, t)
+            return
+        peer = r.caller
+        if peer is None or peer.state is not _RECV or peer.partner is not r or (
+                peer.exc_pending and proto != 0):  # a refusing exception reply kills: full path
+            self._sys_ipc(core, th, t)
+            return
+        peer.exc_pending = 0  # an exception reply with label 0 resumes, as _wake does
+        th.reply = None
+        r.caller = None
+        r.used = True
+        th.partner = None
+        label = 0
+    else:
+        self._sys_ipc(core, th, t)
+        return
+    self._fast_perform(core, th, peer, proto, words, label, False)
+
+
+def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...]) -> None:
+    """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC):
+    the fastpath without decoding words it built, else the full path."""
+    entry = th.task.caps.slots.get(slot)  # type: ignore[union-attr]
+    if entry is not None and type(entry.obj) is IpcGate:
+        dest = entry.obj.thread
+        if dest is not None and dest.state is _RECV and dest.partner is None and dest is not th:
+            self._fast_call_to(core, th, dest, proto, words, entry.obj.label | (entry.rights & 3))
+            return
+    self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words))
+
+
+def fast_call_to(self: Kernel, core: Core, th: Thread, dest: Thread, proto: int, words: tuple[int, ...],
+                  label: int) -> None:
+    """The fastpath's call: a use-once reply capability for ``th``, then the transfer."""
+    r = Reply(self._next_kid(), th)
+    r.alive = False
+    if dest.reply is not None:
+        self._drop_reply(dest)
+    dest.reply = r
+    th.partner = r
+    self._fast_perform(core, th, dest, proto, words, label, True)
+
+
+def fast_perform(self: Kernel, core: Core, th: Thread, peer: Thread, proto: int, words: tuple[int, ...],
+                  label: int, call: bool) -> None:
+    """The fastpath's effect: copy, count, wake the peer, block ``th`` in its receive."""
+    costs = self.costs
+    ns = costs.syscall + costs.ipc_base + costs.ipc_per_word * len(words)
+    core.time += ns
+    th.quantum_left -= ns
+    th.cpu_ns += ns
+    if call:
+        r = th.reply
+        if r is not None and r.caller is not None:  # a server calling on a client's behalf
+            self._lend(r.caller, ns)
+    else:  # a reply is the server's work for the caller (as in _deliver)
+        r = peer.reply
+        if r is None or r.caller is None:
+            peer.served_ns += ns  # the caller is no server itself: the common case
+        else:
+            self._lend(peer, ns)
+    self.ipc_count += 1
+    th.ipcs += 1
+    peer.ipcs += 1
+    tracer = self.tracer
+    if tracer is not None:
+        self._flow += 1
+        self._trace(core.id, "ipc", th.kid, to=peer.kid, proto=proto, label=label, words=len(words),
+                    items=0, flow=self._flow, op="call" if call else "reply")
+        self._trace(peer.cpu, "recv", peer.kid, **{"from": th.kid, "flow": self._flow})
+    if peer.timeout_ev is not None:
+        peer.timeout_ev.cancel()
+        peer.timeout_ev = None
+    peer.partner = None
+    peer.resume = _new_msg(Msg, (0, proto, words, label, ()))  # Msg(...) without its Python __new__
+    th.rcv_bufs = ()
+    th.state = _RECV
+    if tracer is not None:
+        self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if call else -1)
+    peer.state = _READY
+    bits = core.bits
+    if peer.cpu == core.id and not (bits and bits.bit_length() - 1 >= peer.prio):
+        # direct switch: the peer is what the scheduler would pick next anyway
+        self._switch(core, th, peer)
+        if tracer is not None:
+            self._trace(core.id, "wake", peer.kid)
+    else:
+        self._make_ready(peer)
+
+
+def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
+    """``l4_ipc``: look up, decode, then the send phase and the receive phase."""
+    self._charge(core, th, self.costs.syscall)
+    if type(t) is not Ipc or not self._ipc_ok(t):
+        self._fail_now(core, th, IpcErr.SEMSGCUT)
+        return
+    flags = t.flags
+    if flags & SEND:
+        entry = self._lookup(th, t.cap)
+        if entry is None:
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+            return
+        obj = entry.obj
+        typ = type(obj)
+        if typ is IpcGate and t.proto == _PROTO_KOBJECT:
+            self._kernel_invoke(core, th, entry, t)  # an operation on the gate itself
+            return
+        if typ is IpcGate:
+            dest = obj.thread  # type: ignore[attr-defined]
+            label = obj.label | (entry.rights & 3)  # type: ignore[attr-defined]
+        elif typ is Thread and t.proto != Proto.THREAD:
+            dest, label = obj, 0
+        elif typ is Reply:
+            self._reply_saved(core, th, t, entry)
+            return
+        else:
+            self._kernel_invoke(core, th, entry, t)
+            return
+        if dest is None or dest.state is _DEAD:
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+            return
+        self._send(core, th, dest, label, obj, t)
+    elif flags & REPLY:
+        r = th.reply
+        if r is None or r.caller is None:
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+            return
+        th.reply = None
+        if self._reply(core, th, r, t) and flags & RECV and th.state is not _DEAD:
+            self._receive(core, th, t)
+    elif flags & RECV:
+        self._receive(core, th, t)
+    else:
+        th.resume = MSG_OK  # an IPC with neither phase does nothing
+
+
+def send(self: Kernel, core: Core, th: Thread, dest: Thread, label: int, via: KObject, t: Ipc) -> None:
+    """Send phase: hand the message over if ``dest`` waits for it, else queue."""
+    if dest.state is _RECV and (dest.partner is None or dest.partner is th):
+        err = self._deliver(core, th, dest, label, t.proto, t.words, t.items, t.flags)
+        if err:
+            th.resume = Msg(error=err)
+        elif t.flags & RECV:
+            self._rcv_phase(core, th, dest, t, running=True)
+        else:
+            th.resume = MSG_OK
+        return
+    if t.timeout == 0:
+        self._fail_now(core, th, IpcErr.SETIMEOUT)
+        return
+    th.snd_target = dest
+    th.snd_via = via
+    th.snd_label = label
+    th.snd_trap = t
+    dest.snd_queue.append(th)
+    self._block(th, _SEND, t.timeout, dest.kid)
+
+
+def rcv_phase(self: Kernel, core: Core, th: Thread, dest: Thread, t: Ipc, running: bool) -> None:
+    """``th`` finished sending to ``dest``; its receive phase starts.
+
+    After a call the caller waits for the reply through a fresh reply
+    capability held by ``dest``; after send-and-wait it waits openly.
+    ``running`` says whether ``th`` is the thread executing this trap.
+    The message's own items may have destroyed either side (they can
+    replace a task's last capability): a dead sender has no receive
+    phase, and a caller whose partner died is aborted, not left waiting.
+    """
+    if th.state is _DEAD:
+        return
+    if t.flags & OPEN_WAIT:
+        if running:
+            self._receive(core, th, t)
+        else:
+            th.state = _RECV
+            self._receive_blocked(core, th, t)
+        return
+    if dest.state is _DEAD:
+        if running:
+            self._fail_now(core, th, IpcErr.REABORTED)
+        else:
+            th.state = _RECV
+            self._ipc_fail(th, IpcErr.REABORTED)
+        return
+    r = Reply(self._next_kid(), th)
+    r.alive = False  # not an object with capabilities until saved
+    self._drop_reply(dest)
+    dest.reply = r
+    th.rcv_bufs = t.rcv
+    if t.rcv_timeout == 0:
+        r.caller = None
+        if running:
+            self._fail_now(core, th, IpcErr.RETIMEOUT)
+        else:
+            th.state = _RECV
+            self._ipc_fail(th, IpcErr.RETIMEOUT)
+        return
+    th.partner = r
+    self._block(th, _RECV, t.rcv_timeout, dest.kid)
+
+
+def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
+             words: tuple[int, ...], items: tuple[MapItem | StrItem, ...], flags: int) -> int:
+    """Copy a message into the receiver and wake it if it was blocked.
+
+    Items are decoded completely before any is performed: if they do not
+    fit the receiver's buffers, no item is transferred, the words are, and
+    both sides see the error.  Returns the send-phase error (0 = success).
+    """
+    costs = self.costs
+    payer = core.current or snd
+    before = payer.cpu_ns
+    self._charge(core, payer, costs.ipc_base + costs.ipc_per_word * len(words))
+    s_err = r_err = 0
+    filled: tuple[Any, ...] = ()
+    if items:
+        self._charge(core, payer, costs.ipc_per_item * len(items))
+        plan, s_err, r_err = self._decode_items(snd, rcv, items)
+        if not s_err:
+            filled = self._perform_items(core, payer, plan)
+    if flags & REPLY and not flags & SEND and (payer.reply is None or payer.reply.caller is None):
+        self._lend(rcv, payer.cpu_ns - before)  # a reply is the server's work for the caller
+    self.ipc_count += 1
+    snd.ipcs += 1
+    rcv.ipcs += 1
+    if self.tracer is not None:
+        self._flow += 1
+        op = "reply" if flags & REPLY else ("call" if flags & RECV and not flags & OPEN_WAIT else "send")
+        self._trace(core.id, "ipc", snd.kid, to=rcv.kid, proto=proto, label=label,
+                    words=len(words), items=len(items), flow=self._flow, op=op)
+        self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
+    msg = Msg(r_err, proto, words, label, filled)
+    if rcv.state is _RECV:
+        self._wake(rcv, msg)
+    else:
+        rcv.resume = msg  # the receiver is the running thread itself
+    return s_err
+
+
+def decode_items(self: Kernel, snd: Thread, rcv: Thread, items: tuple[Any, ...]) -> tuple[list[Any], int, int]:
+    """Check every item against the receiver's buffers; changes nothing.
+
+    Returns (plan, sender's error, receiver's error).  Items meet buffers
+    in order.  A string item copies bytes between the spaces; the pages
+    must be mapped (no page fault is resolved during the copy): a hole in
+    the sender's string gives the sender SEMSGCUT and the receiver
+    RESNDPFTO, a hole in the receiver's buffer the sender SERCVPFTO and
+    the receiver REMSGCUT, a string longer than its buffer both MSGCUT.
+    """
+    bufs = rcv.rcv_bufs
+    if len(items) > len(bufs):
+        return [], IpcErr.SEMSGCUT, IpcErr.REMSGCUT
+    stask, rtask = snd.task, rcv.task
+    assert stask is not None and rtask is not None
+    plan: list[Any] = []
+    for it, buf in zip(items, bufs, strict=False):
+        if type(it) is StrItem:
+            if type(buf) is not StrBuf:
+                return [], IpcErr.SEMAPFAILED, IpcErr.REMAPFAILED
+            if it.length > buf.length:
+                return [], IpcErr.SEMSGCUT, IpcErr.REMSGCUT
+            if it.length:
+                if first_missing(stask.vspace, it.addr, it.length, MemRights.R, None) is not None:
+                    return [], IpcErr.SEMSGCUT, IpcErr.RESNDPFTO
+                if first_missing(rtask.vspace, buf.addr, it.length, MemRights.W, None) is not None:
+                    return [], IpcErr.SERCVPFTO, IpcErr.REMSGCUT
+            plan.append(("str", stask, it.addr, it.length, rtask, buf.addr))
+            continue
+        if type(buf) is not Fpage:
+            return [], IpcErr.SEMAPFAILED, IpcErr.REMAPFAILED
+        err = self._plan_map(stask, it.fpage, rtask, buf, it.snd_base, it.grant, plan)
+        if err:
+            return [], err, err | 1
+    return plan, 0, 0
+
+
+def reply_saved(self: Kernel, core: Core, th: Thread, t: Ipc, entry: CapEntry) -> None:
+    """Send through a saved reply capability; it is used up either way."""
+    r: Reply = entry.obj  # type: ignore[assignment]
+    ok = r.caller is not None and self._reply(core, th, r, t)
+    if entry.space is not None:
+        self.mdb_remove(entry, include_self=True)
+    if r.caller is None and not ok and th.resume is None:
+        self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+    if ok and t.flags & RECV and th.state is not _DEAD:
+        self._receive(core, th, t)
+
+
+def reply(self: Kernel, core: Core, th: Thread, r: Reply, t: Ipc) -> bool:
+    """Deliver a reply to the caller behind ``r``; True when it arrived."""
+    caller = r.caller
+    r.caller = None
+    if caller is None or caller.state is not _RECV or caller.partner is not r:
+        self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+        return False
+    err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY)
+    th.resume = Msg(error=err) if err else MSG_OK
+    return not err
+
+
+def receive(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
+    """Receive phase of the running thread: a pending IRQ or queued sender, or block."""
+    th.rcv_bufs = t.rcv
+    partner: KObject | None = None
+    if not t.flags & OPEN_WAIT:
+        e = self._lookup(th, t.cap)
+        if (e is None or type(e.obj) not in (Thread, Irq) or not e.obj.alive
+                or (type(e.obj) is Thread and e.obj.state is _DEAD)):
+            self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+            return
+        partner = e.obj
+    if self._take_pending(core, th, partner):
+        return
+    if t.rcv_timeout == 0:
+        self._fail_now(core, th, IpcErr.RETIMEOUT)
+        return
+    th.partner = partner
+    self._block(th, _RECV, t.rcv_timeout, partner.kid if partner is not None else -1)
+
+
+def receive_blocked(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
+    """Open-wait phase of a thread that is not running (after its queued send)."""
+    th.rcv_bufs = t.rcv
+    th.partner = None
+    if self._take_pending(core, th, None):
+        return
+    if t.rcv_timeout == 0:
+        self._ipc_fail(th, IpcErr.RETIMEOUT)
+    elif t.rcv_timeout is not None:
+        th.timeout_ev = self.events.at(self.now() + t.rcv_timeout, self._timeout, th, prio=PRIO_TIMEOUT)
+
+
+def take_pending(self: Kernel, core: Core, th: Thread, partner: KObject | None) -> bool:
+    """Give ``th`` a pending interrupt or the best queued sender, if any.
+
+    Interrupts come first; among senders the highest priority wins, FIFO
+    among equals (Fiasco's sender queue).
+    """
+    pend = th.pending_irqs
+    for irq in pend:
+        if partner is None or partner is irq:
+            pend.remove(irq)
+            irq.pending = False
+            self._charge(core, core.current or th, self.costs.ipc_base)
+            msg = self._irq_msg(irq, th)
+            if th.state is _RECV:
+                self._wake(th, msg)
+            else:
+                th.resume = msg
+            return True
+    best = None
+    for s in th.snd_queue:
+        if (partner is None or partner is s) and (best is None or s.prio > best.prio):
+            best = s
+    if best is None:
+        return False
+    st: Ipc = best.snd_trap
+    th.snd_queue.remove(best)
+    if best.timeout_ev is not None:
+        best.timeout_ev.cancel()
+        best.timeout_ev = None
+    best.snd_target = None
+    best.snd_trap = None
+    err = self._deliver(core, best, th, best.snd_label, st.proto, st.words, st.items, st.flags)
+    if err:
+        self._wake(best, Msg(error=err))
+    elif st.flags & RECV:
+        self._rcv_phase(core, best, th, st, running=False)
+    else:
+        self._wake(best, MSG_OK)
+    return True
