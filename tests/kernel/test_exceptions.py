@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, Proto
+from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, Proto, unpack_bytes
+from l4sim.kernel.fault import DESC_BYTES, describe_exception, exception_words
 from l4sim.kernel.objects import TS
 from l4sim.kernel.traps import Compute, Ipc, Msg
 from l4sim.user.env import Env, ThreadCap
@@ -58,6 +59,8 @@ def test_uncaught_python_exception_goes_to_the_handler() -> None:
     assert code == zlib.crc32(b"ValueError")
     assert ip == f.ip
     assert traps == 2, "two compute traps ran before the raise"
+    line = faulty.__code__.co_firstlineno + 3
+    assert unpack_bytes(msg.words[4:]) == f"ValueError: boom (test_exceptions.py:{line})".encode()
     assert f.state is TS.DEAD and f.exit_code is None
     assert thread_named(k, "handler").exit_code == 0
     assert [(tid, a["trapno"], a["handler"]) for tid, a in exc_records(tr)] == [
@@ -288,3 +291,74 @@ def test_the_kernel_never_raises_on_garbage(junk: Any) -> None:
     assert thread_named(k, "bystander").exit_code == 0
     v = thread_named(k, "victim")
     assert v.faulted != ("resumed" in after), "either an error value resumed it, or it faulted"
+
+
+def _caught(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as e:
+        return e
+
+
+class _HostileError(Exception):
+    """An exception whose every hook raises: the kernel must describe it without calling one."""
+
+    def __str__(self) -> str:
+        raise AssertionError("the kernel called __str__")
+
+    def __repr__(self) -> str:
+        raise AssertionError("the kernel called __repr__")
+
+    @property  # type: ignore[override]
+    def __traceback__(self) -> Any:
+        raise AssertionError("the kernel read __traceback__ through the class")
+
+
+class _LyingMeta(type):
+    @property
+    def __name__(cls) -> str:  # type: ignore[override]
+        raise AssertionError("the kernel read __name__ through the metaclass")
+
+
+class _MetaError(Exception, metaclass=_LyingMeta):
+    pass
+
+
+def test_an_exception_is_described_without_running_program_code() -> None:
+    """Type, builtin-typed message and the innermost place come from slots, never from the program's hooks."""
+    assert describe_exception(_caught(_HostileError("x")))[1].startswith("_HostileError: x (test_exceptions.py:")
+    assert describe_exception(_caught(_MetaError(1, "two")))[0] == "_MetaError"
+    assert describe_exception(_caught(_MetaError(1, "two")))[1].startswith("_MetaError: 1, 'two' (")
+    assert describe_exception(_caught(ValueError(object())))[1].startswith("ValueError: <1 argument> (")
+    assert describe_exception(_caught(KeyError("k")))[1].startswith("KeyError: 'k' (")
+    assert describe_exception(ValueError("never raised")) == ("ValueError", "ValueError: never raised")
+
+
+def test_a_long_description_is_cut_to_fit_one_message() -> None:
+    """The packed description never overflows an exception message and stays valid UTF-8."""
+    words = exception_words("é" * 1000)
+    assert len(words) + 4 <= 63
+    text = unpack_bytes(words)
+    assert len(text) <= DESC_BYTES and text.decode() == "é" * (len(text) // 2)
+
+
+def test_a_hostile_exception_is_reported_and_the_kernel_goes_on() -> None:
+    """A program raising an exception whose hooks raise ends with its description; others run on."""
+    seen: list[Msg] = []
+
+    async def handler(env: Env) -> int:
+        seen.append(await env.wait())
+        await env.reply(0)
+        return 0
+
+    async def faulty(env: Env) -> int:
+        raise _HostileError("nasty")
+
+    async def root(env: Env) -> int:
+        h = await env.spawn(handler, name="handler", prio=50)
+        await env.spawn(faulty, name="faulty", prio=10, exc_handler=h.slot)
+        return 0
+
+    k, _ = run_system(root)
+    assert unpack_bytes(seen[0].words[4:]).startswith(b"_HostileError: nasty (test_exceptions.py:")
+    assert thread_named(k, "handler").exit_code == 0

@@ -105,9 +105,12 @@ def test_exit_status_reaches_the_parent_and_the_task_is_deleted() -> None:
 
 
 def test_an_uncaught_exception_is_a_fault_reported_to_the_parent() -> None:
-    """A program that raises ends as a fault at its parent (exception IPC)."""
+    """A program that raises ends at its parent with the exception's type, message and its own line."""
     _, ch = run_children([("p", raises, {}, ())])
-    assert ch[0].done and ch[0].fault is not None and "exception 0x40" in ch[0].fault
+    line = raises.__code__.co_firstlineno + 1
+    assert ch[0].done and ch[0].raised
+    assert ch[0].fault == f"ValueError: boom (test_loader_rm.py:{line})"
+    assert ch[0].status == ch[0].fault
 
 
 def test_a_fault_outside_every_region_is_a_segmentation_fault() -> None:

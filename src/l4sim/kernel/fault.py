@@ -15,9 +15,10 @@ takes the kernel as ``self`` and the class binds it under its old name.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from l4sim.kernel.abi import MSG_WORDS, RECV, SEND, WORD_MASK, IpcErr, MemRights, Proto
+from l4sim.kernel.abi import MSG_WORDS, RECV, SEND, WORD_MASK, IpcErr, MemRights, Proto, pack_bytes
 from l4sim.kernel.common import _DEAD, _INACTIVE, _MEM_R, _MEM_W, CALL_FLAGS, FPAGE_ALL_MEMORY
 from l4sim.kernel.objects import IpcGate, Task, Thread
 from l4sim.kernel.traps import Fault, Ipc
@@ -170,6 +171,57 @@ def exception(self: Kernel, core: Core, th: Thread, trapno: int, code: int, extr
     th.exc_pending = 1
     self._sys_ipc(core, th, Ipc(th.exc_slot, SEND | RECV, int(Proto.EXCEPTION),
                                 (trapno, code, th.ip, th.traps, *extra)))
+
+
+#: the library a native program runs on: its frames are not the program's own
+_LIBRARY = tuple(os.path.join(os.path.dirname(os.path.dirname(__file__)), d) + os.sep
+                 for d in ("kernel", "user"))
+#: the slots of type and exception objects, read without the attribute lookup a class can override
+_TYPE_NAME: Any = type.__dict__["__name__"]
+_EXC_ARGS: Any = BaseException.__dict__["args"]
+_EXC_TB: Any = BaseException.__dict__["__traceback__"]
+#: the builtin types whose repr runs no program code
+_PLAIN = (str, int, float, bytes, bool, type(None))
+#: room for the description in an exception message: 4 header words, a length word
+DESC_BYTES = 8 * (MSG_WORDS - 5)
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str]:
+    """(class name, ``"Type: message (file.py:line)"``) of a program's uncaught exception.
+
+    Read without running any of the program's code: the class name from the
+    type object's own slot, the message only from arguments of builtin types,
+    the place from the traceback's frames -- the innermost one that is the
+    program's own, not the library it runs on (``l4sim.user``, the kernel).
+    A hostile exception class (a ``__str__`` that raises, a ``__traceback__``
+    property) cannot run code in the kernel this way.
+    """
+    cls = type(exc)
+    name: str = _TYPE_NAME.__get__(cls)
+    args: tuple[Any, ...] = _EXC_ARGS.__get__(exc)
+    if len(args) == 1 and type(args[0]) is str:
+        msg = repr(args[0]) if cls is KeyError else args[0]
+    elif args and all(type(a) in _PLAIN for a in args):
+        msg = ", ".join(repr(a) for a in args)
+    else:
+        msg = f"<{len(args)} argument{'s' if len(args) > 1 else ''}>" if args else ""
+    where = ""
+    tb = _EXC_TB.__get__(exc)
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.startswith(_LIBRARY):
+            where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    text = f"{name}: {msg}" if msg else name
+    return name, f"{text} ({where})" if where else text
+
+
+def exception_words(text: str) -> tuple[int, ...]:
+    """``text`` packed as the extra words of an exception message (cut to fit, UTF-8 kept whole)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) > DESC_BYTES:
+        data = data[:DESC_BYTES].decode("utf-8", "ignore").encode()
+    return pack_bytes(data)
 
 
 def exc_dest(self: Kernel, th: Thread) -> Thread | None:

@@ -617,10 +617,11 @@ class Kernel:
                 cur.coro = None
                 self._kill(cur, stop.value if type(stop.value) is int else 0, "exit")
                 continue
-            except Exception as exc:  # the program raised: exception IPC
+            except Exception as exc:  # the program raised: exception IPC, its description packed
                 cur.coro = None
-                self._exception(core, cur, TRAP_PY_EXCEPTION,
-                                zlib.crc32(type(exc).__name__.encode()), (), repr(exc))
+                name, text = fault.describe_exception(exc)
+                self._exception(core, cur, TRAP_PY_EXCEPTION, zlib.crc32(name.encode()),
+                                fault.exception_words(text), text)
                 continue
             cur.resume = None
             cur.traps += 1

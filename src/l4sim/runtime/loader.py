@@ -35,7 +35,17 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from l4sim.kernel.abi import CALL, WORD_MASK, Err, Fpage, MapItem, Proto, Rights
+from l4sim.kernel.abi import (
+    CALL,
+    TRAP_PY_EXCEPTION,
+    WORD_MASK,
+    Err,
+    Fpage,
+    MapItem,
+    Proto,
+    Rights,
+    unpack_bytes,
+)
 from l4sim.kernel.traps import Ipc, Msg
 from l4sim.runtime.protocols import MEM_ALLOC, PARENT, RM, MemOp, ParentOp, RmFlag, RmOp, Sig
 from l4sim.runtime.rm import region_manager
@@ -90,6 +100,8 @@ class Child:
     parent: Cap | None = None
     exit: int | None = None
     fault: str | None = None
+    #: the fault is an uncaught exception: ``fault`` is its description (type, message, place)
+    raised: bool = False
     done: bool = False
 
     @property
@@ -97,7 +109,7 @@ class Child:
         if not self.done:
             return "running"
         if self.fault is not None:
-            return f"fault: {self.fault}"
+            return self.fault if self.raised else f"fault: {self.fault}"
         return f"exit {self.exit}" if self.exit is not None else "killed at the end"
 
 
@@ -225,7 +237,11 @@ class Loader:
                 await env_reply(self.env, -Err.EINVAL)  # a signal we do not know: answer, don't hang
                 return True
         elif msg.proto == Proto.EXCEPTION and len(w) >= 2:
-            child.fault = f"exception {w[0]:#x} (code {w[1]:#x})"
+            if w[0] == TRAP_PY_EXCEPTION and len(w) > 4:  # the kernel packed what was raised
+                child.fault = unpack_bytes(w[4:]).decode("utf-8", "replace")
+                child.raised = True
+            else:
+                child.fault = f"exception {w[0]:#x} (code {w[1]:#x})"
         else:
             await env_reply(self.env, -Err.ENOSYS)  # not the parent protocol: answer, don't hang
             return True
