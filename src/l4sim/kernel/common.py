@@ -27,11 +27,20 @@ def _close(coro: Coroutine[Any, Any, Any]) -> None:
         coro.close()
 
 
-def _fpage_ok(fp: object) -> bool:
-    """A flexpage whose fields are plain ints (its sizes are checked where it is used)."""
-    return (type(fp) is Fpage and isinstance(fp.kind, int) and 0 <= fp.kind <= 3
-            and type(fp.base) is int and type(fp.order) is int and isinstance(fp.rights, int)
-            and 0 <= fp.rights <= 0xF)
+def enter(entry: Any, sp: int) -> Any:
+    """Start native code: ``entry(sp)`` is the program's own code and may raise.
+
+    What it raises becomes the thread's exception when it first runs (exception
+    IPC to its handler), never an exception out of the kernel.
+    """
+    try:
+        return entry(sp)
+    except BaseException as exc:
+        return _raising(exc)
+
+
+async def _raising(exc: BaseException) -> None:
+    raise exc
 
 
 def _range_ok(addr: object, n: object) -> bool:

@@ -46,7 +46,7 @@ from l4sim.kernel.abi import (
     unpack_bytes,
 )
 from l4sim.kernel.caps import CapEntry, MapNode
-from l4sim.kernel.common import _DEAD, _READY, _RECV, _SEND, _close
+from l4sim.kernel.common import _DEAD, _READY, _RECV, _SEND, _close, enter
 from l4sim.kernel.objects import Factory, IpcGate, Irq, KObject, Task, Thread
 from l4sim.kernel.traps import Ipc, LoadCode, Msg
 
@@ -334,7 +334,7 @@ def inv_thread(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
             tgt.exc_pending = 0
             tgt.redo = None
             tgt.faulted = False
-            tgt.coro = tgt.task.code[ip](sp)
+            tgt.coro = enter(tgt.task.code[ip], sp)
             tgt.resume = None
             if tgt.state is not _READY:
                 tgt.started_at = self.now()

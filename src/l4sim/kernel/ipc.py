@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from l4sim.kernel.abi import (
+    _FPAGE_KINDS,
     CAP_SLOTS,
     LABEL_MAX,
     LABEL_MIN,
@@ -54,7 +55,6 @@ from l4sim.kernel.common import (
     _RECV,
     _SEND,
     CALL_FLAGS,
-    _fpage_ok,
     _new_msg,
     _range_ok,
 )
@@ -99,51 +99,115 @@ def words_ok(words: Any) -> bool:
     return True
 
 
-def plain(t: Ipc) -> bool:
-    """Copy int-subclass values (an IntEnum op code, say) into plain ints.
+#: int's own conversion: copies an int subclass's value without calling any of its methods
+#: (``int(x)`` would call a subclass's ``__int__``; ``int.__int__`` is the base slot itself)
+_INT: Any = int.__int__
+#: the receive buffers a thread may name: the UTCB's buffer registers (one is the descriptor)
+RCV_BUFS = 58
 
-    The kernel hands receivers machine words, never the sender's objects.
-    Returns False when some word or the label is not an int at all.
+
+def plain_int(v: object) -> int | None:
+    """``v`` as an exact ``int``, or None when it is no int at all.
+
+    An int subclass (an IntEnum op code, or a hostile class with its own
+    ``__int__``, ``__and__``, ...) is copied by int's own slot: no method of
+    the program's runs in the kernel, and what the kernel keeps is its own
+    plain value.  ``bool`` is refused, as before.
     """
-    if type(t.words) is tuple:
-        for w in t.words:
-            if type(w) is not int:
-                if not isinstance(w, int) or isinstance(w, bool):
-                    return False
-                t.words = tuple(int(x) if isinstance(x, int) and not isinstance(x, bool) else x
-                                for x in t.words)
-                break
-    if type(t.proto) is not int:
-        if not isinstance(t.proto, int) or isinstance(t.proto, bool):
-            return False
-        t.proto = int(t.proto)
-    return True
+    tv = type(v)
+    if tv is int:
+        return v  # type: ignore[return-value]
+    if tv is bool or not issubclass(tv, int):
+        return None
+    return _INT(v)  # type: ignore[no-any-return]
 
 
-def ipc_ok(self: Kernel, t: Ipc) -> bool:
-    """Decode an IPC's arguments: label, words, items, timeouts, buffers."""
-    if not self._plain(t):
-        return False
-    words, items = t.words, t.items
-    if type(t.flags) is not int or type(t.proto) is not int or not LABEL_MIN <= t.proto <= LABEL_MAX:
-        return False
-    if not self._words_ok(words) or type(items) is not tuple or type(t.rcv) is not tuple:
-        return False
-    if len(words) + 2 * len(items) > MSG_WORDS:
-        return False
-    for it in items:
-        if type(it) is MapItem:
-            if not _fpage_ok(it.fpage) or type(it.snd_base) is not int or type(it.grant) is not bool:
-                return False
-        elif type(it) is not StrItem or not _range_ok(it.addr, it.length):
-            return False
+def in_range(v: object, lo: int, hi: int) -> int | None:
+    """``v`` as a plain int with ``lo <= v <= hi``, or None."""
+    x = plain_int(v)
+    return x if x is not None and lo <= x <= hi else None
+
+
+def copy_fpage(fp: object) -> Fpage | None:
+    """The kernel's own copy of a flexpage, every field a plain int in range, or None."""
+    if type(fp) is not Fpage:
+        return None
+    kind = in_range(fp.kind, 0, 3)
+    base = in_range(fp.base, 0, WORD_MASK)
+    order = in_range(fp.order, 0, 64)
+    rights = in_range(fp.rights, 0, 0xF)
+    if kind is None or base is None or order is None or rights is None:
+        return None
+    return Fpage(_FPAGE_KINDS[kind], base, order, rights)
+
+
+def _copy_str(cls: type[StrItem] | type[StrBuf], b: StrItem | StrBuf) -> Any:
+    """The kernel's copy of a string item or buffer whose address and length are in range."""
+    addr, n = plain_int(b.addr), plain_int(b.length)
+    return cls(addr, n) if _range_ok(addr, n) else None  # type: ignore[arg-type]
+
+
+def copy_in(t: Ipc) -> Ipc | None:
+    """Decode an IPC trap into the kernel's own copy, or None when it is malformed.
+
+    Copy-in at the trap boundary: every field becomes a plain machine value
+    (exact ints in range; flexpages, items and buffers rebuilt as the
+    kernel's objects), so nothing the program does to its trap object later
+    -- from another thread, while the message waits in a queue -- reaches
+    the kernel, and no method of the program's runs here.  Checks label,
+    words, items, timeouts and buffers; changes nothing.
+    """
+    cap = plain_int(t.cap)
+    if cap is None:
+        cap = -1  # names no slot: the lookup fails with ENOT_EXISTENT, as for any bad index
+    flags = in_range(t.flags, 0, WORD_MASK)
+    proto = in_range(t.proto, LABEL_MIN, LABEL_MAX)
+    words, items, rcv = t.words, t.items, t.rcv
+    if (flags is None or proto is None or type(words) is not tuple
+            or type(items) is not tuple or type(rcv) is not tuple
+            or len(words) + 2 * len(items) > MSG_WORDS or len(rcv) > RCV_BUFS):
+        return None
+    for w in words:
+        if type(w) is not int or w < 0 or w > WORD_MASK:  # not all plain: copy them
+            copied = tuple(in_range(x, 0, WORD_MASK) for x in words)
+            if None in copied:
+                return None
+            words = copied  # type: ignore[assignment]
+            break
+    if items:
+        out: list[MapItem | StrItem] = []
+        for it in items:
+            if type(it) is MapItem:
+                fp = copy_fpage(it.fpage)
+                hot = in_range(it.snd_base, 0, WORD_MASK)
+                if fp is None or hot is None or type(it.grant) is not bool:
+                    return None
+                out.append(MapItem(fp, it.grant, hot))
+            elif type(it) is StrItem:
+                si = _copy_str(StrItem, it)
+                if si is None:
+                    return None
+                out.append(si)
+            else:
+                return None
+        items = tuple(out)
+    timeouts: list[int | None] = []
     for v in (t.timeout, t.rcv_timeout):
-        if v is not None and (type(v) is not int or v < 0):
-            return False
-    for b in t.rcv:
-        if not _fpage_ok(b) and (type(b) is not StrBuf or not _range_ok(b.addr, b.length)):
-            return False
-    return True
+        if v is not None:
+            v = in_range(v, 0, WORD_MASK)
+            if v is None:
+                return None
+        timeouts.append(v)
+    if rcv:
+        bufs: list[Fpage | StrBuf] = []
+        for b in rcv:
+            c = (copy_fpage(b) if type(b) is Fpage
+                 else _copy_str(StrBuf, b) if type(b) is StrBuf else None)
+            if c is None:
+                return None
+            bufs.append(c)
+        rcv = tuple(bufs)
+    return Ipc(cap, flags, proto, words, items, timeouts[0], timeouts[1], rcv)
 
 
 def fail_now(self: Kernel, core: Core, th: Thread, code: int) -> None:
@@ -236,7 +300,10 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
     flags = t.flags
     words = t.words
     proto = t.proto
-    if (type(flags) is not int or t.items != () or t.rcv != () or t.rcv_timeout is not None
+    items, rcv, timeout = t.items, t.rcv, t.timeout
+    # only identity and exact-type tests on the program's values: none of its methods may run here
+    if (type(flags) is not int or type(items) is not tuple or items or type(rcv) is not tuple or rcv
+            or t.rcv_timeout is not None or (timeout is not None and type(timeout) is not int)
             or type(words) is not tuple
             or len(words) > MSG_WORDS or type(proto) is not int or not LABEL_MIN <= proto <= LABEL_MAX):
         self._sys_ipc(core, th, t)
@@ -246,7 +313,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             self._sys_ipc(core, th, t)
             return
     if flags == CALL_FLAGS:
-        if t.timeout is not None or type(t.cap) is not int:
+        if timeout is not None or type(t.cap) is not int:
             self._sys_ipc(core, th, t)
             return
         entry = th.task.caps.slots.get(t.cap)  # type: ignore[union-attr]
@@ -262,7 +329,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
         return
     elif flags == REPLY_AND_WAIT:
         r = th.reply
-        if (t.timeout or r is None or th.pending_irqs or th.snd_queue):
+        if (timeout or r is None or th.pending_irqs or th.snd_queue):
             self._sys_ipc(core, th, t)
             return
         peer = r.caller
@@ -356,9 +423,11 @@ def fast_perform(self: Kernel, core: Core, th: Thread, peer: Thread, proto: int,
 def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
     """``l4_ipc``: look up, decode, then the send phase and the receive phase."""
     self._charge(core, th, self.costs.syscall)
-    if type(t) is not Ipc or not self._ipc_ok(t):
+    c = copy_in(t) if type(t) is Ipc else None
+    if c is None:
         self._fail_now(core, th, IpcErr.SEMSGCUT)
         return
+    t = c
     flags = t.flags
     if flags & SEND:
         entry = self._lookup(th, t.cap)

@@ -53,13 +53,15 @@ Nothing here prints; the Log object writes to the machine's UART.
 
 from __future__ import annotations
 
+import signal
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from l4sim.kernel import fault, invoke, ipc, irq, lifecycle, mapdb, resv
-from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION
+from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, WORD_MASK
 from l4sim.kernel.caps import CapEntry
 from l4sim.kernel.common import _DEPLETED, _READY, _close
 from l4sim.kernel.costs import CostModel
@@ -70,6 +72,40 @@ from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPe
 from l4sim.kernel.vspace import TRAP_PAGE_FAULT, IoAccess, MemAccess, MemMap
 from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, Event
+
+
+class _HostInterrupt:
+    """While the kernel runs, Ctrl-C at the host sets ``kernel.interrupted`` instead of raising.
+
+    Python raises :class:`KeyboardInterrupt` wherever the main thread happens
+    to be -- most often inside a program's coroutine, where it would look like
+    that program's own exception.  So the run loop takes it between two
+    events instead; a second Ctrl-C before then raises at once (a run stuck
+    inside one event can still be stopped).  Installed only from the main
+    thread and only over Python's default handler: a host that handles
+    SIGINT itself (``l4sim linux run`` types it to the guest) keeps its own.
+    """
+
+    __slots__ = ("kernel", "old")
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.old: Any = None
+
+    def __enter__(self) -> None:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.old = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            self.old = None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.kernel.interrupted:
+            raise KeyboardInterrupt
+        self.kernel.interrupted = 1
 
 
 class Core:
@@ -186,6 +222,8 @@ class Kernel:
         self.exceptions = 0
         #: job releases and replenishments so far (EDF tie-break: release order)
         self.releases = 0
+        #: Ctrl-C pressed at the host since the last event (see :meth:`run`)
+        self.interrupted = 0
         # singletons reachable through the initial capabilities
         self.icu = self._new(Icu)
         self.log = self._new(Log)
@@ -259,8 +297,6 @@ class Kernel:
     _sys_save_reply = ipc.sys_save_reply
     _lookup = ipc.lookup
     _words_ok = staticmethod(ipc.words_ok)
-    _plain = staticmethod(ipc.plain)
-    _ipc_ok = ipc.ipc_ok
     _fail_now = ipc.fail_now
     _ipc_fail = ipc.ipc_fail
     _unblock = ipc.unblock
@@ -364,7 +400,15 @@ class Kernel:
         """Run until no event is left, simulated time ``until``, ``max_events``, or ``stop()``.
 
         Returns why it stopped: ``"idle"``, ``"until"``, ``"events"`` or ``"stop"``.
+        Ctrl-C at the host raises :class:`KeyboardInterrupt` from here, between
+        two events (a second Ctrl-C at once, wherever the run is): a
+        ``KeyboardInterrupt`` that a program raises itself is that program's
+        exception, like any other.
         """
+        with _HostInterrupt(self):
+            return self._run(until, max_events, stop)
+
+    def _run(self, until: int | None, max_events: int | None, stop: Callable[[], bool] | None) -> str:
         ev = self.events
         n = 0
         while True:
@@ -383,6 +427,9 @@ class Kernel:
                 return "until"
             if max_events is not None and n >= max_events:
                 return "events"
+            if self.interrupted:
+                self.interrupted = 0
+                raise KeyboardInterrupt
             e = ev.pop()
             assert e is not None
             e.fn(*e.args)
@@ -562,12 +609,22 @@ class Kernel:
             cur = core.current
             if (cur is None or cur.state is not ready or cur.cpu != cid or cur.quantum_left <= 0
                     or (core.bits and core.bits.bit_length() - 1 >= cur.prio)):
-                if cur is not None and cur.resv is not None and cur.quantum_left <= 0:
-                    self._budget_check(core, cur)
+                expired = False  # a best-effort quantum ran out (_pick refills it)
+                if cur is not None and cur.quantum_left <= 0:
+                    if cur.resv is not None:
+                        self._budget_check(core, cur)
+                    else:
+                        expired = True
                 cur = self._pick(core)
                 if cur is None:
                     if inhook is None:
                         core.idle_since = core.time
+                    return False
+                if expired and inhook is None:
+                    # a quantum ran out: back to the event loop, whose checks (``until``, a stop
+                    # condition, Ctrl-C) then see a core that has nothing else due -- a thread
+                    # spinning on traps cannot hold the run inside one event
+                    core.step_ev = ev.at(core.time, self._step, core, prio=PRIO_CORE)
                     return False
             if heap and core.time > heap[0][0]:
                 if inhook is None:
@@ -617,7 +674,9 @@ class Kernel:
                 cur.coro = None
                 self._kill(cur, stop.value if type(stop.value) is int else 0, "exit")
                 continue
-            except Exception as exc:  # the program raised: exception IPC, its description packed
+            except BaseException as exc:  # the program raised: exception IPC, its description packed
+                # (BaseException: SystemExit or KeyboardInterrupt raised by a program are its own
+                # exceptions too; the host's Ctrl-C arrives between events, see run())
                 cur.coro = None
                 name, text = fault.describe_exception(exc)
                 self._exception(core, cur, TRAP_PY_EXCEPTION, zlib.crc32(name.encode()),
@@ -647,10 +706,13 @@ class Kernel:
     # ------------------------------------------------------------- simple traps
     def _sys_compute(self, core: Core, th: Thread, t: Compute) -> None:
         ns = t.ns
-        if type(ns) is not int or ns < 0:
-            self._exception(core, th, TRAP_BAD_TRAP, 1, (), "compute(ns) needs an int >= 0")
+        if type(ns) is not int or ns < 0 or ns > WORD_MASK:
+            self._exception(core, th, TRAP_BAD_TRAP, 1, (), "compute(ns) needs an int 0 .. 2**64-1")
             return
-        th.compute_left += ns
+        if ns:
+            th.compute_left += ns
+        else:  # a trap that spends nothing still enters the kernel: time moves on
+            self._charge(core, th, self.costs.syscall)
 
     def _sys_clock(self, core: Core, th: Thread, t: Clock) -> None:
         self._charge(core, th, self.costs.clock_read)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from l4sim.kernel.abi import IpcErr, Rights
-from l4sim.kernel.common import _DEAD, _RECV, ROOT_QUOTA, _close
+from l4sim.kernel.common import _DEAD, _RECV, ROOT_QUOTA, _close, enter
 from l4sim.kernel.objects import Factory, IpcGate, Irq, KObject, Reply, Task, Thread
 from l4sim.kernel.traps import Entry
 
@@ -232,6 +232,6 @@ def start(self: Kernel, th: Thread, ip: int, sp: int, prio: int | None = None, c
         th.cpu = cpu
         th.cpus = 1 << cpu
     th.ip = ip
-    th.coro = th.task.code[ip](sp)
+    th.coro = enter(th.task.code[ip], sp)
     th.started_at = self.now()
     self._make_ready(th)
