@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("unicorn")
 pytest.importorskip("elftools")
 
-from l4sim.linux.personality import DEFAULT_ENV
 from l4sim.linux.run import run
+from l4sim.linux.state import DEFAULT_ENV
 
 from .conftest import host_tmpfs
 

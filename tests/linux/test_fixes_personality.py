@@ -17,9 +17,9 @@ import pytest
 pytest.importorskip("unicorn")
 pytest.importorskip("elftools")
 
-from l4sim.linux.personality import DEFAULT_ENV
 from l4sim.linux.procfs import _state
 from l4sim.linux.run import run
+from l4sim.linux.state import DEFAULT_ENV
 
 from .conftest import host_tmpfs
 

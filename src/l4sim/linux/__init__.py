@@ -1,1 +1,39 @@
-"""l4sim.linux"""
+"""l4sim.linux: an L4Linux-style personality that runs static x86-64 Linux executables.
+
+The modules, from the bottom up: each imports only modules listed before it
+(``tests/test_layers.py`` fails on any import cycle in l4sim).
+
+1. ``elf``, ``sysnames``, ``vfs``: the executable format, Linux's system-call
+   names and errnos, the file system (inodes, open files, pipes).  None of
+   them knows the personality.
+2. ``state``: the personality's state and the helpers all the others share
+   -- :class:`~l4sim.linux.state.Personality` (frame pool, page cache, a
+   process's memory, making tasks and threads, starting a program, fork's
+   copy, waking and posting), ``Proc``, ``LinuxThread``, ``Vma``, ``Config``,
+   ``Call``, the fd table, the address-space layout (``POOL_BASE``,
+   ``STACK_TOP``, ``MMAP_TOP``).  It imports no system-call module.
+3. The system-call modules, one concern each, in this order:
+
+   - ``misc``: accounting (CPU times, rusage), sysinfo, prctl, affinity;
+   - ``signals``: pending signals, delivery into handlers, interrupted and
+     restarted waits, stop and continue, and what a fatal signal does -- the
+     end of threads and processes (``kill``, ``signal_death``,
+     ``end_thread``), orphaned groups, CPU exceptions (``cpu_fault``);
+   - ``jobs``: process groups, sessions, the console's foreground group;
+   - ``procfs``: the text of ``/proc`` files;
+   - ``files``: fds, the VFS's calls, pipes, FIFOs, devices, poll;
+   - ``memory``: brk, mmap and friends, and the pager (``page_fault``);
+   - ``threads``: clone, exit, futexes;
+   - ``process``: fork, execve, wait, kill, signal dispositions.
+
+4. ``syscalls``: the table of every call, dispatch, strace's lines, the
+   return into a signal handler.
+5. ``personality``: the program -- the loop that receives the processes'
+   system calls, page faults and exceptions, and the keyboard's interrupt.
+6. ``run``: the boot code of ``l4sim linux run``.
+
+Where two concerns call each other (a fatal signal ends a process, the end
+of a process sends signals), the code that does both lives in the lower
+module, and the lower module shares no function with a higher one by
+importing it at call time.
+"""

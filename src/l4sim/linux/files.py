@@ -3,18 +3,36 @@
 Each call is a thin ``async`` function ``fn(k, p, c) -> int`` as in
 :mod:`l4sim.linux.syscalls`.  A call that must wait (read of an empty pipe,
 write to a full one) registers the process on the pipe's ``waiters`` and
-returns :data:`~l4sim.linux.syscalls.BLOCK`; the personality keeps the
+returns :data:`~l4sim.linux.state.BLOCK`; the personality keeps the
 caller's reply capability and runs the call again when the pipe changes.
+The fd table itself (:class:`~l4sim.linux.state.Fd`, ``install``, ``get``,
+``release``, ``close_all``) is part of the personality's state
+(:mod:`l4sim.linux.state`): starting, forking and ending processes use it too.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from l4sim.linux.jobs import JOB_IOCTLS, background_read, tty_ioctl
-from l4sim.linux.signals import BLOCK, RESTART_NOHAND, RESTART_SYS, interrupt
+from l4sim.linux.procfs import render
+from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt, signal_death
+from l4sim.linux.state import (
+    BLOCK,
+    MAX_FDS,
+    RLIMIT_NOFILE,
+    Call,
+    Fd,
+    Personality,
+    Proc,
+    Wait,
+    close_fd,
+    get,
+    install,
+    opened,
+    release,
+)
 from l4sim.linux.vfs import (
     O_ACCMODE,
     O_APPEND,
@@ -50,10 +68,6 @@ from l4sim.linux.vfs import (
     unreachable,
 )
 
-if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
-    from l4sim.linux.syscalls import Call
-
 EPERM, ENOENT, EBADF, EAGAIN, EFAULT, EEXIST, ENOTDIR, EISDIR, EINVAL = 1, 2, 9, 11, 14, 17, 20, 21, 22
 EMFILE, ENOTTY, ESPIPE, EPIPE, ERANGE, ENOTEMPTY, ELOOP = 24, 25, 29, 32, 34, 39, 40
 EACCES, EXDEV, EBUSY, ENXIO = 13, 18, 16, 6
@@ -64,17 +78,9 @@ DEVICE_NAMES = {(1, 3): "null", (1, 5): "zero", (1, 8): "random", (1, 9): "urand
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
 SIGPIPE = 13
-MAX_FDS = 1 << 16
-RLIMIT_NOFILE = 7
 #: renameat2 flags
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 TTY_DEVICES = ("tty", "console")
-
-
-@dataclass(eq=False)
-class Fd:
-    file: OFile
-    cloexec: bool = False
 
 
 def _i(v: int) -> int:
@@ -84,72 +90,6 @@ def _i(v: int) -> int:
 
 def _block() -> int:
     return BLOCK
-
-
-# --------------------------------------------------------------------------- fd table
-def std_files() -> dict[int, Fd]:
-    """fds 0-2 of the first process: the host's stdin, stdout and stderr (not terminals)."""
-    out = {}
-    for fd, name, flags in ((0, "stdin", 0), (1, "stdout", O_WRONLY), (2, "stderr", O_WRONLY)):
-        dev = Device(name, 0, 0, 0o600)
-        dev.mode = S_IFIFO | 0o600  # like a pipe to the host: not a terminal
-        out[fd] = Fd(OFile(dev, flags, f"pipe:[{dev.ino}]"))
-    return out
-
-
-def install(p: Proc, f: OFile, cloexec: bool = False, low: int = 0) -> int:
-    fd = low
-    while fd in p.fds:
-        fd += 1
-    if fd >= min(MAX_FDS, p.rlimits[RLIMIT_NOFILE][0]):
-        return -EMFILE
-    p.fds[fd] = Fd(f, cloexec)
-    return fd
-
-
-def get(p: Proc, fd: int) -> OFile | None:
-    e = p.fds.get(fd)
-    return e.file if e is not None else None
-
-
-def opened(f: OFile) -> None:
-    """Count a new open end of a pipe."""
-    if isinstance(f.node, PipeNode):
-        pipe = f.node.pipe
-        if f.readable:
-            pipe.readers += 1
-        if f.writable:
-            pipe.writers += 1
-
-
-def release(k: Personality, f: OFile) -> None:
-    """Drop one reference to an open file; the last one closes a pipe end and wakes the other side."""
-    f.refs -= 1
-    if f.refs > 0:
-        return
-    if isinstance(f.node, PipeNode):
-        pipe = f.node.pipe
-        if f.readable:
-            pipe.readers -= 1
-        if f.writable:
-            pipe.writers -= 1
-        if isinstance(f.node, Fifo) and not pipe.readers and not pipe.writers:
-            pipe.buf.clear()  # the last end of a FIFO: Linux frees the pipe and what was in it
-        k.wake(pipe.waiters)
-
-
-def close_fd(k: Personality, p: Proc, fd: int) -> int:
-    e = p.fds.pop(fd, None)
-    if e is None:
-        return -EBADF
-    release(k, e.file)
-    return 0
-
-
-def close_all(k: Personality, p: Proc, only_cloexec: bool = False) -> None:
-    for fd in sorted(p.fds):
-        if not only_cloexec or p.fds[fd].cloexec:
-            close_fd(k, p, fd)
 
 
 # --------------------------------------------------------------------------- reading / writing
@@ -334,7 +274,7 @@ async def _broken_pipe(k: Personality, p: Proc, c: Call) -> int:
         return -EPIPE
     if k.cfg.strace is not None:
         k.cfg.strace(f"{c.name}(...) = -1 EPIPE (Broken pipe)")
-    await k.signal_death(p, SIGPIPE, 0)
+    await signal_death(k, p, SIGPIPE, 0)
     c.ended = True
     return 0
 
@@ -483,15 +423,13 @@ async def _open(k: Personality, p: Proc, c: Call, dirfd: int, addr: int, flags: 
     if isinstance(node, ProcFile):
         if acc != 0:
             return -EACCES
-        from l4sim.linux.procfs import render
-
         node.fill(await render(k, node.proc, node.what))
     f = OFile(node, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC), full)
     return install(p, f, bool(flags & O_CLOEXEC))
 
 
 @dataclass(eq=False)
-class FifoOpen:
+class FifoOpen(Wait):
     """An open of a FIFO waiting for the other end (Linux's fifo_open): the end is counted
     already, so the other side's open sees it."""
 
@@ -499,6 +437,11 @@ class FifoOpen:
     cloexec: bool
     #: the other end's open count when this open began: it waits until that moves
     seen: int
+
+    def forget(self, k: Personality, c: Call) -> None:
+        """The open ends without an fd (interrupted, or its thread ended): the end is let go."""
+        c.state = None
+        release(k, self.file)
 
 
 async def _fifo_open(k: Personality, p: Proc, c: Call, node: Fifo, flags: int, full: str) -> int:
@@ -533,14 +476,6 @@ async def _fifo_wait(k: Personality, p: Proc, c: Call) -> int:
         return fd
     pipe.waiters.add(p.cur.tid)
     return await interrupt(k, p, c, RESTART_SYS)
-
-
-def fifo_forget(k: Personality, c: Call) -> None:
-    """A FIFO's open waiting in ``c`` ends without an fd (interrupted, or its thread ended)."""
-    st = c.state
-    if type(st) is FifoOpen:
-        c.state = None
-        release(k, st.file)
 
 
 async def _mknod(k: Personality, p: Proc, dirfd: int, addr: int, mode: int, dev: int) -> int:

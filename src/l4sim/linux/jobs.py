@@ -18,8 +18,10 @@ Linux's rules (kernel/sys.c, drivers/tty/tty_jobctrl.c), as far as a shell needs
   off, as by default.
 - Orphaned process groups (no member has a parent in another group of the same session):
   SIGTSTP, SIGTTIN and SIGTTOU with their default action are discarded for them
-  (:func:`stop_discarded`); a group that becomes orphaned when a process ends, and has a
-  stopped member, gets SIGHUP then SIGCONT (:func:`orphan_check`).
+  (:func:`~l4sim.linux.signals.stop_discarded`); a group that becomes orphaned when a
+  process ends, and has a stopped member, gets SIGHUP then SIGCONT
+  (:func:`~l4sim.linux.signals.orphan_check`).  Those two rules are signals' default actions
+  and the end of a process, so they live in :mod:`l4sim.linux.signals`.
 - What is typed at the console: the host's Ctrl-C reaches the foreground group as SIGINT
   (:func:`console_signals`), when the personality next serves a system call.
 """
@@ -27,14 +29,20 @@ Linux's rules (kernel/sys.c, drivers/tty/tty_jobctrl.c), as far as a shell needs
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
-from l4sim.linux.signals import SIGSTOPS, doom
-
-if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
-    from l4sim.linux.syscalls import Call
-    from l4sim.linux.vfs import OFile
+from l4sim.linux.signals import (
+    RESTART_SYS,
+    SIGSTOPS,
+    deliver_to,
+    doom,
+    interrupt,
+    orphaned,
+    restart,
+    signal_death,
+    stop_discarded,
+)
+from l4sim.linux.state import Call, Personality, Proc
+from l4sim.linux.vfs import Device, OFile
 
 EPERM, ESRCH, EFAULT, EACCES, EINVAL, ENOTTY = 1, 3, 14, 13, 22, 25
 TIOCSCTTY, TIOCGPGRP, TIOCSPGRP, TIOCNOTTY, TIOCGSID = 0x540E, 0x540F, 0x5410, 0x5422, 0x5429
@@ -130,57 +138,17 @@ async def tty_ioctl(k: Personality, p: Proc, f: OFile, req: int, arg: int) -> in
 SIGNAMES = {2: "SIGINT", 3: "SIGQUIT", 20: "SIGTSTP"}
 
 
-SIGHUP, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU = 1, 18, 20, 21, 22
+SIGTTIN = 21
 EIO = 5
 #: the console devices a read of which is a read of the terminal (fd 0 is the host's stdin,
 #: a stream, not the terminal: see files.TTY_DEVICES)
 CONSOLE_INPUT = ("tty", "console")
 
 
-def orphaned(k: Personality, pgid: int, leaving: Proc | None = None) -> bool:
-    """Is process group ``pgid`` orphaned (``leaving`` not counted): does no live member have a
-    live parent in another group of the same session?  (Linux's will_become_orphaned_pgrp.)"""
-    for q in k.procs.values():
-        if q.pgid != pgid or q is leaving or q.status is not None:
-            continue
-        r = k.procs.get(q.ppid) if not q.adopted else None
-        if r is not None and r is not leaving and r.status is None and r.pgid != pgid and r.sid == q.sid:
-            return False
-    return True
-
-
-def stop_discarded(k: Personality, q: Proc, sig: int) -> bool:
-    """SIGTSTP, SIGTTIN and SIGTTOU do not stop a process of an orphaned group (Linux)."""
-    return sig in (SIGTSTP, SIGTTIN, SIGTTOU) and orphaned(k, q.pgid)
-
-
-async def orphan_check(k: Personality, p: Proc) -> None:
-    """``p`` ends: each group it leaves orphaned -- its own, if its parent is in another group
-    of the session; its children's other groups -- that has a stopped member gets SIGHUP and
-    SIGCONT (Linux's kill_orphaned_pgrp), so stopped jobs of a shell that went away do not
-    wait for ever."""
-    from l4sim.linux.process import deliver_to
-
-    # its own group, when it was the group's link to a parent outside it in the session; its
-    # children's groups other than its own (Linux: kill_orphaned_pgrp at exit and reparent)
-    groups = {q.pgid for q in k.procs.values() if q.ppid == p.pid and q.sid == p.sid and q.pgid != p.pgid}
-    parent = k.procs.get(p.ppid) if not p.adopted else None
-    if parent is not None and parent.pgid != p.pgid and parent.sid == p.sid:
-        groups.add(p.pgid)
-    for pgid in sorted(groups):
-        members = [q for q in k.procs.values() if q.pgid == pgid and q is not p and q.status is None]
-        if members and any(q.stopped for q in members) and orphaned(k, pgid, leaving=p):
-            await deliver_to(k, members, SIGHUP)
-            await deliver_to(k, [q for q in members if q.status is None], SIGCONT)
-
-
 async def background_read(k: Personality, p: Proc, c: Call, f: OFile) -> int | None:
     """A read of the console by a process of a background group of its session: SIGTTIN to
     the group, and the call starts again when the process continues (Linux's -ERESTARTSYS),
     or EIO (see the module docstring); None when the read may go on."""
-    from l4sim.linux.signals import RESTART_SYS, interrupt, restart
-    from l4sim.linux.vfs import Device
-
     node = f.node
     if not isinstance(node, Device) or node.name not in CONSOLE_INPUT:
         return None
@@ -189,8 +157,6 @@ async def background_read(k: Personality, p: Proc, c: Call, f: OFile) -> int | N
         return None
     if SIGTTIN in p.sigign or p.cur.sigmask >> (SIGTTIN - 1) & 1 or orphaned(k, p.pgid):
         return -EIO
-    from l4sim.linux.process import deliver_to
-
     await deliver_to(k, [q for q in k.procs.values() if q.pgid == p.pgid and q.status is None], SIGTTIN)
     if SIGTTIN in p.sighand:
         return await interrupt(k, p, c, RESTART_SYS)  # the handler runs; EINTR or a restart
@@ -217,7 +183,7 @@ async def console_signals(k: Personality) -> None:
                 if not stop_discarded(k, q, sig):
                     await doom(k, q, sig)  # Ctrl-Z: stopped when it next runs
             else:
-                await k.signal_death(q, sig, 0)
+                await signal_death(k, q, sig, 0)
     k.cur = cur
 
 

@@ -1,9 +1,9 @@
 """Memory system calls of the Linux personality: brk, mmap, munmap, mprotect, mremap, madvise,
 msync.
 
-A process's address space is a list of VMAs (:class:`~l4sim.linux.personality.Vma`) and a
+A process's address space is a list of VMAs (:class:`~l4sim.linux.state.Vma`) and a
 page table ``vpn -> pool page``; pages come on demand through page faults (the personality
-is the pager, see :meth:`Personality.page_fault`).  These calls only change the VMA list
+is the pager: :func:`page_fault`).  These calls only change the VMA list
 and take pages away (``task.unmap`` in the process, the frame freed when nobody shares it):
 
 - ``mmap``: anonymous memory, private file mappings (a page is filled from the file when it
@@ -28,15 +28,24 @@ share one address space keep sharing it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from l4sim.kernel.abi import Fpage, MemRights
-from l4sim.linux.personality import MMAP_TOP, STACK_TOP, Vma
+from l4sim.kernel.abi import Fpage, MapItem, MemRights
+from l4sim.linux.signals import at_fault, signal_death
+from l4sim.linux.state import (
+    FORK_RIP,
+    MMAP_TOP,
+    SIGBUS,
+    SIGKILL,
+    SIGSEGV,
+    STACK_TOP,
+    WAITING,
+    Call,
+    LinuxThread,
+    Personality,
+    Proc,
+    Vma,
+    get,
+)
 from l4sim.linux.vfs import Device, File, ProcFile
-
-if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
-    from l4sim.linux.syscalls import Call
 
 PAGE = 4096
 EPERM = 1
@@ -135,6 +144,56 @@ async def revoke(k: Personality, p: Proc, start: int, end: int) -> None:
             await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
 
 
+#: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
+_W, _X = int(MemRights.W), int(MemRights.X)
+
+
+# --------------------------------------------------------------------------- the pager
+async def page_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+    """The answer to a page fault of ``t`` (words: the fault address with its access bits):
+    a map item of the page's frame, made on first touch or copied on write; a refusal that
+    becomes a CPU exception (a new thread's first fault, or a SIGSEGV with a handler); or
+    None when the process ended of it (WAITING when it is stopped)."""
+    p = t.proc
+    # a fatal or stop signal acts as it runs
+    if (p.pending or t.pending or p.stopped or p.cont_notify) and await at_fault(k, t, w):
+        return WAITING if t.stop_fault is not None else None
+    addr = w[0] & ~0xFFF
+    present = w[0] & 1
+    write = w[0] & 2
+    fetch = w[0] & 4
+    if t.start_regs is not None and addr == FORK_RIP:
+        return (-1, (), ())  # refused: becomes an exception, answered with the registers
+    v = p.vma(addr)
+    if v is None or (write and not v.rights & _W) or (present and not write) \
+            or (fetch and not v.rights & _X):
+        if SIGSEGV in p.sighand and not (t.sigmask >> (SIGSEGV - 1)) & 1:
+            # refused: the kernel turns it into exception IPC with the registers, and
+            # cpu_fault enters the handler (code 8 | write, fetch | 1 when a VMA is there:
+            # Linux's SEGV_ACCERR, else SEGV_MAPERR)
+            return (-(8 | (w[0] & 6) | (v is not None)), (), ())
+        await signal_death(k, p, SIGSEGV, w[0] & ~7)
+        return None
+    vpn = addr >> 12
+    a = p.pages.get(vpn)
+    rights = v.rights
+    try:
+        if a is None:
+            a = await k.fresh_page(p, v, addr)
+            if a is None:  # a file mapping's page beyond the file's end
+                await signal_death(k, p, SIGBUS, w[0] & ~7)
+                return None
+        elif k.refs.get(a, 1) > 1 and not v.shared:
+            if write:
+                a = await k.cow_copy(p, vpn)
+            else:
+                rights &= ~_W
+    except MemoryError:  # out of frames: what Linux's OOM killer would do
+        await signal_death(k, p, SIGKILL, addr)
+        return None
+    return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
+
+
 # --------------------------------------------------------------------------- brk
 async def sys_brk(k: Personality, p: Proc, c: Call) -> int:
     new = c.a[0]
@@ -158,8 +217,6 @@ async def sys_brk(k: Personality, p: Proc, c: Call) -> int:
 
 # --------------------------------------------------------------------------- mmap
 async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
-    from l4sim.linux.files import get
-
     addr, length, prot, flags, off = c.a[0], c.a[1], c.a[2], c.a[3], c.a[5]
     fd = c.a[4] & 0xFFFF_FFFF
     kind = flags & MAP_TYPE

@@ -15,15 +15,10 @@ clock ticks use ``AT_CLKTCK`` = 100 Hz, as Linux's ``USER_HZ``.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 from l4sim.linux.elf import PAGE
-from l4sim.linux.personality import POOL_BASE
-
-if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
-    from l4sim.linux.syscalls import Call
-    from l4sim.user.env import ThreadCap
+from l4sim.linux.state import POOL_BASE, Call, Personality, Proc
+from l4sim.user.env import ThreadCap
 
 EFAULT, EINVAL, ESRCH = 14, 22, 3
 #: clock ticks per second (USER_HZ, AT_CLKTCK)

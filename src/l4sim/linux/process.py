@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from l4sim.linux.elf import ElfError
-from l4sim.linux.jobs import stop_discarded
+from l4sim.linux.elf import ElfError, Image
 from l4sim.linux.misc import child_rusage, reap
 from l4sim.linux.signals import (
     IGNORED_BY_DEFAULT,
@@ -31,13 +29,13 @@ from l4sim.linux.signals import (
     SIGSTOPS,
     cont,
     doom,
+    drop_space,
     interrupt,
+    signal_death,
+    stop_discarded,
 )
+from l4sim.linux.state import Call, LinuxThread, Personality, Proc, close_all
 from l4sim.linux.vfs import Dir, File
-
-if TYPE_CHECKING:
-    from l4sim.linux.personality import LinuxThread, Personality, Proc
-    from l4sim.linux.syscalls import Call
 
 EPERM, ENOENT, ESRCH, ECHILD, EFAULT, EACCES, EINVAL, ENOSYS, ENOEXEC, E2BIG = 1, 2, 3, 10, 14, 13, 22, 38, 8, 7
 WNOHANG, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
@@ -117,13 +115,31 @@ async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
             return -ENOEXEC
         if k.cfg.strace is not None:
             k.cfg.strace(f"execve({full!r}, {argv!r}) = 0")
-        await k.exec(p, image, argv, envp, full, path.decode("utf-8", "surrogateescape"))
+        await exec_image(k, p, image, argv, envp, full, path.decode("utf-8", "surrogateescape"))
         c.ended = True  # the old thread is gone; the new one starts by itself
         return 0
     return -ELOOP
 
 
 ELOOP = 40
+
+
+async def exec_image(k: Personality, p: Proc, image: Image, argv: list[str], envp: list[str], exe: str,
+                     path: str = "") -> None:
+    """Replace ``p``'s program: the other threads end, a new task and main thread (tid = pid)
+    keep the pid, the caller's signal mask and the fds that are not close-on-exec.  The
+    process is named after ``path``, the file execve was given (Linux's comm: its last
+    component, not argv[0]; for a script the script's, not its interpreter's)."""
+    mask = p.cur.sigmask
+    await drop_space(k, p)
+    close_all(k, p, only_cloexec=True)
+    p.sighand.clear()
+    p.sigact = {s: v for s, v in p.sigact.items() if s in p.sigign}
+    p.exe = exe
+    p.name = (path or exe).rstrip("/").rsplit("/", 1)[-1][:15]
+    p.leader_status = None
+    k.vfork_done(p)
+    await k.start_program(p, image, argv, envp, mask)
 
 
 def _status_word(q: Proc) -> int:
@@ -318,21 +334,6 @@ async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
     return await _send(k, p, c, [t.proc], _i(c.a[1]), t)
 
 
-async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
-    """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
-    as :func:`_send`, but no process is the sender."""
-    for q in targets:
-        if sig == SIGCONT:
-            await cont(k, q)
-        elif sig in SIGSTOPS:
-            q.pending.discard(SIGCONT)
-        if sig in q.sighand or all(t.sigmask >> (sig - 1) & 1 for t in q.threads.values()):
-            k.post(q, sig)
-        elif not (sig in q.sigign or sig in IGNORED_BY_DEFAULT or (sig in SIGSTOPS and q.stopped)
-                  or stop_discarded(k, q, sig)):
-            await doom(k, q, sig)
-
-
 async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
                 thread: LinuxThread | None = None) -> int:
     """Send ``sig`` to the processes ``targets`` (or to their ``thread``), as Linux's
@@ -370,7 +371,7 @@ async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
     if self_hit:
         if k.cfg.strace is not None:
             k.cfg.strace(f"{c.name}(...) = 0")
-        await k.signal_death(p, sig, 0)
+        await signal_death(k, p, sig, 0)
         c.ended = True
     return 0
 

@@ -16,15 +16,10 @@ times from :mod:`l4sim.linux.misc` (simulated time, in clock ticks of 100 Hz).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from l4sim.kernel.abi import MemRights
 from l4sim.linux.misc import NS_PER_TICK, cpu_times
-from l4sim.linux.personality import POOL_BASE
+from l4sim.linux.state import POOL_BASE, LinuxThread, Personality, Proc
 from l4sim.linux.vfs import EPOCH
-
-if TYPE_CHECKING:
-    from l4sim.linux.personality import LinuxThread, Personality, Proc
 
 PAGE = 4096
 RLIM_INFINITY = (1 << 64) - 1

@@ -18,7 +18,9 @@ from typing import Any
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
-from l4sim.linux.personality import Config, personality
+from l4sim.linux.personality import personality
+from l4sim.linux.state import Config
+from l4sim.linux.sysnames import NAMES
 from l4sim.linux.vfs import Dir, Vfs
 from l4sim.machine.board import LINE_UART, Machine
 from l4sim.runtime.sigma0 import sigma0
@@ -110,8 +112,6 @@ def syscall_records(records: Iterable[Record]) -> list[Record]:
     """The trace records with each guest system call named: an ``exception`` record of a
     ``syscall`` (its ``code`` is the number in rax) gets an argument ``syscall`` with the
     call's name, which the Perfetto exporter shows with the event."""
-    from l4sim.linux.sysnames import NAMES
-
     out: list[Record] = []
     for rec in records:
         t, cpu, kind, tid, args = rec

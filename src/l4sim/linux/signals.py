@@ -23,6 +23,14 @@ task, so each thread stops at its next instruction with a page fault that
 is not answered until SIGCONT (:func:`cont`); the parent's wait4 sees it
 with ``WUNTRACED``/``WCONTINUED`` and gets SIGCHLD unless ``SA_NOCLDSTOP``.
 
+The default action of a fatal signal ends the whole thread group: here too is
+how a process and a thread end (:func:`kill`, :func:`signal_death`,
+:func:`end_thread`), with the rules for orphaned process groups that an end
+sets off (:func:`orphan_check`), and the CPU exceptions that become signals
+(:func:`cpu_fault`).  Signals and ends call each other (a fatal signal ends a
+process, an end sends SIGCHLD, SIGHUP and SIGCONT), so they live in one
+module, the lowest of the system-call modules but ``misc``.
+
 The frame on the user stack has Linux's layout (return address =
 ``sa_restorer``, ucontext with the general registers and the old mask,
 siginfo); FPU state is not saved.
@@ -31,11 +39,25 @@ siginfo); FPU state is not saved.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from l4sim.linux.personality import LinuxThread, Personality, Proc
-    from l4sim.linux.syscalls import Call
+from l4sim.kernel.abi import Fpage, MapItem, MemRights
+from l4sim.linux.misc import retire
+from l4sim.linux.state import (
+    BLOCK,
+    SIGBUS,
+    SIGFPE,
+    SIGILL,
+    SIGNAMES,
+    SIGSEGV,
+    SIGTRAP,
+    Call,
+    LinuxThread,
+    Personality,
+    Proc,
+    Wait,
+    close_all,
+)
+from l4sim.linux.vfs import EPOCH
 
 EPERM, EINTR, ENOMEM, EFAULT, EINVAL = 1, 4, 12, 14, 22
 #: Linux's "restart the call" code, as strace shows an interrupted call that will be restarted
@@ -46,12 +68,11 @@ SA_ONSTACK = 0x08000000
 #: sigaltstack flags and the smallest alternate stack Linux accepts (x86-64)
 SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
-SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 9, 17, 18, 19
+SIGHUP, SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 1, 9, 17, 18, 19
+SIGTSTP, SIGTTIN, SIGTTOU = 20, 21, 22
 #: stop signals; and those whose default action is nothing (SIGCHLD, SIGCONT, SIGURG, SIGWINCH)
 SIGSTOPS = frozenset((19, 20, 21, 22))
 IGNORED_BY_DEFAULT = frozenset((17, 18, 23, 28))
-#: result of a call that must wait: the personality keeps the reply capability and runs it again
-BLOCK = -(1 << 70)
 #: how a waiting call ends when a signal with a handler interrupts it (Linux's -ERESTART* codes):
 #: killable only (vfork's parent); restarted with SA_RESTART, else EINTR (ERESTARTSYS); EINTR
 #: whenever a handler runs (ERESTARTNOHAND, ERESTART_RESTARTBLOCK)
@@ -95,12 +116,10 @@ async def deliver(k: Personality, p: Proc, regs: list[int]) -> list[int] | None:
         if sig in p.sigign or sig in IGNORED_BY_DEFAULT:
             continue
         if sig in SIGSTOPS:
-            from l4sim.linux.jobs import stop_discarded
-
             if not stop_discarded(k, p, sig):
                 await stop(k, p, sig)  # was blocked; stops the process now that it is not
             continue
-        await k.signal_death(p, sig, 0)  # fatal, now that it is unblocked
+        await signal_death(k, p, sig, 0)  # fatal, now that it is unblocked
         return None
     return await enter_handler(k, p, t, sig, regs)
 
@@ -210,13 +229,12 @@ def fatal_pending(p: Proc, t: LinuxThread) -> int:
 
 def forget_wait(k: Personality, t: LinuxThread, c: Call) -> None:
     """``t`` stops waiting in ``c`` (interrupted, or ended): leave the sleepers, the futex queue,
-    a FIFO's pending open.  Its tid may stay in waiter sets: a wake-up there is harmless."""
-    from l4sim.linux.files import fifo_forget
-    from l4sim.linux.threads import futex_forget
-
+    a FIFO's pending open (the :class:`~l4sim.linux.state.Wait` the call holds).  Its tid may
+    stay in waiter sets: a wake-up there is harmless."""
     k.sleepers.pop(t.tid, None)
-    futex_forget(k, c)
-    fifo_forget(k, c)
+    st = c.state
+    if isinstance(st, Wait):
+        st.forget(k, c)
 
 
 async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
@@ -232,7 +250,7 @@ async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
     sig = _interrupting(p, t)
     if sig and sig not in p.sighand and (not p.stopped or sig == SIGKILL):
         forget_wait(k, t, c)
-        await k.signal_death(p, sig, 0)
+        await signal_death(k, p, sig, 0)
         c.ended = True
         return 0
     stop_sig = stop_pending(p, t)
@@ -274,8 +292,6 @@ async def doom(k: Personality, p: Proc, sig: int, t: LinuxThread | None = None) 
     :func:`at_fault` acts on it, a call in progress acts on it when it returns.  A stopped
     process acts on SIGKILL only (its held faults are answered empty: its threads fault again
     and die); other fatal signals wait for SIGCONT, as on Linux."""
-    from l4sim.kernel.abi import Fpage, MemRights
-
     k.post(p, sig, t)
     if p.stopped:  # only SIGKILL wakes a stopped process (Linux's wants_signal); others wait for SIGCONT
         if sig == SIGKILL:
@@ -295,7 +311,7 @@ async def at_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> bool:
         _tell_parent(k, p)
     sig = fatal_pending(p, t)
     if sig and (not p.stopped or sig == SIGKILL):
-        await k.signal_death(p, sig, 0)
+        await signal_death(k, p, sig, 0)
         return True
     if not p.stopped:
         sig = stop_pending(p, t)
@@ -310,8 +326,6 @@ async def stop(k: Personality, p: Proc, sig: int) -> None:
     """The default action of a stop signal: every page of ``p`` is taken from its task, so each
     thread faults at its next instruction and waits (:func:`at_fault` holds the fault) until
     :func:`cont`; the parent is told."""
-    from l4sim.kernel.abi import Fpage, MemRights
-
     for q in (p.pending, *(th.pending for th in p.threads.values())):
         q.difference_update(SIGSTOPS)
     if p.stopped or p.status is not None:
@@ -320,7 +334,7 @@ async def stop(k: Personality, p: Proc, sig: int) -> None:
     p.stop_report, p.cont_report, p.cont_notify = sig, False, False
     await p.task.unmap(Fpage.mem(0, 47, MemRights.RWX), include_self=True)
     if k.cfg.strace is not None:
-        k.cfg.strace(f"--- stopped by {SIGNAMES.get(sig, sig)} ---")
+        k.cfg.strace(f"--- stopped by {STOP_NAMES.get(sig, sig)} ---")
     _tell_parent(k, p)
 
 
@@ -365,14 +379,168 @@ def _tell_parent(k: Personality, p: Proc) -> None:
         k.post(parent, SIGCHLD)
 
 
-SIGNAMES = {19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU"}
+STOP_NAMES = {19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU"}
 
 
+# --------------------------------------------------------------------------- orphaned groups
+def orphaned(k: Personality, pgid: int, leaving: Proc | None = None) -> bool:
+    """Is process group ``pgid`` orphaned (``leaving`` not counted): does no live member have a
+    live parent in another group of the same session?  (Linux's will_become_orphaned_pgrp.)"""
+    for q in k.procs.values():
+        if q.pgid != pgid or q is leaving or q.status is not None:
+            continue
+        r = k.procs.get(q.ppid) if not q.adopted else None
+        if r is not None and r is not leaving and r.status is None and r.pgid != pgid and r.sid == q.sid:
+            return False
+    return True
+
+
+def stop_discarded(k: Personality, q: Proc, sig: int) -> bool:
+    """SIGTSTP, SIGTTIN and SIGTTOU do not stop a process of an orphaned group (Linux)."""
+    return sig in (SIGTSTP, SIGTTIN, SIGTTOU) and orphaned(k, q.pgid)
+
+
+async def orphan_check(k: Personality, p: Proc) -> None:
+    """``p`` ends: each group it leaves orphaned -- its own, if its parent is in another group
+    of the session; its children's other groups -- that has a stopped member gets SIGHUP and
+    SIGCONT (Linux's kill_orphaned_pgrp), so stopped jobs of a shell that went away do not
+    wait for ever."""
+    # its own group, when it was the group's link to a parent outside it in the session; its
+    # children's groups other than its own (Linux: kill_orphaned_pgrp at exit and reparent)
+    groups = {q.pgid for q in k.procs.values() if q.ppid == p.pid and q.sid == p.sid and q.pgid != p.pgid}
+    parent = k.procs.get(p.ppid) if not p.adopted else None
+    if parent is not None and parent.pgid != p.pgid and parent.sid == p.sid:
+        groups.add(p.pgid)
+    for pgid in sorted(groups):
+        members = [q for q in k.procs.values() if q.pgid == pgid and q is not p and q.status is None]
+        if members and any(q.stopped for q in members) and orphaned(k, pgid, leaving=p):
+            await deliver_to(k, members, SIGHUP)
+            await deliver_to(k, [q for q in members if q.status is None], SIGCONT)
+
+
+async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
+    """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
+    as :func:`l4sim.linux.process._send`, but no process is the sender."""
+    for q in targets:
+        if sig == SIGCONT:
+            await cont(k, q)
+        elif sig in SIGSTOPS:
+            q.pending.discard(SIGCONT)
+        if sig in q.sighand or all(t.sigmask >> (sig - 1) & 1 for t in q.threads.values()):
+            k.post(q, sig)
+        elif not (sig in q.sigign or sig in IGNORED_BY_DEFAULT or (sig in SIGSTOPS and q.stopped)
+                  or stop_discarded(k, q, sig)):
+            await doom(k, q, sig)
+
+
+# --------------------------------------------------------------------------- the end of threads and processes
+async def signal_death(k: Personality, p: Proc, sig: int, addr: int) -> None:
+    """A fatal signal: the whole thread group ends (status 128 + sig)."""
+    k.cur = p.pid
+    if k.cfg.strace is not None:
+        name = SIGNAMES.get(sig, f"signal {sig}")
+        if sig in (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV):
+            k.cfg.strace(f"--- {name} {{si_signo={name}, si_addr={addr:#x}}} ---")
+        k.cfg.strace(f"+++ killed by {name} +++")
+    await kill(k, p, 128 + sig, sig)
+
+
+async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
+    """End ``p`` (exit status, or 128+sig) with all its threads: delete its objects, close
+    its files, free its frames; it stays a zombie for its parent's wait."""
+    p.status = status
+    p.exit_code, p.term_sig = (0, sig) if sig else (status & 0xFF, 0)
+    k.seq += 1
+    p.ended_seq = k.seq
+    await drop_space(k, p)
+    k.vfork_done(p)
+    close_all(k, p)
+    await orphan_check(k, p)  # before it leaves: the groups it orphans and their stopped jobs
+    del k.procs[p.pid]
+    for q in k.all.values():  # orphans go to init
+        if q.ppid == p.pid:
+            q.ppid = 1
+            q.adopted = True
+    parent = k.procs.get(p.ppid)
+    if parent is None or 17 in parent.sigign:  # nobody waits: reaped at once
+        k.all.pop(p.pid, None)
+    else:
+        k.wake(parent.child_waiters)
+        if p.exit_signal in parent.sighand:
+            k.post(parent, p.exit_signal)  # SIGCHLD, usually
+    if p.pid == 1:
+        k.cfg.result.append(status)
+
+
+async def drop_space(k: Personality, p: Proc) -> None:
+    """Delete ``p``'s threads and task and let go of its pages (it ends, or execs)."""
+    env = k.env
+    for t in list(p.threads.values()):
+        await end_thread(k, t)
+    await env.task.delete(p.task.slot)
+    env.free_slot(p.task.slot)
+    for a in p.pages.values():
+        k.decref(a)
+    p.pages.clear()
+    p.vmas.clear()
+
+
+async def end_thread(k: Personality, t: LinuxThread) -> None:
+    """Delete ``t``'s thread, gate and saved reply; forget its waits (no reply is sent)."""
+    env = k.env
+    p = t.proc
+    await retire(k, p, t.thread)  # its CPU time stays the process's
+    for cap in (t.thread, t.gate):
+        await env.task.delete(cap.slot)
+        env.free_slot(cap.slot)
+    if t.reply is not None:
+        await env.task.delete(t.reply.slot)
+        env.free_slot(t.reply.slot)
+        t.reply = None
+    if t.blocked is not None:
+        forget_wait(k, t, t.blocked)
+        t.blocked = None
+    k.sleepers.pop(t.tid, None)
+    del p.threads[t.tid]
+    del k.threads[t.tid]
+    p.free_slots.append(t.slot)
+
+
+# --------------------------------------------------------------------------- CPU exceptions
+#: exception trap number -> signal
+TRAP_SIGNAL = {0: SIGFPE, 3: SIGTRAP, 6: SIGILL, 13: SIGSEGV, 14: SIGSEGV}
+#: the exception ex_regs' TRIGGER_EXCEPTION raises (kernel/guest.py)
+TRAP_TRIGGER = 0xFF
+
+
+async def cpu_fault(k: Personality, p: Proc, t: LinuxThread, w: tuple[int, ...]) -> tuple[int, tuple[int, ...], tuple[MapItem, ...]] | None:
+    """A CPU exception of ``t`` (words: trapno, code, RIP, traps, address, the registers):
+    its signal enters the handler when there is one and ``t`` does not block it (reply:
+    the handler's registers); otherwise the process dies of it, as Linux forces it."""
+    trap = w[0] if w else 13
+    if trap == TRAP_TRIGGER:  # interrupted where it ran (see personality._trigger): take its signals
+        regs = list(w[5:25])
+        new = await deliver(k, p, regs) if len(w) >= 25 else None
+        if p.status is not None:
+            return None
+        return (0, tuple(new if new is not None else regs), ())
+    sig = TRAP_SIGNAL.get(trap, SIGSEGV)
+    at = w[4] if trap in (13, 14) and len(w) > 4 and w[4] else w[2] if len(w) > 2 else 0
+    if len(w) >= 25 and sig in p.sighand and not (t.sigmask >> (sig - 1)) & 1:
+        code = {SIGSEGV: 2 if trap == 14 and w[1] & 1 else 1, SIGILL: 2, SIGFPE: 1, SIGTRAP: 1}.get(sig, 0)
+        new = await enter_handler(k, p, t, sig, list(w[5:25]), code, at)
+        if new is not None:
+            return (0, tuple(new), ())
+    await signal_death(k, p, sig, at)
+    return None
+
+
+# --------------------------------------------------------------------------- the calls
 async def sys_rt_sigreturn(k: Personality, p: Proc, c: Call) -> int:
     uc = c.words[_IDX["rsp"]]  # the handler's ret popped the return address
     raw = await k.read(p, uc, UC_SIGMASK + 8)
     if raw is None:
-        await k.signal_death(p, 11, uc)
+        await signal_death(k, p, 11, uc)
         c.ended = True
         return 0
     sc = struct.unpack_from("<18Q", raw, UC_MCONTEXT)
@@ -444,8 +612,6 @@ async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
             return -EINVAL
         t = sec * 10**9 + nsec
         if flags & 1:  # TIMER_ABSTIME
-            from l4sim.linux.syscalls import EPOCH
-
             c.state = t - (EPOCH * 10**9 if clock in (0, 5, 8, 11) else 0)
         else:
             c.state = k.now_ns + t

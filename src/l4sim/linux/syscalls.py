@@ -2,7 +2,7 @@
 
 :data:`TABLE` maps an x86-64 system-call number to a :class:`Syscall`: its
 name, a thin ``async`` function ``fn(k, p, c) -> int`` (``k`` the
-:class:`~l4sim.linux.personality.Personality`, ``p`` the calling process,
+:class:`~l4sim.linux.state.Personality`, ``p`` the calling process,
 ``c`` the :class:`Call` with its six arguments), and an argument format for
 ``--strace``.  The result goes back in rax (a negative errno on failure).
 A number not in the table returns ``-ENOSYS`` and is counted.
@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import cast
 
 from l4sim.kernel.abi import MapItem
-from l4sim.linux.signals import BLOCK as _BLOCK
-from l4sim.linux.signals import ERESTARTSYS
+from l4sim.linux import files, jobs, memory, misc, process, signals, threads
+from l4sim.linux.signals import ERESTARTSYS, deliver
+from l4sim.linux.state import BLOCK, WAITING, Call, Personality, Proc
 from l4sim.linux.sysnames import ERRNOS, NAMES
-
-if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
+from l4sim.linux.vfs import EPOCH
 
 PAGE = 4096
 #: errno values (x86-64 Linux)
@@ -37,32 +36,7 @@ EPERM, ENOENT, ESRCH, EINTR, EIO, EBADF, ENOMEM, EFAULT, EINVAL = 1, 2, 3, 4, 5,
 ENOTTY, ESPIPE, ENODEV, ENOSYS = 25, 29, 19, 38
 ERRNO_NAMES = {e: name for e, (name, _) in ERRNOS.items()}
 ERRNO_TEXT = {e: text for e, (_, text) in ERRNOS.items()}
-#: the simulated wall clock starts at this Unix time (2026-01-01)
-EPOCH = 1_767_225_600
-#: result of a call that must wait: the personality keeps the reply capability and runs it again
-#: (defined with the signals, which interrupt waiting calls)
-BLOCK = _BLOCK
-#: what dispatch returns for a call that waits
-WAITING: tuple[int, tuple[int, ...], tuple[MapItem, ...]] = (BLOCK, (), ())
 INDEX = {"fs_base": 18, "gs_base": 19}
-
-
-@dataclass(slots=True)
-class Call:
-    """One system call: number, the six arguments, registers the reply must set."""
-
-    nr: int
-    a: tuple[int, int, int, int, int, int]
-    words: tuple[int, ...]
-    set_regs: dict[str, int] = field(default_factory=dict)
-    ended: bool = False
-    name: str = ""
-    args: str = ""
-    #: what a waiting call remembers between its runs (a deadline, a mask installed)
-    state: Any = None
-    #: every register of the reply (rt_sigreturn)
-    all_regs: tuple[int, ...] | None = None
-
 
 Fn = Callable[["Personality", "Proc", Call], Awaitable[int]]
 
@@ -287,9 +261,7 @@ async def dispatch(k: Personality, p: Proc, words: tuple[int, ...]) -> tuple[int
     """Serve one system call of ``p`` (the 20 words of its exception IPC); the reply, or None
     when the call ended the process."""
     if k.cfg.interrupts:  # Ctrl-C at the console: the foreground group first
-        from l4sim.linux.jobs import console_signals
-
-        await console_signals(k)
+        await jobs.console_signals(k)
         if p.status is not None:
             return None
     nr = words[0]
@@ -374,17 +346,13 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 
 def _merge() -> None:
-    from l4sim.linux import files, jobs, memory, misc, process, signals, threads
-
+    """The calls of each area's module join the table."""
     for mod in (files, jobs, memory, misc, process, signals, threads):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 
 
 _merge()
-
-# after the merge: signals imports this module (a module global, not an import per call)
-from l4sim.linux.signals import deliver  # noqa: E402
 
 #: calls that read or write files' bytes: before each, what MAP_SHARED mappings of files wrote
 #: is copied into the files, after it what it wrote is copied into the mapped pages
@@ -395,7 +363,7 @@ FILE_DATA = frozenset(nr for nr, sc in TABLE.items() if sc.name in {
 
 #: calls that read no clock (neither ``k.now_ns`` nor ``k.wall()``): the personality does not
 #: ask the kernel for the time before serving them (a real server reads no clock per call
-#: either); anything they wake is run after a fresh reading (see ``Personality.serve``)
+#: either); anything they wake is run after a fresh reading (see :func:`l4sim.linux.personality.serve`)
 TIMELESS = frozenset(nr for nr, sc in TABLE.items() if sc.name in {
     "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp",
     "rt_sigprocmask", "rt_sigaction", "sigaltstack", "arch_prctl", "set_tid_address",

@@ -1,7 +1,7 @@
 """Threads of the Linux personality: clone and clone3, thread ids, thread exit, futexes.
 
 A thread is a guest thread of its process's task (see
-:class:`~l4sim.linux.personality.LinuxThread`): ``clone`` with
+:class:`~l4sim.linux.state.LinuxThread`): ``clone`` with
 ``CLONE_VM|CLONE_THREAD`` (what musl's and glibc's ``pthread_create`` pass)
 makes one with the caller's registers, rax 0, the new stack and TLS; without
 ``CLONE_VM`` clone and clone3 make a process (a fork).
@@ -11,7 +11,7 @@ a word in private memory by (pid, address) -- the address space and the
 word; without ``FUTEX_PRIVATE_FLAG``, a word in ``MAP_SHARED`` memory by
 (0, the pool address of its frame + offset), so processes sharing the page
 meet on the same queue.  A wait is a blocking call
-(:data:`~l4sim.linux.syscalls.BLOCK`): the waiter's reply is kept and sent when
+(:data:`~l4sim.linux.state.BLOCK`): the waiter's reply is kept and sent when
 a wake, its timeout (simulated time) or a signal with a handler ends the wait
 (EINTR; an untimed wait is restarted after a handler with ``SA_RESTART``).
 """
@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from l4sim.linux.personality import Personality, Proc
-    from l4sim.linux.syscalls import Call
+from l4sim.linux.signals import KILLABLE, RESTART_NOHAND, RESTART_SYS, end_thread, interrupt, kill
+from l4sim.linux.state import Call, LinuxThread, Personality, Proc, Wait
+from l4sim.linux.vfs import EPOCH
 
 EPERM, ESRCH, EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT, EINTR = 1, 3, 11, 14, 22, 38, 110, 4
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_PIDFD = 0x100, 0x200, 0x400, 0x800, 0x1000
@@ -122,7 +121,7 @@ async def sys_exit(k: Personality, p: Proc, c: Call) -> int:
     if k.cfg.strace is not None:
         k.cfg.strace(f"exit({_i(c.a[0])}) = ?")
         k.cfg.strace(f"+++ exited with {status} +++")
-    await k.exit_thread(p.cur, status)
+    await exit_thread(k, p.cur, status)
     c.ended = True
     return 0
 
@@ -133,9 +132,23 @@ async def sys_exit_group(k: Personality, p: Proc, c: Call) -> int:
     if k.cfg.strace is not None:
         k.cfg.strace(f"exit_group({_i(c.a[0])}) = ?")
         k.cfg.strace(f"+++ exited with {status} +++")
-    await k.kill(p, status)
+    await kill(k, p, status)
     c.ended = True
     return 0
+
+
+async def exit_thread(k: Personality, t: LinuxThread, status: int) -> None:
+    """``exit``: end one thread (its clear_tid word zeroed and futex-woken, as pthread_join
+    needs); the last thread's end is the process's, with the main thread's status."""
+    p = t.proc
+    if len(p.threads) == 1:
+        await kill(k, p, status if p.leader_status is None else p.leader_status)
+        return
+    if t.tid == p.pid:
+        p.leader_status = status
+    if t.clear_tid and await k.write(p, t.clear_tid, bytes(4)):
+        futex_wake(k, await futex_key(k, p, t.clear_tid, False), 1)
+    await end_thread(k, t)
 
 
 # --------------------------------------------------------------------------- clone
@@ -216,15 +229,13 @@ async def do_clone(k: Personality, p: Proc, c: Call, flags: int, exit_signal: in
 async def _vfork_wait(k: Personality, p: Proc, c: Call) -> int:
     """A vfork parent waits (answered later) until its child has exec'd or ended; only a
     fatal signal ends the wait (Linux's killable wait)."""
-    from l4sim.linux.signals import KILLABLE, interrupt
-
     child = c.state
     return child.pid if child.vfork_waiter == 0 else await interrupt(k, p, c, KILLABLE)
 
 
 # --------------------------------------------------------------------------- futex
 @dataclass(eq=False, slots=True)
-class FutexWait:
+class FutexWait(Wait):
     """One thread waiting on a futex word."""
 
     tid: int
@@ -233,6 +244,10 @@ class FutexWait:
     #: the simulated time the wait times out (None: never)
     deadline: int | None
     woken: bool = False
+
+    def forget(self, k: Personality, c: Call) -> None:
+        """The waiting thread goes (interrupted, or it ended): it leaves the futex queue."""
+        _unqueue(k, self)
 
 
 def futex_wake(k: Personality, key: tuple[int, int], n: int, bitset: int = BITSET_ANY) -> int:
@@ -263,12 +278,6 @@ def _unqueue(k: Personality, w: FutexWait) -> None:
         q.remove(w)
         if not q:
             del k.futexes[w.key]
-
-
-def futex_forget(k: Personality, c: Call) -> None:
-    """A thread waiting in ``c`` ends: leave the futex queue it may be on."""
-    if type(c.state) is FutexWait:
-        _unqueue(k, c.state)
 
 
 async def futex_key(k: Personality, p: Proc, uaddr: int, private: bool) -> tuple[int, int]:
@@ -316,8 +325,6 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
             if cmd == FUTEX_WAIT:  # relative
                 deadline = k.now_ns + t
             else:  # absolute, on CLOCK_MONOTONIC or (FUTEX_CLOCK_REALTIME) the wall clock
-                from l4sim.linux.syscalls import EPOCH
-
                 deadline = t - (EPOCH * 10**9 if op & FUTEX_CLOCK_REALTIME else 0)
         word = await _word(k, p, uaddr)
         if word is None:
@@ -358,8 +365,6 @@ async def _futex_wait_again(k: Personality, p: Proc, c: Call) -> int:
     """A futex wait, first run or run again: 0 when woken, a timeout, or BLOCK; a signal
     interrupts it (restarted with SA_RESTART when it has no timeout, as Linux's ERESTARTSYS;
     EINTR otherwise)."""
-    from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt
-
     w: FutexWait = c.state
     if w.woken:
         k.sleepers.pop(w.tid, None)

@@ -220,8 +220,8 @@ def _linux_config(kernel: Kernel, scn: Drops) -> Any:
     path = busybox()
     if path is None:
         return None
-    from l4sim.linux.personality import Config
     from l4sim.linux.run import load, make_root
+    from l4sim.linux.state import Config
 
     script = f"i=0; while [ $i -lt {LOOP} ]; do i=$((i+1)); done; echo busybox loop: $i rounds"
     uart = kernel.machine.uart

@@ -1,0 +1,934 @@
+"""The Linux personality's state, and the helpers every part of the personality shares.
+
+What lives here is what the system-call modules all need and what needs none of them (the
+order of the modules is in :mod:`l4sim.linux`): the records -- :class:`Proc` (a thread
+group), :class:`LinuxThread`, :class:`Vma`, :class:`Acct`, the fd table's :class:`Fd`,
+:class:`Call` (one system call) and :class:`Config` (what the boot code gives); the
+address-space layout (``POOL_BASE``, ``STACK_TOP``, ``MMAP_TOP``, ``FORK_RIP``); and
+:class:`Personality`, the server's state with the operations on it that carry no system
+call's policy: frames from sigma0 and the page cache, reading and writing a process's
+memory, making tasks and guest threads, starting a program, fork's copy, waking waiting
+calls and making signals pending.  Ending a thread or a process is a signal's default
+action and lives in :mod:`l4sim.linux.signals`; the loop that receives the processes'
+messages is :mod:`l4sim.linux.personality`.
+
+Memory: the personality takes blocks of frames from sigma0
+(``REQ_FPAGE_ANY``) into a pool region of its own address space and maps
+single pages of the pool into its processes (``task.map`` while loading, a
+map item when paging).  It knows every page it mapped, so it reads and
+writes a process's memory through its own mapping of the same frame.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from l4sim.kernel.abi import (
+    EX_REGS_GUEST,
+    SLOT_PAGER,
+    Fpage,
+    FpageType,
+    MapItem,
+    MemRights,
+    ThreadOp,
+)
+from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
+from l4sim.linux.vfs import EPOCH, O_WRONLY, S_IFIFO, Device, Fifo, File, OFile, PipeNode, Vfs
+from l4sim.runtime.console import Console
+from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
+from l4sim.user.env import Env, Gate, TaskCap, ThreadCap
+
+#: the personality's frame pool: blocks of POOL_BLOCK pages from sigma0, mapped here
+POOL_BASE = 0x10_0000_0000
+POOL_ORDER = 20  # 1 MiB blocks
+#: user address-space layout of a process
+STACK_TOP = 0x7FFF_FFFF_F000
+STACK_SIZE = 8 << 20
+MMAP_TOP = 0x7FF0_0000_0000
+#: where a forked child starts: never mapped, so its first fault asks for its registers
+FORK_RIP = STACK_TOP
+#: capability slot of the personality's gate in a process's task
+SLOT_GATE = 8
+#: priority and quantum of guest threads
+GUEST_PRIO = 50
+GUEST_QUANTUM = 10_000_000
+#: signal numbers the personality reports
+SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
+SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT", SIGBUS: "SIGBUS",
+            SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
+            15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
+#: the environment of a started program
+DEFAULT_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", "LANG=C")
+
+# auxiliary vector keys
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN = 23, 25, 26, 31
+
+
+def _rights(flags: int) -> int:
+    return (MemRights.R if flags & PF_R else 0) | (MemRights.W if flags & PF_W else 0) \
+        | (MemRights.X if flags & PF_X else 0)
+
+
+#: images whose read-only pages the page cache keeps (see Personality._text_pages)
+TEXT_CACHE = 4
+#: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
+_W, _X = int(MemRights.W), int(MemRights.X)
+
+
+# --------------------------------------------------------------------------- a system call
+#: result of a call that must wait: the personality keeps the reply capability and runs it again
+#: (a signal may interrupt the wait: :func:`l4sim.linux.signals.interrupt`)
+BLOCK = -(1 << 70)
+#: what dispatch returns for a call that waits
+WAITING: tuple[int, tuple[int, ...], tuple[MapItem, ...]] = (BLOCK, (), ())
+
+
+@dataclass(slots=True)
+class Call:
+    """One system call: number, the six arguments, registers the reply must set."""
+
+    nr: int
+    a: tuple[int, int, int, int, int, int]
+    words: tuple[int, ...]
+    set_regs: dict[str, int] = field(default_factory=dict)
+    ended: bool = False
+    name: str = ""
+    args: str = ""
+    #: what a waiting call remembers between its runs (a deadline, a mask installed, a
+    #: :class:`Wait`)
+    state: Any = None
+    #: every register of the reply (rt_sigreturn)
+    all_regs: tuple[int, ...] | None = None
+
+
+class Wait(ABC):
+    """What a waiting call holds in ``Call.state`` that must be given back when the wait ends
+    without the call finishing (a signal interrupts it, or its thread ends): a place in a futex
+    queue (:class:`l4sim.linux.threads.FutexWait`), a FIFO's end counted already
+    (:class:`l4sim.linux.files.FifoOpen`).  The record knows how, so that
+    :func:`l4sim.linux.signals.forget_wait` needs neither module."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def forget(self, k: Personality, c: Call) -> None:
+        """Give back what the wait holds."""
+
+
+@dataclass
+class Vma:
+    """A range of a process's address space with the same rights and backing (Linux's
+    vm_area_struct)."""
+
+    start: int
+    end: int
+    rights: int
+    name: str
+    #: a private file mapping: the file's inode (a vfs.File) and the file offset of ``start``
+    file: Any = None
+    off: int = 0
+    #: MAP_SHARED anonymous memory: its pages stay shared with forked children (no copy-on-write)
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        self.rights = int(self.rights)  # a plain int: tested on every page fault
+
+    def piece(self, start: int, end: int, rights: int | None = None) -> Vma:
+        """The part [start, end) of this area (the file offset moves along), with ``rights``."""
+        return Vma(start, end, self.rights if rights is None else rights, self.name, self.file,
+                   self.off + start - self.start if self.file is not None else 0, self.shared)
+
+
+@dataclass
+class Acct:
+    """What ``times``, ``getrusage`` and ``/proc/PID/stat`` report about a process."""
+
+    #: simulated time the process was made
+    start_ns: int = 0
+    #: CPU time of its threads that are gone (ended, or replaced by execve): user and system
+    cpu_ns: int = 0
+    sys_ns: int = 0
+    #: CPU times and page faults of its children that were reaped (and of theirs)
+    child_cpu_ns: int = 0
+    child_sys_ns: int = 0
+    child_minflt: int = 0
+    #: minor faults: pages it was given, zeroed, filled from a file or copied on write
+    minflt: int = 0
+    #: the most pages it had at once, and the most any of its reaped children had
+    maxrss: int = 0
+    child_maxrss: int = 0
+    #: where the initial stack put argv's and envp's strings (start, end, start, end), and rsp
+    args: tuple[int, int, int, int] = (0, 0, 0, 0)
+    start_stack: int = 0
+    #: programs it started (execve and the first one): a child that has exec'd leaves setpgid alone
+    execs: int = 0
+
+
+@dataclass
+class LinuxThread:
+    """One thread of a Linux process: a guest thread of the process's task with a gate of its own
+    (Linux's task_struct, for the part that is not shared by the thread group)."""
+
+    tid: int
+    proc: Proc
+    thread: ThreadCap
+    #: the gate whose label (tid << 2) names this thread, and its slot in the process's task
+    gate: Gate
+    slot: int
+    #: a call waiting for something (see BLOCK) and the saved reply capability that answers it
+    blocked: Any = None
+    reply: Any = None
+    #: blocked signals, signals sent to this thread (tgkill), the mask rt_sigsuspend replaced
+    sigmask: int = 0
+    pending: set[int] = field(default_factory=set)
+    saved_mask: int | None = None
+    #: registers the thread starts with (delivered by its first fault; see FORK_RIP)
+    start_regs: tuple[int, ...] | None = None
+    #: set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken when the thread ends
+    clear_tid: int = 0
+    #: the page fault it made while its process was stopped (answered at SIGCONT)
+    stop_fault: tuple[int, ...] | None = None
+    #: sigaltstack: (ss_sp, ss_flags, ss_size); flags SS_DISABLE 2 when there is none
+    altstack: tuple[int, int, int] = (0, 2, 0)
+
+
+RLIM_INFINITY = (1 << 64) - 1
+#: the limits a first process starts with (Linux's defaults): RLIMIT_STACK 3 8 MiB soft,
+#: RLIMIT_NOFILE 7 1024/4096, RLIMIT_NPROC 6 and RLIMIT_SIGPENDING 11 as a small machine's;
+#: every other resource unlimited
+RLIMITS: dict[int, tuple[int, int]] = {
+    **{r: (RLIM_INFINITY, RLIM_INFINITY) for r in range(16)},
+    3: (8 << 20, RLIM_INFINITY), 6: (7823, 7823), 7: (1024, 4096), 8: (8 << 20, 8 << 20),
+    11: (7823, 7823), 12: (819200, 819200)}
+
+
+@dataclass
+class Proc:
+    """One Linux process (a thread group): a task, its memory, files and signal dispositions;
+    its threads are :class:`LinuxThread`s."""
+
+    pid: int
+    name: str
+    task: TaskCap
+    #: live threads by tid, in creation order (the main thread's tid is the pid)
+    threads: dict[int, LinuxThread] = field(default_factory=dict)
+    #: the thread whose call is being served: the calls' functions take the process, and this
+    #: names the caller (its tid keys the waiter sets, it owns the signal mask)
+    cur: LinuxThread = field(default=cast("LinuxThread", None))
+    #: guest page number -> pool address of the frame behind it
+    pages: dict[int, int] = field(default_factory=dict)
+    vmas: list[Vma] = field(default_factory=list)
+    acct: Acct = field(default_factory=Acct)
+    brk_start: int = 0
+    brk: int = 0
+    mmap_next: int = MMAP_TOP
+    status: int | None = None  # exit status, 128+N when killed by signal N
+    syscalls: int = 0
+    ppid: int = 0
+    #: its parent ended and pid 1 took it: on Linux that is init, in no session of ours, so
+    #: pid 1 does not keep its group from being orphaned (signals.orphaned)
+    adopted: bool = False
+    pgid: int = 0
+    sid: int = 0
+    exe: str = ""
+    #: the working directory (a vfs.Dir: the directory itself, not its path)
+    cwd: Any = None
+    umask: int = 0o022
+    fds: dict[int, Any] = field(default_factory=dict)
+    #: resource limits, RLIMIT_* -> (soft, hard); fork copies them, exec keeps them
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=lambda: dict(RLIMITS))
+    exit_code: int = 0
+    term_sig: int = 0
+    ended_seq: int = 0
+    #: the signal the parent gets when this process ends (clone's exit signal; 0: none)
+    exit_signal: int = 17
+    #: the main thread's exit status when it ended before the others (it is the process's)
+    leader_status: int | None = None
+    #: signal dispositions (shared by the threads): ignored, with a handler, the raw sigactions
+    sigign: set[int] = field(default_factory=set)
+    sighand: set[int] = field(default_factory=set)
+    sigact: dict[int, bytes] = field(default_factory=dict)
+    #: signals sent to the process, delivered to a thread that does not block them
+    pending: set[int] = field(default_factory=set)
+    #: tids waiting in wait4/waitid for a child of this process
+    child_waiters: set[int] = field(default_factory=set)
+    #: tids waiting for a signal (rt_sigsuspend, pause, futex waits)
+    sig_waiters: set[int] = field(default_factory=set)
+    #: the tid of the parent's thread waiting in vfork until this child execs or ends (0: none)
+    vfork_waiter: int = 0
+    #: capability slots of the task for the threads' gates: the next new one and freed ones
+    next_slot: int = SLOT_GATE
+    free_slots: list[int] = field(default_factory=list)
+    #: threads created so far (the next one's core is this modulo the number of cores)
+    spawned: int = 0
+    #: stopped by SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU until SIGCONT (linux/signals.py): its pages
+    #: are unmapped, so each thread stops at its next instruction and its fault is held
+    stopped: bool = False
+    #: what the parent's wait has not been told yet: the stop signal (WUNTRACED), a SIGCONT
+    #: (WCONTINUED)
+    stop_report: int = 0
+    cont_report: bool = False
+    #: continued, and the parent not yet sent SIGCHLD for it (it is, when the process runs)
+    cont_notify: bool = False
+
+    def vma(self, addr: int) -> Vma | None:
+        for v in self.vmas:
+            if v.start <= addr < v.end:
+                return v
+        return None
+
+
+@dataclass
+class Config:
+    """What the boot code gives the personality (see the module docstring)."""
+
+    image: Image
+    argv: list[str]
+    #: the file system's root and the program's path in it (None: an empty root with the program)
+    root: Any = None
+    exe: str = "/a.out"
+    exe_bytes: bytes = b""
+    #: the host's stdin: a chunk of bytes, b"" at end of file (the console server's input)
+    stdin: Callable[[], bytes] = lambda: b""
+    env: list[str] = field(default_factory=lambda: list(DEFAULT_ENV))
+    seed: int = 0
+    out: Callable[[int, bytes], None] = lambda fd, data: None
+    strace: Callable[[str], None] | None = None
+    result: list[int] = field(default_factory=list)  # the exit status is appended here
+    stats: dict[str, Any] = field(default_factory=dict)
+    #: the machine's RAM in bytes (what sysinfo and /proc/meminfo report as total)
+    ram: int = 256 << 20
+    #: signals typed at the console (the host's Ctrl-C appends 2), not yet sent
+    interrupts: list[int] = field(default_factory=list)
+    #: take the terminal's receive interrupt (the machine's UART line) for typed Ctrl-C/Ctrl-Z;
+    #: needs the ICU capability (``linux run`` gives it; a personality in a scenario may not)
+    keyboard: bool = False
+
+
+# --------------------------------------------------------------------------- the fd table
+EBADF, EMFILE = 9, 24
+#: the most fds a process may have, whatever its RLIMIT_NOFILE
+MAX_FDS = 1 << 16
+RLIMIT_NOFILE = 7
+
+
+@dataclass(eq=False)
+class Fd:
+    """An entry of a process's fd table (``Proc.fds``): the open file and close-on-exec."""
+
+    file: OFile
+    cloexec: bool = False
+
+
+def std_files() -> dict[int, Fd]:
+    """fds 0-2 of the first process: the host's stdin, stdout and stderr (not terminals)."""
+    out = {}
+    for fd, name, flags in ((0, "stdin", 0), (1, "stdout", O_WRONLY), (2, "stderr", O_WRONLY)):
+        dev = Device(name, 0, 0, 0o600)
+        dev.mode = S_IFIFO | 0o600  # like a pipe to the host: not a terminal
+        out[fd] = Fd(OFile(dev, flags, f"pipe:[{dev.ino}]"))
+    return out
+
+
+def install(p: Proc, f: OFile, cloexec: bool = False, low: int = 0) -> int:
+    fd = low
+    while fd in p.fds:
+        fd += 1
+    if fd >= min(MAX_FDS, p.rlimits[RLIMIT_NOFILE][0]):
+        return -EMFILE
+    p.fds[fd] = Fd(f, cloexec)
+    return fd
+
+
+def get(p: Proc, fd: int) -> OFile | None:
+    e = p.fds.get(fd)
+    return e.file if e is not None else None
+
+
+def opened(f: OFile) -> None:
+    """Count a new open end of a pipe."""
+    if isinstance(f.node, PipeNode):
+        pipe = f.node.pipe
+        if f.readable:
+            pipe.readers += 1
+        if f.writable:
+            pipe.writers += 1
+
+
+def release(k: Personality, f: OFile) -> None:
+    """Drop one reference to an open file; the last one closes a pipe end and wakes the other side."""
+    f.refs -= 1
+    if f.refs > 0:
+        return
+    if isinstance(f.node, PipeNode):
+        pipe = f.node.pipe
+        if f.readable:
+            pipe.readers -= 1
+        if f.writable:
+            pipe.writers -= 1
+        if isinstance(f.node, Fifo) and not pipe.readers and not pipe.writers:
+            pipe.buf.clear()  # the last end of a FIFO: Linux frees the pipe and what was in it
+        k.wake(pipe.waiters)
+
+
+def close_fd(k: Personality, p: Proc, fd: int) -> int:
+    e = p.fds.pop(fd, None)
+    if e is None:
+        return -EBADF
+    release(k, e.file)
+    return 0
+
+
+def close_all(k: Personality, p: Proc, only_cloexec: bool = False) -> None:
+    for fd in sorted(p.fds):
+        if not only_cloexec or p.fds[fd].cloexec:
+            close_fd(k, p, fd)
+
+
+class Personality:
+    """The server's state: frame pool, processes, counters."""
+
+    def __init__(self, env: Env, cfg: Config) -> None:
+        self.env = env
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.free: list[int] = []  # pool addresses
+        self.dirty: set[int] = set()  # pool pages that held data once (zeroed on reuse)
+        self.pool_next = POOL_BASE
+        self.procs: dict[int, Proc] = {}
+        #: live threads by tid: the label of a message names one
+        self.threads: dict[int, LinuxThread] = {}
+        self.next_pid = 1
+        #: futex wait queues: (pid, address) or (0, frame) -> waiters in arrival order (linux/threads.py)
+        self.futexes: dict[tuple[int, int], list[Any]] = {}
+        #: simulated cores (threads of a process are spread over them)
+        self.ncores = 1
+        self.unimplemented: dict[int, int] = {}
+        self.calls = 0
+        #: every process not yet reaped (zombies too); procs holds the live ones
+        self.all: dict[int, Proc] = {}
+        #: pool page -> number of processes sharing it (absent: one)
+        self.refs: dict[int, int] = {}
+        #: tids whose waiting call should run again
+        self.runnable: list[int] = []
+        self.stdin_buf = bytearray()
+        self.stdin_eof = False
+        #: the console server (the host's terminal), started by personality.serve()
+        self.console: Console | None = None
+        #: (stream, bytes) written to the console, sent before the next reply
+        self.console_out: list[tuple[int, bytes]] = []
+        #: a read found no console input buffered: ask the console server, then wake these tids
+        self.stdin_want = False
+        self.stdin_waiters: set[int] = set()
+        #: tids running guest code that a signal must interrupt (ex_regs TRIGGER_EXCEPTION)
+        self.to_trigger: set[int] = set()
+        self.seq = 0
+        self.elf_cache: dict[bytes, Image] = {}
+        #: the page cache of program text: for the images in ``elf_cache`` (the last TEXT_CACHE
+        #: programs started, see :meth:`program`), the frames of their read-only pages
+        #: (id(image) -> va -> pool address), each holding a reference
+        self.text_cache: dict[int, dict[int, int]] = {}
+        #: program pages a start took from the page cache instead of copying the file
+        self.text_shared = 0
+        #: MAP_SHARED pages of files: file -> {page index -> pool page} (each holding a
+        #: reference), and what each held when last synchronised with the file's bytes
+        self.file_pages: dict[Any, dict[int, int]] = {}
+        self.file_shadow: dict[Any, dict[int, bytes]] = {}
+        self.forks = 0
+        self.cow_copies = 0
+        #: tid -> simulated time its sleep or timeout ends
+        self.sleepers: dict[int, int] = {}
+        #: the thread being served: strace lines of threads other than tid 1 say "[pid N] "
+        self.cur = 1
+        if cfg.strace is not None:
+            host_trace = cfg.strace
+            cfg.strace = lambda line: host_trace(line if self.cur == 1 else f"[pid {self.cur}] {line}")
+        root = cfg.root if cfg.root is not None else Vfs.empty()
+        self.vfs = Vfs(root, procs=self.all.get, pids=lambda: sorted(self.procs))
+        if cfg.exe_bytes and self.vfs.walk(root, cfg.exe, None)[0] is None:
+            Vfs.put(root, cfg.exe, File(cfg.exe_bytes, 0o755))  # the program, at its path
+        if cfg.exe_bytes:
+            self.elf_cache[cfg.exe_bytes] = cfg.image  # an exec of the same file: the same image
+
+    def wall(self) -> int:
+        """Seconds of the simulated wall clock (file times)."""
+        return EPOCH + self.now_ns // 1_000_000_000
+
+    now_ns = 0
+
+    def wake(self, waiters: set[int]) -> None:
+        """Run the waiting calls of the threads ``waiters`` (tids) again (after the current message)."""
+        for tid in sorted(waiters):
+            if tid not in self.runnable:
+                self.runnable.append(tid)
+        waiters.clear()
+
+    def post(self, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
+        """Make ``sig`` pending in ``p`` (it has a handler, or is fatal), or in its thread ``t``;
+        wake the threads that wait in a call and do not block it: the signal interrupts the
+        wait (signals.interrupt)."""
+        (p.pending if t is None else t.pending).add(sig)
+        bit = 1 << (sig - 1)
+        for th in (p.threads.values() if t is None else (t,)):
+            if th.blocked is not None and not th.sigmask & bit and th.tid not in self.runnable:
+                self.runnable.append(th.tid)
+        self.wake(p.sig_waiters)
+        if not p.stopped and sig in p.sighand:
+            # a thread running guest code (in no call of ours) is made to enter the personality
+            # to run the handler (fatal and stop signals: signals.doom)
+            for th in (p.threads.values() if t is None else (t,)):
+                if (th.blocked is None and th.reply is None and th.tid != self.cur
+                        and not th.sigmask & bit):
+                    self.to_trigger.add(th.tid)
+                    if t is None:
+                        break  # one thread of the process takes it
+
+    # ------------------------------------------------------------------ frames
+    async def alloc(self) -> int:
+        """A zeroed frame of the pool (its address in our space)."""
+        if not self.free:
+            base = self.pool_next
+            r = await request(self.env, SLOT_PAGER, REQ_FPAGE_ANY, Fpage.mem(0, POOL_ORDER),
+                              Fpage.mem(base, POOL_ORDER))
+            got = [f for f in r.items if type(f) is Fpage and f.kind == FpageType.MEMORY]
+            if not r.ok or r.proto != 0 or not got:
+                raise MemoryError("sigma0 has no more frames")
+            self.pool_next += 1 << POOL_ORDER
+            self.free.extend(reversed(range(base, base + (1 << POOL_ORDER), PAGE)))
+        a = self.free.pop()
+        if a in self.dirty:
+            await self.env.mem.write(a, bytes(PAGE))
+        return a
+
+    def release(self, a: int) -> None:
+        self.dirty.add(a)
+        self.free.append(a)
+
+    def decref(self, a: int) -> None:
+        """One process fewer shares pool page ``a``; the last one frees it."""
+        n = self.refs.pop(a, 1) - 1
+        if n > 1:
+            self.refs[a] = n
+        elif n <= 0:
+            self.release(a)
+
+    async def map_page(self, p: Proc, vaddr: int, rights: int) -> int:
+        """A zeroed frame mapped at ``vaddr`` (page) in ``p``; returns its pool address."""
+        a = await self.alloc()
+        p.pages[vaddr >> 12] = a
+        await p.task.map(self.env.task, Fpage.mem(a, 12, rights), vaddr)
+        return a
+
+    async def fresh_page(self, p: Proc, v: Vma, vaddr: int) -> int | None:
+        """The first frame of page ``vaddr`` of ``v`` in ``p`` (not mapped yet): zeroed, or
+        filled from ``v``'s file (the tail of the file's last page zeroed); None when the page
+        lies wholly beyond the file's end (SIGBUS on Linux).  MemoryError when no frame is left."""
+        data = b""
+        node = v.file
+        if node is not None:
+            at = v.off + (vaddr & ~0xFFF) - v.start
+            if at >= node.size():
+                return None
+            if node in self.file_pages:
+                await self.pull_file(node)  # what shared mappings wrote is the file's
+            if v.shared:  # the file's own page, the same frame in every shared mapping
+                a = await self.file_page(node, at >> 12)
+                self.refs[a] = self.refs.get(a, 1) + 1
+                p.pages[vaddr >> 12] = a
+                return a
+            data = bytes(node.data[at : at + PAGE])
+        a = await self.alloc()
+        if data:
+            await self.env.mem.write(a, data)
+            self.dirty.add(a)
+        p.pages[vaddr >> 12] = a
+        p.acct.minflt += 1
+        p.acct.maxrss = max(p.acct.maxrss, len(p.pages))
+        return a
+
+    # --- MAP_SHARED file pages: the file's bytes and the frames kept in step
+    async def file_page(self, node: Any, idx: int) -> int:
+        """The frame of page ``idx`` of file ``node`` that shared mappings map (made from the
+        file's bytes on first use; the table holds a reference)."""
+        frames = self.file_pages.setdefault(node, {})
+        a = frames.get(idx)
+        if a is None:
+            data = bytes(node.data[idx * PAGE : (idx + 1) * PAGE]).ljust(PAGE, b"\0")
+            a = await self.alloc()
+            await self.env.mem.write(a, data)
+            self.dirty.add(a)
+            frames[idx] = a
+            self.file_shadow.setdefault(node, {})[idx] = data
+        return a
+
+    async def pull_file(self, node: Any) -> None:
+        """Copy what shared mappings wrote into ``node``'s bytes (never past its end); pages no
+        process maps any more leave the table."""
+        frames = self.file_pages.get(node)
+        if frames is None:
+            return
+        shadow = self.file_shadow[node]
+        data = node.data
+        for idx, a in list(frames.items()):
+            now = await self.env.mem.read(a, PAGE)
+            if now != shadow[idx]:
+                at = idx * PAGE
+                if at < len(data):
+                    n = min(PAGE, len(data) - at)
+                    data[at : at + n] = now[:n]
+                shadow[idx] = now
+            if self.refs.get(a, 1) <= 1:  # only the table holds it
+                del frames[idx], shadow[idx]
+                self.decref(a)
+        if not frames:
+            del self.file_pages[node], self.file_shadow[node]
+
+    async def push_file(self, node: Any) -> None:
+        """Copy ``node``'s bytes into its shared pages where they changed (a write, truncate)."""
+        frames = self.file_pages.get(node)
+        if frames is None:
+            return
+        shadow = self.file_shadow[node]
+        data = node.data
+        for idx, a in frames.items():
+            want = bytes(data[idx * PAGE : (idx + 1) * PAGE]).ljust(PAGE, b"\0")
+            if want != shadow[idx]:
+                await self.env.mem.write(a, want)
+                shadow[idx] = want
+
+    def fork_memory(self, parent: Proc, c: Proc) -> None:
+        """``c``'s VMAs and the facts about its memory, copied from ``parent`` (fork); the
+        pages follow (shared copy-on-write, after :meth:`populate_shared`)."""
+        c.vmas = [v.piece(v.start, v.end) for v in parent.vmas]
+        c.acct.args, c.acct.start_stack = parent.acct.args, parent.acct.start_stack
+
+    async def populate_shared(self, p: Proc) -> None:
+        """Give every page of ``p``'s shared anonymous areas a frame (before a fork), so that
+        parent and child share each one from the start."""
+        for v in p.vmas:
+            if v.shared and v.file is None:  # a file's shared pages are in the file's table
+                for va in range(v.start, v.end, PAGE):
+                    if va >> 12 not in p.pages:
+                        await self.fresh_page(p, v, va)
+
+    async def cow_copy(self, p: Proc, vpn: int) -> int:
+        """Give ``p`` its own copy of the shared page ``vpn`` (not mapped yet); its pool address."""
+        a = p.pages[vpn]
+        b = await self.alloc()
+        await self.env.mem.write(b, await self.env.mem.read(a, PAGE))
+        self.dirty.add(b)
+        self.decref(a)
+        p.pages[vpn] = b
+        self.cow_copies += 1
+        p.acct.minflt += 1
+        return b
+
+    # ---------------------------------------------------------- process memory
+    async def frame_of(self, p: Proc, addr: int, write: bool) -> int | None:
+        """The pool address backing ``addr`` (demand-allocating in a VMA, copying a shared
+        page for a write); None: EFAULT."""
+        vpn = addr >> 12
+        a = p.pages.get(vpn)
+        if a is None:
+            v = p.vma(addr)
+            if v is None or not v.rights & MemRights.R:
+                return None
+            try:
+                a = await self.fresh_page(p, v, addr)
+            except MemoryError:
+                return None
+            if a is None:
+                return None
+            await p.task.map(self.env.task, Fpage.mem(a, 12, v.rights), addr & ~0xFFF)
+        elif write:
+            v = p.vma(addr)
+            if v is not None and not v.rights & MemRights.W:
+                return None
+            if self.refs.get(a, 1) > 1 and not (v is not None and v.shared):
+                try:
+                    a = await self.cow_copy(p, vpn)
+                except MemoryError:
+                    return None
+                await p.task.map(self.env.task, Fpage.mem(a, 12, v.rights if v else MemRights.RW),
+                                 vpn << 12)
+        return a + (addr & 0xFFF)
+
+    async def read(self, p: Proc, addr: int, n: int) -> bytes | None:
+        out = bytearray()
+        while n > 0:
+            a = await self.frame_of(p, addr, False)
+            if a is None:
+                return None
+            k = min(n, PAGE - (addr & 0xFFF))
+            out += await self.env.mem.read(a, k)
+            addr += k
+            n -= k
+        return bytes(out)
+
+    async def read_str(self, p: Proc, addr: int, limit: int = 4096) -> bytes | None:
+        out = bytearray()
+        while len(out) < limit:
+            k = PAGE - (addr & 0xFFF)
+            chunk = await self.read(p, addr, k)
+            if chunk is None:
+                return None
+            i = chunk.find(b"\0")
+            if i >= 0:
+                return bytes(out + chunk[:i])
+            out += chunk
+            addr += k
+        return bytes(out)
+
+    async def write(self, p: Proc, addr: int, data: bytes) -> bool:
+        i = 0
+        while i < len(data):
+            a = await self.frame_of(p, addr + i, True)
+            if a is None:
+                return False
+            k = min(len(data) - i, PAGE - ((addr + i) & 0xFFF))
+            await self.env.mem.write(a, data[i : i + k])
+            self.dirty.add(a & ~0xFFF)
+            i += k
+        return True
+
+    async def unmap_range(self, p: Proc, start: int, end: int) -> None:
+        for vpn in range(start >> 12, end >> 12):
+            a = p.pages.pop(vpn, None)
+            if a is not None:
+                await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
+                self.decref(a)
+
+    # ------------------------------------------------------------- processes
+    async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
+        """A new process running ``image``: task, memory, initial stack, main thread."""
+        p = self._new_proc(exe, 0)  # Linux names a process after its file, not argv[0]
+        p.fds = std_files()
+        p.exe = exe
+        p.cwd = self.vfs.root
+        await self.start_program(p, image, argv, envp, 0)
+        return p
+
+    def _new_proc(self, name: str, ppid: int) -> Proc:
+        pid = self.next_pid
+        self.next_pid += 1
+        name = name.rsplit("/", 1)[-1][:15]
+        p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
+        p.acct.start_ns = self.now_ns
+        self.procs[pid] = p
+        self.all[pid] = p
+        return p
+
+    async def _space(self, p: Proc) -> None:
+        """A fresh, empty task for ``p``."""
+        p.task = await self.env.factory.create_task(p.name)
+        p.next_slot = SLOT_GATE
+        p.free_slots.clear()
+
+    async def _new_thread(self, p: Proc, tid: int) -> LinuxThread:
+        """A thread of ``p``'s task with its own gate (label ``tid << 2``) as pager and exception
+        handler; not started yet."""
+        env = self.env
+        gate = await env.factory.create_gate(env.thread, label=tid << 2)
+        th = await env.factory.create_thread(p.name)
+        await th.control(bind=p.task)
+        if p.free_slots:
+            slot = p.free_slots.pop()
+        else:
+            slot = p.next_slot
+            p.next_slot += 1
+        await p.task.map(env.task, gate.fpage(), slot)
+        await th.control(pager=slot, exc_handler=slot)
+        t = LinuxThread(tid, p, th, gate, slot)
+        p.threads[tid] = t
+        self.threads[tid] = t
+        if p.cur is None or p.cur.tid not in p.threads:
+            p.cur = t
+        return t
+
+    async def _run_thread(self, t: LinuxThread, ip: int, sp: int) -> None:
+        """Start ``t`` as a guest thread at ``ip``; a process's n-th thread runs on core n mod cores."""
+        p = t.proc
+        cpu = p.spawned % self.ncores
+        p.spawned += 1
+        await self.env.scheduler.run_thread(t.thread, GUEST_PRIO, GUEST_QUANTUM, 1 << cpu)
+        r = await t.thread._op("ex_regs guest", ThreadOp.EX_REGS, ip, sp, EX_REGS_GUEST)
+        assert r.proto == 0
+
+    def program(self, data: bytes, path: str) -> Image:
+        """The parsed image of executable ``data`` (ElfError when it is none): from the cache
+        of the last TEXT_CACHE programs, whose read-only pages the page cache keeps."""
+        cache = self.elf_cache
+        image = cache.pop(data, None)
+        if image is None:
+            image = parse(data, path)
+            while len(cache) >= TEXT_CACHE:  # the least recently started leaves, and its pages
+                old = cache.pop(next(iter(cache)))
+                for a in self.text_cache.pop(id(old), {}).values():
+                    self.decref(a)
+        cache[data] = image  # the most recent last
+        return image
+
+    def _text_pages(self, image: Image) -> dict[int, int]:
+        """The page cache's frames of ``image``'s read-only pages (filled by :meth:`start_program`),
+        kept while ``elf_cache`` keeps the image; an image from elsewhere gets none kept."""
+        if not any(v is image for v in self.elf_cache.values()):
+            return {}
+        return self.text_cache.setdefault(id(image), {})
+
+    async def start_program(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int) -> None:
+        env = self.env
+        await self._space(p)
+        task = p.task
+        # segments: pages shared by two segments get the union of their rights
+        want: dict[int, int] = {}
+        for s in image.segments:
+            for va in range(s.vaddr & ~0xFFF, s.vaddr + s.memsz, PAGE):
+                want[va] = want.get(va, 0) | int(_rights(s.flags))
+            p.vmas.append(Vma(s.vaddr & ~0xFFF, (s.vaddr + s.memsz + PAGE - 1) & ~0xFFF,
+                              _rights(s.flags), "elf"))
+        # read-only pages (text, constants) come from the page cache, shared by every process
+        # running the image: written once, and a forked or exec'd process runs code that the
+        # guest executor may already have translated (kernel/guest.py, "Reusing")
+        cached = self._text_pages(image)
+        frames: dict[int, int] = {}
+        for va in sorted(want):
+            a = cached.get(va)
+            if a is not None:
+                self.refs[a] = self.refs.get(a, 1) + 1
+                self.text_shared += 1
+            else:
+                a = await self.alloc()
+            frames[va] = a
+        for s in image.segments:
+            off = 0
+            while off < len(s.data):
+                va = s.vaddr + off
+                k = min(len(s.data) - off, PAGE - (va & 0xFFF))
+                if (va & ~0xFFF) not in cached:
+                    await env.mem.write(frames[va & ~0xFFF] + (va & 0xFFF), s.data[off : off + k])
+                off += k
+        for va, a in frames.items():
+            if va not in cached:
+                self.dirty.add(a)
+                if not want[va] & _W:  # into the cache, which keeps a reference of its own
+                    cached[va] = a
+                    self.refs[a] = self.refs.get(a, 1) + 1
+            p.pages[va >> 12] = a
+            await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
+        p.brk_start = p.brk = image.end
+        p.mmap_next = MMAP_TOP
+        p.vmas.append(Vma(p.brk_start, p.brk, MemRights.RW, "heap"))
+        p.vmas.append(Vma(STACK_TOP - STACK_SIZE, STACK_TOP, MemRights.RW, "stack"))
+        sp = await self._initial_stack(p, image, argv, envp)
+        p.spawned = 0
+        t = await self._new_thread(p, p.pid)
+        t.sigmask = sigmask
+        p.cur = t
+        await self._run_thread(t, image.entry, sp)
+
+    def vfork_done(self, p: Proc) -> None:
+        """``p`` has exec'd or ended: the parent's thread waiting in vfork goes on."""
+        if p.vfork_waiter:
+            self.wake({p.vfork_waiter})
+            p.vfork_waiter = 0
+
+    async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc:
+        """A copy of ``parent`` sharing its pages copy-on-write, with one thread that starts with
+        ``words``' registers (those of the calling thread's fork) and rax 0."""
+        env = self.env
+        c = self._new_proc(parent.name, parent.pid)
+        c.pgid, c.sid, c.exe, c.cwd, c.umask = parent.pgid, parent.sid, parent.exe, parent.cwd, parent.umask
+        c.rlimits = dict(parent.rlimits)
+        c.sigign, c.sighand, c.sigact = set(parent.sigign), set(parent.sighand), dict(parent.sigact)
+        c.brk_start, c.brk, c.mmap_next = parent.brk_start, parent.brk, parent.mmap_next
+        self.fork_memory(parent, c)
+        for fd, e in parent.fds.items():
+            e.file.refs += 1
+            c.fds[fd] = Fd(e.file, e.cloexec)
+        await self._space(c)
+        await self.populate_shared(parent)
+        for vpn, a in parent.pages.items():
+            n = self.refs.get(a, 1)
+            self.refs[a] = n + 1
+            c.pages[vpn] = a
+            v = parent.vma(vpn << 12)
+            if n == 1 and v is not None and v.rights & _W and not v.shared:
+                await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
+        t = await self._new_thread(c, c.pid)
+        t.sigmask = parent.cur.sigmask
+        t.altstack = parent.cur.altstack  # fork keeps the caller's alternate stack
+        regs = list(words[:20])
+        regs[0] = 0
+        t.start_regs = tuple(regs)
+        self.forks += 1
+        await self._run_thread(t, FORK_RIP, 0)
+        return c
+
+    async def clone_thread(self, p: Proc, words: tuple[int, ...], stack: int, tls: int | None,
+                           clear_tid: int) -> LinuxThread:
+        """A new thread of ``p`` (same task: same memory, files and handlers) that starts with the
+        caller's registers ``words`` and rax 0, rsp ``stack`` (0: the caller's), fs_base ``tls``
+        (None: the caller's) and the caller's signal mask."""
+        tid = self.next_pid
+        self.next_pid += 1
+        t = await self._new_thread(p, tid)
+        regs = list(words[:20])
+        regs[0] = 0
+        if stack:
+            regs[16] = stack
+        if tls is not None:
+            regs[18] = tls
+        t.start_regs = tuple(regs)
+        t.sigmask = p.cur.sigmask
+        t.clear_tid = clear_tid
+        await self._run_thread(t, FORK_RIP, 0)
+        return t
+
+    async def _initial_stack(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> int:
+        """Write argc, argv, envp and auxv below STACK_TOP (Linux's layout); returns rsp."""
+        blob = bytearray()
+        top = STACK_TOP - 16  # a little space above everything
+
+        def put(b: bytes) -> int:
+            blob[:0] = b  # grows downwards
+            return top - len(blob)
+
+        rnd = bytes(self.rng.getrandbits(8) for _ in range(16))
+        # strings: argv, envp, platform, execfn, random bytes (addresses fixed after layout)
+        strings = [a.encode() + b"\0" for a in argv] + [e.encode() + b"\0" for e in envp]
+        execfn = (argv[0] if argv else "a.out").encode() + b"\0"
+        platform = b"x86_64\0"
+        addr_execfn = put(execfn)
+        addr_platform = put(platform)
+        addrs = [put(s) for s in reversed(strings)][::-1]
+        addr_rand = put(rnd)
+        argv_a, env_a = addrs[: len(argv)], addrs[len(argv) :]
+        aux = [(AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
+               (AT_PAGESZ, PAGE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
+               (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0), (AT_PLATFORM, addr_platform),
+               (AT_HWCAP, 0), (AT_CLKTCK, 100), (AT_SECURE, 0), (AT_RANDOM, addr_rand),
+               (AT_HWCAP2, 0), (AT_EXECFN, addr_execfn), (AT_NULL, 0)]
+        words = [len(argv), *argv_a, 0, *env_a, 0]
+        for k, v in aux:
+            words += [k, v]
+        low = top - len(blob)
+        sp = (low - 8 * len(words)) & ~0xF
+        data = struct.pack(f"<{len(words)}Q", *words)
+        pad = low - (sp + len(data))
+        image_bytes = data + bytes(pad) + bytes(blob)
+        assert sp + len(image_bytes) == top
+        if not await self.write(p, sp, image_bytes):
+            raise MemoryError("initial stack")
+        ends = [a + len(s) for a, s in zip(addrs, strings, strict=True)]
+        p.acct.args = (addrs[0] if argv else addr_rand, ends[len(argv) - 1] if argv else addr_rand,
+                       env_a[0] if envp else addr_rand, ends[-1] if envp else addr_rand)
+        p.acct.start_stack = sp
+        p.acct.execs += 1
+        return sp
