@@ -27,11 +27,13 @@ from l4sim.user.env import Env, Gate, L4Error, ThreadCap, start_task
 CHUNK = 8 * (MSG_WORDS - 3)
 #: streams a WRITE may name
 STDOUT, STDERR = 1, 2
+#: the name of the console server's task (a program of a startup script may not take it)
+CONSOLE_TASK = "console"
 EINVAL = 22
 
 
 async def console_server(env: Env, out: Callable[[int, bytes], None], read: Callable[[], bytes]) -> int:
-    """The server's program (``start_task(env, "console", console_server, args=(out, read))``)."""
+    """The server's program (``start_task(env, CONSOLE_TASK, console_server, args=(out, read))``)."""
     pending = b""
     eof = False
     msg = await env.wait()
@@ -80,7 +82,7 @@ class Console:
 async def start_console(env: Env, out: Callable[[int, bytes], None], read: Callable[[], bytes],
                         prio: int = 100, cpu: int = 0) -> Console:
     """Start the console server in a task of its own; its gate, wrapped."""
-    _task, th = await start_task(env, "console", console_server, prio=prio, cpu=cpu, args=(out, read),
+    _task, th = await start_task(env, CONSOLE_TASK, console_server, prio=prio, cpu=cpu, args=(out, read),
                                  log=False)
     assert isinstance(th, ThreadCap)
     gate = await env.factory.create_gate(th)

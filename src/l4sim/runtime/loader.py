@@ -19,9 +19,9 @@ quota the script gives), attached by its region manager; ``env.stack`` and
 ``env.heap`` give (address, size).  The loader keeps the session; when the
 program ends -- by returning (its status goes to the parent), by an uncaught
 exception (exception IPC to the parent), or by a segmentation fault (its
-region manager tells the parent) -- the loader deletes its task and its
-session, so the kernel revokes every capability and mapping it held and moe
-takes its memory back.
+region manager tells the parent) -- the loader deletes its task, threads,
+parent gate and session, so the kernel revokes every capability and mapping
+it held and moe takes its memory back; the loader keeps nothing of it.
 
 Programs are named ``package.module:function``; the function is
 ``async def main(env, *args) -> int``.
@@ -29,9 +29,10 @@ Programs are named ``package.module:function``; the function is
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,8 @@ from l4sim.kernel.abi import (
     unpack_bytes,
 )
 from l4sim.kernel.traps import Ipc, Msg
+from l4sim.machine.memory import PAGE_MASK
+from l4sim.runtime.moe import OBJECT_CHARGE
 from l4sim.runtime.protocols import MEM_ALLOC, PARENT, RM, MemOp, ParentOp, RmFlag, RmOp, Sig
 from l4sim.runtime.rm import region_manager
 from l4sim.user.env import Cap, Env, Gate, IpcCap, L4Error, TaskCap, TaskLocal, ThreadCap, _name
@@ -59,6 +62,26 @@ SLOT_FIRST_SCRIPT = 9
 FIXED_SLOTS = {"factory": 2, "icu": 6, "scheduler": 7}
 STACK_SIZE = 64 << 10
 HEAP_SIZE = 256 << 10
+
+
+def ds_charge(size: int) -> int:
+    """What moe charges a session for a dataspace of ``size`` bytes (0: none is made)."""
+    return OBJECT_CHARGE + ((size + PAGE_MASK) & ~PAGE_MASK) if size > 0 else 0
+
+
+def min_quota(stack: int = STACK_SIZE, heap: int = HEAP_SIZE) -> int:
+    """The smallest session quota :meth:`Loader.start` can start a program with.
+
+    It is what ``start`` creates from the program's session, at moe's
+    charges: the log stream, then the stack and heap dataspaces.  A program
+    cannot allocate from its session itself, so this much also suffices for
+    its whole life.
+    """
+    return OBJECT_CHARGE + ds_charge(stack) + ds_charge(heap)
+
+
+#: :func:`min_quota` for the default stack and heap: 328,448 bytes
+MIN_QUOTA = min_quota()
 
 
 async def env_reply(env: Env, proto: int) -> None:
@@ -114,7 +137,12 @@ class Child:
 
 
 async def _main_entry(env: Env, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> int:
-    """Run the program; report its exit status to the parent."""
+    """Run the program; report its exit status to the parent.
+
+    An uncaught exception ends the program as exception IPC to the parent;
+    the kernel packs its description (type, message, the program's own
+    line) into that message, and ned prints it.
+    """
     code = await fn(env, *args)
     status = code if type(code) is int else 0
     await env.cap("parent").call(PARENT, ParentOp.SIGNAL, Sig.EXIT, status & WORD_MASK)
@@ -138,30 +166,79 @@ class Loader:
         msg = await self.mem_alloc.env.ipc(Ipc(self.mem_alloc.slot, CALL, MEM_ALLOC,
                                                (MemOp.CREATE_SESSION, quota), rcv=(Fpage.obj(slot),)))
         if msg.error or msg.proto < 0:
-            raise L4Error(-msg.proto if msg.proto < 0 else 0, "create moe session", msg.error)
+            self.env.free_slot(slot)
+            raise L4Error(-msg.proto if msg.proto < 0 else 0, f"moe session of {quota} bytes", msg.error)
         return Gate(self.env, slot)
 
-    async def _create(self, session: Cap, op: int, *args: int) -> Gate:
+    async def _create(self, what: str, session: Cap, op: int, *args: int) -> Gate:
         slot = self.env.alloc_slot()
         msg = await self.env.ipc(Ipc(session.slot, CALL, MEM_ALLOC, (op, *args), rcv=(Fpage.obj(slot),)))
         if msg.error or msg.proto < 0:
-            raise L4Error(-msg.proto if msg.proto < 0 else 0, f"moe operation {op}", msg.error)
+            self.env.free_slot(slot)
+            raise L4Error(-msg.proto if msg.proto < 0 else 0, what, msg.error)
         return Gate(self.env, slot)
 
+    async def _drop(self, cap: Cap) -> None:
+        """Delete the object in ``cap``'s slot (or just the capability, without D) and free the slot."""
+        with contextlib.suppress(L4Error):  # an empty slot (its capability moved away) is fine
+            await self.env.task.delete(cap.slot)
+        self.env.free_slot(cap.slot)
+
     async def start(self, name: str, fn: Callable[..., Coroutine[Any, Any, Any]],
-                    caps: dict[str, Cap | tuple[Cap, int]] | None = None, *, prio: int = 1, cpus: int = 1,
-                    args: tuple[Any, ...] = (), quota: int = 4 << 20, stack: int = STACK_SIZE,
-                    heap: int = HEAP_SIZE, kinds: dict[str, type[Cap]] | None = None) -> Child:
-        """Start ``fn`` as program ``name``; returns its :class:`Child` record."""
-        env = self.env
+                    caps: dict[str, Cap | tuple[Cap, int]] | None = None, *, grants: Collection[str] = (),
+                    prio: int = 1, cpus: int = 1, args: tuple[Any, ...] = (), quota: int = 4 << 20,
+                    stack: int = STACK_SIZE, heap: int = HEAP_SIZE,
+                    kinds: dict[str, type[Cap]] | None = None) -> Child:
+        """Start ``fn`` as program ``name``; returns its :class:`Child` record.
+
+        ``caps`` are mapped into the child in their order; those named in
+        ``grants`` are moved (granted), so the loader keeps nothing of them --
+        a factory made for this child dies with it.  Whatever the loader
+        holds for the child afterwards (task, threads, parent gate, session)
+        is on the :class:`Child` and goes in :meth:`kill`.
+
+        If the start fails (the factory's kernel memory, the session's
+        quota or moe's memory runs out) it raises :class:`L4Error` after
+        deleting everything it made for the program, and the ``grants``:
+        nothing of the program is left, in the loader's space or anywhere.
+        """
+        caps = dict(caps or {})
         label = self._next_label
         self._next_label += 4
+        held: list[Cap] = []
+        for cname in grants:
+            spec = caps[cname]
+            held.append(spec[0] if isinstance(spec, tuple) else spec)
+        try:
+            return await self._start(held, label, name, fn, caps, grants, prio, cpus, args, quota,
+                                     stack, heap, kinds)
+        except L4Error:
+            self.children.pop(label, None)
+            for cap in reversed(held):
+                await self._drop(cap)
+            raise
+
+    async def _start(self, held: list[Cap], label: int, name: str, fn: Callable[..., Coroutine[Any, Any, Any]],
+                     caps: dict[str, Cap | tuple[Cap, int]], grants: Collection[str], prio: int, cpus: int,
+                     args: tuple[Any, ...], quota: int, stack: int, heap: int,
+                     kinds: dict[str, type[Cap]] | None) -> Child:
+        """The body of :meth:`start`; everything it makes goes on ``held`` until moved or kept."""
+        env = self.env
+
+        def moved(cap: Cap) -> None:  # granted away: the slot is empty now
+            held.remove(cap)
+            env.free_slot(cap.slot)
+
         task = await env.factory.create_task(name)
+        held.append(task)
         main = await env.factory.create_thread(name)
+        held.append(main)
         rmth = await env.factory.create_thread(f"{name}.rm")
+        held.append(rmth)
         await main.control(bind=task)
         await rmth.control(bind=task)
         parent = await env.factory.create_gate(env.thread, label)
+        held.append(parent)
         await task.map(env.task, task.fpage(), 1)
         await task.map(env.task, main.fpage(), 3)
         await task.map(env.task, rmth.fpage(Rights.R | Rights.W), SLOT_RM)
@@ -169,18 +246,22 @@ class Loader:
         names: dict[str, int] = {"task": 1, "thread": 3, "rm": SLOT_RM, "parent": SLOT_PARENT}
         session = await self._session(quota)
         if session is not None:
-            logcap = await self._create(session, MemOp.CREATE_LOG, *_name(name))
+            held.append(session)
+            logcap = await self._create("log stream", session, MemOp.CREATE_LOG, *_name(name))
+            held.append(logcap)
             await task.map(env.task, logcap.fpage(), SLOT_LOG, grant=True)
-            names["log"] = SLOT_LOG
+            moved(logcap)
         else:
             await task.map(env.task, env.log.fpage(Rights.W), SLOT_LOG)
-            names["log"] = SLOT_LOG
+        names["log"] = SLOT_LOG
         slot = SLOT_FIRST_SCRIPT
         all_kinds: dict[str, type[Cap]] = dict(kinds or {})
-        for cname, spec in (caps or {}).items():
+        for cname, spec in caps.items():
             cap, rights = spec if isinstance(spec, tuple) else (spec, Rights.RWSD)
             fixed = FIXED_SLOTS.get(cname)  # a factory or scheduler lands where env expects it
-            await task.map(env.task, cap.fpage(rights), fixed or slot)
+            await task.map(env.task, cap.fpage(rights), fixed or slot, grant=cname in grants)
+            if cname in grants:
+                moved(cap)
             names[cname] = fixed or slot
             all_kinds.setdefault(cname, type(cap))
             if fixed is None:
@@ -188,8 +269,10 @@ class Loader:
         # the child's threads: the region manager pages the main thread; the parent handles exceptions
         await main.control(pager=SLOT_RM, exc_handler=SLOT_PARENT)
         await rmth.control(exc_handler=SLOT_PARENT)
-        # one slot allocator for the task's two threads: they share its capability space
-        local = TaskLocal(names, slot)
+        # one slot allocator for the task's two threads: they share its capability space, so the
+        # region manager's receive slots (stack, heap, later attachments) and the slots the program
+        # allocates never collide
+        local = TaskLocal(names, slot, owner=name)
         rm_ip = await task.load_code(lambda sp: region_manager(Env(local, SLOT_RM), SLOT_PARENT))
         await env.scheduler.run_thread(rmth, min(prio + 1, 255), cpus=cpus)
         await rmth.ex_regs(rm_ip, 0)
@@ -200,12 +283,14 @@ class Loader:
             for what, size in (("stack", stack), ("heap", heap)):
                 if size <= 0:
                     continue
-                ds = await self._create(session, MemOp.CREATE_DS, size, 1, 0)
+                ds = await self._create(f"{what} of {size} bytes", session, MemOp.CREATE_DS, size, 1, 0)
+                held.append(ds)
                 # give the dataspace to the child's region manager: it holds the only capability
                 ans = await env.ipc(Ipc(rmth.slot, CALL, RM, (RmOp.ATTACH, 0, size, RmFlag.SEARCH_ADDR, 0),
                                         (MapItem(ds.fpage(), grant=True),)))
                 if ans.error or ans.proto < 0:
                     raise L4Error(-ans.proto if ans.proto < 0 else 0, f"attach {what}", ans.error)
+                moved(ds)
                 regions[what] = (ans.words[0], size)
 
         def entry(sp: int) -> Coroutine[Any, Any, Any]:
@@ -249,13 +334,16 @@ class Loader:
         return True
 
     async def kill(self, child: Child) -> None:
-        """End ``child``: delete its task and session; the kernel and moe clean up."""
+        """End ``child``: delete its task, threads, parent gate and session; the kernel and moe clean up.
+
+        Afterwards the loader holds nothing of the program: its slots are
+        free for the next program, and a late message carrying its label is
+        no longer a child's.
+        """
         if child.done:
             return
         child.done = True
-        env = self.env
-        for cap in (child.task, child.thread, child.rm, child.parent):
+        for cap in (child.task, child.thread, child.rm, child.parent, child.session):
             if cap is not None:
-                await env.task.delete(cap.slot)
-        if child.session is not None:
-            await env.task.delete(child.session.slot)
+                await self._drop(cap)
+        self.children.pop(child.label, None)

@@ -811,9 +811,10 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.
     """
     nframes = kernel.machine.mem.nframes
-    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
+    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes))
     m = Moe(quota if quota is not None else nframes << PAGE_SHIFT)
-    kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL)), m, main, name, main_prio, args, prio),
+    kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
+                                             prio),
                        prio=prio, pager=s0)
     return m
 

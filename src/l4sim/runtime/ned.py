@@ -23,12 +23,16 @@ ned waits for every program that is not a daemon to end, and reports each
 exit status or fault.
 
 The plan is checked before boot: a capability that names nothing, an
-unknown program, a bad priority or CPU set, a duplicate name -- each ends in
-one error naming the script file and line.
+unknown program, a bad priority or CPU set, a duplicate name, a name of the
+runtime's own tasks, a quota too small for stack and heap, an argument a
+script function does not take -- each ends in one error naming the script
+file and line.  What the check cannot foresee (memory running out) ned
+reports at run time, one line per program that cannot start, and goes on.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -38,7 +42,8 @@ from typing import Any
 
 from l4sim.kernel.abi import CALL, Err, Fpage, Rights
 from l4sim.kernel.traps import Ipc
-from l4sim.runtime.loader import Child, Loader, ProgramError, resolve
+from l4sim.runtime.console import CONSOLE_TASK
+from l4sim.runtime.loader import MIN_QUOTA, Child, Loader, ProgramError, resolve
 from l4sim.runtime.protocols import MEM_ALLOC, DsFlag, MemOp
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
@@ -140,8 +145,10 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     def channel(name: str) -> Channel:
         w = _where(file)
         _check_name(name, "channel", w)
-        if any(c.name == name for c in plan.channels):
-            raise ScriptError(f"{w}: channel {name!r} is defined twice; give each channel its own name")
+        first = next((c.where for c in plan.channels if c.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: channel {name!r} is defined twice (first at {first}); "
+                              f"give each channel its own name")
         ch = Channel(name, w)
         plan.channels.append(ch)
         return ch
@@ -151,8 +158,10 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         _check_name(name, "dataspace", w)
         if type(size) is not int or not 0 < size <= 64 << 20:
             raise ScriptError(f"{w}: dataspace {name!r} size {size!r}: give a size in bytes, 1 .. 64 MiB")
-        if any(d.name == name for d in plan.shared):
-            raise ScriptError(f"{w}: dataspace {name!r} is defined twice; give each dataspace its own name")
+        first = next((d.where for d in plan.shared if d.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: dataspace {name!r} is defined twice (first at {first}); "
+                              f"give each dataspace its own name")
         ds = Shared(name, size, w)
         plan.shared.append(ds)
         return ds
@@ -162,10 +171,13 @@ def load_script(path: str | Path, ncores: int) -> Plan:
               quota: int = 4 << 20, daemon: bool = False) -> ProgramSpec:
         w = _where(file)
         _check_name(name, "program", w)
-        if any(s.name == name for s in plan.programs):
-            raise ScriptError(f"{w}: program {name!r} is started twice; give each program its own name")
+        first = next((s.where for s in plan.programs if s.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: program {name!r} is started twice (first at {first}); "
+                              f"give each program its own name")
         if name in SYSTEM_NAMES:
-            raise ScriptError(f"{w}: the name {name!r} belongs to the system; choose another program name")
+            raise ScriptError(f"{w}: the name {name!r} is reserved for the system's own tasks "
+                              f"({', '.join(SYSTEM_NAMES)}): choose another program name")
         if type(program) is not str:
             raise ScriptError(f"{w}: program must be a string 'package.module:function'")
         try:
@@ -175,9 +187,19 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         if type(prio) is not int or not 1 <= prio <= 254:
             raise ScriptError(f"{w}: priority {prio!r} of {name!r} is out of range: use 1 .. 254")
         mask = _cpus(cpus, ncores, name, w)
-        if type(quota) is not int or quota < MIN_QUOTA:
-            raise ScriptError(f"{w}: quota {quota!r} of {name!r} is too small for its log, stack and heap: "
+        if type(quota) is not int:
+            raise ScriptError(f"{w}: quota {quota!r} of {name!r} must be a number of bytes (an int)")
+        if quota < MIN_QUOTA:
+            raise ScriptError(f"{w}: quota {quota} of {name!r} is too small for its log, stack and heap: "
                               f"give at least {MIN_QUOTA} bytes")
+        if caps is not None and not isinstance(caps, dict):
+            raise ScriptError(f"{w}: caps of {name!r} must be a dict {{name: channel/dataspace/factory}}, "
+                              f"not {type(caps).__name__}")
+        if not isinstance(args, tuple | list):
+            raise ScriptError(f"{w}: args of {name!r} must be a tuple or list of arguments, "
+                              f"not {type(args).__name__}: write args=({args!r},)")
+        if type(daemon) is not bool:
+            raise ScriptError(f"{w}: daemon of {name!r} must be True or False, not {daemon!r}")
         capmap: dict[str, Any] = {}
         for cname, value in (caps or {}).items():
             if not isinstance(cname, str) or not _NAME.fullmatch(cname) or cname in _RESERVED:
@@ -190,12 +212,12 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         for a in args:
             if not isinstance(a, int | str | bytes | float | bool | type(None)):
                 raise ScriptError(f"{w}: argument {a!r} of {name!r}: pass numbers, strings or bytes")
-        spec = ProgramSpec(name, program, capmap, prio, mask, tuple(args), quota, bool(daemon), w, fn)
+        spec = ProgramSpec(name, program, capmap, prio, mask, tuple(args), quota, daemon, w, fn)
         plan.programs.append(spec)
         return spec
 
-    env: dict[str, Any] = {"channel": channel, "dataspace": dataspace, "start": start, "factory": factory,
-                           "CORES": ncores, "__file__": file, "__name__": "__ned_script__"}
+    env: dict[str, Any] = {fn.__name__: _checked_call(file, fn) for fn in (channel, dataspace, start, factory)}
+    env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
     try:
         code = compile(source, file, "exec")
     except SyntaxError as e:
@@ -224,10 +246,49 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
 
 _RESERVED = {"task", "thread", "rm", "log", "parent"}
-#: names of the system's own tasks
-SYSTEM_NAMES = {"sigma0", "moe", "ned"}
-#: the smallest moe quota a program can start with: log, stack, heap and their bookkeeping
-MIN_QUOTA = 512 << 10
+#: the name of ned's task (and its console tag)
+NED_TASK = "ned"
+#: names of the tasks the runtime starts itself (sigma0 and moe at boot, ned, the console server);
+#: a program may not take one: the console tags and the boot summary would mix the two up
+SYSTEM_NAMES = tuple(sorted({"sigma0", "moe", NED_TASK, CONSOLE_TASK}))
+
+
+def _checked_call(file: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as the script sees it: arguments that do not fit its signature are one ScriptError.
+
+    Python would raise a ``TypeError`` naming ``load_script.<locals>.start()``;
+    the script's author needs the line, the argument and what is accepted.
+    """
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    usage = f"{fn.__name__}(" + ", ".join(
+        p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params) + ")"
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError:
+            raise ScriptError(f"{_where(file)}: {_misfit(fn.__name__, params, args, kwargs)}; "
+                              f"use {usage}") from None
+        return fn(*args, **kwargs)
+
+    call.__name__ = fn.__name__
+    return call
+
+
+def _misfit(name: str, params: list[inspect.Parameter], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """What is wrong with a call whose arguments do not bind to ``params``."""
+    names = [p.name for p in params]
+    unknown = [k for k in kwargs if k not in names]
+    if unknown:
+        return f"{name}() has no argument {unknown[0]!r}"
+    if len(args) > len(params):
+        return f"{name}() takes at most {len(params)} argument{'s' * (len(params) != 1)}, {len(args)} given"
+    twice = [k for k in kwargs if k in names[:len(args)]]
+    if twice:
+        return f"{name}() got {twice[0]!r} twice, by position and by name"
+    missing = [p.name for p in params[len(args):] if p.default is p.empty and p.name not in kwargs]
+    return f"{name}() needs the argument {missing[0]!r}" if missing else f"{name}(): bad arguments"
 
 
 def _check_name(name: object, what: str, w: Where) -> None:
@@ -250,66 +311,115 @@ def _cpus(cpus: int | list[int] | None, ncores: int, name: str, w: Where) -> int
     return mask
 
 
-async def ned(env: Env, plan: Plan, report: list[Child] | None = None) -> int:
+class StartError(Exception):
+    """A program cannot start because something the script gave it could not be made."""
+
+
+async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None) -> int:
     """The init task: create the plan's channels and dataspaces, start its programs, wait.
 
     ``env`` holds the kernel factory, the scheduler and a moe session
-    (``mem``).  ``report``, when given by the host, receives the record of
-    every program started (an observation channel like the console, read by
-    the boot summary).  Returns the number of programs that faulted or
-    exited non-zero.
+    (``mem``).  ``report``, when given by the host, is called with the
+    record of every program right after it started, while ned still holds
+    its task (an observation channel like the console, read by the boot
+    summary).  A program that cannot start (memory or kernel memory ran out)
+    is reported on the console and the others start all the same; every
+    program's end is reported, daemons' included.  Returns the number of
+    programs that could not start, faulted or exited non-zero.
     """
     mem = env.cap("mem", Gate) if env.has("mem") else None
     loader = Loader(env, mem)
     gates: dict[str, Gate] = {}
-    for ch in plan.channels:
-        gates[ch.name] = await env.factory.create_gate(None)
     shared: dict[str, Gate] = {}
+    for ch in plan.channels:
+        try:
+            gates[ch.name] = await env.factory.create_gate(None)
+        except L4Error as e:
+            await env.print(f"ned: channel {ch.name}: could not create it: {e}")
     for sh in plan.shared:
-        if mem is None:
-            raise L4Error(Err.ENODEV, f"dataspace {sh.name}: no memory allocator")
-        slot = env.alloc_slot()
-        ans = await env.ipc(Ipc(mem.slot, CALL, MEM_ALLOC, (MemOp.CREATE_DS, sh.size, DsFlag.RW, 0),
-                                rcv=(Fpage.obj(slot),)))
-        if ans.error or ans.proto < 0:
-            raise L4Error(-ans.proto if ans.proto < 0 else 0, f"dataspace {sh.name}", ans.error)
-        shared[sh.name] = Gate(env, slot)
-    by_name: dict[str, Child] = {}
+        try:
+            shared[sh.name] = await _dataspace(env, mem, sh)
+        except L4Error as e:
+            await env.print(f"ned: dataspace {sh.name}: could not create it: {e}")
+    running: list[Child] = []
+    daemons: set[int] = set()  # labels of the daemons' parent gates
     bad = 0
     for spec in plan.programs:
-        caps: dict[str, Cap | tuple[Cap, int]] = {}
-        for cname, what in spec.caps.items():
-            if isinstance(what, Channel):
-                caps[cname] = (gates[what.name], Rights.RWSD if what.server_side else Rights.R | Rights.W)
-            elif isinstance(what, KernelFactory):
-                caps[cname] = await env.factory.create_factory(what.quota)
-            else:
-                caps[cname] = (shared[what.name], Rights.RW)
-        assert spec.fn is not None
         try:
-            child = await loader.start(spec.name, spec.fn, caps, prio=spec.prio, cpus=spec.cpus,
-                                       args=spec.args, quota=spec.quota)
-        except L4Error as e:  # out of memory or objects: this program cannot start, the rest can
+            child = await _start(env, loader, spec, gates, shared)
+        except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
             continue
-        by_name[spec.name] = child
+        running.append(child)
+        if spec.daemon:
+            daemons.add(child.label)
         if report is not None:
-            report.append(child)
-    waiting = {s.name for s in plan.programs if not s.daemon and s.name in by_name}
-    reported: set[str] = set()
-    while waiting:
+            report(child)
+    while any(c.label not in daemons for c in running):
         msg = await env.wait()
-        if not await loader.handle(msg):
-            continue
-        for name in [n for n in by_name if by_name[n].done and n not in reported]:
-            reported.add(name)
-            waiting.discard(name)
-            child = by_name[name]
-            await env.print(f"ned: {name}: {child.status}")
-            bad += int(child.fault is not None or child.exit != 0)
-    for spec in plan.programs:  # the daemons end with the system
-        if spec.daemon and spec.name in by_name:
-            await loader.kill(by_name[spec.name])
+        if await loader.handle(msg):
+            bad += await _ended(env, running)
+    # the daemons end with the system; one that has ended on its own meanwhile is reported as such
+    while not (msg := await env.wait(timeout=0)).error:
+        if await loader.handle(msg):
+            bad += await _ended(env, running)
+    for child in running:
+        await loader.kill(child)
     return bad
 
+
+async def _ended(env: Env, running: list[Child]) -> int:
+    """Report the programs that have ended and forget them; how many of them failed."""
+    bad = 0
+    for child in [c for c in running if c.done]:
+        running.remove(child)
+        await env.print(f"ned: {child.name}: {child.status}")
+        bad += int(child.fault is not None or child.exit != 0)
+    return bad
+
+
+async def _dataspace(env: Env, mem: Gate | None, sh: Shared) -> Gate:
+    """A shared dataspace of the script, from ned's own session."""
+    if mem is None:
+        raise L4Error(Err.ENODEV, f"dataspace {sh.name}: no memory allocator")
+    slot = env.alloc_slot()
+    ans = await env.ipc(Ipc(mem.slot, CALL, MEM_ALLOC, (MemOp.CREATE_DS, sh.size, DsFlag.RW, 0),
+                            rcv=(Fpage.obj(slot),)))
+    if ans.error or ans.proto < 0:
+        env.free_slot(slot)
+        raise L4Error(-ans.proto if ans.proto < 0 else 0, "create dataspace", ans.error)
+    return Gate(env, slot)
+
+
+async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
+                 shared: dict[str, Gate]) -> Child:
+    """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
+    caps: dict[str, Cap | tuple[Cap, int]] = {}
+    made: list[str] = []  # its own factories: granted to it, so ned keeps none
+    try:
+        for cname, what in spec.caps.items():
+            if isinstance(what, Channel):
+                if what.name not in gates:
+                    raise StartError(f"channel {what.name} could not be created")
+                caps[cname] = (gates[what.name], Rights.RWSD if what.server_side else Rights.R | Rights.W)
+            elif isinstance(what, KernelFactory):
+                try:
+                    caps[cname] = await env.factory.create_factory(what.quota)
+                except L4Error as e:
+                    raise StartError(f"its factory {cname!r} of {what.quota} bytes: {e}") from None
+                made.append(cname)
+            else:
+                if what.name not in shared:
+                    raise StartError(f"dataspace {what.name} could not be created")
+                caps[cname] = (shared[what.name], Rights.RW)
+    except (L4Error, StartError):
+        for cname in made:
+            cap = caps[cname]
+            assert isinstance(cap, Cap)
+            await env.task.delete(cap.slot)
+            env.free_slot(cap.slot)
+        raise
+    assert spec.fn is not None
+    return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
+                              args=spec.args, quota=spec.quota)

@@ -6,18 +6,28 @@ anything boots (a :class:`~l4sim.runtime.ned.ScriptError` names file and
 line), then sigma0 and moe come up, moe starts ned with a session, and ned
 starts the script's programs.  The run ends when ned has seen every
 non-daemon program end.
+
+The host observes the system the way a debugger would, and it tells ned and
+the programs apart by object identity, never by name: ned is the program
+running the coroutine the host made for it, and each program's record is
+tied to the kernel task ned created for it.  A script cannot pose as part
+of the runtime by choosing a name.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from l4sim.kernel.kernel import Kernel
-from l4sim.kernel.objects import TS
+from l4sim.kernel.objects import Task, Thread
 from l4sim.runtime.loader import Child
 from l4sim.runtime.moe import Moe, boot_moe
-from l4sim.runtime.ned import Plan, load_script, ned
+from l4sim.runtime.ned import NED_TASK, Plan, load_script, ned
+from l4sim.user.env import Env
 
 
 @dataclass
@@ -26,17 +36,50 @@ class System:
 
     kernel: Kernel
     plan: Plan
-    moe: Moe
+    moe: Moe = field(init=False)
+    #: the record of every program ned started, in start order
     programs: list[Child] = field(default_factory=list)
+    #: ned's coroutine (made by :meth:`_run_ned` when moe starts ned), and ned's thread once seen
+    _ned: Coroutine[Any, Any, int] | None = field(default=None, repr=False)
+    _ned_thread: Thread | None = field(default=None, repr=False)
+    #: kernel task -> the record of the program in it (keys compare by identity)
+    _tasks: dict[Task, Child] = field(default_factory=dict, repr=False)
+
+    def _run_ned(self, env: Env, plan: Plan) -> Coroutine[Any, Any, int]:
+        """ned's entry, as moe starts it: the host keeps the coroutine to know ned by it."""
+        self._ned = ned(env, plan, self._started)
+        return self._ned
+
+    def _started(self, child: Child) -> None:
+        """ned started ``child`` (called from ned, which still holds the child's task capability)."""
+        self.programs.append(child)
+        th = self.ned_thread()
+        entry = th.task.caps.lookup(child.task.slot) if th is not None and th.task is not None else None
+        if entry is not None and isinstance(entry.obj, Task):
+            self._tasks[entry.obj] = child
+
+    def ned_thread(self) -> Thread | None:
+        """ned's thread: the one running ned's coroutine (None before ned runs)."""
+        if self._ned_thread is None and self._ned is not None:
+            self._ned_thread = next((th for th in self.kernel.threads if th.coro is self._ned), None)
+        return self._ned_thread
+
+    def program_of(self, task: Task) -> Child | None:
+        """The record of the program ned started in ``task`` (None for the runtime's own tasks)."""
+        return self._tasks.get(task)
 
     def done(self) -> bool:
         """ned has finished: every non-daemon program has ended."""
-        return any(th.name == "ned" and th.state is TS.DEAD for th in self.kernel.threads)
+        return self._ned is not None and inspect.getcoroutinestate(self._ned) == inspect.CORO_CLOSED
 
 
 def setup_script(kernel: Kernel, path: str | Path) -> System:
-    plan = load_script(path, kernel.machine.ncores)
-    report: list[Child] = []
-    m = boot_moe(kernel, ned, name="ned", args=(plan, report))
-    return System(kernel, plan, m, report)
+    """Check the startup script at ``path``, then boot the runtime on ``kernel`` to run it."""
+    return boot_plan(kernel, load_script(path, kernel.machine.ncores))
 
+
+def boot_plan(kernel: Kernel, plan: Plan) -> System:
+    """Boot sigma0, moe and ned on ``kernel`` to run a plan (one :func:`load_script` checked)."""
+    system = System(kernel, plan)
+    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan,))
+    return system

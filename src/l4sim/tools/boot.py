@@ -117,7 +117,9 @@ class BootResult:
         program that faulted ended.
         """
         k = self.kernel
-        reported = {c.name: c for c in self.programs}
+        # the parent's record of the program in a task, matched by identity (a runtime system's
+        # ``program_of``), never by name: a program cannot take over the row of the runtime's own tasks
+        program_of = getattr(self.scenario, "program_of", None)
         threads_of: dict[int, list[Thread]] = {}
         for th in k.threads:
             if th.task is not None:
@@ -131,7 +133,7 @@ class BootResult:
             if not ths:
                 continue
             main = ths[0]
-            child = reported.get(task.name)
+            child = program_of(task) if program_of is not None else None
             if child is not None:
                 exit_code, fault = (child.exit, child.fault) if child.done else (None, None)
                 state = child.status

@@ -84,6 +84,27 @@ class L4Error(Exception):
         super().__init__(f"{what} failed: {name}")
 
 
+class NoCapability(KeyError):
+    """``env.cap(name)`` of a name the program was not given.
+
+    The message names the program, the name asked for and the names it has
+    (``counter: no capability 'stats' (it has: log, svc)``): the usual cause
+    is a startup script that forgot to pass the capability, or a typo on
+    either side.  A ``KeyError``, so ``except KeyError`` still catches it.
+    """
+
+    def __init__(self, owner: str, name: str, known: list[str]) -> None:
+        who = f"{owner}: " if owner else ""
+        # the whole message is the one argument: what the kernel reports of an uncaught one
+        super().__init__(f"{who}no capability {name!r} (it has: {', '.join(known) or 'none'})")
+        self.owner = owner
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # as written, without the quotes KeyError adds
+
+
 def _words(words: tuple[object, ...], what: str = "message") -> tuple[int, ...]:
     for w in words:  # the common case first: plain machine words, returned as they are
         if type(w) is not int or w < 0 or w > WORD_MASK:
@@ -443,13 +464,17 @@ class TaskLocal:
     """State shared by all threads of one task (their common address space).
 
     Holds the names of the task's capabilities and its slot allocator, like
-    L4Re's environment page and capability allocator.
+    L4Re's environment page and capability allocator.  Every thread of the
+    task allocates from this one allocator, so no two threads (the program
+    and its region manager, say) ever receive into the same slot.  ``owner``
+    is the program's name, for error messages.
     """
 
-    __slots__ = ("free", "names", "next_slot")
+    __slots__ = ("free", "names", "next_slot", "owner")
 
-    def __init__(self, names: dict[str, int], first_free: int = SLOT_FIRST_FREE) -> None:
+    def __init__(self, names: dict[str, int], first_free: int = SLOT_FIRST_FREE, owner: str = "") -> None:
         self.names = dict(names)
+        self.owner = owner
         self.next_slot = max([first_free, *(s + 1 for s in names.values())])
         self.free: list[int] = []
 
@@ -494,8 +519,7 @@ class Env:
         """The capability the program was given under ``name``."""
         slot = self.local.names.get(name)
         if slot is None:
-            known = ", ".join(sorted(self.local.names)) or "none"
-            raise KeyError(f"no capability named {name!r} (this program has: {known})")
+            raise NoCapability(self.local.owner, name, sorted(self.local.names))
         cls = kind or self.kinds.get(name, Gate)
         return cls(self, slot)
 
@@ -655,7 +679,7 @@ async def start_task(env: Env, name: str, fn: Program, caps: dict[str, Cap | tup
         await task.map(env.task, exc_handler.fpage(), slot)
         await th.control(exc_handler=slot)
         slot += 1
-    local = TaskLocal(names, slot)
+    local = TaskLocal(names, slot, owner=name)
 
     def entry(sp: int) -> Coroutine[Any, Any, Any]:
         return fn(Env(local, SLOT_THREAD, all_kinds), *args)
