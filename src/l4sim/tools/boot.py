@@ -27,16 +27,50 @@ class BootError(Exception):
     """A problem the user caused: one line naming it and the fix."""
 
 
+class BootInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: still a KeyboardInterrupt, with the run's ``tracer`` (None when it was
+    not traced) so that the trace so far can be kept."""
+
+    def __init__(self, tracer: Tracer | None) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_TIME = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([-+]?\d{1,4}))?\s*([a-z]*)\s*")
 
 
-def parse_time(text: str) -> int:
-    """``"250ms"``, ``"3s"``, ``"100us"``, ``"1500"`` (ns) -> nanoseconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)?\s*", text)
-    if not m:
-        raise BootError(f"bad time {text!r}: use a number with a unit, e.g. 500us, 20ms, 2s")
-    value, unit = m.group(1), m.group(2) or "ns"
-    return round(float(value) * _UNITS[unit])
+def parse_time(text: str, option: str = "--until", bare_unit: str | None = None, *,
+               positive: bool = False) -> int:
+    """``"250ms"``, ``"3s"``, ``"100us"``, ``"1500ns"`` -> nanoseconds (rounded to whole ns).
+
+    A number needs a unit (``ns``, ``us``, ``ms`` or ``s``) unless ``bare_unit`` names the unit
+    of a bare number (a task set's, for ``rt simulate --duration``).  The value is read exactly
+    from its decimal text (no binary float) and must be at most
+    :data:`~l4sim.realtime.taskset.MAX_TIME_NS`; ``positive`` refuses 0.  Anything else is a
+    :class:`BootError` naming ``option``, the text and what is accepted.
+    """
+    from fractions import Fraction
+
+    from l4sim.realtime.taskset import MAX_TIME_NS, TIME_UNITS
+
+    units = "ns, us, ms or s"
+    accepted = (f"a number of {bare_unit} or a number with a unit ({units}), e.g. 20ms"
+                if bare_unit is not None else f"a number with a unit ({units}), e.g. 500us, 20ms, 2s")
+    m = _TIME.fullmatch(text)
+    unit = m.group(3) if m is not None else ""
+    if m is None or (unit and unit not in _UNITS):
+        raise BootError(f"{option} {text!r} is not a time; give {accepted}")
+    if not unit and bare_unit is None:
+        raise BootError(f"{option} {text!r} has no unit; give {accepted}")
+    value = Fraction(m.group(1)) * Fraction(10) ** int(m.group(2) or 0)
+    ns = round(value * (_UNITS[unit] if unit else TIME_UNITS[bare_unit or "ns"]))
+    if ns > MAX_TIME_NS:
+        raise BootError(f"{option} {text!r} is too long; give at most {MAX_TIME_NS // 10**9:,} s "
+                        "(about 31.7 years)")
+    if positive and ns <= 0:
+        raise BootError(f"{option} {text!r} must be > 0; give {accepted}")
+    return ns
 
 
 class _ScriptScenario:
@@ -262,7 +296,12 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
          progress: Callable[[Kernel], None] | None = None) -> BootResult:
-    """Boot ``scenario`` and run it to its end."""
+    """Boot ``scenario`` and run it to its end.
+
+    The result's ``reason`` says why the run stopped: ``stop`` (the system ended), ``idle``
+    (nothing was left to happen) or ``until`` (the time limit).  Ctrl-C during the run raises
+    :class:`BootInterrupted`, which carries the trace recorded so far.
+    """
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
     mod = load_scenario(scenario)
@@ -281,12 +320,18 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
     else:
         stop = getattr(root, "done", None)
-    while True:
-        reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
-        if reason != "events":
-            break
-        assert progress is not None
-        progress(kernel)
+    try:
+        while True:
+            reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
+            if reason != "events":
+                break
+            assert progress is not None
+            progress(kernel)
+    except KeyboardInterrupt:
+        # Ctrl-C: the run ends here; what it traced so far goes with the interrupt (the records
+        # are whole: each is appended at once), and the caller decides what to keep
+        kernel.shutdown()
+        raise BootInterrupted(tracer) from None
     kernel.shutdown()
     return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
                       programs=list(getattr(root, "programs", []) or []), scenario=root)
