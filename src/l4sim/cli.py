@@ -1,21 +1,57 @@
 """The ``l4sim`` command.
 
 Every error a person can cause ends in one line on stderr naming the problem
-and the fix, and exit status 2; never a traceback.
+and the fix, and exit status 2; never a traceback.  Ctrl-C ends any command
+with ``l4sim: interrupted`` on stderr and exit status 130 (128 + SIGINT, as a
+shell reports it); trace files are written whole or not at all, so an
+interrupted command leaves none half-written (``boot`` and ``linux run``
+write the trace of the run so far before they stop).  Long benchmarks draw a progress bar on stderr when it is a
+terminal, and nothing otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import click
 
-from l4sim.tools.boot import BootError, boot, format_summary, parse_time, terminal_progress
+from l4sim.tools.boot import (
+    BootError,
+    BootInterrupted,
+    boot,
+    format_summary,
+    parse_time,
+    terminal_progress,
+)
+
+#: the exit status of a command ended by Ctrl-C (SIGINT)
+INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group: Ctrl-C in any command is one line and status 130, not click's
+    ``Aborted!`` and status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _interrupted()
+
+
+def _interrupted(detail: str = "") -> None:
+    """Leave after Ctrl-C: flush what was printed, one line on stderr, status 130."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    click.echo(f"l4sim: interrupted{detail}", err=True)
+    sys.exit(INTERRUPTED)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="l4sim")
 def main() -> None:
     """l4sim: the L4 microkernel system on a simulated machine."""
@@ -41,39 +77,106 @@ def _fail(msg: str) -> None:
     sys.exit(2)
 
 
+def _check_writable(what: str, *paths: str | None) -> None:
+    """Refuse, before a run, an output path that could not be written (a missing directory, a
+    directory, no permission): a bad path must not cost the run."""
+    from l4sim.tools.trace_export import check_writable
+
+    for path in paths:
+        if path:
+            try:
+                check_writable(path)
+            except OSError as e:
+                _fail(f"cannot write {what}: {e.strerror} ({path}); choose a writable path")
+
+
+def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None) -> None:
+    """Write the trace files asked for (each whole or not at all)."""
+    from l4sim.tools.trace_export import write_chrome, write_jsonl
+
+    try:
+        if trace_path:
+            write_chrome(records, trace_path)
+        if jsonl_path:
+            write_jsonl(records, jsonl_path)
+    except OSError as e:
+        _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
+
+
+def _saved(trace_path: str | None, jsonl_path: str | None) -> str:
+    """The end of the ``interrupted`` line when traces of the run so far were written."""
+    paths = [p for p in (trace_path, jsonl_path) if p]
+    return f"; the trace so far is in {' and '.join(paths)}" if paths else ""
+
+
+@contextlib.contextmanager
+def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A benchmark's progress bar on stderr (click's), only when stderr is a terminal: None
+    otherwise, so a pipe or a log file gets nothing.  stdout (the figures, the JSON) is never
+    touched."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+    shown = [0]
+
+    def step(done: int, total: int, what: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr, show_eta=False,
+                                    show_percent=False, show_pos=True,
+                                    item_show_func=lambda item: item)
+            bar.__enter__()
+        bar.update(done - shown[0], what)
+        shown[0] = done
+
+    try:
+        yield step
+    finally:
+        if bar is not None:
+            bar.update(bar.length - shown[0], "done")
+            bar.__exit__(None, None, None)
+
+
 @main.command("boot")
 @click.argument("scenario", default="default")
 @click.option("--cores", default=2, show_default=True, help="number of simulated cores (1..64)")
 @click.option("--seed", default=0, show_default=True, help="seed of the scenario's random generator")
-@click.option("--until", "until", default=None, help="stop at this simulated time (e.g. 20ms)")
+@click.option("--until", "until", default=None, help="stop at this simulated time (e.g. 20ms; a unit is required)")
 @click.option("--trace", "trace_path", default=None, help="write a Perfetto/Chrome trace JSON here")
 @click.option("--jsonl", "jsonl_path", default=None, help="write the raw trace records as JSON lines here")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on the last line")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
              jsonl_path: str | None, as_json: bool) -> None:
-    """Boot SCENARIO (a name, or a path to a .py file) and print what happened."""
+    """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
+
+    Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
+    """
     try:
-        limit = parse_time(until) if until is not None else None
-        show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
-        console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
-        res = boot(scenario, cores=cores, seed=seed, until=limit,
-                   trace=bool(trace_path or jsonl_path), console=console, progress=show)
-        if show is not None:
-            sys.stderr.write("\r" + " " * 60 + "\r")
+        limit = parse_time(until, "--until") if until is not None else None
     except BootError as e:
         _fail(str(e))
         return
+    _check_writable("the trace", trace_path, jsonl_path)
+    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
+    console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    try:
+        res = boot(scenario, cores=cores, seed=seed, until=limit,
+                   trace=bool(trace_path or jsonl_path), console=console, progress=show)
+    except BootError as e:
+        _fail(str(e))
+        return
+    except BootInterrupted as e:
+        if e.tracer is not None:
+            _write_traces(e.tracer.records, trace_path, jsonl_path)
+        _interrupted(_saved(trace_path, jsonl_path))
+        return
+    finally:
+        if show is not None:
+            sys.stderr.write("\r" + " " * 60 + "\r")
     summary = res.summary()
     if res.tracer is not None:
-        from l4sim.tools.trace_export import write_chrome, write_jsonl
-
-        try:
-            if trace_path:
-                write_chrome(res.tracer.records, trace_path)
-            if jsonl_path:
-                write_jsonl(res.tracer.records, jsonl_path)
-        except OSError as e:
-            _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
+        _write_traces(res.tracer.records, trace_path, jsonl_path)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
@@ -83,9 +186,13 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
 
 
+def _no_progress(done: int, total: int, step: str) -> None:
+    """No progress to show (stderr is not a terminal)."""
+
+
 @main.group("bench")
 def bench() -> None:
-    """Measure how fast the model runs on this host."""
+    """Measure how fast the model runs on this host (a progress bar on stderr when it is a terminal)."""
 
 
 @bench.command("ipc")
@@ -97,7 +204,8 @@ def bench_ipc_cmd(as_json: bool, rounds: int) -> None:
 
     if rounds < 1000:
         _fail(f"--rounds {rounds} is too few to measure: use at least 1000")
-    r = bench_ipc(rounds)
+    with _bench_progress("bench ipc") as progress:
+        r = bench_ipc(rounds, progress=progress or _no_progress)
     if as_json:
         click.echo(json.dumps(r, sort_keys=True))
     else:
@@ -116,7 +224,8 @@ def bench_mem_cmd(as_json: bool, pages: int) -> None:
 
     if pages < 1000:
         _fail(f"--pages {pages} is too few to measure: use at least 1000")
-    r = bench_mem(pages)
+    with _bench_progress("bench mem") as progress:
+        r = bench_mem(pages, progress=progress or _no_progress)
     if as_json:
         click.echo(json.dumps(r, sort_keys=True))
         return
@@ -148,7 +257,8 @@ def bench_rt_cmd(as_json: bool, seconds: float) -> None:
 
     if not 0 < seconds <= 3600:
         _fail(f"--seconds {seconds}: give 0 < seconds <= 3600")
-    r = bench_rt(seconds)
+    with _bench_progress("bench rt") as progress:
+        r = bench_rt(seconds, progress=progress or _no_progress)
     if as_json:
         click.echo(json.dumps(r, sort_keys=True))
         return
@@ -180,7 +290,8 @@ def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
     if calls < 1 or loops < 1:
         _fail(f"--calls {calls} --loops {loops}: give at least 1 each")
     try:
-        r = bench_linux(calls, loops)
+        with _bench_progress("bench linux") as progress:
+            r = bench_linux(calls, loops, progress=progress)
     except BenchError as e:
         _fail(str(e))
     if as_json:
@@ -237,12 +348,7 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
 
     if not 1 <= cores <= 64:
         _fail(f"--cores {cores}: a machine has 1..64 cores")
-    for path in (trace_path, jsonl_path):  # before the run: a bad path must not cost it
-        if path:
-            try:
-                open(path, "a").close()
-            except OSError as e:
-                _fail(f"cannot write the trace: {e.strerror} ({path}); choose a writable path")
+    _check_writable("the trace", trace_path, jsonl_path)
     tracer = Tracer() if trace_path or jsonl_path else None
     interrupts: list[int] = []
 
@@ -261,24 +367,17 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
     except LinuxError as e:
         _fail(str(e))
         return
-    except KeyboardInterrupt:
-        sys.stdout.flush()
-        click.echo("l4sim: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt:  # the second Ctrl-C: the run stops; its trace so far is kept
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if tracer is not None:
+            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path)
+        _interrupted(_saved(trace_path, jsonl_path))
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
     if tracer is not None:
-        from l4sim.tools.trace_export import write_chrome, write_jsonl
-
-        records = syscall_records(tracer.records)
-        try:
-            if trace_path:
-                write_chrome(records, trace_path)
-            if jsonl_path:
-                write_jsonl(records, jsonl_path)
-        except OSError as e:
-            _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
+        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path)
     sys.exit(res.status)
 
 
@@ -293,12 +392,32 @@ def linux_syscalls_cmd() -> None:
 
 
 @main.command("costs")
-def costs_cmd() -> None:
-    """Print the kernel's cost model (simulated ns per operation)."""
+@click.option("--json", "as_json", is_flag=True, help="print the table as JSON on the last line")
+def costs_cmd(as_json: bool) -> None:
+    """Print the kernel's cost model: each entry's value, unit, what it charges and why that value."""
     from l4sim.kernel.costs import CostModel
 
-    for name, ns in CostModel().table():
-        click.echo(f"{name:<16} {ns:>6} ns")
+    rows = CostModel().describe()
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return
+    import shutil
+    import textwrap
+
+    header = ("entry", "value", "unit", "what it charges; where the value comes from")
+    cells = [(r["name"], f"{r['value']:,}", r["unit"]) for r in rows]
+    w = [max(len(header[i]), *(len(c[i]) for c in cells)) for i in range(3)]
+    indent = w[0] + w[1] + w[2] + 6
+    # the last column wraps at the terminal's width (at least 40 characters): never cut
+    text_width = max(40, shutil.get_terminal_size((100, 24)).columns - indent)
+    click.echo(f"{header[0]:<{w[0]}}  {header[1]:>{w[1]}}  {header[2]:<{w[2]}}  {header[3]}")
+    for (name, value, unit), r in zip(cells, rows, strict=True):
+        lines = (textwrap.wrap(r["charges"], text_width)
+                 + textwrap.wrap(f"source: {r['source']}", text_width))
+        click.echo("")
+        click.echo(f"{name:<{w[0]}}  {value:>{w[1]}}  {unit:<{w[2]}}  {lines[0]}")
+        for line in lines[1:]:
+            click.echo(" " * indent + line)
 
 
 @main.group("rt")
@@ -364,7 +483,6 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
     misses, 1 with some, 2 when FILE cannot be run.
     """
     import importlib.util
-    from fractions import Fraction
 
     from l4sim.realtime.sim import (
         OPTIONAL_MODES,
@@ -396,16 +514,11 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
     end: int | None = None
     if duration is not None:
         try:
-            v = Fraction(duration.strip())
-            end = round(v * ts.scale)
-        except (ValueError, ZeroDivisionError):
-            try:
-                end = parse_time(duration)
-            except BootError:
-                _fail(f"--duration {duration!r} is not a time; give a number in {ts.time_unit} or e.g. 20ms")
-                return
-        if end is None or end <= 0:
-            _fail(f"--duration {duration!r} must be > 0")
+            end = parse_time(duration, "--duration", ts.time_unit, positive=True)
+        except BootError as e:
+            _fail(str(e))
+    _check_writable("the trace", trace_path)
+    _check_writable("the schedule drawing", gantt)
     costs = zero_costs() if ideal else None
     res = simulate(ts, pol, end, costs=costs, seed=seed, trace=bool(gantt or trace_path), optional=optional)
     try:

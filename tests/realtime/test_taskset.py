@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from l4sim.realtime.taskset import (
+    MAX_TIME_NS,
     Discrete,
     TaskSet,
     TaskSetError,
@@ -284,3 +285,62 @@ def test_uniform_samples_match_the_cdf_at_whole_nanoseconds() -> None:
     for q in (Fraction(1, 10), Fraction(1, 2), Fraction(9, 10)):
         r = u.quantile(q)
         assert abs(sum(x <= r for x in draws) / len(draws) - u.cdf(r)) < 0.015
+
+
+# -- absurd numbers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "literal", "problem"), [
+    ("period", "NaN", "period NaN is not a finite number"),
+    ("period", "Infinity", "period Infinity is not a finite number"),
+    ("wcet", "-Infinity", "wcet -Infinity is not a finite number"),
+    ("period", "1e400", "period 1e400 ms is too large"),
+    ("deadline", "1e30", "deadline 1e30 ms is too large"),
+    ("offset", "1000000000001", "offset 1000000000001 ms is too large"),
+    ("jitter", "1e99999999999", "jitter 1e99999999999 is out of range"),
+    ("blocking", "1" + "0" * 2000, "blocking 10000000000000000000...(2001 characters) is out of range"),
+    ("period", "0", "period 0 ms must be > 0"),
+    ("wcet", "-1e5", "wcet -1e5 ms must be > 0"),
+])
+def test_absurd_numbers_are_refused_naming_task_field_value_and_range(field: str, literal: str,
+                                                                      problem: str) -> None:
+    """NaN, infinities, values beyond 10^18 ns and literals too long to convert are refused when the
+    file is read, in one line naming the task, the field, the value as written and what is accepted."""
+    task = {"name": "a", "period": 10, "wcet": 1}
+    text = json.dumps({"time_unit": "ms", "tasks": [task]}).replace(
+        f'"{field}": {task[field]}' if field in task else '"wcet": 1',
+        f'"{field}": {literal}' if field in task else f'"wcet": 1, "{field}": {literal}')
+    msg = error(text)
+    assert msg.startswith(f"task 'a': {problem}; give "), msg
+    assert "as a number of ms" in msg and "at most 1e12" in msg and "\n" not in msg
+
+
+def test_the_largest_time_is_accepted_and_one_more_nanosecond_is_not() -> None:
+    """10^18 ns is the largest time; in ns one more is refused, with the bound in the file's unit."""
+    ts = parse([{"name": "a", "period": 10**18, "wcet": 10**18}], "ns")
+    assert ts.tasks[0].period == MAX_TIME_NS == 10**18
+    msg = task_error({"name": "a", "period": 10**18 + 1, "wcet": 1}, "ns")
+    assert "is too large" in msg and "at most 1e18" in msg
+    assert "at most 1e15" in task_error({"name": "a", "period": 1e16, "wcet": 1}, "us")
+
+
+def test_python_non_finite_floats_are_refused_by_build() -> None:
+    """build() refuses float('nan') and float('inf') like the file does."""
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(TaskSetError, match=r"wcet .* is not a finite number"):
+            build([{"name": "a", "period": 10, "wcet": bad}], "ms")
+
+
+def test_non_finite_numbers_elsewhere_are_refused_by_name() -> None:
+    """NaN as a priority or a quality is named with its field, not a parse error without a place."""
+    assert "priority NaN is not an integer" in task_error({**T, "priority": float("nan")})
+    msg = error('{"time_unit": "ms", "tasks": [{"name": "a", "period": 10, "wcet": 1, '
+                '"optional": {"wcet": 1, "quality": NaN}}]}')
+    assert "task 'a': optional.quality NaN is not a number in 0..1" in msg
+
+
+def test_wcet_above_period_is_accepted() -> None:
+    """wcet > period is a valid (overloaded) task: the analysis finds it unschedulable and the
+    simulation shows its misses, so the file format does not refuse it."""
+    ts = parse([{"name": "a", "period": 10, "wcet": 12}])
+    assert ts.tasks[0].wcet > ts.tasks[0].period

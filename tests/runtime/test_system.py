@@ -196,8 +196,9 @@ start("long", "{ME}:work", args=(2_000_000,))
     assert reason == "stop"
     assert statuses(s) == {"ned": "exit 7", "long": "exit 0"}
     summary = BootResult(k, None, reason, None, programs=s.programs, scenario=s).summary()
-    rows = sorted((c["threads"], c["state"]) for c in summary["components"] if c["name"] == "ned")
-    assert rows == [(1, "dead"), (2, "exit 7")]  # the real ned (one thread), then the program
+    rows = sorted((c["threads"], c["status"], c["exit"]) for c in summary["components"]
+                  if c["name"] == "ned")
+    assert rows == [(1, "exited", 1), (2, "exited", 7)]  # the real ned (one thread), then the program
     real = next(c for c in summary["components"] if c["name"] == "ned" and c["threads"] == 1)
     assert real["exit"] == 1  # ned's own exit status: one program exited non-zero
 

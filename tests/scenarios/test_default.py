@@ -57,7 +57,7 @@ def test_dead_programs_hold_nothing(run: BootResult) -> None:
 def test_summary_rows_are_programs(run: BootResult) -> None:
     """The summary has one row per program, with its threads' CPU time, IPCs and faults."""
     comps = {c["name"]: c for c in run.summary()["components"]}
-    assert comps["crasher"]["faulted"] and comps["crasher"]["faults"] == 1
+    assert comps["crasher"]["status"] == "fault" and comps["crasher"]["page_faults"] == 1
     assert comps["hello"]["exit"] == 0 and comps["hello"]["threads"] == 2  # main + region manager
     assert comps["producer"]["cpu"] == 1 and comps["producer"]["cpu_ns"] > 0
 

@@ -94,7 +94,7 @@ def test_without_reservations_the_pipeline_misses(unreserved: BootResult) -> Non
 def test_summary_text_reports_jobs_and_misses(reserved: BootResult) -> None:
     """The text summary ends with one line per periodic component: kind, jobs, misses."""
     text = format_summary(reserved.summary())
-    assert "decoder        real time (reservation): 20 jobs, 0 deadline misses" in text.splitlines()
+    assert "decoder  real time (reservation): 20 jobs, 0 deadline misses" in text.splitlines()
 
 
 @pytest.mark.parametrize("name", ["drops", "drops-noreserve"])

@@ -63,7 +63,7 @@ def test_kernel_summary_has_the_headline_figures(kernel_run: BootResult) -> None
     assert s["exceptions"] == 0
     assert s["cores"] == 2 and len(s["idle_ns"]) == 2
     assert {c["name"] for c in s["components"]} >= {"client", "server", "ticker"}
-    assert all(c["exit"] == 0 and not c["faulted"] for c in s["components"] if c["name"] != "sigma0")
+    assert all(c["status"] == "exited" and c["exit"] == 0 for c in s["components"] if c["name"] != "sigma0")
 
 
 def test_kernel_worker_lo_runs_on_core_one_when_there_are_two(kernel_run: BootResult) -> None:

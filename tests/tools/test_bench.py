@@ -150,3 +150,77 @@ def test_bench_rt_cli_says_simso_was_not_measured(monkeypatch: pytest.MonkeyPatc
     r = CliRunner().invoke(main, ["bench", "rt", "--seconds", "0.1", "--json"])
     out = json.loads(r.output.strip().splitlines()[-1])
     assert out["simso"] is None and "not importable" in out["simso_missing"]
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+
+def _bench(args: list[str], tty: bool) -> tuple[int, str, str]:
+    """Run ``l4sim bench ARGS`` in a subprocess; stderr on a pseudo-terminal when ``tty``, else a pipe.
+    Returns the exit status, stdout and stderr."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "l4sim", "bench", *args]
+    if not tty:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout, p.stderr
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    got = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed: the child is gone
+            break
+        if not chunk:
+            break
+        got += chunk
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    proc.wait(timeout=300)
+    os.close(master)
+    return proc.returncode, out.decode(), got.decode()
+
+
+@pytest.mark.parametrize(("args", "label", "steps"), [
+    (["ipc", "--rounds", "1000"], "bench ipc", 6),
+    (["mem", "--pages", "1000"], "bench mem", 5),
+    (["rt", "--seconds", "0.01"], "bench rt", None),
+])
+def test_a_benchmark_shows_progress_on_a_terminal(args: list[str], label: str, steps: int | None) -> None:
+    """With stderr on a terminal a benchmark draws a progress bar there, step by step to the end;
+    stdout has the figures and nothing else."""
+    status, out, err = _bench(args, tty=True)
+    assert status == 0, err
+    assert f"{label}  [" in err and "done" in err
+    if steps is not None:
+        assert f"{steps}/{steps}" in err and f"1/{steps}" in err
+    assert "[" not in out and label not in out
+
+
+def test_a_benchmark_with_json_on_a_terminal_keeps_stdout_pure() -> None:
+    """``--json`` with stderr on a terminal: the bar goes to stderr, stdout is the one JSON line."""
+    status, out, err = _bench(["ipc", "--rounds", "1000", "--json"], tty=True)
+    assert status == 0, err
+    assert "bench ipc  [" in err
+    (line,) = out.splitlines()
+    assert set(json.loads(line)) == {"round_trips_per_s", "bare_round_trips_per_s", "ratio"}
+
+
+@pytest.mark.parametrize("args", [["ipc", "--rounds", "1000"], ["mem", "--pages", "1000", "--json"]])
+def test_a_benchmark_not_on_a_terminal_prints_no_progress(args: list[str]) -> None:
+    """With stderr a pipe (a log, CI) a benchmark writes nothing there."""
+    status, out, err = _bench(args, tty=False)
+    assert status == 0 and out and err == ""
+
+
+def test_bench_progress_counts_every_step() -> None:
+    """The ipc benchmark announces each of its runs, in order, with the total."""
+    seen: list[tuple[int, int, str]] = []
+    bench_ipc(1000, repeat=2, progress=lambda done, total, step: seen.append((done, total, step)))
+    assert [(d, t) for d, t, _ in seen] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert seen[0][2] == "kernel IPC, run 1 of 2" and seen[3][2] == "bare loop, run 2 of 2"

@@ -19,10 +19,15 @@ KEYS = ("syscalls_per_s", "bare_hook_syscalls_per_s", "syscall_ratio", "instruct
 
 @needs_gcc
 def test_bench_linux_reports_required_keys_positive() -> None:
-    """bench_linux at tiny sizes returns every required figure as a positive number."""
-    r = bl.bench_linux(calls=50, loops=1000, repeat=1, bare_factor=1, native_factor=1)
+    """bench_linux at tiny sizes returns every required figure as a positive number, announcing its
+    five steps in order as they start (what ``l4sim bench linux`` draws on a terminal)."""
+    seen: list[tuple[int, int, str]] = []
+    r = bl.bench_linux(calls=50, loops=1000, repeat=1, bare_factor=1, native_factor=1,
+                       progress=lambda done, total, step: seen.append((done, total, step)))
     for key in KEYS:
         assert isinstance(r[key], int | float) and r[key] > 0, key
+    assert [(d, t) for d, t, _ in seen] == [(i, 5) for i in range(5)]
+    assert seen[1][2] == "getpid under l4sim" and seen[4][2] == "compute loop natively"
 
 
 @needs_gcc

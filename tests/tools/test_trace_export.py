@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +16,7 @@ from l4sim.kernel.trace import Tracer
 from l4sim.tools.trace_export import (
     DEVICES_TID,
     RecordLike,
+    check_writable,
     thread_names_from,
     to_chrome,
     to_jsonl,
@@ -252,3 +255,60 @@ def test_every_kind_the_kernel_emits_is_listed() -> None:
     src = "".join(p.read_text() for p in Path(kpkg.__file__).parent.glob("*.py"))
     emitted = set(re.findall(r'_trace\([^,]+, "([a-z_]+)"', src))
     assert emitted == set(KINDS), (emitted ^ set(KINDS))
+
+
+# -- writing files whole ------------------------------------------------------------------------
+
+
+def _interrupted_records() -> Any:
+    """The records, then Ctrl-C half-way through the file."""
+    yield from RECORDS[:3]
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("write", [write_jsonl, write_chrome])
+def test_an_interrupted_write_leaves_the_old_file(tmp_path: Path, write: Any) -> None:
+    """Ctrl-C while a trace is written leaves the file as it was and no temporary file beside it."""
+    path = tmp_path / "t.out"
+    path.write_text("the previous trace\n")
+    with pytest.raises(KeyboardInterrupt):
+        write(_interrupted_records(), path)
+    assert path.read_text() == "the previous trace\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.out"]
+
+
+@pytest.mark.parametrize("write", [write_jsonl, write_chrome])
+def test_a_write_replaces_the_file_whole(tmp_path: Path, write: Any) -> None:
+    """A completed write replaces the old file with the whole new one (through a link: the link stays)."""
+    target = tmp_path / "real.out"
+    target.write_text("old")
+    link = tmp_path / "link.out"
+    link.symlink_to(target)
+    write(RECORDS, link)
+    assert link.is_symlink() and target.read_text() != "old"
+    if write is write_chrome:
+        assert json.loads(target.read_text())["traceEvents"]
+    else:
+        assert len(target.read_text().splitlines()) == len(RECORDS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.out", "real.out"]
+
+
+def test_a_device_is_written_in_place() -> None:
+    """A path that is a device (/dev/null) is written as it is, not replaced by a file."""
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null")
+    check_writable("/dev/null")
+    write_jsonl(RECORDS, "/dev/null")
+    assert Path("/dev/null").is_char_device()
+
+
+def test_check_writable_creates_nothing(tmp_path: Path) -> None:
+    """The check passes for a new file in a writable directory and leaves nothing there; it raises
+    OSError naming the path for a missing directory or a directory."""
+    check_writable(tmp_path / "new.json")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError) as e:
+        check_writable(tmp_path / "no" / "t.json")
+    assert e.value.filename == str(tmp_path / "no" / "t.json")
+    with pytest.raises(IsADirectoryError):
+        check_writable(tmp_path)

@@ -40,6 +40,7 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -538,12 +539,15 @@ def bench_taskset(n: int = 20) -> TaskSet:
     return build(rows, "ms")
 
 
-def bench_rt(seconds: float = 10.0) -> dict[str, Any]:
+def bench_rt(seconds: float = 10.0, progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
     """Scheduling events per wall second: the 20-task set over ``seconds`` of simulated time (FP and EDF).
-    (``l4sim bench rt`` adds SimSo's figures: :func:`l4sim.tools.bench.bench_rt`.)"""
+    (``l4sim bench rt`` adds SimSo's figures: :func:`l4sim.tools.bench.bench_rt`.)  ``progress(i,
+    policy)`` is called as the ``i``-th policy's run starts."""
     ts = bench_taskset()
     out: dict[str, Any] = {"tasks": len(ts.tasks), "simulated_s": seconds}
-    for pol in ("fp", "edf"):
+    for i, pol in enumerate(("fp", "edf")):
+        if progress is not None:
+            progress(i, pol)
         res = simulate(ts, pol, int(seconds * 1e9))
         ev = res.sched_events()
         out[f"{pol}_sched_events"] = ev

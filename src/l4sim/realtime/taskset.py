@@ -13,7 +13,10 @@ may be fractional.  Numbers are read from their decimal text with
 :class:`fractions.Fraction`, never through a binary float, and converted
 exactly to integer nanoseconds: a time that is not a whole number of
 nanoseconds (``0.0000001 ms``) is an error, not a rounding.  Everything
-after parsing is integer arithmetic on nanoseconds.
+after parsing is integer arithmetic on nanoseconds.  A time must be at most
+:data:`MAX_TIME_NS` (10**18 ns, about 31.7 years); ``NaN``, ``Infinity`` and
+numbers beyond that range (``1e400``) are refused with the task and the field
+named, before any analysis or simulation sees them.
 
 Priorities follow L4: 1..254, higher runs first.  Either every task gives
 one or none does; without them the tasks get deadline-monotonic priorities
@@ -28,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +45,11 @@ PRIO_MIN, PRIO_MAX = 1, 254
 TASK_FIELDS = ("name", "period", "wcet", "deadline", "priority", "jitter", "offset",
                "blocking", "optional")
 OPTIONAL_FIELDS = ("wcet", "distribution", "quality")
+#: the largest time (ns) a task set may give: 10**18 ns, about 31.7 years.  Every time, and
+#: the sums of a few of them that the analysis and the simulation form (offset + period +
+#: deadline, a budget plus kernel costs), stay inside the 64-bit words in which the kernel
+#: carries times; larger values are typing mistakes, not task sets.
+MAX_TIME_NS = 10**18
 
 
 class TaskSetError(ValueError):
@@ -208,6 +217,11 @@ def to_unit(ns: int, unit: str) -> int | float:
     return v.numerator if v.denominator == 1 else float(v)
 
 
+def max_time(unit: str) -> str:
+    """:data:`MAX_TIME_NS` in ``unit`` as a JSON number (``1e12`` for ms)."""
+    return f"1e{len(str(MAX_TIME_NS // TIME_UNITS[unit])) - 1}"
+
+
 def fmt_time(ns: int, unit: str) -> str:
     v = to_unit(ns, unit)
     return str(v)
@@ -216,8 +230,46 @@ def fmt_time(ns: int, unit: str) -> str:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-def _no_constant(name: str) -> Any:
-    raise TaskSetError(f"{name} is not a time; write a finite number")
+class _Unusable:
+    """A JSON number that is kept as it was written because it has no usable value: ``NaN``,
+    ``Infinity``, or a literal too long to convert (an exponent beyond +-1000, an integer of more
+    than 1000 digits).  Every field refuses it by name, so the error can say which task and field."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Decimal(Fraction):
+    """A JSON number with a fraction or exponent: its exact value, and its text for messages."""
+
+    text: str
+
+
+_FLOAT = re.compile(r"-?\d+(?:\.\d+)?(?:[eE]([-+]?\d+))?")
+#: literals beyond these are refused unconverted (converting 1e999999999 exactly would take
+#: gigabytes); anything this long is far outside :data:`MAX_TIME_NS` anyway
+_MAX_EXPONENT = 1000
+_MAX_DIGITS = 1000
+
+
+def _parse_float(text: str) -> _Decimal | _Unusable:
+    m = _FLOAT.fullmatch(text)
+    exp = m.group(1) if m is not None else None
+    if (m is None or len(text) > _MAX_DIGITS
+            or (exp is not None and (len(exp) > 6 or abs(int(exp)) > _MAX_EXPONENT))):
+        return _Unusable(text)
+    v = _Decimal(text)
+    v.text = text
+    return v
+
+
+def _parse_int(text: str) -> int | _Unusable:
+    return _Unusable(text) if len(text) > _MAX_DIGITS else int(text)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -232,8 +284,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads(text: str) -> TaskSet:
     """Parse and validate the JSON text of a task-set file."""
     try:
-        obj = json.loads(text, parse_float=Fraction, parse_constant=_no_constant,
-                         object_pairs_hook=_no_duplicates)
+        obj = json.loads(text, parse_float=_parse_float, parse_int=_parse_int,
+                         parse_constant=_Unusable, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise TaskSetError(f"not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); "
                            "fix the syntax") from None
@@ -304,10 +356,14 @@ def _show(v: Fraction) -> str:
 
 
 def _raw(v: Any) -> str:
-    """A decoded JSON value as the user wrote it (Fractions as decimals)."""
-    if isinstance(v, Fraction):
-        return _show(v)
-    return json.dumps(v, default=str)
+    """A decoded JSON value as the user wrote it (Fractions as decimals), shortened when long."""
+    if isinstance(v, _Decimal | _Unusable):
+        text = v.text
+    elif isinstance(v, Fraction):
+        text = _show(v)
+    else:
+        text = json.dumps(v, default=str)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 class _Ctx:
@@ -326,19 +382,28 @@ class _Ctx:
             return None
         return self.time_value(obj[key], label or key, what, positive=positive)
 
+    def accepted(self, what: str, positive: bool) -> str:
+        """What a time field accepts, for the fix half of a message."""
+        low = "> 0" if positive else ">= 0 (0 when there is none)"
+        return f"give {what} as a number of {self.unit}, {low} and at most {max_time(self.unit)}"
+
     def time_value(self, raw: Any, label: str, what: str, *, positive: bool) -> int:
+        if isinstance(raw, _Unusable) or (isinstance(raw, float) and not math.isfinite(raw)):
+            finite = isinstance(raw, float) or raw.text.lstrip("-") in ("NaN", "Infinity")
+            problem = "is not a finite number" if finite else "is out of range"
+            raise self.err(f"{label} {_raw(raw)} {problem}; {self.accepted(what, positive)}")
         v = _number(raw)
         if v is None:
-            raise self.err(f"{label} {_raw(raw)} is not a number; "
-                           f"give {what} as a number of {self.unit}")
+            raise self.err(f"{label} {_raw(raw)} is not a number; {self.accepted(what, positive)}")
         if positive and v <= 0:
-            raise self.err(f"{label} {_show(v)} {self.unit} must be > 0; give {what}")
+            raise self.err(f"{label} {_raw(raw)} {self.unit} must be > 0; {self.accepted(what, positive)}")
         if v < 0:
-            raise self.err(f"{label} {_show(v)} {self.unit} must be >= 0; give {what} "
-                           "(0 when there is none)")
+            raise self.err(f"{label} {_raw(raw)} {self.unit} must be >= 0; {self.accepted(what, positive)}")
         ns = v * self.scale
+        if ns > MAX_TIME_NS:
+            raise self.err(f"{label} {_raw(raw)} {self.unit} is too large; {self.accepted(what, positive)}")
         if ns.denominator != 1:
-            raise self.err(f"{label} {_show(v)} {self.unit} is not a whole number of nanoseconds; "
+            raise self.err(f"{label} {_raw(raw)} {self.unit} is not a whole number of nanoseconds; "
                            f"round it to {_show(Fraction(1, self.scale))} {self.unit}")
         return ns.numerator
 

@@ -315,9 +315,11 @@ class Loader:
             if w[1] == Sig.EXIT:
                 child.exit = w[2] - (1 << 64) if w[2] >= 1 << 63 else w[2]
             elif w[1] == Sig.FAULT:
-                addr, ip = w[2], w[3] if len(w) > 3 else 0
+                # the fault's second word is where Fiasco sends the instruction pointer; for a
+                # native thread the kernel sends its trap count, so name it for what it is
+                addr, trap = w[2], w[3] if len(w) > 3 else 0
                 kind = "write" if len(w) > 4 and w[4] else "read"
-                child.fault = f"segmentation fault ({kind} at {addr:#x}, ip {ip})"
+                child.fault = f"segmentation fault ({kind} at {addr:#x} in trap #{trap})"
             else:
                 await env_reply(self.env, -Err.EINVAL)  # a signal we do not know: answer, don't hang
                 return True

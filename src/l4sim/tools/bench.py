@@ -58,6 +58,10 @@ figure for the same set and time when SimSo is importable
 (:func:`l4sim.tools.simso_compare.bench_simso`; its events are job
 activations plus dispatches, the nearest it records to ours), else why not.
 
+Each benchmark takes an optional ``progress(done, total, step)`` callback, called as each
+of its ``total`` steps starts (``done`` finished so far, ``step`` naming the one starting):
+``l4sim bench`` draws it as a progress bar on a terminal.
+
 Wall-clock time is read here, in a tool, never inside the model.
 """
 
@@ -76,6 +80,13 @@ from l4sim.kernel.vspace import MemMap, write_frames
 from l4sim.machine.board import Machine
 from l4sim.machine.memory import DEFAULT_RAM, PAGE_SHIFT
 from l4sim.user.env import INITIAL, Env, TaskLocal, start_task
+
+#: ``progress(done, total, step)``: step ``done + 1`` of ``total``, named ``step``, starts now
+Progress = Callable[[int, int, str], None]
+
+
+def _quiet(done: int, total: int, step: str) -> None:
+    """The progress callback when nobody watches."""
 
 
 async def _server(env: Env) -> int:
@@ -135,10 +146,18 @@ def bare_round_trips(n: int) -> float:
     return n / box[0]
 
 
-def bench_ipc(n: int = 200_000, repeat: int = 3) -> dict[str, float]:
+def bench_ipc(n: int = 200_000, repeat: int = 3, progress: Progress = _quiet) -> dict[str, float]:
     """Best of ``repeat`` runs of each, and the ratio bare/kernel."""
-    ours = max(kernel_round_trips(n) for _ in range(repeat))
-    bare = max(bare_round_trips(n) for _ in range(repeat))
+    total = 2 * repeat
+    ours_runs = []
+    for i in range(repeat):
+        progress(i, total, f"kernel IPC, run {i + 1} of {repeat}")
+        ours_runs.append(kernel_round_trips(n))
+    bare_runs = []
+    for i in range(repeat):
+        progress(repeat + i, total, f"bare loop, run {i + 1} of {repeat}")
+        bare_runs.append(bare_round_trips(n))
+    ours, bare = max(ours_runs), max(bare_runs)
     return {"round_trips_per_s": round(ours), "bare_round_trips_per_s": round(bare),
             "ratio": round(bare / ours, 3)}
 
@@ -335,7 +354,7 @@ def time_revoke(build: Callable[[int], tuple[Kernel, MemMap, int]], n: int, repe
     return best
 
 
-def bench_mem(pages: int = 100_000, repeat: int = 3) -> dict[str, float]:
+def bench_mem(pages: int = 100_000, repeat: int = 3, progress: Progress = _quiet) -> dict[str, float]:
     """The memory figures: (a) at ``pages`` pages, (b) at ``pages/10`` and ``pages``.
 
     ``map_touch_unmap_ns_per_page`` is the program path (sigma0 IPC, traps);
@@ -343,17 +362,22 @@ def bench_mem(pages: int = 100_000, repeat: int = 3) -> dict[str, float]:
     """
     if pages < 10:
         raise ValueError(f"pages must be at least 10, not {pages}")
+    small, large = pages // 10, pages
+    progress(0, 5, f"map+touch+unmap of {pages:,} pages by a program")
     prog = program_map_touch_unmap(pages)
     gc.collect()  # the kernel holds cycles; free the first machine's RAM now
+    progress(1, 5, f"map+touch+unmap of {pages:,} pages by the kernel API")
     host = host_map_touch_unmap(pages)
     gc.collect()
-    small, large = pages // 10, pages
 
     def ns(s: float) -> float:
         return round(s * 1e9 / pages, 1)
 
+    progress(2, 5, f"revoke a tree of {small:,} mappings")
     r_small = time_revoke(build_fan_tree, small, repeat)
+    progress(3, 5, f"revoke a tree of {large:,} mappings")
     r_large = time_revoke(build_fan_tree, large, repeat)
+    progress(4, 5, f"revoke a chain {small:,} deep")
     chain = time_revoke(build_chain, small, repeat)
     return {
         "pages": pages,
@@ -375,7 +399,7 @@ def bench_mem(pages: int = 100_000, repeat: int = 3) -> dict[str, float]:
     }
 
 
-def bench_rt(seconds: float = 10.0) -> dict[str, Any]:
+def bench_rt(seconds: float = 10.0, progress: Progress = _quiet) -> dict[str, Any]:
     """``l4sim bench rt``: the kernel's figures and, when SimSo is importable, SimSo's for the same set.
 
     ``simso`` holds SimSo's FP and EDF figures, or ``simso_missing`` says why there are none.
@@ -384,15 +408,17 @@ def bench_rt(seconds: float = 10.0) -> dict[str, Any]:
     from l4sim.realtime.sim import bench_taskset
     from l4sim.tools.simso_compare import bench_simso, simso_status
 
-    out = kernel_bench_rt(seconds)
     why = simso_status()
+    total = 2 if why is not None else 4
+    out = kernel_bench_rt(seconds, lambda i, pol: progress(i, total, f"{pol.upper()} on the kernel"))
     if why is not None:
         out["simso"] = None
         out["simso_missing"] = why
         return out
     ts = bench_taskset()
     simso: dict[str, Any] = {}
-    for pol in ("fp", "edf"):
+    for i, pol in enumerate(("fp", "edf")):
+        progress(2 + i, total, f"{pol.upper()} in SimSo")
         r = bench_simso(ts, seconds, pol)
         for key, value in r.items():
             simso[f"{pol}_{key}"] = value

@@ -39,6 +39,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,20 +225,36 @@ def native_seconds(exe: Path, n: int) -> tuple[float, int]:
 
 # ------------------------------------------------------------------ the benchmark
 def bench_linux(calls: int = 20_000, loops: int = 20_000_000, repeat: int = 3, bare_factor: int = 10,
-                native_factor: int = 20) -> dict[str, Any]:
-    """The figures of ``l4sim bench linux`` (see the module docstring)."""
+                native_factor: int = 20,
+                progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """The figures of ``l4sim bench linux`` (see the module docstring).
+
+    ``progress(done, total, step)`` is called as each of its steps starts (see
+    :mod:`l4sim.tools.bench`)."""
     if calls < 1 or loops < 1:
         raise BenchError("--calls and --loops must be at least 1")
+    steps = ("build the test programs", "getpid under l4sim", "getpid in bare unicorn",
+             "compute loop under l4sim", "compute loop natively")
+
+    def step(i: int) -> None:
+        if progress is not None:
+            progress(i, len(steps), steps[i])
+
+    step(0)
     getpid = build("getpid")
     loop = build("loop")
+    step(1)
     l4sim_seconds(getpid, 1)  # warm-up: imports, the C block counter, caches
     ours, st = _diff_rate(l4sim_seconds, getpid, calls, repeat)
     if st != 0:
         raise BenchError(f"the getpid program ended with status {st} under l4sim")
+    step(2)
     bare, st = _diff_rate(bare_seconds, getpid, calls * bare_factor, repeat)
     if st != 0:
         raise BenchError(f"the getpid program ended with status {st} under bare unicorn")
+    step(3)
     rounds, st_sim = _diff_rate(l4sim_seconds, loop, loops, repeat)
+    step(4)
     native_rounds, st_nat = _diff_rate(native_seconds, loop, loops * native_factor, repeat)
     # both statuses come from runs of 2n rounds (different n): check each against the formula
     if st_sim != _expected_status(2 * loops) or st_nat != _expected_status(2 * loops * native_factor):

@@ -27,16 +27,50 @@ class BootError(Exception):
     """A problem the user caused: one line naming it and the fix."""
 
 
+class BootInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: still a KeyboardInterrupt, with the run's ``tracer`` (None when it was
+    not traced) so that the trace so far can be kept."""
+
+    def __init__(self, tracer: Tracer | None) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_TIME = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([-+]?\d{1,4}))?\s*([a-z]*)\s*")
 
 
-def parse_time(text: str) -> int:
-    """``"250ms"``, ``"3s"``, ``"100us"``, ``"1500"`` (ns) -> nanoseconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)?\s*", text)
-    if not m:
-        raise BootError(f"bad time {text!r}: use a number with a unit, e.g. 500us, 20ms, 2s")
-    value, unit = m.group(1), m.group(2) or "ns"
-    return round(float(value) * _UNITS[unit])
+def parse_time(text: str, option: str = "--until", bare_unit: str | None = None, *,
+               positive: bool = False) -> int:
+    """``"250ms"``, ``"3s"``, ``"100us"``, ``"1500ns"`` -> nanoseconds (rounded to whole ns).
+
+    A number needs a unit (``ns``, ``us``, ``ms`` or ``s``) unless ``bare_unit`` names the unit
+    of a bare number (a task set's, for ``rt simulate --duration``).  The value is read exactly
+    from its decimal text (no binary float) and must be at most
+    :data:`~l4sim.realtime.taskset.MAX_TIME_NS`; ``positive`` refuses 0.  Anything else is a
+    :class:`BootError` naming ``option``, the text and what is accepted.
+    """
+    from fractions import Fraction
+
+    from l4sim.realtime.taskset import MAX_TIME_NS, TIME_UNITS
+
+    units = "ns, us, ms or s"
+    accepted = (f"a number of {bare_unit} or a number with a unit ({units}), e.g. 20ms"
+                if bare_unit is not None else f"a number with a unit ({units}), e.g. 500us, 20ms, 2s")
+    m = _TIME.fullmatch(text)
+    unit = m.group(3) if m is not None else ""
+    if m is None or (unit and unit not in _UNITS):
+        raise BootError(f"{option} {text!r} is not a time; give {accepted}")
+    if not unit and bare_unit is None:
+        raise BootError(f"{option} {text!r} has no unit; give {accepted}")
+    value = Fraction(m.group(1)) * Fraction(10) ** int(m.group(2) or 0)
+    ns = round(value * (_UNITS[unit] if unit else TIME_UNITS[bare_unit or "ns"]))
+    if ns > MAX_TIME_NS:
+        raise BootError(f"{option} {text!r} is too long; give at most {MAX_TIME_NS // 10**9:,} s "
+                        "(about 31.7 years)")
+    if positive and ns <= 0:
+        raise BootError(f"{option} {text!r} must be > 0; give {accepted}")
+    return ns
 
 
 class _ScriptScenario:
@@ -110,11 +144,13 @@ class BootResult:
     scenario: Any = None
 
     def summary(self) -> dict[str, Any]:
-        """The run in figures: totals, and per program (task) its threads' sums.
+        """The run in figures: totals, and one entry per program (task) with its threads' sums.
 
-        A program's exit status is what its parent (ned) recorded when there
-        is one, else its first thread's exit code; ``fault`` says how a
-        program that faulted ended.
+        The fields, and the text table that shows them, are described in docs/runtime.md
+        ("The boot summary").  A program's ``status`` is its lifecycle, in one vocabulary
+        (:data:`STATUSES`): what its parent (ned) recorded when it has one, else what its
+        threads tell; ``thread_states`` is what each of its threads is doing in the kernel at
+        the end (:data:`THREAD_STATES`), a separate vocabulary.
         """
         k = self.kernel
         # the parent's record of the program in a task, matched by identity (a runtime system's
@@ -124,50 +160,116 @@ class BootResult:
         for th in k.threads:
             if th.task is not None:
                 threads_of.setdefault(th.task.kid, []).append(th)
-        comps = []
-        end = k.machine.now if self.reason == "until" else max(k.machine.now, *(c.time for c in k.cores))
+        end, ahead = _reached(k)
         counted_fn = getattr(self.scenario, "realtime_stats", None)
         counted = counted_fn(end) if callable(counted_fn) else {}
+        comps = []
         for task in k.tasks:
             ths = threads_of.get(task.kid, [])
             if not ths:
                 continue
-            main = ths[0]
             child = program_of(task) if program_of is not None else None
-            if child is not None:
-                exit_code, fault = (child.exit, child.fault) if child.done else (None, None)
-                state = child.status
-            else:
-                dead = main.state is TS.DEAD
-                exit_code = main.exit_code if dead else None
-                fault = "exception" if any(t.faulted for t in ths) else None
-                state = main.state.name.lower() + (" (faulted)" if main.faulted else "")
+            status, exit_code, fault = _program_status(ths, child)
             comps.append({
                 "name": task.name,
-                "threads": len(ths),
+                "status": status,
                 "exit": exit_code,
                 "fault": fault,
-                "state": state,
-                "cpu": main.cpu,
-                "cpu_ns": sum(t.cpu_ns for t in ths),
+                "threads": len(ths),
+                "thread_states": [thread_state(t) for t in ths],
+                "cpu": ths[0].cpu,
+                "cpu_ns": sum(t.cpu_ns - ahead.get(t.kid, 0) for t in ths),
                 "ipcs": sum(t.ipcs for t in ths),
-                "faults": sum(t.pfaults for t in ths),
-                "faulted": fault is not None,
+                "page_faults": sum(t.pfaults for t in ths),
                 "switches": sum(t.switches for t in ths),
                 **_realtime(ths, counted.get(task.name), end),
             })
         return {
-            # where the cores got to (a run that ends between events), or the limit it was given
             "simulated_ns": end,
             "ipcs": k.ipc_count,
             "kernel_invocations": k.kinvokes,
             "context_switches": k.context_switches,
             "exceptions": k.exceptions,
             "cores": len(k.cores),
-            "idle_ns": [c.idle_ns for c in k.cores],
+            # a core idle at the end has been idle since idle_since, up to where the run got
+            "idle_ns": [c.idle_ns + (max(0, end - c.idle_since) if c.idle_since is not None else 0)
+                        for c in k.cores],
             "stopped_because": self.reason,
             "components": comps,
         }
+
+
+#: a program's lifecycle (``status`` in the summary): still running; exited with a code of its
+#: own; ended by a fault; killed by its parent (ned) without either; or ended, its threads
+#: deleted by whoever held them, with no parent record to say how (a Linux process, whose exit
+#: status only its personality knows)
+STATUSES = ("running", "exited", "fault", "killed", "ended")
+
+#: what a thread is doing in the kernel at the end of a run (``thread_states``), by kernel state
+THREAD_STATES = {
+    TS.INACTIVE: "inactive",
+    TS.READY: "ready",
+    TS.SEND: "blocked in send",
+    TS.RECV: "blocked in receive",
+    TS.DEAD: "dead",
+    TS.DEPLETED: "out of budget",
+    TS.WAIT_RELEASE: "waiting for its release",
+}
+
+
+def thread_state(th: Thread) -> str:
+    """One thread's kernel state in the summary's words; a thread the kernel stopped because
+    nobody handled its exception is "stopped by a fault" rather than "inactive"."""
+    if th.state is TS.INACTIVE and th.faulted:
+        return "stopped by a fault"
+    return THREAD_STATES[th.state]
+
+
+def _program_status(ths: list[Thread], child: Any) -> tuple[str, int | None, str | None]:
+    """(status, exit code, fault description) of a program with threads ``ths``.
+
+    A program ned started (``child``, a loader ``Child``) is what ned recorded: running until
+    it ended, then exited with its code, ended by a fault (the description ned printed), or
+    killed (ended by ned without either: a daemon at the end).  Any other program (sigma0, moe,
+    ned itself, a kernel-level scenario's tasks) is judged by its threads: a fault when one of
+    them stopped on an exception nobody handled, running while one is alive, else exited with
+    its first thread's exit code, or ended when that thread was deleted without one.
+    """
+    if child is not None:
+        if not child.done:
+            return "running", None, None
+        if child.fault is not None:
+            return "fault", None, str(child.fault)
+        if child.exit is not None:
+            return "exited", int(child.exit), None
+        return "killed", None, None
+    if any(t.faulted for t in ths):
+        return "fault", None, "exception with no handler"
+    if any(t.state is not TS.DEAD for t in ths):
+        return "running", None, None
+    code = ths[0].exit_code
+    return ("exited", code, None) if code is not None else ("ended", None, None)
+
+
+def _reached(k: Kernel) -> tuple[int, dict[int, int]]:
+    """How far the run got (ns), and the CPU time charged to threads beyond that point.
+
+    The answer is the furthest a core's clock advanced: a core that ran a chain of traps is
+    ahead of the event queue (a run without timers or timeouts never moves the queue's clock
+    at all).  A core in the middle of a computation counts up to its start or the queue's
+    time, whichever is later: the kernel charges a computation when it begins and sets the
+    core's clock to its end, but the part after the stop never ran.  The queue's own time
+    counts too: with ``--until`` time passes up to the limit while the cores idle.  The second
+    value maps each thread that was computing past the end to the nanoseconds charged for it
+    (taken out of its CPU time in the summary).
+    """
+    now = k.machine.now
+    end = max([now, *(max(c.comp_start, now) if c.computing else c.time for c in k.cores)])
+    ahead: dict[int, int] = {}
+    for c in k.cores:
+        if c.computing and c.current is not None and c.time > end:
+            ahead[c.current.kid] = ahead.get(c.current.kid, 0) + c.time - end
+    return end, ahead
 
 
 def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> dict[str, Any]:
@@ -197,7 +299,12 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
          progress: Callable[[Kernel], None] | None = None) -> BootResult:
-    """Boot ``scenario`` and run it to its end."""
+    """Boot ``scenario`` and run it to its end.
+
+    The result's ``reason`` says why the run stopped: ``stop`` (the system ended), ``idle``
+    (nothing was left to happen) or ``until`` (the time limit).  Ctrl-C during the run raises
+    :class:`BootInterrupted`, which carries the trace recorded so far.
+    """
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
     mod = load_scenario(scenario)
@@ -216,12 +323,18 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
     else:
         stop = getattr(root, "done", None)
-    while True:
-        reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
-        if reason != "events":
-            break
-        assert progress is not None
-        progress(kernel)
+    try:
+        while True:
+            reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
+            if reason != "events":
+                break
+            assert progress is not None
+            progress(kernel)
+    except KeyboardInterrupt:
+        # Ctrl-C: the run ends here; what it traced so far goes with the interrupt (the records
+        # are whole: each is appended at once), and the caller decides what to keep
+        kernel.shutdown()
+        raise BootInterrupted(tracer) from None
     kernel.shutdown()
     return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
                       programs=list(getattr(root, "programs", []) or []), scenario=root)
@@ -232,39 +345,72 @@ PROGRESS_EVENTS = 20_000
 
 
 def terminal_progress(out: TextIO) -> Callable[[Kernel], None]:
-    """A progress line for a terminal, rewritten in place (``\r``)."""
+    """A progress line for a terminal, rewritten in place (``\r``); its time is the summary's
+    (:func:`_reached`)."""
 
     def show(kernel: Kernel) -> None:
-        out.write(f"\r  ... simulated {kernel.machine.now / 1e6:10.3f} ms, {kernel.ipc_count:,} IPCs ")
+        out.write(f"\r  ... simulated {_reached(kernel)[0] / 1e6:10.3f} ms, {kernel.ipc_count:,} IPCs ")
         out.flush()
 
     return show
 
 
+#: ``stopped_because`` in words
+_STOPPED = {"stop": "the system ended", "idle": "nothing was left to happen",
+            "until": "the --until limit was reached", "events": "the event limit was reached"}
+
+
+def status_text(c: dict[str, Any]) -> str:
+    """A program's status as the table shows it: ``running``, ``exited N``, ``fault:
+    DESCRIPTION`` (never shortened), ``killed`` or ``ended``."""
+    if c["status"] == "exited":
+        return f"exited {c['exit']}"
+    if c["status"] == "fault":
+        return f"fault: {c['fault']}"
+    return str(c["status"])
+
+
+def threads_text(states: list[str]) -> str:
+    """``thread_states`` counted, in the order they first appear: ``1 blocked in receive, 1 dead``."""
+    counts: dict[str, int] = {}
+    for st in states:
+        counts[st] = counts.get(st, 0) + 1
+    return ", ".join(f"{n} {st}" for st, n in counts.items())
+
+
 def format_summary(s: dict[str, Any]) -> str:
-    """The human-readable summary table, one line per program."""
+    """The human-readable summary: the run's figures, then a table with one row per program.
+
+    Columns are as wide as their widest entry, so long program names stay aligned; the
+    status comes last and is never cut.
+    """
+    idle = ", ".join(f"{ns / 1e6:.3f}" for ns in s["idle_ns"])
     lines = [
-        f"simulated time {s['simulated_ns'] / 1e6:.3f} ms on {s['cores']} cores, "
+        f"simulated time {s['simulated_ns'] / 1e6:.3f} ms on {s['cores']} core{'s' if s['cores'] != 1 else ''} "
+        f"(idle {idle} ms); stopped because {_STOPPED.get(s['stopped_because'], s['stopped_because'])}",
         f"{s['ipcs']} IPCs, {s['kernel_invocations']} kernel invocations, "
         f"{s['context_switches']} context switches, {s['exceptions']} exceptions",
         "",
-        f"{'program':<14} {'thr':>3} {'cpu':>3} {'status':<40} {'cpu time':>12} {'IPCs':>6} {'faults':>6}",
     ]
+    header = ("program", "core", "thr", "cpu time", "IPCs", "page faults", "switches",
+              "threads at the end", "status")
+    right = (False, True, True, True, True, True, True, False, False)
+    rows = [header]
     for c in s["components"]:
-        if c["fault"] is not None and c["fault"] != "exception":
-            status = c["fault"]
-        elif c["exit"] is not None:
-            status = f"exit {c['exit']}"
-        else:
-            status = c["state"]
-        lines.append(f"{c['name'][:14]:<14} {c['threads']:>3} {c['cpu']:>3} {status[:40]:<40} "
-                     f"{c['cpu_ns'] / 1e3:>9.1f} us {c['ipcs']:>6} {c['faults']:>6}")
+        rows.append((c["name"], str(c["cpu"]), str(c["threads"]), f"{c['cpu_ns'] / 1e3:.1f} us",
+                     str(c["ipcs"]), str(c["page_faults"]), str(c["switches"]),
+                     threads_text(c["thread_states"]), status_text(c)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        cells = [f"{v:>{w}}" if ra else f"{v:<{w}}" for v, w, ra in zip(r[:-1], widths, right, strict=False)]
+        lines.append("  ".join([*cells, r[-1]]))
     rt = [c for c in s["components"] if "jobs" in c]
     if rt:
         lines.append("")
+        width = max(len(c["name"]) for c in rt)
         for c in rt:
             kind = "real time (reservation)" if c["realtime"] else "periodic, best effort"
-            lines.append(f"{c['name'][:14]:<14} {kind}: {c['jobs']} jobs, {c['deadline_misses']} deadline misses")
+            lines.append(f"{c['name']:<{width}}  {kind}: {c['jobs']} jobs, {c['deadline_misses']} deadline misses")
     return "\n".join(lines)
 
 

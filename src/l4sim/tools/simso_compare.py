@@ -357,8 +357,6 @@ class CompareError(ValueError):
 def prepare(file: str, policy: str, duration: str | None) -> tuple[TaskSet, str, int | None]:
     """The task set, policy and duration (ns, None: the default) of a command line, checked: SimSo
     importable, file valid, options sensible; else :class:`CompareError`."""
-    from fractions import Fraction
-
     from l4sim.realtime.taskset import TaskSetError, load
     from l4sim.tools.boot import BootError, parse_time
 
@@ -372,15 +370,9 @@ def prepare(file: str, policy: str, duration: str | None) -> tuple[TaskSet, str,
     end: int | None = None
     if duration is not None:
         try:
-            end = round(Fraction(duration.strip()) * ts.scale)
-        except (ValueError, ZeroDivisionError):
-            try:
-                end = parse_time(duration)
-            except BootError:
-                raise CompareError(f"--duration {duration!r} is not a time; give a number in "
-                                   f"{ts.time_unit} or e.g. 20ms") from None
-        if end is None or end <= 0:
-            raise CompareError(f"--duration {duration!r} must be > 0")
+            end = parse_time(duration, "--duration", ts.time_unit, positive=True)
+        except BootError as e:
+            raise CompareError(str(e)) from None
     why = simso_status()
     if why is not None:
         raise CompareError(f"{why}; {INSTALL_HINT}")

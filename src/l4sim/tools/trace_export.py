@@ -44,15 +44,24 @@ sent exactly as the sender's slice ends.
 Determinism: no clocks, no randomness, no dependence on dict/set iteration of
 anything but the input; timed events are sorted by (time, position of the
 record in the input).  Identical record lists give identical output bytes.
+
+Writing a file never leaves half of one: :func:`write_jsonl` and
+:func:`write_chrome` write a temporary file beside ``path`` and rename it over
+``path`` when it is complete, so an interrupted or failed write (Ctrl-C, a
+full disk) leaves whatever was there before.  A path that is a device or a
+pipe (``/dev/stdout``) is written in place.  :func:`check_writable` tells
+before a run whether ``path`` can be written, without creating anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any, Protocol
 
 from l4sim.kernel.trace import ArgValue
 
@@ -190,9 +199,77 @@ def to_jsonl(records: Iterable[RecordLike], fp: SupportsWriteStr) -> None:
 
 
 def write_jsonl(records: Iterable[RecordLike], path: str | os.PathLike[str]) -> None:
-    """Write :func:`to_jsonl` output to the file ``path`` (UTF-8, ``\\n``)."""
-    with open(path, "w", encoding="utf-8", newline="\n") as fp:
+    """Write :func:`to_jsonl` output to the file ``path`` (UTF-8, ``\\n``), whole or not at all."""
+    with replacing(path) as fp:
         to_jsonl(records, fp)
+
+
+def _target(path: str | os.PathLike[str]) -> str:
+    """The file a write to ``path`` lands in (a symbolic link's target: it stays a link)."""
+    p = os.fspath(path)
+    return os.path.realpath(p) if os.path.islink(p) else p
+
+
+def _in_place(p: str) -> bool:
+    """True for an existing path that is neither a regular file nor a directory (a device, a pipe)."""
+    return os.path.exists(p) and not os.path.isfile(p) and not os.path.isdir(p)
+
+
+def _temp(p: str) -> tuple[int, str]:
+    """A new temporary file beside ``p`` (same directory, so a rename replaces ``p`` at once);
+    an error names ``p``, not the temporary file."""
+    folder, base = os.path.split(p)
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by an earlier process with our pid that died while writing
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, p) from None
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+    """A text file to write ``path`` through: it replaces ``path`` only when the block ends
+    normally; on any exception (KeyboardInterrupt too) the partial file is removed and
+    ``path`` is left as it was."""
+    p = _target(path)
+    if _in_place(p):
+        with open(p, "w", encoding="utf-8", newline="\n") as fp:
+            yield fp
+        return
+    if os.path.isdir(p):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), p)
+    fd, tmp = _temp(p)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fp:
+            yield fp
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`OSError` (naming ``path``) when a trace could not be written to ``path``.
+
+    Checked before a run, so that a bad path does not cost one.  It tries what the writers
+    do -- create a file beside ``path`` -- and removes it again, so nothing is left behind;
+    an existing file must also be writable itself.
+    """
+    p = _target(path)
+    if os.path.isdir(p):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), p)
+    if _in_place(p):
+        if not os.access(p, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), p)
+        return
+    if os.path.exists(p):
+        open(p, "a").close()  # the file's own permission (appending nothing changes nothing)
+    fd, tmp = _temp(p)
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def to_chrome(
@@ -315,11 +392,11 @@ def write_chrome(
     path: str | os.PathLike[str],
     thread_names: Mapping[int, str] | None = None,
 ) -> None:
-    """Write :func:`to_chrome` output to ``path`` as compact, key-sorted JSON.
+    """Write :func:`to_chrome` output to ``path`` as compact, key-sorted JSON, whole or not at all.
 
     Two identical record lists give byte-identical files.
     """
     trace = to_chrome(records, thread_names)
-    with open(path, "w", encoding="utf-8", newline="\n") as fp:
+    with replacing(path) as fp:
         json.dump(trace, fp, sort_keys=True, separators=_COMPACT, allow_nan=False)
         fp.write("\n")
