@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from l4sim.kernel.abi import Err, SchedOp
+from l4sim.kernel.abi import Err, Fpage, Rights, SchedOp
 from l4sim.kernel.objects import TS
-from l4sim.user.env import Env, L4Error, ThreadCap
+from l4sim.user.env import Env, L4Error, SchedulerCap, ThreadCap
 
 from .conftest import run_system, thread_named
 
@@ -277,3 +277,39 @@ def test_context_switches_are_counted() -> None:
     assert sum(th.switches for th in k.threads) == k.context_switches
     assert sum(c.switches for c in k.cores) == k.context_switches
     assert thread_named(k, "p1").switches == 6, "started once, woken by five timeouts"
+
+
+def test_run_thread_needs_w_on_the_scheduler_and_on_the_thread() -> None:
+    """Read-only capabilities to a thread or to the scheduler cannot move it (EPERM); W on both can."""
+    got: list[object] = []
+
+    async def victim(env: Env) -> int:
+        await env.compute(500 * US)
+        return 0
+
+    async def root(env: Env) -> int:
+        v = await env.spawn(victim, name="victim", prio=10, cpu=0)
+        ro_thread = ThreadCap(env, 40)
+        await env.task.map(env.task, Fpage.obj(v.slot, 0, Rights.R), 40)
+        ro_sched = SchedulerCap(env, 41)
+        await env.task.map(env.task, Fpage.obj(env.scheduler.slot, 0, Rights.R), 41)
+        for sched, th in ((env.scheduler, ro_thread), (ro_sched, v), (ro_sched, ro_thread)):
+            try:
+                await sched.run_thread(th, 1, cpus=0b10)
+                got.append("moved")
+            except L4Error as e:
+                got.append(e.err)
+        for sched, th in ((env.scheduler, ro_thread), (ro_sched, v)):
+            try:
+                await sched.set_reservation(th, 100 * US, 1 * MS)
+                got.append("reserved")
+            except L4Error as e:
+                got.append(e.err)
+        await env.scheduler.run_thread(v, 10, cpus=0b10)
+        got.append("moved with W")
+        return 0
+
+    k, _ = run_system(root, cores=2)
+    assert got == [Err.EPERM] * 5 + ["moved with W"]
+    v = thread_named(k, "victim")
+    assert v.cpus == 0b10 and v.prio == 10 and v.resv is None

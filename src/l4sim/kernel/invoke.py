@@ -54,6 +54,10 @@ if TYPE_CHECKING:
     from l4sim.kernel.kernel import Core, Kernel
 
 
+#: the W right as a plain int (scheduling changes need it on scheduler and thread)
+_W = int(Rights.W)
+
+
 def sys_load_code(self: Kernel, core: Core, th: Thread, t: LoadCode) -> None:
     self._charge(core, th, self.costs.syscall + self.costs.kobject_op)
     e = self._lookup(th, t.task)
@@ -392,6 +396,8 @@ def inv_scheduler(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         te = mytask.caps.slots.get(w[1])
         if te is None or type(te.obj) is not Thread:
             return self._err(Err.EINVAL)
+        if not entry.rights & te.rights & _W:
+            return self._err(Err.EPERM)  # changing a thread's scheduling: W on both capabilities
         tgt: Thread = te.obj
         prio, quantum, cpus = w[2], w[3], w[4] & ((1 << n) - 1)
         if prio > 255 or quantum == 0 or cpus == 0 or tgt.state is _DEAD:
@@ -408,6 +414,8 @@ def inv_scheduler(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         te = mytask.caps.slots.get(w[1])
         if te is None or type(te.obj) is not Thread or te.obj.state is _DEAD:
             return self._err(Err.EINVAL)
+        if not entry.rights & te.rights & _W:
+            return self._err(Err.EPERM)
         tgt = te.obj
         budget = w[2]
         if budget == 0:
