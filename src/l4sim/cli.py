@@ -15,6 +15,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -146,8 +147,11 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
 @click.option("--trace", "trace_path", default=None, help="write a Perfetto/Chrome trace JSON here")
 @click.option("--jsonl", "jsonl_path", default=None, help="write the raw trace records as JSON lines here")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on the last line")
+@click.option("--comm-model", default=None, metavar="MODEL",
+              help="communication control: capabilities (default), global-ids, clans-chiefs, "
+                   "redirection, redirectors, pclans, virtual-threads (docs/models.md)")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
-             jsonl_path: str | None, as_json: bool) -> None:
+             jsonl_path: str | None, as_json: bool, comm_model: str | None) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
@@ -162,7 +166,8 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
-                   trace=bool(trace_path or jsonl_path), console=console, progress=show)
+                   trace=bool(trace_path or jsonl_path), console=console, progress=show,
+                   comm_model=comm_model)
     except BootError as e:
         _fail(str(e))
         return
@@ -418,6 +423,51 @@ def costs_cmd(as_json: bool) -> None:
         click.echo(f"{name:<{w[0]}}  {value:>{w[1]}}  {unit:<{w[2]}}  {lines[0]}")
         for line in lines[1:]:
             click.echo(" " * indent + line)
+
+
+@main.group("experiment")
+def experiment() -> None:
+    """Experiments that compare kernel designs on one workload (docs/models.md)."""
+
+
+@experiment.command("comm-control")
+@click.option("--json", "as_json", is_flag=True, help="print the table as JSON on the last line")
+@click.option("--trace-dir", default=None, metavar="DIR",
+              help="write a Perfetto trace of each model's run to DIR/comm-MODEL.json")
+def experiment_comm_cmd(as_json: bool, trace_dir: str | None) -> None:
+    """A client in domain A calls a server in domain B under every communication model.
+
+    Per model: messages and kernel entries per cross-domain request, its simulated latency,
+    the calls inside domain A, what revoking A's way to B takes and whether it holds, whether
+    the server can tell the client from an impostor, whether thread ids outside A can be
+    scanned, and whether a completed send means delivery.
+    """
+    from l4sim.tools.experiment_comm import comm_control
+
+    if trace_dir is not None:
+        path = Path(trace_dir)
+        if not path.is_dir():
+            _fail(f"--trace-dir {trace_dir}: not a directory; create it first")
+            return
+    rows = comm_control(trace_dir=trace_dir)
+    if as_json:
+        click.echo(json.dumps({"models": rows}, sort_keys=True))
+        return
+    head = ("model", "IPCs/req", "entries", "latency", "intra", "auth", "scan", "delivered", "revoking A -> B")
+    table = [head] + [(r["model"], str(r["ipcs_per_request"]), str(r["kernel_entries"]),
+                       f"{r['latency_ns']} ns", str(r["intra_ipcs"]),
+                       "yes" if r["sender_authenticated"] else "no",
+                       "yes" if r["scannable"] else "no",
+                       "yes" if r["delivery_on_completion"] else "no",
+                       r["policy_change"] + (f" ({r['policy_change_ops']} op, {r['policy_change_ns']} ns)"
+                                             if r["policy_change_ops"] else "")
+                       + ("" if r["policy_enforced"] else "; not enforced"))
+                      for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head) - 1)]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    if trace_dir is not None:
+        click.echo(f"\ntraces written to {trace_dir}/comm-MODEL.json (open them in ui.perfetto.dev)")
 
 
 @main.group("rt")

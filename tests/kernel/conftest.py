@@ -30,20 +30,20 @@ RootFn = Callable[[Env], Coroutine[Any, Any, Any]]
 
 
 def make_system(root_fn: RootFn, cores: int = 1, seed: int = 0, prio: int = 100,
-                trace: bool = True) -> tuple[Kernel, Tracer | None]:
+                trace: bool = True, comm_model: str = "capabilities") -> tuple[Kernel, Tracer | None]:
     """A kernel with ``root_fn`` started as the root task, not yet run."""
     m = Machine(cores=cores, seed=seed)
     tr = Tracer() if trace else None
-    k = Kernel(m, tracer=tr)
+    k = Kernel(m, tracer=tr, comm_model=comm_model)
     k.create_root("root", lambda sp: root_fn(Env(TaskLocal(INITIAL))), prio=prio)
     return k, tr
 
 
 def run_system(root_fn: RootFn, cores: int = 1, seed: int = 0, prio: int = 100,
                until: int | None = None, max_events: int | None = 1_000_000,
-               trace: bool = True) -> tuple[Kernel, Tracer | None]:
+               trace: bool = True, comm_model: str = "capabilities") -> tuple[Kernel, Tracer | None]:
     """Build a system around ``root_fn`` and run it until idle (or ``until`` ns)."""
-    k, tr = make_system(root_fn, cores=cores, seed=seed, prio=prio, trace=trace)
+    k, tr = make_system(root_fn, cores=cores, seed=seed, prio=prio, trace=trace, comm_model=comm_model)
     why = k.run(until=until, max_events=max_events)
     assert why != "events", "the system did not settle within max_events"
     return k, tr

@@ -49,7 +49,7 @@ def test_a_servers_work_and_reply_count_for_the_client():
     per_call = C.context_switch + 10_000 + REPLY
     assert served == 3 * per_call
     assert srv_cpu >= served  # the server's own time includes it (and its waits)
-    assert len(stats) == 4 and stats[3] == served
+    assert len(stats) == 5 and stats[3] == served
 
 
 def test_the_fastpath_and_the_full_path_lend_the_same():

@@ -46,6 +46,19 @@ SLOT_ICU = 6
 SLOT_SCHEDULER = 7
 #: first slot free for a program's own use
 SLOT_FIRST_FREE = 8
+#: the comm-control object of a communication model that has one, in the root task: the
+#: last slot, which no allocator hands out (see kernel/comm.py)
+SLOT_COMMCTL = CAP_SLOTS - 1
+
+# --- thread ids (the thread-id communication models, kernel/comm.py) -------------
+#: ``Ipc.cap`` with this bit names a thread by its global id, not a capability slot
+TID_FLAG = 1 << 40
+TID_MASK = TID_FLAG - 1
+
+
+def tid(kid: int) -> int:
+    """The destination word that names thread ``kid`` by its global id."""
+    return TID_FLAG | kid
 
 
 # message tag flags (bits 12..15)
@@ -129,6 +142,8 @@ class Proto(IntEnum):
     SEMAPHORE = -20
     META = -21
     DEBUGGER = -23
+    #: the comm-control object of a communication model (an l4sim addition)
+    COMMCTL = -30
 
 
 class Rights(IntFlag):

@@ -164,8 +164,11 @@ def inv_factory(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
     self._charge_new(obj, f, size)
     if cls is Task:
         self.tasks.append(obj)
+        if self.comm is not None:
+            self.comm.task_created(obj, task)  # its chief: the creator's task
     elif cls is Thread:
         self.threads.append(obj)
+        self.thread_ids[obj.kid] = obj
         if self.tracer is not None:
             self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="")
     if self.cap_insert(task, slot, obj, Rights.RWSD, None) is None:
@@ -262,7 +265,7 @@ def inv_thread(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         return self._err(Err.EINVAL)
     op = w[0]
     if op == ThreadOp.STATS:
-        return Msg(0, 0, (tgt.cpu_ns, tgt.ipcs, int(tgt.state), tgt.served_ns))
+        return Msg(0, 0, (tgt.cpu_ns, tgt.ipcs, int(tgt.state), tgt.served_ns, tgt.kid))
     if not entry.rights & Rights.W:
         return self._err(Err.EPERM)
     if tgt.state is _DEAD:
@@ -481,4 +484,48 @@ def inv_log(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
     self.machine.uart.write(data)
     if self.tracer is not None:
         self._trace(th.cpu, "log", th.kid, text=data.decode("utf-8", "replace"))
+    return Msg(0, 0)
+
+
+#: the comm-control operations: which words after the op name objects (capability slots of the
+#: invoker, resolved here) and which are numbers; see kernel/comm.py
+_COMMCTL_ARGS: dict[int, tuple[type | None, ...]] = {
+    0: (Task, Task, None, Thread),  # set rule: source task, destination task, action, intermediary
+    1: (None,),  # default action
+    2: (Task, None),  # group: task, group number
+    3: (Task, Thread),  # redirector: task, thread (0: nil)
+}
+
+
+def inv_commctl(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
+    """The comm-control object: the privileged manager's tables of the communication model.
+
+    Decodes every slot argument into the object it names (0 stays 0: "none"), then lets
+    the model perform the change; refused without the W right.
+    """
+    comm = self.comm
+    w = t.words
+    task = th.task
+    assert task is not None and comm is not None
+    if not entry.rights & _W:
+        return self._err(Err.EPERM)
+    spec = _COMMCTL_ARGS.get(w[0])
+    if spec is None:
+        return self._err(Err.ENOSYS)
+    if len(w) < 1 + len(spec):
+        return self._err(Err.EINVAL)
+    args: list[KObject | int] = []
+    for kind, v in zip(spec, w[1:], strict=False):
+        if kind is None or (kind is Thread and v == 0):
+            args.append(v)
+            continue
+        e = task.caps.slots.get(v)
+        if e is None or type(e.obj) is not kind:
+            return self._err(Err.EINVAL)
+        args.append(e.obj)
+    r = comm.control(self, w[0], args)
+    if r < 0:
+        return self._err(-r)
+    if self.tracer is not None:
+        self._trace(th.cpu, "commctl", th.kid, op=w[0], model=comm.name)
     return Msg(0, 0)

@@ -36,6 +36,7 @@ from l4sim.kernel.abi import (
     REPLY,
     REPLY_AND_WAIT,
     SEND,
+    TID_MASK,
     WORD_MASK,
     Err,
     Fpage,
@@ -48,6 +49,7 @@ from l4sim.kernel.abi import (
     StrItem,
 )
 from l4sim.kernel.caps import CapEntry
+from l4sim.kernel.comm import Route
 from l4sim.kernel.common import (
     _DEAD,
     _PROTO_KOBJECT,
@@ -207,7 +209,10 @@ def copy_in(t: Ipc) -> Ipc | None:
                 return None
             bufs.append(c)
         rcv = tuple(bufs)
-    return Ipc(cap, flags, proto, words, items, timeouts[0], timeouts[1], rcv)
+    sender = in_range(t.sender, 0, WORD_MASK)
+    if sender is None:
+        return None
+    return Ipc(cap, flags, proto, words, items, timeouts[0], timeouts[1], rcv, sender)
 
 
 def fail_now(self: Kernel, core: Core, th: Thread, code: int) -> None:
@@ -404,7 +409,7 @@ def fast_perform(self: Kernel, core: Core, th: Thread, peer: Thread, proto: int,
         peer.timeout_ev.cancel()
         peer.timeout_ev = None
     peer.partner = None
-    peer.resume = _new_msg(Msg, (0, proto, words, label, ()))  # Msg(...) without its Python __new__
+    peer.resume = _new_msg(Msg, (0, proto, words, label, (), 0))  # Msg(...) without its Python __new__
     th.rcv_bufs = ()
     th.state = _RECV
     if tracer is not None:
@@ -430,6 +435,9 @@ def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
     t = c
     flags = t.flags
     if flags & SEND:
+        if t.cap > TID_MASK:  # a thread named by its global id: the communication model's say
+            self._send_by_id(core, th, t)
+            return
         entry = self._lookup(th, t.cap)
         if entry is None:
             self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
@@ -444,6 +452,13 @@ def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             label = obj.label | (entry.rights & 3)  # type: ignore[attr-defined]
         elif typ is Thread and t.proto != Proto.THREAD:
             dest, label = obj, 0
+            comm = self.comm
+            if comm is not None and comm.thread_caps:  # virtual threads: a checked sender index
+                checked = comm.route_cap(self, th, obj, t.sender)  # type: ignore[arg-type]
+                if checked is None:
+                    self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+                    return
+                label = checked
         elif typ is Reply:
             self._reply_saved(core, th, t, entry)
             return
@@ -468,10 +483,40 @@ def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
         th.resume = MSG_OK  # an IPC with neither phase does nothing
 
 
-def send(self: Kernel, core: Core, th: Thread, dest: Thread, label: int, via: KObject, t: Ipc) -> None:
+def send_by_id(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
+    """Send to a thread named by its global id: the communication model routes it.
+
+    Under the capability model there are no thread ids (ENOT_EXISTENT, as for
+    any capability index that names nothing); a thread-id model returns the
+    thread the message goes to -- the destination, or an intermediary that
+    will see the original destination in ``Msg.dest`` -- and the identity
+    the receiver sees (kernel/comm.py).
+    """
+    comm = self.comm
+    if comm is None or not comm.ids or t.cap >> 41:
+        self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+        return
+    dest_id = t.cap & TID_MASK
+    dest = self.thread_ids.get(dest_id)
+    if dest is not None and dest.state is _DEAD:
+        dest = None
+    route = comm.route(self, th, dest_id, dest, t.sender)
+    if type(route) is int:
+        self._fail_now(core, th, route)
+        return
+    assert isinstance(route, Route)
+    to = route.to
+    if to.state is _DEAD:
+        self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
+        return
+    self._send(core, th, to, route.label, to, t, route.dest)
+
+
+def send(self: Kernel, core: Core, th: Thread, dest: Thread, label: int, via: KObject, t: Ipc,
+         vdest: int = 0) -> None:
     """Send phase: hand the message over if ``dest`` waits for it, else queue."""
     if dest.state is _RECV and (dest.partner is None or dest.partner is th):
-        err = self._deliver(core, th, dest, label, t.proto, t.words, t.items, t.flags)
+        err = self._deliver(core, th, dest, label, t.proto, t.words, t.items, t.flags, vdest)
         if err:
             th.resume = Msg(error=err)
         elif t.flags & RECV:
@@ -485,6 +530,7 @@ def send(self: Kernel, core: Core, th: Thread, dest: Thread, label: int, via: KO
     th.snd_target = dest
     th.snd_via = via
     th.snd_label = label
+    th.snd_dest = vdest
     th.snd_trap = t
     dest.snd_queue.append(th)
     self._block(th, _SEND, t.timeout, dest.kid)
@@ -534,7 +580,8 @@ def rcv_phase(self: Kernel, core: Core, th: Thread, dest: Thread, t: Ipc, runnin
 
 
 def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
-             words: tuple[int, ...], items: tuple[MapItem | StrItem, ...], flags: int) -> int:
+            words: tuple[int, ...], items: tuple[MapItem | StrItem, ...], flags: int,
+            vdest: int = 0) -> int:
     """Copy a message into the receiver and wake it if it was blocked.
 
     Items are decoded completely before any is performed: if they do not
@@ -563,7 +610,7 @@ def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, prot
         self._trace(core.id, "ipc", snd.kid, to=rcv.kid, proto=proto, label=label,
                     words=len(words), items=len(items), flow=self._flow, op=op)
         self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
-    msg = Msg(r_err, proto, words, label, filled)
+    msg = Msg(r_err, proto, words, label, filled, vdest)
     if rcv.state is _RECV:
         self._wake(rcv, msg)
     else:
@@ -695,7 +742,8 @@ def take_pending(self: Kernel, core: Core, th: Thread, partner: KObject | None) 
         best.timeout_ev = None
     best.snd_target = None
     best.snd_trap = None
-    err = self._deliver(core, best, th, best.snd_label, st.proto, st.words, st.items, st.flags)
+    err = self._deliver(core, best, th, best.snd_label, st.proto, st.words, st.items, st.flags,
+                        best.snd_dest)
     if err:
         self._wake(best, Msg(error=err))
     elif st.flags & RECV:

@@ -60,12 +60,22 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from l4sim.kernel import fault, invoke, ipc, irq, lifecycle, mapdb, resv
+from l4sim.kernel import comm, fault, invoke, ipc, irq, lifecycle, mapdb, resv
 from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, WORD_MASK
 from l4sim.kernel.caps import CapEntry
 from l4sim.kernel.common import _DEPLETED, _READY, _close
 from l4sim.kernel.costs import CostModel
-from l4sim.kernel.objects import Factory, Icu, IpcGate, Irq, Log, SchedulerObj, Task, Thread
+from l4sim.kernel.objects import (
+    CommCtl,
+    Factory,
+    Icu,
+    IpcGate,
+    Irq,
+    Log,
+    SchedulerObj,
+    Task,
+    Thread,
+)
 from l4sim.kernel.resv import Restore as _Restore
 from l4sim.kernel.sched import EDF_LEVEL, LEVELS, RESV_BASE, EdfQueue
 from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPeriod, SaveReply
@@ -191,8 +201,14 @@ class Kernel:
     #: code without translating it again (0: a new instance for every task; the same run)
     guest_pool_max = 4
 
-    def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None) -> None:
+    def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None,
+                 comm_model: str = "capabilities") -> None:
         self.machine = machine
+        #: the communication-control model (kernel/comm.py); None: capabilities, the default
+        self.comm: comm.CommModel | None = comm.make(comm_model)
+        self.comm_model = comm_model
+        #: the comm-control object of a model (the root task's, at SLOT_COMMCTL)
+        self.commctl: CommCtl | None = None
         self.events = machine.events
         self.costs = costs or CostModel()
         #: the tracing hook: an object with ``emit(record)`` or None
@@ -228,6 +244,10 @@ class Kernel:
         self.icu = self._new(Icu)
         self.log = self._new(Log)
         self.scheduler = self._new(SchedulerObj)
+        if self.comm is not None:
+            self.commctl = self._new(CommCtl)
+        #: every thread by its global id (the kernel id), for the thread-id models
+        self.thread_ids: dict[int, Thread] = {}
         machine.ic.handler = self._hw_irq
         # trap dispatch; bound methods cached once (hot path)
         self._traps: dict[type, Callable[[Core, Thread, Any], None]] = {
@@ -250,6 +270,7 @@ class Kernel:
             SchedulerObj: self._inv_scheduler,
             Icu: self._inv_icu,
             Log: self._inv_log,
+            CommCtl: self._inv_commctl,
             IpcGate: self._inv_gate,
         }
 
@@ -310,6 +331,7 @@ class Kernel:
     _fast_perform = ipc.fast_perform
     _sys_ipc = ipc.sys_ipc
     _send = ipc.send
+    _send_by_id = ipc.send_by_id
     _rcv_phase = ipc.rcv_phase
     _deliver = ipc.deliver
     _decode_items = ipc.decode_items
@@ -339,6 +361,7 @@ class Kernel:
     _inv_scheduler = invoke.inv_scheduler
     _inv_gate = invoke.inv_gate
     _inv_log = invoke.inv_log
+    _inv_commctl = invoke.inv_commctl
 
     # --- reservations and periodic threads (resv.py)
     resv_info = resv.resv_info
@@ -351,6 +374,17 @@ class Kernel:
     _sys_restore = resv.sys_restore
     _sys_next_period = resv.sys_next_period
     _release = resv.release
+
+    def select_models(self, comm_model: str | None = None) -> None:
+        """Choose the communication model of a kernel that has no task yet (a startup
+        script's setting is read after the kernel was built, before anything boots)."""
+        if self.tasks:
+            raise ValueError("the communication model is chosen before the first task exists")
+        if comm_model is not None and comm_model != self.comm_model:
+            self.comm = comm.make(comm_model)
+            self.comm_model = comm_model
+            if self.comm is not None and self.commctl is None:
+                self.commctl = self._new(CommCtl)
 
     # ------------------------------------------------------------------ helpers
     def now(self) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from l4sim.kernel.abi import IpcErr, Rights
+from l4sim.kernel.abi import SLOT_COMMCTL, IpcErr, Rights
 from l4sim.kernel.common import _DEAD, _RECV, ROOT_QUOTA, _close, enter
 from l4sim.kernel.objects import Factory, IpcGate, Irq, KObject, Reply, Task, Thread
 from l4sim.kernel.traps import Entry
@@ -152,10 +152,15 @@ def create_factory(self: Kernel, limit: int, parent: Factory | None = None) -> F
     return f
 
 
-def create_task(self: Kernel, name: str, factory: Factory | None = None) -> Task:
+def create_task(self: Kernel, name: str, factory: Factory | None = None,
+                creator: Task | None = None) -> Task:
+    """Host-side creation of a task; ``creator`` stands for the task whose thread would have
+    created it (its chief under the clans-and-chiefs model; None: a root of the chief tree)."""
     t: Task = self._new(Task, name)
     self._charge_new(t, factory, Task.SIZE)
     self.tasks.append(t)
+    if self.comm is not None:
+        self.comm.task_created(t, creator)
     return t
 
 
@@ -166,6 +171,7 @@ def create_thread(self: Kernel, name: str, task: Task | None, factory: Factory |
         th.task = task
         task.threads.append(th)
     self.threads.append(th)
+    self.thread_ids[th.kid] = th
     if self.tracer is not None:
         self._trace(-1, "thread", th.kid, name=name, task=task.name if task else "")
     return th
@@ -216,6 +222,8 @@ def create_root(self: Kernel, name: str, entry: Entry, prio: int = 100, cpu: int
     if pager is not None:
         caps.append((4, pager))
         th.pager_slot = 4
+    if self.commctl is not None:
+        caps.append((SLOT_COMMCTL, self.commctl))  # the privileged manager of the comm model
     for slot, obj in caps:
         self._boot_cap(task, slot, obj)
     task.code.append(entry)

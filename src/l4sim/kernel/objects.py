@@ -108,6 +108,7 @@ class Thread(KObject):
         "resume",
         "resv",
         "served_ns",
+        "snd_dest",
         "snd_items",
         "snd_label",
         "snd_proto",
@@ -163,6 +164,7 @@ class Thread(KObject):
         self.snd_target: Thread | None = None  # while SEND: whom I wait to send to
         self.snd_via: KObject | None = None  # gate or thread capability object used
         self.snd_label = 0  # label the receiver will see
+        self.snd_dest = 0  # the original destination's id, when sent to an intermediary
         self.snd_proto = 0
         self.snd_words: tuple[int, ...] = ()
         self.snd_items: tuple[MapItem, ...] = ()
@@ -271,6 +273,18 @@ class Icu(KObject):
     def __init__(self, kid: int) -> None:
         super().__init__(kid)
         self.bound: dict[int, Irq] = {}
+
+
+class CommCtl(KObject):
+    """The comm-control object of a communication model with tables (kernel/comm.py).
+
+    Held by the root task only (slot ``SLOT_COMMCTL``): the privileged
+    manager of redirection tables, groups and redirectors.
+    """
+
+    __slots__ = ()
+    KIND = "commctl"
+    PROTO = -30
 
 
 class Log(KObject):

@@ -122,6 +122,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "deadline_miss": ("job", "lateness"),
     "depleted": ("budget",),
     "replenish": ("budget",),
+    "commctl": ("op", "model"),
 }
 
 

@@ -48,6 +48,9 @@ class Ipc(Trap):
     timeout: int | None = None
     rcv_timeout: int | None = None
     rcv: tuple[Fpage | StrBuf, ...] = ()
+    #: the identity a forwarding intermediary presents (a thread id; 0: its own); only the
+    #: thread-id communication models accept another (kernel/comm.py)
+    sender: int = 0
 
 
 @dataclass(slots=True)
@@ -101,7 +104,8 @@ class Msg(NamedTuple):
     ``proto`` is the tag label chosen by the sender (a protocol or, for
     kernel-object replies, 0 or ``-errno``); ``label`` is what identifies the
     sender to the receiver: the IPC gate's label with the two low bits set to
-    the W and S rights of the sender's capability, or the Irq's label.
+    the W and S rights of the sender's capability, or the Irq's label (under a
+    thread-id communication model, the sender's thread id).
     ``items`` lists the receive-buffer flexpages that were filled.
     (A named tuple: the IPC path creates one per message, and tuples are
     the cheapest immutable record Python has.)
@@ -112,6 +116,9 @@ class Msg(NamedTuple):
     words: tuple[int, ...] = ()
     label: int = 0
     items: tuple[Fpage | StrBuf, ...] = ()
+    #: the original destination's thread id when the kernel redirected the message to an
+    #: intermediary (a thread-id communication model), else 0
+    dest: int = 0
 
     @property
     def ok(self) -> bool:

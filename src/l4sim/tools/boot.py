@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS, Thread
 from l4sim.kernel.trace import Tracer
@@ -191,6 +192,7 @@ class BootResult:
             "context_switches": k.context_switches,
             "exceptions": k.exceptions,
             "cores": len(k.cores),
+            "comm_model": k.comm_model,
             # a core idle at the end has been idle since idle_since, up to where the run got
             "idle_ns": [c.idle_ns + (max(0, end - c.idle_since) if c.idle_since is not None else 0)
                         for c in k.cores],
@@ -298,7 +300,7 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
-         progress: Callable[[Kernel], None] | None = None) -> BootResult:
+         progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
     The result's ``reason`` says why the run stopped: ``stop`` (the system ended), ``idle``
@@ -307,10 +309,12 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
     """
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
+    if comm_model is not None and comm_model not in COMM_MODELS:
+        raise BootError(f"unknown communication model {comm_model!r}: choose one of {', '.join(COMM_MODELS)}")
     mod = load_scenario(scenario)
     machine = Machine(cores=cores, seed=seed, console=console)
     tracer = Tracer() if trace else None
-    kernel = Kernel(machine, tracer=tracer)
+    kernel = Kernel(machine, tracer=tracer, comm_model=comm_model or "capabilities")
     try:
         root = mod.setup(kernel)
     except Exception as e:

@@ -43,6 +43,7 @@ from l4sim.kernel.abi import (
     SLOT_SCHEDULER,
     SLOT_TASK,
     SLOT_THREAD,
+    TID_FLAG,
     UNMAP_ALL_SPACES,
     UNMAP_DELETE_OBJ,
     WAIT,
@@ -246,8 +247,13 @@ class ThreadCap(IpcCap):
         await self._op("register_delete_irq", ThreadOp.REGISTER_DELETE_IRQ, irq.slot)
 
     async def stats(self) -> tuple[int, ...]:
-        """(cpu time in ns, IPC count, state)."""
+        """(cpu time in ns, IPC count, state, served ns, thread id)."""
         return (await self._op("thread stats", ThreadOp.STATS)).words
+
+    async def tid(self) -> int:
+        """The destination word naming this thread by its global id (``abi.tid``): what IPC
+        under a thread-id communication model sends to (kernel/comm.py)."""
+        return TID_FLAG | (await self.stats())[4]
 
 
 class TaskCap(Cap):
