@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from l4sim.kernel.abi import Err
+from l4sim.kernel.abi import WORD_MASK, Err, Fpage, MapItem
 from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.objects import TS
 from l4sim.kernel.trace import Tracer
 from l4sim.machine.board import Machine
 from l4sim.realtime.admission import (
@@ -326,3 +328,77 @@ def test_reservations_through_a_shared_gate_stay() -> None:
 
     _, out = run(script)
     assert out == [(1, 0.1)]
+
+
+# -- bad requests -------------------------------------------------------------------------------
+
+
+def test_a_cpu_the_machine_lacks_is_refused_and_the_server_goes_on() -> None:
+    """RESERVE for cpu 1, 63, 64 or 2**64 - 1 on a one-cpu machine is -EINVAL naming the cpu, whether the
+    server has a policy or asks the kernel (it used to die of the kernel's refusal to report on a cpu
+    it lacks, or of a cpu mask that no longer fit a word); the next request is admitted."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        for cpu in (1, 63, 64, WORD_MASK):
+            try:
+                await reserve(gate, ths[0], MS, 10 * MS, prio=30, cpu=cpu)
+            except AdmissionError as e:
+                out.append((e.err, e.reason))
+        out.append(await reserve(gate, ths[0], MS, 10 * MS, prio=30))
+
+    for tell in (True, False):
+        k, out = run(script, tell=tell)
+        assert out[:4] == [(Err.EINVAL, f"cpu {c} does not exist: the machine has cpus 0 .. 0")
+                           for c in (1, 63, 64, WORD_MASK)], tell
+        assert out[4] == 1 and thread(k, "w0").resv.budget == MS
+        assert "admission: request" not in k.machine.uart.text()
+
+
+def test_open_past_the_factorys_quota_is_enomem_and_a_closed_session_makes_room() -> None:
+    """The server's 64 KiB factory holds its delete Irq and 511 session gates: the 512th OPEN is
+    -ENOMEM with a reason (the server used to die of it), the sessions it has still work, and one
+    session deleted makes room for one more."""
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        sessions = [await open_session(env, gate) for _ in range(511)]
+        try:
+            await open_session(env, gate)
+        except AdmissionError as e:
+            out.append((e.err, e.reason))
+        out.append(await reserve(sessions[-1], ths[0], MS, 10 * MS, prio=30))
+        await env.task.delete(sessions[0].slot)
+        await sleep(env, 100_000)  # the server hears of the deleted gate
+        out.append((await open_session(env, gate)).slot > 0)
+
+    k, out = run(script)
+    assert out == [(Err.ENOMEM, "no room for another session: the server's factory is out of quota"), 1, True]
+    assert thread(k, "w0").resv.budget == MS
+
+
+def test_random_junk_is_answered_request_by_request() -> None:
+    """Three hundred requests with random operations, word counts and values (the top of the word
+    range among them) and random capabilities as items: each gets an answer, every refusal is one the
+    server decided (no -EIO), and a proper reservation is admitted afterwards."""
+    rng = random.Random(23)
+    values = [0, 1, 2, 3, 5, 254, 255, 1000, MS, 10 * MS, 1 << 63, WORD_MASK]
+
+    async def script(env: Env, gate: Any, other: Any, ths: list[Any], out: list[Any]) -> None:
+        targets = [gate]
+        for _ in range(300):
+            words = (rng.choice([0, 1, 1, 1, 2, 3, 4, 9]),
+                     *(rng.choice([*values, rng.randrange(1 << 64)]) for _ in range(rng.choice([0, 1, 2, 9, 12]))))
+            caps = [*ths, env.task, env.factory, gate]
+            items = (MapItem(rng.choice(caps).fpage()),) if rng.random() < 0.6 else ()
+            slot = env.alloc_slot()
+            msg = await rng.choice(targets).call(ADM_PROTO, *words, items=items, rcv=(Fpage.obj(slot),))
+            out.append((msg.error, msg.proto))
+            if msg.items:
+                targets.append(Gate(env, slot))
+        out.append(await reserve(gate, ths[3], MS, 100 * MS, prio=3, name="last"))
+
+    k, out = run(script, "edf")
+    assert all(err == 0 for err, _ in out[:-1]), "every request was answered"
+    assert -Err.EIO not in {p for _, p in out[:-1]}
+    assert {p for _, p in out[:-1]} >= {0, -Err.EINVAL, -Err.ENOSYS}
+    assert type(out[-1]) is int and thread(k, "w3").resv.budget == MS
+    assert thread(k, "admission").state is TS.RECV

@@ -8,16 +8,21 @@ memory (which sigma0 gave it).
 
 from __future__ import annotations
 
+import random
+import re
 from typing import Any
 
-from l4sim.kernel.abi import Err, Fpage, MapItem, MemRights, Rights
+import pytest
+
+from l4sim.kernel.abi import WORD_MASK, Err, Fpage, IpcErr, MapItem, MemRights, Proto, Rights
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS
 from l4sim.kernel.trace import Tracer
 from l4sim.kernel.traps import Msg
 from l4sim.machine.board import Machine
 from l4sim.runtime.loader import Child, Loader, ProgramError, resolve
-from l4sim.runtime.protocols import DATASPACE, RM, DsOp, RmFlag, RmOp
+from l4sim.runtime.protocols import DATASPACE, PARENT, RM, DsOp, ParentOp, RmFlag, RmOp, Sig
+from l4sim.runtime.rm import RegionMap
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, Gate, TaskLocal
 
@@ -222,3 +227,139 @@ def test_resolve_names_async_functions_only() -> None:
 def test_unused_rights_import_guard() -> None:
     """Rights of a script capability default to all of the parent's (RWSD)."""
     assert Rights.RWSD == 0xF
+
+
+# --- bad requests to the region manager ---------------------------------------------------------
+
+
+async def attaches_what_is_no_dataspace(env: Env, box: list[Any]) -> int:
+    rm = env.cap("rm", Gate)
+    ds = env.cap("ds", Gate)
+    flags = RmFlag.SEARCH_ADDR | RmFlag.EAGER_MAP
+    # its own main thread (waiting in this very call) and the region manager's thread: MAP to
+    # either would be IPC to a thread that never answers it, and the region manager would hang
+    for slot in (env.thread.slot, rm.slot):
+        box.append((await rm.call(RM, RmOp.ATTACH, 0, 4096, flags, 0, items=(MapItem(Fpage.obj(slot)),))).proto)
+    # an offset whose last page lies past 2**64: no MAP request could name it
+    box.append((await rm.call(RM, RmOp.ATTACH, 0, 2 * 4096, flags, WORD_MASK - 4095,
+                              items=(MapItem(ds.fpage()),))).proto)
+    r = await rm.call(RM, RmOp.ATTACH, 0, 4096, RmFlag.SEARCH_ADDR, 0, items=(MapItem(ds.fpage()),))
+    box.append(await env.mem.read(r.words[0], 2))
+    return 0
+
+
+def test_a_thread_or_an_offset_past_the_top_is_no_dataspace() -> None:
+    """ATTACH of a thread capability, or with an offset + size past 2**64, is -EINVAL (the region
+    manager used to deadlock on the first, and fault on every page of the second); a proper attach
+    afterwards is served."""
+    box: list[Any] = []
+    _, ch = run_children([("p", attaches_what_is_no_dataspace, {"ds": "ds"}, (box,))], with_ds=True)
+    assert box == [-Err.EINVAL] * 3 + [bytes([1]) * 2]
+    assert ch[0].exit == 0
+
+
+async def sends_junk_to_its_region_manager(env: Env, seed: int, box: list[Any]) -> int:
+    rng = random.Random(seed)
+    rm = env.cap("rm", Gate)
+    values = [0, 1, 2, 3, 4, 5, 8, 15, 4096, 0x1000_0000, 0x7FFF_0000_0000, WORD_MASK - 4095, WORD_MASK]
+    for _ in range(200):
+        words = (rng.choice([0, 0, 0, 1, 2, 3, 4, 9]),
+                 *(rng.choice([*values, rng.randrange(1 << 64)]) for _ in range(rng.choice([0, 1, 2, 4, 5]))))
+        items = (MapItem(Fpage.obj(rng.choice([1, 3, 4, 5, 8, env.cap("ds").slot]))),) if rng.random() < 0.6 else ()
+        r = await rm.call(RM, *words, items=items)
+        box.append((r.error, r.proto))
+    return 0
+
+
+def test_random_junk_to_the_region_manager_is_answered_request_by_request() -> None:
+    """Two hundred ATTACH, DETACH, FIND, RESERVE, FREE_AREA and unknown requests with random words
+    (the top of the address space and of the word range among them) and random capabilities as
+    items: every one is answered, none with -EIO, and the program ends normally."""
+    box: list[Any] = []
+    k, ch = run_children([("p", sends_junk_to_its_region_manager, {"ds": "ds"}, (7, box))], with_ds=True)
+    assert len(box) == 200 and all(err == 0 for err, _ in box)
+    assert {p for _, p in box} >= {0, -Err.EINVAL, -Err.ENOENT, -Err.ENOSYS}
+    assert -Err.EIO not in {p for _, p in box} and "rm: request" not in k.machine.uart.text()
+    assert ch[0].exit == 0
+
+
+async def frees_an_area(env: Env, box: list[Any]) -> int:
+    rm = env.cap("rm", Gate)
+    area = await rm.call(RM, RmOp.RESERVE, 0, 4096, RmFlag.SEARCH_ADDR)
+    box.append((await rm.call(RM, RmOp.FREE_AREA, area.words[0])).proto)
+    box.append((await rm.call(RM, RmOp.FIND, area.words[0])).proto)
+    return 0
+
+
+def test_a_request_that_raises_in_the_region_manager_is_answered_eio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence, with a fault injected into the region map: the request that raised
+    is -EIO, the program's log has one line naming the region manager, the request and the
+    exception, and the next request is served."""
+
+    def broken(self: RegionMap, addr: int) -> bool:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(RegionMap, "free_area", broken)
+    box: list[Any] = []
+    k, ch = run_children([("p", frees_an_area, {}, (box,))])
+    assert box == [-Err.EIO, -Err.ENOENT] and ch[0].exit == 0
+    lines = [ln for ln in k.machine.uart.text().splitlines() if "rm:" in ln]
+    assert len(lines) == 1 and lines[0].startswith("rm: request proto 0x4003 op 0x4 on label 0x0 (2 words, 0 items) "
+                                                   "failed: RuntimeError: injected (test_loader_rm.py:")
+    assert lines[0].endswith("); answered -EIO")
+
+
+# --- bad requests to the parent -----------------------------------------------------------------
+
+
+async def pesters_its_parent(env: Env, seed: int, box: list[Any]) -> int:
+    """Random messages on the parent gate, none of them an exit, a fault report or an exception."""
+    rng = random.Random(seed)
+    parent = env.cap("parent", Gate)
+    for _ in range(150):
+        proto = rng.choice([PARENT, PARENT, PARENT, 0, 7, int(Proto.PAGE_FAULT), int(Proto.IRQ)])
+        words = tuple(rng.choice([0, 0, 1, 2, 3, 0x1000, WORD_MASK, rng.randrange(1 << 64)])
+                      for _ in range(rng.choice([0, 1, 2, 3, 3, 5])))
+        if proto == PARENT and len(words) >= 3 and words[0] == ParentOp.SIGNAL and words[1] in (Sig.EXIT, Sig.FAULT):
+            words = (words[0], 2, *words[2:])  # an unknown signal instead
+        items = (MapItem(env.task.fpage()),) if rng.random() < 0.1 else ()
+        r = await parent.call(proto, *words, items=items)
+        box.append((r.error, r.proto))
+    return 0
+
+
+def test_random_junk_to_the_parent_is_answered_and_the_program_ends_normally() -> None:
+    """150 messages of random protocols, signals and words on the parent gate: each is answered
+    (-EINVAL an unknown signal, -ENOSYS anything else) or, carrying an item the parent has no
+    buffer for, fails in the sender's own IPC; the program then exits and is reported as usual."""
+    box: list[Any] = []
+    k, ch = run_children([("p", pesters_its_parent, {}, (3, box))])
+    assert len(box) == 150
+    assert set(box) <= {(0, -Err.EINVAL), (0, -Err.ENOSYS), (IpcErr.SEMSGCUT, 0)}
+    assert {p for _, p in box} == {0, -Err.EINVAL, -Err.ENOSYS}
+    assert ch[0].status == "exit 0" and k.machine.uart.text() == ""
+
+
+async def signals_seven(env: Env, box: list[Any]) -> int:
+    box.append((await env.cap("parent", Gate).call(PARENT, ParentOp.SIGNAL, 7, 0)).proto)
+    return 5
+
+
+def test_a_request_that_raises_in_the_parent_is_answered_eio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence, with a fault injected into the parent's handling of signal 7: the
+    child's call is -EIO, the log has one line naming the parent, the request and the exception,
+    and the child's exit afterwards is handled as always."""
+    real = Loader._handle
+
+    async def broken(self: Loader, msg: Msg) -> bool:
+        if msg.proto == PARENT and msg.words[1:2] == (7,):
+            raise RuntimeError("injected")
+        return await real(self, msg)
+
+    monkeypatch.setattr(Loader, "_handle", broken)
+    box: list[Any] = []
+    k, ch = run_children([("p", signals_seven, {}, (box,))])
+    assert box == [-Err.EIO] and ch[0].status == "exit 5"
+    assert re.fullmatch(r"loader: request proto 0x4001 op 0x0 on label 0x1001 \(3 words, 0 items\) failed: "
+                        r"RuntimeError: injected \(test_loader_rm\.py:\d+\); answered -EIO\n",
+                        k.machine.uart.text())

@@ -8,11 +8,15 @@ moe's bookkeeping (``Moe.stats``) the way a debugger would.
 
 from __future__ import annotations
 
+import random
+import re
 import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, MapItem, Rights, pack_bytes
+import pytest
+
+from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, MapItem, Rights, pack_bytes, unpack_bytes
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS, Task
 from l4sim.kernel.traps import Ipc, Msg
@@ -21,6 +25,7 @@ from l4sim.runtime.moe import (
     OBJECT_CHARGE,
     PALETTE,
     Moe,
+    MoeServer,
     boot_moe,
     colourize,
     start_program,
@@ -952,3 +957,82 @@ def test_when_ram_runs_out_map_is_enomem_and_freed_frames_serve_again() -> None:
     assert err1 == err2 == -Err.ENOMEM
     assert again == [0] * n
     assert frames_then == frames_now == n
+
+
+# =========================================================================== bad requests
+def test_random_junk_to_every_object_is_answered_and_moe_serves_on() -> None:
+    """Four hundred calls with random protocols, operations, word counts and values (the top of the
+    word range among them), random capabilities as items and random receive buffers, to moe's
+    session, namespace, log stream, a dataspace, a sub-session and what they handed out: each is
+    answered, none with -EIO (every refusal is one moe decided), and a new dataspace works afterwards."""
+    rng = random.Random(11)
+    values = [0, 1, 2, 3, 4, 5, 4096, 8191, 8192, 1 << 40, 1 << 63, (1 << 64) - 4096, (1 << 64) - 1]
+    out: list[Msg] = []
+
+    async def main(env: Env) -> int:
+        mem = mem_of(env)
+        ds = await create_ds(env, mem, 2 * PAGE)
+        sub = (await create(env, mem, MemOp.CREATE_SESSION, 1 << 20))[1]
+        targets = [mem, ns_of(env), 5, ds, sub]
+        for i in range(400):
+            words = (rng.choice([0, 1, 2, 3, 4, 5, 9]),
+                     *(rng.choice([*values, rng.randrange(1 << 64)]) for _ in range(rng.choice([0, 1, 2, 3, 4, 8]))))
+            items = (MapItem(Fpage.obj(rng.choice([*targets, 1, 3]))),) if rng.random() < 0.3 else ()
+            c = rng.random()
+            rcv: tuple[Fpage, ...] = ((Fpage.obj(env.alloc_slot()),) if c < 0.5 else
+                                      (Fpage.mem(0x3000_0000 + i * PAGE, 12),) if c < 0.7 else ())
+            proto = rng.choice([DATASPACE, LOG, MEM_ALLOC, NAMESPACE, 0, -1, -2])
+            r = await call(env, rng.choice(targets), proto, *words, items=items, rcv=rcv)
+            out.append(r)
+            if r.items and type(rcv[0]) is Fpage and rcv[0].kind == 3:
+                targets.append(rcv[0].base)
+        fresh = await create_ds(env, mem, PAGE)
+        await map_page(env, fresh, 0, VA, write=True)
+        await env.mem.write(VA, b"after")
+        await map_page(env, fresh, 0, VB)
+        out.append(await env.mem.read(VB, 5))  # type: ignore[arg-type]
+        return 0
+
+    k, _ = boot(main)
+    answers = out[:-1]
+    # answered: an answer carrying an object into a memory window (or none) fails to arrive, and moe
+    # takes the object back; no call is left without an answer
+    assert len(answers) == 400
+    assert {m.error for m in answers} <= {0, IpcErr.REMAPFAILED, IpcErr.REMSGCUT}
+    assert -Err.EIO not in {m.proto for m in answers}
+    assert {m.proto for m in answers} >= {0, -Err.EINVAL, -Err.ENOSYS, -Err.ERANGE}
+    assert out[-1] == b"after"
+    assert "moe: request" not in k.machine.uart.text()
+    for name in ("moe", "moe-copy"):
+        th = next(t for t in k.threads if t.name == name)
+        assert th.state is TS.RECV and not th.faulted, name
+
+
+def test_a_request_that_raises_in_moe_is_answered_eio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence, with a fault injected into the namespace handler: the QUERY that
+    raised is -EIO, the console has one line naming moe, the request and the exception, and moe
+    goes on serving the namespace and everything else."""
+    real = MoeServer.namespace
+
+    async def broken(self: MoeServer, ns: Any, w: tuple[int, ...], write: bool, msg: Msg,
+                     item: int | None) -> Any:
+        if w[0] == NsOp.QUERY and unpack_bytes(w[1:]) == b"boom":
+            raise RuntimeError("injected")
+        return await real(self, ns, w, write, msg, item)
+
+    monkeypatch.setattr(MoeServer, "namespace", broken)
+    out: list[Any] = []
+
+    async def main(env: Env) -> int:
+        ds = await create_ds(env, mem_of(env), PAGE)
+        out.append((await query(env, ns_of(env), b"boom"))[0].proto)
+        out.append((await register(env, ns_of(env), b"ds", ds)).proto)
+        out.append((await query(env, ns_of(env), b"ds"))[0].proto)
+        return 0
+
+    k, _ = boot(main)
+    assert out == [-Err.EIO, 0, 0]
+    lines = [ln for ln in k.machine.uart.text().splitlines() if ln.startswith("moe: ")]
+    assert len(lines) == 1
+    assert re.fullmatch(r"moe: request proto 0x4002 op 0x0 on label 0x\w+ \(3 words, 0 items\) failed: "
+                        r"RuntimeError: injected \(test_moe\.py:\d+\); answered -EIO", lines[0])

@@ -9,11 +9,15 @@ pager (slot 4) it is; the root program talks to sigma0 with
 
 from __future__ import annotations
 
+import random
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import pytest
+
 from l4sim.kernel import invariants
-from l4sim.kernel.abi import SLOT_PAGER, Err, Fpage, MemRights, Proto
+from l4sim.kernel.abi import CALL, SLOT_PAGER, Err, Fpage, IpcErr, MapItem, MemRights, Proto
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS
 from l4sim.kernel.trace import Tracer
@@ -332,3 +336,60 @@ def test_take_any_finds_the_lowest_free_aligned_block() -> None:
     assert s.take_any(1) == 2
     assert s.free() == 64 - 1 - 1 - 1 - 4 - 1
     assert s.take_any(64) == -Err.ENOMEM
+
+
+# --- bad requests ---------------------------------------------------------------------------------
+
+
+def test_random_junk_is_answered_request_by_request() -> None:
+    """Three hundred calls with random request numbers, flexpage words (memory and I/O, misaligned,
+    huge), junk words, items and receive windows: each is answered, none with -EIO, and a proper
+    request is served afterwards."""
+    rng = random.Random(5)
+    out: list[Any] = []
+
+    async def root(env: Env) -> None:
+        for _ in range(300):
+            fp = rng.choice([Fpage.mem(rng.choice([0, PAGE, 1 << 20, 1 << 30, 1 << 63]), rng.choice([12, 13, 20, 30, 64])),
+                             Fpage.io(rng.randrange(1 << 16), rng.choice([0, 1, 4, 16])),
+                             Fpage.obj(rng.randrange(1 << 20))])
+            words = (rng.choice([0x10, 0x60, 0x70, 0x90, 0xA0, 0, 0xFF]),
+                     *(rng.choice([fp.word(), 0, (1 << 64) - 1, rng.randrange(1 << 64)]) for _ in range(rng.choice([0, 1, 2, 3]))))
+            c = rng.random()
+            rcv = ((Fpage.mem(rng.choice([WIN, 1 << 30, 1 << 41]), rng.choice([12, 20, 30, 64])),) if c < 0.6
+                   else (Fpage.io(0, 16),) if c < 0.7 else ())
+            items = (MapItem(env.task.fpage()),) if rng.random() < 0.1 else ()
+            r = await env.ipc(Ipc(SLOT_PAGER, CALL, rng.choice([S0_PROTO, S0_PROTO, 0, -5]), words, items, rcv=rcv))
+            out.append((r.error, r.proto))
+        info = await env.ipc(Ipc(SLOT_PAGER, CALL, S0_PROTO, (REQ_INFO,)))
+        out.append(info.words[0])
+
+    k, _, _ = boot(root)
+    answers = out[:-1]
+    assert {e for e, _ in answers} <= {0, IpcErr.SEMSGCUT, IpcErr.REMAPFAILED, IpcErr.REMSGCUT}
+    assert -Err.EIO not in {p for _, p in answers}
+    assert {p for _, p in answers} >= {0, -Err.EINVAL, -Err.ENOSYS}
+    assert out[-1] == NFRAMES
+    assert next(t for t in k.threads if t.name == "sigma0").state is TS.RECV
+
+
+def test_a_request_that_raises_in_sigma0_is_answered_eio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence, with a fault injected into the frame bookkeeping: the REQ_FPAGE_ANY
+    that raised is -EIO, the kernel log has one line naming sigma0, the request and the exception,
+    and REQ_INFO is answered next."""
+
+    def broken(self: Sigma0, count: int) -> int:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(Sigma0, "take_any", broken)
+    out: list[Any] = []
+
+    async def root(env: Env) -> None:
+        r = await request(env, SLOT_PAGER, REQ_FPAGE_ANY, Fpage.mem(0, 12), Fpage.mem(WIN, 12))
+        out.append(r.proto)
+        out.append((await env.ipc(Ipc(SLOT_PAGER, CALL, S0_PROTO, (REQ_INFO,)))).words[0])
+
+    _, _, m = boot(root)
+    assert out == [-Err.EIO, NFRAMES]
+    assert re.fullmatch(r"sigma0: request proto -0x6 op 0x90 on label 0x0 \(2 words, 0 items\) failed: "
+                        r"RuntimeError: injected \(test_sigma0\.py:\d+\); answered -EIO\n", m.uart.text())

@@ -110,6 +110,8 @@ class Err(IntEnum):
     OK = 0
     EPERM = 1
     ENOENT = 2
+    #: a server's handler failed in a way its protocol names no error for (Fiasco's L4_EIO)
+    EIO = 5
     ENOMEM = 12
     EACCES = 13
     EBUSY = 16

@@ -29,12 +29,18 @@ most :data:`REASON_MAX` bytes, cut with "..."):
   (which task misses its deadline and by how much, which interval is
   over-demanded, ...);
 * ``-EINVAL``: a malformed request (too few words, budget 0 or over the
-  period, a period under ``RESV_MIN_PERIOD``, a priority outside 1..254, no
-  thread capability, the scheduler refused the thread);
+  period, a period under ``RESV_MIN_PERIOD``, a priority outside 1..254, a
+  cpu the machine does not have, no thread capability, the scheduler
+  refused the thread);
 * ``-EPERM``: ``RELEASE`` of an id another client (another gate label) holds;
 * ``-ENOENT``: ``RELEASE`` of an unknown id;
+* ``-ENOMEM``: ``OPEN`` when the server's factory has no room for another
+  gate (a session that ends makes room again);
 * ``-ENOSYS``: another operation or tag label, or ``OPEN`` on a server
-  without a factory.
+  without a factory;
+* ``-EIO`` (no reason words): the request raised something none of the
+  checks above foresaw; the server logs one line naming the request and the
+  exception, and serves on (``l4sim.user.server.request_failed``).
 
 What the server does for ``RESERVE``: it builds the task set of the
 reservations already admitted on that cpu plus the new one (wcet = budget,
@@ -94,6 +100,7 @@ from l4sim.kernel.abi import (
 from l4sim.realtime.analysis import admit
 from l4sim.realtime.taskset import TaskSetError, build
 from l4sim.user.env import Env, Gate, L4Error, ThreadCap
+from l4sim.user.server import request_failed
 
 #: the tag label of the admission protocol
 ADM_PROTO = 0x41D
@@ -161,6 +168,8 @@ class AdmissionServer:
         self.next_label = SESSION_LABEL0
         #: reservations removed because their session's gate was deleted (the client died)
         self.reclaimed = 0
+        #: cpus of the machine (a RESERVE for another is refused); read from the scheduler
+        self.ncpus = 1
 
     async def policy_of(self, cpu: int) -> str:
         if isinstance(self.policy, str):
@@ -205,6 +214,8 @@ class AdmissionServer:
         problem = None
         if not got_cap:
             problem = "no thread capability: send the thread as a map item"
+        elif cpu >= self.ncpus:
+            problem = f"cpu {cpu} does not exist: the machine has cpus 0 .. {self.ncpus - 1}"
         elif not 0 < budget <= period:
             problem = f"budget {budget} ns must be > 0 and <= the period {period} ns"
         elif period < RESV_MIN_PERIOD:
@@ -262,9 +273,22 @@ class AdmissionServer:
                 await self._remove(self.admitted[rid])
                 self.reclaimed += 1
 
+    async def open(self) -> tuple[int, tuple[int, ...], tuple[MapItem, ...], int]:
+        """OPEN: (proto, words, items, slot of the granted gate or 0)."""
+        label = self.next_label
+        try:
+            gate = await self.env.factory.create_gate(self.env.thread, label)
+        except L4Error as e:  # the factory is out of quota: refuse, serve the sessions there are
+            return -(e.err or Err.ENOMEM), _reason_words(
+                "no room for another session: the server's factory is out of quota"), (), 0
+        self.next_label += 4
+        self.sessions[label] = set()
+        return 0, (label,), (MapItem(gate.fpage(Rights.R | Rights.W), grant=True),), gate.slot
+
     async def serve(self) -> int:
         env = self.env
         sessions = env.has("factory")
+        self.ncpus = (await env.scheduler.info())[0]
         if sessions:
             irq = await env.factory.create_irq()
             await irq.attach(env.thread, DELETE_IRQ_LABEL)
@@ -285,31 +309,28 @@ class AdmissionServer:
                 continue
             got_cap = bool(msg.items)
             op = msg.words[0] if msg.words else -1
-            if msg.proto != ADM_PROTO:
-                proto, words = -Err.ENOSYS, _reason_words(f"unknown protocol {msg.proto}")
-            elif op == OP_RESERVE:
-                proto, words = await self.reserve(msg.words, msg.label, got_cap, slot)
-                if proto == 0:
-                    got_cap = False  # the slot now belongs to the reservation
-                    slot = env.alloc_slot()
-            elif op == OP_RELEASE:
-                proto, words = await self.release(msg.words, msg.label)
-            elif op == OP_INFO:
-                cpu = msg.words[1] if len(msg.words) > 1 else 0
-                n = sum(1 for a in self.admitted.values() if a.cpu == cpu)
-                proto, words = 0, (n, int(self.utilisation(cpu) * 1_000_000))
-            elif op == OP_OPEN and sessions:
-                label = self.next_label
-                self.next_label += 4
-                gate = await env.factory.create_gate(env.thread, label)
-                self.sessions[label] = set()
-                granted = gate.slot
-                items = (MapItem(gate.fpage(Rights.R | Rights.W), grant=True),)
-                proto, words = 0, (label,)
-            elif op == OP_OPEN:
-                proto, words = -Err.ENOSYS, _reason_words("no sessions: the server has no factory")
-            else:
-                proto, words = -Err.ENOSYS, _reason_words(f"unknown operation {op}")
+            try:
+                if msg.proto != ADM_PROTO:
+                    proto, words = -Err.ENOSYS, _reason_words(f"unknown protocol {msg.proto}")
+                elif op == OP_RESERVE:
+                    proto, words = await self.reserve(msg.words, msg.label, got_cap, slot)
+                    if proto == 0:
+                        got_cap = False  # the slot now belongs to the reservation
+                        slot = env.alloc_slot()
+                elif op == OP_RELEASE:
+                    proto, words = await self.release(msg.words, msg.label)
+                elif op == OP_INFO:
+                    cpu = msg.words[1] if len(msg.words) > 1 else 0
+                    n = sum(1 for a in self.admitted.values() if a.cpu == cpu)
+                    proto, words = 0, (n, int(self.utilisation(cpu) * 1_000_000))
+                elif op == OP_OPEN and sessions:
+                    proto, words, items, granted = await self.open()
+                elif op == OP_OPEN:
+                    proto, words = -Err.ENOSYS, _reason_words("no sessions: the server has no factory")
+                else:
+                    proto, words = -Err.ENOSYS, _reason_words(f"unknown operation {op}")
+            except Exception as exc:  # a request nothing above foresaw: answer it, keep the others
+                proto, words, items = await request_failed(env, "admission", msg, exc), (), ()
             if got_cap:  # a capability we keep no use for: empty the receive slot again
                 await env.task.unmap(Fpage.obj(slot), include_self=True)
             msg = await env.reply_and_wait(proto, *words, items=items, rcv=(Fpage.obj(slot),))

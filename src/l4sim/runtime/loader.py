@@ -53,6 +53,7 @@ from l4sim.runtime.moe import OBJECT_CHARGE
 from l4sim.runtime.protocols import MEM_ALLOC, PARENT, RM, MemOp, ParentOp, RmFlag, RmOp, Sig
 from l4sim.runtime.rm import region_manager
 from l4sim.user.env import Cap, Env, Gate, IpcCap, L4Error, TaskCap, TaskLocal, ThreadCap, _name
+from l4sim.user.server import request_failed
 
 SLOT_RM = 4
 SLOT_LOG = 5
@@ -306,7 +307,20 @@ class Loader:
         return child
 
     async def handle(self, msg: Msg) -> bool:
-        """Handle a parent-protocol message or a child's exception; True if it was one."""
+        """Handle a parent-protocol message or a child's exception; True if it was one.
+
+        Whatever a child sends, the parent goes on: a request the checks in
+        :meth:`_handle` did not foresee is answered ``-EIO`` with one line on
+        the log (``l4sim.user.server.request_failed``).
+        """
+        try:
+            return await self._handle(msg)
+        except Exception as exc:  # answer the caller, keep serving the other children
+            who = self.env.local.owner or "loader"  # ned, when ned is the parent
+            await env_reply(self.env, await request_failed(self.env, who, msg, exc))
+            return (msg.label & ~3) in self.children
+
+    async def _handle(self, msg: Msg) -> bool:
         child = self.children.get(msg.label & ~3)
         if child is None or msg.error:
             return False

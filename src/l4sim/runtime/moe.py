@@ -49,6 +49,12 @@ or takes its page back before the worker read it fails the copy: the main
 thread is the worker's pager and answers a fault on the scratch page with a
 read-only zero frame, so the worker survives any source.
 
+Bad requests.  Every request gets an answer (docs/runtime.md § 5.9): the
+handlers check words, rights, items and quotas and refuse with the errno the
+protocol documents; a request that raises all the same is answered ``-EIO``
+with one line on the console (``moe: request ... failed: ...``), and a copy
+that raises fails with ``-EIO`` without ending the copy worker.
+
 Only moe's own bookkeeping (:class:`Moe`) lives in Python objects shared
 by moe's two threads -- the analog of a task's memory.  The host may read
 it (``Moe.stats``) for tests and tools, as a debugger would.
@@ -104,6 +110,7 @@ from l4sim.user.env import (
     TaskLocal,
     start_task,
 )
+from l4sim.user.server import request_failed
 
 Program = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -384,7 +391,10 @@ class MoeServer:
                 continue
             got = self.scratch if any(type(f) is Fpage and f.kind == FpageType.OBJECT
                                       for f in msg.items) else None
-            ans = await self.dispatch(msg, got)
+            try:
+                ans = await self.dispatch(msg, got)
+            except Exception as exc:  # a request nothing in dispatch foresaw: answer it, keep serving
+                ans = _err(-await request_failed(env, "moe", msg, exc))
             if got is not None and got == self.scratch:  # a capability nobody wanted
                 await env.task.unmap(Fpage.obj(got), include_self=True)
             if ans is None:
@@ -722,12 +732,20 @@ async def copy_worker(env: Env, m: Moe, irq_slot: int) -> int:
     while True:
         while m.jobs:
             job = m.jobs.pop(0)
-            err = await _copy(env, m, job)
+            try:
+                err = await _copy(env, m, job)
+            except Exception as exc:  # what _copy did not foresee fails this copy, not the worker
+                err = -await request_failed(env, "moe-copy", _job_request(job), exc)
             await ReplyCap(env, job.reply_slot).send(-err if err else 0)  # the caller may be gone
             env.free_slot(job.reply_slot)
             await env.task.unmap(Fpage.obj(job.src_slot), include_self=True)
             env.free_slot(job.src_slot)
         await env.receive(irq)
+
+
+def _job_request(job: CopyJob) -> Msg:
+    """The COPY_IN request behind ``job``, as a failure line names it."""
+    return Msg(0, DATASPACE, (DsOp.COPY_IN, job.dst_off, job.src_off, job.size), job.dst.label)
 
 
 async def _copy(env: Env, m: Moe, job: CopyJob) -> int:

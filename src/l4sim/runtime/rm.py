@@ -13,21 +13,30 @@ An address that lies in no region (or a write to a read-only region) is a
 segmentation fault: it is reported to the parent (``SIGNAL FAULT`` with
 address and instruction pointer) and the faulting thread is left waiting;
 the parent decides (normally it ends the program).
+
+Every request is answered (docs/runtime.md § 5.9): ``ATTACH`` of something
+that is no IPC gate (a thread capability: ``MAP`` would be IPC to a thread
+that never answers it, the region manager's own thread or the program's
+waiting one) or whose offset runs past 2**64 is ``-EINVAL``; a request that
+raises all the same is ``-EIO`` with a line on the program's log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, MemRights, Proto, Rights
+from l4sim.kernel.abi import CALL, WORD_MASK, Err, Fpage, IpcErr, MemRights, Proto, Rights
 from l4sim.kernel.traps import Ipc, Msg
 from l4sim.machine.memory import PAGE_MASK, PAGE_SIZE
 from l4sim.runtime.protocols import DATASPACE, PARENT, RM, DsOp, ParentOp, RmFlag, RmOp, Sig
 from l4sim.user.env import Env
+from l4sim.user.server import request_failed
 
 #: where searched attachments start, and the top of the address space we hand out
 SEARCH_BASE = 0x1000_0000
 SEARCH_TOP = 0x7FFF_0000_0000
+#: what ``Task.cap_info`` reports as the protocol of an IPC gate (the kobject label)
+_GATE = int(Proto.KOBJECT) & WORD_MASK
 
 
 @dataclass(slots=True)
@@ -142,7 +151,10 @@ async def region_manager(env: Env, parent_slot: int) -> int:
     scratch = env.alloc_slot()  # where a dataspace capability of an ATTACH arrives
     msg = await env.wait(rcv=(Fpage.obj(scratch),))
     while True:
-        reply = await _handle(env, rm, msg, scratch, parent_slot)
+        try:
+            reply = await _handle(env, rm, msg, scratch, parent_slot)
+        except Exception as exc:  # a request nothing in _handle foresaw: answer it, keep serving
+            reply = (await request_failed(env, "rm", msg, exc),)
         if any(r.ds_slot == scratch for r in rm.regions):
             scratch = env.alloc_slot()  # an ATTACH kept the capability: receive into a fresh slot
         if reply is None:
@@ -166,6 +178,13 @@ async def _handle(env: Env, rm: RegionMap, msg: Msg, scratch: int, parent_slot: 
         if len(w) < 5 or not msg.items:
             return (-Err.EINVAL,)
         addr, size, flags, offset = w[1], w[2], w[3], w[4]
+        if offset + size > WORD_MASK + 1:  # a page past 2**64 has no offset to ask the dataspace for
+            return (-Err.EINVAL,)
+        valid, kind, _ = await env.task.cap_info(scratch)
+        if not valid or kind != _GATE:
+            # a dataspace is served over an IPC gate; a thread capability (the program's own thread,
+            # or this one) would take MAP as IPC to a thread that never answers it
+            return (-Err.EINVAL,)
         got = rm.attach(addr, size, scratch, offset, flags)
         if got < 0:
             return (got,)

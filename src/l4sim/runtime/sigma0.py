@@ -22,7 +22,8 @@ program that decides who gets which: it answers
   The reply carries a map item to the client's receive window, or a
   negative label (``-ENOMEM`` nothing free, ``-EBUSY`` already given,
   ``-EPERM`` not allowed, ``-EINVAL`` malformed).  A frame is handed out at
-  most once.
+  most once.  A request that raises all the same is answered ``-EIO`` with a
+  line on the kernel log (docs/runtime.md § 5.9).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 from l4sim.kernel.abi import Err, Fpage, FpageType, MapItem, MemRights, Proto
 from l4sim.kernel.traps import Msg
 from l4sim.user.env import Env
+from l4sim.user.server import request_failed
 
 REQ_ID_MASK = 0xF0
 REQ_FPAGE_IO = 0x10
@@ -97,7 +99,10 @@ async def sigma0(env: Env, nframes: int, devices: dict[str, tuple[int, int]] | N
     s0 = Sigma0(nframes, dict(devices or {}), reserved)
     msg = await env.wait()
     while True:
-        reply = _answer(s0, msg)
+        try:
+            reply = _answer(s0, msg)
+        except Exception as exc:  # a request nothing in _answer foresaw: answer it, keep serving
+            reply = (await request_failed(env, "sigma0", msg, exc), (), ())
         if reply is None:
             msg = await env.wait()
             continue

@@ -7,10 +7,13 @@ the capabilities the startup script names.
 
 from __future__ import annotations
 
-from l4sim.kernel.abi import Err, Fpage, MapItem, Proto, Rights
+import contextlib
+
+from l4sim.kernel.abi import WORD_MASK, Err, Fpage, MapItem, Proto, Rights
 from l4sim.kernel.traps import Msg
 from l4sim.runtime.protocols import RM, RmFlag, RmOp
-from l4sim.user.env import Env, Gate
+from l4sim.user.env import Env, Gate, L4Error
+from l4sim.user.server import request_failed
 
 # --- hello -----------------------------------------------------------------
 
@@ -28,9 +31,18 @@ SESSION_LABEL0 = 0x100
 
 async def counter_server(env: Env) -> int:
     """Counters, one per session: OPEN gives a session gate (granted: the
-    client holds the only capability), ADD(n) adds to the session's counter.
-    A client that dies takes its session gate with it; the delete Irq tells
-    us, and we free the session."""
+    client holds the only capability), ADD(n) adds to the session's counter,
+    CLOSE ends the session.  A client that dies takes its session gate with
+    it; the delete Irq tells us, and we free the session.
+
+    Every request gets an answer and the server goes on serving: ADD without
+    a number is ``-EINVAL``, an ADD that would carry the counter past 2**64-1
+    ``-ERANGE`` (the counter keeps its value), an OPEN when the server's
+    factory is out of quota ``-ENOMEM`` (a session that ends makes room
+    again), an OPEN without a factory ``-ENOSYS``.  An OPEN whose answer the
+    client cannot take (no receive buffer, or it is gone) deletes the new
+    gate again.  Anything else that raises is answered ``-EIO``, with a line
+    on the log."""
     svc: Gate = env.cap("svc")
     await svc.bind(env.thread, 0x10)
     irq = await env.factory.create_irq() if env.has("factory") else None
@@ -43,38 +55,59 @@ async def counter_server(env: Env) -> int:
     while True:
         reply: tuple[int, ...] | None = None
         items: tuple[MapItem, ...] = ()
-        if msg.error:
-            pass
-        elif msg.proto == Proto.IRQ and msg.label == 0x20:  # sessions whose client is gone
-            for label in msg.words:
-                s = sessions.pop(label, None)
-                if s is not None:
-                    env.free_slot(s[1])
-                    await env.print(f"server: session {label:#x} closed by the death of its client "
-                                    f"(counter was {s[0]}), {len(sessions)} left")
-        elif msg.label & ~3 == 0x10 and msg.proto == OPEN:
-            label = next_label
-            next_label += 4
-            gate = await env.factory.create_gate(env.thread, label)
-            sessions[label] = [0, gate.slot]
-            items = (MapItem(gate.fpage(Rights.R | Rights.W), grant=True),)
-            reply = (0, label)
-        elif msg.label & ~3 in sessions and msg.proto == ADD and msg.words:
-            s = sessions[msg.label & ~3]
-            s[0] += msg.words[0]
-            reply = (0, s[0])
-        elif msg.label & ~3 in sessions and msg.proto == CLOSE:
-            s = sessions.pop(msg.label & ~3)  # the client drops its gate; the label is retired
-            env.free_slot(s[1])
-            reply = (0, s[0])
-        else:
-            reply = (-Err.ENOSYS,)
+        opened: int | None = None  # the label of a session the reply grants
+        try:
+            if msg.error:  # a receive that failed, or a reply nobody could take: nobody waits
+                pass
+            elif msg.proto == Proto.IRQ and msg.label == 0x20:  # sessions whose client is gone
+                for label in msg.words:
+                    s = sessions.pop(label, None)
+                    if s is not None:
+                        env.free_slot(s[1])
+                        await env.print(f"server: session {label:#x} closed by the death of its client "
+                                        f"(counter was {s[0]}), {len(sessions)} left")
+            elif msg.label & ~3 == 0x10 and msg.proto == OPEN:
+                if irq is None:
+                    reply = (-Err.ENOSYS,)  # no factory: no gates to hand out
+                else:
+                    try:
+                        gate = await env.factory.create_gate(env.thread, next_label)
+                    except L4Error as e:  # the factory is full: refuse, serve the sessions we have
+                        reply = (-(e.err or Err.ENOMEM),)
+                    else:
+                        opened = next_label
+                        next_label += 4
+                        sessions[opened] = [0, gate.slot]
+                        items = (MapItem(gate.fpage(Rights.R | Rights.W), grant=True),)
+                        reply = (0, opened)
+            elif msg.label & ~3 in sessions and msg.proto == ADD:
+                s = sessions[msg.label & ~3]
+                if not msg.words:
+                    reply = (-Err.EINVAL,)
+                elif s[0] + msg.words[0] > WORD_MASK:  # the answer would not fit a word
+                    reply = (-Err.ERANGE,)
+                else:
+                    s[0] += msg.words[0]
+                    reply = (0, s[0])
+            elif msg.label & ~3 in sessions and msg.proto == CLOSE:
+                s = sessions.pop(msg.label & ~3)  # the client drops its gate; the label is retired
+                env.free_slot(s[1])
+                reply = (0, s[0])
+            else:
+                reply = (-Err.ENOSYS,)
+        except Exception as exc:  # a request nothing above foresaw: answer it, keep the others
+            reply, items = (await request_failed(env, "counter", msg, exc),), ()
         if reply is None:
             msg = await env.wait()
-        else:
-            msg = await env.reply_and_wait(reply[0], *reply[1:], items=items)
-            if msg.error:
-                msg = await env.wait()
+            continue
+        msg = await env.reply_and_wait(reply[0], *reply[1:], items=items)
+        if msg.error and not msg.error & 1 and opened is not None:
+            # the client never got its session gate (no receive buffer, or it is gone): it is
+            # still ours, so delete it, or every such OPEN would keep a gate of the factory's
+            s = sessions.pop(opened)
+            with contextlib.suppress(L4Error):
+                await env.task.delete(s[1])
+            env.free_slot(s[1])
 
 
 async def counter_client(env: Env, name: str, rounds: int, crash: bool = False) -> int:
