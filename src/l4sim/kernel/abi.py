@@ -146,6 +146,8 @@ class Proto(IntEnum):
     DEBUGGER = -23
     #: the comm-control object of a communication model (an l4sim addition)
     COMMCTL = -30
+    #: a kernel-memory fault to a pager or kpager (an l4sim addition, kernel/kmem.py)
+    KMEM = -31
 
 
 class Rights(IntFlag):
@@ -193,6 +195,8 @@ class ThreadOp(IntEnum):
     REGISTER_DELETE_IRQ = 5
     MODIFY_SENDERS = 6
     VCPU_CONTROL = 7
+    #: an l4sim addition (kernel-memory model ``kpager``): take frames back from the thread's task
+    KMEM_REVOKE = 0x10
 
 
 # thread control flags
@@ -200,6 +204,8 @@ CTL_SET_PAGER = 0x10000
 CTL_BIND_TASK = 0x200000
 CTL_ALIEN = 0x400000
 CTL_SET_EXC_HANDLER = 0x1000000
+#: an l4sim addition (kernel-memory model ``kpager``): word 5 of control is the kpager's slot
+CTL_SET_KPAGER = 0x2000000
 # ex_regs flags
 EX_REGS_CANCEL = 0x10000
 EX_REGS_TRIGGER_EXCEPTION = 0x20000

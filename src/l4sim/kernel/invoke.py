@@ -22,6 +22,7 @@ from l4sim.kernel.abi import (
     CAP_SLOTS,
     CTL_BIND_TASK,
     CTL_SET_EXC_HANDLER,
+    CTL_SET_KPAGER,
     CTL_SET_PAGER,
     EX_REGS_CANCEL,
     EX_REGS_GUEST,
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
 #: the W right as a plain int (scheduling changes need it on scheduler and thread)
 _W = int(Rights.W)
+#: an invocation's answer when kernel memory ran out
+_ENOMEM = -int(Err.ENOMEM)
 
 
 def sys_load_code(self: Kernel, core: Core, th: Thread, t: LoadCode) -> None:
@@ -87,6 +90,10 @@ def kernel_invoke(self: Kernel, core: Core, th: Thread, entry: CapEntry, t: Ipc)
     else:
         coro = th.coro
         msg = inv(th, entry, t)
+        if (msg.proto == _ENOMEM and self.kmem is not None and self.kmem.faults
+                and (type(obj) is Factory or type(obj) is Task)
+                and self._kmem_fault(core, th, t, th.kmem_faults)):
+            return  # the thread waits for its pager or kpager; then the invocation is retried
         if th.coro is not coro:  # ex_regs gave the caller itself a new entry: it starts afresh
             if self.tracer is not None:
                 self._trace(core.id, "kinv", th.kid, obj=obj.KIND, op=t.words[0], err=0)
@@ -156,7 +163,8 @@ def inv_factory(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
     else:
         return self._err(Err.ENOSYS)
     size = cls.SIZE + (w[1] if cls is Factory else 0)  # a child's quota is carved out
-    if f.used + size > f.limit:
+    kmem = self.kmem
+    if f.used + size > f.limit if kmem is None else not kmem.admit(f, size, cls.SIZE):
         return self._err(Err.ENOMEM)
     # perform
     self._charge(self.running or self.cores[th.cpu], th, self.costs.object_create)
@@ -306,10 +314,20 @@ def inv_thread(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
             tgt.pager_slot = pager
         if flags & CTL_SET_EXC_HANDLER:
             tgt.exc_slot = exc
+        if flags & CTL_SET_KPAGER:  # word 5: the kpager's slot (the kpager kernel-memory model)
+            kp = w[5] if len(w) > 5 else 0
+            if kp >= CAP_SLOTS:
+                return self._err(Err.ERANGE)
+            tgt.kpager_slot = kp
         if bind is not None and tgt.task is None:
             tgt.task = bind
             bind.threads.append(tgt)
         return Msg(0, 0)
+    if op == ThreadOp.KMEM_REVOKE:
+        # words: op, frames -- the kpager takes frames back (kernel/kmem.py)
+        if len(w) < 2 or self.kmem is None or self.kmem.name != "kpager":
+            return self._err(Err.EINVAL if len(w) < 2 else Err.ENOSYS)
+        return Msg(0, 0, (self.kmem_revoke(tgt, min(w[1], 1 << 20)),))
     if op == ThreadOp.EX_REGS:
         # words: op, ip, sp, flags
         if len(w) < 4:

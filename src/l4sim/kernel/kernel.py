@@ -60,7 +60,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from l4sim.kernel import comm, fault, invoke, ipc, irq, lifecycle, mapdb, resv
+from l4sim.kernel import comm, fault, invoke, ipc, irq, kmem, lifecycle, mapdb, resv
 from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, WORD_MASK
 from l4sim.kernel.caps import CapEntry
 from l4sim.kernel.common import _DEPLETED, _READY, _close
@@ -202,13 +202,19 @@ class Kernel:
     guest_pool_max = 4
 
     def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None,
-                 comm_model: str = "capabilities") -> None:
+                 comm_model: str = "capabilities", kmem_model: str = "quotas",
+                 kmem_pool: int = kmem.DEFAULT_POOL) -> None:
         self.machine = machine
         #: the communication-control model (kernel/comm.py); None: capabilities, the default
         self.comm: comm.CommModel | None = comm.make(comm_model)
         self.comm_model = comm_model
         #: the comm-control object of a model (the root task's, at SLOT_COMMCTL)
         self.commctl: CommCtl | None = None
+        #: the kernel-memory model (kernel/kmem.py); None: per-factory quotas, the default
+        self.kmem: kmem.KmemModel | None = kmem.make(kmem_model, kmem_pool)
+        self.kmem_model = kmem_model
+        #: frames lent to the kernel (lend-to-kernel, kpager), until their task goes
+        self.kmem_lent: list[kmem.Lent] = []
         self.events = machine.events
         self.costs = costs or CostModel()
         #: the tracing hook: an object with ``emit(record)`` or None
@@ -332,6 +338,13 @@ class Kernel:
     _sys_ipc = ipc.sys_ipc
     _send = ipc.send
     _send_by_id = ipc.send_by_id
+
+    # --- kernel-memory models (kmem.py)
+    _slot_thread = kmem.slot_thread
+    _kmem_fault = kmem.kmem_fault
+    _kmem_answer = kmem.kmem_answer
+    _kmem_return = kmem.kmem_return
+    kmem_revoke = kmem.kmem_revoke
     _rcv_phase = ipc.rcv_phase
     _deliver = ipc.deliver
     _decode_items = ipc.decode_items
@@ -375,11 +388,15 @@ class Kernel:
     _sys_next_period = resv.sys_next_period
     _release = resv.release
 
-    def select_models(self, comm_model: str | None = None) -> None:
-        """Choose the communication model of a kernel that has no task yet (a startup
-        script's setting is read after the kernel was built, before anything boots)."""
+    def select_models(self, comm_model: str | None = None, kmem_model: str | None = None,
+                      kmem_pool: int = kmem.DEFAULT_POOL) -> None:
+        """Choose the models of a kernel that has no task yet (a startup script's setting is
+        read after the kernel was built, before anything boots)."""
         if self.tasks:
-            raise ValueError("the communication model is chosen before the first task exists")
+            raise ValueError("the kernel's models are chosen before the first task exists")
+        if kmem_model is not None:
+            self.kmem = kmem.make(kmem_model, kmem_pool)
+            self.kmem_model = kmem_model
         if comm_model is not None and comm_model != self.comm_model:
             self.comm = comm.make(comm_model)
             self.comm_model = comm_model
@@ -682,7 +699,9 @@ class Kernel:
                 cur.redo = None
                 answer = cur.resume
                 cur.resume = None
-                if type(answer) is Msg and (answer.error or answer.proto < 0):  # the pager refused
+                if type(redo) is kmem.KmemRetry:  # a kernel-memory fault was answered
+                    self._kmem_answer(core, cur, redo, answer)
+                elif type(answer) is Msg and (answer.error or answer.proto < 0):  # the pager refused
                     cur.redo = redo
                     self._exception(core, cur, TRAP_PAGE_FAULT, answer.error or -answer.proto, (),
                                     "page fault not resolved")

@@ -48,6 +48,8 @@ def destroy(self: Kernel, obj: KObject) -> None:
         self._uncharge(obj.factory, obj.charge - obj.used)
     else:
         self._uncharge(obj.factory, obj.charge)
+    if self.kmem is not None:
+        self.kmem.freed(Factory.SIZE if type(obj) is Factory else obj.charge)
     match obj:
         case Thread():
             self._kill(obj, None, "deleted")
@@ -80,6 +82,8 @@ def destroy(self: Kernel, obj: KObject) -> None:
             cpu = self.guest_cpus.pop(obj.kid, None)
             if cpu is not None:
                 cpu.close()  # its unicorn instance: the largest thing a dead task leaves
+            if self.kmem_lent:
+                self._kmem_return(obj)  # frames lent on its behalf go back to their lenders
         case Reply():
             caller = obj.caller
             obj.caller = None
@@ -144,6 +148,8 @@ def charge_new(self: Kernel, obj: KObject, factory: Factory | None, size: int) -
     obj.charge = size
     if factory is not None:
         factory.used += size
+    if self.kmem is not None:
+        self.kmem.charged(Factory.SIZE if type(obj) is Factory else size)  # a carved quota is no memory
 
 
 def create_factory(self: Kernel, limit: int, parent: Factory | None = None) -> Factory:

@@ -217,6 +217,8 @@ def mem_unlink(self: Kernel, task: Task, m: MemMap) -> None:
             freed = 0  # sigma0's own roots were never charged
     vs.charge -= freed
     self._uncharge(task.factory, freed)
+    if self.kmem is not None and freed:
+        self.kmem.freed(freed)
     if self.tracer is not None:
         self._trace(-1, "unmap", -1, task=task.name, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
                     rights=int(m.rights))
@@ -242,15 +244,18 @@ def mem_insert(self: Kernel, task: Task, vpn: int, pfn: int, rights: int, parent
             return old
         cost = mem_cost(vs, vpn, io)
         f = task.factory
-        if f is not None and f.used + cost > f.limit + MAPPING_SIZE:
+        kmem = self.kmem
+        if f is not None and (f.used + cost > f.limit + MAPPING_SIZE if kmem is None
+                              else not kmem.admit(f, cost - MAPPING_SIZE, cost - MAPPING_SIZE)):
             return None
         self.mdb_remove(old, include_self=True)
         if parent is not None and parent.space is None:
             return None
     cost = mem_cost(vs, vpn, io)
     f = task.factory
+    kmem = self.kmem
     if parent is not None or not vs.sigma0:
-        if f is not None and f.used + cost > f.limit:
+        if f is not None and (f.used + cost > f.limit if kmem is None else not kmem.admit(f, cost, cost)):
             return None
     else:
         cost = 0  # sigma0's roots are the machine's memory, not kernel memory
@@ -266,6 +271,8 @@ def mem_insert(self: Kernel, task: Task, vpn: int, pfn: int, rights: int, parent
     vs.charge += cost
     if f is not None:
         f.used += cost
+    if kmem is not None and cost:
+        kmem.charged(cost)
     if self.tracer is not None:
         self._trace(-1, "map", -1, task=task.name, slot=vpn, obj=f"{'port' if io else 'frame'} {pfn:#x}",
                     rights=int(rights))
@@ -308,7 +315,9 @@ def mem_map(self: Kernel, src: MemMap, dst: Task, vpn: int, rights: int, grant: 
         if old is src:
             return src
         cost = mem_cost(vs, vpn, src.io)
-        if dst.factory is not None and dst.factory.used + cost > dst.factory.limit:
+        f = dst.factory
+        if f is not None and (f.used + cost > f.limit if self.kmem is None
+                              else not self.kmem.admit(f, cost, cost)):
             return None
         if old is not None:
             self.mdb_remove(old, include_self=True)
@@ -382,7 +391,7 @@ def plan_map(self: Kernel, src: Task, fp: Fpage, dst: Task, win: Fpage, hot: int
             if kind == FpageType.MEMORY:
                 have = dst.vspace.pt
                 need += PT_SIZE * len({(dfirst + u - first) >> PT_SHIFT for u in units} - have.keys())
-            if f.used + need > f.limit:
+            if f.used + need > f.limit if self.kmem is None else not self.kmem.admit(f, need, need):
                 return IpcErr.SEMAPFAILED  # the receiver's kernel memory is exhausted
     rights = int(fp.rights) & int(win.rights) if kind != FpageType.OBJECT else fp.rights
     for u in units:

@@ -94,6 +94,8 @@ class Thread(KObject):
         "ip",
         "ipc_flags",
         "ipcs",
+        "kmem_faults",
+        "kpager_slot",
         "name",
         "pager_slot",
         "partner",
@@ -159,6 +161,8 @@ class Thread(KObject):
         # --- fault handling (slots in the bound task's space, looked up at fault time)
         self.pager_slot = 0
         self.exc_slot = 0
+        self.kpager_slot = 0  # its kernel pager (the kpager kernel-memory model)
+        self.kmem_faults = 0  # kernel-memory faults of the invocation being retried
         # --- IPC
         self.snd_queue: list[Thread] = []  # senders blocked on me, arrival order
         self.snd_target: Thread | None = None  # while SEND: whom I wait to send to

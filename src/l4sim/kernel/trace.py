@@ -123,6 +123,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "depleted": ("budget",),
     "replenish": ("budget",),
     "commctl": ("op", "model"),
+    "kmem_fault": ("giver", "model"),
+    "kmem_lend": ("lender", "pfn"),
+    "kmem_revoke": ("frames",),
 }
 
 
