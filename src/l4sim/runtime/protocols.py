@@ -96,6 +96,8 @@ class ParentOp(IntEnum):
 class Sig(IntEnum):
     EXIT = 0
     FAULT = 1
+    #: sent by the loader's own watcher thread (label 0), never by a program: the main thread died
+    GONE = 2
 
 
 class NsOp(IntEnum):
