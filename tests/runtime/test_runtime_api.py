@@ -10,6 +10,7 @@ import pytest
 
 from l4sim.kernel.abi import SLOT_THREAD, Err, Proto
 from l4sim.machine.board import LINE_PIT
+from l4sim.runtime.loader import min_quota
 from l4sim.runtime.ned import ScriptError, load_script
 from l4sim.user.env import Env, L4Error, ThreadCap
 
@@ -81,6 +82,13 @@ async def explicit_proxy(env: Env) -> int:
         "move": await _err_of(sched.run_thread(env.thread, 5, cpus=0b10)),
     }
     await env.print(f"explicit: {results}")
+    return 0
+
+
+async def two_proxies(env: Env) -> int:
+    """Its own proxy in slot 7 and a second one the script named ``boss``."""
+    mine, boss = await env.scheduler.info(), await env.cap("boss").info()
+    await env.print(f"proxies: {mine} {boss} {type(env.cap('boss')).__name__}")
     return 0
 
 
@@ -182,6 +190,18 @@ start("x", "{ME}:explicit_proxy", caps={{"scheduler": scheduler(max_prio=5, cpus
     assert f"explicit: {want}" in k.machine.uart.text()
     main = next(t for t in k.threads if t.name == "x")
     assert (main.cpu, main.prio) == (1, 5)
+
+
+def test_a_further_proxy_under_another_name_and_the_quota_it_needs(tmp_path: Path) -> None:
+    """A scheduler(...) named ``boss`` lands in slot 9 as a SchedulerCap beside the default one;
+    the program starts with exactly the minimum quota for two proxies."""
+    p = script(tmp_path, f'''
+start("p", "{ME}:two_proxies", prio=9, cpus=[1], quota={min_quota(schedulers=2)},
+      caps={{"boss": scheduler(max_prio=2, cpus=[0, 1])}})
+''')
+    k, s, _ = run_plan(load_script(p, 2))
+    assert "proxies: (2, 9, 2) (2, 2, 3) SchedulerCap" in k.machine.uart.text()
+    assert statuses(s) == {"p": "exit 0"}
 
 
 def test_the_proxy_is_a_gate_to_moe_not_the_kernel_scheduler(tmp_path: Path) -> None:
