@@ -65,7 +65,7 @@ def test_the_default_script_is_valid_on_one_and_two_cores() -> None:
         ('x = channel("c")\ny = channel("c")', 3, "channel 'c' is defined twice (first at {p}:2)"),
         ('d = dataspace("d", 0)', 2, "size 0"),
         ('d = dataspace("d", 4096)\ne = dataspace("d", 8192)', 3, "dataspace 'd' is defined twice (first at {p}:2)"),
-        (f'start("a", "{P}:hello", quota=100000)', 2, "too small for its log, stack and heap"),
+        (f'start("a", "{P}:hello", quota=100000)', 2, "too small for its log, scheduler, stack and heap"),
         (f'start("a", "{P}:hello", quota="big")', 2, "quota 'big' of 'a' must be a number of bytes"),
         (f'start("a", "{P}:hello", caps=["svc"])', 2, "caps of 'a' must be a dict"),
         (f'start("a", "{P}:hello", args="x")', 2, "args of 'a' must be a tuple or list"),
@@ -107,17 +107,18 @@ def test_the_quota_check_is_the_loaders_minimum(tmp_path: Path) -> None:
     bad = script(tmp_path, f'start("a", "{P}:hello", quota={MIN_QUOTA - 1})\n')
     with pytest.raises(ScriptError) as e:
         load_script(bad, 1)
-    assert str(e.value) == (f"{bad}:1: quota {MIN_QUOTA - 1} of 'a' is too small for its log, stack "
-                            f"and heap: give at least {MIN_QUOTA} bytes")
+    assert str(e.value) == (f"{bad}:1: quota {MIN_QUOTA - 1} of 'a' is too small for its log, "
+                            f"scheduler, stack and heap: give at least {MIN_QUOTA} bytes")
 
 
 @pytest.mark.parametrize(
     ("call", "words"),
     [
         (f'start("a", "{P}:hello", priority=3)', "start() has no argument 'priority'; use start(name, program, "
-         "caps=None, prio=1, cpus=None, args=(), quota=4194304, daemon=False)"),
+         "caps=None, prio=1, cpus=None, args=(), quota=4194304, daemon=False, kmem=262144)"),
         ('start("a")', "start() needs the argument 'program'; use start(name, program, "),
-        (f'start("a", "{P}:hello", None, 1, None, (), 4194304, False, 9)', "start() takes at most 8 arguments, 9 given"),
+        (f'start("a", "{P}:hello", None, 1, None, (), 4194304, False, 262144, 9)',
+         "start() takes at most 9 arguments, 10 given"),
         (f'start("a", "{P}:hello", name="b")', "start() got 'name' twice, by position and by name"),
         ('channel("c", server=True)', "channel() has no argument 'server'; use channel(name)"),
         ('channel()', "channel() needs the argument 'name'; use channel(name)"),

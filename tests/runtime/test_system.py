@@ -24,8 +24,8 @@ from l4sim.user.env import Env, Gate
 
 ME = __name__
 DEMO = "l4sim.scenarios.programs.demo"
-#: ned's own capabilities: task, factory, thread, log, icu, scheduler, mem, ns
-NED_INITIAL = {1, 2, 3, 5, 6, 7, 8, 9}
+#: ned's own capabilities: task, factory, thread, log, icu, scheduler, mem, ns, its delete Irq
+NED_INITIAL = {1, 2, 3, 5, 6, 7, 8, 9, 10}
 
 
 # --- programs ---------------------------------------------------------------------------------
@@ -100,7 +100,8 @@ def run_until(k: Kernel, cond: Callable[[], bool]) -> None:
 
 
 def child_slots(c: Child) -> set[int]:
-    return {cap.slot for cap in (c.task, c.thread, c.rm, c.parent, c.session) if cap is not None}
+    return {cap.slot for cap in (c.task, c.thread, c.rm, c.parent, c.session, c.kmem, c.watcher)
+            if cap is not None}
 
 
 def statuses(s: System) -> dict[str, str]:
@@ -128,9 +129,11 @@ start("user", "{ME}:session_then_memory", caps={{"svc": svc}}, prio=20)
 
 
 def test_the_minimum_quota_is_what_the_loader_creates_from_the_session() -> None:
-    """Log stream, stack and heap at moe's charges: 328,448 bytes for the default sizes."""
-    assert MIN_QUOTA == min_quota() == 3 * OBJECT_CHARGE + STACK_SIZE + HEAP_SIZE == 328_448
-    assert min_quota(stack=1, heap=0) == 2 * OBJECT_CHARGE + PAGE_SIZE
+    """Log stream, scheduler proxy, stack and heap at moe's charges: 328,704 bytes for the default
+    sizes; each further scheduler proxy one object more."""
+    assert MIN_QUOTA == min_quota() == 4 * OBJECT_CHARGE + STACK_SIZE + HEAP_SIZE == 328_704
+    assert min_quota(stack=1, heap=0) == 3 * OBJECT_CHARGE + PAGE_SIZE
+    assert min_quota(schedulers=3) == MIN_QUOTA + 2 * OBJECT_CHARGE
 
 
 def test_the_minimum_quota_suffices_for_a_whole_run(tmp_path: Path) -> None:
@@ -198,8 +201,9 @@ start("long", "{ME}:work", args=(2_000_000,))
     summary = BootResult(k, None, reason, None, programs=s.programs, scenario=s).summary()
     rows = sorted((c["threads"], c["status"], c["exit"]) for c in summary["components"]
                   if c["name"] == "ned")
-    assert rows == [(1, "exited", 1), (2, "exited", 7)]  # the real ned (one thread), then the program
-    real = next(c for c in summary["components"] if c["name"] == "ned" and c["threads"] == 1)
+    # the program (two threads), then the real ned (its own thread and one watcher per program)
+    assert rows == [(2, "exited", 7), (3, "exited", 1)]
+    real = next(c for c in summary["components"] if c["name"] == "ned" and c["threads"] == 3)
     assert real["exit"] == 1  # ned's own exit status: one program exited non-zero
 
 
@@ -270,12 +274,13 @@ start("b", "{ME}:work", args=(2_000_000,))
     assert child_slots(a) <= before
     th = s.ned_thread()
     assert th is not None and th.task is not None
-    factories = [slot for slot, e in th.task.caps.slots.items() if e.obj.KIND == "factory"]
-    assert factories == [2], "a's factory went to a; ned kept only its own"
+    factories = sorted(slot for slot, e in th.task.caps.slots.items() if e.obj.KIND == "factory")
+    kmem = [c.kmem.slot for c in s.programs if c.kmem is not None]
+    assert factories == sorted([2, *kmem]), "a's factory went to a; ned kept its own and the kernel memory"
     run_until(k, lambda: a.done and ned_waits(s))
     assert ned_slots(s) == before - child_slots(a)
     assert k.run(until=10_000_000_000, stop=s.done) == "stop"
-    ring = 10  # the shared dataspace is the script's, not a program's: it stays
+    ring = 11  # the shared dataspace is the script's, not a program's: it stays
     assert ned_slots(s) == NED_INITIAL | {ring}
 
 
@@ -291,7 +296,7 @@ start("counter", "{ME}:asks_for_a_capability_it_lacks", caps={{"ring": ring}})
 ''')
     k, s, _ = run_plan(load_script(p, 2))
     text = k.machine.uart.text()
-    msg = "counter: no capability 'stats' (it has: log, parent, ring, rm, task, thread)"
+    msg = "counter: no capability 'stats' (it has: log, parent, ring, rm, scheduler, task, thread)"
     assert f"counter | caught: {msg}\n" in text
     line = asks_for_a_capability_it_lacks.__code__.co_firstlineno + 5
     want = f"NoCapability: {msg} (test_system.py:{line})"

@@ -148,7 +148,7 @@ def test_summary_json_and_table_have_the_same_fields(default_run: BootResult) ->
                "status": "status"}
     for col in columns:
         assert col in header
-    shown = set(columns.values()) | {"exit", "fault"}  # in the status column
+    shown = set(columns.values()) | {"exit", "fault", "ended"}  # in the status column
     for c in s["components"]:
         assert set(c) - {"realtime", "jobs", "deadline_misses"} == shown
 

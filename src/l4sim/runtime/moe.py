@@ -11,7 +11,13 @@ gates (``l4re-core/moe/server/src``):
   frames on first ``MAP`` (or at creation when ``PINNED``);
 - **namespaces** (``NAMESPACE``): names bound to capabilities;
 - **log streams** (``LOG``, the Vcon label): one tagged line stream per
-  client on the console.
+  client on the console;
+- **scheduler proxies** (``Proto.SCHEDULER``, the kernel scheduler's own
+  label): a scheduler limited to priorities up to a maximum and to a set of
+  CPUs.  A client holds the proxy instead of the kernel's scheduler; the
+  proxy checks ``run_thread`` against its limits and forwards it to the
+  kernel's scheduler, which moe, the root task, holds (L4Re's
+  ``Sched_proxy``).
 
 Every object is one IPC gate bound to moe's server thread; the gate's
 label names the object (labels are multiples of 4: the two low bits carry
@@ -82,6 +88,7 @@ from l4sim.kernel.abi import (
     MemRights,
     Proto,
     Rights,
+    SchedOp,
     unpack_bytes,
 )
 from l4sim.kernel.kernel import Kernel
@@ -108,6 +115,7 @@ from l4sim.user.env import (
     L4Error,
     ReplyCap,
     TaskLocal,
+    ThreadCap,
     start_task,
 )
 from l4sim.user.server import request_failed
@@ -151,6 +159,9 @@ ALIGN_MAX = 40
 ZERO_PAGE = bytes(PAGE_SIZE)
 _IRQ = int(Proto.IRQ)
 _PF = int(Proto.PAGE_FAULT)
+_SCHED = int(Proto.SCHEDULER)
+#: the highest priority the kernel's scheduler knows
+MAX_PRIO = 255
 
 
 # --------------------------------------------------------------------------- objects
@@ -212,6 +223,14 @@ class LogStream(MoeObject):
 
 
 @dataclass(eq=False)
+class SchedProxy(MoeObject):
+    """A scheduler limited to priorities up to ``max_prio`` and the CPUs in ``cpus`` (a mask)."""
+
+    max_prio: int = 0
+    cpus: int = 0
+
+
+@dataclass(eq=False)
 class CopyJob:
     """A deferred COPY_IN for the copy worker."""
 
@@ -252,6 +271,8 @@ class Moe:
         self.window_fault = False
         #: lines written to the console through log streams
         self.log_lines = 0
+        #: the kernel scheduler's mask of online CPUs, asked once (scheduler proxies stay inside it)
+        self.online: int | None = None
 
     @staticmethod
     def addr(i: int) -> int:
@@ -276,6 +297,7 @@ class Moe:
             "dataspaces": self.count(Dataspace),
             "namespaces": self.count(Namespace),
             "logs": self.count(LogStream),
+            "schedulers": self.count(SchedProxy),
             "entries": sum(len(o.entries) for o in self.objects.values() if type(o) is Namespace),
             "ds_pages": sum(len(o.pages) for o in self.objects.values() if type(o) is Dataspace),
             "jobs": len(self.jobs),
@@ -436,6 +458,8 @@ class MoeServer:
             return await self.namespace(obj, w, write, msg, item)
         if type(obj) is LogStream and msg.proto == LOG:
             return await self.log(obj, w, write)
+        if type(obj) is SchedProxy and msg.proto == _SCHED:
+            return await self.scheduler(obj, w, write, msg, item)
         return _err(Err.ENOSYS)
 
     async def window_fault(self, msg: Msg) -> Answer:
@@ -532,7 +556,8 @@ class MoeServer:
         m = self.m
         if op == MemOp.QUOTA:
             return Answer(0, (s.limit, s.used))
-        if op not in (MemOp.CREATE_DS, MemOp.CREATE_NS, MemOp.CREATE_LOG, MemOp.CREATE_SESSION):
+        if op not in (MemOp.CREATE_DS, MemOp.CREATE_NS, MemOp.CREATE_LOG, MemOp.CREATE_SESSION,
+                      MemOp.CREATE_SCHED):
             return _err(Err.ENOSYS)
         if not write:
             return _err(Err.EPERM)
@@ -562,6 +587,17 @@ class MoeServer:
             if s.used + charge > s.limit:
                 return _err(Err.ENOMEM)
             obj = Session(m.new_label(), s, charge, limit=w[1])
+        elif op == MemOp.CREATE_SCHED:
+            if len(w) < 3:
+                return _err(Err.EINVAL)
+            max_prio, cpus = w[1], w[2]
+            if m.online is None:
+                m.online = (await self.env.scheduler.info())[2]
+            if max_prio > MAX_PRIO or cpus == 0 or cpus & ~m.online:
+                return _err(Err.EINVAL)
+            if s.used + OBJECT_CHARGE > s.limit:
+                return _err(Err.ENOMEM)
+            obj = SchedProxy(m.new_label(), s, OBJECT_CHARGE, max_prio=max_prio, cpus=cpus)
         else:
             if s.used + OBJECT_CHARGE > s.limit:
                 return _err(Err.ENOMEM)
@@ -689,6 +725,47 @@ class MoeServer:
             await env.task.unmap(Fpage.obj(e.slot), include_self=True)
             self.drop_entry(ns, name)
             return Answer(0)
+        return _err(Err.ENOSYS)
+
+    # --- SCHEDULER (a proxy)
+    async def scheduler(self, sp: SchedProxy, w: tuple[int, ...], write: bool, msg: Msg,
+                        item: int | None) -> Answer:
+        """A scheduler proxy: the kernel scheduler's operations, within the proxy's limits.
+
+        ``RUN_THREAD`` needs W on the proxy and the thread as a capability map item
+        carrying W (changing a thread's scheduling is a write to it, as the kernel's
+        scheduler requires); word 1, the thread's slot in the caller's space, means
+        nothing here.  A priority above ``max_prio`` or a CPU outside ``cpus`` is
+        refused with -EPERM, not clamped: the caller learns what it may not do.
+        """
+        op = w[0]
+        env = self.env
+        if op == SchedOp.INFO:
+            n = (await env.scheduler.info())[0]
+            return Answer(0, (n, sp.max_prio, sp.cpus))
+        if op == SchedOp.RUN_THREAD:
+            if not write:
+                return _err(Err.EPERM)
+            if len(w) < 5 or item is None:
+                return _err(Err.EINVAL)
+            got = next(f for f in msg.items if type(f) is Fpage and f.kind == FpageType.OBJECT)
+            prio, quantum, cpus = w[2], w[3], w[4]
+            if not got.rights & Rights.W or prio > sp.max_prio or cpus & ~sp.cpus:
+                return _err(Err.EPERM)
+            try:
+                await env.scheduler.run_thread(ThreadCap(env, item), prio, quantum, cpus)
+            except L4Error as e:
+                return _err(e.err or Err.EINVAL)
+            return Answer(0)
+        if op in (SchedOp.IDLE_TIME, SchedOp.RESV_INFO):
+            if len(w) < 2:
+                return _err(Err.EINVAL)
+            if w[1] >= 64 or not sp.cpus >> w[1] & 1:
+                return _err(Err.EPERM)
+            r = await env.ipc(env.scheduler.invoke(op, w[1]))
+            return Answer(r.proto, r.words) if not r.error else _err(Err.EINVAL)
+        if op == SchedOp.SET_RESERVATION:
+            return _err(Err.EPERM)  # reservations need admission: a proxy grants none
         return _err(Err.ENOSYS)
 
     # --- LOG

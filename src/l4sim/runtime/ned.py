@@ -13,21 +13,30 @@ inside it.  Its calls build a plan:
           prio=20, cpus=[1], args=("client", 5))
 
 ``start(name, program, caps={...}, prio=1, cpus=None, args=(), quota=4 MiB,
-daemon=False)`` starts ``program`` (``package.module:function``) with
-exactly the named capabilities (``CORES`` tells the script how many cores
-the machine has): channels, shared dataspaces, and
+daemon=False, kmem=256 KiB)`` starts ``program`` (``package.module:function``)
+with exactly the named capabilities (``CORES`` tells the script how many
+cores the machine has): channels, shared dataspaces,
 ``factory(quota)`` -- a kernel factory of its own (given as ``factory`` it is
-the program's ``env.factory``).  A channel passed as ``svc`` gives the
-right to call it; ``svc.server()`` gives the server's right to bind it too.
-ned waits for every program that is not a daemon to end, and reports each
-exit status or fault.
+the program's ``env.factory``), ``scheduler(max_prio=, cpus=)`` -- a
+scheduler proxy with those limits (every program gets one limited to its
+own priority and cores unless the script names another ``scheduler``),
+``icu()`` -- the interrupt controller, and ``program("other").thread`` or
+``.task`` -- another program's main thread or task.  ``.m("r")`` chooses the
+rights of an ``icu()``, thread or task (letters of ``rwsd``).  A channel
+passed as ``svc`` gives the right to call it; ``svc.server()`` gives the
+server's right to bind it too.  ``kmem`` is the program's kernel memory: its
+task, threads and page tables come out of a factory of that size, so no
+program can spend another's.  ned waits for every program that is not a
+daemon to end, and reports each exit status, fault, or end without a word
+(its task or main thread deleted, its parent capability given up).
 
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
-runtime's own tasks, a quota too small for stack and heap, an argument a
-script function does not take -- each ends in one error naming the script
-file and line.  What the check cannot foresee (memory running out) ned
-reports at run time, one line per program that cannot start, and goes on.
+runtime's own tasks, a quota or kmem too small for stack and heap, another
+program's thread or task that is not started before, an argument a script
+function does not take -- each ends in one error naming the script file and
+line.  What the check cannot foresee (memory running out) ned reports at
+run time, one line per program that cannot start, and goes on.
 """
 
 from __future__ import annotations
@@ -43,7 +52,16 @@ from typing import Any
 from l4sim.kernel.abi import CALL, Err, Fpage, Rights
 from l4sim.kernel.traps import Ipc
 from l4sim.runtime.console import CONSOLE_TASK
-from l4sim.runtime.loader import MIN_QUOTA, Child, Loader, ProgramError, resolve
+from l4sim.runtime.loader import (
+    KMEM,
+    MIN_KMEM,
+    Child,
+    Loader,
+    ProgramError,
+    SchedLimits,
+    min_quota,
+    resolve,
+)
 from l4sim.runtime.protocols import MEM_ALLOC, DsFlag, MemOp
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
@@ -91,6 +109,82 @@ class KernelFactory:
     where: Where
 
 
+#: the rights a script may give, by letter (``.m("rw")``)
+_RIGHTS = {"r": Rights.R, "w": Rights.W, "s": Rights.S, "d": Rights.D}
+
+
+def _rights(text: object, what: str, w: Where) -> int:
+    """``"rw"`` -> ``Rights.R | Rights.W``; anything else is one ScriptError."""
+    if not isinstance(text, str) or not text or any(c not in _RIGHTS for c in text.lower()):
+        raise ScriptError(f"{w}: rights {text!r} of {what}: give letters of 'rwsd' "
+                          f"(read, write, special, delete), e.g. .m('r')")
+    mask = 0
+    for c in text.lower():
+        mask |= _RIGHTS[c]
+    return mask
+
+
+def _where_of(file: str) -> Where:
+    """The script line of a method call made by the script (one frame less than :func:`_where`)."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename != file:
+        f = f.f_back  # type: ignore[assignment]
+    return Where(file, f.f_lineno if f is not None else 0)
+
+
+@dataclass
+class IcuSpec:
+    """The kernel's interrupt controller, as ned holds it (``icu()``): binds hardware lines to Irqs."""
+
+    where: Where
+    rights: int = Rights.R | Rights.W
+
+    def m(self, rights: str) -> IcuSpec:
+        """The ICU with these rights (``"r"``: only ``info``; ``"rw"``: bind and unbind too)."""
+        return IcuSpec(self.where, _rights(rights, "icu()", _where_of(self.where.file)))
+
+
+@dataclass
+class SchedulerSpec:
+    """A scheduler proxy (``scheduler(max_prio=, cpus=)``); None: the program's own prio / cores."""
+
+    max_prio: int | None
+    cpus: int | None
+    where: Where
+
+
+@dataclass
+class ProgramObject:
+    """Another program's main thread or task (``program("b").thread``, ``.task``) with rights."""
+
+    program: str
+    kind: str  # "thread" or "task"
+    where: Where
+    rights: int = Rights.R | Rights.W
+
+    def m(self, rights: str) -> ProgramObject:
+        """The same object with these rights, e.g. ``.m("r")``: read-only."""
+        what = f"program({self.program!r}).{self.kind}"
+        return ProgramObject(self.program, self.kind, self.where,
+                             _rights(rights, what, _where_of(self.where.file)))
+
+
+@dataclass
+class ProgramRef:
+    """``program("b")``: names a program of the script; give its ``.thread`` or ``.task``."""
+
+    name: str
+    where: Where
+
+    @property
+    def thread(self) -> ProgramObject:
+        return ProgramObject(self.name, "thread", _where_of(self.where.file))
+
+    @property
+    def task(self) -> ProgramObject:
+        return ProgramObject(self.name, "task", _where_of(self.where.file))
+
+
 @dataclass
 class ProgramSpec:
     name: str
@@ -103,6 +197,7 @@ class ProgramSpec:
     daemon: bool
     where: Where
     fn: Callable[..., Any] | None = None
+    kmem: int = KMEM
 
 
 @dataclass
@@ -166,9 +261,23 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.shared.append(ds)
         return ds
 
+    def icu() -> IcuSpec:
+        return IcuSpec(_where(file))
+
+    def scheduler(max_prio: int | None = None, cpus: int | list[int] | None = None) -> SchedulerSpec:
+        w = _where(file)
+        if max_prio is not None and (type(max_prio) is not int or not 1 <= max_prio <= 254):
+            raise ScriptError(f"{w}: scheduler max_prio {max_prio!r} is out of range: use 1 .. 254")
+        return SchedulerSpec(max_prio, None if cpus is None else _cpus(cpus, ncores, "scheduler()", w), w)
+
+    def program(name: str) -> ProgramRef:
+        w = _where(file)
+        _check_name(name, "program", w)
+        return ProgramRef(name, w)
+
     def start(name: str, program: str, caps: dict[str, Any] | None = None, prio: int = 1,
               cpus: int | list[int] | None = None, args: tuple[Any, ...] | list[Any] = (),
-              quota: int = 4 << 20, daemon: bool = False) -> ProgramSpec:
+              quota: int = 4 << 20, daemon: bool = False, kmem: int = KMEM) -> ProgramSpec:
         w = _where(file)
         _check_name(name, "program", w)
         first = next((s.where for s in plan.programs if s.name == name), None)
@@ -189,9 +298,12 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         mask = _cpus(cpus, ncores, name, w)
         if type(quota) is not int:
             raise ScriptError(f"{w}: quota {quota!r} of {name!r} must be a number of bytes (an int)")
-        if quota < MIN_QUOTA:
-            raise ScriptError(f"{w}: quota {quota} of {name!r} is too small for its log, stack and heap: "
-                              f"give at least {MIN_QUOTA} bytes")
+        if type(kmem) is not int:
+            raise ScriptError(f"{w}: kmem {kmem!r} of {name!r} must be a number of bytes (an int)")
+        if not MIN_KMEM <= kmem <= 64 << 20:
+            raise ScriptError(f"{w}: kmem {kmem} of {name!r} is out of range: its task, threads and the page "
+                              f"tables of its stack and heap need at least {MIN_KMEM} bytes, and at most "
+                              f"64 MiB ({64 << 20}) can be given")
         if caps is not None and not isinstance(caps, dict):
             raise ScriptError(f"{w}: caps of {name!r} must be a dict {{name: channel/dataspace/factory}}, "
                               f"not {type(caps).__name__}")
@@ -205,18 +317,34 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if not isinstance(cname, str) or not _NAME.fullmatch(cname) or cname in _RESERVED:
                 raise ScriptError(f"{w}: capability name {cname!r} of {name!r} is not allowed: use a plain "
                                   f"identifier other than {', '.join(sorted(_RESERVED))}")
-            if not isinstance(value, Channel | Shared | KernelFactory):
+            if isinstance(value, ProgramRef):
+                raise ScriptError(f"{w}: capability {cname!r} of {name!r}: program({value.name!r}) names a "
+                                  f"program, not an object: pass program({value.name!r}).thread or .task")
+            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
-                                  f"({type(value).__name__}): pass a channel(...), dataspace(...) or factory()")
+                                  f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
+                                  f"scheduler(...), icu() or program(...).thread / .task")
+            if isinstance(value, ProgramObject) and value.program == name:
+                raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
+                                  f"holds its own task and main thread already (task, thread)")
+            if isinstance(value, SchedulerSpec):  # the program's own limits where the script gave none
+                value = SchedulerSpec(prio if value.max_prio is None else value.max_prio,
+                                      mask if value.cpus is None else value.cpus, value.where)
             capmap[cname] = value
+        extra = sum(1 for c, v in capmap.items() if isinstance(v, SchedulerSpec) and c != "scheduler")
+        least = min_quota(schedulers=1 + extra)
+        if quota < least:
+            raise ScriptError(f"{w}: quota {quota} of {name!r} is too small for its log, scheduler, stack and "
+                              f"heap: give at least {least} bytes")
         for a in args:
             if not isinstance(a, int | str | bytes | float | bool | type(None)):
                 raise ScriptError(f"{w}: argument {a!r} of {name!r}: pass numbers, strings or bytes")
-        spec = ProgramSpec(name, program, capmap, prio, mask, tuple(args), quota, daemon, w, fn)
+        spec = ProgramSpec(name, program, capmap, prio, mask, tuple(args), quota, daemon, w, fn, kmem)
         plan.programs.append(spec)
         return spec
 
-    env: dict[str, Any] = {fn.__name__: _checked_call(file, fn) for fn in (channel, dataspace, start, factory)}
+    env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
+                           for fn in (channel, dataspace, start, factory, scheduler, icu, program)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
     try:
         code = compile(source, file, "exec")
@@ -236,6 +364,18 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         raise ScriptError(f"{file}:{line}: {type(e).__name__}: {e}") from None
     if not plan.programs:
         raise ScriptError(f"{file}:1: the script starts no program: add start('name', 'pkg.mod:main')")
+    order = {p.name: i for i, p in enumerate(plan.programs)}
+    for i, ps in enumerate(plan.programs):  # another program's objects exist only once it has started
+        for cname, c in ps.caps.items():
+            if not isinstance(c, ProgramObject):
+                continue
+            at = order.get(c.program)
+            if at is None:
+                raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
+                                  f"{c.program!r}, which the script does not start: start it, or fix the name")
+            if at > i:
+                raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
+                                  f"{c.program!r}, which starts later: start {c.program!r} before {ps.name!r}")
     for ch in plan.channels:
         servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
                    and c.name == ch.name and c.server_side]
@@ -329,6 +469,7 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
     """
     mem = env.cap("mem", Gate) if env.has("mem") else None
     loader = Loader(env, mem)
+    await loader.listen()  # a program's parent gate that dies: it ended without a word
     gates: dict[str, Gate] = {}
     shared: dict[str, Gate] = {}
     for ch in plan.channels:
@@ -342,27 +483,29 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
         except L4Error as e:
             await env.print(f"ned: dataspace {sh.name}: could not create it: {e}")
     running: list[Child] = []
+    started: dict[str, Child] = {}
     daemons: set[int] = set()  # labels of the daemons' parent gates
     bad = 0
     for spec in plan.programs:
         try:
-            child = await _start(env, loader, spec, gates, shared)
+            child = await _start(env, loader, spec, gates, shared, started)
         except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
             continue
         running.append(child)
+        started[spec.name] = child
         if spec.daemon:
             daemons.add(child.label)
         if report is not None:
             report(child)
     while any(c.label not in daemons for c in running):
         msg = await env.wait()
-        if await loader.handle(msg):
+        if await loader.notice(msg) or await loader.handle(msg):
             bad += await _ended(env, running)
     # the daemons end with the system; one that has ended on its own meanwhile is reported as such
     while not (msg := await env.wait(timeout=0)).error:
-        if await loader.handle(msg):
+        if await loader.notice(msg) or await loader.handle(msg):
             bad += await _ended(env, running)
     for child in running:
         await loader.kill(child)
@@ -393,9 +536,9 @@ async def _dataspace(env: Env, mem: Gate | None, sh: Shared) -> Gate:
 
 
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
-                 shared: dict[str, Gate]) -> Child:
+                 shared: dict[str, Gate], started: dict[str, Child]) -> Child:
     """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
-    caps: dict[str, Cap | tuple[Cap, int]] = {}
+    caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
     made: list[str] = []  # its own factories: granted to it, so ned keeps none
     try:
         for cname, what in spec.caps.items():
@@ -403,6 +546,19 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 if what.name not in gates:
                     raise StartError(f"channel {what.name} could not be created")
                 caps[cname] = (gates[what.name], Rights.RWSD if what.server_side else Rights.R | Rights.W)
+            elif isinstance(what, SchedulerSpec):
+                assert what.max_prio is not None and what.cpus is not None, "resolved by the check"
+                caps[cname] = SchedLimits(what.max_prio, what.cpus)
+            elif isinstance(what, IcuSpec):
+                caps[cname] = (env.icu, what.rights)
+            elif isinstance(what, ProgramObject):
+                other = started.get(what.program)
+                obj: Cap | None = None
+                if other is not None and not other.done:
+                    obj = other.thread if what.kind == "thread" else other.task
+                if obj is None or not (await env.task.cap_info(obj.slot))[0]:
+                    raise StartError(f"its capability {cname!r}: program {what.program} is not running")
+                caps[cname] = (obj, what.rights)
             elif isinstance(what, KernelFactory):
                 try:
                     caps[cname] = await env.factory.create_factory(what.quota)
@@ -422,4 +578,4 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
         raise
     assert spec.fn is not None
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
-                              args=spec.args, quota=spec.quota)
+                              args=spec.args, quota=spec.quota, kmem=spec.kmem)

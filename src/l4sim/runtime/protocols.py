@@ -39,6 +39,18 @@ Memory allocator (``MEM_ALLOC``; moe's factory)
   ``CREATE_SESSION`` quota            -> () and a new MEM_ALLOC gate (a session with
                                          that quota, charged to the caller's), granted:
                                          the caller holds its only capability
+  ``CREATE_SCHED``  max prio, cpu mask -> () and a scheduler proxy limited to priorities
+                                         up to ``max prio`` and the CPUs in the mask
+
+Scheduler proxy (``Proto.SCHEDULER``, the kernel scheduler's label; moe serves it)
+  ``INFO``          -> (CPUs, max prio, the proxy's CPU mask)
+  ``RUN_THREAD``    thread slot (ignored), prio, quantum, cpus; the thread as an
+                    object map item (needs W)  -> ()   forwarded to the kernel's scheduler;
+                                         a priority above the limit or a CPU outside the
+                                         mask is refused with -EPERM
+  ``IDLE_TIME``     cpu               -> (idle ns)   for the proxy's CPUs only
+  ``RESV_INFO``     cpu               -> as the kernel's, for the proxy's CPUs only
+  ``SET_RESERVATION``                 -> -EPERM: a proxy grants no reservations
 
 Region map (``RM``; each program's region manager, its pager)
   ``ATTACH``    addr, size, flags, offset; dataspace as an object map item
@@ -84,6 +96,8 @@ class ParentOp(IntEnum):
 class Sig(IntEnum):
     EXIT = 0
     FAULT = 1
+    #: sent by the loader's own watcher thread (label 0), never by a program: the main thread died
+    GONE = 2
 
 
 class NsOp(IntEnum):
@@ -106,6 +120,7 @@ class MemOp(IntEnum):
     CREATE_LOG = 2
     QUOTA = 3
     CREATE_SESSION = 4
+    CREATE_SCHED = 5
 
 
 class RmOp(IntEnum):

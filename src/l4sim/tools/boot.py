@@ -176,6 +176,8 @@ class BootResult:
                 "status": status,
                 "exit": exit_code,
                 "fault": fault,
+                # how a program ned started ended without a word (its task or main thread deleted)
+                "ended": getattr(child, "ended", None) if status == "ended" else None,
                 "threads": len(ths),
                 "thread_states": [thread_state(t) for t in ths],
                 "cpu": ths[0].cpu,
@@ -202,9 +204,10 @@ class BootResult:
 
 
 #: a program's lifecycle (``status`` in the summary): still running; exited with a code of its
-#: own; ended by a fault; killed by its parent (ned) without either; or ended, its threads
-#: deleted by whoever held them, with no parent record to say how (a Linux process, whose exit
-#: status only its personality knows)
+#: own; ended by a fault; killed by its parent (ned) without either; or ended without a word:
+#: its task or main thread deleted, or its parent capability given up (ned says how, in
+#: ``ended``), or its threads deleted by whoever held them, with no parent record to say how
+#: (a Linux process, whose exit status only its personality knows)
 STATUSES = ("running", "exited", "fault", "killed", "ended")
 
 #: what a thread is doing in the kernel at the end of a run (``thread_states``), by kernel state
@@ -231,8 +234,9 @@ def _program_status(ths: list[Thread], child: Any) -> tuple[str, int | None, str
     """(status, exit code, fault description) of a program with threads ``ths``.
 
     A program ned started (``child``, a loader ``Child``) is what ned recorded: running until
-    it ended, then exited with its code, ended by a fault (the description ned printed), or
-    killed (ended by ned without either: a daemon at the end).  Any other program (sigma0, moe,
+    it ended, then exited with its code, ended by a fault (the description ned printed), ended
+    without a word (``child.ended`` says how), or killed (ended by ned without any of these: a
+    daemon at the end).  Any other program (sigma0, moe,
     ned itself, a kernel-level scenario's tasks) is judged by its threads: a fault when one of
     them stopped on an exception nobody handled, running while one is alive, else exited with
     its first thread's exit code, or ended when that thread was deleted without one.
@@ -244,6 +248,8 @@ def _program_status(ths: list[Thread], child: Any) -> tuple[str, int | None, str
             return "fault", None, str(child.fault)
         if child.exit is not None:
             return "exited", int(child.exit), None
+        if getattr(child, "ended", None) is not None:
+            return "ended", None, None
         return "killed", None, None
     if any(t.faulted for t in ths):
         return "fault", None, "exception with no handler"
@@ -366,11 +372,13 @@ _STOPPED = {"stop": "the system ended", "idle": "nothing was left to happen",
 
 def status_text(c: dict[str, Any]) -> str:
     """A program's status as the table shows it: ``running``, ``exited N``, ``fault:
-    DESCRIPTION`` (never shortened), ``killed`` or ``ended``."""
+    DESCRIPTION`` (never shortened), ``killed``, ``ended: HOW`` or ``ended``."""
     if c["status"] == "exited":
         return f"exited {c['exit']}"
     if c["status"] == "fault":
         return f"fault: {c['fault']}"
+    if c["status"] == "ended" and c.get("ended"):
+        return f"ended: {c['ended']}"
     return str(c["status"])
 
 

@@ -379,8 +379,16 @@ class SchedulerCap(Cap):
 
     async def run_thread(self, thread: ThreadCap, prio: int, quantum: int = 10_000_000,
                          cpus: int = 1) -> None:
-        """Set ``thread``'s priority, quantum (ns) and CPU set (bit mask); migrates it."""
-        await self._op("run_thread", SchedOp.RUN_THREAD, thread.slot, prio, quantum, cpus)
+        """Set ``thread``'s priority, quantum (ns) and CPU set (bit mask); migrates it.
+
+        The thread goes twice: as its slot number in word 1, which the kernel's scheduler
+        reads, and as a capability map item, which is what a scheduler *proxy* (a server,
+        L4Re's ``Sched_proxy`` in moe) needs -- a slot number in the caller's space means
+        nothing to it.  The kernel ignores the item, so one message works against both.
+        """
+        words = _words((int(SchedOp.RUN_THREAD), thread.slot, prio, quantum, cpus))
+        _check(await Ipc(self.slot, CALL, int(self.PROTO), words, (MapItem(thread.fpage()),)),
+               "run_thread")
 
     async def set_reservation(self, thread: ThreadCap, budget: int, period: int = 0, deadline: int = 0,
                               flags: int = 0, start: int = 0) -> None:
@@ -476,13 +484,16 @@ class TaskLocal:
     is the program's name, for error messages.
     """
 
-    __slots__ = ("free", "names", "next_slot", "owner")
+    __slots__ = ("cpu", "free", "names", "next_slot", "owner")
 
-    def __init__(self, names: dict[str, int], first_free: int = SLOT_FIRST_FREE, owner: str = "") -> None:
+    def __init__(self, names: dict[str, int], first_free: int = SLOT_FIRST_FREE, owner: str = "",
+                 cpu: int = 0) -> None:
         self.names = dict(names)
         self.owner = owner
         self.next_slot = max([first_free, *(s + 1 for s in names.values())])
         self.free: list[int] = []
+        #: the core new threads start on unless told (the loader puts the program's first core here)
+        self.cpu = cpu
 
 
 _KINDS: dict[str, type[Cap]] = {
@@ -611,15 +622,20 @@ class Env:
         await self.log.write((sep.join(str(p) for p in parts) + end).encode())
 
     # --- threads of this task
-    async def spawn(self, fn: Program, *args: Any, name: str = "", prio: int = 1, cpu: int = 0,
+    async def spawn(self, fn: Program, *args: Any, name: str = "", prio: int = 1, cpu: int | None = None,
                     quantum: int = 10_000_000, exc_handler: int | None = None,
                     pager: int = SLOT_PAGER) -> ThreadCap:
         """Start ``fn(env, *args)`` as a new thread of this task.
 
         Uses only system calls: create a thread, bind it to this task (with
         the task's pager, slot 4, unless told otherwise), load the entry,
-        place it with the scheduler and start it with ex_regs.
+        place it with the scheduler (the kernel's, or the scheduler proxy a
+        program started by ned holds) and start it with ex_regs.  ``cpu``
+        defaults to the task's first core (``TaskLocal.cpu``: core 0, or the
+        lowest of the cores its startup script gave it).
         """
+        if cpu is None:
+            cpu = self.local.cpu
         th = await self.factory.create_thread(name or getattr(fn, "__name__", ""))
         await th.control(bind=self.task, exc_handler=exc_handler, pager=pager)
         local = self.local
