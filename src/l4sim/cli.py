@@ -150,8 +150,11 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
 @click.option("--comm-model", default=None, metavar="MODEL",
               help="communication control: capabilities (default), global-ids, clans-chiefs, "
                    "redirection, redirectors, pclans, virtual-threads (docs/models.md)")
+@click.option("--kmem-model", default=None, metavar="MODEL",
+              help="kernel memory: quotas (default), global-pool, lend-to-kernel, kpager (docs/models.md)")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
-             jsonl_path: str | None, as_json: bool, comm_model: str | None) -> None:
+             jsonl_path: str | None, as_json: bool, comm_model: str | None,
+             kmem_model: str | None) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
@@ -167,7 +170,7 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
-                   comm_model=comm_model)
+                   comm_model=comm_model, kmem_model=kmem_model)
     except BootError as e:
         _fail(str(e))
         return
@@ -468,6 +471,34 @@ def experiment_comm_cmd(as_json: bool, trace_dir: str | None) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     if trace_dir is not None:
         click.echo(f"\ntraces written to {trace_dir}/comm-MODEL.json (open them in ui.perfetto.dev)")
+
+
+@experiment.command("kmem")
+@click.option("--json", "as_json", is_flag=True, help="print the table as JSON on the last line")
+def experiment_kmem_cmd(as_json: bool) -> None:
+    """A hostile task exhausts kernel memory while two victims work, under every model.
+
+    Per model: the hostile's mappings and objects before it was refused, the real-time and
+    best-effort victims' operations and the real-time victim's missed jobs, the kernel memory
+    the hostile held, and whether any of it could be taken back without deleting the task.
+    """
+    from l4sim.tools.experiment_kmem import kmem_experiment
+
+    rows = kmem_experiment()
+    if as_json:
+        click.echo(json.dumps({"models": rows}, sort_keys=True))
+        return
+    head = ("model", "hostile maps", "objects", "held", "rt ops", "rt missed", "be ops", "be failed",
+            "taken back")
+    table = [head] + [(r["model"], str(r["hostile_mappings"]), str(r["hostile_objects"]),
+                       f"{r['kernel_bytes'] // 1024} KiB", str(r["victim_ops"][0]),
+                       str(r["victim_deadline_misses"]), str(r["victim_ops"][1]),
+                       str(r["victim_failed_ops"][1]),
+                       f"{r['reclaimed_bytes'] // 1024} KiB" if r["reclaimable"] else "no")
+                      for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
 @main.group("rt")

@@ -392,6 +392,8 @@ class Kernel:
                       kmem_pool: int = kmem.DEFAULT_POOL) -> None:
         """Choose the models of a kernel that has no task yet (a startup script's setting is
         read after the kernel was built, before anything boots)."""
+        if comm_model is None and kmem_model is None:
+            return
         if self.tasks:
             raise ValueError("the kernel's models are chosen before the first task exists")
         if kmem_model is not None:

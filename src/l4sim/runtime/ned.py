@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from l4sim.kernel.abi import CALL, Err, Fpage, Rights
+from l4sim.kernel.comm import COMM_MODELS
+from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
 from l4sim.runtime.console import CONSOLE_TASK
 from l4sim.runtime.loader import (
@@ -208,6 +210,9 @@ class Plan:
     channels: list[Channel] = field(default_factory=list)
     shared: list[Shared] = field(default_factory=list)
     programs: list[ProgramSpec] = field(default_factory=list)
+    #: the kernel's models the script chose (None: the default, or what ``l4sim boot`` says)
+    comm_model: str | None = None
+    kmem_model: str | None = None
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -343,8 +348,20 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.programs.append(spec)
         return spec
 
+    def kernel(comm_model: str | None = None, kmem_model: str | None = None) -> None:
+        w = _where(file)
+        if plan.programs or plan.channels or plan.shared:
+            raise ScriptError(f"{w}: kernel(...) chooses the kernel's models: call it first, before start()")
+        if comm_model is not None and comm_model not in COMM_MODELS:
+            raise ScriptError(f"{w}: unknown communication model {comm_model!r}: "
+                              f"choose one of {', '.join(COMM_MODELS)}")
+        if kmem_model is not None and kmem_model not in KMEM_MODELS:
+            raise ScriptError(f"{w}: unknown kernel-memory model {kmem_model!r}: "
+                              f"choose one of {', '.join(KMEM_MODELS)}")
+        plan.comm_model, plan.kmem_model = comm_model, kmem_model
+
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
-                           for fn in (channel, dataspace, start, factory, scheduler, icu, program)}
+                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
     try:
         code = compile(source, file, "exec")

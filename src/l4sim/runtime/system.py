@@ -79,7 +79,13 @@ def setup_script(kernel: Kernel, path: str | Path) -> System:
 
 
 def boot_plan(kernel: Kernel, plan: Plan) -> System:
-    """Boot sigma0, moe and ned on ``kernel`` to run a plan (one :func:`load_script` checked)."""
+    """Boot sigma0, moe and ned on ``kernel`` to run a plan (one :func:`load_script` checked).
+
+    The script's ``kernel(comm_model=..., kmem_model=...)`` choice applies where the kernel
+    still has the default (``l4sim boot --comm-model`` / ``--kmem-model`` win over the script).
+    """
+    kernel.select_models(plan.comm_model if kernel.comm_model == "capabilities" else None,
+                         plan.kmem_model if kernel.kmem_model == "quotas" else None)
     system = System(kernel, plan)
     system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan,))
     return system

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.objects import TS, Thread
 from l4sim.kernel.trace import Tracer
 from l4sim.machine.board import MAX_CORES, Machine
@@ -195,6 +196,7 @@ class BootResult:
             "exceptions": k.exceptions,
             "cores": len(k.cores),
             "comm_model": k.comm_model,
+            "kmem_model": k.kmem_model,
             # a core idle at the end has been idle since idle_since, up to where the run got
             "idle_ns": [c.idle_ns + (max(0, end - c.idle_since) if c.idle_since is not None else 0)
                         for c in k.cores],
@@ -306,7 +308,8 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
-         progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None) -> BootResult:
+         progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None,
+         kmem_model: str | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
     The result's ``reason`` says why the run stopped: ``stop`` (the system ended), ``idle``
@@ -317,10 +320,13 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
     if comm_model is not None and comm_model not in COMM_MODELS:
         raise BootError(f"unknown communication model {comm_model!r}: choose one of {', '.join(COMM_MODELS)}")
+    if kmem_model is not None and kmem_model not in KMEM_MODELS:
+        raise BootError(f"unknown kernel-memory model {kmem_model!r}: choose one of {', '.join(KMEM_MODELS)}")
     mod = load_scenario(scenario)
     machine = Machine(cores=cores, seed=seed, console=console)
     tracer = Tracer() if trace else None
-    kernel = Kernel(machine, tracer=tracer, comm_model=comm_model or "capabilities")
+    kernel = Kernel(machine, tracer=tracer, comm_model=comm_model or "capabilities",
+                    kmem_model=kmem_model or "quotas")
     try:
         root = mod.setup(kernel)
     except Exception as e:
