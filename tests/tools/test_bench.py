@@ -121,9 +121,30 @@ def test_cli_bench_mem_rejects_tiny_sizes() -> None:
 
 
 def test_bench_ipc_still_reports() -> None:
-    """The ipc benchmark still returns its three positive figures."""
+    """The ipc benchmark returns its positive figures."""
     r = bench_ipc(1000, repeat=1)
     assert r["round_trips_per_s"] > 0 and r["bare_round_trips_per_s"] > 0 and r["ratio"] > 0
+    assert r["library_round_trips_per_s"] > 0
+
+
+def test_the_bare_loop_answers_like_the_server() -> None:
+    """The lean baseline does real work: each request's answer is its word + 1, all of them."""
+    from l4sim.tools.bench import _lean_client, _lean_server
+
+    box: list[float] = []
+    c, s = _lean_client(50, box), _lean_server()
+    s.send(None)
+    sent = []
+    val = None
+    try:
+        while True:
+            req = c.send(val)
+            sent.append(req)
+            val = s.send(req)
+            assert val == (0, req[1] + 1)
+    except StopIteration:
+        pass
+    assert [r[1] for r in sent] == list(range(50)) and len(box) == 1
 
 
 # -- rt ----------------------------------------------------------------------------------------
@@ -187,7 +208,7 @@ def _bench(args: list[str], tty: bool) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(("args", "label", "steps"), [
-    (["ipc", "--rounds", "1000"], "bench ipc", 6),
+    (["ipc", "--rounds", "1000"], "bench ipc", 9),
     (["mem", "--pages", "1000"], "bench mem", 5),
     (["rt", "--seconds", "0.01"], "bench rt", None),
 ])
@@ -208,7 +229,8 @@ def test_a_benchmark_with_json_on_a_terminal_keeps_stdout_pure() -> None:
     assert status == 0, err
     assert "bench ipc  [" in err
     (line,) = out.splitlines()
-    assert set(json.loads(line)) == {"round_trips_per_s", "bare_round_trips_per_s", "ratio"}
+    assert set(json.loads(line)) == {"round_trips_per_s", "bare_round_trips_per_s",
+                                     "library_round_trips_per_s", "ratio"}
 
 
 @pytest.mark.parametrize("args", [["ipc", "--rounds", "1000"], ["mem", "--pages", "1000", "--json"]])
@@ -222,5 +244,5 @@ def test_bench_progress_counts_every_step() -> None:
     """The ipc benchmark announces each of its runs, in order, with the total."""
     seen: list[tuple[int, int, str]] = []
     bench_ipc(1000, repeat=2, progress=lambda done, total, step: seen.append((done, total, step)))
-    assert [(d, t) for d, t, _ in seen] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert [(d, t) for d, t, _ in seen] == [(i, 6) for i in range(6)]
     assert seen[0][2] == "kernel IPC, run 1 of 2" and seen[3][2] == "bare loop, run 2 of 2"

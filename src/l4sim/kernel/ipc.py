@@ -301,6 +301,10 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
     when it may run next (a direct switch, no ready-queue round trip).
     Everything else, including every error, takes :meth:`_sys_ipc`.  The
     effects and the charged time are exactly those of the full path.
+
+    One function, on purpose: the check, the transfer and the switch are
+    written out here (each a call of its own costs more than the work it
+    does); ``fast_call_to`` keeps the call's half for the kernel's own calls.
     """
     flags = t.flags
     words = t.words
@@ -326,32 +330,113 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             self._sys_ipc(core, th, t)
             return
         gate: IpcGate = entry.obj
-        dest = gate.thread
-        if dest is None or dest.state is not _RECV or dest.partner is not None or dest is th:
+        peer = gate.thread
+        if peer is None or peer.state is not _RECV or peer.partner is not None or peer is th:
             self._sys_ipc(core, th, t)
             return
-        self._fast_call_to(core, th, dest, proto, words, gate.label | (entry.rights & 3))
-        return
+        label = gate.label | (entry.rights & 3)
+        call = True
+        cap = self._reply_for(th)
+        if peer.reply is not None:
+            self._drop_reply(peer)
+        peer.reply = cap
+        cap.holder = peer
+        th.partner = cap
     elif flags == REPLY_AND_WAIT:
-        r = th.reply
-        if (timeout or r is None or th.pending_irqs or th.snd_queue):
+        mine = th.reply
+        if (timeout or mine is None or th.pending_irqs or th.snd_queue):
             self._sys_ipc(core, th, t)
             return
-        peer = r.caller
-        if peer is None or peer.state is not _RECV or peer.partner is not r or (
-                peer.exc_pending and proto != 0):  # a refusing exception reply kills: full path
+        caller = mine.caller
+        if caller is None or caller.state is not _RECV or caller.partner is not mine or (
+                caller.exc_pending and proto != 0):  # a refusing exception reply kills: full path
             self._sys_ipc(core, th, t)
             return
-        peer.exc_pending = 0  # an exception reply with label 0 resumes, as _wake does
+        caller.exc_pending = 0  # an exception reply with label 0 resumes, as _wake does
         th.reply = None
-        r.caller = None
-        r.used = True
+        mine.caller = None
         th.partner = None
+        peer = caller
         label = 0
+        call = False
     else:
         self._sys_ipc(core, th, t)
         return
-    self._fast_perform(core, th, peer, proto, words, label, False)
+    # --- the transfer (fast_perform, written out)
+    costs = self.costs
+    ns = costs.syscall + costs.ipc_base + costs.ipc_per_word * len(words)
+    core.time += ns
+    th.quantum_left -= ns
+    th.cpu_ns += ns
+    if call:
+        held = th.reply
+        if held is not None and held.caller is not None:  # a server calling on a client's behalf
+            self._lend(held.caller, ns)
+    else:  # a reply is the server's work for the caller (as in _deliver)
+        held = peer.reply
+        if held is None or held.caller is None:
+            peer.served_ns += ns  # the caller is no server itself: the common case
+        else:
+            self._lend(peer, ns)
+    self.ipc_count += 1
+    th.ipcs += 1
+    peer.ipcs += 1
+    tracer = self.tracer
+    if tracer is not None:
+        self._flow += 1
+        self._trace(core.id, "ipc", th.kid, to=peer.kid, proto=proto, label=label, words=len(words),
+                    items=0, flow=self._flow, op="call" if call else "reply")
+        self._trace(peer.cpu, "recv", peer.kid, **{"from": th.kid, "flow": self._flow})
+    if peer.timeout_ev is not None:
+        peer.timeout_ev.cancel()
+        peer.timeout_ev = None
+    peer.partner = None
+    peer.resume = _new_msg(Msg, (0, proto, words, label, (), 0))  # Msg(...) without its Python __new__
+    th.rcv_bufs = ()
+    th.state = _RECV
+    if tracer is not None:
+        self._trace(core.id, "block", th.kid, state="recv", on=peer.kid if call else -1)
+    peer.state = _READY
+    bits = core.bits
+    if peer.cpu != core.id or (bits and bits.bit_length() - 1 >= peer.prio):
+        self._make_ready(peer)
+        return
+    # direct switch: the peer is what the scheduler would pick next anyway (_switch, written out)
+    core.current = peer
+    if tracer is not None:
+        self._trace(core.id, "switch", peer.kid, **{"from": th.kid})
+    cost = costs.context_switch if th.task is peer.task else costs.context_switch + costs.space_switch
+    core.time += cost
+    peer.cpu_ns += cost
+    held = peer.reply
+    if held is not None and held.caller is not None:  # switching to a server for a call
+        self._lend(held.caller, cost)
+    core.switches += 1
+    peer.switches += 1
+    self.context_switches += 1
+    if tracer is not None:
+        self._trace(core.id, "wake", peer.kid)
+
+
+def reply_for(self: Kernel, th: Thread) -> Reply:
+    """A use-once reply capability for a call of ``th``.
+
+    Each call needs a fresh one -- a stale holder must not answer a later
+    call -- but the object itself is reused when nobody refers to it any
+    more: not saved into a slot, and no thread holds it as its reply.  Its
+    id is new either way.
+    """
+    r = th.reply_obj
+    if r is None or r.alive or r.caller is not None or (r.holder is not None and r.holder.reply is r):
+        r = Reply(self._next_kid(), th)
+        r.alive = False  # not an object with capabilities until saved
+        th.reply_obj = r
+        return r
+    self._kid += 1
+    r.kid = self._kid
+    r.caller = th
+    r.holder = None
+    return r
 
 
 def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...]) -> None:
@@ -367,20 +452,21 @@ def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words
 
 
 def fast_call_to(self: Kernel, core: Core, th: Thread, dest: Thread, proto: int, words: tuple[int, ...],
-                  label: int) -> None:
+                 label: int) -> None:
     """The fastpath's call: a use-once reply capability for ``th``, then the transfer."""
-    r = Reply(self._next_kid(), th)
-    r.alive = False
+    r = self._reply_for(th)
     if dest.reply is not None:
         self._drop_reply(dest)
     dest.reply = r
+    r.holder = dest
     th.partner = r
     self._fast_perform(core, th, dest, proto, words, label, True)
 
 
 def fast_perform(self: Kernel, core: Core, th: Thread, peer: Thread, proto: int, words: tuple[int, ...],
-                  label: int, call: bool) -> None:
-    """The fastpath's effect: copy, count, wake the peer, block ``th`` in its receive."""
+                 label: int, call: bool) -> None:
+    """The fastpath's effect: copy, count, wake the peer, block ``th`` in its receive.
+    (:func:`sys_ipc_fast` has the same written out.)"""
     costs = self.costs
     ns = costs.syscall + costs.ipc_base + costs.ipc_per_word * len(words)
     core.time += ns
@@ -562,10 +648,10 @@ def rcv_phase(self: Kernel, core: Core, th: Thread, dest: Thread, t: Ipc, runnin
             th.state = _RECV
             self._ipc_fail(th, IpcErr.REABORTED)
         return
-    r = Reply(self._next_kid(), th)
-    r.alive = False  # not an object with capabilities until saved
+    r = self._reply_for(th)
     self._drop_reply(dest)
     dest.reply = r
+    r.holder = dest
     th.rcv_bufs = t.rcv
     if t.rcv_timeout == 0:
         r.caller = None

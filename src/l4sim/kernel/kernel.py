@@ -334,6 +334,7 @@ class Kernel:
     _sys_ipc_fast = ipc.sys_ipc_fast
     _fast_call = ipc.fast_call
     _fast_call_to = ipc.fast_call_to
+    _reply_for = ipc.reply_for
     _fast_perform = ipc.fast_perform
     _sys_ipc = ipc.sys_ipc
     _send = ipc.send

@@ -107,6 +107,7 @@ class Thread(KObject):
         "rcv_bufs",
         "redo",
         "reply",
+        "reply_obj",
         "resume",
         "resv",
         "served_ns",
@@ -177,6 +178,7 @@ class Thread(KObject):
         self.partner: KObject | None = None  # while RECV: closed-wait partner (None = open)
         self.rcv_bufs: tuple[Any, ...] = ()  # receive buffers of the receive in progress
         self.reply: Reply | None = None  # implicit reply capability of the last call received
+        self.reply_obj: Reply | None = None  # the Reply object its calls reuse (see ipc.reply_for)
         self.pending_irqs: deque[Irq] = deque()
         self.timeout_ev: Any = None
         # --- accounting
@@ -214,7 +216,7 @@ class Reply(KObject):
     move it into a slot to answer later (deferred reply).
     """
 
-    __slots__ = ("caller", "used")
+    __slots__ = ("caller", "holder")
     SIZE = 32
     KIND = "reply"
     PROTO = 0
@@ -222,7 +224,8 @@ class Reply(KObject):
     def __init__(self, kid: int, caller: Thread) -> None:
         super().__init__(kid)
         self.caller: Thread | None = caller
-        self.used = False
+        #: the thread that holds it as its implicit reply capability (while it does)
+        self.holder: Thread | None = None
 
 
 class Irq(KObject):
