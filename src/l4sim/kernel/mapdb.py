@@ -60,7 +60,7 @@ def cap_insert(self: Kernel, task: Task, slot: int, obj: KObject, rights: int,
         parent.children[id(e)] = e
     obj.refs += 1
     if self.tracer is not None:
-        self._trace(-1, "map", -1, task=task.name, slot=slot, obj=repr(obj), rights=int(rights))
+        self._trace(-1, "map", -1, task=task.name, space=task.kid, slot=slot, obj=repr(obj), rights=int(rights))
     return e
 
 
@@ -108,7 +108,7 @@ def mdb_remove(self: Kernel, node: MapNode, include_self: bool, mask: int = 0xF)
             del space.caps.slots[e.slot]
             e.obj.refs -= 1
             if tracer is not None:
-                self._trace(-1, "unmap", -1, task=space.name, slot=e.slot, obj=repr(e.obj),
+                self._trace(-1, "unmap", -1, task=space.name, space=space.kid, slot=e.slot, obj=repr(e.obj),
                             rights=int(e.rights))
             if e.obj.refs == 0:
                 dead.append(e.obj)
@@ -151,7 +151,7 @@ def cap_map(self: Kernel, src: CapEntry, dst: Task, slot: int, rights: int, gran
         dst.caps.slots[slot] = src
         self._cut_rights(src, rights)
         if self.tracer is not None:
-            self._trace(-1, "map", -1, task=dst.name, slot=slot, obj=repr(src.obj), rights=int(rights))
+            self._trace(-1, "map", -1, task=dst.name, space=dst.kid, slot=slot, obj=repr(src.obj), rights=int(rights))
         return src
     if old is src:
         return src  # mapping a capability onto itself changes nothing
@@ -218,7 +218,7 @@ def mem_unlink(self: Kernel, task: Task, m: MemMap) -> None:
     vs.charge -= freed
     self._uncharge(task.factory, freed)
     if self.tracer is not None:
-        self._trace(-1, "unmap", -1, task=task.name, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
+        self._trace(-1, "unmap", -1, task=task.name, space=task.kid, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
                     rights=int(m.rights))
     self._mem_changed(task, m.vpn)
 
@@ -267,7 +267,7 @@ def mem_insert(self: Kernel, task: Task, vpn: int, pfn: int, rights: int, parent
     if f is not None:
         f.used += cost
     if self.tracer is not None:
-        self._trace(-1, "map", -1, task=task.name, slot=vpn, obj=f"{'port' if io else 'frame'} {pfn:#x}",
+        self._trace(-1, "map", -1, task=task.name, space=task.kid, slot=vpn, obj=f"{'port' if io else 'frame'} {pfn:#x}",
                     rights=int(rights))
     return m
 
