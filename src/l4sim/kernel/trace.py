@@ -75,6 +75,7 @@ kind           meaning                                 args
                                                        page number or port), ``obj``
                                                        str, ``rights`` int
 ``unmap``      ... unmapped                            as ``map``
+``rights``     a mapping got other rights in place     as ``map`` (``rights``: the new)
 ``sched``      scheduling parameters were set          ``prio``, ``cpus`` mask,
                                                        ``to_cpu`` the chosen core
 ``log``        a line of log output                    ``text`` str
@@ -122,6 +123,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "exit": ("code", "reason"),
     "map": ("task", "space", "slot", "obj", "rights"),
     "unmap": ("task", "space", "slot", "obj", "rights"),
+    "rights": ("task", "space", "slot", "obj", "rights"),
     "sched": ("prio", "cpus", "to_cpu"),
     "log": ("text",),
     "kinv": ("obj", "op", "err"),
