@@ -27,6 +27,7 @@ and runs the others (a failed run is tried again).
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import itertools
 import json
@@ -477,7 +478,10 @@ def plot(rows: list[dict[str, Any]], x: str, y: str, hue: str | None, path: str)
     cols = columns(rows, [])
     for name, opt in ((x, "--x"), (y, "--y"), (hue, "--hue")):
         if name is not None and name not in cols:
-            near = [c for c in cols if name.lower() in c.lower()][:8] or cols[:12]
+            low = name.lower()
+            near = [c for c in cols if low in c.lower() or (c.lower() in low and len(c) > 2)]
+            near += [c for c in difflib.get_close_matches(name, cols, n=4) if c not in near]
+            near = near[:8] or cols[:12]
             raise SweepError(f"{opt} {name}: no such column; columns include {', '.join(near)}")
     ok = [r for r in rows if r.get("status") == "ok"]
     if not ok:

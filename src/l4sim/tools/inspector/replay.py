@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.objects import TS
 from l4sim.tools.boot import BootError, boot, parse_time, thread_state
 from l4sim.tools.runfile import Run, version
 from l4sim.tools.trace_export import to_jsonl
@@ -59,13 +60,16 @@ def _lines(records: Any) -> list[str]:
 def snapshot(kernel: Kernel, at: int, requested: int) -> dict[str, Any]:
     """The kernel's own tables where the replay stopped (after record ``at``)."""
     tasks = []
+    # a ready thread that a core runs is "running", as the records show it
+    running = {c.current.kid for c in kernel.cores if c.current is not None}
     for task in kernel.tasks:
         if not task.alive:
             continue
         caps = sorted([slot, repr(e.obj), int(e.rights)] for slot, e in task.caps.slots.items())
         mem = sorted([["mem", vpn, f"frame {m.pfn:#x}", int(m.rights)] for vpn, m in task.vspace.pages.items()]
                      + [["io", p, f"port {m.pfn:#x}", int(m.rights)] for p, m in task.vspace.io.items()])
-        threads = [[th.kid, th.name, thread_state(th)] for th in task.threads]
+        threads = [[th.kid, th.name, "running" if th.kid in running and th.state is TS.READY else thread_state(th)]
+                   for th in task.threads]
         tasks.append({"kid": task.kid, "name": task.name, "caps": caps, "mem": mem, "threads": threads})
     return {"at": at, "requested": requested, "tasks": tasks}
 

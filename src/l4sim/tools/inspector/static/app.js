@@ -95,7 +95,7 @@
     const [t, cpu, kind, tid, args] = M.records[i];
     const parts = Object.keys(args).sort().map((k) => {
       let v = args[k];
-      if (kind === "ipc" && k === "proto") v = `${v} (${protoName(v)})`;
+      if (kind === "ipc" && k === "proto") return `proto=${v} (${protoName(v)})`;
       if (typeof v === "string" && v.length > 60) v = v.slice(0, 57) + "...";
       return `${k}=${typeof v === "string" ? JSON.stringify(v) : v}`;
     });
@@ -537,6 +537,9 @@
     }
     $("no-screen").hidden = true; cv.hidden = false;
     cv.width = screen.w; cv.height = screen.h;
+    // a small screen is shown magnified, whole pixels (the canvas itself keeps the real size)
+    const scale = Math.max(1, Math.floor(480 / Math.max(screen.w, screen.h)));
+    cv.style.width = `${screen.w * scale}px`;
     cv.getContext("2d").putImageData(screen.img, 0, 0);
     $("screen-info").textContent = `${screen.w}x${screen.h}, last update at event #${last[0]} (${fmtTime(last[1])})`;
   }
@@ -579,5 +582,7 @@
     view.sel = best;
   }
   setInstant(start);
+  // a link to another instant of this page (#n=..&task=..) moves there without a reload
+  window.addEventListener("hashchange", () => setInstant(loadHash()));
   document.body.dataset.ready = "1";
 })();
