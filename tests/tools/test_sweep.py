@@ -329,3 +329,41 @@ def test_plot_without_matplotlib_says_which_extra(tmp_path: Path, monkeypatch: A
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     assert "pip install 'l4sim[plot]'" in one_line_error(
         run("sweep", "plot", str(table), "--x", "a", "--y", "b", str(tmp_path / "p.png")))
+
+
+SPIN = (
+    "from pathlib import Path\n"
+    "from l4sim.user.env import INITIAL, Env, TaskLocal\n"
+    "async def root(env):\n"
+    "    while True:\n"
+    "        await env.compute(1000)\n"
+    "def setup(kernel, args=None):\n"
+    "    Path('spinning').write_text('')\n"
+    "    return kernel.create_root('root', lambda sp: root(Env(TaskLocal(INITIAL))))\n"
+)
+
+
+def test_ctrl_c_keeps_the_finished_runs(tmp_path: Path) -> None:
+    """Ctrl-C during a sweep stops the workers (a run that never ends included), writes the
+    runs finished so far and says --resume goes on from there; status 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "spin.py").write_text(SPIN)
+    spec = spec_file(tmp_path, 'scenarios = ["kernel", "spin.py"]\n')
+    proc = subprocess.Popen([sys.executable, "-m", "l4sim", "sweep", spec, "--workers", "1", "--out", "r.csv"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "spinning").exists():  # the second run has started: the first is done
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.startswith("l4sim: interrupted; ") and err.rstrip().endswith("runs written to r.csv (--resume goes on from there)")
+    rows = read_table(str(tmp_path / "r.csv"))
+    assert all(r["scenario"] == "kernel" and r["status"] == "ok" for r in rows)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

@@ -239,6 +239,7 @@ def run_pool(runs: list[RunSpec], workers: int) -> Iterator[tuple[RunSpec, dict[
     # spawn: a fresh interpreter per worker, whatever threads the caller has (fork would copy them)
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    finished = False
     try:
         futures = {pool.submit(execute, r): r for r in runs}
         for fut in as_completed(futures):
@@ -247,8 +248,16 @@ def run_pool(runs: list[RunSpec], workers: int) -> Iterator[tuple[RunSpec, dict[
                 yield run, fut.result()
             except Exception as e:  # the worker died (out of memory, a crash in native code)
                 yield run, _lost(run, e)
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if not finished:  # stopped early (Ctrl-C): the runs under way are not waited for
+            stop = getattr(pool, "terminate_workers", None)  # Python 3.14
+            if stop is not None:
+                stop()
+            else:
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def run_dask(runs: list[RunSpec], address: str) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
@@ -271,7 +280,10 @@ def run_dask(runs: list[RunSpec], address: str) -> Iterator[tuple[RunSpec, dict[
                 yield run, fut.result()
             except Exception as e:  # the worker died, or could not import l4sim
                 yield run, _lost(run, e)
+        futures = []
     finally:
+        if futures:  # stopped early (Ctrl-C): what is left is cancelled on the cluster
+            client.cancel(futures)
         client.close()
 
 

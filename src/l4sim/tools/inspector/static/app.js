@@ -180,6 +180,7 @@
     for (const task of M.tasks) {
       if (task.created > n) continue;
       const gone = task.destroyed !== -1 && task.destroyed <= n;
+      if (gone && !$("show-gone").checked) continue;
       const li = el("li", { class: "task" + (gone ? " gone" : "") + (view.selKind === "task" && view.sel === task.kid ? " selected" : ""), "data-kid": task.kid });
       const name = el("span", { class: "name", tabIndex: 0, role: "button" }, `${task.name || "task"} #${task.kid}` + (gone ? " (deleted)" : ""));
       name.addEventListener("click", () => select("task", task.kid));
@@ -205,6 +206,8 @@
       el("span", { class: "state", style: `background:${STATE_COLOURS[state] || "#ccc"}` }),
       `${th.name} #${th.tid}: ${state}${detail ? " " + detail : ""}`);
   }
+
+  $("show-gone").addEventListener("change", () => renderTasks(view.n));
 
   // ------------------------------------------------------------------ capability graph
   function renderGraph(n) {
