@@ -590,6 +590,18 @@ def _read_run(path: str) -> Any:
         _fail(str(e))
 
 
+def _need_server(export_dir: str | None) -> None:
+    """Without --export the page is served: the web extra must be there (checked first)."""
+    if export_dir is None:
+        from l4sim.tools.extras import MissingExtra
+        from l4sim.tools.inspector import server
+
+        try:
+            server.require()
+        except MissingExtra as e:
+            _fail(str(e))
+
+
 def _show_inspector(model: dict[str, Any], port: int, host: str, export_dir: str | None) -> None:
     """Write the page into ``export_dir``, or serve it on ``host:port`` until Ctrl-C."""
     if export_dir is not None:
@@ -602,13 +614,9 @@ def _show_inspector(model: dict[str, Any], port: int, host: str, export_dir: str
             return
         click.echo(f"wrote {index} (open it in a browser; no server needed)")
         return
-    from l4sim.tools.extras import MissingExtra
     from l4sim.tools.inspector import server
 
-    try:
-        server.require()
-    except MissingExtra as e:
-        _fail(str(e))
+    _need_server(None)
     if not 0 <= port <= 65535:
         _fail(f"--port {port}: give 0..65535 (0 picks a free port)")
     try:
@@ -641,6 +649,7 @@ def inspect_cmd(run_file: str, port: int, host: str, export_dir: str | None) -> 
     """
     from l4sim.tools.inspector.model import build
 
+    _need_server(export_dir)
     _show_inspector(build(_read_run(run_file)), port, host, export_dir)
 
 
@@ -661,6 +670,7 @@ def replay_cmd(run_file: str, until: str, port: int, host: str, export_dir: str 
     from l4sim.tools.inspector.model import build
     from l4sim.tools.inspector.replay import ReplayError, event_index, replay
 
+    _need_server(export_dir)
     run = _read_run(run_file)
     try:
         n = event_index(run, until)
@@ -795,7 +805,7 @@ def sweep_run_cmd(spec_file: str, workers: int | None, scheduler: str | None, ou
         _fail("--workers is for the local pool or --scheduler local; a Dask cluster has its own workers")
     try:
         if out is not None and out_format(out) == "parquet":
-            need("dist", "writing Parquet (use a .csv file instead)", "pyarrow")
+            need("dist", "writing Parquet", "pyarrow", instead="a .csv file")
         if scheduler is not None:
             need("dist", "l4sim sweep --scheduler", "dask", "distributed")
         spec = load_spec(spec_file)

@@ -205,14 +205,18 @@ def test_export_writes_a_page_that_needs_no_server(default_run: Path, tmp_path: 
     assert (out / "run.json").read_bytes() == first
 
 
-def test_without_the_web_extra_serving_says_which_extra(default_run: Path, monkeypatch: Any) -> None:
-    """Without Starlette the server is one line naming the extra (and --export as the way out)."""
+@pytest.mark.parametrize("command", [["inspect"], ["replay", "--until", "10"]])
+def test_without_the_web_extra_serving_says_which_extra(default_run: Path, monkeypatch: Any,
+                                                         command: list[str]) -> None:
+    """Without Starlette serving is one line naming the extra (and --export as the way out),
+    said before any work (a replay does not run first)."""
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "starlette" else real(name, *a))
-    line = one_line_error(run("inspect", str(default_run)))
-    assert "pip install 'l4sim[web]'" in line and "--export" in line
+    line = one_line_error(run(command[0], str(default_run), *command[1:]))
+    assert line == ("l4sim: the inspector's server needs starlette (not installed): pip install 'l4sim[web]', "
+                    "or --export DIR for a static page")
 
 
 @pytest.mark.skipif(not have("starlette", "uvicorn"), reason="the web extra is not installed")

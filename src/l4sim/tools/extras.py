@@ -16,13 +16,15 @@ class MissingExtra(Exception):
     """A package of an optional extra is not installed: the message names the extra."""
 
 
-def need(extra: str, what: str, *modules: str) -> None:
+def need(extra: str, what: str, *modules: str, instead: str = "") -> None:
     """Raise :class:`MissingExtra` unless every module in ``modules`` can be imported;
-    ``what`` says what needs them (``"l4sim inspect's server"``)."""
+    ``what`` says what needs them (``"l4sim inspect's server"``), ``instead`` what works
+    without them."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise MissingExtra(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-                           f"not installed; install it with: pip install 'l4sim[{extra}]'")
+        names = " and ".join(missing)
+        raise MissingExtra(f"{what} needs {names} (not installed): pip install 'l4sim[{extra}]'"
+                           + (f", or {instead}" if instead else ""))
 
 
 def have(*modules: str) -> bool:

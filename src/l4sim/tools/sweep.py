@@ -421,7 +421,7 @@ def write_table(rows: list[dict[str, Any]], cols: list[str], path: str) -> None:
         with replacing(path) as fp:
             fp.write(to_csv(rows, cols))
         return
-    need("dist", "writing Parquet (use a .csv file instead)", "pyarrow")
+    need("dist", "writing Parquet", "pyarrow", instead="a .csv file")
     import pyarrow as pa
     import pyarrow.parquet as pq
 

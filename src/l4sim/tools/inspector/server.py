@@ -24,8 +24,7 @@ _TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=ut
 
 def require() -> None:
     """Raise :class:`~l4sim.tools.extras.MissingExtra` without Starlette and uvicorn."""
-    need("web", "l4sim inspect's server (use --export DIR for a static page instead)",
-         "starlette", "uvicorn")
+    need("web", "the inspector's server", "starlette", "uvicorn", instead="--export DIR for a static page")
 
 
 def app(model: dict[str, Any]) -> Any:
