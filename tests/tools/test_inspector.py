@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -385,3 +386,23 @@ def test_diff_of_a_run_and_its_beginning(default_run: Path, tmp_path: Path) -> N
     res = run("diff", str(short), str(default_run))
     assert res.exit_code == 1 and f"{short} ends after 50 records" in res.output
 
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed")
+def test_a_linux_run_has_its_header_and_is_inspected(tmp_path: Path) -> None:
+    """l4sim linux run --jsonl starts its file with the run's program, arguments, seed and cores;
+    the inspector reads it (replay says it reruns boots only)."""
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    trace = tmp_path / "l.jsonl"
+    res = run("linux", "run", "--jsonl", str(trace), busybox, "echo", "hi")
+    assert res.exit_code == 0, res.output
+    r = read_run(str(trace))
+    assert r.header is not None
+    assert (r.header["command"], r.header["argv"], r.header["seed"], r.header["cores"]) == (
+        "linux run", [busybox, "echo", "hi"], 0, 1)
+    assert r.header["path"] == str(Path(busybox).absolute())
+    model = build(r)
+    assert any(t["name"] == "busybox" for t in model["tasks"]) and model["faults"]
+    assert "replay reruns runs of l4sim boot" in one_line_error(
+        run("replay", str(trace), "--until", "5", "--export", str(tmp_path / "s")))

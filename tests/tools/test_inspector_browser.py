@@ -145,6 +145,18 @@ def test_slider_and_a_clicked_task_show_the_records_capabilities(tab: Page, defa
     assert shown_caps(tab) == expected
     shot(tab, "default-slider-ned")
 
+    # "go to time": the first event at or after it
+    tab.fill("#goto-time", "0.2ms")
+    tab.press("#goto-time", "Enter")
+    first = next(i for i, r in enumerate(read_run(str(default_run)).records) if r[0] >= 200_000)
+    assert tab.input_value("#event-no") == str(first)
+    tab.fill("#goto-time", "soon")
+    tab.press("#goto-time", "Enter")
+    assert tab.inner_text("#goto-error") == "give a time with a unit: ns, us, ms or s"
+    assert tab.input_value("#event-no") == str(first)
+    tab.fill("#event-no", str(n))
+    tab.press("#event-no", "Enter")
+
     tab.focus("#slider")
     tab.keyboard.press("ArrowRight")
     assert tab.input_value("#event-no") == str(n + 1)

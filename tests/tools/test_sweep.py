@@ -367,3 +367,32 @@ def test_ctrl_c_keeps_the_finished_runs(tmp_path: Path) -> None:
     rows = read_table(str(tmp_path / "r.csv"))
     assert all(r["scenario"] == "kernel" and r["status"] == "ok" for r in rows)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
+    """On a terminal (stderr a tty) the sweep draws its progress; the results still go to --out."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    spec = spec_file(tmp_path, RT)
+    proc = subprocess.Popen([sys.executable, "-m", "l4sim", "sweep", spec, "--workers", "1", "--out", "r.csv"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=slave, text=True,
+                            env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert proc.returncode == 0 and out.startswith("8 runs, 0 failed")
+    assert b"sweep" in shown and b"8" in shown
+    assert len(read_table(str(tmp_path / "r.csv"))) == 8
