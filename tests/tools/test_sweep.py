@@ -239,6 +239,11 @@ def test_resume_skips_the_runs_done_and_retries_failed_ones(tmp_path: Path) -> N
     assert out.read_text() == whole.read_text()
     again = run("sweep", spec_file(tmp_path, RT), "--out", str(out), "--resume", "--json")
     assert json.loads(again.output.splitlines()[-1])["runs"] == 0
+    # resuming a smaller grid keeps the rows outside it, after the grid's own
+    smaller = run("sweep", half, "--out", str(out), "--resume", "--json")
+    assert json.loads(smaller.output.splitlines()[-1])["runs"] == 0
+    rows = read_table(str(out))
+    assert len(rows) == 8 and [r["util"] for r in rows] == ["0.6"] * 4 + ["1.0"] * 4
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

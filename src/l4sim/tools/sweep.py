@@ -351,9 +351,8 @@ def sweep(spec: Spec, *, workers: int = 1, scheduler: str | None = None,
             table.append(got[r.index])
         elif k in kept:
             table.append(kept[k])
-    # rows of the earlier output that are not in this grid stay, after it
-    table.extend(row for row in done or [] if _row_key(row, names) not in grid_keys
-                 and row.get("status") == "ok")
+    # rows of the earlier output that are not in this grid stay, after it: nothing is lost
+    table.extend(row for row in done or [] if _row_key(row, names) not in grid_keys)
     order = {id(row): i for i, row in got.items()}
     failed.sort(key=lambda row: order[id(row)])
     return Outcome(table, len(got), failed, len(runs) - len(todo), seconds, interrupted)
