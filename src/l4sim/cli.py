@@ -91,15 +91,18 @@ def _check_writable(what: str, *paths: str | None) -> None:
                 _fail(f"cannot write {what}: {e.strerror} ({path}); choose a writable path")
 
 
-def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None) -> None:
-    """Write the trace files asked for (each whole or not at all)."""
+def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None,
+                  header: dict[str, Any] | None = None) -> None:
+    """Write the trace files asked for (each whole or not at all); the JSON Lines file starts
+    with the run's ``header`` (how to start the same run again: ``l4sim replay``)."""
+    from l4sim.tools.runfile import header_line
     from l4sim.tools.trace_export import write_chrome, write_jsonl
 
     try:
         if trace_path:
             write_chrome(records, trace_path)
         if jsonl_path:
-            write_jsonl(records, jsonl_path)
+            write_jsonl(records, jsonl_path, header_line(header) if header is not None else None)
     except OSError as e:
         _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
 
@@ -167,6 +170,9 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     _check_writable("the trace", trace_path, jsonl_path)
     show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    from l4sim.tools.runfile import boot_header
+
+    header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model)
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
@@ -176,7 +182,7 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
         return
     except BootInterrupted as e:
         if e.tracer is not None:
-            _write_traces(e.tracer.records, trace_path, jsonl_path)
+            _write_traces(e.tracer.records, trace_path, jsonl_path, header)
         _interrupted(_saved(trace_path, jsonl_path))
         return
     finally:
@@ -184,7 +190,7 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
             sys.stderr.write("\r" + " " * 60 + "\r")
     summary = res.summary()
     if res.tracer is not None:
-        _write_traces(res.tracer.records, trace_path, jsonl_path)
+        _write_traces(res.tracer.records, trace_path, jsonl_path, header)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
@@ -362,6 +368,9 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
     _check_writable("the trace", trace_path, jsonl_path)
     tracer = Tracer() if trace_path or jsonl_path else None
     interrupts: list[int] = []
+    from l4sim.tools.runfile import linux_header
+
+    header = linux_header(program, list(args), seed, cores, root)
 
     def ctrl_c(signum: int, frame: object) -> None:
         if interrupts:  # the first one has not been delivered yet: stop the run
@@ -382,13 +391,13 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
         if old is not None:
             signal.signal(signal.SIGINT, old)
         if tracer is not None:
-            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path)
+            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
         _interrupted(_saved(trace_path, jsonl_path))
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
     if tracer is not None:
-        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path)
+        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
     sys.exit(res.status)
 
 
@@ -650,6 +659,312 @@ def rt_compare_simso_cmd(file: str, policy: str, duration: str | None, seed: int
     c = compare(ts, pol, end, seed)
     click.echo(json.dumps(c.to_json(ts)) if as_json else format_comparison(c, ts))
     sys.exit(0 if c.agree else 1)
+
+
+# -- recorded runs: the inspector, replay and diff -------------------------------------------
+
+
+def _read_run(path: str) -> Any:
+    """A recorded run, or one line and status 2."""
+    from l4sim.tools.runfile import RunFileError, read_run
+
+    try:
+        return read_run(path)
+    except RunFileError as e:
+        _fail(str(e))
+
+
+def _need_server(export_dir: str | None) -> None:
+    """Without --export the page is served: the web extra must be there (checked first)."""
+    if export_dir is None:
+        from l4sim.tools.extras import MissingExtra
+        from l4sim.tools.inspector import server
+
+        try:
+            server.require()
+        except MissingExtra as e:
+            _fail(str(e))
+
+
+def _show_inspector(model: dict[str, Any], port: int, host: str, export_dir: str | None) -> None:
+    """Write the page into ``export_dir``, or serve it on ``host:port`` until Ctrl-C."""
+    if export_dir is not None:
+        from l4sim.tools.inspector.site import export
+
+        try:
+            index = export(model, export_dir)
+        except OSError as e:
+            _fail(f"cannot write the page to {export_dir}: {e.strerror}; choose a writable folder")
+            return
+        click.echo(f"wrote {index} (open it in a browser; no server needed)")
+        return
+    from l4sim.tools.inspector import server
+
+    _need_server(None)
+    if not 0 <= port <= 65535:
+        _fail(f"--port {port}: give 0..65535 (0 picks a free port)")
+    try:
+        sock = server.bind(host, port)
+    except OSError as e:
+        if e.errno == 98:  # EADDRINUSE
+            _fail(f"port {port} on {host} is in use; choose another with --port N (0 picks a free one)")
+        _fail(f"cannot listen on {host}:{port}: {e.strerror}; choose another --host or --port")
+        return
+
+    def ready(url: str) -> None:
+        click.echo(f"inspector at {url} (Ctrl-C stops it)")
+        sys.stdout.flush()
+
+    server.serve(model, sock, ready)
+
+
+@main.command("inspect")
+@click.argument("run_file", metavar="RUN.jsonl")
+@click.option("--port", default=8000, show_default=True, help="the port to serve on (0: any free port)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to serve on")
+@click.option("--export", "export_dir", default=None, metavar="DIR",
+              help="write a static page to DIR (index.html, its JS and JSON) instead of serving")
+def inspect_cmd(run_file: str, port: int, host: str, export_dir: str | None) -> None:
+    """A web page over a recorded run (l4sim boot --jsonl, l4sim linux run --jsonl).
+
+    Tasks and threads with their states, the capability graph, an IPC sequence diagram,
+    page faults and the screen, all at one instant chosen with a slider.  Serving needs the
+    web extra (pip install 'l4sim[web]'); --export DIR needs nothing more.
+    """
+    from l4sim.tools.inspector.model import build
+
+    _need_server(export_dir)
+    _show_inspector(build(_read_run(run_file)), port, host, export_dir)
+
+
+@main.command("replay")
+@click.argument("run_file", metavar="RUN.jsonl")
+@click.option("--until", "until", required=True, metavar="EVENT",
+              help="stop at this event: a record number, or a time with a unit (the first event then)")
+@click.option("--port", default=8000, show_default=True, help="the port to serve on (0: any free port)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to serve on")
+@click.option("--export", "export_dir", default=None, metavar="DIR",
+              help="write a static page to DIR instead of serving")
+def replay_cmd(run_file: str, until: str, port: int, host: str, export_dir: str | None) -> None:
+    """Rerun the boot recorded in RUN.jsonl up to EVENT and open the inspector there.
+
+    The page shows the recorded run at EVENT together with the rerun kernel's own tables;
+    a rerun that differs from the recording is refused, naming the first differing event.
+    """
+    from l4sim.tools.inspector.model import build
+    from l4sim.tools.inspector.replay import ReplayError, event_index, replay
+
+    _need_server(export_dir)
+    run = _read_run(run_file)
+    try:
+        n = event_index(run, until)
+        live = replay(run, n)
+    except ReplayError as e:
+        _fail(str(e))
+        return
+    note = "" if live["at"] == n else f" (the kernel step that emitted it ended at event {live['at']})"
+    click.echo(f"replayed {run_file} to event {n}{note}")
+    _show_inspector(build(run, live=live), port, host, export_dir)
+
+
+@main.command("diff")
+@click.argument("a", metavar="A.jsonl")
+@click.argument("b", metavar="B.jsonl")
+@click.option("--context", default=3, show_default=True, help="records shown before and after")
+@click.option("--json", "as_json", is_flag=True, help="print the divergence as JSON on the last line")
+def diff_cmd(a: str, b: str, context: int, as_json: bool) -> None:
+    """The first record in which two recorded runs differ, with context.
+
+    Exit status 0 when the records are the same, 1 when they differ, 2 when a file cannot be read.
+    """
+    from l4sim.tools.tracediff import diff, format_divergence
+
+    if context < 0:
+        _fail(f"--context {context}: give 0 or more records")
+    d = diff(_read_run(a), _read_run(b))
+    if as_json:
+        click.echo(json.dumps(d.to_json(context), sort_keys=True))
+    else:
+        click.echo(format_divergence(d, context))
+    sys.exit(0 if d.identical else 1)
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+
+class _SweepGroup(click.Group):
+    """``l4sim sweep SPEC.toml`` runs a sweep (the ``run`` command) unless the first word is
+    one of the group's commands (``plot``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group("sweep", cls=_SweepGroup)
+def sweep_group() -> None:
+    """Parameter sweeps: l4sim sweep SPEC.toml runs one (see l4sim sweep run --help);
+    l4sim sweep plot draws its results."""
+
+
+@contextlib.contextmanager
+def _sweep_progress(total: int) -> Iterator[Callable[[int, int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal (rich's, else click's); None otherwise."""
+    if not sys.stderr.isatty() or total == 0:
+        yield None
+        return
+    from l4sim.tools.extras import have
+
+    if have("rich"):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("", total=total)
+
+            def step(done: int, total: int, failed: int) -> None:
+                bar.update(task, completed=done, description=f"{failed} failed" if failed else "")
+
+            yield step
+        return
+    with _bench_progress("sweep") as show:
+        if show is None:
+            yield None
+            return
+        shown = show
+
+        def step_click(done: int, total: int, failed: int) -> None:
+            shown(done, total, f"{failed} failed" if failed else "")
+
+        yield step_click
+
+
+@sweep_group.command("run")
+@click.argument("spec_file", metavar="SPEC.toml")
+@click.option("--workers", default=None, type=int,
+              help="local worker processes (default: the host's cores); with --scheduler local, Dask workers")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), "
+                   "or 'local' for a Dask cluster on this host (needs the dist extra)")
+@click.option("--out", "out", default=None, metavar="FILE",
+              help="write the results to FILE (.parquet needs the dist extra, or .csv); default: CSV on stdout")
+@click.option("--resume", is_flag=True, help="keep the runs already in --out and run the others")
+@click.option("--json", "as_json", is_flag=True,
+              help='with --out: end with {"runs", "failed", "out", "runs_per_s", "skipped"} as JSON')
+def sweep_run_cmd(spec_file: str, workers: int | None, scheduler: str | None, out: str | None,
+                  resume: bool, as_json: bool) -> None:
+    """Run the grid of scenarios x parameters x seeds in SPEC.toml, one run per task.
+
+    Failed runs are listed on stderr with their error; exit status 0 when every run
+    succeeded, 1 when some failed, 2 when the sweep cannot start.  Ctrl-C writes the runs
+    finished so far to --out (--resume then goes on from there).
+    """
+    import os
+
+    from l4sim.tools.extras import MissingExtra, need
+    from l4sim.tools.sweep import (
+        SweepError,
+        columns,
+        load_spec,
+        out_format,
+        read_table,
+        sweep,
+        to_csv,
+        write_table,
+    )
+
+    if (as_json or resume) and out is None:
+        _fail(f"{'--json' if as_json else '--resume'} needs --out FILE (where the results go)")
+    if workers is not None and not 1 <= workers <= 256:
+        _fail(f"--workers {workers}: give 1..256")
+    if workers is not None and scheduler not in (None, "local"):
+        _fail("--workers is for the local pool or --scheduler local; a Dask cluster has its own workers")
+    try:
+        if out is not None and out_format(out) == "parquet":
+            need("dist", "writing Parquet", "pyarrow", instead="a .csv file")
+        if scheduler is not None:
+            need("dist", "l4sim sweep --scheduler", "dask", "distributed")
+        spec = load_spec(spec_file)
+        done = read_table(out) if resume and out is not None and os.path.exists(out) else None
+    except (SweepError, MissingExtra) as e:
+        _fail(str(e))
+        return
+    _check_writable("the results", out)
+    cluster: Any = None
+    address = scheduler
+    if scheduler == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        address = cluster.scheduler_address
+    try:
+        with _sweep_progress(len(spec.runs())) as progress:
+            res = sweep(spec, workers=workers or os.cpu_count() or 1, scheduler=address, done=done,
+                        progress=progress)
+    except SweepError as e:
+        _fail(str(e))
+        return
+    finally:
+        if cluster is not None:
+            cluster.close()
+    cols = columns(res.rows, spec.params)
+    if out is not None:
+        try:
+            write_table(res.rows, cols, out)
+        except OSError as e:
+            _fail(f"cannot write the results: {e.strerror} ({out}); choose a writable path")
+    for row in res.failed:
+        params = " ".join(f"{k}={row.get(k)}" for k in spec.params)
+        click.echo(f"failed: {row['scenario']} seed={row['seed']}{' ' + params if params else ''}: {row['error']}",
+                   err=True)
+    if res.interrupted:
+        _interrupted(f"; {len(res.rows)} runs written to {out} (--resume goes on from there)" if out else "")
+    if out is None:
+        click.echo(to_csv(res.rows, cols), nl=False)
+    elif as_json:
+        click.echo(json.dumps({"runs": res.ran, "failed": len(res.failed), "out": out,
+                               "runs_per_s": res.runs_per_s, "skipped": res.skipped}, sort_keys=True))
+    else:
+        kept = f" ({res.skipped} kept from the earlier output)" if res.skipped else ""
+        click.echo(f"{res.ran} runs{kept}, {len(res.failed)} failed, in {res.seconds:.1f} s "
+                   f"({res.runs_per_s} runs/s); results in {out}")
+    sys.exit(1 if res.failed else 0)
+
+
+@sweep_group.command("plot")
+@click.argument("table", metavar="RESULTS")
+@click.argument("image", metavar="FILE.png")
+@click.option("--x", "x", required=True, help="the column along the x axis (e.g. util)")
+@click.option("--y", "y", required=True, help="the numeric column to draw (e.g. misses)")
+@click.option("--hue", default=None, help="one line per value of this column (e.g. policy)")
+def sweep_plot_cmd(table: str, image: str, x: str, y: str, hue: str | None) -> None:
+    """Draw a sweep's results (RESULTS: .parquet or .csv) into FILE.png (.svg, .pdf).
+
+    Each point is the mean over the runs with that x (and hue), with bars from the smallest
+    to the largest; failed runs are left out.  Needs the plot extra (matplotlib).
+    """
+    from l4sim.tools.extras import MissingExtra
+    from l4sim.tools.sweep import SweepError, plot, read_table
+
+    _check_writable("the drawing", image)
+    try:
+        n = plot(read_table(table), x, y, hue, image)
+    except (SweepError, MissingExtra) as e:
+        _fail(str(e))
+        return
+    except OSError as e:
+        _fail(f"cannot write {image}: {e.strerror}; choose a writable path")
+        return
+    click.echo(f"drew {n} runs into {image}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -178,7 +178,7 @@ def inv_factory(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         self.threads.append(obj)
         self.thread_ids[obj.kid] = obj
         if self.tracer is not None:
-            self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="")
+            self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="", space=-1)
     if self.cap_insert(task, slot, obj, Rights.RWSD, None) is None:
         self.destroy(obj)  # the slot held the caller's own task: nothing to put it in
         return self._err(Err.EINVAL)
@@ -322,6 +322,8 @@ def inv_thread(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         if bind is not None and tgt.task is None:
             tgt.task = bind
             bind.threads.append(tgt)
+            if self.tracer is not None:
+                self._trace(th.cpu, "bind", tgt.kid, task=bind.name, space=bind.kid)
         return Msg(0, 0)
     if op == ThreadOp.KMEM_REVOKE:
         # words: op, frames -- the kpager takes frames back (kernel/kmem.py)

@@ -419,6 +419,8 @@ class Kernel:
         self._kid += 1
         obj = cls(self._kid, *args)
         self.objects_alive += 1
+        if self.tracer is not None:
+            self._trace(-1, "new", -1, obj=obj.kid, type=obj.KIND, name=getattr(obj, "name", ""))
         return obj
 
     def _charge(self, core: Core, th: Thread, ns: int) -> None:

@@ -309,12 +309,14 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
          progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None,
-         kmem_model: str | None = None) -> BootResult:
+         kmem_model: str | None = None,
+         stop_when: Callable[[Kernel], bool] | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
-    The result's ``reason`` says why the run stopped: ``stop`` (the system ended), ``idle``
-    (nothing was left to happen) or ``until`` (the time limit).  Ctrl-C during the run raises
-    :class:`BootInterrupted`, which carries the trace recorded so far.
+    The result's ``reason`` says why the run stopped: ``stop`` (the system ended, or
+    ``stop_when(kernel)`` said so between two events), ``idle`` (nothing was left to happen)
+    or ``until`` (the time limit).  Ctrl-C during the run raises :class:`BootInterrupted`,
+    which carries the trace recorded so far.
     """
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
@@ -339,6 +341,9 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
     else:
         stop = getattr(root, "done", None)
+    if stop_when is not None:
+        ended = stop
+        stop = lambda: stop_when(kernel) or (ended is not None and ended())  # noqa: E731
     try:
         while True:
             reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
