@@ -176,6 +176,8 @@ class ThreadOp(IntEnum):
     REGISTER_DELETE_IRQ = 5
     MODIFY_SENDERS = 6
     VCPU_CONTROL = 7
+    #: l4sim: read or write a guest thread's x87/SSE state (see ``kernel/guest.py``)
+    GUEST_FPU = 8
 
 
 # thread control flags
