@@ -869,6 +869,7 @@ class Personality:
         t.start_regs = tuple(regs)
         self.forks += 1
         await self._run_thread(t, FORK_RIP, 0)
+        await self.set_fpu_state(t, await self.fpu_state(parent.cur))  # fork copies x87/SSE state
         return c
 
     async def clone_thread(self, p: Proc, words: tuple[int, ...], stack: int, tls: int | None,
@@ -889,7 +890,17 @@ class Personality:
         t.sigmask = p.cur.sigmask
         t.clear_tid = clear_tid
         await self._run_thread(t, FORK_RIP, 0)
+        await self.set_fpu_state(t, await self.fpu_state(p.cur))  # as does clone
         return t
+
+    # --- a thread's x87/SSE state, kept by the kernel with its registers
+    async def fpu_state(self, t: LinuxThread) -> tuple[int, ...]:
+        """``t``'s x87/SSE state: the first 416 bytes of an FXSAVE image, as words (the
+        kernel's ``ThreadOp.GUEST_FPU``)."""
+        return (await t.thread._op("guest fpu", ThreadOp.GUEST_FPU, 0)).words
+
+    async def set_fpu_state(self, t: LinuxThread, words: tuple[int, ...]) -> None:
+        await t.thread._op("guest fpu", ThreadOp.GUEST_FPU, 1, *words)
 
     async def _initial_stack(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> int:
         """Write argc, argv, envp and auxv below STACK_TOP (Linux's layout); returns rsp."""
