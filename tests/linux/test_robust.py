@@ -90,3 +90,41 @@ def test_x87_and_sse_state_as_linux_gives_it(build: Build, cores: int) -> None:
     assert out.startswith(b"at exec: control word 0x37f mxcsr 0x1f80\n1/3 = 0.33333333333333333334\n")
     assert b"thread 2: started with control word 0x27f mxcsr 0x3f80; 0 changes seen" in out
     assert b"after sigreturn: control word 0x7f mxcsr 0x5f80 xmm0 0x1122334455667788 42" in out
+
+
+# --------------------------------------------------------------------------- fault containment
+def test_an_internal_error_kills_only_the_process_it_served(build: Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python exception while the personality serves a call (injected: uname raises) kills
+    that process with SIGKILL and prints one line on stderr; the parent runs on, sees the
+    child killed by signal 9 and ends normally."""
+    from l4sim.linux import syscalls
+
+    async def broken(k: object, p: object, c: object) -> int:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setitem(syscalls.TABLE, 63, syscalls.Syscall("uname", broken, "p"))
+    out, status, err, _ = _guest(build("contain"))
+    assert (out, status) == (b"child killed by signal 9\nparent goes on\n", 0)
+    assert err == b"l4sim: internal error in uname (pid 2): RuntimeError: injected failure\n"
+
+
+def test_an_internal_error_in_the_first_process_ends_the_run_with_137(build: Build,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same failure in the program itself: status 137 (SIGKILL), the one line, no hang."""
+    from l4sim.linux import syscalls
+
+    async def broken(k: object, p: object, c: object) -> int:
+        raise ValueError("bad state\nsecond line")
+
+    monkeypatch.setitem(syscalls.TABLE, 20, syscalls.Syscall("writev", broken, "dvd"))
+    out, status, err, _ = _guest(build("hello"))
+    assert (out, status) == (b"", 137)
+    assert err == b"l4sim: internal error in writev (pid 1): ValueError: bad state second line\n"
+
+
+def test_out_of_memory_names_the_process_killed(build: Build) -> None:
+    """No frame left: the OOM killer ends the process with the most pages (SIGKILL, 137) and
+    says so on stderr."""
+    out, status, err, _ = _guest(build("hog"), ram=16 << 20)
+    assert (out, status) == (b"mapped\n", 137)
+    assert err == b"l4sim: out of memory: killed process 1 (hog)\n"

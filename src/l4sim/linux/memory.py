@@ -29,12 +29,11 @@ share one address space keep sharing it.
 from __future__ import annotations
 
 from l4sim.kernel.abi import Fpage, MapItem, MemRights
-from l4sim.linux.signals import at_fault, signal_death
+from l4sim.linux.signals import at_fault, oom_kill, signal_death
 from l4sim.linux.state import (
     FORK_RIP,
     MMAP_TOP,
     SIGBUS,
-    SIGKILL,
     SIGSEGV,
     STACK_TOP,
     WAITING,
@@ -188,8 +187,10 @@ async def page_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> tupl
                 a = await k.cow_copy(p, vpn)
             else:
                 rights &= ~_W
-    except MemoryError:  # out of frames: what Linux's OOM killer would do
-        await signal_death(k, p, SIGKILL, addr)
+    except MemoryError:  # out of frames: Linux's OOM killer
+        victim = await oom_kill(k)
+        if victim is not p and p.status is None:
+            return (0, (), ())  # taken again, with the victim's frames free
         return None
     return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
 

@@ -38,6 +38,7 @@ siginfo); FPU state is not saved.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 from l4sim.kernel.abi import Fpage, MapItem, MemRights
@@ -56,6 +57,7 @@ from l4sim.linux.state import (
     Proc,
     Wait,
     close_all,
+    text_bytes,
 )
 from l4sim.linux.vfs import EPOCH
 
@@ -497,6 +499,34 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
             k.post(parent, p.exit_signal)  # SIGCHLD, usually
     if p.pid == 1:
         k.cfg.result.append(status)
+
+
+async def oom_kill(k: Personality) -> Proc:
+    """No frame is left: as Linux's OOM killer, end the process that holds the most pages
+    (the newest of equals) with SIGKILL, and say so on the console's stderr
+    (``l4sim: out of memory: killed process N (name)``); the process chosen."""
+    victim = max(k.procs.values(), key=lambda q: (len(q.pages), q.pid))
+    k.console_out.append((2, text_bytes(f"l4sim: out of memory: killed process {victim.pid} ({victim.name})\n")))
+    await signal_death(k, victim, SIGKILL, 0)
+    return victim
+
+
+async def forget_process(k: Personality, p: Proc) -> None:
+    """The last resort when ending ``p`` the ordinary way failed (its state is broken): it
+    leaves the personality's tables, its task is deleted, and it counts as killed by
+    SIGKILL -- its parent may not hear of it, but nothing of it runs on."""
+    p.status = 128 + SIGKILL
+    p.term_sig = SIGKILL
+    for tid in list(p.threads):
+        k.threads.pop(tid, None)
+        k.sleepers.pop(tid, None)
+    p.threads.clear()
+    k.procs.pop(p.pid, None)
+    k.all.pop(p.pid, None)
+    with contextlib.suppress(Exception):  # nothing more can be done for it
+        await k.env.task.delete(p.task.slot)
+    if p.pid == 1:
+        k.cfg.result.append(p.status)
 
 
 async def drop_space(k: Personality, p: Proc) -> None:

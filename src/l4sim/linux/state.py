@@ -327,6 +327,15 @@ class Fd:
     cloexec: bool = False
 
 
+def text_bytes(s: str) -> bytes:
+    """``s`` as bytes: names and arguments hold a guest's bytes as surrogate escapes (see
+    :mod:`l4sim.linux.vfs`), which turn back into those bytes; anything else is UTF-8."""
+    try:
+        return s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace")
+
+
 def std_files() -> dict[int, Fd]:
     """fds 0-2 of the first process: the host's stdin, stdout and stderr (not terminals)."""
     out = {}
