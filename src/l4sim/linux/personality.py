@@ -108,7 +108,8 @@ async def serve(k: Personality) -> int:
                 else:
                     reply = (-38, (), ())
             except Exception as e:  # whatever went wrong ends this process only
-                reply = await contain(k, p, _what(proto, msg.words), e)
+                await contain(k, p, _what(proto, msg.words), e)
+                reply = None
             if reply is WAITING:
                 t.reply = await env.save_reply()
                 reply = None
@@ -158,7 +159,8 @@ async def _run_woken(k: Personality) -> None:
         try:
             r = await resume(k, p, c)
         except Exception as e:  # as in serve: this process ends, the others go on
-            r = await contain(k, p, c.name or f"syscall_{c.nr:#x}", e)
+            await contain(k, p, c.name or f"syscall_{c.nr:#x}", e)
+            r = None
         if r is WAITING or r is None or t.reply is None:
             continue
         if k.console_out:
@@ -182,7 +184,7 @@ async def contain(k: Personality, p: Proc, what: str, exc: Exception) -> None:
     personality, or a limit of the model the call met.  As a Linux oops kills the current
     task, ``p`` is killed with SIGKILL and one line on the console's stderr says why; every
     other process runs on.  Out of memory (MemoryError, no frame left) is the OOM killer's
-    line.  The reply to the call is never sent (None)."""
+    line.  The reply to the call is never sent."""
     if isinstance(exc, MemoryError):
         line = f"l4sim: out of memory: killed process {p.pid} ({p.name})"
     else:
@@ -194,7 +196,6 @@ async def contain(k: Personality, p: Proc, what: str, exc: Exception) -> None:
             await signal_death(k, p, SIGKILL, 0)
         except Exception:  # its state is broken: take it out of the tables at least
             await forget_process(k, p)
-    return None
 
 
 async def _trigger(k: Personality) -> None:
