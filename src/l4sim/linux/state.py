@@ -336,6 +336,36 @@ def text_bytes(s: str) -> bytes:
         return s.encode("utf-8", "backslashreplace")
 
 
+#: what strace writes for the characters it escapes
+_ESCAPES = {0: "\\0", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\"}
+
+
+def quote(b: bytes, limit: int = 32) -> str:
+    """``b`` as strace prints a string: in double quotes, printable ASCII as it is, the usual
+    escapes, any other byte in octal (three digits when an octal digit follows, as strace
+    does, so that the next character cannot be read as part of it); at most ``limit`` bytes,
+    then ``...``."""
+    out = []
+    shown = b[:limit]
+    for i, ch in enumerate(shown):
+        esc = _ESCAPES.get(ch)
+        if esc is not None and not (ch == 0 and i + 1 < len(shown) and 48 <= shown[i + 1] <= 55):
+            out.append(esc)
+        elif 32 <= ch < 127:
+            out.append(chr(ch))
+        elif i + 1 < len(shown) and 48 <= shown[i + 1] <= 55:
+            out.append(f"\\{ch:03o}")
+        else:
+            out.append(f"\\{ch:o}")
+    return '"' + "".join(out) + '"' + ("..." if len(b) > limit else "")
+
+
+def comm(name: str) -> str:
+    """A process's name (Linux's comm) from a path: its last component, 15 bytes at most."""
+    last = text_bytes(name.rstrip("/").rsplit("/", 1)[-1])[:15]
+    return last.decode("utf-8", "surrogateescape")
+
+
 def std_files() -> dict[int, Fd]:
     """fds 0-2 of the first process: the host's stdin, stdout and stderr (not terminals)."""
     out = {}
@@ -727,7 +757,7 @@ class Personality:
     def _new_proc(self, name: str, ppid: int) -> Proc:
         pid = self.next_pid
         self.next_pid += 1
-        name = name.rsplit("/", 1)[-1][:15]
+        name = comm(name)
         p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
         p.acct.start_ns = self.now_ns
         self.procs[pid] = p
@@ -922,8 +952,8 @@ class Personality:
 
         rnd = bytes(self.rng.getrandbits(8) for _ in range(16))
         # strings: argv, envp, platform, execfn, random bytes (addresses fixed after layout)
-        strings = [a.encode() + b"\0" for a in argv] + [e.encode() + b"\0" for e in envp]
-        execfn = (argv[0] if argv else "a.out").encode() + b"\0"
+        strings = [text_bytes(a) + b"\0" for a in argv] + [text_bytes(e) + b"\0" for e in envp]
+        execfn = text_bytes(argv[0] if argv else "a.out") + b"\0"
         platform = b"x86_64\0"
         addr_execfn = put(execfn)
         addr_platform = put(platform)
