@@ -128,3 +128,107 @@ def test_out_of_memory_names_the_process_killed(build: Build) -> None:
     out, status, err, _ = _guest(build("hog"), ram=16 << 20)
     assert (out, status) == (b"mapped\n", 137)
     assert err == b"l4sim: out of memory: killed process 1 (hog)\n"
+
+
+# --------------------------------------------------------------------------- names are bytes
+BUSYBOX = Path("/bin/busybox")
+needs_busybox = pytest.mark.skipif(not BUSYBOX.is_file(), reason="busybox is not installed (busybox-static)")
+
+
+def test_file_names_argv_and_envp_are_bytes(build: Build, tmp_path: Path) -> None:
+    """Names with any byte but '/' and NUL: made, listed (getdents64), stat'ed, renamed,
+    unlinked, as symbolic links' targets (readlink), in /proc/self/fd/N, /proc/self/cwd and
+    getcwd of a directory whose name is not UTF-8; argv and envp across execve -- as natively."""
+    exe = build("names")
+    want = _native(exe, str(tmp_path / "w"))
+    got = _guest(exe, "/tmp/w")
+    assert got[:2] == want and want[1] == 0
+    assert b"  entry a\\xfeb\n" in want[0] and b"getcwd ends in /dir\\xfe\narg x\\xfey\n" in want[0]
+
+
+def test_strace_escapes_names_as_strace_does(build: Build) -> None:
+    """--strace shows a name's bytes as strace does: octal escapes, three digits before a
+    digit."""
+    lines: list[str] = []
+    _guest(build("names"), "/tmp/w", strace=lines)
+    assert 'open("a\\376b", 0x80c1, 0644) = 3' in lines
+    assert 'open("\\1\\177\\200", 0x80c1, 0644) = 3' in lines
+    assert 'rename("a\\376b", "re\\375named") = 0' in lines
+    assert any(ln.startswith('execve("/proc/self/exe", [') and '"x\\376y", "caf\\303\\251", "\\377"], ' in ln
+               and ln.endswith(" /* 3 vars */) = 0") for ln in lines)
+
+
+def test_arguments_from_the_command_line_are_bytes(build: Build) -> None:
+    """run()'s arguments may be bytes that are not UTF-8; the program gets them unchanged."""
+    out, status, _, _ = _guest(build("names"), "--args", b"x\xfey", b"\xff")
+    assert (out, status) == (b"arg x\\xfey\narg \\xff\n", 0)
+
+
+@needs_busybox
+@pytest.mark.parametrize("kind", ("dir", "tar"))
+def test_a_root_whose_names_are_not_utf8_is_listed(tmp_path: Path, kind: str) -> None:
+    """A --root directory or tar holding the name a\\376b: ls lists it (it used to stop the
+    whole run), cat reads it, as busybox does natively."""
+    import tarfile
+
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "plain").write_bytes(b"plain\n")
+    odd = Path(tree / "d").joinpath(__import__("os").fsdecode(b"a\xfeb"))
+    odd.write_bytes(b"odd\n")
+    root: Path = tree
+    if kind == "tar":
+        root = tmp_path / "tree.tar"
+        with tarfile.open(root, "w") as tf:
+            tf.add(tree / "d", arcname="d")
+    script = "cd /d; ls | wc -l; for f in *; do echo \"$f\"; done | od -c; cat a$(printf '\\376')b"
+    want = subprocess.run([str(BUSYBOX), "sh", "-c", script.replace("/d", str(tree / "d"))],
+                          capture_output=True, timeout=60).stdout
+    out, status, err, _ = _guest(BUSYBOX, "sh", "-c", script, root=root)
+    assert (out, status, err) == (want, 0, b"")
+    assert out.startswith(b"2\n") and b"a 376   b" in out and out.endswith(b"odd\n")
+
+
+# --------------------------------------------------------------------------- errors of linux run
+def _cli(*args: str | bytes) -> tuple[int, bytes, bytes]:
+    """``l4sim ARGS`` as a user types it (a separate process: arguments may be any bytes)."""
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "l4sim", *args], capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("--bogus", "/bin/true"), b"l4sim: no such option '--bogus'; see l4sim linux run --help\n"),
+    (("--cores", b"\xfe", "/bin/true"),
+     b"l4sim: invalid value for '--cores': '\\xfe' is not a valid integer; see l4sim linux run --help\n"),
+    ((), b"l4sim: missing argument 'PROGRAM'; see l4sim linux run --help\n"),
+    (("--root", "/dev/null", "/bin/true"), b"l4sim: /dev/null: not a directory or a tar file; --root takes one of them\n"),
+    ((b"/no/such/\xfeprogram",), b"l4sim: /no/such/\\xfeprogram: no such file\n"),
+])
+def test_run_usage_errors_are_one_line(args: tuple[str | bytes, ...], line: bytes) -> None:
+    """An unknown option, a bad or non-UTF-8 value, a missing program, a --root of another
+    kind, a program path that is not UTF-8: one line, status 2."""
+    status, out, err = _cli("linux", "run", *args)
+    assert (status, out, err) == (2, b"", line)
+
+
+def test_a_root_that_is_not_a_tar_is_one_line(tmp_path: Path) -> None:
+    """--root naming a file that is no tar (it used to print five lines of tarfile's
+    internals): one line, status 2."""
+    bad = tmp_path / "file.json"
+    bad.write_text('{"not": "a tar"}\n')
+    status, out, err = _cli("linux", "run", "--root", str(bad), "/bin/true")
+    assert (status, out, err) == (2, b"", f"l4sim: {bad}: not a directory or a tar file; --root takes one of "
+                                           "them\n".encode())
+
+
+@needs_busybox
+def test_a_failed_execve_shows_its_path_in_strace() -> None:
+    """strace's line of a failed execve names the path and the arguments."""
+    lines: list[str] = []
+    _, status, _, _ = _guest(BUSYBOX, "sh", "-c", "exec /bin/gzip -d", strace=lines)
+    assert status == 127
+    assert any(ln.startswith('execve("/bin/gzip", ["/bin/gzip", "-d"], 0x')
+               and ln.endswith(" vars */) = -1 ENOENT (No such file or directory)") for ln in lines), lines
