@@ -232,3 +232,65 @@ def test_a_failed_execve_shows_its_path_in_strace() -> None:
     assert status == 127
     assert any(ln.startswith('execve("/bin/gzip", ["/bin/gzip", "-d"], 0x')
                and ln.endswith(" vars */) = -1 ENOENT (No such file or directory)") for ln in lines), lines
+
+
+# --------------------------------------------------------------------------- processes and host memory
+@pytest.mark.parametrize(("mode", "limit", "want"), [
+    ("fork", "10", b"fork: made 9, then EAGAIN\nreaped 9; fork afterwards works\n"),
+    ("zombie", "10", b"zombie: made 9, then EAGAIN\nreaped 9; fork afterwards works\n"),
+    ("thread", "10", b"thread: made 9, then EAGAIN\n"),
+    ("fork", None, b"fork: made 63, then EAGAIN\nreaped 63; fork afterwards works\n"),
+    ("fork", "1000", b"fork: made 127, then EAGAIN\nreaped 127; fork afterwards works\n"),
+])
+def test_fork_and_clone_fail_with_eagain_at_the_limits(build: Build, mode: str, limit: str | None,
+                                                       want: bytes) -> None:
+    """RLIMIT_NPROC (setrlimit, ``ulimit -u``) bounds the tasks -- processes, zombies not yet
+    reaped and threads -- and so does the machine's threads-max (16 MiB: 128; RLIMIT_NPROC
+    starts at half of it, 64): fork and pthread_create fail with EAGAIN there, and work again
+    once the children are reaped."""
+    out, status, _, _ = _guest(build("forkmax", "-pthread"), mode, *([limit] if limit else []), ram=16 << 20)
+    assert (out, status) == (want, 0)
+
+
+@needs_busybox
+def test_ulimit_u_is_rlimit_nproc() -> None:
+    """busybox's ``ulimit -u`` shows the default (half of threads-max: 1024 on the default
+    machine) and sets it; a shell past it cannot fork."""
+    out, status, err, _ = _guest(BUSYBOX, "sh", "-c", "ulimit -u; ulimit -u 3; ulimit -u; sleep 1 & sleep 1 & sleep 1 & wait")
+    assert out == b"1024\n3\n" and status == 2
+    assert err == b"sh: can't fork: Resource temporarily unavailable\n"
+
+
+@needs_busybox
+def test_a_fork_bomb_is_bounded() -> None:
+    """``bomb(){ bomb|bomb& };bomb``: the forks fail with EAGAIN once RLIMIT_NPROC (32 tasks
+    on an 8 MiB machine) is reached, the run ends when the shell does, and the unicorn
+    instances -- what costs the host memory -- stay within Kernel.guest_cpus_max and the pool
+    however many tasks there are."""
+    from l4sim.kernel import guest
+    from l4sim.kernel.kernel import Kernel
+
+    guest.peak_instances = guest.live_instances
+    before = guest.live_instances
+    out, status, err, res = _guest(BUSYBOX, "sh", "-c", "bomb(){ bomb|bomb& };bomb; sleep 0.005; echo done",
+                                   ram=8 << 20)
+    assert (out, status) == (b"done\n", 0)
+    assert b"can't fork: Resource temporarily unavailable" in err
+    assert res.stats["tasks_peak"] == 32
+    assert guest.peak_instances - before <= Kernel.guest_cpus_max + Kernel.guest_pool_max < 32
+
+
+def test_state_survives_unicorn_instances_passed_between_tasks(build: Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one unicorn instance for all tasks, every switch between processes hands it over
+    (registers, x87/SSE state and all): the x87/SSE program still prints what it prints
+    natively."""
+    from l4sim.kernel.kernel import Kernel
+
+    from l4sim.kernel import guest
+
+    monkeypatch.setattr(Kernel, "guest_cpus_max", 1)
+    monkeypatch.setattr(Kernel, "guest_pool_max", 0)
+    exe = build("fpu", "-pthread")
+    guest.peak_instances = before = guest.live_instances
+    _same(exe)
+    assert guest.peak_instances == before + 1  # parent and child took turns on one instance

@@ -233,6 +233,10 @@ GUEST_CONTEXT_SIZE = 8192
 _old_exception_at: int | None = None
 #: the order in which guest CPUs last ran (the least recent serves the next task, see cpu_of)
 _lru = itertools.count()
+#: unicorn instances alive in this process, and the most there have been (what bounds the
+#: host memory the executor takes: see cpu_of)
+live_instances = 0
+peak_instances = 0
 
 
 # ----------------------------------------------------------------- the block counter
@@ -319,7 +323,9 @@ class GuestCPU:
     """One unicorn instance for the guest threads of one task."""
 
     def __init__(self, kernel: Kernel, task: Task) -> None:
-        global block_counter
+        global block_counter, live_instances, peak_instances
+        live_instances += 1
+        peak_instances = max(peak_instances, live_instances)
         mem = kernel.machine.mem
         self.kernel = kernel
         self.task: Task | None = task
@@ -598,8 +604,10 @@ class GuestCPU:
 
     def free(self) -> None:
         """Free the unicorn instance for good."""
+        global live_instances
         if self.uch is None:
             return
+        live_instances -= 1
         self._unwatch()
         self._free_contexts()
         self.uc._Uc__finalizer()  # the binding's own uc_close, run once
@@ -616,6 +624,9 @@ class GuestCPU:
                 setattr(self, name, ctypes.c_void_p())
 
     def __del__(self) -> None:
+        global live_instances
+        if getattr(self, "uch", None) is not None:  # collected without free(): the binding closes it
+            live_instances -= 1
         self._free_contexts()
 
     def assign(self, task: Task) -> None:

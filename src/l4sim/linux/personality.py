@@ -130,7 +130,7 @@ async def serve(k: Personality) -> int:
             await _console_io(k)
             k.cfg.stats.update(calls=k.calls, unimplemented=dict(k.unimplemented),
                                forks=k.forks, cow_copies=k.cow_copies,
-                               text_pages_shared=k.text_shared)
+                               text_pages_shared=k.text_shared, tasks_peak=k.tasks_peak)
             return first.status
         timeout = None
         if sleepers:

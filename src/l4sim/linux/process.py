@@ -60,14 +60,16 @@ def _i(v: int) -> int:
 
 
 async def sys_fork(k: Personality, p: Proc, c: Call) -> int:
-    child = await k.fork(p, c.words)
-    return child.pid
+    child = k.fork_limit(p) or await k.fork(p, c.words)
+    return child if isinstance(child, int) else child.pid
 
 
 async def sys_vfork(k: Personality, p: Proc, c: Call) -> int:
     """A fork (copy-on-write, not shared memory) whose parent waits until the child execs or ends."""
     if c.state is None:
-        child = await k.fork(p, c.words)
+        child = k.fork_limit(p) or await k.fork(p, c.words)
+        if isinstance(child, int):
+            return child
         child.vfork_waiter = p.cur.tid
         c.state = child
     child = c.state

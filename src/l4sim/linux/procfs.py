@@ -152,7 +152,7 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
     if what == "loadavg":
         running = sum(1 for q in k.procs.values() if _state(k, q) == "R")
         total = sum(max(1, len(q.threads)) for q in k.procs.values())
-        return f"0.00 0.00 0.00 {running}/{total} {k.next_pid - 1}\n".encode()
+        return f"0.00 0.00 0.00 {running}/{total} {k.last_pid}\n".encode()
     if what == "mounts":
         return b"".join(f"{dev} {at} {kind} rw 0 0\n".encode() for dev, at, kind in
                         (("l4sim", "/", "tmpfs"), ("tmpfs", "/tmp", "tmpfs"), ("devtmpfs", "/dev", "devtmpfs"),
@@ -167,7 +167,7 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
         lines += [f"cpu{i} {user if i == 0 else 0} 0 {system if i == 0 else 0} "
                   f"{max(0, up - busy) if i == 0 else up} 0 0 0 0 0 0" for i in range(k.ncores)]
         running = sum(1 for q in k.procs.values() if _state(k, q) == "R")
-        lines += ["intr 0", "ctxt 0", f"btime {EPOCH}", f"processes {k.next_pid - 1}",
+        lines += ["intr 0", "ctxt 0", f"btime {EPOCH}", f"processes {k.made}",
                   f"procs_running {running}", "procs_blocked 0"]
         return ("\n".join(lines) + "\n").encode()
     if what == "meminfo":

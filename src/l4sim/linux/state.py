@@ -41,7 +41,7 @@ from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
 from l4sim.linux.vfs import EPOCH, O_WRONLY, S_IFIFO, Device, Fifo, File, OFile, PipeNode, Vfs
 from l4sim.runtime.console import Console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
-from l4sim.user.env import Env, Gate, TaskCap, ThreadCap
+from l4sim.user.env import Env, Gate, L4Error, TaskCap, ThreadCap
 
 #: the personality's frame pool: blocks of POOL_BLOCK pages from sigma0, mapped here
 POOL_BASE = 0x10_0000_0000
@@ -200,9 +200,22 @@ class LinuxThread:
 
 
 RLIM_INFINITY = (1 << 64) - 1
+#: Linux's pid_max (its default for up to 32 CPUs) and the pids it skips when it wraps around
+PID_MAX = 32768
+RESERVED_PIDS = 300
+RLIMIT_NPROC, RLIMIT_SIGPENDING = 6, 11
+EAGAIN, ENOMEM = 11, 12
+
+
+def max_threads(ram: int) -> int:
+    """Linux's threads-max for a machine of ``ram`` bytes: one task per 128 KiB (eight times a
+    kernel stack), at least 20, and few enough that pids never run out (a task holds its pid,
+    a group or session id at most one more)."""
+    return max(20, min(ram // (128 << 10), (PID_MAX - RESERVED_PIDS) // 2))
 #: the limits a first process starts with (Linux's defaults): RLIMIT_STACK 3 8 MiB soft,
-#: RLIMIT_NOFILE 7 1024/4096, RLIMIT_NPROC 6 and RLIMIT_SIGPENDING 11 as a small machine's;
-#: every other resource unlimited
+#: RLIMIT_NOFILE 7 1024/4096, RLIMIT_NPROC 6 and RLIMIT_SIGPENDING 11 half of threads-max (set
+#: from the machine's RAM when the first process starts, see :func:`max_threads`); every other
+#: resource unlimited
 RLIMITS: dict[int, tuple[int, int]] = {
     **{r: (RLIM_INFINITY, RLIM_INFINITY) for r in range(16)},
     3: (8 << 20, RLIM_INFINITY), 6: (7823, 7823), 7: (1024, 4096), 8: (8 << 20, 8 << 20),
@@ -445,6 +458,15 @@ class Personality:
         #: live threads by tid: the label of a message names one
         self.threads: dict[int, LinuxThread] = {}
         self.next_pid = 1
+        #: the last pid (or tid) handed out; pids wrapped around PID_MAX at least once
+        self.last_pid = 0
+        self.pids_wrapped = False
+        #: tasks made since boot (processes and threads: /proc/stat's "processes"), and the
+        #: most there were at once (see :meth:`tasks`)
+        self.made = 0
+        self.tasks_peak = 1
+        #: Linux's threads-max for this machine: fork and clone fail with EAGAIN at it
+        self.max_threads = max_threads(cfg.ram)
         #: futex wait queues: (pid, address) or (0, frame) -> waiters in arrival order (linux/threads.py)
         self.futexes: dict[tuple[int, int], list[Any]] = {}
         #: simulated cores (threads of a process are spread over them)
@@ -748,15 +770,52 @@ class Personality:
     async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
         """A new process running ``image``: task, memory, initial stack, main thread."""
         p = self._new_proc(exe, 0)  # Linux names a process after its file, not argv[0]
+        p.rlimits[RLIMIT_NPROC] = p.rlimits[RLIMIT_SIGPENDING] = (self.max_threads // 2,) * 2
         p.fds = std_files()
         p.exe = exe
         p.cwd = self.vfs.root
         await self.start_program(p, image, argv, envp, 0)
         return p
 
-    def _new_proc(self, name: str, ppid: int) -> Proc:
+    def alloc_pid(self) -> int:
+        """The next free pid (a thread's tid too), as Linux hands them out: one more than the
+        last, wrapping around at PID_MAX to RESERVED_PIDS and skipping every number still in
+        use as a pid, tid, process group or session.  :meth:`fork_limit` makes sure one is free."""
+        self.made += 1
         pid = self.next_pid
-        self.next_pid += 1
+        if pid < PID_MAX and not self.pids_wrapped:
+            self.next_pid = pid + 1
+            self.last_pid = pid
+            return pid
+        used = {*self.all, *self.threads, *(q.pgid for q in self.procs.values()), *(q.sid for q in self.procs.values())}
+        for _ in range(PID_MAX):
+            if pid >= PID_MAX:
+                pid = RESERVED_PIDS
+                self.pids_wrapped = True
+            if pid not in used:
+                self.next_pid = pid + 1
+                self.last_pid = pid
+                return pid
+            pid += 1
+        raise RuntimeError("no pid left")  # fork_limit keeps this from happening
+
+    def tasks(self) -> int:
+        """Tasks in the system, as Linux counts them for threads-max and RLIMIT_NPROC: every
+        thread, and every process not yet reaped (everybody is root: one user has them all)."""
+        return len(self.threads) + len(self.all) - len(self.procs)
+
+    def fork_limit(self, p: Proc) -> int:
+        """0 when ``p`` may make another task (fork, vfork, clone), else -EAGAIN: the machine's
+        threads-max, or ``p``'s RLIMIT_NPROC (``ulimit -u``), reached.  (Linux does not hold
+        root to RLIMIT_NPROC; here everybody is root, and the limit is kept all the same, so
+        that it can bound what a program makes.)"""
+        n = self.tasks()
+        if n >= self.max_threads or n >= p.rlimits[RLIMIT_NPROC][0]:
+            return -EAGAIN
+        return 0
+
+    def _new_proc(self, name: str, ppid: int) -> Proc:
+        pid = self.alloc_pid()
         name = comm(name)
         p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
         p.acct.start_ns = self.now_ns
@@ -775,15 +834,23 @@ class Personality:
         handler; not started yet."""
         env = self.env
         gate = await env.factory.create_gate(env.thread, label=tid << 2)
-        th = await env.factory.create_thread(p.name)
-        await th.control(bind=p.task)
-        if p.free_slots:
-            slot = p.free_slots.pop()
-        else:
-            slot = p.next_slot
-            p.next_slot += 1
-        await p.task.map(env.task, gate.fpage(), slot)
-        await th.control(pager=slot, exc_handler=slot)
+        made: list[Gate | ThreadCap] = [gate]
+        try:
+            th = await env.factory.create_thread(p.name)
+            made.append(th)
+            await th.control(bind=p.task)
+            if p.free_slots:
+                slot = p.free_slots.pop()
+            else:
+                slot = p.next_slot
+                p.next_slot += 1
+            await p.task.map(env.task, gate.fpage(), slot)
+            await th.control(pager=slot, exc_handler=slot)
+        except L4Error:  # out of kernel memory: nothing of it stays
+            for cap in made:
+                await env.task.delete(cap.slot)
+                env.free_slot(cap.slot)
+            raise
         t = LinuxThread(tid, p, th, gate, slot)
         p.threads[tid] = t
         self.threads[tid] = t
@@ -878,11 +945,45 @@ class Personality:
             self.wake({p.vfork_waiter})
             p.vfork_waiter = 0
 
-    async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc:
+    async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc | int:
         """A copy of ``parent`` sharing its pages copy-on-write, with one thread that starts with
-        ``words``' registers (those of the calling thread's fork) and rax 0."""
-        env = self.env
+        ``words``' registers (those of the calling thread's fork) and rax 0; -ENOMEM when the
+        kernel has no memory for it (see :meth:`fork_limit` for the limits to check first)."""
         c = self._new_proc(parent.name, parent.pid)
+        try:
+            await self._fork(parent, c, words)
+        except L4Error:  # the kernel has no memory left for its task or thread: ENOMEM, as Linux
+            await self._unmake(c)
+            return -ENOMEM
+        return c
+
+    async def _unmake(self, c: Proc) -> None:
+        """Take back a process that could not be made whole (fork ran out of kernel memory)."""
+        env = self.env
+        for t in list(c.threads.values()):
+            await self._unmake_thread(t)
+        if c.task is not None:
+            await env.task.delete(c.task.slot)
+            env.free_slot(c.task.slot)
+        for a in c.pages.values():
+            self.decref(a)
+        c.pages.clear()
+        close_all(self, c)
+        self.procs.pop(c.pid, None)
+        self.all.pop(c.pid, None)
+
+    async def _unmake_thread(self, t: LinuxThread) -> None:
+        """Take back a thread that never ran (its clone or fork failed)."""
+        env = self.env
+        for cap in (t.thread, t.gate):
+            await env.task.delete(cap.slot)
+            env.free_slot(cap.slot)
+        del t.proc.threads[t.tid]
+        self.threads.pop(t.tid, None)
+        t.proc.free_slots.append(t.slot)
+
+    async def _fork(self, parent: Proc, c: Proc, words: tuple[int, ...]) -> None:
+        env = self.env
         c.pgid, c.sid, c.exe, c.cwd, c.umask = parent.pgid, parent.sid, parent.exe, parent.cwd, parent.umask
         c.rlimits = dict(parent.rlimits)
         c.sigign, c.sighand, c.sigact = set(parent.sigign), set(parent.sighand), dict(parent.sigact)
@@ -906,19 +1007,21 @@ class Personality:
         regs = list(words[:20])
         regs[0] = 0
         t.start_regs = tuple(regs)
-        self.forks += 1
         await self._run_thread(t, FORK_RIP, 0)
         await self.set_fpu_state(t, await self.fpu_state(parent.cur))  # fork copies x87/SSE state
-        return c
+        self.forks += 1
+        self.tasks_peak = max(self.tasks_peak, self.tasks())
 
     async def clone_thread(self, p: Proc, words: tuple[int, ...], stack: int, tls: int | None,
-                           clear_tid: int) -> LinuxThread:
+                           clear_tid: int) -> LinuxThread | int:
         """A new thread of ``p`` (same task: same memory, files and handlers) that starts with the
         caller's registers ``words`` and rax 0, rsp ``stack`` (0: the caller's), fs_base ``tls``
         (None: the caller's) and the caller's signal mask."""
-        tid = self.next_pid
-        self.next_pid += 1
-        t = await self._new_thread(p, tid)
+        tid = self.alloc_pid()
+        try:
+            t = await self._new_thread(p, tid)
+        except L4Error:
+            return -ENOMEM
         regs = list(words[:20])
         regs[0] = 0
         if stack:
@@ -928,8 +1031,13 @@ class Personality:
         t.start_regs = tuple(regs)
         t.sigmask = p.cur.sigmask
         t.clear_tid = clear_tid
-        await self._run_thread(t, FORK_RIP, 0)
+        try:
+            await self._run_thread(t, FORK_RIP, 0)
+        except L4Error:
+            await self._unmake_thread(t)
+            return -ENOMEM
         await self.set_fpu_state(t, await self.fpu_state(p.cur))  # as does clone
+        self.tasks_peak = max(self.tasks_peak, self.tasks())
         return t
 
     # --- a thread's x87/SSE state, kept by the kernel with its registers
