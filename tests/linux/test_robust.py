@@ -265,8 +265,8 @@ def test_ulimit_u_is_rlimit_nproc() -> None:
 def test_a_fork_bomb_is_bounded() -> None:
     """``bomb(){ bomb|bomb& };bomb``: the forks fail with EAGAIN once RLIMIT_NPROC (32 tasks
     on an 8 MiB machine) is reached, the run ends when the shell does, and the unicorn
-    instances -- what costs the host memory -- stay within Kernel.guest_cpus_max and the pool
-    however many tasks there are."""
+    instances -- what costs the host memory -- stay within Kernel.guest_cpus_max (one more while
+    the running one is busy), and the pool, however many tasks there are."""
     from l4sim.kernel import guest
     from l4sim.kernel.kernel import Kernel
 
@@ -277,20 +277,21 @@ def test_a_fork_bomb_is_bounded() -> None:
     assert (out, status) == (b"done\n", 0)
     assert b"can't fork: Resource temporarily unavailable" in err
     assert res.stats["tasks_peak"] == 32
-    assert guest.peak_instances - before <= Kernel.guest_cpus_max + Kernel.guest_pool_max < 32
+    assert guest.peak_instances - before <= Kernel.guest_cpus_max + 1 + Kernel.guest_pool_max < 32
 
 
 def test_state_survives_unicorn_instances_passed_between_tasks(build: Build, monkeypatch: pytest.MonkeyPatch) -> None:
     """With one unicorn instance for all tasks, every switch between processes hands it over
     (registers, x87/SSE state and all): the x87/SSE program still prints what it prints
     natively."""
-    from l4sim.kernel.kernel import Kernel
-
     from l4sim.kernel import guest
+    from l4sim.kernel.kernel import Kernel
 
     monkeypatch.setattr(Kernel, "guest_cpus_max", 1)
     monkeypatch.setattr(Kernel, "guest_pool_max", 0)
     exe = build("fpu", "-pthread")
     guest.peak_instances = before = guest.live_instances
     _same(exe)
-    assert guest.peak_instances == before + 1  # parent and child took turns on one instance
+    # parent and child took turns on one instance (a second one only while the parent's
+    # instance was busy in its own fork)
+    assert guest.peak_instances <= before + 2

@@ -727,13 +727,14 @@ def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
     """The task's guest CPU, made on first use (from the kernel's pool of dead tasks' CPUs when
     it has one); when the task dies it goes back to the pool or is freed.
 
-    The kernel has at most ``Kernel.guest_cpus_max`` instances serving tasks (and
-    ``guest_pool_max`` pooled ones): an instance costs megabytes of host memory, so a guest
-    that makes thousands of tasks (a fork bomb) must not make thousands of instances.  Past
-    the bound the instance that ran least recently, and is not running, serves the new
-    task (:meth:`GuestCPU.evict`): like a machine's few CPUs and TLBs shared by many address
-    spaces.  Simulated time does not depend on it: only the host's work of translating
-    code again."""
+    The kernel has at most ``Kernel.guest_cpus_max`` instances serving tasks (one more
+    when a task is made while the only instance it could take is running: the one whose
+    system call makes it), and ``guest_pool_max`` pooled ones: an instance costs megabytes
+    of host memory, so a guest that makes thousands of tasks (a fork bomb) must not make
+    thousands of instances.  Past the bound the instance that ran least recently, and is not
+    running, serves the new task (:meth:`GuestCPU.evict`): like a machine's few CPUs and
+    TLBs shared by many address spaces.  Simulated time does not depend on it: only the
+    host's work of translating code again."""
     cpus = kernel.guest_cpus
     cpu: GuestCPU | None = cpus.get(task.kid)
     if cpu is None:
