@@ -295,3 +295,24 @@ def test_state_survives_unicorn_instances_passed_between_tasks(build: Build, mon
     # parent and child took turns on one instance (a second one only while the parent's
     # instance was busy in its own fork)
     assert guest.peak_instances <= before + 2
+
+
+# --------------------------------------------------------------------------- address space
+def test_filling_the_address_space_costs_what_it_changes(build: Build) -> None:
+    """All of user space mapped PROT_NONE in a few huge mmaps, then sbrk and mmap fail with
+    ENOMEM at once -- within a second of simulated work (the calls cost what they change,
+    not the size they name) -- and a page can be mapped again after a munmap; as natively."""
+    exe = build("addrspace")
+    want = _native(exe, "fill")
+    out, status, _, res = _guest(exe, "fill")
+    assert (out, status) == want and b"sbrk fails: ENOMEM, after a few pages at most\nmmap of a page: ENOMEM\n" in out
+    assert res.sim_ns < 1_000_000_000
+
+
+@pytest.mark.parametrize("mode", ("as", "data"))
+def test_rlimit_as_and_data_bound_mmap_and_brk(build: Build, mode: str) -> None:
+    """RLIMIT_AS bounds the address space (PROT_NONE included, a MAP_FIXED over a mapping not
+    growing it, brk and mremap too); RLIMIT_DATA bounds private writable memory (mmap and
+    brk), not read-only, PROT_NONE or shared mappings: ENOMEM as natively."""
+    out = _same(build("addrspace"), mode)
+    assert b"ENOMEM" in out and b"ok" in out

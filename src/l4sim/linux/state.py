@@ -340,6 +340,16 @@ class Fd:
     cloexec: bool = False
 
 
+def pages_in(p: Proc, start: int, end: int) -> list[int]:
+    """The page numbers of ``p``'s pages in [start, end), in order: found by walking the range
+    or the page table, whichever is shorter -- a call that names all of user space costs what
+    is mapped there, not 2^35 steps."""
+    lo, hi = start >> 12, end >> 12
+    if hi - lo <= len(p.pages):
+        return [vpn for vpn in range(lo, hi) if vpn in p.pages]
+    return sorted(vpn for vpn in p.pages if lo <= vpn < hi)
+
+
 def text_bytes(s: str) -> bytes:
     """``s`` as bytes: names and arguments hold a guest's bytes as surrogate escapes (see
     :mod:`l4sim.linux.vfs`), which turn back into those bytes; anything else is UTF-8."""
@@ -760,11 +770,10 @@ class Personality:
         return True
 
     async def unmap_range(self, p: Proc, start: int, end: int) -> None:
-        for vpn in range(start >> 12, end >> 12):
-            a = p.pages.pop(vpn, None)
-            if a is not None:
-                await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
-                self.decref(a)
+        for vpn in pages_in(p, start, end):
+            a = p.pages.pop(vpn)
+            await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
+            self.decref(a)
 
     # ------------------------------------------------------------- processes
     async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
