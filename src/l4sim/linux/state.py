@@ -680,14 +680,19 @@ class Personality:
         c.vmas = [v.piece(v.start, v.end) for v in parent.vmas]
         c.acct.args, c.acct.start_stack = parent.acct.args, parent.acct.start_stack
 
-    async def populate_shared(self, p: Proc) -> None:
+    async def populate_shared(self, p: Proc) -> bool:
         """Give every page of ``p``'s shared anonymous areas a frame (before a fork), so that
-        parent and child share each one from the start."""
+        parent and child share each one from the start.  False, and nothing done, when they
+        name more pages than the machine has (Linux would share them lazily)."""
+        want = sum((v.end - v.start) >> 12 for v in p.vmas if v.shared and v.file is None)
+        if want > self.cfg.ram >> 12:
+            return False
         for v in p.vmas:
             if v.shared and v.file is None:  # a file's shared pages are in the file's table
                 for va in range(v.start, v.end, PAGE):
                     if va >> 12 not in p.pages:
                         await self.fresh_page(p, v, va)
+        return True
 
     async def cow_copy(self, p: Proc, vpn: int) -> int:
         """Give ``p`` its own copy of the shared page ``vpn`` (not mapped yet); its pool address."""
@@ -961,7 +966,7 @@ class Personality:
         c = self._new_proc(parent.name, parent.pid)
         try:
             await self._fork(parent, c, words)
-        except L4Error:  # the kernel has no memory left for its task or thread: ENOMEM, as Linux
+        except (L4Error, MemoryError):  # no kernel memory for its task or thread, or no frames: ENOMEM
             await self._unmake(c)
             return -ENOMEM
         return c
@@ -1002,7 +1007,8 @@ class Personality:
             e.file.refs += 1
             c.fds[fd] = Fd(e.file, e.cloexec)
         await self._space(c)
-        await self.populate_shared(parent)
+        if not await self.populate_shared(parent):
+            raise MemoryError("shared anonymous memory larger than the machine")
         for vpn, a in parent.pages.items():
             n = self.refs.get(a, 1)
             self.refs[a] = n + 1
