@@ -60,18 +60,29 @@ Other CPU exceptions
     registers of :data:`REGS` (25 words, as seL4's UserException carries
     the registers: enough for a signal frame): divide error 0, int3 3 (RIP
     after the int3), invalid opcode 6 (``ud2``), general protection 13
-    (non-canonical address, ``hlt``), page fault 14 (also when the pager
+    (non-canonical address, a privileged instruction, port I/O), page fault 14 (also when the pager
     refused it), 0xff when ex_regs' TRIGGER_EXCEPTION asked for it (before
     the thread next runs guest code).  The reply works as for system calls: label 0 resumes at
     RIP (or wherever the reply's registers say).
 
-Limits (for now): unicorn leaves its double-fault bookkeeping set after a
-divide error (or other contributory exception) is reported, so re-running
-the same faulting division reports trap 8; handlers should move RIP on or
-kill.  The guest runs at unicorn's CPL 0, so privileged
-instructions other than ``hlt`` are not trapped; a native write into a
-frame that still holds translated code of a guest is not noticed unless the
-mapping changes.
+User mode
+    Guest code runs at CPL 3 (entered once per instance with ``sysretq``), so
+    privileged instructions raise general protection as on hardware; port I/O,
+    which unicorn lets user mode do, is made to fault by hooks on ``in`` and
+    ``out``; ``rdtsc``/``rdtscp`` fault too (CR4.TSD) and are answered in the
+    hook with simulated time; after each exception the CPU's double-fault
+    bookkeeping is cleared, so a handler that survives one meets the next as
+    the same exception.  A thread starts with Linux's x87 control word and
+    MXCSR; ``ThreadOp.GUEST_FPU`` reads and writes its x87/SSE state.
+
+Host memory
+    At most ``Kernel.guest_cpus_max`` unicorn instances serve tasks (and
+    ``guest_pool_max`` wait in the pool), each with a translation buffer of
+    ``TCG_BUFFER``: past the bound, the least recently run instance serves
+    the next task (:func:`cpu_of`).
+
+Limits (for now): a native write into a frame that still holds translated
+code of a guest is not noticed unless the mapping changes.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ module, the lowest of the system-call modules but ``misc``.
 
 The frame on the user stack has Linux's layout (return address =
 ``sa_restorer``, ucontext with the general registers and the old mask,
-siginfo); FPU state is not saved.
+siginfo, and above it the x87/SSE state in XSAVE layout, ``uc_mcontext.fpregs``
+pointing at it); the handler starts with the initial x87/SSE state and
+``rt_sigreturn`` restores the frame's.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ the :class:`Dir` itself finds its path after a rename (:func:`dir_path`);
 sizes, link counts and blocks are what Linux's tmpfs reports.  Named pipes are
 :class:`Fifo` inodes.
 
+Names are bytes: any byte but ``/`` and NUL.  They are held in ``str`` as UTF-8 with every
+other byte a surrogate escape (:func:`guest_str`), and encoded back to the same bytes with
+``surrogateescape`` wherever the guest sees them.
+
 Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 """
 
