@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -328,7 +329,26 @@ def linux() -> None:
     """The Linux personality: static x86-64 Linux programs on the kernel."""
 
 
-@linux.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+class _OneLineUsage(click.Command):
+    """A command whose usage errors (an unknown option, a bad value, a missing argument) are
+    one line on stderr and status 2, like its other errors, instead of click's usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            msg = e.format_message().rstrip(".")
+            msg = (msg[:1].lower() + msg[1:]).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            msg = re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", msg)  # a byte not UTF-8, as click's repr shows it
+            names, c = [], ctx
+            while c.parent is not None:  # the command's path below ``l4sim``, however it was started
+                names.append(c.info_name or "")
+                c = c.parent
+            _fail(f"{msg}; see l4sim {' '.join(reversed(names))} --help")
+            raise  # not reached: _fail exits
+
+
+@linux.command("run", cls=_OneLineUsage, context_settings={"allow_interspersed_args": False})
 @click.option("--strace", is_flag=True, help="print each system call and its result to stderr")
 @click.option("--cores", default=1, show_default=True, help="number of simulated cores (1..64)")
 @click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")

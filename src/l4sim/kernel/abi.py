@@ -195,6 +195,8 @@ class ThreadOp(IntEnum):
     REGISTER_DELETE_IRQ = 5
     MODIFY_SENDERS = 6
     VCPU_CONTROL = 7
+    #: l4sim: read or write a guest thread's x87/SSE state (see ``kernel/guest.py``)
+    GUEST_FPU = 8
     #: an l4sim addition (kernel-memory model ``kpager``): take frames back from the thread's task
     KMEM_REVOKE = 0x10
 

@@ -200,6 +200,9 @@ class Kernel:
     #: unicorn instances of dead tasks kept for reuse: a forked child then runs its parent's
     #: code without translating it again (0: a new instance for every task; the same run)
     guest_pool_max = 4
+    #: unicorn instances serving live tasks at most; past it the least recently run one serves
+    #: the next task (``guest.cpu_of``): host memory stays bounded however many tasks a guest makes
+    guest_cpus_max = 16
 
     def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None,
                  comm_model: str = "capabilities", kmem_model: str = "quotas",
@@ -372,6 +375,7 @@ class Kernel:
     _inv_task = invoke.inv_task
     _inv_thread = invoke.inv_thread
     _ex_regs_guest = invoke.ex_regs_guest
+    _guest_fpu = invoke.guest_fpu
     _inv_scheduler = invoke.inv_scheduler
     _inv_gate = invoke.inv_gate
     _inv_log = invoke.inv_log

@@ -581,7 +581,8 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
         return -ENOTDIR
     if d.removed:
         return 0  # Linux lists nothing in a removed directory, not even "." and ".."
-    ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent), *sorted(d.names(p), key=lambda e: e[0])]
+    ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent),
+                                     *sorted(d.names(p), key=lambda e: e[0].encode("utf-8", "surrogateescape"))]
     out = bytearray()
     i = f.pos
     while i < len(ents):
@@ -883,7 +884,7 @@ async def _readlink(k: Personality, p: Proc, dirfd: int, addr: int, buf: int, si
         return -err
     if not isinstance(node, Symlink):
         return -EINVAL
-    data = node.target.encode()[:size]
+    data = node.target.encode("utf-8", "surrogateescape")[:size]
     return len(data) if await k.write(p, buf, data) else -EFAULT
 
 
@@ -1072,7 +1073,7 @@ async def sys_getcwd(k: Personality, p: Proc, c: Call) -> int:
     """The cwd's path, made from the directory itself (ENOENT once it has been removed)."""
     if unreachable(p.cwd):
         return -ENOENT
-    data = dir_path(p.cwd).encode() + b"\0"
+    data = dir_path(p.cwd).encode("utf-8", "surrogateescape") + b"\0"
     if c.a[1] < len(data):
         return -ERANGE
     return len(data) if await k.write(p, c.a[0], data) else -EFAULT

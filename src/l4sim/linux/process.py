@@ -34,7 +34,16 @@ from l4sim.linux.signals import (
     signal_death,
     stop_discarded,
 )
-from l4sim.linux.state import Call, LinuxThread, Personality, Proc, close_all
+from l4sim.linux.state import (
+    Call,
+    LinuxThread,
+    Personality,
+    Proc,
+    close_all,
+    comm,
+    quote,
+    text_bytes,
+)
 from l4sim.linux.vfs import Dir, File
 
 EPERM, ENOENT, ESRCH, ECHILD, EFAULT, EACCES, EINVAL, ENOSYS, ENOEXEC, E2BIG = 1, 2, 3, 10, 14, 13, 22, 38, 8, 7
@@ -51,14 +60,16 @@ def _i(v: int) -> int:
 
 
 async def sys_fork(k: Personality, p: Proc, c: Call) -> int:
-    child = await k.fork(p, c.words)
-    return child.pid
+    child = k.fork_limit(p) or await k.fork(p, c.words)
+    return child if isinstance(child, int) else child.pid
 
 
 async def sys_vfork(k: Personality, p: Proc, c: Call) -> int:
     """A fork (copy-on-write, not shared memory) whose parent waits until the child execs or ends."""
     if c.state is None:
-        child = await k.fork(p, c.words)
+        child = k.fork_limit(p) or await k.fork(p, c.words)
+        if isinstance(child, int):
+            return child
         child.vfork_waiter = p.cur.tid
         c.state = child
     child = c.state
@@ -85,12 +96,17 @@ async def _strings(k: Personality, p: Proc, addr: int) -> list[str] | int:
 
 async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
     path = await k.read_str(p, c.a[0])
+    argv = await _strings(k, p, c.a[1]) if path is not None else -EFAULT
+    envp = await _strings(k, p, c.a[2]) if isinstance(argv, list) else argv
+    if k.cfg.strace is not None:  # the path given, argv, and envp's count, as strace shows them
+        c.args = ", ".join((
+            quote(path, 4096) if path is not None else _ptr(c.a[0]),
+            "[" + ", ".join(quote(text_bytes(a)) for a in argv) + "]" if isinstance(argv, list) else _ptr(c.a[1]),
+            f"{_ptr(c.a[2])} /* {len(envp)} vars */" if isinstance(envp, list) else _ptr(c.a[2])))
     if path is None:
         return -EFAULT
-    argv = await _strings(k, p, c.a[1])
     if isinstance(argv, int):
         return argv
-    envp = await _strings(k, p, c.a[2])
     if isinstance(envp, int):
         return envp
     name = path.decode("utf-8", "surrogateescape")
@@ -114,11 +130,15 @@ async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
         except ElfError:
             return -ENOEXEC
         if k.cfg.strace is not None:
-            k.cfg.strace(f"execve({full!r}, {argv!r}) = 0")
+            k.cfg.strace(f"execve({c.args}) = 0")
         await exec_image(k, p, image, argv, envp, full, path.decode("utf-8", "surrogateescape"))
         c.ended = True  # the old thread is gone; the new one starts by itself
         return 0
     return -ELOOP
+
+
+def _ptr(v: int) -> str:
+    return "NULL" if v == 0 else hex(v)
 
 
 ELOOP = 40
@@ -136,7 +156,7 @@ async def exec_image(k: Personality, p: Proc, image: Image, argv: list[str], env
     p.sighand.clear()
     p.sigact = {s: v for s, v in p.sigact.items() if s in p.sigign}
     p.exe = exe
-    p.name = (path or exe).rstrip("/").rsplit("/", 1)[-1][:15]
+    p.name = comm(path or exe)
     p.leader_status = None
     k.vfork_done(p)
     await k.start_program(p, image, argv, envp, mask)

@@ -27,6 +27,7 @@ from l4sim.kernel.abi import MapItem
 from l4sim.linux import files, jobs, memory, misc, process, signals, threads
 from l4sim.linux.signals import ERESTARTSYS, deliver
 from l4sim.linux.state import BLOCK, WAITING, Call, Personality, Proc
+from l4sim.linux.state import quote as _quote
 from l4sim.linux.sysnames import ERRNOS, NAMES
 from l4sim.linux.vfs import EPOCH
 
@@ -187,12 +188,6 @@ TABLE: dict[int, Syscall] = {
     318: Syscall("getrandom", sys_getrandom, "pux"),
     334: Syscall("rseq", sys_enosys, "pudx"),
 }
-
-
-def _quote(b: bytes, limit: int = 32) -> str:
-    s = "".join({10: "\\n", 9: "\\t", 13: "\\r", 34: '\\"', 92: "\\\\"}.get(ch, chr(ch) if 32 <= ch < 127
-                else f"\\{ch:o}") for ch in b[:limit])
-    return f'"{s}"' + ("..." if len(b) > limit else "")
 
 
 async def _iov(k: Personality, p: Proc, addr: int, cnt: int, limit: int | None) -> str:

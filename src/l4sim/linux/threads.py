@@ -193,9 +193,14 @@ async def do_clone(k: Personality, p: Proc, c: Call, flags: int, exit_signal: in
         return -EINVAL
     if flags & CLONE_VM and not flags & (CLONE_THREAD | CLONE_VFORK):
         return -ENOSYS  # processes sharing one address space: not in this memory model
+    limit = k.fork_limit(p)
+    if limit:
+        return limit
     if flags & CLONE_THREAD:
         t = await k.clone_thread(p, c.words, stack, tls if flags & CLONE_SETTLS else None,
                                  ctid if flags & CLONE_CHILD_CLEARTID else 0)
+        if isinstance(t, int):
+            return t
         tid = struct.pack("<i", t.tid)
         if flags & CLONE_PARENT_SETTID and ptid:  # a bad address is ignored, as Linux does
             await k.write(p, ptid, tid)
@@ -208,6 +213,8 @@ async def do_clone(k: Personality, p: Proc, c: Call, flags: int, exit_signal: in
     if flags & CLONE_SETTLS:
         words[18] = tls
     child = await k.fork(p, tuple(words))
+    if isinstance(child, int):
+        return child
     child.exit_signal = exit_signal
     if flags & CLONE_PARENT:
         child.ppid = p.ppid

@@ -15,12 +15,17 @@ the :class:`Dir` itself finds its path after a rename (:func:`dir_path`);
 sizes, link counts and blocks are what Linux's tmpfs reports.  Named pipes are
 :class:`Fifo` inodes.
 
+Names are bytes: any byte but ``/`` and NUL.  They are held in ``str`` as UTF-8 with every
+other byte a surrogate escape (:func:`guest_str`), and encoded back to the same bytes with
+``surrogateescape`` wherever the guest sees them.
+
 Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import stat as _st
 import struct
 import tarfile
@@ -37,6 +42,15 @@ EPOCH = 1_767_225_600
 PIPE_BUF_SIZE = 65536
 
 _ino = itertools.count(2)
+
+
+def guest_str(host: str) -> str:
+    """A name or path from the host (a directory listing, a link, a tar member, the command
+    line) as the file system holds names: any bytes but ``/`` and NUL, kept in a ``str`` as
+    UTF-8 with every other byte a surrogate escape -- what the system calls decode from a
+    guest's paths, whatever the host's locale (under the C locale Python decodes host
+    names as ASCII)."""
+    return os.fsencode(host).decode("utf-8", "surrogateescape")
 
 
 class Inode:
@@ -121,7 +135,7 @@ class Symlink(Inode):
         return t if isinstance(t, str) else t()
 
     def size(self) -> int:
-        return len(self.target.encode())
+        return len(self.target.encode("utf-8", "surrogateescape"))
 
     def blocks(self) -> int:
         return 8 if self.size() >= 128 else 0  # tmpfs keeps short targets in the inode
@@ -152,7 +166,7 @@ class Dir(Inode):
             for e in entries:
                 node = _host_node(e)
                 if node is not None:
-                    self.add(e.name, node)
+                    self.add(guest_str(e.name), node)
         return self._children
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
@@ -211,7 +225,7 @@ def _host_node(p: Path) -> Inode | None:
         return None
     if _st.S_ISLNK(s.st_mode):
         try:
-            return Symlink(str(p.readlink()))
+            return Symlink(guest_str(str(p.readlink())))
         except OSError:
             return None
     if _st.S_ISDIR(s.st_mode):
@@ -306,7 +320,7 @@ class ProcDir(Dir):
             return Symlink(str(ctx.pid)) if ctx is not None else None
         if name in SYSTEM_FILES:
             return ProcFile(None, name)
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             p = self.vfs.procs(int(name))
             if p is not None:
                 d = PidDir(p)
@@ -360,7 +374,7 @@ class FdDir(Dir):
         self.proc = proc
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
-        if not name.isdigit() or int(name) not in self.proc.fds:
+        if not (name.isascii() and name.isdigit()) or int(name) not in self.proc.fds:
             return None
         f: OFile = self.proc.fds[int(name)].file
         if type(f.node) is PipeNode:
@@ -423,7 +437,7 @@ class Vfs:
         root = Dir(0o755)
         with tarfile.open(path) as tf:
             for m in tf.getmembers():
-                parts = [x for x in m.name.split("/") if x not in ("", ".")]
+                parts = [x for x in guest_str(m.name).split("/") if x not in ("", ".")]
                 if not parts:
                     continue
                 d = Vfs.dirs(root, parts[:-1])
@@ -432,14 +446,14 @@ class Vfs:
                     if not isinstance(d.children.get(name), Dir):
                         d.add(name, Dir(m.mode))
                 elif m.issym():
-                    d.add(name, Symlink(m.linkname))
+                    d.add(name, Symlink(guest_str(m.linkname)))
                 elif m.isfile():
                     fobj = tf.extractfile(m)
                     d.add(name, File(fobj.read() if fobj is not None else b"", m.mode))
                 elif m.islnk():
                     tgt = root
                     node: Inode | None = tgt
-                    for part in [x for x in m.linkname.split("/") if x not in ("", ".")]:
+                    for part in [x for x in guest_str(m.linkname).split("/") if x not in ("", ".")]:
                         node = node.children.get(part) if isinstance(node, Dir) else None
                     if node is not None:
                         node.nlink += 1
@@ -556,6 +570,6 @@ DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1}
 
 
 def dirent(ino: int, off: int, kind: int, name: str) -> bytes:
-    b = name.encode() + b"\0"
+    b = name.encode("utf-8", "surrogateescape") + b"\0"
     reclen = (19 + len(b) + 7) & ~7
     return struct.pack("<QqHB", ino, off, reclen, DT.get(kind, 0)) + b + bytes(reclen - 19 - len(b))
