@@ -131,6 +131,7 @@ async def exec_image(k: Personality, p: Proc, image: Image, argv: list[str], env
     process is named after ``path``, the file execve was given (Linux's comm: its last
     component, not argv[0]; for a script the script's, not its interpreter's)."""
     mask = p.cur.sigmask
+    caller = p.cur
     await drop_space(k, p)
     close_all(k, p, only_cloexec=True)
     p.sighand.clear()
@@ -139,7 +140,7 @@ async def exec_image(k: Personality, p: Proc, image: Image, argv: list[str], env
     p.name = (path or exe).rstrip("/").rsplit("/", 1)[-1][:15]
     p.leader_status = None
     k.vfork_done(p)
-    await k.start_program(p, image, argv, envp, mask)
+    await k.start_program(p, image, argv, envp, mask, caller)
 
 
 def _status_word(q: Proc) -> int:

@@ -76,7 +76,8 @@ IGNORED_BY_DEFAULT = frozenset((17, 18, 23, 28))
 #: how a waiting call ends when a signal with a handler interrupts it (Linux's -ERESTART* codes):
 #: killable only (vfork's parent); restarted with SA_RESTART, else EINTR (ERESTARTSYS); EINTR
 #: whenever a handler runs (ERESTARTNOHAND, ERESTART_RESTARTBLOCK)
-KILLABLE, RESTART_SYS, RESTART_NOHAND = 0, 1, 2
+#: ... and restarted after any handler (ERESTARTNOINTR: a priority-inheritance futex lock)
+KILLABLE, RESTART_SYS, RESTART_NOHAND, RESTART_NOINTR = 0, 1, 2, 3
 #: unmaskable: SIGKILL, SIGSTOP
 UNBLOCKABLE = (1 << 8) | (1 << 18)
 #: sigcontext's register order -> index in the exception message's registers
@@ -259,7 +260,8 @@ async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
     if not sig or p.stopped or how == KILLABLE:
         return BLOCK
     forget_wait(k, t, c)
-    if how == RESTART_SYS and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART:
+    if how == RESTART_NOINTR or (how == RESTART_SYS \
+            and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART):
         return restart(c)
     return -EINTR
 
@@ -455,6 +457,8 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
     await drop_space(k, p)
     k.vfork_done(p)
     close_all(k, p)
+    for fac in list(k.facilities.values()):
+        await fac.proc_ends(k, p)
     await orphan_check(k, p)  # before it leaves: the groups it orphans and their stopped jobs
     del k.procs[p.pid]
     for q in k.all.values():  # orphans go to init
@@ -489,6 +493,8 @@ async def end_thread(k: Personality, t: LinuxThread) -> None:
     """Delete ``t``'s thread, gate and saved reply; forget its waits (no reply is sent)."""
     env = k.env
     p = t.proc
+    for fac in list(k.facilities.values()):
+        await fac.thread_ends(k, t)  # robust futexes, priority inheritance: memory still there
     await retire(k, p, t.thread)  # its CPU time stays the process's
     for cap in (t.thread, t.gate):
         await env.task.delete(cap.slot)

@@ -1,0 +1,146 @@
+"""Facilities real programs use, each checked against the same program run natively (same
+stdout, same status): file timestamps, /dev/full, /dev/shm and named semaphores, file
+locks, futexes with priority inheritance and robust lists, the scheduling calls, local
+sockets, epoll and the other event files, System V IPC."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("unicorn")
+pytest.importorskip("elftools")
+
+from l4sim.linux.run import run
+from l4sim.linux.state import DEFAULT_ENV
+from l4sim.linux.syscalls import TABLE, sys_enosys
+
+Build = Callable[..., Path]
+#: where the guest programs work (the guest's /tmp is tmpfs, empty at the start)
+GUEST_DIR = "/tmp"
+ROOT = os.geteuid() == 0
+
+
+def guest(exe: Path | str, *args: str, cores: int = 1,
+          strace: list[str] | None = None) -> tuple[bytes, int, bytes]:
+    """stdout, status and stderr under l4sim."""
+    out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+    res = run(exe, list(args), out=lambda fd, b: out[fd].extend(b), cores=cores,
+              strace=strace.append if strace is not None else None)
+    return bytes(out[1]), res.status, bytes(out[2])
+
+
+def native(exe: Path | str, *args: str) -> tuple[bytes, int, bytes]:
+    """stdout, status (128+N when killed by N) and stderr on the host, in the guest's
+    environment."""
+    env = dict(e.split("=", 1) for e in DEFAULT_ENV)
+    r = subprocess.run([str(exe), *args], capture_output=True, timeout=120, env=env,
+                       stdin=subprocess.DEVNULL)
+    return r.stdout, r.returncode if r.returncode >= 0 else 128 - r.returncode, r.stderr
+
+
+def same(build: Build, name: str, workdir: Path | None = None, cores: int = 1, *flags: str) -> bytes:
+    """Run guest program ``name`` natively (in ``workdir``, when given) and under l4sim (in
+    the guest's /tmp): both must print the same and exit the same; the output."""
+    exe = build(name, *flags)
+    want = native(exe, *((str(workdir),) if workdir is not None else ()))
+    got = guest(exe, *((GUEST_DIR,) if workdir is not None else ()), cores=cores)
+    if got[:2] != want[:2]:
+        diff = "\n".join(difflib.unified_diff(want[0].decode(errors="replace").splitlines(),
+                                               got[0].decode(errors="replace").splitlines(),
+                                               "native", "l4sim", lineterm=""))
+        pytest.fail(f"{name}: status native {want[1]}, l4sim {got[1]}\n{diff}\n"
+                    f"native stderr: {want[2].decode(errors='replace')}\n"
+                    f"guest stderr: {got[2].decode(errors='replace')}")
+    return got[0]
+
+
+# --------------------------------------------------------------------------- timestamps, devices
+def test_file_times_follow_tmpfs(build: Build, native_dir: Path) -> None:
+    """atime, mtime and ctime change as tmpfs changes them: writes set mtime and ctime,
+    reads atime by the relatime rule, chmod/chown/link/rename ctime, a directory's mtime and
+    ctime with its entries; utimensat with values, UTIME_NOW and UTIME_OMIT, utimes, utime,
+    futimens, AT_SYMLINK_NOFOLLOW."""
+    out = same(build, "ftimes", native_dir)
+    assert b"read again (relatime)        ---" in out
+    assert b"utimensat OMIT, OMIT         ---" in out
+    assert b"  atime 1000.000000005 mtime 2000.000000006" in out
+
+
+def test_dev_full_random_and_shm(build: Build) -> None:
+    """/dev/full fails writes with ENOSPC and reads zeros; /dev/random reads; /dev/shm is a
+    tmpfs where shm_open's memory and sem_open's named semaphores are shared with a child."""
+    out = same(build, "devices")
+    assert b"write /dev/full: -1 No space left on device" in out
+    assert b"parent sees: from the child" in out and b"/dev/shm lists both: 1" in out
+
+
+# --------------------------------------------------------------------------- locks
+def test_file_locks(build: Build, native_dir: Path) -> None:
+    """POSIX record locks (split and merged ranges, F_GETLK, released by any close and at
+    exit, F_SETLKW waiting, EDEADLK), OFD locks (per open file, conflicting with POSIX
+    ones), flock (shared and exclusive, inherited, waiting), EINTR and errors."""
+    out = same(build, "locks", native_dir)
+    assert b"child setlkw W [0,+1): EDEADLK" in out
+    assert b"child ofd setlkw W [0,+1): ok" in out and b"setlkw interrupted: EINTR" in out
+
+
+# --------------------------------------------------------------------------- futexes
+def test_futex_pi_robust_and_scheduling(build: Build) -> None:
+    """PI futexes (ownership in the word, FUTEX_WAITERS, EDEADLK, EPERM, ESRCH, OWNER_DIED),
+    a PTHREAD_PRIO_INHERIT mutex that stops a priority inversion under SCHED_FIFO where a
+    plain one does not, robust mutexes whose owner thread or process died (EOWNERDEAD,
+    ENOTRECOVERABLE), get_robust_list, WAIT_BITSET/WAKE_BITSET, REQUEUE, and the
+    scheduling calls; natively this needs root (SCHED_FIFO)."""
+    if not ROOT:
+        pytest.skip("SCHED_FIFO natively needs root")
+    out = same(build, "futex_pi")
+    pi = out[out.index(b"-- priority inversion, PI mutex"):]
+    assert pi.index(b"H: got the lock") < pi.index(b"M: runs")  # the owner ran above M
+    plain = out[out.index(b"-- priority inversion, plain"):out.index(b"-- priority inversion, PI")]
+    assert plain.index(b"M: runs") < plain.index(b"H: got the lock")
+    assert b"robust process: EOWNERDEAD" in out
+
+
+def test_futex_pi_on_two_cores_with_affinity(build: Build) -> None:
+    """With two cores the program pins itself to core 0 (sched_setaffinity moves its threads
+    there), so the inversion plays out as on one core."""
+    if not ROOT:
+        pytest.skip("SCHED_FIFO natively needs root")
+    same(build, "futex_pi", None, 2)
+
+
+def test_pi_owner_runs_at_the_waiters_priority(build: Build) -> None:
+    """While a SCHED_FIFO 30 thread waits for a PI mutex, its SCHED_FIFO 10 owner runs at the
+    kernel priority of priority 30 (raised with run_thread on the kernel's scheduler), and
+    falls back to its own when it unlocks (the trace's sched records)."""
+    from l4sim.kernel.trace import Tracer
+    from l4sim.linux.sched import kernel_prio
+
+    exe = build("futex_pi")
+    tracer = Tracer()
+    out: list[bytes] = []
+    run(exe, [], out=lambda fd, b: out.append(b), tracer=tracer)
+    recs = [(r[3], r[4]["prio"]) for r in tracer.records if r[2] == "sched"]
+    low, high, top = kernel_prio(1, 10), kernel_prio(1, 30), kernel_prio(1, 50)
+    assert low < kernel_prio(1, 20) < high < top
+
+    def raised(kid: object) -> bool:  # its priorities go low, high, low
+        seq = [pr for k, pr in recs if k == kid]
+        i = seq.index(low)
+        return high in seq[i:] and low in seq[seq.index(high, i):]
+
+    # L, H and M of each run, in order (H and M start as their creator L, at priority 10)
+    lows = list(dict.fromkeys(kid for kid, pr in recs if pr == low))
+    assert [raised(kid) for kid in lows] == [False, False, False, True, False, False]  # PI's L
+
+
+def test_syscall_count() -> None:
+    """The table implements at least 220 calls (entries that only return ENOSYS do not count)."""
+    real = [nr for nr, sc in TABLE.items() if sc.fn is not sys_enosys]
+    assert len(real) >= 220
