@@ -140,6 +140,19 @@ def test_pi_owner_runs_at_the_waiters_priority(build: Build) -> None:
     assert [raised(kid) for kid in lows] == [False, False, False, True, False, False]  # PI's L
 
 
+# --------------------------------------------------------------------------- event files, timers
+@pytest.mark.parametrize("cores", [1, 2])
+def test_event_files_and_timers(build: Build, cores: int) -> None:
+    """eventfd, epoll (level- and edge-triggered, one-shot, nested, ready-list order,
+    errors, items living with their open file, epoll_pwait's mask), signalfd (kill and
+    SIGCHLD with the child's status), timerfd, alarm, setitimer, POSIX timers (overruns, a
+    pending signal dropped by re-arming), pidfds (poll, send_signal, getfd, waitid)."""
+    out = same(build, "events", None, cores)
+    assert b"all ready: 4 [4:OUT] [1:IN] [2:IN] [3:IN]" in out
+    assert b"SIGCHLD: signo 17 code 1 pid child status 7" in out
+    assert b"periodic after 250 ms: 2" in out and b"waitid P_PIDFD: ok code KILLED status 15" in out
+
+
 def test_syscall_count() -> None:
     """The table implements at least 220 calls (entries that only return ENOSYS do not count)."""
     real = [nr for nr, sc in TABLE.items() if sc.fn is not sys_enosys]

@@ -126,6 +126,7 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
         if pipe.buf:
             data = bytes(pipe.buf[:n])
             del pipe.buf[:n]
+            pipe.gen += 1  # a change an edge-triggered epoll sees
             k.wake(pipe.waiters)
             return data
         if pipe.writers == 0:
@@ -174,6 +175,7 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
             return _block()
         chunk = data[:room]
         pipe.buf += chunk
+        pipe.gen += 1  # a change an edge-triggered epoll sees
         k.wake(pipe.waiters)
         return len(chunk)
     if isinstance(node, Device):
@@ -472,6 +474,7 @@ async def _fifo_open(k: Personality, p: Proc, c: Call, node: Fifo, flags: int, f
         pipe.read_opens += 1
     if f.writable:
         pipe.write_opens += 1
+    pipe.gen += 1  # a change an edge-triggered epoll sees
     k.wake(pipe.waiters)
     c.state = FifoOpen(f, bool(flags & O_CLOEXEC), pipe.write_opens if acc == 0 else pipe.read_opens)
     return await _fifo_wait(k, p, c)

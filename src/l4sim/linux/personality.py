@@ -40,6 +40,7 @@ from l4sim.linux.memory import page_fault
 from l4sim.linux.signals import cpu_fault
 from l4sim.linux.state import WAITING, Config, Personality
 from l4sim.linux.syscalls import TIMELESS, dispatch, resume
+from l4sim.linux.timers import expire
 from l4sim.runtime.console import start_console
 from l4sim.user.env import Env
 
@@ -108,6 +109,8 @@ async def serve(k: Personality) -> int:
             if reply is WAITING:
                 t.reply = await env.save_reply()
                 reply = None
+        if k.timers and min(k.timers.values()) <= k.now_ns:
+            await expire(k)  # alarm, setitimer, POSIX timers: their signals
         if k.console_out or k.stdin_want:
             await _console_io(k)
         if k.to_trigger:
@@ -128,8 +131,8 @@ async def serve(k: Personality) -> int:
                                text_pages_shared=k.text_shared)
             return first.status
         timeout = None
-        if sleepers:
-            timeout = max(0, min(sleepers.values()) - int(await env.clock()))
+        if sleepers or k.timers:
+            timeout = max(0, min([*sleepers.values(), *k.timers.values()]) - int(await env.clock()))
         if reply is None:
             msg = await env.wait(timeout=timeout)
         else:

@@ -70,6 +70,8 @@ SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
 SIGHUP, SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 1, 9, 17, 18, 19
 SIGTSTP, SIGTTIN, SIGTTOU = 20, 21, 22
+#: si_code of SIGCHLD for a child that exited, was killed
+CLD_EXITED, CLD_KILLED = 1, 2
 #: stop signals; and those whose default action is nothing (SIGCHLD, SIGCONT, SIGURG, SIGWINCH)
 SIGSTOPS = frozenset((19, 20, 21, 22))
 IGNORED_BY_DEFAULT = frozenset((17, 18, 23, 28))
@@ -422,7 +424,7 @@ async def orphan_check(k: Personality, p: Proc) -> None:
 
 async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
     """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
-    as :func:`l4sim.linux.process._send`, but no process is the sender."""
+    as :func:`l4sim.linux.process.send_signal`, but no process is the sender."""
     for q in targets:
         if sig == SIGCONT:
             await cont(k, q)
@@ -470,8 +472,11 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
         k.all.pop(p.pid, None)
     else:
         k.wake(parent.child_waiters)
-        if p.exit_signal in parent.sighand:
-            k.post(parent, p.exit_signal)  # SIGCHLD, usually
+        esig = p.exit_signal
+        if esig and (esig in parent.sighand or (parent.threads
+                     and all(t.sigmask >> (esig - 1) & 1 for t in parent.threads.values()))):
+            # SIGCHLD, usually; blocked, it is pending all the same (a signalfd reads it)
+            k.post(parent, esig, None, (CLD_KILLED, p.pid, sig) if sig else (CLD_EXITED, p.pid, status & 0xFF))
     if p.pid == 1:
         k.cfg.result.append(status)
 

@@ -211,6 +211,23 @@ class Special(Inode):
         """The last reference to ``f`` went."""
 
 
+class PidFd(Special):
+    """A pid file descriptor (pidfd_open, :mod:`l4sim.linux.events`): it names process ``pid``
+    and is readable once that process has ended (here, not there, so that waitid's P_PIDFD
+    can know it)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(0o600)
+        self.pid = pid
+
+    def ready(self, k: Personality, f: OFile) -> int:
+        """POLLIN once the process has ended; POLLHUP too once it has been reaped."""
+        q = k.all.get(self.pid)
+        if q is None:
+            return 0x1 | 0x40 | 0x10  # POLLIN | POLLRDNORM | POLLHUP
+        return 0x1 | 0x40 if q.status is not None else 0
+
+
 @dataclass
 class Vma:
     """A range of a process's address space with the same rights and backing (Linux's
@@ -487,6 +504,7 @@ def release(k: Personality, f: OFile) -> None:
             pipe.writers -= 1
         if isinstance(f.node, Fifo) and not pipe.readers and not pipe.writers:
             pipe.buf.clear()  # the last end of a FIFO: Linux frees the pipe and what was in it
+        pipe.gen += 1  # a change an edge-triggered epoll sees
         k.wake(pipe.waiters)
 
 
@@ -565,6 +583,9 @@ class Personality:
         #: timers that send signals (alarm, setitimer, timer_create): id -> simulated time
         #: they expire; the serve loop wakes for them (:func:`l4sim.linux.events.expire`)
         self.timers: dict[int, int] = {}
+        #: what is known of a pending signal's origin, by (pid, or tid for a thread's own, signal):
+        #: (si_code, sender pid, status); a signalfd reports it (:mod:`l4sim.linux.events`)
+        self.siginfo: dict[tuple[int, int], tuple[int, int, int]] = {}
         #: the facilities in use, by class, in the order they were first used (:meth:`facility`)
         self.facilities: dict[type, Facility] = {}
         #: the thread being served: strace lines of threads other than tid 1 say "[pid N] "
@@ -610,11 +631,14 @@ class Personality:
                 self.runnable.append(tid)
         waiters.clear()
 
-    def post(self, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
+    def post(self, p: Proc, sig: int, t: LinuxThread | None = None,
+             info: tuple[int, int, int] | None = None) -> None:
         """Make ``sig`` pending in ``p`` (it has a handler, or is fatal), or in its thread ``t``;
         wake the threads that wait in a call and do not block it: the signal interrupts the
-        wait (signals.interrupt)."""
+        wait (signals.interrupt).  ``info``: (si_code, sender pid, status) for a signalfd."""
         (p.pending if t is None else t.pending).add(sig)
+        if info is not None:
+            self.siginfo[(p.pid if t is None else t.tid, sig)] = info
         bit = 1 << (sig - 1)
         for th in (p.threads.values() if t is None else (t,)):
             if th.blocked is not None and not th.sigmask & bit and th.tid not in self.runnable:

@@ -24,7 +24,20 @@ from dataclasses import dataclass
 from typing import cast
 
 from l4sim.kernel.abi import MapItem
-from l4sim.linux import files, futex, jobs, locks, memory, misc, process, sched, signals, threads
+from l4sim.linux import (
+    events,
+    files,
+    futex,
+    jobs,
+    locks,
+    memory,
+    misc,
+    process,
+    sched,
+    signals,
+    threads,
+    timers,
+)
 from l4sim.linux.signals import ERESTARTSYS, deliver
 from l4sim.linux.state import BLOCK, WAITING, Call, Personality, Proc
 from l4sim.linux.sysnames import ERRNOS, NAMES
@@ -347,7 +360,7 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 def _merge() -> None:
     """The calls of each area's module join the table."""
-    for mod in (files, futex, jobs, locks, memory, misc, process, sched, signals, threads):
+    for mod in (events, files, futex, jobs, locks, memory, misc, process, sched, signals, threads, timers):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 

@@ -271,6 +271,8 @@ class Pipe:
     #: opens of each end so far: a FIFO's blocked open waits for the other side's count to move
     read_opens: int = 0
     write_opens: int = 0
+    #: changes so far (data in or out, an end closed): an edge-triggered epoll reports again after one
+    gen: int = 0
 
 
 class PipeNode(Inode):
