@@ -153,6 +153,19 @@ def test_event_files_and_timers(build: Build, cores: int) -> None:
     assert b"periodic after 250 ms: 2" in out and b"waitid P_PIDFD: ok code KILLED status 15" in out
 
 
+# --------------------------------------------------------------------------- sockets
+@pytest.mark.parametrize("cores", [1, 2])
+def test_unix_sockets(build: Build, native_dir: Path, cores: int) -> None:
+    """AF_UNIX stream, datagram and seqpacket sockets: socketpair, shutdown and EPIPE,
+    path and abstract names (bind, listen, accept4, connect, names and their lengths,
+    autobind), backlogs, SCM_RIGHTS (the same open files, MSG_CTRUNC, MSG_CMSG_CLOEXEC,
+    a read stopping after them), SCM_CREDENTIALS, SO_PEERCRED, truncation, MSG_PEEK,
+    MSG_WAITALL, SO_RCVTIMEO, ECONNRESET, sendmmsg/recvmmsg, poll, select and epoll."""
+    out = same(build, "sockets", native_dir, cores)
+    assert b"child got 2 fds with \"abcd\", cloexec 1" in out
+    assert b"queued 278 then EAGAIN" in out and b"unaccepted, listener closed: ECONNRESET, then 0" in out
+
+
 def test_syscall_count() -> None:
     """The table implements at least 220 calls (entries that only return ENOSYS do not count)."""
     real = [nr for nr, sc in TABLE.items() if sc.fn is not sys_enosys]

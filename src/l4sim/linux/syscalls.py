@@ -35,6 +35,7 @@ from l4sim.linux import (
     process,
     sched,
     signals,
+    sockets,
     threads,
     timers,
 )
@@ -360,7 +361,8 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 def _merge() -> None:
     """The calls of each area's module join the table."""
-    for mod in (events, files, futex, jobs, locks, memory, misc, process, sched, signals, threads, timers):
+    for mod in (events, files, futex, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
+                timers):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 

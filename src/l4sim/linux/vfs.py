@@ -585,7 +585,7 @@ def statx_bytes(node: Inode, dev: int = 0x16) -> bytes:
     return out + bytes(256 - len(out))
 
 
-DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1}
+DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1, 0o140000: 12}
 
 
 def dirent(ino: int, off: int, kind: int, name: str) -> bytes:
