@@ -166,6 +166,19 @@ def test_unix_sockets(build: Build, native_dir: Path, cores: int) -> None:
     assert b"queued 278 then EAGAIN" in out and b"unaccepted, listener closed: ECONNRESET, then 0" in out
 
 
+# --------------------------------------------------------------------------- System V IPC
+@pytest.mark.parametrize("cores", [1, 2])
+def test_sysv_ipc(build: Build, cores: int) -> None:
+    """Shared memory (the same frames in every attachment and across fork, SHM_RDONLY,
+    nattch, IPC_RMID while attached, shmat's placement), semaphores (all or nothing, waiters
+    woken oldest first, GETNCNT/GETZCNT, SEM_UNDO at exit, semtimedop's timeout, EINTR,
+    EIDRM) and message queues (types, MSG_EXCEPT, negative types, MSG_NOERROR, MSG_COPY,
+    a waiting receiver, a full queue, EIDRM)."""
+    out = same(build, "sysv", None, cores)
+    assert b"b sees: written through a, third page" in out
+    assert b"after the child's SEM_UNDO: 2" in out and b"child received 7: for it" in out
+
+
 def test_syscall_count() -> None:
     """The table implements at least 220 calls (entries that only return ENOSYS do not count)."""
     real = [nr for nr, sc in TABLE.items() if sc.fn is not sys_enosys]

@@ -211,6 +211,22 @@ class Special(Inode):
         """The last reference to ``f`` went."""
 
 
+class MemObject(ABC):
+    """Memory that owns its frames and that every mapping of it maps (a System V shared
+    memory segment, :mod:`l4sim.linux.ipc`): a VMA's ``file`` may be one, and the page
+    fault handler takes the page's frame from it (shared, never copied on write)."""
+
+    ino: int
+
+    @abstractmethod
+    def size(self) -> int:
+        """Its size in bytes (a page past it is SIGBUS)."""
+
+    @abstractmethod
+    async def frame(self, k: Personality, idx: int) -> int:
+        """The pool address of its page ``idx`` (made, zeroed, on first use)."""
+
+
 class PidFd(Special):
     """A pid file descriptor (pidfd_open, :mod:`l4sim.linux.events`): it names process ``pid``
     and is readable once that process has ended (here, not there, so that waitid's P_PIDFD
@@ -700,6 +716,11 @@ class Personality:
             at = v.off + (vaddr & ~0xFFF) - v.start
             if at >= node.size():
                 return None
+            if isinstance(node, MemObject):  # its own frame, the same in every mapping
+                a = await node.frame(self, at >> 12)
+                self.refs[a] = self.refs.get(a, 1) + 1
+                p.pages[vaddr >> 12] = a
+                return a
             if node in self.file_pages:
                 await self.pull_file(node)  # what shared mappings wrote is the file's
             if v.shared:  # the file's own page, the same frame in every shared mapping

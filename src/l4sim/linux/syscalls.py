@@ -28,6 +28,7 @@ from l4sim.linux import (
     events,
     files,
     futex,
+    ipc,
     jobs,
     locks,
     memory,
@@ -361,7 +362,7 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 def _merge() -> None:
     """The calls of each area's module join the table."""
-    for mod in (events, files, futex, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
+    for mod in (events, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
                 timers):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
