@@ -179,6 +179,19 @@ def test_sysv_ipc(build: Build, cores: int) -> None:
     assert b"after the child's SEM_UNDO: 2" in out and b"child received 7: for it" in out
 
 
+# --------------------------------------------------------------------------- more file calls
+def test_xattrs_vector_io_memfd_sigwait(build: Build, native_dir: Path) -> None:
+    """Extended attributes as tmpfs keeps them (namespaces, flags, sizes, symlinks, FIFOs,
+    pipes, ctime), preadv/pwritev and their -2 forms, fallocate, copy_file_range,
+    memfd_create shared across fork, close_range, the old getdents, rt_sigtimedwait
+    (sigwait, sigtimedwait's timeout, sigwaitinfo with SIGCHLD's status), and
+    process_vm_readv/writev."""
+    out = same(build, "fileext", native_dir)
+    assert b"list: 35 security.s trusted.t user.a user.b" in out
+    assert b"memfd shared: from the child / from the child" in out
+    assert b"child now holds: overwritten by the parent" in out
+
+
 def test_syscall_count() -> None:
     """The table implements at least 220 calls (entries that only return ENOSYS do not count)."""
     real = [nr for nr, sc in TABLE.items() if sc.fn is not sys_enosys]

@@ -465,6 +465,65 @@ async def sys_signalfd4(k: Personality, p: Proc, c: Call) -> int:
     return fd
 
 
+# --------------------------------------------------------------------------- sigtimedwait
+@dataclass
+class SigWait:
+    """A waiting rt_sigtimedwait: its set and when it gives up (None: never)."""
+
+    mask: int
+    deadline: int | None
+
+
+async def sys_rt_sigtimedwait(k: Personality, p: Proc, c: Call) -> int:
+    """rt_sigtimedwait(set, info, timeout, sigsetsize): take a pending signal of ``set`` (the
+    thread's own first, then the process's, lowest first) without running its handler; wait
+    (answered later) until one comes, the timeout passes (EAGAIN) or another signal's handler
+    interrupts (EINTR).  sigwait, sigwaitinfo and sigtimedwait are built on it."""
+    t = p.cur
+    if c.state is None:
+        if c.a[3] != 8:
+            return -EINVAL
+        raw = await k.read(p, c.a[0], 8)
+        if raw is None:
+            return -EFAULT
+        deadline = None
+        if c.a[2]:
+            ts = await k.read(p, c.a[2], 16)
+            if ts is None:
+                return -EFAULT
+            sec, nsec = struct.unpack("<qq", ts)
+            if sec < 0 or not 0 <= nsec < 10**9:
+                return -EINVAL
+            deadline = k.now_ns + sec * 10**9 + nsec
+        c.state = SigWait(struct.unpack("<Q", raw)[0] & ~UNBLOCKABLE, deadline)
+    st: SigWait = c.state
+    for pend, key in ((t.pending, t.tid), (p.pending, p.pid)):
+        sigs = sorted(s for s in pend if st.mask >> (s - 1) & 1)
+        if sigs:
+            sig = sigs[0]
+            pend.discard(sig)
+            k.sleepers.pop(t.tid, None)
+            code, pid, status = k.siginfo.pop((key, sig), (0, 0, 0))
+            if c.a[1]:
+                info = struct.pack("<iiiiIIi", sig, 0, code, 0, pid, 0, status).ljust(128, b"\0")
+                if not await k.write(p, c.a[1], info):
+                    return -EFAULT
+            return sig
+    if st.deadline is not None and k.now_ns >= st.deadline:
+        k.sleepers.pop(t.tid, None)
+        return -EAGAIN
+    if st.deadline is not None:
+        k.sleepers[t.tid] = st.deadline
+    p.sig_waiters.add(t.tid)
+    # the set's signals are waited for even when blocked; others interrupt as usual
+    saved = t.sigmask
+    t.sigmask |= st.mask
+    try:
+        return await interrupt(k, p, c, RESTART_NOHAND)
+    finally:
+        t.sigmask = saved
+
+
 # --------------------------------------------------------------------------- pidfd
 PIDFD_NONBLOCK = O_NONBLOCK
 
@@ -519,6 +578,7 @@ async def sys_pidfd_getfd(k: Personality, p: Proc, c: Call) -> int:
 
 
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
+    128: ("rt_sigtimedwait", sys_rt_sigtimedwait, "pppu"),
     213: ("epoll_create", sys_epoll_create1, "d"),
     232: ("epoll_wait", sys_epoll_wait, "dpdd"),
     233: ("epoll_ctl", sys_epoll_ctl, "dddp"),

@@ -798,7 +798,64 @@ async def sys_msgctl(k: Personality, p: Proc, c: Call) -> int:
     return -EINVAL
 
 
+# --------------------------------------------------------------------------- process_vm_readv/writev
+ESRCH = 3
+IOV_MAX = 1024
+
+
+async def _iovs(k: Personality, p: Proc, addr: int, cnt: int) -> list[tuple[int, int]] | int:
+    if cnt > IOV_MAX:
+        return -EINVAL
+    raw = await k.read(p, addr, 16 * cnt) if cnt else b""
+    if raw is None:
+        return -EFAULT
+    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
+
+
+async def sys_process_vm(k: Personality, p: Proc, c: Call) -> int:
+    """process_vm_readv and process_vm_writev: copy between the caller's iovecs and another
+    process's (the personality reads and writes both through its own mappings); the bytes
+    copied until the first remote address that fails (EFAULT when none)."""
+    pid, local, lcnt, remote, rcnt, flags = _i(c.a[0]), c.a[1], c.a[2], c.a[3], c.a[4], c.a[5]
+    if flags:
+        return -EINVAL
+    lv = await _iovs(k, p, local, lcnt)
+    if isinstance(lv, int):
+        return lv
+    rv = await _iovs(k, p, remote, rcnt)
+    if isinstance(rv, int):
+        return rv
+    q = k.procs.get(pid)
+    if q is None or pid <= 0:
+        return -ESRCH
+    writing = c.nr == 311
+    src, dst = (p, q) if writing else (q, p)
+    sv, dv = (lv, rv) if writing else (rv, lv)
+    # the bytes of the source iovecs, as far as they can be read
+    data = bytearray()
+    for base, n in sv:
+        chunk = await k.read(src, base, n) if n else b""
+        if chunk is None:
+            break
+        data += chunk
+    done = 0
+    for base, n in dv:
+        part = bytes(data[done:done + n])
+        if not part:
+            break
+        if not await k.write(dst, base, part):
+            break
+        done += len(part)
+    if done == 0 and data == b"" and any(n for _, n in sv):
+        return -EFAULT
+    if done == 0 and any(n for _, n in dv) and data:
+        return -EFAULT
+    return done
+
+
 TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
+    310: ("process_vm_readv", sys_process_vm, "dpupux"),
+    311: ("process_vm_writev", sys_process_vm, "dpupux"),
     29: ("shmget", sys_shmget, "dux"),
     30: ("shmat", sys_shmat, "dpx"),
     31: ("shmctl", sys_shmctl, "ddp"),

@@ -26,6 +26,7 @@ from typing import cast
 from l4sim.kernel.abi import MapItem
 from l4sim.linux import (
     events,
+    fileio,
     files,
     futex,
     ipc,
@@ -39,6 +40,7 @@ from l4sim.linux import (
     sockets,
     threads,
     timers,
+    xattr,
 )
 from l4sim.linux.signals import ERESTARTSYS, deliver
 from l4sim.linux.state import BLOCK, WAITING, Call, Personality, Proc
@@ -362,8 +364,8 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 def _merge() -> None:
     """The calls of each area's module join the table."""
-    for mod in (events, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
-                timers):
+    for mod in (events, fileio, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
+                timers, xattr):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 
@@ -375,7 +377,8 @@ _merge()
 #: (:meth:`Personality.pull_file`, :meth:`Personality.push_file`)
 FILE_DATA = frozenset(nr for nr, sc in TABLE.items() if sc.name in {
     "read", "write", "open", "openat", "creat", "pread64", "pwrite64", "readv", "writev",
-    "sendfile", "truncate", "ftruncate", "execve"})
+    "sendfile", "truncate", "ftruncate", "execve", "preadv", "pwritev", "preadv2", "pwritev2",
+    "fallocate", "copy_file_range"})
 
 #: calls that read no clock (neither ``k.now_ns`` nor ``k.wall()``): the personality does not
 #: ask the kernel for the time before serving them (a real server reads no clock per call

@@ -120,13 +120,19 @@ static void pairs(void) {
     signal(SIGPIPE, SIG_DFL);
     /* SIGPIPE's default action ends a writer */
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int go[2];
+    pipe(go);
     pid_t c = fork();
     if (c == 0) {
         close(sv[1]);
+        read(go[0], buf, 1);  /* until the parent has closed its end too */
         write(sv[0], "x", 1);
         _exit(0);
     }
     close(sv[1]);
+    write(go[1], "g", 1);
+    close(go[0]);
+    close(go[1]);
     int stt;
     waitpid(c, &stt, 0);
     printf("writer to a closed peer: signal %d\n", WIFSIGNALED(stt) ? WTERMSIG(stt) : 0);
