@@ -372,6 +372,12 @@ def _merge() -> None:
 
 _merge()
 
+
+def implemented() -> list[tuple[int, str]]:
+    """The calls the table implements, by number: an entry that only answers ENOSYS (kept for
+    strace's argument format, as rseq) is not one."""
+    return [(nr, TABLE[nr].name) for nr in sorted(TABLE) if TABLE[nr].fn is not sys_enosys]
+
 #: calls that read or write files' bytes: before each, what MAP_SHARED mappings of files wrote
 #: is copied into the files, after it what it wrote is copied into the mapped pages
 #: (:meth:`Personality.pull_file`, :meth:`Personality.push_file`)
