@@ -269,10 +269,8 @@ async def _wake_op(k: Personality, p: Proc, key: tuple[int, int], n: int, n2: in
     oparg, cmparg = enc >> 12 & 0xFFF, enc & 0xFFF
     oparg = oparg - 0x1000 if oparg & 0x800 else oparg
     cmparg = cmparg - 0x1000 if cmparg & 0x800 else cmparg
-    if op & 8:  # FUTEX_OP_OPARG_SHIFT
-        if not 0 <= oparg < 32:
-            return -EINVAL
-        oparg, op = 1 << oparg, op & 7
+    if op & 8:  # FUTEX_OP_OPARG_SHIFT: a shift out of 0..31 is masked, as Linux does
+        oparg, op = 1 << (oparg & 31), op & 7
     if op >= len(_WAKE_OPS) or cmp >= len(_WAKE_CMPS):
         return -ENOSYS
     old = await _word(k, p, uaddr2)

@@ -68,7 +68,8 @@ static void raw_pi(void) {
     printf("lock_pi timeout: %s\n", e(fx(&pif, FUTEX_LOCK_PI_PRIVATE, 0, &past, 0, 0)));
     pthread_t th;
     pthread_create(&th, 0, pi_waiter, 0);
-    struct timespec d = {0, 50000000};
+    struct timespec d = {0, 5000000};
+    for (int i = 0; i < 400 && !(pif & FUTEX_WAITERS); i++) nanosleep(&d, 0);  /* until it waits */
     nanosleep(&d, 0);
     word("with a waiter", pif, main_tid);
     const char *r = e(fx(&pif, FUTEX_UNLOCK_PI_PRIVATE, 0, 0, 0, 0));
@@ -160,6 +161,14 @@ static void *die_holding(void *arg) {
     return 0;
 }
 
+/* musl's mutex word (the futex) is the second int of pthread_mutex_t */
+static volatile int *lockword(pthread_mutex_t *m) { return (volatile int *)m + 1; }
+
+static void until(pthread_mutex_t *m, int bits) {
+    struct timespec d = {0, 5000000};
+    for (int i = 0; i < 400 && !(*lockword(m) & bits); i++) nanosleep(&d, 0);
+}
+
 static void robust_thread(int pi) {
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
@@ -171,8 +180,7 @@ static void robust_thread(int pi) {
     pthread_mutex_init(&rm, &ma);
     pthread_t t;
     pthread_create(&t, 0, die_holding, 0);
-    struct timespec d = {0, 50000000};
-    nanosleep(&d, 0);
+    until(&rm, FUTEX_OWNER_DIED);  /* the thread locked it and died */
     printf("robust%s, owner thread gone: lock %s\n", pi ? " PI" : "", e(-(errno = pthread_mutex_lock(&rm)) ? -1 : 0));
     printf("  consistent: %d, unlock: %d, lock: %s\n", pthread_mutex_consistent(&rm), pthread_mutex_unlock(&rm),
            (errno = pthread_mutex_lock(&rm)) ? e(-1) : "ok");
@@ -195,8 +203,7 @@ static void *hold_then_die(void *arg) {
 static void robust_waiter(int pi) {
     pthread_t t;
     pthread_create(&t, 0, hold_then_die, 0);
-    struct timespec d = {0, 10000000};
-    nanosleep(&d, 0);
+    until(&rm, FUTEX_TID_MASK);  /* the thread holds it */
     int r = pthread_mutex_lock(&rm);
     printf("robust%s waiter: %s\n", pi ? " PI" : "", r == EOWNERDEAD ? "EOWNERDEAD" : r ? strerror(r) : "ok");
     r = pthread_mutex_unlock(&rm);  /* without consistent: not recoverable */
@@ -263,7 +270,7 @@ static void *req_waiter(void *arg) {
 static void bitsets(void) {
     pthread_t t[4];
     for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, bit_waiter, (void *)i);
-    struct timespec d = {0, 30000000};
+    struct timespec d = {0, 100000000};
     nanosleep(&d, 0);
     printf("wake_bitset 0b0101: %ld\n", fx(&fa, FUTEX_WAKE_BITSET_PRIVATE, 10, 0, 0, 5));
     nanosleep(&d, 0);
@@ -288,6 +295,7 @@ static long setsched(pid_t pid, int policy, int prio) {
 
 static void sched_calls(void) {
     struct sched_param sp = {0};
+    setpriority(PRIO_PROCESS, 0, 0);  /* not the nice value this run was started with */
     printf("priority max/min FIFO %d %d RR %d %d OTHER %d %d\n", sched_get_priority_max(SCHED_FIFO),
            sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_RR), sched_get_priority_min(SCHED_RR),
            sched_get_priority_max(SCHED_OTHER), sched_get_priority_min(SCHED_OTHER));

@@ -123,21 +123,27 @@ static void posix_locks(const char *path) {
     waitpid(c, 0, 0);
     lk(fd, F_SETLK, F_UNLCK, 0, 0);
 
-    /* deadlock: each of two processes holds one lock and waits for the other's */
+    /* deadlock: each of two processes holds one lock and waits for the other's; the one
+     * that asks second gets EDEADLK (which one that is, is the scheduler's business) */
     pipe(back_pipe);
     printf("setlk W [0,+1): %s\n", err(lk(fd, F_SETLK, F_WRLCK, 0, 1)));
     c = fork();
     if (c == 0) {
         lk(fd, F_SETLK, F_WRLCK, 1, 1);
         tell(sync_pipe);
-        nap(150);  /* the parent waits for [1,+1) by now */
-        printf("child setlkw W [0,+1): %s\n", err(lk(fd, F_SETLKW, F_WRLCK, 0, 1)));
-        fflush(stdout);
-        _exit(0);  /* its lock on [1,+1) goes: the parent gets it */
+        nap(50);
+        int r = lk(fd, F_SETLKW, F_WRLCK, 0, 1);
+        _exit(r == 0 ? 0 : errno == EDEADLK ? 35 : 1);  /* its lock on [1,+1) goes */
     }
     hear(sync_pipe);
-    printf("setlkw W [1,+1): %s\n", err(lk(fd, F_SETLKW, F_WRLCK, 1, 1)));
-    waitpid(c, 0, 0);
+    int r = lk(fd, F_SETLKW, F_WRLCK, 1, 1);
+    int mine = r == 0 ? 0 : errno == EDEADLK ? 35 : 1;
+    if (mine == 35) lk(fd, F_SETLK, F_UNLCK, 0, 1);  /* give way: the child gets [0,+1) */
+    int cst;
+    waitpid(c, &cst, 0);
+    int theirs = WEXITSTATUS(cst);
+    printf("deadlock: %s\n", (mine == 35) + (theirs == 35) == 1 && (mine == 0 || theirs == 0) ?
+           "one got EDEADLK, the other its lock" : "?");
     lk(fd, F_SETLK, F_UNLCK, 0, 0);
 
     /* errors */
@@ -262,18 +268,24 @@ static void interrupted(const char *path) {
     struct sigaction sa = {.sa_handler = on_usr1};
     sigaction(SIGUSR1, &sa, 0);
     pipe(sync_pipe);
+    pipe(back_pipe);
+    fcntl(back_pipe[0], F_SETFL, O_NONBLOCK);
     pid_t parent = getpid();
     pid_t c = fork();
     if (c == 0) {
         lk(fd, F_SETLK, F_WRLCK, 0, 1);
         tell(sync_pipe);
-        nap(100);
-        kill(parent, SIGUSR1);
-        nap(100);
+        char x;
+        for (int i = 0; i < 100 && read(back_pipe[0], &x, 1) != 1; i++) {
+            nap(50);  /* until the parent says its wait was interrupted */
+            kill(parent, SIGUSR1);
+        }
         _exit(0);
     }
     hear(sync_pipe);
     printf("setlkw interrupted: %s\n", err(lk(fd, F_SETLKW, F_WRLCK, 0, 1)));
+    signal(SIGUSR1, SIG_IGN);  /* the child's last signals must not cut the waitpid short */
+    tell(back_pipe);
     waitpid(c, 0, 0);
     printf("after the child: %s\n", err(lk(fd, F_SETLK, F_WRLCK, 0, 1)));
     close(fd);
