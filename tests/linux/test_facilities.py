@@ -207,6 +207,19 @@ def test_busybox_touch_stat_renice(tmp_path: Path) -> None:
     assert got[0].startswith(b"1000 1000\n2000 1000\n2000 3000 regular empty file\n")
 
 
+def test_facilities_are_deterministic(build: Build) -> None:
+    """Two runs of the socket and event programs on two cores are the same to the nanosecond:
+    output, status, simulated time, calls and copies."""
+    for name in ("sockets", "events"):
+        exe = build(name)
+        runs = []
+        for _ in range(2):
+            out: list[bytes] = []
+            res = run(exe, [GUEST_DIR], out=lambda fd, b, out=out: out.append(b), cores=2)
+            runs.append((b"".join(out), res.status, res.sim_ns, res.stats["calls"], res.stats["cow_copies"]))
+        assert runs[0] == runs[1]
+
+
 def test_syscall_count() -> None:
     """The table implements at least 220 calls (entries that only return ENOSYS do not count)."""
     assert len(implemented()) >= 220

@@ -349,7 +349,7 @@ async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def send_signal(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
-                thread: LinuxThread | None = None) -> int:
+                      thread: LinuxThread | None = None) -> int:
     """Send ``sig`` to the processes ``targets`` (or to their ``thread``), as Linux's
     send_signal and complete_signal: SIGCONT continues a stopped process whatever its
     disposition; a handler's signal becomes pending; a fatal one ends the caller at once and

@@ -63,7 +63,7 @@ from l4sim.linux.vfs import O_CLOEXEC, O_NONBLOCK, Dir, Inode, OFile, stamp
 EPERM, ENOENT, EINTR, EBADF, EAGAIN, EFAULT, EEXIST, ENOTDIR, EINVAL = 1, 2, 4, 9, 11, 14, 17, 20, 22
 EPIPE, ENAMETOOLONG, ENOTSOCK, EMSGSIZE, EPROTOTYPE, ENOPROTOOPT = 32, 36, 88, 90, 91, 92
 EPROTONOSUPPORT, ESOCKTNOSUPPORT, EOPNOTSUPP, EAFNOSUPPORT, EADDRINUSE = 93, 94, 95, 97, 98
-ECONNRESET, EISCONN, ENOTCONN, ECONNREFUSED, ENOBUFS = 104, 106, 107, 111, 105
+ECONNRESET, EISCONN, ENOTCONN, ECONNREFUSED, EDOM = 104, 106, 107, 111, 33
 AF_UNSPEC, AF_UNIX = 0, 1
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET = 1, 2, 3, 5
 SOCK_NONBLOCK, SOCK_CLOEXEC = O_NONBLOCK, O_CLOEXEC
@@ -331,11 +331,9 @@ def _send_dgram(k: Personality, p: Proc, s: Socket, data: bytes, nonblock: bool,
         return -ENOTCONN
     if len(data) > s.sndbuf - 32:
         return -EMSGSIZE
-    if other.dead:
+    if other.dead:  # a connected peer that is gone is forgotten: the next send is ENOTCONN
         if s.peer is other:
-            s.peer = None
-            s.connected = False
-            return -ECONNREFUSED
+            s.peer, s.connected = None, False
         return -ECONNREFUSED
     if other.peer is not None and other.peer is not s:
         return -EPERM  # it is connected to another socket
@@ -1125,14 +1123,10 @@ async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
         s.passcred = bool(v)
     elif opt in (SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVLOWAT, SO_SNDLOWAT):
         pass  # accepted: they change nothing for a local socket
-    elif opt in (SO_TYPE, SO_ERROR, SO_PEERCRED, SO_ACCEPTCONN, SO_PROTOCOL, SO_DOMAIN):
-        return -ENOPROTOOPT
-    else:
+    else:  # read-only (SO_TYPE, SO_PEERCRED, ...) or unknown
         return -ENOPROTOOPT
     return 0
 
-
-EDOM = 33
 
 
 async def sys_getsockopt(k: Personality, p: Proc, c: Call) -> int:
