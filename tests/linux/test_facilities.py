@@ -91,14 +91,22 @@ def test_file_locks(build: Build, native_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- futexes
+def _needs_fifo(build: Build) -> None:
+    """Skip unless this host lets the program run SCHED_FIFO natively (root, and the
+    capability: a container may refuse it)."""
+    if not ROOT:
+        pytest.skip("SCHED_FIFO natively needs root")
+    if b"no SCHED_FIFO" in native(build("futex_pi"))[0]:
+        pytest.skip("this host refuses SCHED_FIFO")
+
+
 def test_futex_pi_robust_and_scheduling(build: Build) -> None:
     """PI futexes (ownership in the word, FUTEX_WAITERS, EDEADLK, EPERM, ESRCH, OWNER_DIED),
     a PTHREAD_PRIO_INHERIT mutex that stops a priority inversion under SCHED_FIFO where a
     plain one does not, robust mutexes whose owner thread or process died (EOWNERDEAD,
     ENOTRECOVERABLE), get_robust_list, WAIT_BITSET/WAKE_BITSET, REQUEUE, and the
     scheduling calls; natively this needs root (SCHED_FIFO)."""
-    if not ROOT:
-        pytest.skip("SCHED_FIFO natively needs root")
+    _needs_fifo(build)
     out = same(build, "futex_pi")
     pi = out[out.index(b"-- priority inversion, PI mutex"):]
     assert pi.index(b"H: got the lock") < pi.index(b"M: runs")  # the owner ran above M
@@ -110,8 +118,7 @@ def test_futex_pi_robust_and_scheduling(build: Build) -> None:
 def test_futex_pi_on_two_cores_with_affinity(build: Build) -> None:
     """With two cores the program pins itself to core 0 (sched_setaffinity moves its threads
     there), so the inversion plays out as on one core."""
-    if not ROOT:
-        pytest.skip("SCHED_FIFO natively needs root")
+    _needs_fifo(build)
     same(build, "futex_pi", None, 2)
 
 
