@@ -423,12 +423,13 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
 
 @linux.command("syscalls")
 def linux_syscalls_cmd() -> None:
-    """List the system calls the personality implements."""
-    from l4sim.linux.syscalls import TABLE
+    """List the system calls the personality implements (not those it only answers with ENOSYS)."""
+    from l4sim.linux.syscalls import implemented
 
-    for nr in sorted(TABLE):
-        click.echo(f"{nr:>4}  {TABLE[nr].name}")
-    click.echo(f"{len(TABLE)} system calls")
+    calls = implemented()
+    for nr, name in calls:
+        click.echo(f"{nr:>4}  {name}")
+    click.echo(f"{len(calls)} system calls")
 
 
 @main.command("costs")

@@ -41,6 +41,7 @@ from l4sim.linux.signals import cpu_fault, forget_process, signal_death
 from l4sim.linux.state import SIGKILL, WAITING, Config, Personality, Proc, text_bytes
 from l4sim.linux.syscalls import TABLE, TIMELESS, dispatch, resume
 from l4sim.linux.sysnames import NAMES
+from l4sim.linux.timers import expire
 from l4sim.runtime.console import start_console
 from l4sim.user.env import Env
 
@@ -113,6 +114,8 @@ async def serve(k: Personality) -> int:
             if reply is WAITING:
                 t.reply = await env.save_reply()
                 reply = None
+        if k.timers and min(k.timers.values()) <= k.now_ns:
+            await expire(k)  # alarm, setitimer, POSIX timers: their signals
         if k.console_out or k.stdin_want:
             await _console_io(k)
         if k.to_trigger:
@@ -133,8 +136,8 @@ async def serve(k: Personality) -> int:
                                text_pages_shared=k.text_shared, tasks_peak=k.tasks_peak)
             return first.status
         timeout = None
-        if sleepers:
-            timeout = max(0, min(sleepers.values()) - int(await env.clock()))
+        if sleepers or k.timers:
+            timeout = max(0, min([*sleepers.values(), *k.timers.values()]) - int(await env.clock()))
         if reply is None:
             msg = await env.wait(timeout=timeout)
         else:

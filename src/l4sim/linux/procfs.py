@@ -154,9 +154,9 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
         total = sum(max(1, len(q.threads)) for q in k.procs.values())
         return f"0.00 0.00 0.00 {running}/{total} {k.last_pid}\n".encode()
     if what == "mounts":
-        return b"".join(f"{dev} {at} {kind} rw 0 0\n".encode() for dev, at, kind in
+        return b"".join(f"{dev} {at} {kind} rw,relatime 0 0\n".encode() for dev, at, kind in
                         (("l4sim", "/", "tmpfs"), ("tmpfs", "/tmp", "tmpfs"), ("devtmpfs", "/dev", "devtmpfs"),
-                         ("proc", "/proc", "proc")))
+                         ("tmpfs", "/dev/shm", "tmpfs"), ("proc", "/proc", "proc")))
     if what == "stat":
         times = [await cpu_times(k, q) for q in list(k.all.values())]
         user = sum(u for u, _ in times) // NS_PER_TICK

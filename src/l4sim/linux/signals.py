@@ -74,13 +74,16 @@ SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
 SIGHUP, SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 1, 9, 17, 18, 19
 SIGTSTP, SIGTTIN, SIGTTOU = 20, 21, 22
+#: si_code of SIGCHLD for a child that exited, was killed
+CLD_EXITED, CLD_KILLED = 1, 2
 #: stop signals; and those whose default action is nothing (SIGCHLD, SIGCONT, SIGURG, SIGWINCH)
 SIGSTOPS = frozenset((19, 20, 21, 22))
 IGNORED_BY_DEFAULT = frozenset((17, 18, 23, 28))
 #: how a waiting call ends when a signal with a handler interrupts it (Linux's -ERESTART* codes):
 #: killable only (vfork's parent); restarted with SA_RESTART, else EINTR (ERESTARTSYS); EINTR
 #: whenever a handler runs (ERESTARTNOHAND, ERESTART_RESTARTBLOCK)
-KILLABLE, RESTART_SYS, RESTART_NOHAND = 0, 1, 2
+#: ... and restarted after any handler (ERESTARTNOINTR: a priority-inheritance futex lock)
+KILLABLE, RESTART_SYS, RESTART_NOHAND, RESTART_NOINTR = 0, 1, 2, 3
 #: unmaskable: SIGKILL, SIGSTOP
 UNBLOCKABLE = (1 << 8) | (1 << 18)
 #: sigcontext's register order -> index in the exception message's registers
@@ -288,7 +291,8 @@ async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
     if not sig or p.stopped or how == KILLABLE:
         return BLOCK
     forget_wait(k, t, c)
-    if how == RESTART_SYS and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART:
+    if how == RESTART_NOINTR or (how == RESTART_SYS \
+            and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART):
         return restart(c)
     return -EINTR
 
@@ -449,7 +453,7 @@ async def orphan_check(k: Personality, p: Proc) -> None:
 
 async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
     """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
-    as :func:`l4sim.linux.process._send`, but no process is the sender."""
+    as :func:`l4sim.linux.process.send_signal`, but no process is the sender."""
     for q in targets:
         if sig == SIGCONT:
             await cont(k, q)
@@ -486,6 +490,8 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
     await drop_space(k, p)
     k.vfork_done(p)
     close_all(k, p)
+    for fac in list(k.facilities.values()):
+        await fac.proc_ends(k, p)
     await orphan_check(k, p)  # before it leaves: the groups it orphans and their stopped jobs
     del k.procs[p.pid]
     for q in k.all.values():  # orphans go to init
@@ -497,8 +503,11 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
         k.all.pop(p.pid, None)
     else:
         k.wake(parent.child_waiters)
-        if p.exit_signal in parent.sighand:
-            k.post(parent, p.exit_signal)  # SIGCHLD, usually
+        esig = p.exit_signal
+        if esig and (esig in parent.sighand or (parent.threads
+                     and all(t.sigmask >> (esig - 1) & 1 for t in parent.threads.values()))):
+            # SIGCHLD, usually; blocked, it is pending all the same (a signalfd reads it)
+            k.post(parent, esig, None, (CLD_KILLED, p.pid, sig) if sig else (CLD_EXITED, p.pid, status & 0xFF))
     if p.pid == 1:
         k.cfg.result.append(status)
 
@@ -548,6 +557,8 @@ async def end_thread(k: Personality, t: LinuxThread) -> None:
     """Delete ``t``'s thread, gate and saved reply; forget its waits (no reply is sent)."""
     env = k.env
     p = t.proc
+    for fac in list(k.facilities.values()):
+        await fac.thread_ends(k, t)  # robust futexes, priority inheritance: memory still there
     await retire(k, p, t.thread)  # its CPU time stays the process's
     for cap in (t.thread, t.gate):
         await env.task.delete(cap.slot)

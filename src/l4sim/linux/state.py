@@ -26,7 +26,7 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from l4sim.kernel.abi import (
     EX_REGS_GUEST,
@@ -38,7 +38,18 @@ from l4sim.kernel.abi import (
     ThreadOp,
 )
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
-from l4sim.linux.vfs import EPOCH, O_WRONLY, S_IFIFO, Device, Fifo, File, OFile, PipeNode, Vfs
+from l4sim.linux.vfs import (
+    EPOCH,
+    O_WRONLY,
+    S_IFIFO,
+    Device,
+    Fifo,
+    File,
+    Inode,
+    OFile,
+    PipeNode,
+    Vfs,
+)
 from l4sim.runtime.console import Console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
 from l4sim.user.env import Env, Gate, L4Error, TaskCap, ThreadCap
@@ -57,11 +68,22 @@ SLOT_GATE = 8
 #: priority and quantum of guest threads
 GUEST_PRIO = 50
 GUEST_QUANTUM = 10_000_000
+#: SCHED_FIFO and SCHED_RR (the real-time policies); the RR time slice (Linux's
+#: RR_TIMESLICE); a FIFO thread keeps its core until it blocks or a higher one comes
+SCHED_FIFO, SCHED_RR = 1, 2
+RR_QUANTUM = 100_000_000
+FIFO_QUANTUM = 1 << 62
+
+
+def sched_quantum(policy: int) -> int:
+    """The kernel quantum of a thread of ``policy``."""
+    return FIFO_QUANTUM if policy == SCHED_FIFO else RR_QUANTUM if policy == SCHED_RR else GUEST_QUANTUM
 #: signal numbers the personality reports
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
 SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT", SIGBUS: "SIGBUS",
             SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
             15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
+EINVAL = 22
 #: the environment of a started program
 DEFAULT_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", "LANG=C")
 
@@ -120,6 +142,106 @@ class Wait(ABC):
     @abstractmethod
     def forget(self, k: Personality, c: Call) -> None:
         """Give back what the wait holds."""
+
+
+class Facility:
+    """A facility of a higher module (file locks, System V IPC, robust futexes, pid file
+    descriptors...) that must hear of ends the lower modules carry out: an fd closed, an open
+    file's last reference gone, a thread or a process ended.  Each is made on first use
+    (:meth:`Personality.facility`) and kept in ``Personality.facilities``; a system without
+    it pays nothing.  The methods do nothing unless overridden (Linux's hooks in
+    ``filp_close``, ``__fput``, ``do_exit``)."""
+
+    def closed(self, k: Personality, p: Proc, f: OFile) -> None:
+        """``p`` closed one of its fds for ``f`` (POSIX record locks go with any close)."""
+
+    def released(self, k: Personality, f: OFile) -> None:
+        """The last reference to ``f`` went (flock and open-file-description locks go)."""
+
+    async def thread_ends(self, k: Personality, t: LinuxThread) -> None:
+        """``t`` ends (exit, a fatal signal, execve); its process's memory is still there."""
+
+    async def proc_ends(self, k: Personality, p: Proc) -> None:
+        """``p`` has ended: its threads, memory and files are gone."""
+
+
+class Special(Inode):
+    """An inode whose reads, writes and readiness are its own: a socket, an eventfd, an epoll
+    instance, a signalfd, a timerfd, a pidfd (made by higher modules).  :mod:`l4sim.linux.files`
+    asks it through these methods, so read, write, poll, select and epoll work on it; a call
+    that would wait registers the thread with :meth:`watch` and waits (:data:`BLOCK`)."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(mode)
+        #: tids to wake when it changes (a read, write, poll or epoll waiting on it)
+        self.waiters: set[int] = set()
+        #: changes so far: an edge-triggered epoll reports a file again only after one
+        self.gen = 0
+
+    def read(self, k: Personality, p: Proc, f: OFile, n: int) -> bytes | int:
+        """Up to ``n`` bytes, a negative errno, or BLOCK (after :meth:`watch`)."""
+        return -EINVAL
+
+    def write(self, k: Personality, p: Proc, f: OFile, data: bytes) -> int:
+        """The count written, a negative errno, or BLOCK (after :meth:`watch`)."""
+        return -EINVAL
+
+    def ready(self, k: Personality, f: OFile) -> int:
+        """poll's bits (POLLIN 1, POLLOUT 4, POLLERR 8, POLLHUP 16, ...) for ``f`` now."""
+        return 0
+
+    def watch(self, k: Personality, tid: int) -> None:
+        """Wake ``tid`` at the next change (poll, epoll and blocked reads and writes)."""
+        self.waiters.add(tid)
+
+    def nread(self) -> int:
+        """Bytes a read would get now (ioctl FIONREAD)."""
+        return 0
+
+    def deadline(self, k: Personality) -> int | None:
+        """The simulated time its readiness changes by itself (a timer), None: never."""
+        return None
+
+    def changed(self, k: Personality) -> None:
+        """Its state changed: wake its watchers."""
+        self.gen += 1
+        k.wake(self.waiters)
+
+    def released(self, k: Personality, f: OFile) -> None:
+        """The last reference to ``f`` went."""
+
+
+class MemObject(ABC):
+    """Memory that owns its frames and that every mapping of it maps (a System V shared
+    memory segment, :mod:`l4sim.linux.ipc`): a VMA's ``file`` may be one, and the page
+    fault handler takes the page's frame from it (shared, never copied on write)."""
+
+    ino: int
+
+    @abstractmethod
+    def size(self) -> int:
+        """Its size in bytes (a page past it is SIGBUS)."""
+
+    @abstractmethod
+    async def frame(self, k: Personality, idx: int) -> int:
+        """The pool address of its page ``idx`` (made, zeroed, on first use)."""
+
+
+class PidFd(Special):
+    """A pid file descriptor (pidfd_open, :mod:`l4sim.linux.events`): it names process ``pid``
+    and is readable once that process has ended (here, not there, so that waitid's P_PIDFD
+    can know it)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(0o600)
+        self.pid = pid
+
+    def ready(self, k: Personality, f: OFile) -> int:
+        """POLLIN once the process has ended; POLLHUP too once it has been reaped."""
+        q = k.all.get(self.pid)
+        if q is None:
+            return 0x1 | 0x40 | 0x10  # POLLIN | POLLRDNORM | POLLHUP
+        return 0x1 | 0x40 if q.status is not None else 0
 
 
 @dataclass
@@ -197,6 +319,18 @@ class LinuxThread:
     stop_fault: tuple[int, ...] | None = None
     #: sigaltstack: (ss_sp, ss_flags, ss_size); flags SS_DISABLE 2 when there is none
     altstack: tuple[int, int, int] = (0, 2, 0)
+    #: the core it runs on; its scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2,
+    #: ...), real-time priority and nice value; ``prio`` the kernel priority they give it
+    #: (GUEST_PRIO for SCHED_OTHER), ``kprio`` the one the kernel has now (higher while it
+    #: holds a priority-inheritance futex a higher thread waits for)
+    cpu: int = 0
+    #: the cores it may run on (sched_setaffinity; 0: every core)
+    affinity: int = 0
+    policy: int = 0
+    rt_prio: int = 0
+    nice: int = 0
+    prio: int = GUEST_PRIO
+    kprio: int = GUEST_PRIO
 
 
 RLIM_INFINITY = (1 << 64) - 1
@@ -399,6 +533,13 @@ def std_files() -> dict[int, Fd]:
     return out
 
 
+def inherit_sched(parent: LinuxThread, t: LinuxThread) -> None:
+    """A new thread or process runs as its creator does (Linux's fork and clone keep the
+    policy, priority, nice value and CPU affinity)."""
+    t.policy, t.rt_prio, t.nice, t.prio = parent.policy, parent.rt_prio, parent.nice, parent.prio
+    t.affinity = parent.affinity
+
+
 def install(p: Proc, f: OFile, cloexec: bool = False, low: int = 0) -> int:
     fd = low
     while fd in p.fds:
@@ -429,6 +570,10 @@ def release(k: Personality, f: OFile) -> None:
     f.refs -= 1
     if f.refs > 0:
         return
+    for fac in k.facilities.values():
+        fac.released(k, f)
+    if isinstance(f.node, Special):
+        f.node.released(k, f)
     if isinstance(f.node, PipeNode):
         pipe = f.node.pipe
         if f.readable:
@@ -437,6 +582,7 @@ def release(k: Personality, f: OFile) -> None:
             pipe.writers -= 1
         if isinstance(f.node, Fifo) and not pipe.readers and not pipe.writers:
             pipe.buf.clear()  # the last end of a FIFO: Linux frees the pipe and what was in it
+        pipe.gen += 1  # a change an edge-triggered epoll sees
         k.wake(pipe.waiters)
 
 
@@ -444,6 +590,8 @@ def close_fd(k: Personality, p: Proc, fd: int) -> int:
     e = p.fds.pop(fd, None)
     if e is None:
         return -EBADF
+    for fac in k.facilities.values():
+        fac.closed(k, p, e.file)
     release(k, e.file)
     return 0
 
@@ -452,6 +600,9 @@ def close_all(k: Personality, p: Proc, only_cloexec: bool = False) -> None:
     for fd in sorted(p.fds):
         if not only_cloexec or p.fds[fd].cloexec:
             close_fd(k, p, fd)
+
+
+F = TypeVar("F", bound=Facility)
 
 
 class Personality:
@@ -516,6 +667,14 @@ class Personality:
         self.cow_copies = 0
         #: tid -> simulated time its sleep or timeout ends
         self.sleepers: dict[int, int] = {}
+        #: timers that send signals (alarm, setitimer, timer_create): id -> simulated time
+        #: they expire; the serve loop wakes for them (:func:`l4sim.linux.events.expire`)
+        self.timers: dict[int, int] = {}
+        #: what is known of a pending signal's origin, by (pid, or tid for a thread's own, signal):
+        #: (si_code, sender pid, status); a signalfd reports it (:mod:`l4sim.linux.events`)
+        self.siginfo: dict[tuple[int, int], tuple[int, int, int]] = {}
+        #: the facilities in use, by class, in the order they were first used (:meth:`facility`)
+        self.facilities: dict[type, Facility] = {}
         #: the thread being served: strace lines of threads other than tid 1 say "[pid N] "
         self.cur = 1
         if cfg.strace is not None:
@@ -529,8 +688,26 @@ class Personality:
             self.elf_cache[cfg.exe_bytes] = cfg.image  # an exec of the same file: the same image
 
     def wall(self) -> int:
-        """Seconds of the simulated wall clock (file times)."""
+        """Seconds of the simulated wall clock."""
         return EPOCH + self.now_ns // 1_000_000_000
+
+    def wall_ns(self) -> int:
+        """Nanoseconds of the simulated wall clock (file times, as tmpfs keeps them)."""
+        return EPOCH * 1_000_000_000 + self.now_ns
+
+    def facility(self, kind: type[F]) -> F:
+        """The facility ``kind`` of this system, made when first asked for."""
+        f = self.facilities.get(kind)
+        if f is None:
+            f = self.facilities[kind] = kind()
+        return cast(F, f)
+
+    async def set_prio(self, t: LinuxThread, prio: int, force: bool = False) -> None:
+        """Give ``t`` kernel priority ``prio`` on its core, with its policy's quantum (the
+        kernel's scheduler decides at once: a higher thread than the one running preempts it)."""
+        if (force or prio != t.kprio) and t.proc.status is None:
+            t.kprio = prio
+            await self.env.scheduler.run_thread(t.thread, prio, sched_quantum(t.policy), 1 << t.cpu)
 
     now_ns = 0
 
@@ -541,11 +718,14 @@ class Personality:
                 self.runnable.append(tid)
         waiters.clear()
 
-    def post(self, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
+    def post(self, p: Proc, sig: int, t: LinuxThread | None = None,
+             info: tuple[int, int, int] | None = None) -> None:
         """Make ``sig`` pending in ``p`` (it has a handler, or is fatal), or in its thread ``t``;
         wake the threads that wait in a call and do not block it: the signal interrupts the
-        wait (signals.interrupt)."""
+        wait (signals.interrupt).  ``info``: (si_code, sender pid, status) for a signalfd."""
         (p.pending if t is None else t.pending).add(sig)
+        if info is not None:
+            self.siginfo[(p.pid if t is None else t.tid, sig)] = info
         bit = 1 << (sig - 1)
         for th in (p.threads.values() if t is None else (t,)):
             if th.blocked is not None and not th.sigmask & bit and th.tid not in self.runnable:
@@ -607,6 +787,11 @@ class Personality:
             at = v.off + (vaddr & ~0xFFF) - v.start
             if at >= node.size():
                 return None
+            if isinstance(node, MemObject):  # its own frame, the same in every mapping
+                a = await node.frame(self, at >> 12)
+                self.refs[a] = self.refs.get(a, 1) + 1
+                p.pages[vaddr >> 12] = a
+                return a
             if node in self.file_pages:
                 await self.pull_file(node)  # what shared mappings wrote is the file's
             if v.shared:  # the file's own page, the same frame in every shared mapping
@@ -875,9 +1060,12 @@ class Personality:
     async def _run_thread(self, t: LinuxThread, ip: int, sp: int) -> None:
         """Start ``t`` as a guest thread at ``ip``; a process's n-th thread runs on core n mod cores."""
         p = t.proc
-        cpu = p.spawned % self.ncores
+        allowed = [i for i in range(self.ncores) if not t.affinity or t.affinity >> i & 1] or [0]
+        cpu = allowed[p.spawned % len(allowed)]
         p.spawned += 1
-        await self.env.scheduler.run_thread(t.thread, GUEST_PRIO, GUEST_QUANTUM, 1 << cpu)
+        t.cpu = cpu
+        t.kprio = t.prio
+        await self.env.scheduler.run_thread(t.thread, t.prio, sched_quantum(t.policy), 1 << cpu)
         r = await t.thread._op("ex_regs guest", ThreadOp.EX_REGS, ip, sp, EX_REGS_GUEST)
         assert r.proto == 0
 
@@ -902,7 +1090,10 @@ class Personality:
             return {}
         return self.text_cache.setdefault(id(image), {})
 
-    async def start_program(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int) -> None:
+    async def start_program(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int,
+                            caller: LinuxThread | None = None) -> None:
+        """Load ``image`` into a fresh task of ``p`` and start its main thread (with ``caller``'s
+        scheduling attributes: execve keeps them)."""
         env = self.env
         await self._space(p)
         task = p.task
@@ -950,6 +1141,8 @@ class Personality:
         p.spawned = 0
         t = await self._new_thread(p, p.pid)
         t.sigmask = sigmask
+        if caller is not None:
+            inherit_sched(caller, t)
         p.cur = t
         await self._run_thread(t, image.entry, sp)
 
@@ -1017,6 +1210,7 @@ class Personality:
             if n == 1 and v is not None and v.rights & _W and not v.shared:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
         t = await self._new_thread(c, c.pid)
+        inherit_sched(parent.cur, t)
         t.sigmask = parent.cur.sigmask
         t.altstack = parent.cur.altstack  # fork keeps the caller's alternate stack
         regs = list(words[:20])
@@ -1045,6 +1239,7 @@ class Personality:
             regs[18] = tls
         t.start_regs = tuple(regs)
         t.sigmask = p.cur.sigmask
+        inherit_sched(p.cur, t)
         t.clear_tid = clear_tid
         try:
             await self._run_thread(t, FORK_RIP, 0)

@@ -39,7 +39,34 @@ ENOENT, EBADF, EEXIST, ENOTDIR, EISDIR, EINVAL, ENOTEMPTY, ELOOP, ENAMETOOLONG =
 EACCES, EXDEV, EBUSY = 13, 18, 16
 #: the simulated wall clock starts at this Unix time (2026-01-01)
 EPOCH = 1_767_225_600
+EPOCH_NS = EPOCH * 1_000_000_000
 PIPE_BUF_SIZE = 65536
+#: relatime: a read updates atime when it is not after mtime or ctime, or is a day old
+RELATIME_NS = 24 * 3600 * 1_000_000_000
+
+
+def stamp(node: Inode, now: int, a: bool = False, m: bool = False, c: bool = False) -> None:
+    """Set the times of ``node`` that an operation changes to ``now`` (ns): a write sets
+    mtime and ctime, chmod ctime (as tmpfs does)."""
+    if a:
+        node.atime = now
+    if m:
+        node.mtime = now
+    if c:
+        node.ctime = now
+
+
+def accessed(node: Inode, now: int) -> None:
+    """A read of ``node`` (read, getdents, readlink): atime follows Linux's relatime rule --
+    updated when it is not later than mtime or ctime, or older than a day."""
+    if node.atime <= node.mtime or node.atime <= node.ctime or now - node.atime >= RELATIME_NS:
+        node.atime = now
+
+
+def created(node: Inode, now: int) -> Inode:
+    """A new inode's times: all ``now``."""
+    node.atime = node.mtime = node.ctime = node.btime = now
+    return node
 
 _ino = itertools.count(2)
 
@@ -63,7 +90,9 @@ class Inode:
     def __init__(self, mode: int) -> None:
         self.mode = mode
         self.ino = next(_ino)
-        self.mtime = EPOCH
+        #: access, modification, status change and birth times, in nanoseconds of the wall clock
+        #: (tmpfs keeps nanoseconds); set by :func:`stamp` and :func:`accessed`
+        self.atime = self.mtime = self.ctime = self.btime = EPOCH_NS
         self.nlink = 1
 
     @property
@@ -256,6 +285,8 @@ class Pipe:
     #: opens of each end so far: a FIFO's blocked open waits for the other side's count to move
     read_opens: int = 0
     write_opens: int = 0
+    #: changes so far (data in or out, an end closed): an edge-triggered epoll reports again after one
+    gen: int = 0
 
 
 class PipeNode(Inode):
@@ -415,9 +446,10 @@ class Vfs:
             root.add("tmp", Dir(0o1777))  # tmpfs over whatever the root had
         dev = Dir(0o755)
         root.add("dev", dev)
-        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("urandom", 1, 9), ("random", 1, 8),
-                                   ("tty", 5, 0), ("console", 5, 1)):
+        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("urandom", 1, 9),
+                                   ("random", 1, 8), ("tty", 5, 0), ("console", 5, 1)):
             dev.add(name, Device(name, major, minor, 0o666 if name != "console" else 0o600))
+        dev.add("shm", Dir(0o1777))  # tmpfs for shm_open and sem_open, as /tmp
         dev.add("stdin", Symlink("/proc/self/fd/0"))
         dev.add("stdout", Symlink("/proc/self/fd/1"))
         dev.add("stderr", Symlink("/proc/self/fd/2"))
@@ -549,24 +581,25 @@ class Vfs:
 def stat_bytes(node: Inode, dev: int = 0x16) -> bytes:
     """struct stat (x86-64)."""
     size = node.size()
-    t = node.mtime
+    a, m, c = node.atime, node.mtime, node.ctime
     return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.links(), node.mode, node.uid, node.gid, 0, node.rdev,
-                       size, 4096, node.blocks(), t, 0, t, 0, t, 0, 0, 0, 0)
+                       size, 4096, node.blocks(), a // 10**9, a % 10**9, m // 10**9, m % 10**9,
+                       c // 10**9, c % 10**9, 0, 0, 0)
 
 
 def statx_bytes(node: Inode, dev: int = 0x16) -> bytes:
-    """struct statx with the basic fields (mask 0x7ff)."""
+    """struct statx with the basic fields and the birth time (mask 0xfff, as tmpfs)."""
     size = node.size()
-    t = node.mtime
-    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.links(), node.uid, node.gid, node.mode, 0, node.ino, size,
+    head = struct.pack("<IIQIIIHHQQQQ", 0xFFF, 4096, 0, node.links(), node.uid, node.gid, node.mode, 0, node.ino, size,
                        node.blocks(), 0)
-    times = struct.pack("<qIi", t, 0, 0) * 4
+    times = b"".join(struct.pack("<qIi", t // 10**9, t % 10**9, 0)
+                     for t in (node.atime, node.btime, node.ctime, node.mtime))
     devs = struct.pack("<IIII", node.rdev >> 8, node.rdev & 0xFF, dev >> 8, dev & 0xFF)
     out = head + times + devs
     return out + bytes(256 - len(out))
 
 
-DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1}
+DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1, 0o140000: 12}
 
 
 def dirent(ino: int, off: int, kind: int, name: str) -> bytes:
