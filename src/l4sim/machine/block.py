@@ -155,6 +155,11 @@ class BlockDevice:
         self.log: list[tuple[int, int, str]] = []
         self.on_complete: Callable[[int, int], None] | None = None
         self.powered = True
+        #: counters since power-on (a reset leaves them: they are what the host observes)
+        self.reads = 0
+        self.writes = 0
+        self.flushes = 0
+        self.dma_errors = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -166,10 +171,6 @@ class BlockDevice:
         self.qh = 0
         self.qt = 0
         self.busy = False
-        self.reads = 0
-        self.writes = 0
-        self.flushes = 0
-        self.dma_errors = 0
 
     # --- registers
     def mmio_read(self, off: int, size: int, now: int) -> int:

@@ -216,6 +216,11 @@ class Nic:
         self.wire: Wire | None = None
         #: called on every frame sent or received, for observers (None: nobody)
         self.on_frame: Callable[[str, bytes], None] | None = None
+        #: counters since power-on (a reset leaves them: they are what the host observes)
+        self.tx_frames = 0
+        self.rx_frames = 0
+        self.missed = 0
+        self.dma_errors = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -230,10 +235,6 @@ class Nic:
         self.rdlen = 0
         self.rdh = 0
         self.rdt = 0
-        self.tx_frames = 0
-        self.rx_frames = 0
-        self.missed = 0
-        self.dma_errors = 0
         #: the transmitter is busy until this time (one frame at a time)
         self.tx_busy = False
         self.tx_free_at = 0
