@@ -155,7 +155,7 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
 @click.option("--pcap", "pcap_path", default=None, metavar="FILE",
               help="record every frame on the board's network cables into FILE (pcap, for tcpdump)")
 @click.option("--disk", "disk_path", default=None, metavar="FILE",
-              help="the host image file of the script's disk (created when missing)")
+              help="the host image file of the script's first disk (created when missing)")
 @click.option("--crash-at", "crash_at", default=None, metavar="TIME",
               help="cut the power at this simulated time (e.g. 30ms): disks keep only what reached them")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,

@@ -14,7 +14,16 @@ import pytest
 
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.trace import Tracer
-from l4sim.machine.block import OP_FLUSH, OP_READ, OP_WRITE, SECTOR, ST_DMA, ST_DONE, BlockDevice, Medium
+from l4sim.machine.block import (
+    OP_FLUSH,
+    OP_READ,
+    OP_WRITE,
+    SECTOR,
+    ST_DMA,
+    ST_DONE,
+    BlockDevice,
+    Medium,
+)
 from l4sim.machine.board import Machine
 from l4sim.machine.events import EventQueue
 from l4sim.machine.iommu import CMD_ALLOW_RW, REG_ADDR, REG_CMD, REG_DEV
@@ -203,8 +212,10 @@ def test_a_crash_keeps_what_a_flush_covered_and_what_the_disk_wrote_back(tmp_pat
     assert again == img
     late, d2 = _disk_run(tmp_path, seed=1, crash_at=100_000_000)  # long after: everything written back
     assert {s for _t, s, _h in d2.log} == set(range(8))
+    assert late[: 8 * SECTOR] == b"".join(bytes([0x10 + s]) * SECTOR for s in range(8))
     early, d3 = _disk_run(tmp_path, seed=1, crash_at=400_000)  # before the write-backs: flushed only
     assert {s for _t, s, _h in d3.log} == {0, 1, 2, 3}
+    assert early[4 * SECTOR : 8 * SECTOR] == bytes(4 * SECTOR)  # written, answered, never durable
 
 
 def test_a_medium_in_memory_reads_back_what_reached_it() -> None:

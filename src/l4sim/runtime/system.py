@@ -85,16 +85,16 @@ def build_board(machine: Machine, plan: Plan) -> None:
     """Put the script's devices on the machine: NICs and their cables, disks; ``--pcap``'s
     capture on every cable (``machine.options``).  Where each landed goes into ``plan.board``.
 
-    ``machine.options["disk"]`` is the image of the script's only disk when it names none.
+    ``machine.options["disk"]`` is the image of the script's first disk that names none (the
+    others without one keep their sectors in memory).
     """
     nics: dict[str, Nic] = {}
-    disks = [d for d in plan.devices if d.kind == "blk"]
+    first = next((d for d in plan.devices if d.kind == "blk" and d.image is None), None)
     for d in plan.devices:
         if d.kind == "nic":
             nics[d.name] = machine.add_nic(d.name, d.mac)
         else:
-            image = d.image if d.image is not None else (
-                machine.options.get("disk") if len(disks) == 1 else None)
+            image = d.image if d.image is not None else machine.options.get("disk") if d is first else None
             machine.add_disk(d.name, d.sectors, image)
     for d in plan.devices:
         if d.kind != "nic" or d.wire is None:
