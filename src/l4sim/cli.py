@@ -329,6 +329,27 @@ def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
     click.echo(f"slowdown vs native: {r['slowdown_vs_native']}x")
 
 
+@bench.command("net")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--frames", default=2000, show_default=True, help="frames through the switch (pings: a tenth)")
+def bench_net_cmd(as_json: bool, frames: int) -> None:
+    """Frames/s through the switch and pings across a cable, simulated and wall clock."""
+    from l4sim.tools.bench_net import BASE, bench_net
+
+    if frames <= BASE * 10:
+        _fail(f"--frames {frames} is too few to measure: use more than {BASE * 10}")
+    with _bench_progress("bench net") as progress:
+        r = bench_net(frames, progress=progress)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    click.echo(f"switch: {r['switch_frames_per_s_simulated']:,} frames/s simulated, "
+               f"{r['switch_frames_per_s_wall']:,} frames/s wall clock ({frames:,} frames of 60 bytes)")
+    click.echo(f"cable:  {r['cable_round_trip_us_simulated']} us simulated per ping round trip "
+               f"(switch, nic, simnic under DDE, NIC, cable and back), "
+               f"{r['cable_round_trips_per_s_wall']:,} round trips/s wall clock ({r['cable_pings']:,} pings)")
+
+
 @main.group("linux")
 def linux() -> None:
     """The Linux personality: static x86-64 Linux programs on the kernel."""
