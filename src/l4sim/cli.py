@@ -156,28 +156,41 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
                    "redirection, redirectors, pclans, virtual-threads (docs/models.md)")
 @click.option("--kmem-model", default=None, metavar="MODEL",
               help="kernel memory: quotas (default), global-pool, lend-to-kernel, kpager (docs/models.md)")
+@click.option("--pcap", "pcap_path", default=None, metavar="FILE",
+              help="record every frame on the board's network cables into FILE (pcap, for tcpdump)")
+@click.option("--disk", "disk_path", default=None, metavar="FILE",
+              help="the host image file of the script's first disk (created when missing)")
+@click.option("--crash-at", "crash_at", default=None, metavar="TIME",
+              help="cut the power at this simulated time (e.g. 30ms): disks keep only what reached them")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
              jsonl_path: str | None, as_json: bool, comm_model: str | None,
-             kmem_model: str | None) -> None:
+             kmem_model: str | None, pcap_path: str | None, disk_path: str | None,
+             crash_at: str | None) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
     """
     try:
         limit = parse_time(until, "--until") if until is not None else None
+        crash = parse_time(crash_at, "--crash-at") if crash_at is not None else None
     except BootError as e:
         _fail(str(e))
         return
     _check_writable("the trace", trace_path, jsonl_path)
+    _check_writable("the capture", pcap_path)
+    if disk_path is not None and Path(disk_path).is_dir():
+        _fail(f"--disk {disk_path} is a directory; give an image file (created when missing)")
     show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
     from l4sim.tools.runfile import boot_header
 
-    header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model)
+    header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model,
+                         disk=disk_path, crash_at=crash)
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
-                   comm_model=comm_model, kmem_model=kmem_model)
+                   comm_model=comm_model, kmem_model=kmem_model, pcap=pcap_path, disk=disk_path,
+                   crash_at=crash)
     except BootError as e:
         _fail(str(e))
         return
@@ -322,6 +335,27 @@ def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
                f"({r['loop_iterations_per_s']:,} rounds/s x {r['instructions_per_loop_iteration']})")
     click.echo(f"compute loop native:      {r['native_instructions_per_s']:,} instructions/s")
     click.echo(f"slowdown vs native: {r['slowdown_vs_native']}x")
+
+
+@bench.command("net")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--frames", default=2000, show_default=True, help="frames through the switch (pings: a tenth)")
+def bench_net_cmd(as_json: bool, frames: int) -> None:
+    """Frames/s through the switch and pings across a cable, simulated and wall clock."""
+    from l4sim.tools.bench_net import BASE, bench_net
+
+    if frames <= BASE * 10:
+        _fail(f"--frames {frames} is too few to measure: use more than {BASE * 10}")
+    with _bench_progress("bench net") as progress:
+        r = bench_net(frames, progress=progress)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    click.echo(f"switch: {r['switch_frames_per_s_simulated']:,} frames/s simulated, "
+               f"{r['switch_frames_per_s_wall']:,} frames/s wall clock ({frames:,} frames of 60 bytes)")
+    click.echo(f"cable:  {r['cable_round_trip_us_simulated']} us simulated per ping round trip "
+               f"(switch, nic, simnic under DDE, NIC, cable and back), "
+               f"{r['cable_round_trips_per_s_wall']:,} round trips/s wall clock ({r['cable_pings']:,} pings)")
 
 
 @main.group("linux")

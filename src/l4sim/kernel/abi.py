@@ -112,6 +112,8 @@ class Err(IntEnum):
     ENOENT = 2
     #: a server's handler failed in a way its protocol names no error for (Fiasco's L4_EIO)
     EIO = 5
+    #: nothing to take now (a server's non-blocking receive, Fiasco's L4_EAGAIN)
+    EAGAIN = 11
     ENOMEM = 12
     EACCES = 13
     EBUSY = 16

@@ -71,11 +71,38 @@ def sys_mem(self: Kernel, core: Core, th: Thread, t: MemAccess) -> None:
     mem = self.machine.mem
     if write:
         assert data is not None
-        write_frames(mem, task, addr, data)
+        write_frames(mem, task, addr, data, self._mmio)
         if self.code_watch:
             self._written(task, addr, n)
     else:
-        th.resume = read_frames(mem, task, addr, n)
+        th.resume = read_frames(mem, task, addr, n, self._mmio)
+
+
+def mmio(self: Kernel, pfn: int, off: int, n: int, data: bytes | None) -> bytes:
+    """A load (``data`` None) or store of ``n`` bytes at offset ``off`` of device frame ``pfn``:
+    a register access of the device that owns the frame, at the running core's time.
+
+    It costs ``mmio_access`` (an uncached access that goes to the bus) and is one trace
+    record ``mmio``: the device, the offset in its region, size, value, read or write.
+    """
+    mem = self.machine.mem
+    core = self.running
+    now = self.now()
+    if data is None:
+        region, roff, out = mem.io_read(pfn, off, n, now)
+        value = out
+    else:
+        region, roff = mem.io_write(pfn, off, data, now)
+        out = b""
+        value = data
+    th = core.current if core is not None else None
+    if core is not None and th is not None:
+        self._charge(core, th, self.costs.mmio_access)
+    if self.tracer is not None:
+        self._trace(core.id if core is not None else -1, "mmio", th.kid if th is not None else -1,
+                    dev=region.name, off=roff, size=n,
+                    value=int.from_bytes(value, "little") if n <= 8 else None, write=int(data is not None))
+    return out
 
 
 def written(self: Kernel, task: Task, addr: int, n: int) -> None:

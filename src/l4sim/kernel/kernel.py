@@ -317,6 +317,7 @@ class Kernel:
     # --- exceptions, page faults, memory and port accesses (fault.py)
     _sys_fault = fault.sys_fault
     _sys_mem = fault.sys_mem
+    _mmio = fault.mmio
     _written = fault.written
     _page_fault = fault.page_fault
     _sys_io = fault.sys_io

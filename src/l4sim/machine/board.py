@@ -9,20 +9,32 @@ line                  device
 ====================  =========================================
 0                     platform periodic timer (``machine.pit``)
 1                     UART receive (reserved)
-2 .. 15               free for devices added by scenarios
+2 .. 15               devices added to the board (:meth:`Machine.add_nic`,
+                      :meth:`Machine.add_disk`), in the order they are added
 16 + n                local timer of core n (the kernel's tick)
 ====================  =========================================
+
+The board's devices (``machine.board``, by name) each have a page of
+registers above RAM, an interrupt line and, for DMA, a requester id at the
+IOMMU, which comes with the first such device.  Several machines may share
+one event queue (``Machine(events=...)``): their NICs can then be wired to
+each other, and one run drives them all.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TextIO
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
 
+from l4sim.machine.block import BlockDevice, Medium
 from l4sim.machine.devices import InterruptController, PeriodicTimer, Uart
 from l4sim.machine.events import EventQueue
-from l4sim.machine.memory import DEFAULT_RAM, PhysMem
+from l4sim.machine.iommu import DmaPort, Iommu
+from l4sim.machine.memory import DEFAULT_RAM, DeviceRegion, PhysMem
+from l4sim.machine.nic import Nic, PcapWriter, Port, Wire
 
 #: I/O port of the UART's data register (a PC's COM1); COM1+5 is its line status
 COM1 = 0x3F8
@@ -30,6 +42,22 @@ LINE_PIT = 0
 LINE_UART = 1
 LINE_LOCAL_TIMER_BASE = 16
 MAX_CORES = 64
+#: interrupt lines for the board's devices
+FIRST_DEVICE_LINE = 2
+LAST_DEVICE_LINE = 15
+
+
+@dataclass
+class BoardDevice:
+    """One device of the board as the device manager learns of it: what it is, its
+    register region, its interrupt line and its requester id at the IOMMU (-1: none)."""
+
+    name: str
+    kind: str  # "nic", "blk" or "iommu"
+    region: DeviceRegion
+    line: int
+    rid: int
+    dev: Any
 
 
 class Machine:
@@ -40,13 +68,13 @@ class Machine:
     """
 
     def __init__(self, cores: int = 1, seed: int = 0, console: TextIO | None = None,
-                 ram: int = DEFAULT_RAM) -> None:
+                 ram: int = DEFAULT_RAM, events: EventQueue | None = None) -> None:
         if not 1 <= cores <= MAX_CORES:
             raise ValueError(f"a machine has 1..{MAX_CORES} cores, not {cores}")
         self.ncores = cores
         self.seed = seed
         self.rng = random.Random(seed)
-        self.events = EventQueue()
+        self.events = events if events is not None else EventQueue()
         self.ic = InterruptController(LINE_LOCAL_TIMER_BASE + cores)
         self.uart = Uart(console)
         self.mem = PhysMem(ram)
@@ -59,6 +87,95 @@ class Machine:
         self.local_timers = [
             PeriodicTimer(self.events, self.ic, LINE_LOCAL_TIMER_BASE + n) for n in range(cores)
         ]
+        #: the board's devices by name, in the order they were added
+        self.board: dict[str, BoardDevice] = {}
+        self.iommu: Iommu | None = None
+        self.wires: list[Wire] = []
+        self.captures: list[PcapWriter] = []
+        self._next_line = FIRST_DEVICE_LINE
+        #: where host options put device files: ``pcap`` (a path), ``disk`` (a path)
+        self.options: dict[str, Any] = {}
+
+    # --- the board's devices
+    def _place(self, name: str, kind: str, dev: Any, dma: bool) -> BoardDevice:
+        if name in self.board:
+            raise ValueError(f"device {name!r} is on the board already: give each device its own name")
+        if self._next_line > LAST_DEVICE_LINE:
+            raise ValueError(f"no interrupt line left for {name!r}: a board has lines "
+                             f"{FIRST_DEVICE_LINE}..{LAST_DEVICE_LINE} for devices")
+        region = self.mem.add_device(name, 1, dev)
+        line = self._next_line if kind != "iommu" else -1
+        if kind != "iommu":
+            self._next_line += 1
+        rid = -1
+        if dma:
+            assert self.iommu is not None
+            rid = self.iommu.add_requester(name)
+        bd = BoardDevice(name, kind, region, line, rid, dev)
+        self.board[name] = bd
+        return bd
+
+    def _dma_port(self) -> DmaPort:
+        """The next device's way to RAM (the IOMMU comes with the first DMA device)."""
+        if self.iommu is None:
+            self.iommu = Iommu(self.mem)
+            self._place("iommu", "iommu", self.iommu, False)
+        return DmaPort(self.mem, self.iommu, len(self.iommu.names))
+
+    def add_nic(self, name: str, mac: bytes | None = None) -> Nic:
+        """An Ethernet NIC (``machine/nic.py``); its wire is connected by :meth:`connect`."""
+        dma = self._dma_port()
+        if mac is None:  # a locally administered address from the device's position
+            mac = bytes([0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + len(self.board)])
+        nic = Nic(name, mac, self.events, self.ic, self._next_line, dma)
+        self._place(name, "nic", nic, True)
+        return nic
+
+    def add_disk(self, name: str, sectors: int, image: str | Path | None = None) -> BlockDevice:
+        """A block device of ``sectors`` 512-byte sectors on a host image file (``image``; created
+        when missing) or in memory (None)."""
+        dma = self._dma_port()
+        disk = BlockDevice(name, Medium(sectors, image), self.events, self.ic, self._next_line, dma, self.seed)
+        self._place(name, "blk", disk, True)
+        return disk
+
+    def connect(self, a: Nic, b: Port | None = None) -> Wire:
+        """Plug a cable into NIC ``a``; its other end goes to ``b`` (another NIC, of this machine or
+        of one sharing its event queue, or a host endpoint), or nowhere."""
+        if isinstance(b, Nic) and b.events is not a.events:
+            raise ValueError(f"{a.name} and {b.name} are on machines with different clocks: "
+                             "give both machines the same event queue")
+        w = Wire(self.events, a, b)
+        a.wire = w
+        if isinstance(b, Nic):
+            b.wire = w
+        self.wires.append(w)
+        return w
+
+    def capture(self, wire: Wire, path: str | Path) -> PcapWriter:
+        """Record every frame that crosses ``wire`` into the pcap file ``path``."""
+        pw = PcapWriter(path)
+        wire.taps.append(pw)
+        self.captures.append(pw)
+        return pw
+
+    def power_off(self) -> None:
+        """The end of the run: capture files are closed, disks lose their caches."""
+        for pw in self.captures:
+            pw.close()
+        for bd in self.board.values():
+            if isinstance(bd.dev, BlockDevice) and bd.dev.powered:
+                bd.dev.power_off()
+
+    def device_stats(self) -> dict[str, dict[str, int]]:
+        """The hardware's own counters, per device (what the boot summary shows)."""
+        out: dict[str, dict[str, int]] = {}
+        for name, bd in self.board.items():
+            if isinstance(bd.dev, Nic | BlockDevice):
+                out[name] = bd.dev.stats()
+            elif isinstance(bd.dev, Iommu):
+                out[name] = {"refused": sum(bd.dev.faults)}
+        return out
 
     @property
     def now(self) -> int:

@@ -865,9 +865,11 @@ start_program = start_task
 
 # --------------------------------------------------------------------------- moe itself
 async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init", prio: int = 100,
-              args: tuple[Any, ...] = (), my_prio: int = 150) -> int:
+              args: tuple[Any, ...] = (), my_prio: int = 150, sigma0_cap: bool = False) -> int:
     """moe's main thread: set up deletion notification and the copy worker, start
-    ``main`` with the root session, then serve forever."""
+    ``main`` with the root session, then serve forever.  With ``sigma0_cap`` ``main`` also
+    gets sigma0 (moe's pager) as ``sigma0``: on a board with devices, for the device manager
+    it starts (as L4Re's moe puts sigma0 into ned's initial namespace)."""
     dirq = await env.factory.create_irq()
     await dirq.attach(env.thread, DEL_LABEL)
     await env.thread.register_delete_irq(dirq)
@@ -888,8 +890,11 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
             if slot is None:
                 raise L4Error(Err.ENOMEM, "moe: gate for the first program")
             grants[cname] = Gate(env, slot)
-        await start_program(env, name, main, caps={"factory": env.factory, "scheduler": env.scheduler,
-                                                     "icu": env.icu},
+        caps: dict[str, Cap | tuple[Cap, int]] = {"factory": env.factory, "scheduler": env.scheduler,
+                                                  "icu": env.icu}
+        if sigma0_cap:  # a board with devices: the device manager needs sigma0 for their memory
+            caps["sigma0"] = env.pager
+        await start_program(env, name, main, caps=caps,
                             grants=grants, prio=prio, args=args, kinds={"mem": Gate, "ns": Gate})
     await srv.run()
     return 0
@@ -906,10 +911,13 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.
     """
     nframes = kernel.machine.mem.nframes
-    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes))
+    # the board's device regions sigma0 may hand out (none on a board without devices)
+    devices = {bd.name: (bd.region.base_pfn, bd.region.npages) for bd in kernel.machine.board.values()}
+    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes,
+                                                devices))
     m = Moe(quota if quota is not None else nframes << PAGE_SHIFT)
     kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
-                                             prio),
+                                             prio, bool(devices)),
                        prio=prio, pager=s0)
     return m
 

@@ -30,6 +30,24 @@ program can spend another's.  ned waits for every program that is not a
 daemon to end, and reports each exit status, fault, or end without a word
 (its task or main thread deleted, its parent capability given up).
 
+A script also describes the board's devices and who may drive them (io,
+:mod:`l4sim.runtime.io`; docs/runtime.md § 4.7):
+
+.. code-block:: python
+
+    nic("nic0", wire="nic1")                 # an Ethernet NIC, cabled to nic1
+    nic("nic1")
+    disk("blk0", sectors=2048)               # 1 MiB on a host image file (--disk) or in memory
+    net = io.bus("net", devices=["nic0"])    # a virtual bus: the devices one client sees
+    start("nic", "l4sim.drivers.nic:main", caps={"bus": net, "factory": factory()})
+
+With a bus in the script ned starts io first (task ``io``, a daemon); a
+program given the bus gets one capability, to io, through which it claims its
+devices, their interrupts, registers and DMA memory.  A device may be on one
+bus only; ``wire=`` names another NIC of the board, or ``"host"``: a cable
+to the host, where ``--pcap FILE`` records what crosses (it records every
+cable of the board).
+
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
 runtime's own tasks, a quota or kmem too small for stack and heap, another
@@ -53,7 +71,10 @@ from l4sim.kernel.abi import CALL, Err, Fpage, Rights
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
+from l4sim.machine.board import FIRST_DEVICE_LINE, LAST_DEVICE_LINE
+from l4sim.machine.nic import parse_mac
 from l4sim.runtime.console import CONSOLE_TASK
+from l4sim.runtime.io import IO_TASK, DeviceInfo, io_server
 from l4sim.runtime.loader import (
     KMEM,
     MIN_KMEM,
@@ -188,6 +209,63 @@ class ProgramRef:
 
 
 @dataclass
+class DeviceSpec:
+    """A device of the board (``nic(...)``, ``disk(...)``); where it landed once the board is
+    built (register page, line, requester id: what io is told)."""
+
+    name: str
+    kind: str  # "nic" or "blk"
+    where: Where
+    mac: bytes | None = None
+    wire: str | None = None
+    sectors: int = 0
+    image: str | None = None
+
+
+@dataclass
+class BusSpec:
+    """A virtual bus of io (``io.bus(name, devices=[...])``): the devices one client may drive."""
+
+    name: str
+    devices: list[str]
+    where: Where
+
+
+class IoScript:
+    """The script's ``io``: the device manager, which the script gives buses of (``io.bus``)."""
+
+    def __init__(self, file: str, plan: Plan) -> None:
+        self._file = file
+        self._plan = plan
+
+    def bus(self, name: str, devices: list[str] | tuple[str, ...] | None = None) -> BusSpec:
+        """A virtual bus called ``name`` holding ``devices`` (names of ``nic``/``disk`` before)."""
+        w = _where_of(self._file)
+        _check_name(name, "bus", w)
+        plan = self._plan
+        first = next((b.where for b in plan.buses if b.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: bus {name!r} is defined twice (first at {first}); give each bus its own name")
+        if not isinstance(devices, list | tuple) or not devices or not all(isinstance(d, str) for d in devices):
+            raise ScriptError(f"{w}: bus {name!r}: give its devices by name, e.g. devices=['nic0']")
+        known = {d.name for d in plan.devices}
+        for d in devices:
+            if d not in known:
+                raise ScriptError(f"{w}: bus {name!r}: the board has no device {d!r} "
+                                  f"(it has: {', '.join(sorted(known)) or 'none'}); declare it with "
+                                  f"nic(...) or disk(...) first")
+            other = next((b for b in plan.buses if d in b.devices), None)
+            if other is not None:
+                raise ScriptError(f"{w}: device {d!r} is on bus {other.name!r} already ({other.where}): a device "
+                                  f"has one driver, so it may be on one bus only")
+        if len(set(devices)) != len(devices):
+            raise ScriptError(f"{w}: bus {name!r} names a device twice")
+        bus = BusSpec(name, list(devices), w)
+        plan.buses.append(bus)
+        return bus
+
+
+@dataclass
 class ProgramSpec:
     name: str
     program: str
@@ -213,6 +291,11 @@ class Plan:
     #: the kernel's models the script chose (None: the default, or what ``l4sim boot`` says)
     comm_model: str | None = None
     kmem_model: str | None = None
+    #: the board's devices and io's buses
+    devices: list[DeviceSpec] = field(default_factory=list)
+    buses: list[BusSpec] = field(default_factory=list)
+    #: where the devices landed when the board was built (``system.build_board``): what io is told
+    board: list[DeviceInfo] = field(default_factory=list)
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -325,10 +408,14 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if isinstance(value, ProgramRef):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r}: program({value.name!r}) names a "
                                   f"program, not an object: pass program({value.name!r}).thread or .task")
-            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject):
+            if isinstance(value, DeviceSpec):
+                raise ScriptError(f"{w}: capability {cname!r} of {name!r} is the device {value.name!r}: a program "
+                                  f"gets devices through a bus: io.bus('...', devices=[{value.name!r}])")
+            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
+                              | BusSpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
                                   f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
-                                  f"scheduler(...), icu() or program(...).thread / .task")
+                                  f"scheduler(...), icu(), io.bus(...) or program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -348,6 +435,43 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.programs.append(spec)
         return spec
 
+    def _device(name: str, what: str) -> Where:
+        w = _where(file)
+        _check_name(name, what, w)
+        first = next((d.where for d in plan.devices if d.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: device {name!r} is declared twice (first at {first}); "
+                              f"give each device its own name")
+        if name == "iommu":
+            raise ScriptError(f"{w}: the name 'iommu' is the board's own IOMMU: choose another device name")
+        if len(plan.devices) >= MAX_DEVICES:
+            raise ScriptError(f"{w}: a board has interrupt lines for {MAX_DEVICES} devices: leave {name!r} out")
+        return w
+
+    def nic(name: str, mac: str | None = None, wire: str | None = None) -> DeviceSpec:
+        w = _device(name, "device")
+        raw: bytes | None = None
+        if mac is not None:
+            try:
+                raw = parse_mac(mac if isinstance(mac, str) else repr(mac))
+            except ValueError as e:
+                raise ScriptError(f"{w}: nic {name!r}: {e}") from None
+        if wire is not None and not isinstance(wire, str):
+            raise ScriptError(f"{w}: nic {name!r}: wire= names another NIC or 'host', not {wire!r}")
+        spec = DeviceSpec(name, "nic", w, mac=raw, wire=wire)
+        plan.devices.append(spec)
+        return spec
+
+    def disk(name: str, sectors: int = 2048, image: str | None = None) -> DeviceSpec:
+        w = _device(name, "device")
+        if type(sectors) is not int or not 1 <= sectors <= 1 << 24:
+            raise ScriptError(f"{w}: disk {name!r}: sectors {sectors!r}: give 1 .. {1 << 24} sectors of 512 bytes")
+        if image is not None and not isinstance(image, str):
+            raise ScriptError(f"{w}: disk {name!r}: image= is a path (a string), not {image!r}")
+        spec = DeviceSpec(name, "blk", w, sectors=sectors, image=image)
+        plan.devices.append(spec)
+        return spec
+
     def kernel(comm_model: str | None = None, kmem_model: str | None = None) -> None:
         w = _where(file)
         if plan.programs or plan.channels or plan.shared:
@@ -361,8 +485,9 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.comm_model, plan.kmem_model = comm_model, kmem_model
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
-                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel)}
-    env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
+                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
+                                      nic, disk)}
+    env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__", "io": IoScript(file, plan)})
     try:
         code = compile(source, file, "exec")
     except SyntaxError as e:
@@ -393,6 +518,17 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if at > i:
                 raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
                                   f"{c.program!r}, which starts later: start {c.program!r} before {ps.name!r}")
+    names = {d.name: d for d in plan.devices}
+    for d in plan.devices:  # cables: to another NIC (one cable each) or to the host
+        if d.wire is None or d.wire == "host":
+            continue
+        peer = names.get(d.wire)
+        if peer is None or peer.kind != "nic" or peer is d:
+            raise ScriptError(f"{d.where}: nic {d.name!r}: wire={d.wire!r} names no other NIC of the board: "
+                              f"give another nic(...)'s name, or 'host'")
+        if peer.wire is not None and peer.wire != d.name:
+            raise ScriptError(f"{d.where}: nic {d.name!r}: {peer.name!r} is cabled to {peer.wire!r} already: "
+                              f"a NIC has one cable")
     for ch in plan.channels:
         servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
                    and c.name == ch.name and c.server_side]
@@ -407,7 +543,13 @@ _RESERVED = {"task", "thread", "rm", "log", "parent"}
 NED_TASK = "ned"
 #: names of the tasks the runtime starts itself (sigma0 and moe at boot, ned, the console server);
 #: a program may not take one: the console tags and the boot summary would mix the two up
-SYSTEM_NAMES = tuple(sorted({"sigma0", "moe", NED_TASK, CONSOLE_TASK}))
+SYSTEM_NAMES = tuple(sorted({"sigma0", "moe", NED_TASK, CONSOLE_TASK, IO_TASK}))
+#: devices a script may put on the board (one interrupt line each)
+MAX_DEVICES = LAST_DEVICE_LINE - FIRST_DEVICE_LINE + 1
+#: io's priority, kernel memory (its DMA pool's page tables) and its factory (Irqs, gates)
+IO_PRIO = 120
+IO_KMEM = 1 << 20
+IO_FACTORY = 256 << 10
 
 
 def _checked_call(file: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -503,9 +645,21 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
     started: dict[str, Child] = {}
     daemons: set[int] = set()  # labels of the daemons' parent gates
     bad = 0
+    buses: dict[str, Gate] = {}
+    if plan.buses:  # the device manager first: the drivers' buses are its gates
+        try:
+            io, buses = await _start_io(env, loader, plan)
+        except (L4Error, StartError) as e:
+            await env.print(f"ned: io: could not start: {e}")
+            bad += 1
+        else:
+            running.append(io)
+            daemons.add(io.label)
+            if report is not None:
+                report(io)
     for spec in plan.programs:
         try:
-            child = await _start(env, loader, spec, gates, shared, started)
+            child = await _start(env, loader, spec, gates, shared, started, buses)
         except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
@@ -552,8 +706,30 @@ async def _dataspace(env: Env, mem: Gate | None, sh: Shared) -> Gate:
     return Gate(env, slot)
 
 
+async def _start_io(env: Env, loader: Loader, plan: Plan) -> tuple[Child, dict[str, Gate]]:
+    """Start io with sigma0, the ICU, a factory, the board and one gate per bus (its server side);
+    the bus gates, to hand to the script's programs."""
+    buses: dict[str, Gate] = {}
+    caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
+    if not env.has("sigma0"):
+        raise StartError("ned holds no sigma0 capability (the board has no devices)")
+    caps["sigma0"] = (env.cap("sigma0", Gate), Rights.R | Rights.W)
+    caps["icu"] = (env.icu, Rights.R | Rights.W)
+    for b in plan.buses:
+        buses[b.name] = await env.factory.create_gate(None)
+        caps[f"bus.{b.name}"] = (buses[b.name], Rights.RWSD)
+    try:
+        caps["factory"] = await env.factory.create_factory(IO_FACTORY)
+    except L4Error as e:
+        raise StartError(f"its factory of {IO_FACTORY} bytes: {e}") from None
+    child = await loader.start(IO_TASK, io_server, caps, grants=["factory"], prio=IO_PRIO,
+                               args=(plan.board, [(b.name, b.devices) for b in plan.buses]), kmem=IO_KMEM)
+    return child, buses
+
+
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
-                 shared: dict[str, Gate], started: dict[str, Child]) -> Child:
+                 shared: dict[str, Gate], started: dict[str, Child],
+                 buses: dict[str, Gate] | None = None) -> Child:
     """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
     made: list[str] = []  # its own factories: granted to it, so ned keeps none
@@ -568,6 +744,10 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 caps[cname] = SchedLimits(what.max_prio, what.cpus)
             elif isinstance(what, IcuSpec):
                 caps[cname] = (env.icu, what.rights)
+            elif isinstance(what, BusSpec):
+                if buses is None or what.name not in buses:
+                    raise StartError(f"bus {what.name}: io is not running")
+                caps[cname] = (buses[what.name], Rights.R | Rights.W)
             elif isinstance(what, ProgramObject):
                 other = started.get(what.program)
                 obj: Cap | None = None

@@ -24,6 +24,9 @@ from typing import Any
 
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import Task, Thread
+from l4sim.machine.board import Machine
+from l4sim.machine.nic import Nic, PcapWriter
+from l4sim.runtime.io import DeviceInfo
 from l4sim.runtime.loader import Child
 from l4sim.runtime.moe import Moe, boot_moe
 from l4sim.runtime.ned import NED_TASK, Plan, load_script, ned
@@ -78,6 +81,39 @@ def setup_script(kernel: Kernel, path: str | Path) -> System:
     return boot_plan(kernel, load_script(path, kernel.machine.ncores))
 
 
+def build_board(machine: Machine, plan: Plan) -> None:
+    """Put the script's devices on the machine: NICs and their cables, disks; ``--pcap``'s
+    capture on every cable (``machine.options``).  Where each landed goes into ``plan.board``.
+
+    ``machine.options["disk"]`` is the image of the script's first disk that names none (the
+    others without one keep their sectors in memory).
+    """
+    nics: dict[str, Nic] = {}
+    first = next((d for d in plan.devices if d.kind == "blk" and d.image is None), None)
+    for d in plan.devices:
+        if d.kind == "nic":
+            nics[d.name] = machine.add_nic(d.name, d.mac)
+        else:
+            image = d.image if d.image is not None else machine.options.get("disk") if d is first else None
+            machine.add_disk(d.name, d.sectors, image)
+    for d in plan.devices:
+        if d.kind != "nic" or d.wire is None:
+            continue
+        nic = nics[d.name]
+        if d.wire == "host":
+            machine.connect(nic, None)
+        elif nic.wire is None:
+            machine.connect(nic, nics[d.wire])
+    pcap = machine.options.get("pcap")
+    if pcap is not None and machine.wires:
+        writer = PcapWriter(pcap)
+        machine.captures.append(writer)
+        for w in machine.wires:
+            w.taps.append(writer)
+    plan.board = [DeviceInfo(bd.name, bd.kind, bd.region.base_pfn, bd.region.npages, bd.line, bd.rid)
+                  for bd in machine.board.values()]
+
+
 def boot_plan(kernel: Kernel, plan: Plan) -> System:
     """Boot sigma0, moe and ned on ``kernel`` to run a plan (one :func:`load_script` checked).
 
@@ -86,6 +122,8 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
     """
     kernel.select_models(plan.comm_model if kernel.comm_model == "capabilities" else None,
                          plan.kmem_model if kernel.kmem_model == "quotas" else None)
+    if plan.devices:
+        build_board(kernel.machine, plan)
     system = System(kernel, plan)
     system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan,))
     return system

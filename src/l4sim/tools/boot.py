@@ -202,6 +202,8 @@ class BootResult:
                         for c in k.cores],
             "stopped_because": self.reason,
             "components": comps,
+            # the hardware's own counters, on a board with devices
+            **({"devices": k.machine.device_stats()} if k.machine.board else {}),
         }
 
 
@@ -309,14 +311,18 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
          progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None,
-         kmem_model: str | None = None,
+         kmem_model: str | None = None, pcap: str | None = None, disk: str | None = None,
+         crash_at: int | None = None,
          stop_when: Callable[[Kernel], bool] | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
     The result's ``reason`` says why the run stopped: ``stop`` (the system ended, or
-    ``stop_when(kernel)`` said so between two events), ``idle`` (nothing was left to happen)
-    or ``until`` (the time limit).  Ctrl-C during the run raises :class:`BootInterrupted`,
-    which carries the trace recorded so far.
+    ``stop_when(kernel)`` said so between two events), ``idle`` (nothing was left to happen),
+    ``until`` (the time limit) or ``crash`` (the power was cut at ``crash_at``).  Ctrl-C during
+    the run raises :class:`BootInterrupted`, which carries the trace recorded so far.
+    ``pcap`` records every cable of the board's NICs, ``disk`` is the image of the script's
+    disk (docs/drivers.md).  The machine's power goes at the end of every run: capture files
+    are closed, disks lose what their write caches held.
     """
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
@@ -326,11 +332,17 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         raise BootError(f"unknown kernel-memory model {kmem_model!r}: choose one of {', '.join(KMEM_MODELS)}")
     mod = load_scenario(scenario)
     machine = Machine(cores=cores, seed=seed, console=console)
+    machine.options.update({k: v for k, v in (("pcap", pcap), ("disk", disk)) if v is not None})
+    if crash_at is not None:
+        until = crash_at if until is None else min(until, crash_at)
     tracer = Tracer() if trace else None
     kernel = Kernel(machine, tracer=tracer, comm_model=comm_model or "capabilities",
                     kmem_model=kmem_model or "quotas")
     try:
         root = mod.setup(kernel)
+    except OSError as e:  # a device's host file (--pcap, --disk, a script's image)
+        machine.power_off()
+        raise BootError(f"cannot open {e.filename}: {e.strerror}; choose a writable path") from None
     except Exception as e:
         from l4sim.runtime.ned import ScriptError
 
@@ -355,8 +367,12 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         # Ctrl-C: the run ends here; what it traced so far goes with the interrupt (the records
         # are whole: each is appended at once), and the caller decides what to keep
         kernel.shutdown()
+        machine.power_off()
         raise BootInterrupted(tracer) from None
     kernel.shutdown()
+    machine.power_off()
+    if crash_at is not None and reason == "until" and machine.now >= crash_at:
+        reason = "crash"
     return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
                       programs=list(getattr(root, "programs", []) or []), scenario=root)
 
@@ -378,7 +394,8 @@ def terminal_progress(out: TextIO) -> Callable[[Kernel], None]:
 
 #: ``stopped_because`` in words
 _STOPPED = {"stop": "the system ended", "idle": "nothing was left to happen",
-            "until": "the --until limit was reached", "events": "the event limit was reached"}
+            "until": "the --until limit was reached", "events": "the event limit was reached",
+            "crash": "the power was cut (--crash-at)"}
 
 
 def status_text(c: dict[str, Any]) -> str:
@@ -427,6 +444,10 @@ def format_summary(s: dict[str, Any]) -> str:
     for r in rows:
         cells = [f"{v:>{w}}" if ra else f"{v:<{w}}" for v, w, ra in zip(r[:-1], widths, right, strict=False)]
         lines.append("  ".join([*cells, r[-1]]))
+    if s.get("devices"):
+        lines.append("")
+        for name, st in s["devices"].items():
+            lines.append(f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in st.items()))
     rt = [c for c in s["components"] if "jobs" in c]
     if rt:
         lines.append("")

@@ -106,7 +106,8 @@ def replay(run: Run, until: int) -> dict[str, Any]:
 
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit, trace=True, console=io.StringIO(),
-                   stop_when=reached, comm_model=h.get("comm_model"), kmem_model=h.get("kmem_model"))
+                   stop_when=reached, comm_model=h.get("comm_model"), kmem_model=h.get("kmem_model"),
+                   disk=h.get("disk"), crash_at=h.get("crash_at"))
     except BootError as e:
         raise ReplayError(f"cannot boot the run's scenario again: {e}") from None
     assert res.tracer is not None
