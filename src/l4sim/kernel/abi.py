@@ -116,6 +116,8 @@ class Err(IntEnum):
     EAGAIN = 11
     ENOMEM = 12
     EACCES = 13
+    #: bad address (Fiasco's L4_EFAULT)
+    EFAULT = 14
     EBUSY = 16
     EEXIST = 17
     EINVAL = 22

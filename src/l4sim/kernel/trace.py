@@ -141,6 +141,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "kmem_fault": ("giver", "model"),
     "kmem_lend": ("lender", "pfn"),
     "kmem_revoke": ("frames",),
+    "secret": ("name", "bytes", "id"),
     "mmio": ("dev", "off", "size", "value", "write"),
 }
 

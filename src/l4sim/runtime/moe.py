@@ -247,9 +247,12 @@ class CopyJob:
 class Moe:
     """moe's bookkeeping: its objects, the frame pool, the copy worker's queue."""
 
-    def __init__(self, quota: int) -> None:
+    def __init__(self, quota: int, zero_on_free: bool = False) -> None:
         #: quota of the root session (bytes)
         self.quota = quota
+        #: the frames of a freed dataspace are cleared at once, not only when handed out again
+        #: (the policy Chow et al. compare; ``l4sim lifetime --zero-on-free``)
+        self.zero_on_free = zero_on_free
         #: every live object, label -> object
         self.objects: dict[int, MoeObject] = {}
         self.next_label = FIRST_LABEL
@@ -363,6 +366,8 @@ class Moe:
         ds.pages.clear()
         for i in frames:
             await env.task.unmap(Fpage.mem(self.addr(i), PAGE_SHIFT), include_self=False)
+            if self.zero_on_free:
+                await env.mem.write(self.addr(i), ZERO_PAGE)
             self.free.append(i)
 
 
@@ -915,7 +920,8 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     devices = {bd.name: (bd.region.base_pfn, bd.region.npages) for bd in kernel.machine.board.values()}
     s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes,
                                                 devices))
-    m = Moe(quota if quota is not None else nframes << PAGE_SHIFT)
+    m = Moe(quota if quota is not None else nframes << PAGE_SHIFT,
+            zero_on_free=bool(kernel.machine.options.get("zero_on_free")))
     kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
                                              prio, bool(devices)),
                        prio=prio, pager=s0)

@@ -313,7 +313,7 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
          progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None,
          kmem_model: str | None = None, pcap: str | None = None, disk: str | None = None,
          crash_at: int | None = None,
-         stop_when: Callable[[Kernel], bool] | None = None) -> BootResult:
+         stop_when: Callable[[Kernel], bool] | None = None, zero_on_free: bool = False) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
     The result's ``reason`` says why the run stopped: ``stop`` (the system ended, or
@@ -333,6 +333,8 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
     mod = load_scenario(scenario)
     machine = Machine(cores=cores, seed=seed, console=console)
     machine.options.update({k: v for k, v in (("pcap", pcap), ("disk", disk)) if v is not None})
+    if zero_on_free:
+        machine.options["zero_on_free"] = True  # moe clears freed frames (kernel/lifetime.py)
     if crash_at is not None:
         until = crash_at if until is None else min(until, crash_at)
     tracer = Tracer() if trace else None

@@ -67,7 +67,17 @@ from l4sim.kernel.abi import (
     ThreadOp,
     pack_bytes,
 )
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPeriod, SaveReply
+from l4sim.kernel.traps import (
+    Clock,
+    Compute,
+    Fault,
+    Ipc,
+    LoadCode,
+    MarkSecret,
+    Msg,
+    NextPeriod,
+    SaveReply,
+)
 from l4sim.kernel.vspace import IoAccess, MemAccess
 
 Program = Callable[..., Coroutine[Any, Any, Any]]
@@ -603,6 +613,16 @@ class Env:
         if type(ns) is not int or ns < 0:
             raise ValueError(f"compute(ns) needs an int >= 0, got {ns!r}")
         return Compute(ns)
+
+    async def mark_secret(self, addr: int, n: int, name: str = "") -> int:
+        """Mark ``n`` bytes at ``addr`` of this program's memory as a secret called ``name``:
+        the kernel follows its copies from now on (``l4sim lifetime``, kernel/lifetime.py).
+        Returns the secret's number; raises :class:`L4Error` (EINVAL: 8 .. 4096 bytes and a
+        name of at most 64 characters; EFAULT: the bytes are not mapped)."""
+        r = await MarkSecret(addr, n, name)
+        if r < 0:
+            raise L4Error(-r, "mark secret")
+        return int(r)
 
     def clock(self) -> Awaitable[int]:
         """Simulated time in ns since boot."""
