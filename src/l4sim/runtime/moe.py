@@ -888,8 +888,9 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
             if slot is None:
                 raise L4Error(Err.ENOMEM, "moe: gate for the first program")
             grants[cname] = Gate(env, slot)
+        # sigma0 (moe's pager) too, read-only: what L4Re's ned hands on to io -- the devices' ports
         await start_program(env, name, main, caps={"factory": env.factory, "scheduler": env.scheduler,
-                                                     "icu": env.icu},
+                                                     "icu": env.icu, "sigma0": (env.pager, Rights.R)},
                             grants=grants, prio=prio, args=args, kinds={"mem": Gate, "ns": Gate})
     await srv.run()
     return 0
@@ -900,7 +901,8 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     """Create sigma0 and moe (the root task, sigma0 as its pager), have moe start ``main``.
 
     ``main(env, *args)`` runs in its own task with the kernel factory (slot 2),
-    scheduler (7) and ICU (6), and -- granted by moe -- a log stream tagged
+    scheduler (7) and ICU (6), sigma0 (``env.cap("sigma0")``, read-only: it
+    may ask sigma0 for the devices' I/O ports), and -- granted by moe -- a log stream tagged
     ``name`` (slot 5, so ``env.print`` goes through moe), its memory allocator
     session ``env.cap("mem")`` with ``quota`` bytes (default: all RAM) and a
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.

@@ -20,7 +20,10 @@ cores the machine has): channels, shared dataspaces,
 the program's ``env.factory``), ``scheduler(max_prio=, cpus=)`` -- a
 scheduler proxy with those limits (every program gets one limited to its
 own priority and cores unless the script names another ``scheduler``),
-``icu()`` -- the interrupt controller, and ``program("other").thread`` or
+``icu()`` -- the interrupt controller, ``device(NAME)`` -- a device of the
+board (its I/O ports, ``machine.board.DEVICES``: ``tpm``, ``nvram``,
+``serial1``), granted to that one program, ``eventlog()`` -- the event log of
+measured boot as a read-only dataspace, and ``program("other").thread`` or
 ``.task`` -- another program's main thread or task.  ``.m("r")`` chooses the
 rights of an ``icu()``, thread or task (letters of ``rwsd``).  A channel
 passed as ``svc`` gives the right to call it; ``svc.server()`` gives the
@@ -30,18 +33,26 @@ program can spend another's.  ned waits for every program that is not a
 daemon to end, and reports each exit status, fault, or end without a word
 (its task or main thread deleted, its parent capability given up).
 
+Measured boot (:mod:`l4sim.runtime.measure`).  A script that gives some
+program the TPM or the event log is booted measured: before ned starts any
+program it extends the TPM's PCRs with the script, then with each program's
+image and script entry in start order, through the TPM's registers, and
+keeps the event log; only then does it hand the TPM's ports to the program
+that drives it (granted: ned keeps no access) and start the programs.
+
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
 runtime's own tasks, a quota or kmem too small for stack and heap, another
-program's thread or task that is not started before, an argument a script
-function does not take -- each ends in one error naming the script file and
-line.  What the check cannot foresee (memory running out) ned reports at
+program's thread or task that is not started before, an unknown device or
+one given twice, an argument a script function does not take -- each ends
+in one error naming the script file and line.  What the check cannot foresee (memory running out) ned reports at
 run time, one line per program that cannot start, and goes on.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -49,10 +60,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l4sim.kernel.abi import CALL, Err, Fpage, Rights
+from l4sim.kernel.abi import CALL, Err, Fpage, MemRights, Rights
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
+from l4sim.machine import tpm2
+from l4sim.machine.board import DEVICES
+from l4sim.machine.memory import PAGE_SHIFT, PAGE_SIZE
+from l4sim.runtime import measure
 from l4sim.runtime.console import CONSOLE_TASK
 from l4sim.runtime.loader import (
     KMEM,
@@ -64,7 +79,8 @@ from l4sim.runtime.loader import (
     min_quota,
     resolve,
 )
-from l4sim.runtime.protocols import MEM_ALLOC, DsFlag, MemOp
+from l4sim.runtime.protocols import DATASPACE, MEM_ALLOC, DsFlag, DsOp, MemOp
+from l4sim.runtime.sigma0 import REQ_FPAGE_IO, request
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
 
@@ -156,6 +172,21 @@ class SchedulerSpec:
 
 
 @dataclass
+class DeviceSpec:
+    """A device of the board (``device("tpm")``): its I/O ports, granted to the one program given it."""
+
+    name: str
+    where: Where
+
+
+@dataclass
+class EventLogSpec:
+    """The event log of measured boot (``eventlog()``): a read-only dataspace of its bytes."""
+
+    where: Where
+
+
+@dataclass
 class ProgramObject:
     """Another program's main thread or task (``program("b").thread``, ``.task``) with rights."""
 
@@ -200,6 +231,8 @@ class ProgramSpec:
     where: Where
     fn: Callable[..., Any] | None = None
     kmem: int = KMEM
+    #: the program's image, loaded by the boot loader for a measured boot (None: not loaded)
+    image: bytes | None = None
 
 
 @dataclass
@@ -213,6 +246,26 @@ class Plan:
     #: the kernel's models the script chose (None: the default, or what ``l4sim boot`` says)
     comm_model: str | None = None
     kmem_model: str | None = None
+    #: the script's bytes (measured into PCR 9 on a measured boot)
+    source: bytes = b""
+
+    @property
+    def measured(self) -> bool:
+        """A program is given the TPM or the event log: the boot is measured.
+
+        Unmeasured configurations give nobody the TPM, so nothing in them can
+        quote or unseal: a missing measurement cannot be used to pass as
+        another configuration.
+        """
+        return any((isinstance(c, DeviceSpec) and c.name == "tpm") or isinstance(c, EventLogSpec)
+                   for p in self.programs for c in p.caps.values())
+
+    def load_images(self) -> None:
+        """Load every program's image that is not loaded yet, as a boot loader loads boot modules:
+        a native program's module with its package's modules (``measure.native_image``)."""
+        for spec in self.programs:
+            if spec.image is None and spec.fn is not None:
+                spec.image = measure.native_image(spec.fn.__module__)[0]
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -234,7 +287,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     except OSError as e:
         raise ScriptError(f"{path}: cannot read the startup script ({e.strerror})") from None
     file = str(p)
-    plan = Plan(file)
+    plan = Plan(file, source=source.encode())
 
     def factory(quota: int = 1 << 20) -> KernelFactory:
         w = _where(file)
@@ -268,6 +321,15 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
     def icu() -> IcuSpec:
         return IcuSpec(_where(file))
+
+    def device(name: str) -> DeviceSpec:
+        w = _where(file)
+        if name not in DEVICES:
+            raise ScriptError(f"{w}: the board has no device {name!r}: choose one of {', '.join(sorted(DEVICES))}")
+        return DeviceSpec(name, w)
+
+    def eventlog() -> EventLogSpec:
+        return EventLogSpec(_where(file))
 
     def scheduler(max_prio: int | None = None, cpus: int | list[int] | None = None) -> SchedulerSpec:
         w = _where(file)
@@ -325,10 +387,11 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if isinstance(value, ProgramRef):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r}: program({value.name!r}) names a "
                                   f"program, not an object: pass program({value.name!r}).thread or .task")
-            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject):
+            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
+                              | DeviceSpec | EventLogSpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
                                   f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
-                                  f"scheduler(...), icu() or program(...).thread / .task")
+                                  f"scheduler(...), icu(), device(...), eventlog() or program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -361,7 +424,8 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.comm_model, plan.kmem_model = comm_model, kmem_model
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
-                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel)}
+                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
+                                      device, eventlog)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
     try:
         code = compile(source, file, "exec")
@@ -393,12 +457,24 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if at > i:
                 raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
                                   f"{c.program!r}, which starts later: start {c.program!r} before {ps.name!r}")
+    holders: dict[str, ProgramSpec] = {}
+    for ps in plan.programs:  # a device has one driver: its ports are granted, not shared
+        for c in ps.caps.values():
+            if not isinstance(c, DeviceSpec):
+                continue
+            first = holders.get(c.name)
+            if first is not None:
+                raise ScriptError(f"{ps.where}: device {c.name!r} is given to {ps.name!r} and to "
+                                  f"{first.name!r} ({first.where}): a device has one driver; give it to one")
+            holders[c.name] = ps
     for ch in plan.channels:
         servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
                    and c.name == ch.name and c.server_side]
         if not servers:
             raise ScriptError(f"{ch.where}: channel {ch.name!r} has no server: give it to one program "
                               f"as {ch.name}.server()")
+    if plan.measured:
+        plan.load_images()
     return plan
 
 
@@ -472,21 +548,37 @@ class StartError(Exception):
     """A program cannot start because something the script gave it could not be made."""
 
 
-async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None) -> int:
-    """The init task: create the plan's channels and dataspaces, start its programs, wait.
+async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None,
+              log: measure.EventLog | None = None) -> int:
+    """The init task: measure, create the plan's channels and dataspaces, start its programs, wait.
 
-    ``env`` holds the kernel factory, the scheduler and a moe session
-    (``mem``).  ``report``, when given by the host, is called with the
-    record of every program right after it started, while ned still holds
-    its task (an observation channel like the console, read by the boot
-    summary).  A program that cannot start (memory or kernel memory ran out)
-    is reported on the console and the others start all the same; every
-    program's end is reported, daemons' included.  Returns the number of
-    programs that could not start, faulted or exited non-zero.
+    ``env`` holds the kernel factory, the scheduler, a moe session (``mem``)
+    and sigma0 (``sigma0``, for the devices' ports).  ``report``, when given
+    by the host, is called with the record of every program right after it
+    started, while ned still holds its task (an observation channel like the
+    console, read by the boot summary).  ``log`` is the boot loader's event
+    log, which a measured boot continues.  A program that cannot start
+    (memory or kernel memory ran out) is reported on the console and the
+    others start all the same; every program's end is reported, daemons'
+    included.  Returns the number of programs that could not start, faulted
+    or exited non-zero.
     """
     mem = env.cap("mem", Gate) if env.has("mem") else None
     loader = Loader(env, mem)
     await loader.listen()  # a program's parent gate that dies: it ended without a word
+    held: dict[str, tuple[int, int]] = {}  # devices whose ports ned holds: name -> (first port, order)
+    logds: Gate | None = None
+    if plan.measured:
+        log = log if log is not None else measure.EventLog()
+        try:
+            await _measure(env, plan, log, held)
+        except (L4Error, StartError, measure.TisError) as e:  # the PCRs then match no configuration
+            await env.print(f"ned: measured boot failed: {e}")
+        if any(isinstance(c, EventLogSpec) for p in plan.programs for c in p.caps.values()):
+            try:
+                logds = await _log_dataspace(env, mem, log.to_bytes())
+            except L4Error as e:
+                await env.print(f"ned: the event log: could not make its dataspace: {e}")
     gates: dict[str, Gate] = {}
     shared: dict[str, Gate] = {}
     for ch in plan.channels:
@@ -505,7 +597,7 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
     bad = 0
     for spec in plan.programs:
         try:
-            child = await _start(env, loader, spec, gates, shared, started)
+            child = await _start(env, loader, spec, gates, shared, started, held, logds)
         except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
@@ -553,9 +645,16 @@ async def _dataspace(env: Env, mem: Gate | None, sh: Shared) -> Gate:
 
 
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
-                 shared: dict[str, Gate], started: dict[str, Child]) -> Child:
-    """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
+                 shared: dict[str, Gate], started: dict[str, Child],
+                 held: dict[str, tuple[int, int]] | None = None, logds: Gate | None = None) -> Child:
+    """Make what ``spec`` is given and start it; on failure nothing made for it is left.
+
+    A device's ports come from ``held`` (ned took the TPM's to measure) or
+    from sigma0, and are granted to the program at their own numbers.
+    """
+    held = {} if held is None else held
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
+    io: list[tuple[int, int]] = []
     made: list[str] = []  # its own factories: granted to it, so ned keeps none
     try:
         for cname, what in spec.caps.items():
@@ -568,6 +667,14 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 caps[cname] = SchedLimits(what.max_prio, what.cpus)
             elif isinstance(what, IcuSpec):
                 caps[cname] = (env.icu, what.rights)
+            elif isinstance(what, DeviceSpec):
+                if what.name not in held:
+                    await _claim(env, what.name, held)
+                io.append(held[what.name])
+            elif isinstance(what, EventLogSpec):
+                if logds is None:
+                    raise StartError("the event log is not there (the boot's measurements failed)")
+                caps[cname] = (logds, Rights.R)
             elif isinstance(what, ProgramObject):
                 other = started.get(what.program)
                 obj: Cap | None = None
@@ -594,5 +701,99 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
             env.free_slot(cap.slot)
         raise
     assert spec.fn is not None
+    for name in [d.name for d in spec.caps.values() if isinstance(d, DeviceSpec)]:
+        del held[name]  # granted with the program's start, whether or not that succeeds
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
-                              args=spec.args, quota=spec.quota, kmem=spec.kmem)
+                              args=spec.args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
+
+
+async def _claim(env: Env, name: str, held: dict[str, tuple[int, int]]) -> None:
+    """Take device ``name``'s ports from sigma0 into ned's I/O space."""
+    if not env.has("sigma0"):
+        raise StartError(f"device {name}: ned holds no sigma0 capability to take its ports from")
+    first, order = DEVICES[name]
+    msg = await request(env, env.cap("sigma0").slot, REQ_FPAGE_IO, Fpage.io(first, order),
+                        Fpage.io(0, 16))
+    if msg.error or msg.proto < 0:
+        raise L4Error(-msg.proto if msg.proto < 0 else 0, f"device {name}: its ports from sigma0", msg.error)
+    held[name] = (first, order)
+
+
+def _cap_text(c: Any) -> str:
+    """One capability of a script entry, as the entry's measurement names it."""
+    if isinstance(c, Channel):
+        return f"channel {c.name}{' server' if c.server_side else ''}"
+    if isinstance(c, Shared):
+        return f"dataspace {c.name} {c.size}"
+    if isinstance(c, KernelFactory):
+        return f"factory {c.quota}"
+    if isinstance(c, SchedulerSpec):
+        return f"scheduler {c.max_prio} {c.cpus}"
+    if isinstance(c, IcuSpec):
+        return f"icu {c.rights}"
+    if isinstance(c, ProgramObject):
+        return f"program {c.program} {c.kind} {c.rights}"
+    if isinstance(c, DeviceSpec):
+        return f"device {c.name}"
+    return "eventlog"
+
+
+def entry_text(spec: ProgramSpec) -> str:
+    """A program's startup-script entry as one canonical line of JSON (what PCR 8 measures).
+
+    Everything that decides what the program is given and how it runs, in the
+    script's order of capabilities (which decides their slots); not where in
+    the file it stands.
+    """
+    args = [{"bytes": a.hex()} if isinstance(a, bytes) else a for a in spec.args]
+    return json.dumps({"name": spec.name, "program": spec.program,
+                       "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
+                       "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota,
+                       "kmem": spec.kmem, "daemon": spec.daemon}, sort_keys=True, separators=(",", ":"))
+
+
+async def _measure(env: Env, plan: Plan, log: measure.EventLog, held: dict[str, tuple[int, int]]) -> None:
+    """Extend the script, then each program's image and entry, into the TPM; record each in ``log``.
+
+    ned hashes what the boot loader loaded (the script's bytes, each
+    program's image) and pays for the hashing in simulated time.
+    """
+    await _claim(env, "tpm", held)
+    tis = measure.TisClient(env)
+
+    async def ext(pcr: int, data: bytes, what: str) -> None:
+        await env.compute(max(1, len(data) * measure.HASH_NS_PER_KIB >> 10))
+        digest = tpm2.sha256(data)
+        await measure.extend(tis, pcr, digest)
+        log.add(pcr, digest, what.encode() + b"\0")
+
+    await ext(measure.PCR_IMAGES, plan.source, f"script {Path(plan.file).name}")
+    for spec in plan.programs:
+        if spec.image is None:
+            raise StartError(f"no image of {spec.name} was loaded: the plan's images are loaded by "
+                             "Plan.load_images()")
+        await ext(measure.PCR_IMAGES, spec.image, f"image {spec.name} {spec.program}")
+        digest, data = measure.entry_event(entry_text(spec))
+        await env.compute(max(1, len(data) * measure.HASH_NS_PER_KIB >> 10))
+        await measure.extend(tis, measure.PCR_ENTRIES, digest)
+        log.add(measure.PCR_ENTRIES, digest, data)
+
+
+#: where ned maps a page of the event log's dataspace while it fills it
+LOG_WINDOW = 0x1000_0000
+
+
+async def _log_dataspace(env: Env, mem: Gate | None, data: bytes) -> Gate:
+    """A dataspace holding the event log: its length as a little-endian 64-bit word, then the log."""
+    if mem is None:
+        raise L4Error(Err.ENODEV, "the event log: no memory allocator")
+    blob = len(data).to_bytes(8, "little") + data
+    ds = await _dataspace(env, mem, Shared("eventlog", len(blob), Where("", 0)))
+    window = Fpage.mem(LOG_WINDOW, PAGE_SHIFT, MemRights.RW)
+    for off in range(0, len(blob), PAGE_SIZE):
+        ans = await env.ipc(Ipc(ds.slot, CALL, DATASPACE, (DsOp.MAP, off, DsFlag.RW), rcv=(window,)))
+        if ans.error or ans.proto < 0:
+            raise L4Error(-ans.proto if ans.proto < 0 else 0, "the event log: map its page", ans.error)
+        await env.mem.write(LOG_WINDOW, blob[off : off + PAGE_SIZE])
+        await env.task.unmap(window, include_self=True)
+    return ds
