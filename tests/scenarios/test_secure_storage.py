@@ -28,6 +28,9 @@ def test_every_attack_is_detected_and_the_others_keep_working() -> None:
     assert how["the store rolls back to an old state"].startswith("rollback: ")
     assert how["a modified startup script unseals"].startswith("unseal refused: ")
     assert "24 refused by the kernel" in how[ss.INTRUDER]
+    loc = r["loc"]
+    assert r["trusted_loc"] == loc["tpm_driver"] + loc["storage_server"] + loc["libraries"] > 0
+    assert r["untrusted_loc"] == loc["store"] > 0 and loc["platform"] > r["trusted_loc"]
 
 
 def test_a_verdict_without_a_report_or_with_forged_data_is_not_detected() -> None:

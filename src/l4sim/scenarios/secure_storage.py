@@ -26,8 +26,10 @@ DATA`` line); *others ok* when every client whose file was not attacked
 read its file -- for the attacks that make the server refuse everything
 (a rollback, a key that does not unseal), when every program still ended
 normally.  ``l4sim boot secure-storage`` prints each boot's console, then
-the table; with ``--json`` the last line is ``{"attacks": [{"name",
-"detected", "how", "others_ok"}], "honest_ok": bool}``.
+the table and the lines of code of the trusted components against the
+untrusted store (:func:`lines_of_code`); with ``--json`` the last line is
+``{"attacks": [{"name", "detected", "how", "others_ok"}], "honest_ok":
+bool, "trusted_loc": N, "untrusted_loc": N, "loc": {...}}``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from l4sim.machine.board import NVRAM_SIZE, Machine
 from l4sim.machine.tpm import TpmNv
 from l4sim.runtime.system import System, setup_script
 from l4sim.security import store
+from l4sim.tools.loc import module_loc, package_loc
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 SCRIPT = SCRIPTS / "secure_storage.py"
@@ -160,6 +163,23 @@ ATTACKS = [
 ]
 INTRUDER = "a client without the capability"
 
+#: the code each side of the wrapper is, by module: the trusted components (the TPM driver, the
+#: storage server, and the libraries they run: the TPM 2.0 formats, the per-client channels) and
+#: the untrusted store; the platform (kernel, user library, runtime -- with the FIFO transport
+#: the driver shares with ned) is under both and counted apart
+TRUSTED = {"tpm_driver": ("l4sim.security.tpm",), "storage_server": ("l4sim.security.storage",),
+           "libraries": ("l4sim.security.clients", "l4sim.machine.tpm2")}
+UNTRUSTED = {"store": ("l4sim.security.store",)}
+
+
+def lines_of_code() -> dict[str, int]:
+    """Lines of code (:mod:`l4sim.tools.loc`) of the trusted and the untrusted components."""
+    loc = {k: sum(module_loc(m) for m in mods) for k, mods in {**TRUSTED, **UNTRUSTED}.items()}
+    loc["trusted"] = sum(loc[k] for k in TRUSTED)
+    loc["untrusted"] = sum(loc[k] for k in UNTRUSTED)
+    loc["platform"] = package_loc("kernel", "user", "runtime")
+    return loc
+
 
 def _verdict(boot: Boot) -> tuple[bool, str, bool]:
     """(detected, how, others ok) of one attack boot."""
@@ -205,7 +225,9 @@ def run_boots(seed: int = 0, cores: int = 2, console: TextIO | None = None,
     rows.append({"name": INTRUDER, "detected": probe.startswith("reached the storage server: no") and not unknown,
                  "how": probe.replace("reached the storage server: no", "it holds no capability to the server"),
                  "others_ok": honest_ok})
-    return {"attacks": rows, "honest_ok": honest_ok}
+    loc = lines_of_code()
+    return {"attacks": rows, "honest_ok": honest_ok, "trusted_loc": loc["trusted"],
+            "untrusted_loc": loc["untrusted"], "loc": loc}
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -216,4 +238,9 @@ def format_result(result: dict[str, Any]) -> str:
     w0, w1, w2 = (max(len(r[i]) for r in rows) for i in range(3))
     lines = [f"honest boots (setup, reboot): {'ok' if result['honest_ok'] else 'FAILED'}", ""]
     lines += [f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:<{w2}}  {r[3]}" for r in rows]
+    loc = result.get("loc")
+    if loc:
+        lines += ["", f"lines of code: trusted {loc['trusted']} (TPM driver {loc['tpm_driver']}, storage server "
+                      f"{loc['storage_server']}, their libraries {loc['libraries']}); untrusted store "
+                      f"{loc['untrusted']}; under both: kernel and runtime {loc['platform']}"]
     return "\n".join(lines)
