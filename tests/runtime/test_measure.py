@@ -65,7 +65,7 @@ def boot(path: Path) -> tuple[System, Machine, str]:
     return system, m, out.getvalue()
 
 
-MEASURED = f'start("a", "{ME}:idle", caps={{"tpm": device("tpm")}}, prio=10)\nstart("b", "{ME}:idle", prio=9)\n'
+MEASURED = f'start("a", "{ME}:idle", caps={{"tpm": ioports("tpm")}}, prio=10)\nstart("b", "{ME}:idle", prio=9)\n'
 
 
 def test_two_boots_of_one_configuration_give_the_same_pcrs(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_the_measurements_come_in_a_fixed_order(tmp_path: Path) -> None:
     entry = system.event_log.events[4]
     assert entry.data.startswith(measure.ENTRY_PREFIX) and entry.data.endswith(b"\0")
     assert entry.digest == t.sha256(entry.data[len(measure.ENTRY_PREFIX):-1])  # GRUB's form: H(text)
-    assert '"caps":[["tpm","device tpm"]]' in texts[4]
+    assert '"caps":[["tpm","ioports tpm"]]' in texts[4]
 
 
 def test_a_changed_program_changes_its_image_measurement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +101,7 @@ def test_a_changed_program_changes_its_image_measurement(tmp_path: Path, monkeyp
     mod = pkg / "prog.py"
     mod.write_text("async def main(env):\n    return 0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    p = script(tmp_path, 'start("a", "mprog.prog:main", caps={"tpm": device("tpm")})\n')
+    p = script(tmp_path, 'start("a", "mprog.prog:main", caps={"tpm": ioports("tpm")})\n')
     s1, m1, _ = boot(p)
     mod.write_text("async def main(env):\n    return 0  # changed\n")
     s2, m2, _ = boot(p)
@@ -131,7 +131,7 @@ def test_ned_grants_the_tpm_to_its_driver_and_keeps_no_access(tmp_path: Path) ->
     """After the measurements the TPM's ports are the program's alone (sigma0 keeps its root)."""
     m = Machine(cores=2, seed=0, console=io.StringIO())
     k = Kernel(m)
-    setup_script(k, script(tmp_path, f'start("a", "{ME}:forever", caps={{"tpm": device("tpm")}}, daemon=True)\n'
+    setup_script(k, script(tmp_path, f'start("a", "{ME}:forever", caps={{"tpm": ioports("tpm")}}, daemon=True)\n'
                                      f'start("b", "{ME}:forever")\n'))
     k.run(until=100_000_000)  # both started and sleeping
     holders = sorted(task.name for task in k.tasks if TPM_PORT in task.vspace.io)
@@ -149,16 +149,16 @@ def test_a_program_reads_the_event_log_ned_made(tmp_path: Path) -> None:
 
 def test_the_fifo_transport_finds_no_tpm_at_another_device(tmp_path: Path) -> None:
     """TisClient checks the vendor id before it writes a byte."""
-    _, _, out = boot(script(tmp_path, f'start("w", "{ME}:wrong_port", caps={{"nv": device("nvram")}})\n'))
+    _, _, out = boot(script(tmp_path, f'start("w", "{ME}:wrong_port", caps={{"nv": ioports("nvram")}})\n'))
     assert f"tis: no TPM at port {NVRAM_PORT:#x}" in out
 
 
 @pytest.mark.parametrize("body, words", [
-    ('start("a", "{P}:idle", caps={{"d": device("disk")}})', "the board has no device 'disk': choose one of"),
-    ('start("a", "{P}:idle", caps={{"d": device("tpm")}})\nstart("b", "{P}:idle", caps={{"d": device("tpm")}})',
-     "device 'tpm' is given to 'b' and to 'a'"),
+    ('start("a", "{P}:idle", caps={{"d": ioports("disk")}})', "the board has no port device 'disk': choose one of"),
+    ('start("a", "{P}:idle", caps={{"d": ioports("tpm")}})\nstart("b", "{P}:idle", caps={{"d": ioports("tpm")}})',
+     "ioports('tpm') is given to 'b' and to 'a'"),
 ])
-def test_device_mistakes_are_one_line(tmp_path: Path, body: str, words: str) -> None:
+def test_port_device_mistakes_are_one_line(tmp_path: Path, body: str, words: str) -> None:
     """An unknown device, or a device given twice: the script's file and line, and the fix."""
     p = script(tmp_path, body.format(P=ME) + "\n")
     with pytest.raises(ScriptError) as e:

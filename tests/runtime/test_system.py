@@ -24,9 +24,8 @@ from l4sim.user.env import Env, Gate
 
 ME = __name__
 DEMO = "l4sim.scenarios.programs.demo"
-#: ned's slots before it starts anything: task, factory, thread, log, ICU, scheduler, sigma0, mem, ns, and
-#: the loader's delete Irq
-NED_INITIAL = {1, 2, 3, 5, 6, 7, 8, 9, 10, 11}
+#: ned's own capabilities: task, factory, thread, log, icu, scheduler, mem, ns, its delete Irq
+NED_INITIAL = {1, 2, 3, 5, 6, 7, 8, 9, 10}
 
 
 # --- programs ---------------------------------------------------------------------------------
@@ -281,7 +280,7 @@ start("b", "{ME}:work", args=(2_000_000,))
     run_until(k, lambda: a.done and ned_waits(s))
     assert ned_slots(s) == before - child_slots(a)
     assert k.run(until=10_000_000_000, stop=s.done) == "stop"
-    ring = 12  # the shared dataspace is the script's, not a program's: it stays
+    ring = 11  # the shared dataspace is the script's, not a program's: it stays
     assert ned_slots(s) == NED_INITIAL | {ring}
 
 

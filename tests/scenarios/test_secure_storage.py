@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import difflib
 import json
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from l4sim.cli import main
 from l4sim.scenarios import secure_storage as ss
 
 
-def test_every_attack_is_detected_and_the_others_keep_working() -> None:
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    return ss.run_boots()
+
+
+def test_every_attack_is_detected_and_the_others_keep_working(result: dict[str, Any]) -> None:
     """The honest setup and reboot succeed; each attack is reported and serves no forged byte."""
-    r = ss.run_boots()
+    r = result
     assert r["honest_ok"] is True
     names = [a["name"] for a in r["attacks"]]
     assert names == [a.name for a in ss.ATTACKS] + [ss.INTRUDER]
@@ -52,14 +59,19 @@ def test_the_modified_script_only_adds_mallory() -> None:
     assert all("mallory" in line for line in code) and len(code) == 3
 
 
-def test_l4sim_boot_secure_storage_prints_the_table_and_json() -> None:
-    """The command: each boot's console, the table; with --json the last line; --trace refused."""
+def test_l4sim_boot_secure_storage_prints_the_table_and_json(result: dict[str, Any]) -> None:
+    """The command: each boot's console, the table; with --json the last line (the same as another
+    run's: deterministic); --trace refused."""
     res = CliRunner().invoke(main, ["boot", "secure-storage", "--json"])
     assert res.exit_code == 0, res.output
     last = json.loads(res.output.strip().splitlines()[-1])
+    assert last == result
     assert last["honest_ok"] is True and all(a["detected"] for a in last["attacks"])
     assert set(last["attacks"][0]) >= {"name", "detected"}
     assert "--- boot 8: a modified startup script unseals" in res.output
+    table = CliRunner().invoke(main, ["boot", "secure-storage"])
+    assert "the store replays an old version      yes       yes        replayed: " in table.output
+    assert "lines of code: trusted " in table.output
     res = CliRunner().invoke(main, ["boot", "secure-storage", "--trace", "x.json"])
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1] == ("l4sim: secure-storage boots the machine several times: "

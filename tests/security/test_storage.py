@@ -74,8 +74,8 @@ async def store_user(env: Env) -> int:
 SCRIPT = f'''
 S = "l4sim.security"
 tpm_s, store, a, b = channel("tpm-storage"), channel("store"), channel("a"), channel("b")
-start("tpm", f"{{S}}.tpm:driver", caps={{"tpm": device("tpm"), "svc.storage": tpm_s.server()}}, prio=40, daemon=True)
-start("store", f"{{S}}.store:store", caps={{"nvram": device("nvram"), "svc.storage": store.server()}}, prio=30,
+start("tpm", f"{{S}}.tpm:driver", caps={{"tpm": ioports("tpm"), "svc.storage": tpm_s.server()}}, prio=40, daemon=True)
+start("store", f"{{S}}.store:store", caps={{"nvram": ioports("nvram"), "svc.storage": store.server()}}, prio=30,
       daemon=True)
 start("storage", f"{{S}}.storage:server", caps={{"tpm": tpm_s, "store": store, "svc.alice": a.server(),
       "svc.bob": b.server()}}, prio=35, daemon=True)
@@ -128,7 +128,7 @@ def test_the_store_compacts_a_full_medium_and_keeps_the_last_values(tmp_path: Pa
     p = tmp_path / "st.py"
     p.write_text(f'''
 s = channel("store")
-start("store", "l4sim.security.store:store", caps={{"nvram": device("nvram"), "svc.u": s.server()}}, daemon=True,
+start("store", "l4sim.security.store:store", caps={{"nvram": ioports("nvram"), "svc.u": s.server()}}, daemon=True,
       prio=30)
 start("u", "{ME}:store_user", caps={{"store": s}}, prio=10)
 ''')

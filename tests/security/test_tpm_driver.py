@@ -55,7 +55,7 @@ async def probe(env: Env) -> int:
 
 SCRIPT = f'''
 alice, bob = channel("alice"), channel("bob")
-start("tpm", "l4sim.security.tpm:driver", caps={{"tpm": device("tpm"), "svc.alice": alice.server(),
+start("tpm", "l4sim.security.tpm:driver", caps={{"tpm": ioports("tpm"), "svc.alice": alice.server(),
       "svc.bob": bob.server()}}, prio=40, daemon=True)
 start("probe", "{ME}:probe", caps={{"alice": alice, "bob": bob}}, prio=10)
 '''

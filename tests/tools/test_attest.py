@@ -135,6 +135,7 @@ def test_the_verifier_rejects_a_forged_answer() -> None:
     (["--nonce", "xyz"], "--nonce 'xyz' is not hex"),
     (["--nonce", "00" * 65], "a nonce of 65 bytes: give 1 to 64 bytes"),
     (["nosuch.py", "--nonce", "00"], "startup script nosuch.py not found"),
+    (["--nonce", "00", "--out", "/proc/no/such"], "cannot write /proc/no/such"),
 ])
 def test_attest_mistakes_are_one_line_and_status_2(args: list[str], words: str) -> None:
     res = CliRunner().invoke(main, ["attest", *args])
@@ -146,12 +147,12 @@ def test_attest_mistakes_are_one_line_and_status_2(args: list[str], words: str) 
 def test_a_script_that_takes_the_line_or_the_names_is_refused(tmp_path: Path) -> None:
     """serial1 given to a program, or a program named attest: one line naming the script."""
     p = tmp_path / "s.py"
-    p.write_text('start("x", "l4sim.scenarios.programs.demo:hello", caps={"l": device("serial1")})\n')
-    with pytest.raises(at.AttestError, match="holds device 'serial1'"):
+    p.write_text('start("x", "l4sim.scenarios.programs.demo:hello", caps={"l": ioports("serial1")})\n')
+    with pytest.raises(at.AttestError, match=r"holds ioports\('serial1'\)"):
         at.attest(p, b"n")
     p.write_text('start("attest", "l4sim.scenarios.programs.demo:hello")\n')
     with pytest.raises(at.AttestError, match="starts a program named 'attest'"):
         at.attest(p, b"n")
-    p.write_text('start("x", "l4sim.scenarios.programs.demo:hello", caps={"t": device("tpm")})\n')
+    p.write_text('start("x", "l4sim.scenarios.programs.demo:hello", caps={"t": ioports("tpm")})\n')
     with pytest.raises(at.AttestError, match="not to the TPM driver"):
         at.attest(p, b"n")

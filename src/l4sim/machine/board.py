@@ -13,8 +13,8 @@ line                  device
 16 + n                local timer of core n (the kernel's tick)
 ====================  =========================================
 
-and its I/O ports (:data:`DEVICES` names those a startup script can give a
-program, ``device(NAME)``):
+and its I/O ports (:data:`PORT_DEVICES` names the port devices a startup
+script can give a program, ``ioports(NAME)``):
 
 ===============  ===========  ==================================================
 ports            device       what
@@ -48,8 +48,8 @@ COM2 = 0x2F8
 NVRAM_PORT = 0x0F48
 #: bytes of NVRAM a machine has unless it is given its own
 NVRAM_SIZE = 64 << 10
-#: devices a startup script may hand to one program: name -> (first port, log2 of the port count)
-DEVICES = {"serial1": (COM2, 3), "tpm": (TPM_PORT, TPM_PORT_ORDER), "nvram": (NVRAM_PORT, 3)}
+#: port devices a startup script may hand to one program: name -> (first port, log2 of the port count)
+PORT_DEVICES = {"serial1": (COM2, 3), "tpm": (TPM_PORT, TPM_PORT_ORDER), "nvram": (NVRAM_PORT, 3)}
 LINE_PIT = 0
 LINE_UART = 1
 LINE_LOCAL_TIMER_BASE = 16

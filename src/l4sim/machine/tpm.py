@@ -148,7 +148,7 @@ class TpmNv:
         self.counter_high = 0
         #: power-ons after the first (TPMS_CLOCK_INFO.resetCount)
         self.reset_count = -1
-        #: the chip's clock (ms) at the last power-off
+        #: the chip's clock (ms) when it was last read: where the next power cycle's clock starts
         self.clock_ms = 0
 
 
@@ -224,6 +224,8 @@ class Tpm:
         self.events = events
         self.nv = nv
         nv.reset_count += 1
+        #: the chip's clock at power-on: it goes on from where the last power cycle left it
+        self.clock_base = nv.clock_ms
         self.pcrs = [bytes(t.DIGEST_SIZE)] * t.NUM_PCRS
         #: counts PCR changes (TPM2_PCR_Read's pcrUpdateCounter)
         self.update_counter = 0
@@ -244,7 +246,10 @@ class Tpm:
         return self.pcrs[n]
 
     def clock_ms(self) -> int:
-        return self.nv.clock_ms + self.events.now // _MS
+        """TPMS_CLOCK_INFO.clock: milliseconds the chip has been powered, over all power cycles."""
+        now = self.clock_base + self.events.now // _MS
+        self.nv.clock_ms = max(self.nv.clock_ms, now)
+        return now
 
     def ak_public(self) -> bytes:
         """The attestation key's TPMT_PUBLIC: what its manufacturer certifies."""

@@ -1,6 +1,6 @@
 """Measured boot: what is measured, the event log, and the TPM's FIFO as a program reaches it.
 
-A configuration that gives some program the TPM (``device("tpm")`` in its
+A configuration that gives some program the TPM (``ioports("tpm")`` in its
 startup script) or the event log (``eventlog()``) is booted *measured*:
 before anything of it runs, every piece of software that makes it up is
 hashed and extended into a PCR of the machine's TPM, and each extension is

@@ -865,9 +865,11 @@ start_program = start_task
 
 # --------------------------------------------------------------------------- moe itself
 async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init", prio: int = 100,
-              args: tuple[Any, ...] = (), my_prio: int = 150) -> int:
+              args: tuple[Any, ...] = (), my_prio: int = 150, sigma0_cap: bool = False) -> int:
     """moe's main thread: set up deletion notification and the copy worker, start
-    ``main`` with the root session, then serve forever."""
+    ``main`` with the root session, then serve forever.  With ``sigma0_cap`` ``main`` also
+    gets sigma0 (moe's pager) as ``sigma0``: for the I/O ports of the port devices its script
+    hands out (as L4Re's moe puts sigma0 into ned's initial namespace)."""
     dirq = await env.factory.create_irq()
     await dirq.attach(env.thread, DEL_LABEL)
     await env.thread.register_delete_irq(dirq)
@@ -888,21 +890,23 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
             if slot is None:
                 raise L4Error(Err.ENOMEM, "moe: gate for the first program")
             grants[cname] = Gate(env, slot)
-        # sigma0 (moe's pager) too, read-only: what L4Re's ned hands on to io -- the devices' ports
-        await start_program(env, name, main, caps={"factory": env.factory, "scheduler": env.scheduler,
-                                                     "icu": env.icu, "sigma0": (env.pager, Rights.R)},
+        caps: dict[str, Cap | tuple[Cap, int]] = {"factory": env.factory, "scheduler": env.scheduler,
+                                                  "icu": env.icu}
+        if sigma0_cap:  # port devices in the script: ned takes their ports from sigma0
+            caps["sigma0"] = env.pager
+        await start_program(env, name, main, caps=caps,
                             grants=grants, prio=prio, args=args, kinds={"mem": Gate, "ns": Gate})
     await srv.run()
     return 0
 
 
 def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init", quota: int | None = None,
-             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = ()) -> Moe:
+             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = (), sigma0_cap: bool = False) -> Moe:
     """Create sigma0 and moe (the root task, sigma0 as its pager), have moe start ``main``.
 
     ``main(env, *args)`` runs in its own task with the kernel factory (slot 2),
-    scheduler (7) and ICU (6), sigma0 (``env.cap("sigma0")``, read-only: it
-    may ask sigma0 for the devices' I/O ports), and -- granted by moe -- a log stream tagged
+    scheduler (7) and ICU (6), with ``sigma0_cap`` sigma0 (``env.cap("sigma0")``: it may
+    ask sigma0 for the port devices' I/O ports), and -- granted by moe -- a log stream tagged
     ``name`` (slot 5, so ``env.print`` goes through moe), its memory allocator
     session ``env.cap("mem")`` with ``quota`` bytes (default: all RAM) and a
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.
@@ -911,7 +915,7 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes))
     m = Moe(quota if quota is not None else nframes << PAGE_SHIFT)
     kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
-                                             prio),
+                                             prio, sigma0_cap),
                        prio=prio, pager=s0)
     return m
 

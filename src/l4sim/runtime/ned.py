@@ -20,9 +20,9 @@ cores the machine has): channels, shared dataspaces,
 the program's ``env.factory``), ``scheduler(max_prio=, cpus=)`` -- a
 scheduler proxy with those limits (every program gets one limited to its
 own priority and cores unless the script names another ``scheduler``),
-``icu()`` -- the interrupt controller, ``device(NAME)`` -- a device of the
-board (its I/O ports, ``machine.board.DEVICES``: ``tpm``, ``nvram``,
-``serial1``), granted to that one program, ``eventlog()`` -- the event log of
+``icu()`` -- the interrupt controller, ``ioports(NAME)`` -- the I/O ports
+of a port device of the board (``machine.board.PORT_DEVICES``: ``tpm``,
+``nvram``, ``serial1``), granted to that one program, ``eventlog()`` -- the event log of
 measured boot as a read-only dataspace, and ``program("other").thread`` or
 ``.task`` -- another program's main thread or task.  ``.m("r")`` chooses the
 rights of an ``icu()``, thread or task (letters of ``rwsd``).  A channel
@@ -43,8 +43,8 @@ that drives it (granted: ned keeps no access) and start the programs.
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
 runtime's own tasks, a quota or kmem too small for stack and heap, another
-program's thread or task that is not started before, an unknown device or
-one given twice, an argument a script function does not take -- each ends
+program's thread or task that is not started before, an unknown port
+device or one given twice, an argument a script function does not take -- each ends
 in one error naming the script file and line.  What the check cannot foresee (memory running out) ned reports at
 run time, one line per program that cannot start, and goes on.
 """
@@ -65,7 +65,7 @@ from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
 from l4sim.machine import tpm2
-from l4sim.machine.board import DEVICES
+from l4sim.machine.board import PORT_DEVICES
 from l4sim.machine.memory import PAGE_SHIFT, PAGE_SIZE
 from l4sim.runtime import measure
 from l4sim.runtime.console import CONSOLE_TASK
@@ -172,8 +172,9 @@ class SchedulerSpec:
 
 
 @dataclass
-class DeviceSpec:
-    """A device of the board (``device("tpm")``): its I/O ports, granted to the one program given it."""
+class PortsSpec:
+    """A port device of the board (``ioports("tpm")``): its I/O ports, granted to the one program
+    given it."""
 
     name: str
     where: Where
@@ -257,8 +258,13 @@ class Plan:
         quote or unseal: a missing measurement cannot be used to pass as
         another configuration.
         """
-        return any((isinstance(c, DeviceSpec) and c.name == "tpm") or isinstance(c, EventLogSpec)
+        return any((isinstance(c, PortsSpec) and c.name == "tpm") or isinstance(c, EventLogSpec)
                    for p in self.programs for c in p.caps.values())
+
+    @property
+    def port_devices(self) -> bool:
+        """Some program is given a port device: ned then takes ports from sigma0."""
+        return self.measured or any(isinstance(c, PortsSpec) for p in self.programs for c in p.caps.values())
 
     def load_images(self) -> None:
         """Load every program's image that is not loaded yet, as a boot loader loads boot modules:
@@ -322,11 +328,12 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     def icu() -> IcuSpec:
         return IcuSpec(_where(file))
 
-    def device(name: str) -> DeviceSpec:
+    def ioports(name: str) -> PortsSpec:
         w = _where(file)
-        if name not in DEVICES:
-            raise ScriptError(f"{w}: the board has no device {name!r}: choose one of {', '.join(sorted(DEVICES))}")
-        return DeviceSpec(name, w)
+        if name not in PORT_DEVICES:
+            raise ScriptError(f"{w}: the board has no port device {name!r}: choose one of "
+                              f"{', '.join(sorted(PORT_DEVICES))}")
+        return PortsSpec(name, w)
 
     def eventlog() -> EventLogSpec:
         return EventLogSpec(_where(file))
@@ -388,10 +395,10 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r}: program({value.name!r}) names a "
                                   f"program, not an object: pass program({value.name!r}).thread or .task")
             if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
-                              | DeviceSpec | EventLogSpec):
+                              | PortsSpec | EventLogSpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
                                   f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
-                                  f"scheduler(...), icu(), device(...), eventlog() or program(...).thread / .task")
+                                  f"scheduler(...), icu(), ioports(...), eventlog() or program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -425,7 +432,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
                            for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
-                                      device, eventlog)}
+                                      ioports, eventlog)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
     try:
         code = compile(source, file, "exec")
@@ -458,13 +465,13 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                 raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
                                   f"{c.program!r}, which starts later: start {c.program!r} before {ps.name!r}")
     holders: dict[str, ProgramSpec] = {}
-    for ps in plan.programs:  # a device has one driver: its ports are granted, not shared
+    for ps in plan.programs:  # a port device has one driver: its ports are granted, not shared
         for c in ps.caps.values():
-            if not isinstance(c, DeviceSpec):
+            if not isinstance(c, PortsSpec):
                 continue
             first = holders.get(c.name)
             if first is not None:
-                raise ScriptError(f"{ps.where}: device {c.name!r} is given to {ps.name!r} and to "
+                raise ScriptError(f"{ps.where}: ioports({c.name!r}) is given to {ps.name!r} and to "
                                   f"{first.name!r} ({first.where}): a device has one driver; give it to one")
             holders[c.name] = ps
     for ch in plan.channels:
@@ -667,7 +674,7 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 caps[cname] = SchedLimits(what.max_prio, what.cpus)
             elif isinstance(what, IcuSpec):
                 caps[cname] = (env.icu, what.rights)
-            elif isinstance(what, DeviceSpec):
+            elif isinstance(what, PortsSpec):
                 if what.name not in held:
                     await _claim(env, what.name, held)
                 io.append(held[what.name])
@@ -701,21 +708,21 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
             env.free_slot(cap.slot)
         raise
     assert spec.fn is not None
-    for name in [d.name for d in spec.caps.values() if isinstance(d, DeviceSpec)]:
+    for name in [d.name for d in spec.caps.values() if isinstance(d, PortsSpec)]:
         del held[name]  # granted with the program's start, whether or not that succeeds
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
                               args=spec.args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
 
 
 async def _claim(env: Env, name: str, held: dict[str, tuple[int, int]]) -> None:
-    """Take device ``name``'s ports from sigma0 into ned's I/O space."""
+    """Take port device ``name``'s ports from sigma0 into ned's I/O space."""
     if not env.has("sigma0"):
-        raise StartError(f"device {name}: ned holds no sigma0 capability to take its ports from")
-    first, order = DEVICES[name]
+        raise StartError(f"ioports({name!r}): ned holds no sigma0 capability to take them from")
+    first, order = PORT_DEVICES[name]
     msg = await request(env, env.cap("sigma0").slot, REQ_FPAGE_IO, Fpage.io(first, order),
                         Fpage.io(0, 16))
     if msg.error or msg.proto < 0:
-        raise L4Error(-msg.proto if msg.proto < 0 else 0, f"device {name}: its ports from sigma0", msg.error)
+        raise L4Error(-msg.proto if msg.proto < 0 else 0, f"ioports({name!r}) from sigma0", msg.error)
     held[name] = (first, order)
 
 
@@ -733,8 +740,8 @@ def _cap_text(c: Any) -> str:
         return f"icu {c.rights}"
     if isinstance(c, ProgramObject):
         return f"program {c.program} {c.kind} {c.rights}"
-    if isinstance(c, DeviceSpec):
-        return f"device {c.name}"
+    if isinstance(c, PortsSpec):
+        return f"ioports {c.name}"
     return "eventlog"
 
 

@@ -97,5 +97,6 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
     if plan.measured:
         plan.load_images()
         measure_platform(kernel.machine.tpm, system.event_log)
-    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan, system.event_log))
+    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan, system.event_log),
+                          sigma0_cap=plan.port_devices)
     return system

@@ -10,7 +10,7 @@ the PCRs and that the PCRs are what it expects; the agent is only the
 messenger, and so is not part of anyone's TCB.
 
 The verifier is on the other end of the second serial line
-(``device("serial1")``; ``l4sim attest`` plays it on the host).  Frames:
+(``ioports("serial1")``; ``l4sim attest`` plays it on the host).  Frames:
 
 - request: ``L4AQ``, one byte n, then n bytes of nonce (1..64);
 - answer: ``L4AR``, then six fields, each a 32-bit little-endian length and

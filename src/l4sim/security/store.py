@@ -5,7 +5,7 @@ encrypted and authenticated; this server sees only opaque keys and
 ciphertext, and may do anything with them -- lose them, change them, serve
 old ones.  It is the *untrusted* part of the trusted wrapper: today a small
 native program that keeps an append-only log in the machine's NVRAM
-(``device("nvram")``); later a Linux instance whose busybox processes keep
+(``ioports("nvram")``); later a Linux instance whose busybox processes keep
 the blobs as files (docs/security.md, "A Linux store").  Either implements
 the same protocol, so the storage server does not know which it has.
 

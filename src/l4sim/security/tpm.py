@@ -1,7 +1,7 @@
 """The TPM driver: a user-level server that alone talks to the TPM, and its clients' side.
 
 The kernel never touches the TPM.  This native program holds the chip's
-I/O ports (``device("tpm")`` in its startup script: ned grants them after
+I/O ports (``ioports("tpm")`` in its startup script: ned grants them after
 the measured boot) and speaks TPM 2.0 to it through the TIS FIFO
 (:class:`~l4sim.runtime.measure.TisClient`), one marshalled command at a
 time.  It serves each client on a channel of its own (``svc.NAME``, see

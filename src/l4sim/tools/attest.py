@@ -29,6 +29,7 @@ quote.sig -f pcrs.bin -g sha256 -q NONCE -e eventlog.bin``.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +47,9 @@ from l4sim.runtime.loader import KMEM, resolve
 from l4sim.runtime.measure import MEASURED_PCRS, EventLog, EventLogError
 from l4sim.runtime.ned import (
     Channel,
-    DeviceSpec,
     EventLogSpec,
     Plan,
+    PortsSpec,
     ProgramSpec,
     Where,
     load_script,
@@ -71,9 +72,9 @@ def add_attestation(plan: Plan) -> None:
     """Add the TPM driver (if missing) and the agent to ``plan``; raises :class:`AttestError`."""
     names = {p.name for p in plan.programs}
     chans = {c.name for c in plan.channels}
-    holders = {d.name: p for p in plan.programs for d in p.caps.values() if isinstance(d, DeviceSpec)}
+    holders = {d.name: p for p in plan.programs for d in p.caps.values() if isinstance(d, PortsSpec)}
     if "serial1" in holders:
-        raise AttestError(f"{plan.file}: program {holders['serial1'].name!r} holds device 'serial1', the line "
+        raise AttestError(f"{plan.file}: program {holders['serial1'].name!r} holds ioports('serial1'), the line "
                           "l4sim attest talks to the agent on: give it another device")
     for name in ("attest",) + (() if "tpm" in holders else ("tpm",)):
         if name in names:
@@ -85,7 +86,7 @@ def add_attestation(plan: Plan) -> None:
     plan.channels.append(link)
     driver = holders.get("tpm")
     if driver is None:
-        plan.programs.append(ProgramSpec("tpm", DRIVER, {"tpm": DeviceSpec("tpm", _HERE), "svc.attest": link.server()},
+        plan.programs.append(ProgramSpec("tpm", DRIVER, {"tpm": PortsSpec("tpm", _HERE), "svc.attest": link.server()},
                                          40, 1, (), 4 << 20, True, _HERE, resolve(DRIVER), KMEM))
     elif driver.program != DRIVER:
         raise AttestError(f"{plan.file}: the TPM is given to {driver.name!r} ({driver.program}), not to the TPM "
@@ -93,7 +94,7 @@ def add_attestation(plan: Plan) -> None:
     else:
         driver.caps["svc.attest"] = link.server()
     plan.programs.append(ProgramSpec("attest", AGENT, {"tpm": link, "eventlog": EventLogSpec(_HERE),
-                                                       "link": DeviceSpec("serial1", _HERE)},
+                                                       "link": PortsSpec("serial1", _HERE)},
                                      10, 1, (), 4 << 20, False, _HERE, resolve(AGENT), KMEM))
     plan.load_images()
 
@@ -200,6 +201,13 @@ def attest(script: str | Path, nonce: bytes, out: Path | None = None, seed: int 
         raise AttestError(f"a nonce of {len(nonce)} bytes: give 1 to 64 bytes (2 to 128 hex digits)")
     from l4sim.runtime.ned import ScriptError
 
+    if out is not None:  # a bad directory must not cost the run
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AttestError(f"cannot write {out}: {e.strerror}; choose a writable directory") from None
+        if not os.access(out, os.W_OK):
+            raise AttestError(f"cannot write {out}: permission denied; choose a writable directory")
     machine = Machine(cores=cores, seed=seed, console=console)
     try:
         plan = load_script(script, machine.ncores)
@@ -229,7 +237,6 @@ def attest(script: str | Path, nonce: bytes, out: Path | None = None, seed: int 
         files = {"quote.msg": ans.attest, "quote.sig": ans.signature, "pcrs.bin": pcrs_file(ans.pcrs),
                  "ak.pub.pem": t.read_ecc_public(ans.ak_public).pem(), "eventlog.bin": ans.eventlog}
         try:
-            out.mkdir(parents=True, exist_ok=True)
             for name, data in files.items():
                 (out / name).write_bytes(data)
         except OSError as e:

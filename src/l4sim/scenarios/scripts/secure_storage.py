@@ -13,9 +13,9 @@ tpm_storage = channel("tpm-storage")
 store = channel("store")
 alice, bob, carol = channel("storage-alice"), channel("storage-bob"), channel("storage-carol")
 
-start("tpm", f"{S}.tpm:driver", caps={"tpm": device("tpm"), "svc.storage": tpm_storage.server()},
+start("tpm", f"{S}.tpm:driver", caps={"tpm": ioports("tpm"), "svc.storage": tpm_storage.server()},
       prio=40, daemon=True)
-start("store", f"{S}.store:store", caps={"nvram": device("nvram"), "svc.storage": store.server()},
+start("store", f"{S}.store:store", caps={"nvram": ioports("nvram"), "svc.storage": store.server()},
       prio=30, daemon=True)
 start("storage", f"{S}.storage:server",
       caps={"tpm": tpm_storage, "store": store, "svc.alice": alice.server(), "svc.bob": bob.server(),
