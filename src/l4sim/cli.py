@@ -180,8 +180,13 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     _check_writable("the capture", pcap_path)
     if disk_path is not None and Path(disk_path).is_dir():
         _fail(f"--disk {disk_path} is a directory; give an image file (created when missing)")
-    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    if _several_boots(scenario, console, seed=seed, cores=cores, as_json=as_json,
+                      refused={"--until": until, "--trace": trace_path, "--jsonl": jsonl_path,
+                               "--comm-model": comm_model, "--kmem-model": kmem_model,
+                               "--pcap": pcap_path, "--disk": disk_path, "--crash-at": crash_at}):
+        return
+    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     from l4sim.tools.runfile import boot_header
 
     header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model,
@@ -212,6 +217,78 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
         click.echo(format_summary(summary))
         if trace_path:
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
+
+
+def _several_boots(scenario: str, console: Any, *, seed: int, cores: int, as_json: bool,
+                   refused: dict[str, str | None]) -> bool:
+    """Run a built-in scenario that boots the machine several times (it defines ``run_boots``, as
+    ``secure-storage`` does): each boot's console, then its table or JSON.  False for any other."""
+    if scenario.endswith(".py") or "/" in scenario:
+        return False
+    from l4sim.tools.boot import load_scenario
+
+    try:
+        mod = load_scenario(scenario)
+    except BootError as e:
+        _fail(str(e))
+    run = getattr(mod, "run_boots", None)
+    if not callable(run):
+        return False
+    given = [opt for opt, value in refused.items() if value is not None]
+    if given:
+        _fail(f"{scenario} boots the machine several times: {', '.join(given)} cannot apply; leave it out")
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores} is out of range: a machine has 1..64 cores")
+    result = run(seed=seed, cores=cores, console=console, banner=lambda text: click.echo(f"--- {text}"))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(mod.format_result(result))
+    return True
+
+
+@main.command("attest")
+@click.argument("script", required=False)
+@click.option("--nonce", required=True, help="the verifier's challenge, hex (1..64 bytes)")
+@click.option("--out", "out_dir", default=None, help="write quote.msg, quote.sig, pcrs.bin, ak.pub.pem, "
+              "eventlog.bin here (for tpm2_checkquote)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on the last line")
+@click.option("--seed", default=0, show_default=True, help="seed of the run (and of the TPM's keys)")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores (1..64)")
+def attest_cmd(script: str | None, nonce: str, out_dir: str | None, as_json: bool, seed: int, cores: int) -> None:
+    """Boot SCRIPT measured (default: the default system), challenge it with NONCE, verify its quote.
+
+    Prints the event log, replays it against the quoted PCRs and verifies the
+    quote; exit status 1 when the replay or the quote fails.  See docs/security.md.
+    """
+    from pathlib import Path
+
+    from l4sim.tools.attest import AttestError, attest, format_result
+
+    try:
+        raw = bytes.fromhex(nonce)
+    except ValueError:
+        _fail(f"--nonce {nonce!r} is not hex: give 2 to 128 hex digits, e.g. --nonce 1f2e3d4c")
+        return
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores} is out of range: a machine has 1..64 cores")
+    path = Path(script) if script else Path(__file__).resolve().parent / "scenarios" / "scripts" / "default.py"
+    if not path.is_file():
+        _fail(f"startup script {script} not found: give the path of a .py startup script")
+    console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    try:
+        res = attest(path, raw, Path(out_dir) if out_dir else None, seed=seed, cores=cores, console=console)
+    except AttestError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        click.echo(json.dumps(res.json(), sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(format_result(res))
+    if not (res.replay_ok and res.quote_verified):
+        sys.exit(1)
 
 
 def _no_progress(done: int, total: int, step: str) -> None:

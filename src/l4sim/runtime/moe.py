@@ -874,7 +874,8 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
     """moe's main thread: set up deletion notification and the copy worker, start
     ``main`` with the root session, then serve forever.  With ``sigma0_cap`` ``main`` also
     gets sigma0 (moe's pager) as ``sigma0``: on a board with devices, for the device manager
-    it starts (as L4Re's moe puts sigma0 into ned's initial namespace)."""
+    it starts, and for the I/O ports of the port devices its script hands out (as L4Re's moe
+    puts sigma0 into ned's initial namespace)."""
     dirq = await env.factory.create_irq()
     await dirq.attach(env.thread, DEL_LABEL)
     await env.thread.register_delete_irq(dirq)
@@ -897,7 +898,7 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
             grants[cname] = Gate(env, slot)
         caps: dict[str, Cap | tuple[Cap, int]] = {"factory": env.factory, "scheduler": env.scheduler,
                                                   "icu": env.icu}
-        if sigma0_cap:  # a board with devices: the device manager needs sigma0 for their memory
+        if sigma0_cap:  # devices on the board (io needs sigma0), or port devices in the script
             caps["sigma0"] = env.pager
         await start_program(env, name, main, caps=caps,
                             grants=grants, prio=prio, args=args, kinds={"mem": Gate, "ns": Gate})
@@ -906,11 +907,12 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
 
 
 def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init", quota: int | None = None,
-             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = ()) -> Moe:
+             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = (), sigma0_cap: bool = False) -> Moe:
     """Create sigma0 and moe (the root task, sigma0 as its pager), have moe start ``main``.
 
     ``main(env, *args)`` runs in its own task with the kernel factory (slot 2),
-    scheduler (7) and ICU (6), and -- granted by moe -- a log stream tagged
+    scheduler (7) and ICU (6), with ``sigma0_cap`` sigma0 (``env.cap("sigma0")``: it may
+    ask sigma0 for the port devices' I/O ports), and -- granted by moe -- a log stream tagged
     ``name`` (slot 5, so ``env.print`` goes through moe), its memory allocator
     session ``env.cap("mem")`` with ``quota`` bytes (default: all RAM) and a
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.
@@ -923,7 +925,7 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     m = Moe(quota if quota is not None else nframes << PAGE_SHIFT,
             zero_on_free=bool(kernel.machine.options.get("zero_on_free")))
     kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
-                                             prio, bool(devices)),
+                                             prio, bool(devices) or sigma0_cap),
                        prio=prio, pager=s0)
     return m
 

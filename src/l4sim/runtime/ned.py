@@ -20,7 +20,10 @@ cores the machine has): channels, shared dataspaces,
 the program's ``env.factory``), ``scheduler(max_prio=, cpus=)`` -- a
 scheduler proxy with those limits (every program gets one limited to its
 own priority and cores unless the script names another ``scheduler``),
-``icu()`` -- the interrupt controller, and ``program("other").thread`` or
+``icu()`` -- the interrupt controller, ``ioports(NAME)`` -- the I/O ports
+of a port device of the board (``machine.board.PORT_DEVICES``: ``tpm``,
+``nvram``, ``serial1``), granted to that one program, ``eventlog()`` -- the event log of
+measured boot as a read-only dataspace, and ``program("other").thread`` or
 ``.task`` -- another program's main thread or task.  ``.m("r")`` chooses the
 rights of an ``icu()``, thread or task (letters of ``rwsd``).  A channel
 passed as ``svc`` gives the right to call it; ``svc.server()`` gives the
@@ -48,18 +51,26 @@ bus only; ``wire=`` names another NIC of the board, or ``"host"``: a cable
 to the host, where ``--pcap FILE`` records what crosses (it records every
 cable of the board).
 
+Measured boot (:mod:`l4sim.runtime.measure`).  A script that gives some
+program the TPM or the event log is booted measured: before ned starts any
+program it extends the TPM's PCRs with the script, then with each program's
+image and script entry in start order, through the TPM's registers, and
+keeps the event log; only then does it hand the TPM's ports to the program
+that drives it (granted: ned keeps no access) and start the programs.
+
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
 runtime's own tasks, a quota or kmem too small for stack and heap, another
-program's thread or task that is not started before, an argument a script
-function does not take -- each ends in one error naming the script file and
-line.  What the check cannot foresee (memory running out) ned reports at
+program's thread or task that is not started before, an unknown port
+device or one given twice, an argument a script function does not take -- each ends
+in one error naming the script file and line.  What the check cannot foresee (memory running out) ned reports at
 run time, one line per program that cannot start, and goes on.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -67,12 +78,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l4sim.kernel.abi import CALL, Err, Fpage, Rights
+from l4sim.kernel.abi import CALL, Err, Fpage, MemRights, Rights
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
-from l4sim.machine.board import FIRST_DEVICE_LINE, LAST_DEVICE_LINE
+from l4sim.machine import tpm2
+from l4sim.machine.board import FIRST_DEVICE_LINE, LAST_DEVICE_LINE, PORT_DEVICES
+from l4sim.machine.memory import PAGE_SHIFT, PAGE_SIZE
 from l4sim.machine.nic import parse_mac
+from l4sim.runtime import measure
 from l4sim.runtime.console import CONSOLE_TASK
 from l4sim.runtime.io import IO_TASK, DeviceInfo, io_server
 from l4sim.runtime.loader import (
@@ -85,7 +99,8 @@ from l4sim.runtime.loader import (
     min_quota,
     resolve,
 )
-from l4sim.runtime.protocols import MEM_ALLOC, DsFlag, MemOp
+from l4sim.runtime.protocols import DATASPACE, MEM_ALLOC, DsFlag, DsOp, MemOp
+from l4sim.runtime.sigma0 import REQ_FPAGE_IO, request
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
 
@@ -173,6 +188,22 @@ class SchedulerSpec:
 
     max_prio: int | None
     cpus: int | None
+    where: Where
+
+
+@dataclass
+class PortsSpec:
+    """A port device of the board (``ioports("tpm")``): its I/O ports, granted to the one program
+    given it."""
+
+    name: str
+    where: Where
+
+
+@dataclass
+class EventLogSpec:
+    """The event log of measured boot (``eventlog()``): a read-only dataspace of its bytes."""
+
     where: Where
 
 
@@ -278,6 +309,8 @@ class ProgramSpec:
     where: Where
     fn: Callable[..., Any] | None = None
     kmem: int = KMEM
+    #: the program's image, loaded by the boot loader for a measured boot (None: not loaded)
+    image: bytes | None = None
 
 
 @dataclass
@@ -296,6 +329,31 @@ class Plan:
     buses: list[BusSpec] = field(default_factory=list)
     #: where the devices landed when the board was built (``system.build_board``): what io is told
     board: list[DeviceInfo] = field(default_factory=list)
+    #: the script's bytes (measured into PCR 9 on a measured boot)
+    source: bytes = b""
+
+    @property
+    def measured(self) -> bool:
+        """A program is given the TPM or the event log: the boot is measured.
+
+        Unmeasured configurations give nobody the TPM, so nothing in them can
+        quote or unseal: a missing measurement cannot be used to pass as
+        another configuration.
+        """
+        return any((isinstance(c, PortsSpec) and c.name == "tpm") or isinstance(c, EventLogSpec)
+                   for p in self.programs for c in p.caps.values())
+
+    @property
+    def port_devices(self) -> bool:
+        """Some program is given a port device: ned then takes ports from sigma0."""
+        return self.measured or any(isinstance(c, PortsSpec) for p in self.programs for c in p.caps.values())
+
+    def load_images(self) -> None:
+        """Load every program's image that is not loaded yet, as a boot loader loads boot modules:
+        a native program's module with its package's modules (``measure.native_image``)."""
+        for spec in self.programs:
+            if spec.image is None and spec.fn is not None:
+                spec.image = measure.native_image(spec.fn.__module__)[0]
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -317,7 +375,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     except OSError as e:
         raise ScriptError(f"{path}: cannot read the startup script ({e.strerror})") from None
     file = str(p)
-    plan = Plan(file)
+    plan = Plan(file, source=source.encode())
 
     def factory(quota: int = 1 << 20) -> KernelFactory:
         w = _where(file)
@@ -351,6 +409,16 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
     def icu() -> IcuSpec:
         return IcuSpec(_where(file))
+
+    def ioports(name: str) -> PortsSpec:
+        w = _where(file)
+        if name not in PORT_DEVICES:
+            raise ScriptError(f"{w}: the board has no port device {name!r}: choose one of "
+                              f"{', '.join(sorted(PORT_DEVICES))}")
+        return PortsSpec(name, w)
+
+    def eventlog() -> EventLogSpec:
+        return EventLogSpec(_where(file))
 
     def scheduler(max_prio: int | None = None, cpus: int | list[int] | None = None) -> SchedulerSpec:
         w = _where(file)
@@ -412,10 +480,11 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is the device {value.name!r}: a program "
                                   f"gets devices through a bus: io.bus('...', devices=[{value.name!r}])")
             if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
-                              | BusSpec):
+                              | BusSpec | PortsSpec | EventLogSpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
                                   f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
-                                  f"scheduler(...), icu(), io.bus(...) or program(...).thread / .task")
+                                  f"scheduler(...), icu(), io.bus(...), ioports(...), eventlog() or "
+                                  f"program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -486,7 +555,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
                            for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
-                                      nic, disk)}
+                                      nic, disk, ioports, eventlog)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__", "io": IoScript(file, plan)})
     try:
         code = compile(source, file, "exec")
@@ -529,12 +598,24 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         if peer.wire is not None and peer.wire != d.name:
             raise ScriptError(f"{d.where}: nic {d.name!r}: {peer.name!r} is cabled to {peer.wire!r} already: "
                               f"a NIC has one cable")
+    holders: dict[str, ProgramSpec] = {}
+    for ps in plan.programs:  # a port device has one driver: its ports are granted, not shared
+        for c in ps.caps.values():
+            if not isinstance(c, PortsSpec):
+                continue
+            first = holders.get(c.name)
+            if first is not None:
+                raise ScriptError(f"{ps.where}: ioports({c.name!r}) is given to {ps.name!r} and to "
+                                  f"{first.name!r} ({first.where}): a device has one driver; give it to one")
+            holders[c.name] = ps
     for ch in plan.channels:
         servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
                    and c.name == ch.name and c.server_side]
         if not servers:
             raise ScriptError(f"{ch.where}: channel {ch.name!r} has no server: give it to one program "
                               f"as {ch.name}.server()")
+    if plan.measured:
+        plan.load_images()
     return plan
 
 
@@ -614,21 +695,37 @@ class StartError(Exception):
     """A program cannot start because something the script gave it could not be made."""
 
 
-async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None) -> int:
-    """The init task: create the plan's channels and dataspaces, start its programs, wait.
+async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None,
+              log: measure.EventLog | None = None) -> int:
+    """The init task: measure, create the plan's channels and dataspaces, start its programs, wait.
 
-    ``env`` holds the kernel factory, the scheduler and a moe session
-    (``mem``).  ``report``, when given by the host, is called with the
-    record of every program right after it started, while ned still holds
-    its task (an observation channel like the console, read by the boot
-    summary).  A program that cannot start (memory or kernel memory ran out)
-    is reported on the console and the others start all the same; every
-    program's end is reported, daemons' included.  Returns the number of
-    programs that could not start, faulted or exited non-zero.
+    ``env`` holds the kernel factory, the scheduler, a moe session (``mem``)
+    and sigma0 (``sigma0``, for the devices' ports).  ``report``, when given
+    by the host, is called with the record of every program right after it
+    started, while ned still holds its task (an observation channel like the
+    console, read by the boot summary).  ``log`` is the boot loader's event
+    log, which a measured boot continues.  A program that cannot start
+    (memory or kernel memory ran out) is reported on the console and the
+    others start all the same; every program's end is reported, daemons'
+    included.  Returns the number of programs that could not start, faulted
+    or exited non-zero.
     """
     mem = env.cap("mem", Gate) if env.has("mem") else None
     loader = Loader(env, mem)
     await loader.listen()  # a program's parent gate that dies: it ended without a word
+    held: dict[str, tuple[int, int]] = {}  # devices whose ports ned holds: name -> (first port, order)
+    logds: Gate | None = None
+    if plan.measured:
+        log = log if log is not None else measure.EventLog()
+        try:
+            await _measure(env, plan, log, held)
+        except (L4Error, StartError, measure.TisError) as e:  # the PCRs then match no configuration
+            await env.print(f"ned: measured boot failed: {e}")
+        if any(isinstance(c, EventLogSpec) for p in plan.programs for c in p.caps.values()):
+            try:
+                logds = await _log_dataspace(env, mem, log.to_bytes())
+            except L4Error as e:
+                await env.print(f"ned: the event log: could not make its dataspace: {e}")
     gates: dict[str, Gate] = {}
     shared: dict[str, Gate] = {}
     for ch in plan.channels:
@@ -659,7 +756,7 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
                 report(io)
     for spec in plan.programs:
         try:
-            child = await _start(env, loader, spec, gates, shared, started, buses)
+            child = await _start(env, loader, spec, gates, shared, started, buses, held, logds)
         except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
@@ -729,9 +826,16 @@ async def _start_io(env: Env, loader: Loader, plan: Plan) -> tuple[Child, dict[s
 
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
                  shared: dict[str, Gate], started: dict[str, Child],
-                 buses: dict[str, Gate] | None = None) -> Child:
-    """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
+                 buses: dict[str, Gate] | None = None, held: dict[str, tuple[int, int]] | None = None,
+                 logds: Gate | None = None) -> Child:
+    """Make what ``spec`` is given and start it; on failure nothing made for it is left.
+
+    A device's ports come from ``held`` (ned took the TPM's to measure) or
+    from sigma0, and are granted to the program at their own numbers.
+    """
+    held = {} if held is None else held
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
+    io: list[tuple[int, int]] = []
     made: list[str] = []  # its own factories: granted to it, so ned keeps none
     try:
         for cname, what in spec.caps.items():
@@ -748,6 +852,14 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 if buses is None or what.name not in buses:
                     raise StartError(f"bus {what.name}: io is not running")
                 caps[cname] = (buses[what.name], Rights.R | Rights.W)
+            elif isinstance(what, PortsSpec):
+                if what.name not in held:
+                    await _claim(env, what.name, held)
+                io.append(held[what.name])
+            elif isinstance(what, EventLogSpec):
+                if logds is None:
+                    raise StartError("the event log is not there (the boot's measurements failed)")
+                caps[cname] = (logds, Rights.R)
             elif isinstance(what, ProgramObject):
                 other = started.get(what.program)
                 obj: Cap | None = None
@@ -774,5 +886,99 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
             env.free_slot(cap.slot)
         raise
     assert spec.fn is not None
+    for name in [d.name for d in spec.caps.values() if isinstance(d, PortsSpec)]:
+        del held[name]  # granted with the program's start, whether or not that succeeds
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
-                              args=spec.args, quota=spec.quota, kmem=spec.kmem)
+                              args=spec.args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
+
+
+async def _claim(env: Env, name: str, held: dict[str, tuple[int, int]]) -> None:
+    """Take port device ``name``'s ports from sigma0 into ned's I/O space."""
+    if not env.has("sigma0"):
+        raise StartError(f"ioports({name!r}): ned holds no sigma0 capability to take them from")
+    first, order = PORT_DEVICES[name]
+    msg = await request(env, env.cap("sigma0").slot, REQ_FPAGE_IO, Fpage.io(first, order),
+                        Fpage.io(0, 16))
+    if msg.error or msg.proto < 0:
+        raise L4Error(-msg.proto if msg.proto < 0 else 0, f"ioports({name!r}) from sigma0", msg.error)
+    held[name] = (first, order)
+
+
+def _cap_text(c: Any) -> str:
+    """One capability of a script entry, as the entry's measurement names it."""
+    if isinstance(c, Channel):
+        return f"channel {c.name}{' server' if c.server_side else ''}"
+    if isinstance(c, Shared):
+        return f"dataspace {c.name} {c.size}"
+    if isinstance(c, KernelFactory):
+        return f"factory {c.quota}"
+    if isinstance(c, SchedulerSpec):
+        return f"scheduler {c.max_prio} {c.cpus}"
+    if isinstance(c, IcuSpec):
+        return f"icu {c.rights}"
+    if isinstance(c, ProgramObject):
+        return f"program {c.program} {c.kind} {c.rights}"
+    if isinstance(c, PortsSpec):
+        return f"ioports {c.name}"
+    return "eventlog"
+
+
+def entry_text(spec: ProgramSpec) -> str:
+    """A program's startup-script entry as one canonical line of JSON (what PCR 8 measures).
+
+    Everything that decides what the program is given and how it runs, in the
+    script's order of capabilities (which decides their slots); not where in
+    the file it stands.
+    """
+    args = [{"bytes": a.hex()} if isinstance(a, bytes) else a for a in spec.args]
+    return json.dumps({"name": spec.name, "program": spec.program,
+                       "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
+                       "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota,
+                       "kmem": spec.kmem, "daemon": spec.daemon}, sort_keys=True, separators=(",", ":"))
+
+
+async def _measure(env: Env, plan: Plan, log: measure.EventLog, held: dict[str, tuple[int, int]]) -> None:
+    """Extend the script, then each program's image and entry, into the TPM; record each in ``log``.
+
+    ned hashes what the boot loader loaded (the script's bytes, each
+    program's image) and pays for the hashing in simulated time.
+    """
+    await _claim(env, "tpm", held)
+    tis = measure.TisClient(env)
+
+    async def ext(pcr: int, data: bytes, what: str) -> None:
+        await env.compute(max(1, len(data) * measure.HASH_NS_PER_KIB >> 10))
+        digest = tpm2.sha256(data)
+        await measure.extend(tis, pcr, digest)
+        log.add(pcr, digest, what.encode() + b"\0")
+
+    await ext(measure.PCR_IMAGES, plan.source, f"script {Path(plan.file).name}")
+    for spec in plan.programs:
+        if spec.image is None:
+            raise StartError(f"no image of {spec.name} was loaded: the plan's images are loaded by "
+                             "Plan.load_images()")
+        await ext(measure.PCR_IMAGES, spec.image, f"image {spec.name} {spec.program}")
+        digest, data = measure.entry_event(entry_text(spec))
+        await env.compute(max(1, len(data) * measure.HASH_NS_PER_KIB >> 10))
+        await measure.extend(tis, measure.PCR_ENTRIES, digest)
+        log.add(measure.PCR_ENTRIES, digest, data)
+
+
+#: where ned maps a page of the event log's dataspace while it fills it
+LOG_WINDOW = 0x1000_0000
+
+
+async def _log_dataspace(env: Env, mem: Gate | None, data: bytes) -> Gate:
+    """A dataspace holding the event log: its length as a little-endian 64-bit word, then the log."""
+    if mem is None:
+        raise L4Error(Err.ENODEV, "the event log: no memory allocator")
+    blob = len(data).to_bytes(8, "little") + data
+    ds = await _dataspace(env, mem, Shared("eventlog", len(blob), Where("", 0)))
+    window = Fpage.mem(LOG_WINDOW, PAGE_SHIFT, MemRights.RW)
+    for off in range(0, len(blob), PAGE_SIZE):
+        ans = await env.ipc(Ipc(ds.slot, CALL, DATASPACE, (DsOp.MAP, off, DsFlag.RW), rcv=(window,)))
+        if ans.error or ans.proto < 0:
+            raise L4Error(-ans.proto if ans.proto < 0 else 0, "the event log: map its page", ans.error)
+        await env.mem.write(LOG_WINDOW, blob[off : off + PAGE_SIZE])
+        await env.task.unmap(window, include_self=True)
+    return ds

@@ -4,7 +4,10 @@
 built-in runtime scenarios use: the script is read and checked before
 anything boots (a :class:`~l4sim.runtime.ned.ScriptError` names file and
 line), then sigma0 and moe come up, moe starts ned with a session, and ned
-starts the script's programs.  The run ends when ned has seen every
+starts the script's programs.  A script that gives a program the TPM is
+booted measured: the boot loader (this module, on the host, before the
+kernel runs) extends the TPM with the kernel's and the runtime's images and
+starts the event log, which ned continues (:mod:`l4sim.runtime.measure`).  The run ends when ned has seen every
 non-daemon program end.
 
 The host observes the system the way a debugger would, and it tells ned and
@@ -28,6 +31,7 @@ from l4sim.machine.board import Machine
 from l4sim.machine.nic import Nic, PcapWriter
 from l4sim.runtime.io import DeviceInfo
 from l4sim.runtime.loader import Child
+from l4sim.runtime.measure import EventLog, measure_platform
 from l4sim.runtime.moe import Moe, boot_moe
 from l4sim.runtime.ned import NED_TASK, Plan, load_script, ned
 from l4sim.user.env import Env
@@ -42,15 +46,18 @@ class System:
     moe: Moe = field(init=False)
     #: the record of every program ned started, in start order
     programs: list[Child] = field(default_factory=list)
+    #: the event log of a measured boot: the boot loader's events, then ned's (ned holds it and
+    #: adds to it; the host reads it as a debugger would)
+    event_log: EventLog = field(default_factory=EventLog)
     #: ned's coroutine (made by :meth:`_run_ned` when moe starts ned), and ned's thread once seen
     _ned: Coroutine[Any, Any, int] | None = field(default=None, repr=False)
     _ned_thread: Thread | None = field(default=None, repr=False)
     #: kernel task -> the record of the program in it (keys compare by identity)
     _tasks: dict[Task, Child] = field(default_factory=dict, repr=False)
 
-    def _run_ned(self, env: Env, plan: Plan) -> Coroutine[Any, Any, int]:
+    def _run_ned(self, env: Env, plan: Plan, log: EventLog) -> Coroutine[Any, Any, int]:
         """ned's entry, as moe starts it: the host keeps the coroutine to know ned by it."""
-        self._ned = ned(env, plan, self._started)
+        self._ned = ned(env, plan, self._started, log)
         return self._ned
 
     def _started(self, child: Child) -> None:
@@ -125,5 +132,9 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
     if plan.devices:
         build_board(kernel.machine, plan)
     system = System(kernel, plan)
-    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan,))
+    if plan.measured:
+        plan.load_images()
+        measure_platform(kernel.machine.tpm, system.event_log)
+    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan, system.event_log),
+                          sigma0_cap=plan.port_devices)
     return system
