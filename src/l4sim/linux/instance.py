@@ -35,7 +35,7 @@ from l4sim.user.env import Env
 #: the name of the dataspace capability an instance's memory comes from (docs/runtime.md)
 RAM_CAP = "ram"
 #: the C header of hybrid programs, shipped with the package
-INCLUDE = Path(__file__).resolve().parent.parent / "include"
+INCLUDE = Path(__file__).resolve().parent / "include"
 
 
 def include_dir() -> Path:
