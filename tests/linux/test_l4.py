@@ -21,6 +21,20 @@ P = "l4sim.scenarios.programs.store"
 MS = 1_000_000
 
 
+def test_the_header_ships_with_the_package() -> None:
+    """``l4sim linux include`` prints the directory of <l4sim/l4.h>, which has the calls."""
+    from click.testing import CliRunner
+
+    from l4sim.cli import main
+
+    r = CliRunner().invoke(main, ["linux", "include"])
+    header = Path(r.output.strip()) / "l4sim" / "l4.h"
+    assert r.exit_code == 0 and header == include_dir() / "l4sim" / "l4.h"
+    text = header.read_text()
+    for name in ("l4_ipc_call", "l4_ipc_wait", "l4_ipc_reply_and_wait", "int $0x30", "L4SIM_IOC_SERVE"):
+        assert name in text
+
+
 def _root(tmp_path: Path, build: Callable[..., Path] | None) -> Path:
     """An instance's root: busybox, and l4tool twice -- at /l4tool (allowed L4 calls) and at
     /l4deny (not)."""
