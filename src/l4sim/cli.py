@@ -543,6 +543,14 @@ def linux_syscalls_cmd() -> None:
     click.echo(f"{len(calls)} system calls")
 
 
+@linux.command("include")
+def linux_include_cmd() -> None:
+    """Print the directory of <l4sim/l4.h>, the C header of hybrid programs (for -I)."""
+    from l4sim.linux.instance import include_dir
+
+    click.echo(str(include_dir()))
+
+
 @main.command("costs")
 @click.option("--json", "as_json", is_flag=True, help="print the table as JSON on the last line")
 def costs_cmd(as_json: bool) -> None:

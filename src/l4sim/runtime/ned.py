@@ -69,6 +69,7 @@ run time, one line per program that cannot start, and goes on.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import re
@@ -82,6 +83,7 @@ from l4sim.kernel.abi import CALL, Err, Fpage, MemRights, Rights
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
+from l4sim.kernel.vspace import MAPPING_SIZE, PT_SHIFT, PT_SIZE
 from l4sim.machine import tpm2
 from l4sim.machine.board import FIRST_DEVICE_LINE, LAST_DEVICE_LINE, PORT_DEVICES
 from l4sim.machine.memory import PAGE_SHIFT, PAGE_SIZE
@@ -297,6 +299,27 @@ class IoScript:
 
 
 @dataclass
+class RamSpec:
+    """The memory of a Linux instance: a dataspace of ``size`` bytes ned creates from its own
+    session and grants to the instance (which holds its only capability)."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class LinuxSpec:
+    """What ``linux(...)`` says of a Linux instance beyond what every program has."""
+
+    root: str | None
+    argv: tuple[str, ...]
+    #: the script's capabilities, which become its /dev/l4 devices, in order
+    devices: tuple[str, ...]
+    #: processes that may bind them and make L4 calls: executable paths and uids
+    allow: tuple[str | int, ...]
+    memory: int
+
+
+@dataclass
 class ProgramSpec:
     name: str
     program: str
@@ -311,6 +334,8 @@ class ProgramSpec:
     kmem: int = KMEM
     #: the program's image, loaded by the boot loader for a measured boot (None: not loaded)
     image: bytes | None = None
+    #: a Linux instance (``linux(...)``): the personality is its program
+    linux: LinuxSpec | None = None
 
 
 @dataclass
@@ -553,9 +578,69 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                               f"choose one of {', '.join(KMEM_MODELS)}")
         plan.comm_model, plan.kmem_model = comm_model, kmem_model
 
+    def linux(name: str, argv: list[str] | tuple[str, ...], root: str | None = None,
+              caps: dict[str, Any] | None = None, prio: int = 10, cpus: int | list[int] | None = None,
+              memory: int | str = "64M", kmem: int = LINUX_KMEM, l4_allow: list[Any] | tuple[Any, ...] = (),
+              daemon: bool = False) -> ProgramSpec:
+        w = _where(file)
+        _check_name(name, "program", w)
+        first = next((s.where for s in plan.programs if s.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: program {name!r} is started twice (first at {first}); "
+                              f"give each program its own name")
+        if name in SYSTEM_NAMES:
+            raise ScriptError(f"{w}: the name {name!r} is reserved for the system's own tasks "
+                              f"({', '.join(SYSTEM_NAMES)}): choose another program name")
+        what = f"linux {name!r}"
+        if not isinstance(argv, list | tuple) or not argv or not all(type(a) is str for a in argv):
+            raise ScriptError(f"{w}: argv of {what} must be a list of strings, the program first: "
+                              f"argv=['/bin/sh', '-c', 'echo hello']")
+        if root is not None and type(root) is not str:
+            raise ScriptError(f"{w}: root of {what} must be a path (a directory or a tar file), not "
+                              f"{type(root).__name__}")
+        if type(prio) is not int or not 2 <= prio <= 254:
+            raise ScriptError(f"{w}: priority {prio!r} of {what} is out of range: its processes run one "
+                              f"below the instance: use 2 .. 254")
+        mask = _cpus(cpus, ncores, name, w)
+        size = _size(memory)
+        if size is None or not LINUX_MEMORY[0] <= size <= LINUX_MEMORY[1]:
+            raise ScriptError(f"{w}: memory {memory!r} of {what}: give bytes or a size like '64M', "
+                              f"4M .. 4G")
+        if type(kmem) is not int or not 64 << 10 <= kmem <= 64 << 20:
+            raise ScriptError(f"{w}: kmem {kmem!r} of {what} is out of range: its processes' tasks, threads "
+                              f"and page tables need bytes of kernel memory, 65536 .. 64 MiB")
+        if caps is not None and not isinstance(caps, dict):
+            raise ScriptError(f"{w}: caps of {what} must be a dict {{name: channel}}, not {type(caps).__name__}")
+        if not isinstance(l4_allow, list | tuple) or not all(
+                (type(a) is str and a.startswith("/")) or (type(a) is int and a >= 0) for a in l4_allow):
+            raise ScriptError(f"{w}: l4_allow of {what} must list executable paths and uids, "
+                              f"e.g. l4_allow=['/bin/l4call', 0]")
+        if type(daemon) is not bool:
+            raise ScriptError(f"{w}: daemon of {what} must be True or False, not {daemon!r}")
+        capmap: dict[str, Any] = {}
+        for cname, value in (caps or {}).items():
+            if not isinstance(cname, str) or not _NAME.fullmatch(cname) or cname in _LINUX_RESERVED \
+                    or "/" in cname:
+                raise ScriptError(f"{w}: capability name {cname!r} of {what} is not allowed: use a plain "
+                                  f"identifier other than {', '.join(sorted(_LINUX_RESERVED))}")
+            if not isinstance(value, Channel):
+                raise ScriptError(f"{w}: capability {cname!r} of {what} must be a channel(...) or its "
+                                  f".server() (it becomes /dev/l4/{cname}), not {type(value).__name__}")
+            capmap[cname] = value
+        where_root = root if root is None or Path(root).is_absolute() else str(Path(file).parent / root)
+        problem = linux_hook("check")(where_root, tuple(argv))
+        if problem is not None:
+            raise ScriptError(f"{w}: {what}: {problem}")
+        spec = ProgramSpec(name, LINUX_PROGRAM, {**capmap, "factory": KernelFactory(kmem, w),
+                                                 RAM_CAP: RamSpec(size)},
+                           prio, mask, (), min_quota(), daemon, w, resolve(LINUX_PROGRAM), linux_kmem(size),
+                           linux=LinuxSpec(where_root, tuple(argv), tuple(capmap), tuple(l4_allow), size))
+        plan.programs.append(spec)
+        return spec
+
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
                            for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
-                                      nic, disk, ioports, eventlog)}
+                                      nic, disk, ioports, eventlog, linux)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__", "io": IoScript(file, plan)})
     try:
         code = compile(source, file, "exec")
@@ -620,6 +705,40 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
 
 _RESERVED = {"task", "thread", "rm", "log", "parent"}
+#: capability names a Linux instance holds already (its memory, its factory) or cannot take
+_LINUX_RESERVED = _RESERVED | {"ram", "factory", "scheduler", "icu"}
+#: the capability of an instance's memory
+RAM_CAP = "ram"
+#: the program of a Linux instance and the module of its host-side helpers, named (not imported:
+#: the runtime sits below the subsystems, and ned resolves every program by name)
+LINUX_MODULE = "l4sim.linux.instance"
+LINUX_PROGRAM = f"{LINUX_MODULE}:instance"
+#: the kernel memory of an instance's processes by default (its factory), and the range of its memory
+LINUX_KMEM = 8 << 20
+LINUX_MEMORY = (4 << 20, 4 << 30)
+_SIZE = re.compile(r"(\d+)([KMG]?)", re.IGNORECASE)
+
+
+def linux_hook(attr: str) -> Callable[..., Any]:
+    """A host-side helper of Linux instances (``check``, ``config``, ``figures``), by name."""
+    return getattr(importlib.import_module(LINUX_MODULE), attr)  # type: ignore[no-any-return]
+
+
+def _size(text: object) -> int | None:
+    """Bytes of ``64M``, ``512K``, ``1G`` or an int; None for anything else."""
+    if type(text) is int:
+        return text
+    m = _SIZE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]
+
+
+def linux_kmem(memory: int) -> int:
+    """The kernel memory of an instance's own task: a program's, and the mappings and page
+    tables of its frame pool (every page of its memory, mapped into its own space)."""
+    pages = memory >> 12
+    return KMEM + pages * MAPPING_SIZE + (pages // (1 << PT_SHIFT) + 2) * PT_SIZE
 #: the name of ned's task (and its console tag)
 NED_TASK = "ned"
 #: names of the tasks the runtime starts itself (sigma0 and moe at boot, ned, the console server);
@@ -696,7 +815,7 @@ class StartError(Exception):
 
 
 async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None,
-              log: measure.EventLog | None = None) -> int:
+              log: measure.EventLog | None = None, linux: dict[str, Any] | None = None) -> int:
     """The init task: measure, create the plan's channels and dataspaces, start its programs, wait.
 
     ``env`` holds the kernel factory, the scheduler, a moe session (``mem``)
@@ -708,7 +827,9 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
     (memory or kernel memory ran out) is reported on the console and the
     others start all the same; every program's end is reported, daemons'
     included.  Returns the number of programs that could not start, faulted
-    or exited non-zero.
+    or exited non-zero.  ``linux`` holds the configuration of each Linux
+    instance by name (made on the host at boot,
+    :func:`l4sim.runtime.system.boot_plan`): the argument of its program.
     """
     mem = env.cap("mem", Gate) if env.has("mem") else None
     loader = Loader(env, mem)
@@ -756,7 +877,7 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
                 report(io)
     for spec in plan.programs:
         try:
-            child = await _start(env, loader, spec, gates, shared, started, buses, held, logds)
+            child = await _start(env, loader, spec, gates, shared, started, linux or {}, buses, held, logds)
         except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
@@ -825,7 +946,7 @@ async def _start_io(env: Env, loader: Loader, plan: Plan) -> tuple[Child, dict[s
 
 
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
-                 shared: dict[str, Gate], started: dict[str, Child],
+                 shared: dict[str, Gate], started: dict[str, Child], linux: dict[str, Any],
                  buses: dict[str, Gate] | None = None, held: dict[str, tuple[int, int]] | None = None,
                  logds: Gate | None = None) -> Child:
     """Make what ``spec`` is given and start it; on failure nothing made for it is left.
@@ -836,7 +957,12 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
     held = {} if held is None else held
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
     io: list[tuple[int, int]] = []
-    made: list[str] = []  # its own factories: granted to it, so ned keeps none
+    made: list[str] = []  # its own factories and memory: granted to it, so ned keeps none
+    args = spec.args
+    if spec.linux is not None:
+        if spec.name not in linux:
+            raise StartError("its configuration was not made at boot")
+        args = (linux[spec.name],)
     try:
         for cname, what in spec.caps.items():
             if isinstance(what, Channel):
@@ -868,6 +994,13 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 if obj is None or not (await env.task.cap_info(obj.slot))[0]:
                     raise StartError(f"its capability {cname!r}: program {what.program} is not running")
                 caps[cname] = (obj, what.rights)
+            elif isinstance(what, RamSpec):  # a Linux instance's memory: from ned's own session
+                try:
+                    caps[cname] = await _dataspace(env, env.cap("mem", Gate) if env.has("mem") else None,
+                                                   Shared(cname, what.size, spec.where))
+                except L4Error as e:
+                    raise StartError(f"its memory of {what.size} bytes: {e}") from None
+                made.append(cname)
             elif isinstance(what, KernelFactory):
                 try:
                     caps[cname] = await env.factory.create_factory(what.quota)
@@ -889,7 +1022,7 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
     for name in [d.name for d in spec.caps.values() if isinstance(d, PortsSpec)]:
         del held[name]  # granted with the program's start, whether or not that succeeds
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
-                              args=spec.args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
+                              args=args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
 
 
 async def _claim(env: Env, name: str, held: dict[str, tuple[int, int]]) -> None:

@@ -33,7 +33,7 @@ from l4sim.runtime.io import DeviceInfo
 from l4sim.runtime.loader import Child
 from l4sim.runtime.measure import EventLog, measure_platform
 from l4sim.runtime.moe import Moe, boot_moe
-from l4sim.runtime.ned import NED_TASK, Plan, load_script, ned
+from l4sim.runtime.ned import NED_TASK, Plan, ScriptError, linux_hook, load_script, ned
 from l4sim.user.env import Env
 
 
@@ -49,6 +49,9 @@ class System:
     #: the event log of a measured boot: the boot loader's events, then ned's (ned holds it and
     #: adds to it; the host reads it as a debugger would)
     event_log: EventLog = field(default_factory=EventLog)
+    #: the configuration of each Linux instance of the script, by name (made at boot: the
+    #: host reads its figures for the summary, :meth:`linux_rows`)
+    linux: dict[str, Any] = field(default_factory=dict)
     #: ned's coroutine (made by :meth:`_run_ned` when moe starts ned), and ned's thread once seen
     _ned: Coroutine[Any, Any, int] | None = field(default=None, repr=False)
     _ned_thread: Thread | None = field(default=None, repr=False)
@@ -57,7 +60,7 @@ class System:
 
     def _run_ned(self, env: Env, plan: Plan, log: EventLog) -> Coroutine[Any, Any, int]:
         """ned's entry, as moe starts it: the host keeps the coroutine to know ned by it."""
-        self._ned = ned(env, plan, self._started, log)
+        self._ned = ned(env, plan, self._started, log, self.linux)
         return self._ned
 
     def _started(self, child: Child) -> None:
@@ -77,6 +80,14 @@ class System:
     def program_of(self, task: Task) -> Child | None:
         """The record of the program ned started in ``task`` (None for the runtime's own tasks)."""
         return self._tasks.get(task)
+
+    def linux_rows(self) -> list[dict[str, Any]]:
+        """One row per Linux instance, in script order: name, processes run, system calls
+        served, the exit status of its first program (None while it runs)."""
+        if not self.linux:
+            return []
+        figures = linux_hook("figures")
+        return [{"name": name, **figures(cfg)} for name, cfg in self.linux.items()]
 
     def done(self) -> bool:
         """ned has finished: every non-daemon program has ended."""
@@ -132,6 +143,15 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
     if plan.devices:
         build_board(kernel.machine, plan)
     system = System(kernel, plan)
+    for spec in plan.programs:  # each Linux instance's configuration, on the host, in script order
+        li = spec.linux
+        if li is None:
+            continue
+        try:
+            system.linux[spec.name] = linux_hook("config")(
+                li.root, li.argv, li.devices, li.allow, li.memory, spec.prio, kernel.machine.rng.getrandbits(64))
+        except Exception as e:  # its files changed since the check: one line, as the check says it
+            raise ScriptError(f"{spec.where}: linux {spec.name!r}: {e}") from None
     if plan.measured:
         plan.load_images()
         measure_platform(kernel.machine.tpm, system.event_log)

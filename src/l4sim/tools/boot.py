@@ -188,7 +188,7 @@ class BootResult:
                 "switches": sum(t.switches for t in ths),
                 **_realtime(ths, counted.get(task.name), end),
             })
-        return {
+        out: dict[str, Any] = {
             "simulated_ns": end,
             "ipcs": k.ipc_count,
             "kernel_invocations": k.kinvokes,
@@ -205,6 +205,12 @@ class BootResult:
             # the hardware's own counters, on a board with devices
             **({"devices": k.machine.device_stats()} if k.machine.board else {}),
         }
+        # a startup script's Linux instances (``linux(...)``): figures only their personalities know
+        linux_rows = getattr(self.scenario, "linux_rows", None)
+        rows = linux_rows() if callable(linux_rows) else []
+        if rows:
+            out["linux"] = rows
+        return out
 
 
 #: a program's lifecycle (``status`` in the summary): still running; exited with a code of its
@@ -450,6 +456,15 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append("")
         for name, st in s["devices"].items():
             lines.append(f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in st.items()))
+    if s.get("linux"):
+        lines.append("")
+        lrows: list[tuple[str, str, str, str]] = [("linux", "processes", "system calls", "status")]
+        for li in s["linux"]:
+            lrows.append((li["name"], str(li["processes"]), str(li["syscalls"]),
+                          "running" if li["status"] is None else f"exit {li['status']}"))
+        lw = [max(len(row[i]) for row in lrows) for i in range(3)]
+        for row in lrows:
+            lines.append(f"{row[0]:<{lw[0]}}  {row[1]:>{lw[1]}}  {row[2]:>{lw[2]}}  {row[3]}")
     rt = [c for c in s["components"] if "jobs" in c]
     if rt:
         lines.append("")
