@@ -24,6 +24,7 @@ from l4sim.tools.boot import (
     BootError,
     BootInterrupted,
     boot,
+    format_attacks,
     format_summary,
     parse_time,
     terminal_progress,
@@ -152,25 +153,35 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
                    "redirection, redirectors, pclans, virtual-threads (docs/models.md)")
 @click.option("--kmem-model", default=None, metavar="MODEL",
               help="kernel memory: quotas (default), global-pool, lend-to-kernel, kpager (docs/models.md)")
+@click.option("--input", "input_path", default=None, metavar="FILE",
+              help="keyboard and pointer input at simulated instants (docs/security.md, input scripts)")
+@click.option("--screenshot", "shots", multiple=True, metavar="[TIME:]FILE.png",
+              help="the screen as a PNG at the end, or at TIME (e.g. 40ms:shot.png); repeatable")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
              jsonl_path: str | None, as_json: bool, comm_model: str | None,
-             kmem_model: str | None) -> None:
+             kmem_model: str | None, input_path: str | None, shots: tuple[str, ...]) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
     """
+    from l4sim.tools.display import InputError, parse_screenshot, read_input, write_screenshots
+
     try:
         limit = parse_time(until, "--until") if until is not None else None
-    except BootError as e:
+        actions = read_input(input_path) if input_path is not None else None
+        screenshots = [parse_screenshot(s) for s in shots]
+    except (BootError, InputError) as e:
         _fail(str(e))
         return
     _check_writable("the trace", trace_path, jsonl_path)
+    _check_writable("the screenshot", *(s.path for s in screenshots))
     show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
-                   comm_model=comm_model, kmem_model=kmem_model)
+                   comm_model=comm_model, kmem_model=kmem_model, input_actions=actions,
+                   screenshots=screenshots)
     except BootError as e:
         _fail(str(e))
         return
@@ -185,11 +196,20 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     summary = res.summary()
     if res.tracer is not None:
         _write_traces(res.tracer.records, trace_path, jsonl_path)
+    try:
+        write_screenshots(res.screenshots)
+    except OSError as e:
+        _fail(f"cannot write the screenshot: {e.strerror} ({e.filename}); choose a writable path")
+    if res.report is not None:  # a scenario's own findings (an attack table) join the summary
+        summary.update(res.report)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
         click.echo("")
         click.echo(format_summary(summary))
+        if res.report is not None and "attacks" in res.report:
+            click.echo("")
+            click.echo(format_attacks(res.report))
         if trace_path:
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from l4sim.machine.devices import InterruptController, PeriodicTimer, Uart
 from l4sim.machine.events import EventQueue
 from l4sim.machine.memory import DEFAULT_RAM, PhysMem
+
+if TYPE_CHECKING:
+    from l4sim.machine.display import Display
 
 #: I/O port of the UART's data register (a PC's COM1); COM1+5 is its line status
 COM1 = 0x3F8
@@ -59,6 +62,8 @@ class Machine:
         self.local_timers = [
             PeriodicTimer(self.events, self.ic, LINE_LOCAL_TIMER_BASE + n) for n in range(cores)
         ]
+        #: framebuffer, keyboard and pointer, when the machine has them (``display.attach_display``)
+        self.display: Display | None = None
 
     @property
     def now(self) -> int:

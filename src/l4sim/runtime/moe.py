@@ -865,9 +865,10 @@ start_program = start_task
 
 # --------------------------------------------------------------------------- moe itself
 async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init", prio: int = 100,
-              args: tuple[Any, ...] = (), my_prio: int = 150) -> int:
+              args: tuple[Any, ...] = (), my_prio: int = 150, sigma0_to_main: bool = False) -> int:
     """moe's main thread: set up deletion notification and the copy worker, start
-    ``main`` with the root session, then serve forever."""
+    ``main`` with the root session, then serve forever.  With ``sigma0_to_main`` the first
+    program gets sigma0 too (``sigma0``), as L4Re's init does: to hand it to io."""
     dirq = await env.factory.create_irq()
     await dirq.attach(env.thread, DEL_LABEL)
     await env.thread.register_delete_irq(dirq)
@@ -888,15 +889,19 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
             if slot is None:
                 raise L4Error(Err.ENOMEM, "moe: gate for the first program")
             grants[cname] = Gate(env, slot)
-        await start_program(env, name, main, caps={"factory": env.factory, "scheduler": env.scheduler,
-                                                     "icu": env.icu},
-                            grants=grants, prio=prio, args=args, kinds={"mem": Gate, "ns": Gate})
+        caps: dict[str, Cap | tuple[Cap, int]] = {"factory": env.factory, "scheduler": env.scheduler,
+                                                  "icu": env.icu}
+        if sigma0_to_main:
+            caps["sigma0"] = (env.pager, Rights.R | Rights.W)
+        await start_program(env, name, main, caps=caps, grants=grants, prio=prio, args=args,
+                            kinds={"mem": Gate, "ns": Gate, "sigma0": Gate})
     await srv.run()
     return 0
 
 
 def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init", quota: int | None = None,
-             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = ()) -> Moe:
+             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = (),
+             sigma0_to_main: bool = False) -> Moe:
     """Create sigma0 and moe (the root task, sigma0 as its pager), have moe start ``main``.
 
     ``main(env, *args)`` runs in its own task with the kernel factory (slot 2),
@@ -906,10 +911,12 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.
     """
     nframes = kernel.machine.mem.nframes
-    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes))
+    # the machine's device memory: sigma0 gives it out on request (REQ_FPAGE_IOMEM), never for a page fault
+    devices = {d.name: (d.base_pfn, d.npages) for d in kernel.machine.mem.devices}
+    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes, devices))
     m = Moe(quota if quota is not None else nframes << PAGE_SHIFT)
     kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
-                                             prio),
+                                             prio, sigma0_to_main),
                        prio=prio, pager=s0)
     return m
 

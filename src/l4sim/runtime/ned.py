@@ -44,12 +44,12 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l4sim.kernel.abi import CALL, Err, Fpage, Rights
+from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, Rights, pack_bytes
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
@@ -64,7 +64,7 @@ from l4sim.runtime.loader import (
     min_quota,
     resolve,
 )
-from l4sim.runtime.protocols import MEM_ALLOC, DsFlag, MemOp
+from l4sim.runtime.protocols import MEM_ALLOC, SESSION, DsFlag, MemOp, SessionOp
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
 
@@ -92,6 +92,61 @@ class Channel:
     def server(self) -> Channel:
         """The same channel with the server's rights (it may bind the gate)."""
         return Channel(self.name, self.where, True)
+
+    def session(self, *args: Any) -> SessionSpec:
+        """A session of this channel's server, opened by ned for the program given it.
+
+        ned calls the server (``SESSION`` ``CREATE``) with the program's name in the
+        script as the label, the text arguments appended to it and the numeric ones
+        (a ``device(...)``: its resources) after it; the program gets the session gate
+        and nothing else of the channel, so it cannot open a session under another name.
+        """
+        w = _where_of(self.where.file)
+        for a in args:
+            if not isinstance(a, str | int | DeviceSpec) or isinstance(a, bool):
+                raise ScriptError(f"{w}: session argument {a!r} of channel {self.name!r}: pass strings, "
+                                  f"numbers or a device(...)")
+            if isinstance(a, int) and not 0 <= a < 1 << 64:
+                raise ScriptError(f"{w}: session argument {a} of channel {self.name!r} is not a machine word")
+            if isinstance(a, str) and (not a or len(a) > 64 or not a.isprintable()):
+                raise ScriptError(f"{w}: session argument {a!r} of channel {self.name!r}: give printable "
+                                  f"text of 1 .. 64 characters")
+        return SessionSpec(self.name, tuple(args), w)
+
+
+@dataclass
+class SessionSpec:
+    """A session of a channel's server that ned opens for a program (``channel.session()``)."""
+
+    channel: str
+    args: tuple[Any, ...]
+    where: Where
+
+
+@dataclass
+class DeviceSpec:
+    """A device of the machine (``device(name)``), its resources filled in at boot."""
+
+    name: str
+    where: Where
+    #: (memory base, memory bytes, first port, ports, interrupt lines), from the machine
+    resources: tuple[int, int, int, int, tuple[int, ...]] | None = None
+
+
+@dataclass
+class MemorySpec:
+    """A memory allocator session of moe's with a quota (``memory(quota)``): the program makes
+    dataspaces of its own with it (``MEM_ALLOC`` ``CREATE_DS``), charged to that quota."""
+
+    quota: int
+    where: Where
+
+
+@dataclass
+class Sigma0Spec:
+    """The root pager (``sigma0()``): all memory and ports not yet given -- for io alone."""
+
+    where: Where
 
 
 @dataclass
@@ -213,6 +268,14 @@ class Plan:
     #: the kernel's models the script chose (None: the default, or what ``l4sim boot`` says)
     comm_model: str | None = None
     kmem_model: str | None = None
+    #: the machine's display the script asked for (``display(width, height)``), or None
+    display: tuple[int, int] | None = None
+    #: every ``device(...)`` the script named, in order
+    devices: list[DeviceSpec] = field(default_factory=list)
+
+    def wants_sigma0(self) -> bool:
+        """Some program is given the root pager: ned must hold it."""
+        return any(isinstance(c, Sigma0Spec) for p in self.programs for c in p.caps.values())
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -226,8 +289,12 @@ def _where(file: str) -> Where:
     return Where(file, f.f_lineno if f is not None else 0)
 
 
-def load_script(path: str | Path, ncores: int) -> Plan:
-    """Run a startup script in plan mode and check it; raises :class:`ScriptError`."""
+def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) -> Plan:
+    """Run a startup script in plan mode and check it; raises :class:`ScriptError`.
+
+    ``devices`` names the devices the machine has before the script adds any
+    (``display()`` adds a framebuffer, a keyboard and a pointer).
+    """
     p = Path(path)
     try:
         source = p.read_text()
@@ -325,10 +392,15 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if isinstance(value, ProgramRef):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r}: program({value.name!r}) names a "
                                   f"program, not an object: pass program({value.name!r}).thread or .task")
-            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject):
+            if isinstance(value, DeviceSpec):
+                raise ScriptError(f"{w}: capability {cname!r} of {name!r}: device({value.name!r}) is hardware, "
+                                  f"not a capability: pass io.session(device({value.name!r})) to a driver")
+            if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
+                              | SessionSpec | Sigma0Spec | MemorySpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
-                                  f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
-                                  f"scheduler(...), icu() or program(...).thread / .task")
+                                  f"({type(value).__name__}): pass a channel(...), channel.session(), "
+                                  f"dataspace(...), factory(), memory(...), scheduler(...), icu(), sigma0() or "
+                                  f"program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -348,6 +420,32 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.programs.append(spec)
         return spec
 
+    def sigma0() -> Sigma0Spec:
+        return Sigma0Spec(_where(file))
+
+    def memory(quota: int) -> MemorySpec:
+        w = _where(file)
+        if type(quota) is not int or not 4096 <= quota <= 256 << 20:
+            raise ScriptError(f"{w}: memory quota {quota!r}: give bytes, 4096 .. 256 MiB")
+        return MemorySpec(quota, w)
+
+    def display(width: int = 640, height: int = 480) -> None:
+        w = _where(file)
+        if plan.display is not None:
+            raise ScriptError(f"{w}: display(...) is called twice: a machine has one display")
+        for what, v in (("width", width), ("height", height)):
+            if type(v) is not int or not 16 <= v <= 2048:
+                raise ScriptError(f"{w}: display {what} {v!r}: give pixels, 16 .. 2048")
+        plan.display = (width, height)
+
+    def device(name: str) -> DeviceSpec:
+        w = _where(file)
+        if not isinstance(name, str):
+            raise ScriptError(f"{w}: device name {name!r} must be a string, e.g. device('framebuffer')")
+        spec = DeviceSpec(name, w)
+        plan.devices.append(spec)
+        return spec
+
     def kernel(comm_model: str | None = None, kmem_model: str | None = None) -> None:
         w = _where(file)
         if plan.programs or plan.channels or plan.shared:
@@ -361,7 +459,8 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         plan.comm_model, plan.kmem_model = comm_model, kmem_model
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
-                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel)}
+                           for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
+                                      sigma0, display, device, memory)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
     try:
         code = compile(source, file, "exec")
@@ -393,6 +492,23 @@ def load_script(path: str | Path, ncores: int) -> Plan:
             if at > i:
                 raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
                                   f"{c.program!r}, which starts later: start {c.program!r} before {ps.name!r}")
+    known = list(devices) + (list(DISPLAY_DEVICES) if plan.display is not None else [])
+    given: dict[str, Where] = {}
+    for dev in plan.devices:
+        if dev.name not in known:
+            raise ScriptError(f"{dev.where}: the machine has no device {dev.name!r} "
+                              + (f"(it has: {', '.join(known)})" if known else
+                                 "(it has none: call display() for a framebuffer, keyboard and pointer)"))
+    for ps in plan.programs:
+        for c in ps.caps.values():
+            if not isinstance(c, SessionSpec):
+                continue
+            for a in c.args:
+                if isinstance(a, DeviceSpec):
+                    if a.name in given:
+                        raise ScriptError(f"{c.where}: device {a.name!r} is given to two sessions (first at "
+                                          f"{given[a.name]}): a device has one driver")
+                    given[a.name] = c.where
     for ch in plan.channels:
         servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
                    and c.name == ch.name and c.server_side]
@@ -403,6 +519,12 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
 
 _RESERVED = {"task", "thread", "rm", "log", "parent"}
+#: the devices ``display()`` gives the machine
+DISPLAY_DEVICES = ("framebuffer", "keyboard", "pointer")
+#: how often, and how long apart, ned asks a server for a session before it gives up: the
+#: server may not have bound its channel yet when its client starts
+SESSION_TRIES = 100
+SESSION_RETRY_NS = 1_000_000
 #: the name of ned's task (and its console tag)
 NED_TASK = "ned"
 #: names of the tasks the runtime starts itself (sigma0 and moe at boot, ned, the console server);
@@ -552,9 +674,47 @@ async def _dataspace(env: Env, mem: Gate | None, sh: Shared) -> Gate:
     return Gate(env, slot)
 
 
+def session_request(client: str, args: tuple[Any, ...]) -> tuple[int, ...]:
+    """The words of a ``SESSION`` ``CREATE`` for ``client``: the label (the client's name and
+    the text arguments, space-separated) packed, then the numeric arguments."""
+    text = " ".join([client, *(a for a in args if isinstance(a, str))])
+    nums: list[int] = []
+    for a in args:
+        if isinstance(a, DeviceSpec):
+            text += f" {a.name}"
+            assert a.resources is not None, "devices are resolved at boot (system.boot_plan)"
+            base, size, port, nports, lines = a.resources
+            nums += [base, size, port, nports, *lines]
+        elif isinstance(a, int):
+            nums.append(a)
+    return (int(SessionOp.CREATE), *pack_bytes(text.encode()), *nums)
+
+
+async def _open_session(env: Env, gate: Gate, client: str, what: SessionSpec) -> Gate:
+    """Ask the server behind ``gate`` for a session labelled with ``client``'s script name.
+
+    A server that has not bound its channel yet (the call fails with ``ENOT_EXISTENT``)
+    is asked again, :data:`SESSION_TRIES` times :data:`SESSION_RETRY_NS` apart.
+    """
+    words = session_request(client, what.args)
+    slot = env.alloc_slot()
+    for _ in range(SESSION_TRIES):
+        ans = await env.ipc(Ipc(gate.slot, CALL, SESSION, words, rcv=(Fpage.obj(slot),)))
+        if ans.error != IpcErr.ENOT_EXISTENT:
+            break
+        await env.receive(env.thread, timeout=SESSION_RETRY_NS)  # not bound yet: wait a little
+    if ans.error or ans.proto < 0 or not (await env.task.cap_info(slot))[0]:
+        env.free_slot(slot)
+        why = (IpcErr(ans.error).name if ans.error in IpcErr._value2member_map_ else str(ans.error)) \
+            if ans.error else (Err(-ans.proto).name if -ans.proto in Err._value2member_map_ else str(ans.proto))
+        raise StartError(f"its session of {what.channel!r}: the server refused it ({why})")
+    return Gate(env, slot)
+
+
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
                  shared: dict[str, Gate], started: dict[str, Child]) -> Child:
     """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
+    mem = env.cap("mem", Gate) if env.has("mem") else None
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
     made: list[str] = []  # its own factories: granted to it, so ned keeps none
     try:
@@ -576,6 +736,26 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 if obj is None or not (await env.task.cap_info(obj.slot))[0]:
                     raise StartError(f"its capability {cname!r}: program {what.program} is not running")
                 caps[cname] = (obj, what.rights)
+            elif isinstance(what, SessionSpec):
+                if what.channel not in gates:
+                    raise StartError(f"channel {what.channel} could not be created")
+                caps[cname] = await _open_session(env, gates[what.channel], spec.name, what)
+                made.append(cname)
+            elif isinstance(what, MemorySpec):
+                if mem is None:
+                    raise StartError(f"its memory {cname!r}: ned has no memory allocator")
+                slot = env.alloc_slot()
+                ans = await env.ipc(Ipc(mem.slot, CALL, MEM_ALLOC, (MemOp.CREATE_SESSION, what.quota),
+                                        rcv=(Fpage.obj(slot),)))
+                if ans.error or ans.proto < 0:
+                    env.free_slot(slot)
+                    raise StartError(f"its memory {cname!r} of {what.quota} bytes: moe refused it")
+                caps[cname] = Gate(env, slot)
+                made.append(cname)
+            elif isinstance(what, Sigma0Spec):
+                if not env.has("sigma0"):
+                    raise StartError(f"its capability {cname!r}: ned holds no sigma0")
+                caps[cname] = (env.cap("sigma0", Gate), Rights.R | Rights.W)
             elif isinstance(what, KernelFactory):
                 try:
                     caps[cname] = await env.factory.create_factory(what.quota)

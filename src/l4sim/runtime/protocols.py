@@ -68,6 +68,24 @@ Region map (``RM``; each program's region manager, its pager)
 Log (``LOG`` = Fiasco's -13, the Vcon label)
   ``WRITE``     length, bytes packed  -> ()   one labelled line stream per client
 
+Session factory (``SESSION``; any server that hands out sessions: the GUI, io)
+  ``CREATE``    label (packed bytes), then numeric arguments
+                                      -> () and the session gate, granted: the caller
+                                         holds its only capability.  ned calls this for a
+                                         program given ``channel.session(...)``: the label
+                                         is the program's name in the startup script (and
+                                         the script's text arguments), so a server knows
+                                         its client by the script's word, never its own
+
+io (``IO``; :mod:`l4sim.runtime.io`, on a device session: the device's resources)
+  ``INFO``      -> (memory bytes, first port, ports, interrupt lines)
+  ``PORTS``     -> () and the device's ports as an I/O map item
+                                         (receive window: ``Fpage.io(0, 16)``)
+  ``IRQ``       index -> () and an Irq bound to the device's line ``index``
+                (R and W: attach it, unmask it)
+  the device session is also a dataspace of the device's memory:
+  ``DATASPACE`` ``MAP`` and ``INFO`` as above, so a region manager attaches it
+
 Console (``CONSOLE``; the console server, :mod:`l4sim.runtime.console`, the one
 program holding the host's terminal)
   ``WRITE``     stream (1 stdout, 2 stderr), length, bytes packed
@@ -86,6 +104,8 @@ RM = 0x4003
 DATASPACE = 0x4004
 MEM_ALLOC = 0x4005
 CONSOLE = 0x4006
+SESSION = 0x4007
+IO = 0x4008
 LOG = -13
 
 
@@ -147,3 +167,13 @@ class DsFlag:
 class ConsoleOp(IntEnum):
     WRITE = 0
     READ = 1
+
+
+class SessionOp(IntEnum):
+    CREATE = 0
+
+
+class IoOp(IntEnum):
+    INFO = 0
+    PORTS = 1
+    IRQ = 2

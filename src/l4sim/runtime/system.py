@@ -24,6 +24,9 @@ from typing import Any
 
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import Task, Thread
+from l4sim.machine.board import Machine
+from l4sim.machine.display import FB_PORTS, KBD_PORTS, PTR_PORTS, attach_display
+from l4sim.machine.memory import PAGE_SHIFT
 from l4sim.runtime.loader import Child
 from l4sim.runtime.moe import Moe, boot_moe
 from l4sim.runtime.ned import NED_TASK, Plan, load_script, ned
@@ -75,7 +78,21 @@ class System:
 
 def setup_script(kernel: Kernel, path: str | Path) -> System:
     """Check the startup script at ``path``, then boot the runtime on ``kernel`` to run it."""
-    return boot_plan(kernel, load_script(path, kernel.machine.ncores))
+    return boot_plan(kernel, load_script(path, kernel.machine.ncores, list(device_table(kernel.machine))))
+
+
+def device_table(machine: Machine) -> dict[str, tuple[int, int, int, int, tuple[int, ...]]]:
+    """The machine's devices a script may name (``device(name)``): their resources as io hands
+    them out -- (memory base, memory bytes, first port, ports, interrupt lines)."""
+    d = machine.display
+    if d is None:
+        return {}
+    fb = d.fb
+    return {
+        "framebuffer": (fb.base, fb.region.npages << PAGE_SHIFT, fb.port, FB_PORTS, ()),
+        "keyboard": (0, 0, d.keyboard.port, KBD_PORTS, (d.keyboard.line,)),
+        "pointer": (0, 0, d.pointer.port, PTR_PORTS, (d.pointer.line,)),
+    }
 
 
 def boot_plan(kernel: Kernel, plan: Plan) -> System:
@@ -86,6 +103,12 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
     """
     kernel.select_models(plan.comm_model if kernel.comm_model == "capabilities" else None,
                          plan.kmem_model if kernel.kmem_model == "quotas" else None)
+    if plan.display is not None and kernel.machine.display is None:
+        attach_display(kernel.machine, *plan.display)
+    table = device_table(kernel.machine)
+    for dev in plan.devices:
+        dev.resources = table[dev.name]  # the check made sure the machine has it
     system = System(kernel, plan)
-    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan,))
+    system.moe = boot_moe(kernel, system._run_ned, name=NED_TASK, args=(plan,),
+                          sigma0_to_main=plan.wants_sigma0())
     return system
