@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from l4sim.drivers.fb import attach
 from l4sim.kernel.abi import Err, Fpage, MapItem, Proto, Rights, unpack_bytes
 from l4sim.kernel.traps import Msg
-from l4sim.machine.display import BTN_LEFT, BTN_MIDDLE, BTN_RIGHT, KEY_SAK, KEY_TAB
+from l4sim.machine.display import BTN_LEFT, BTN_MIDDLE, BTN_RIGHT, KEY_SAK, KEY_TAB, Framebuffer
 from l4sim.runtime.protocols import MEM_ALLOC, RM, SESSION, DsFlag, MemOp, RmOp, SessionOp
 from l4sim.security import font
 from l4sim.security.gui_protocol import (
@@ -613,3 +613,20 @@ async def gui_server(env: Env) -> int:
                 with contextlib.suppress(L4Error):  # and the delete Irq ends the session
                     await env.task.delete(made)
             env.free_slot(made)  # granted or deleted: the slot is empty
+
+
+def label_shown(fb: Framebuffer, x: int, y: int, text: str) -> bool:
+    """Whether the screen shows ``text`` as a label drawn by the GUI in the label bar whose top
+    left corner is (x, y) -- in any of its looks (flat, X-ray, X-ray focused).  A host-side
+    check of what the user sees (tests, scenario reports), read from the monitor's pixels."""
+    looks = ((WHITE, pix(colour_of(text))), (WHITE, XRAY_BAR), (BLACK, XRAY_FOCUS_BAR))
+    x0 = x + 3
+    width = font.text_width(text)
+    if x0 < 0 or x0 + width > fb.width or y + 1 + font.GLYPH_H > fb.height or y < 0:
+        return False
+    for fg, bg in looks:
+        rows = font.render(text, fg, bg)
+        if all(fb.screen[((y + 1 + i) * fb.width + x0) * 4 : ((y + 1 + i) * fb.width + x0 + width) * 4]
+               == rows[i][: width * 4] for i in range(font.GLYPH_H)):
+            return True
+    return False
