@@ -171,7 +171,7 @@ async def browser(env: Env, payee: str, cents: int) -> int:
     await g.fill(0, 0, pw, ph, 0xFFFFFF)
     await g.text(10, 10, "MyBank online - transfer form", 0x202060, 0xFFFFFF, scale=2)
     await g.text(10, 40, f"Payee: {payee}    Amount: {cents / 100:.2f} EUR", 0x202020, 0xFFFFFF)
-    page = await g.view(px, py, pw, ph, title="https://mybank.example")
+    await g.view(px, py, pw, ph, title="https://mybank.example")
     # --- attack: a confirmation dialog dressed as the AppCore's, on top, asking for the click
     fx, fy, fw, fh = FAKE
     await g.fill(0, ph, fw, fh, 0xE8F0E8)
