@@ -214,6 +214,51 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
 
 
+@main.command("tcb", context_settings={"ignore_unknown_options": False})
+@click.argument("words", nargs=-1, required=True, metavar="SCENARIO COMPONENT | compare SCENARIO")
+@click.option("--json", "as_json", is_flag=True, help="the result as JSON on the last line")
+@click.option("--graph", "graph_path", default=None, metavar="FILE.svg",
+              help="draw the authority graph (Graphviz; .dot writes its source)")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores")
+@click.option("--seed", default=0, show_default=True, help="seed of the scenario's random generator")
+def tcb_cmd(words: tuple[str, ...], as_json: bool, graph_path: str | None, cores: int, seed: int) -> None:
+    """The TCB of COMPONENT in SCENARIO, from the live authority graph, in lines of code.
+
+    `l4sim tcb compare SCENARIO` sets the monolithic application beside the split one.
+    """
+    from l4sim.tools.tcb import compare, format_compare, format_tcb, render, tcb, to_json
+
+    if len(words) != 2:
+        _fail("give SCENARIO COMPONENT (e.g. l4sim tcb split-demo appcore) or compare SCENARIO")
+        return
+    _check_writable("the graph", graph_path)
+    try:
+        if words[0] == "compare":
+            r = compare(words[1], cores=cores, seed=seed)
+            if as_json:
+                click.echo(json.dumps({k: r[k] for k in ("monolithic_loc", "split_loc", "ratio",
+                                                         "monolithic", "split")}, sort_keys=True))
+            else:
+                click.echo(format_compare(r))
+            return
+        t = tcb(words[0], words[1], cores=cores, seed=seed)
+    except BootError as e:
+        _fail(str(e))
+        return
+    if graph_path:
+        note = render(t, graph_path)
+        if note is not None:
+            click.echo(f"l4sim: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(to_json(t), sort_keys=True))
+    else:
+        click.echo(format_tcb(t))
+        if graph_path and not Path(graph_path).exists():
+            pass
+        elif graph_path:
+            click.echo(f"\ngraph written to {graph_path}")
+
+
 def _no_progress(done: int, total: int, step: str) -> None:
     """No progress to show (stderr is not a terminal)."""
 

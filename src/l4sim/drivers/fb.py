@@ -23,23 +23,14 @@ from l4sim.kernel.abi import Err, Fpage, MapItem, MemRights
 from l4sim.kernel.traps import Msg
 from l4sim.machine.display import FB_BPP, FB_CTRL, FB_DAMAGE, FB_FLUSH, FB_HEIGHT, FB_WIDTH
 from l4sim.machine.memory import PAGE_MASK, PAGE_SHIFT
-from l4sim.runtime.protocols import DATASPACE, IO, RM, DsFlag, DsOp, IoOp, RmFlag, RmOp
+from l4sim.runtime.protocols import DATASPACE, IO, DsFlag, DsOp, IoOp
+from l4sim.runtime.rm import attach
 from l4sim.security.gui_protocol import FB, FbOp
 from l4sim.user.env import Env, Gate, L4Error
 from l4sim.user.server import request_failed
 
 #: the label the driver binds its channel with
 FB_LABEL = 0x10
-
-
-async def attach(env: Env, ds: Gate, size: int, read_only: bool = False, eager: bool = False) -> int:
-    """Attach dataspace ``ds`` (``size`` bytes) through the program's region manager; ``eager``
-    maps every page now (writable unless ``read_only``)."""
-    flags = RmFlag.SEARCH_ADDR | (RmFlag.READ_ONLY if read_only else 0) | (RmFlag.EAGER_MAP if eager else 0)
-    r = await env.cap("rm", Gate).call(RM, RmOp.ATTACH, 0, size, flags, 0, items=(MapItem(ds.fpage()),))
-    if r.error or r.proto < 0:
-        raise L4Error(-r.proto if r.proto < 0 else 0, "attach", r.error)
-    return int(r.words[0])
 
 
 async def device_ports(env: Env, dev: Gate) -> tuple[int, int, int, int]:
@@ -118,7 +109,7 @@ async def fb_driver(env: Env) -> int:
     if not size or nports < 32:
         await env.print("fb-drv: the device is no framebuffer (no memory or registers)")
         return 1
-    base = await attach(env, dev, size, eager=True)  # every pixel page ours, writable, before we map it on
+    base = await attach(env, dev.slot, size, eager=True)  # every pixel page ours, writable, before we map it on
     width, height = await _in16(env, port + FB_WIDTH), await _in16(env, port + FB_HEIGHT)
     bpp = await env.io.inb(port + FB_BPP)
     drv = FbDriver(env, base, size, port, width, height)

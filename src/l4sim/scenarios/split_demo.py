@@ -2,7 +2,7 @@
 
 ``scripts/split_demo.py`` adds to the secure GUI of the ``gui`` scenario a
 bank, an AppCore with a GUI session of its own, and a hostile browser
-(:mod:`l4sim.scenarios.programs.split_demo`).  The user (:data:`DEFAULT_INPUT`)
+(:mod:`l4sim.scenarios.programs.split_common`).  The user (:data:`DEFAULT_INPUT`)
 looks at the labels in X-ray mode (the "AppCore" dialog on top is labelled
 browser), is fooled all the same for a moment (clicks the fake OK, presses
 Enter), then clicks the AppCore's view and types the PIN.  The summary ends with the table of attacks and whether
@@ -18,7 +18,7 @@ from typing import Any
 
 from l4sim.kernel.kernel import Kernel
 from l4sim.runtime.system import System, setup_script
-from l4sim.scenarios.programs.split_demo import CORE, FAKE, FAKE_OK
+from l4sim.scenarios.programs.split_common import CORE, FAKE, FAKE_OK
 from l4sim.security.gui import LABEL_H, label_shown
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -35,6 +35,16 @@ DEFAULT_INPUT = f"""\
 650ms type 4711
 720ms key enter
 """
+
+#: ``l4sim tcb compare split-demo``: the application monolithic (the browser and the AppCore as
+#: one program: the union of their TCBs) against split (the AppCore's TCB alone)
+TCB_COMPARE = {
+    "monolithic": ("split-demo", ["browser", "appcore"]),
+    "split": ("split-demo", "appcore"),
+    "paper": "e-commerce",
+    "note": "Native demo: the monolithic application is the browser and the AppCore in one program. "
+            "With L4Linux the browser runs in a Linux instance and the monolithic run puts all of it there.",
+}
 
 #: where the fake dialog's label bar is on the screen, and whose label it must show
 FAKE_BAR = (FAKE[0], FAKE[1] - LABEL_H)

@@ -43,11 +43,11 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 
-from l4sim.drivers.fb import attach
 from l4sim.kernel.abi import Err, Fpage, MapItem, Proto, Rights, unpack_bytes
 from l4sim.kernel.traps import Msg
 from l4sim.machine.display import BTN_LEFT, BTN_MIDDLE, BTN_RIGHT, KEY_SAK, KEY_TAB, Framebuffer
 from l4sim.runtime.protocols import MEM_ALLOC, RM, SESSION, DsFlag, MemOp, RmOp, SessionOp
+from l4sim.runtime.rm import attach
 from l4sim.security import font
 from l4sim.security.gui_protocol import (
     EV_MOTION,
@@ -469,7 +469,7 @@ class Gui:
             return (-Err.ENOMEM,), ()
         await self._drop_buffer(s)
         ds = Gate(env, slot)
-        s.buf_addr = await attach(env, ds, size, read_only=True)
+        s.buf_addr = await attach(env, ds.slot, size, read_only=True)
         s.buf_w, s.buf_h, s.ds_slot = w, h, slot
         for v in s.views.values():
             if v.placed:
@@ -566,7 +566,7 @@ async def gui_server(env: Env) -> int:
         await env.print("gui: the framebuffer driver does not answer INFO")
         return 1
     width, height, stride = info.words[0], info.words[1], info.words[2]
-    fb_addr = await attach(env, fb, stride * height)
+    fb_addr = await attach(env, fb.slot, stride * height)
     input_drv = env.cap("input", Gate) if env.has("input") else None
     gui = Gui(env, width, height, fb, fb_addr, env.cap("mem", Gate), input_drv)
     dirq = await env.factory.create_irq()

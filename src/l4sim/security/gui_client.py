@@ -13,11 +13,10 @@ from __future__ import annotations
 from l4sim.kernel.abi import Fpage, pack_bytes
 from l4sim.kernel.traps import Msg
 from l4sim.machine.display import KEY_LEFTSHIFT, KEY_RIGHTSHIFT, KEYMAP
+from l4sim.runtime.rm import attach
 from l4sim.security import font
 from l4sim.security.gui_protocol import EV_PRESS, EV_RELEASE, GUI, Event, GuiOp, decode, unsigned
 from l4sim.user.env import Env, Gate, L4Error
-
-from ..drivers.fb import attach
 
 
 def pix(rgb: int) -> bytes:
@@ -56,7 +55,7 @@ class GuiClient:
         if r.error or r.proto < 0:
             self.env.free_slot(slot)
             _ok(r, "gui buffer")
-        self.addr = await attach(self.env, Gate(self.env, slot), r.words[0])
+        self.addr = await attach(self.env, slot, r.words[0])
         self.w, self.h = w, h
         return self.addr
 

@@ -4,7 +4,7 @@
 
 display(640, 480)
 
-P = "l4sim.scenarios.programs.split_demo"
+P = "l4sim.scenarios.programs"
 KEY = b"bank and AppCore channel key"
 SIGN = b"AppCore signing key"
 
@@ -26,8 +26,8 @@ start("gui", "l4sim.security.gui:gui_server", prio=100, daemon=True,
       caps={"gui": gui.server(), "fb": fb, "input": inp, "mem": memory(4 << 20),
             "factory": factory(32 * 1024)})
 
-start("bank", f"{P}:bank", caps={"net": net.server()}, prio=30, daemon=True, args=(KEY, SIGN))
-start("appcore", f"{P}:appcore", caps={"gui": gui.session(), "core": core.server()}, prio=40,
+start("bank", f"{P}.split_bank:bank", caps={"net": net.server()}, prio=30, daemon=True, args=(KEY, SIGN))
+start("appcore", f"{P}.split_appcore:appcore", caps={"gui": gui.session(), "core": core.server()}, prio=40,
       daemon=True, args=(KEY, SIGN, "4711"))
-start("browser", f"{P}:browser", caps={"gui": gui.session(), "net": net, "core": core,
+start("browser", f"{P}.split_browser:browser", caps={"gui": gui.session(), "net": net, "core": core,
                                       "factory": factory(16 * 1024)}, prio=20, args=("Alice", 100_00))
