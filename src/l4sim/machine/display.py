@@ -321,7 +321,7 @@ def attach_display(machine: Machine, width: int = 640, height: int = 480) -> Dis
 
     The display is ``machine.display`` afterwards; a machine has at most one.
     """
-    if getattr(machine, "display", None) is not None:
+    if machine.display is not None:
         raise ValueError("this machine has a display already")
     fb = Framebuffer(machine, width, height)
     d = Display(fb, Keyboard(machine), Pointer(machine, width, height))

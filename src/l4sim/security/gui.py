@@ -484,6 +484,8 @@ class Gui:
         if msg.proto != GUI or not w:
             return (-Err.ENOSYS,), ()
         op = w[0]
+        if op not in GuiOp._value2member_map_:
+            return (-Err.ENOSYS,), ()
         if op == GuiOp.INFO:
             return (0, self.width, self.height, int(self.focus is s)), ()
         if op == GuiOp.BUFFER:
