@@ -68,5 +68,5 @@ def test_screenshot_requests() -> None:
     assert parse_screenshot("a.png").time is None
     s = parse_screenshot("40ms:dir/b.png")
     assert (s.time, s.path) == (40_000_000, "dir/b.png")
-    with pytest.raises(InputError, match="give FILE.png"):
+    with pytest.raises(InputError, match=r"give FILE\.png"):
         parse_screenshot("shot.jpg")

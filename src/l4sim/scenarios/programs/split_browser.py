@@ -73,8 +73,11 @@ async def browser(env: Env, payee: str, cents: int) -> int:
 
 
 async def _sniffer(env: Env, g: GuiClient, sniffed: list[int], state: dict[str, bool]) -> None:
-    """Poll the browser's input every 5 ms while the user talks to the AppCore."""
-    while not state["done"]:
+    """Poll the browser's input every 5 ms while the user talks to the AppCore (for 2 s at most:
+    a user who never confirms must not keep the system busy for ever)."""
+    for _ in range(400):
+        if state["done"]:
+            return
         for ev in await g.events(wait=False):
             if ev.kind == EV_PRESS and ev.code < 0x100:
                 sniffed.append(ev.code)
