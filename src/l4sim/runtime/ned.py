@@ -30,6 +30,15 @@ program can spend another's.  ned waits for every program that is not a
 daemon to end, and reports each exit status, fault, or end without a word
 (its task or main thread deleted, its parent capability given up).
 
+For devices and sessions: ``display(width=640, height=480)`` gives the
+machine a framebuffer, keyboard and pointer; ``device(name)`` names one of
+the machine's devices; ``sigma0()`` is the root pager (for io alone);
+``memory(quota)`` a memory allocator session of moe's; and
+``channel.session(*args)`` a session of the channel's server that ned opens
+for the program, labelled with the program's name in the script (the
+numeric resources of a ``device(...)`` argument follow the label): the
+program holds the session gate, never the channel (docs/security.md).
+
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
 runtime's own tasks, a quota or kmem too small for stack and heap, another
