@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,30 @@ def test_screenshot_requests() -> None:
     assert (s.time, s.path) == (40_000_000, "dir/b.png")
     with pytest.raises(InputError, match=r"give FILE\.png"):
         parse_screenshot("shot.jpg")
+
+
+def test_boot_refuses_input_and_screenshots_without_a_display_in_one_line(tmp_path: Path) -> None:
+    """--input or --screenshot on a machine without a display, or an input file that cannot be
+    read, is one line and exit status 2, with no warning about programs that never ran."""
+    from click.testing import CliRunner
+
+    from l4sim.cli import main
+
+    inp = tmp_path / "in.txt"
+    inp.write_text("10ms key a\n")
+    for args, msg in ((["default", "--input", str(inp)], "has no keyboard or pointer"),
+                      (["default", "--screenshot", str(tmp_path / "x.png")], "has no display"),
+                      (["gui", "--input", str(tmp_path / "none.txt")], "cannot read the input script")):
+        r = CliRunner().invoke(main, ["boot", *args])
+        assert r.exit_code == 2 and msg in r.output and "never awaited" not in r.output, r.output
+
+
+def test_boot_writes_the_screenshots_asked_for(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from l4sim.cli import main
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    r = CliRunner().invoke(main, ["boot", "gui", "--screenshot", f"300ms:{a}", "--screenshot", str(b)])
+    assert r.exit_code == 0, r.output
+    assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b.read_bytes() != a.read_bytes()

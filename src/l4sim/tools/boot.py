@@ -317,6 +317,7 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         shots = list(screenshots or [])
         at_end = schedule_screenshots(machine, shots)
     except InputError as e:
+        kernel.shutdown()  # nothing ran: its programs' coroutines are closed, not left to warn
         raise BootError(str(e)) from None
     if isinstance(root, Thread):
         stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
