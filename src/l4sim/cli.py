@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,15 +93,18 @@ def _check_writable(what: str, *paths: str | None) -> None:
                 _fail(f"cannot write {what}: {e.strerror} ({path}); choose a writable path")
 
 
-def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None) -> None:
-    """Write the trace files asked for (each whole or not at all)."""
+def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None,
+                  header: dict[str, Any] | None = None) -> None:
+    """Write the trace files asked for (each whole or not at all); the JSON Lines file starts
+    with the run's ``header`` (how to start the same run again: ``l4sim replay``)."""
+    from l4sim.tools.runfile import header_line
     from l4sim.tools.trace_export import write_chrome, write_jsonl
 
     try:
         if trace_path:
             write_chrome(records, trace_path)
         if jsonl_path:
-            write_jsonl(records, jsonl_path)
+            write_jsonl(records, jsonl_path, header_line(header) if header is not None else None)
     except OSError as e:
         _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
 
@@ -153,41 +157,69 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
                    "redirection, redirectors, pclans, virtual-threads (docs/models.md)")
 @click.option("--kmem-model", default=None, metavar="MODEL",
               help="kernel memory: quotas (default), global-pool, lend-to-kernel, kpager (docs/models.md)")
+@click.option("--pcap", "pcap_path", default=None, metavar="FILE",
+              help="record every frame on the board's network cables into FILE (pcap, for tcpdump)")
+@click.option("--disk", "disk_path", default=None, metavar="FILE",
+              help="the host image file of the script's first disk (created when missing)")
+@click.option("--crash-at", "crash_at", default=None, metavar="TIME",
+              help="cut the power at this simulated time (e.g. 30ms): disks keep only what reached them")
 @click.option("--input", "input_path", default=None, metavar="FILE",
               help="keyboard and pointer input at simulated instants (docs/security.md, input scripts)")
 @click.option("--screenshot", "shots", multiple=True, metavar="[TIME:]FILE.png",
               help="the screen as a PNG at the end, or at TIME (e.g. 40ms:shot.png); repeatable")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
              jsonl_path: str | None, as_json: bool, comm_model: str | None,
-             kmem_model: str | None, input_path: str | None, shots: tuple[str, ...]) -> None:
+             kmem_model: str | None, pcap_path: str | None, disk_path: str | None,
+             crash_at: str | None, input_path: str | None, shots: tuple[str, ...]) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
     """
-    from l4sim.tools.display import InputError, parse_screenshot, read_input, write_screenshots
+    from l4sim.tools.display import (
+        InputError,
+        parse_input,
+        parse_screenshot,
+        read_input_text,
+        write_screenshots,
+    )
 
     try:
         limit = parse_time(until, "--until") if until is not None else None
-        actions = read_input(input_path) if input_path is not None else None
+        crash = parse_time(crash_at, "--crash-at") if crash_at is not None else None
+        input_text = read_input_text(input_path) if input_path is not None else None
+        actions = parse_input(input_text, input_path) if input_path is not None and input_text is not None else None
         screenshots = [parse_screenshot(s) for s in shots]
     except (BootError, InputError) as e:
         _fail(str(e))
         return
     _check_writable("the trace", trace_path, jsonl_path)
+    _check_writable("the capture", pcap_path)
     _check_writable("the screenshot", *(s.path for s in screenshots))
-    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
+    if disk_path is not None and Path(disk_path).is_dir():
+        _fail(f"--disk {disk_path} is a directory; give an image file (created when missing)")
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    if _several_boots(scenario, console, seed=seed, cores=cores, as_json=as_json,
+                      refused={"--until": until, "--trace": trace_path, "--jsonl": jsonl_path,
+                               "--comm-model": comm_model, "--kmem-model": kmem_model,
+                               "--pcap": pcap_path, "--disk": disk_path, "--crash-at": crash_at,
+                               "--input": input_path, "--screenshot": shots[0] if shots else None}):
+        return
+    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
+    from l4sim.tools.runfile import boot_header
+
+    header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model,
+                         disk=disk_path, crash_at=crash, input_text=input_text)
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
-                   comm_model=comm_model, kmem_model=kmem_model, input_actions=actions,
-                   screenshots=screenshots)
+                   comm_model=comm_model, kmem_model=kmem_model, pcap=pcap_path, disk=disk_path,
+                   crash_at=crash, input_actions=actions, screenshots=screenshots)
     except BootError as e:
         _fail(str(e))
         return
     except BootInterrupted as e:
         if e.tracer is not None:
-            _write_traces(e.tracer.records, trace_path, jsonl_path)
+            _write_traces(e.tracer.records, trace_path, jsonl_path, header)
         _interrupted(_saved(trace_path, jsonl_path))
         return
     finally:
@@ -195,7 +227,7 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
             sys.stderr.write("\r" + " " * 60 + "\r")
     summary = res.summary()
     if res.tracer is not None:
-        _write_traces(res.tracer.records, trace_path, jsonl_path)
+        _write_traces(res.tracer.records, trace_path, jsonl_path, header)
     try:
         write_screenshots(res.screenshots)
     except OSError as e:
@@ -257,6 +289,78 @@ def tcb_cmd(words: tuple[str, ...], as_json: bool, graph_path: str | None, cores
             pass
         elif graph_path:
             click.echo(f"\ngraph written to {graph_path}")
+
+
+def _several_boots(scenario: str, console: Any, *, seed: int, cores: int, as_json: bool,
+                   refused: dict[str, str | None]) -> bool:
+    """Run a built-in scenario that boots the machine several times (it defines ``run_boots``, as
+    ``secure-storage`` does): each boot's console, then its table or JSON.  False for any other."""
+    if scenario.endswith(".py") or "/" in scenario:
+        return False
+    from l4sim.tools.boot import load_scenario
+
+    try:
+        mod = load_scenario(scenario)
+    except BootError as e:
+        _fail(str(e))
+    run = getattr(mod, "run_boots", None)
+    if not callable(run):
+        return False
+    given = [opt for opt, value in refused.items() if value is not None]
+    if given:
+        _fail(f"{scenario} boots the machine several times: {', '.join(given)} cannot apply; leave it out")
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores} is out of range: a machine has 1..64 cores")
+    result = run(seed=seed, cores=cores, console=console, banner=lambda text: click.echo(f"--- {text}"))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(mod.format_result(result))
+    return True
+
+
+@main.command("attest")
+@click.argument("script", required=False)
+@click.option("--nonce", required=True, help="the verifier's challenge, hex (1..64 bytes)")
+@click.option("--out", "out_dir", default=None, help="write quote.msg, quote.sig, pcrs.bin, ak.pub.pem, "
+              "eventlog.bin here (for tpm2_checkquote)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on the last line")
+@click.option("--seed", default=0, show_default=True, help="seed of the run (and of the TPM's keys)")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores (1..64)")
+def attest_cmd(script: str | None, nonce: str, out_dir: str | None, as_json: bool, seed: int, cores: int) -> None:
+    """Boot SCRIPT measured (default: the default system), challenge it with NONCE, verify its quote.
+
+    Prints the event log, replays it against the quoted PCRs and verifies the
+    quote; exit status 1 when the replay or the quote fails.  See docs/security.md.
+    """
+    from pathlib import Path
+
+    from l4sim.tools.attest import AttestError, attest, format_result
+
+    try:
+        raw = bytes.fromhex(nonce)
+    except ValueError:
+        _fail(f"--nonce {nonce!r} is not hex: give 2 to 128 hex digits, e.g. --nonce 1f2e3d4c")
+        return
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores} is out of range: a machine has 1..64 cores")
+    path = Path(script) if script else Path(__file__).resolve().parent / "scenarios" / "scripts" / "default.py"
+    if not path.is_file():
+        _fail(f"startup script {script} not found: give the path of a .py startup script")
+    console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    try:
+        res = attest(path, raw, Path(out_dir) if out_dir else None, seed=seed, cores=cores, console=console)
+    except AttestError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        click.echo(json.dumps(res.json(), sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(format_result(res))
+    if not (res.replay_ok and res.quote_verified):
+        sys.exit(1)
 
 
 def _no_progress(done: int, total: int, step: str) -> None:
@@ -382,12 +486,52 @@ def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
     click.echo(f"slowdown vs native: {r['slowdown_vs_native']}x")
 
 
+@bench.command("net")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--frames", default=2000, show_default=True, help="frames through the switch (pings: a tenth)")
+def bench_net_cmd(as_json: bool, frames: int) -> None:
+    """Frames/s through the switch and pings across a cable, simulated and wall clock."""
+    from l4sim.tools.bench_net import BASE, bench_net
+
+    if frames <= BASE * 10:
+        _fail(f"--frames {frames} is too few to measure: use more than {BASE * 10}")
+    with _bench_progress("bench net") as progress:
+        r = bench_net(frames, progress=progress)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    click.echo(f"switch: {r['switch_frames_per_s_simulated']:,} frames/s simulated, "
+               f"{r['switch_frames_per_s_wall']:,} frames/s wall clock ({frames:,} frames of 60 bytes)")
+    click.echo(f"cable:  {r['cable_round_trip_us_simulated']} us simulated per ping round trip "
+               f"(switch, nic, simnic under DDE, NIC, cable and back), "
+               f"{r['cable_round_trips_per_s_wall']:,} round trips/s wall clock ({r['cable_pings']:,} pings)")
+
+
 @main.group("linux")
 def linux() -> None:
     """The Linux personality: static x86-64 Linux programs on the kernel."""
 
 
-@linux.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+class _OneLineUsage(click.Command):
+    """A command whose usage errors (an unknown option, a bad value, a missing argument) are
+    one line on stderr and status 2, like its other errors, instead of click's usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            msg = e.format_message().rstrip(".")
+            msg = (msg[:1].lower() + msg[1:]).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            msg = re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", msg)  # a byte not UTF-8, as click's repr shows it
+            names, c = [], ctx
+            while c.parent is not None:  # the command's path below ``l4sim``, however it was started
+                names.append(c.info_name or "")
+                c = c.parent
+            _fail(f"{msg}; see l4sim {' '.join(reversed(names))} --help")
+            raise  # not reached: _fail exits
+
+
+@linux.command("run", cls=_OneLineUsage, context_settings={"allow_interspersed_args": False})
 @click.option("--strace", is_flag=True, help="print each system call and its result to stderr")
 @click.option("--cores", default=1, show_default=True, help="number of simulated cores (1..64)")
 @click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")
@@ -427,6 +571,9 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
     _check_writable("the trace", trace_path, jsonl_path)
     tracer = Tracer() if trace_path or jsonl_path else None
     interrupts: list[int] = []
+    from l4sim.tools.runfile import linux_header
+
+    header = linux_header(program, list(args), seed, cores, root)
 
     def ctrl_c(signum: int, frame: object) -> None:
         if interrupts:  # the first one has not been delivered yet: stop the run
@@ -447,24 +594,25 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
         if old is not None:
             signal.signal(signal.SIGINT, old)
         if tracer is not None:
-            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path)
+            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
         _interrupted(_saved(trace_path, jsonl_path))
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
     if tracer is not None:
-        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path)
+        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
     sys.exit(res.status)
 
 
 @linux.command("syscalls")
 def linux_syscalls_cmd() -> None:
-    """List the system calls the personality implements."""
-    from l4sim.linux.syscalls import TABLE
+    """List the system calls the personality implements (not those it only answers with ENOSYS)."""
+    from l4sim.linux.syscalls import implemented
 
-    for nr in sorted(TABLE):
-        click.echo(f"{nr:>4}  {TABLE[nr].name}")
-    click.echo(f"{len(TABLE)} system calls")
+    calls = implemented()
+    for nr, name in calls:
+        click.echo(f"{nr:>4}  {name}")
+    click.echo(f"{len(calls)} system calls")
 
 
 @main.command("costs")
@@ -567,6 +715,42 @@ def experiment_kmem_cmd(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+@main.command("lifetime")
+@click.argument("scenario", default="lifetime")
+@click.option("--zero-on-free", is_flag=True, help="moe clears a freed dataspace's frames at once")
+@click.option("--compare", is_flag=True, help="run without and with zero-on-free and set the counts side by side")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON on the last line")
+def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool) -> None:
+    """Where copies of the run's secrets lived, and which outlived their last use.
+
+    A program marks a secret with env.mark_secret(addr, n, name); the kernel follows its bytes
+    through the copies the system makes (docs/security.md, "Data lifetime").  Copies marked !
+    outlived the secret's last use.
+    """
+    from l4sim.tools.lifetime import compare as both
+    from l4sim.tools.lifetime import format_report, lifetime
+
+    try:
+        if compare:
+            r = both(scenario)
+            if as_json:
+                click.echo(json.dumps(r, sort_keys=True))
+                return
+            for label, part in (("without zero-on-free", r["before"]), ("with zero-on-free", r["after"])):
+                for s in part["secrets"]:
+                    click.echo(f"{label:22}  {s['secret']!r}: {len(s['copies'])} copies, "
+                               f"{s['outliving']} outlived its use, {s['at_end']} at the end")
+            return
+        rep = lifetime(scenario, zero_on_free)
+    except BootError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        click.echo(json.dumps(rep, sort_keys=True))
+    else:
+        click.echo(format_report(rep))
 
 
 @main.group("rt")
@@ -715,6 +899,312 @@ def rt_compare_simso_cmd(file: str, policy: str, duration: str | None, seed: int
     c = compare(ts, pol, end, seed)
     click.echo(json.dumps(c.to_json(ts)) if as_json else format_comparison(c, ts))
     sys.exit(0 if c.agree else 1)
+
+
+# -- recorded runs: the inspector, replay and diff -------------------------------------------
+
+
+def _read_run(path: str) -> Any:
+    """A recorded run, or one line and status 2."""
+    from l4sim.tools.runfile import RunFileError, read_run
+
+    try:
+        return read_run(path)
+    except RunFileError as e:
+        _fail(str(e))
+
+
+def _need_server(export_dir: str | None) -> None:
+    """Without --export the page is served: the web extra must be there (checked first)."""
+    if export_dir is None:
+        from l4sim.tools.extras import MissingExtra
+        from l4sim.tools.inspector import server
+
+        try:
+            server.require()
+        except MissingExtra as e:
+            _fail(str(e))
+
+
+def _show_inspector(model: dict[str, Any], port: int, host: str, export_dir: str | None) -> None:
+    """Write the page into ``export_dir``, or serve it on ``host:port`` until Ctrl-C."""
+    if export_dir is not None:
+        from l4sim.tools.inspector.site import export
+
+        try:
+            index = export(model, export_dir)
+        except OSError as e:
+            _fail(f"cannot write the page to {export_dir}: {e.strerror}; choose a writable folder")
+            return
+        click.echo(f"wrote {index} (open it in a browser; no server needed)")
+        return
+    from l4sim.tools.inspector import server
+
+    _need_server(None)
+    if not 0 <= port <= 65535:
+        _fail(f"--port {port}: give 0..65535 (0 picks a free port)")
+    try:
+        sock = server.bind(host, port)
+    except OSError as e:
+        if e.errno == 98:  # EADDRINUSE
+            _fail(f"port {port} on {host} is in use; choose another with --port N (0 picks a free one)")
+        _fail(f"cannot listen on {host}:{port}: {e.strerror}; choose another --host or --port")
+        return
+
+    def ready(url: str) -> None:
+        click.echo(f"inspector at {url} (Ctrl-C stops it)")
+        sys.stdout.flush()
+
+    server.serve(model, sock, ready)
+
+
+@main.command("inspect")
+@click.argument("run_file", metavar="RUN.jsonl")
+@click.option("--port", default=8000, show_default=True, help="the port to serve on (0: any free port)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to serve on")
+@click.option("--export", "export_dir", default=None, metavar="DIR",
+              help="write a static page to DIR (index.html, its JS and JSON) instead of serving")
+def inspect_cmd(run_file: str, port: int, host: str, export_dir: str | None) -> None:
+    """A web page over a recorded run (l4sim boot --jsonl, l4sim linux run --jsonl).
+
+    Tasks and threads with their states, the capability graph, an IPC sequence diagram,
+    page faults and the screen, all at one instant chosen with a slider.  Serving needs the
+    web extra (pip install 'l4sim[web]'); --export DIR needs nothing more.
+    """
+    from l4sim.tools.inspector.model import build
+
+    _need_server(export_dir)
+    _show_inspector(build(_read_run(run_file)), port, host, export_dir)
+
+
+@main.command("replay")
+@click.argument("run_file", metavar="RUN.jsonl")
+@click.option("--until", "until", required=True, metavar="EVENT",
+              help="stop at this event: a record number, or a time with a unit (the first event then)")
+@click.option("--port", default=8000, show_default=True, help="the port to serve on (0: any free port)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to serve on")
+@click.option("--export", "export_dir", default=None, metavar="DIR",
+              help="write a static page to DIR instead of serving")
+def replay_cmd(run_file: str, until: str, port: int, host: str, export_dir: str | None) -> None:
+    """Rerun the boot recorded in RUN.jsonl up to EVENT and open the inspector there.
+
+    The page shows the recorded run at EVENT together with the rerun kernel's own tables;
+    a rerun that differs from the recording is refused, naming the first differing event.
+    """
+    from l4sim.tools.inspector.model import build
+    from l4sim.tools.inspector.replay import ReplayError, event_index, replay
+
+    _need_server(export_dir)
+    run = _read_run(run_file)
+    try:
+        n = event_index(run, until)
+        live = replay(run, n)
+    except ReplayError as e:
+        _fail(str(e))
+        return
+    note = "" if live["at"] == n else f" (the kernel step that emitted it ended at event {live['at']})"
+    click.echo(f"replayed {run_file} to event {n}{note}")
+    _show_inspector(build(run, live=live), port, host, export_dir)
+
+
+@main.command("diff")
+@click.argument("a", metavar="A.jsonl")
+@click.argument("b", metavar="B.jsonl")
+@click.option("--context", default=3, show_default=True, help="records shown before and after")
+@click.option("--json", "as_json", is_flag=True, help="print the divergence as JSON on the last line")
+def diff_cmd(a: str, b: str, context: int, as_json: bool) -> None:
+    """The first record in which two recorded runs differ, with context.
+
+    Exit status 0 when the records are the same, 1 when they differ, 2 when a file cannot be read.
+    """
+    from l4sim.tools.tracediff import diff, format_divergence
+
+    if context < 0:
+        _fail(f"--context {context}: give 0 or more records")
+    d = diff(_read_run(a), _read_run(b))
+    if as_json:
+        click.echo(json.dumps(d.to_json(context), sort_keys=True))
+    else:
+        click.echo(format_divergence(d, context))
+    sys.exit(0 if d.identical else 1)
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+
+class _SweepGroup(click.Group):
+    """``l4sim sweep SPEC.toml`` runs a sweep (the ``run`` command) unless the first word is
+    one of the group's commands (``plot``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group("sweep", cls=_SweepGroup)
+def sweep_group() -> None:
+    """Parameter sweeps: l4sim sweep SPEC.toml runs one (see l4sim sweep run --help);
+    l4sim sweep plot draws its results."""
+
+
+@contextlib.contextmanager
+def _sweep_progress(total: int) -> Iterator[Callable[[int, int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal (rich's, else click's); None otherwise."""
+    if not sys.stderr.isatty() or total == 0:
+        yield None
+        return
+    from l4sim.tools.extras import have
+
+    if have("rich"):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("", total=total)
+
+            def step(done: int, total: int, failed: int) -> None:
+                bar.update(task, completed=done, description=f"{failed} failed" if failed else "")
+
+            yield step
+        return
+    with _bench_progress("sweep") as show:
+        if show is None:
+            yield None
+            return
+        shown = show
+
+        def step_click(done: int, total: int, failed: int) -> None:
+            shown(done, total, f"{failed} failed" if failed else "")
+
+        yield step_click
+
+
+@sweep_group.command("run")
+@click.argument("spec_file", metavar="SPEC.toml")
+@click.option("--workers", default=None, type=int,
+              help="local worker processes (default: the host's cores); with --scheduler local, Dask workers")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), "
+                   "or 'local' for a Dask cluster on this host (needs the dist extra)")
+@click.option("--out", "out", default=None, metavar="FILE",
+              help="write the results to FILE (.parquet needs the dist extra, or .csv); default: CSV on stdout")
+@click.option("--resume", is_flag=True, help="keep the runs already in --out and run the others")
+@click.option("--json", "as_json", is_flag=True,
+              help='with --out: end with {"runs", "failed", "out", "runs_per_s", "skipped"} as JSON')
+def sweep_run_cmd(spec_file: str, workers: int | None, scheduler: str | None, out: str | None,
+                  resume: bool, as_json: bool) -> None:
+    """Run the grid of scenarios x parameters x seeds in SPEC.toml, one run per task.
+
+    Failed runs are listed on stderr with their error; exit status 0 when every run
+    succeeded, 1 when some failed, 2 when the sweep cannot start.  Ctrl-C writes the runs
+    finished so far to --out (--resume then goes on from there).
+    """
+    import os
+
+    from l4sim.tools.extras import MissingExtra, need
+    from l4sim.tools.sweep import (
+        SweepError,
+        columns,
+        load_spec,
+        out_format,
+        read_table,
+        sweep,
+        to_csv,
+        write_table,
+    )
+
+    if (as_json or resume) and out is None:
+        _fail(f"{'--json' if as_json else '--resume'} needs --out FILE (where the results go)")
+    if workers is not None and not 1 <= workers <= 256:
+        _fail(f"--workers {workers}: give 1..256")
+    if workers is not None and scheduler not in (None, "local"):
+        _fail("--workers is for the local pool or --scheduler local; a Dask cluster has its own workers")
+    try:
+        if out is not None and out_format(out) == "parquet":
+            need("dist", "writing Parquet", "pyarrow", instead="a .csv file")
+        if scheduler is not None:
+            need("dist", "l4sim sweep --scheduler", "dask", "distributed")
+        spec = load_spec(spec_file)
+        done = read_table(out) if resume and out is not None and os.path.exists(out) else None
+    except (SweepError, MissingExtra) as e:
+        _fail(str(e))
+        return
+    _check_writable("the results", out)
+    cluster: Any = None
+    address = scheduler
+    if scheduler == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        address = cluster.scheduler_address
+    try:
+        with _sweep_progress(len(spec.runs())) as progress:
+            res = sweep(spec, workers=workers or os.cpu_count() or 1, scheduler=address, done=done,
+                        progress=progress)
+    except SweepError as e:
+        _fail(str(e))
+        return
+    finally:
+        if cluster is not None:
+            cluster.close()
+    cols = columns(res.rows, spec.params)
+    if out is not None:
+        try:
+            write_table(res.rows, cols, out)
+        except OSError as e:
+            _fail(f"cannot write the results: {e.strerror} ({out}); choose a writable path")
+    for row in res.failed:
+        params = " ".join(f"{k}={row.get(k)}" for k in spec.params)
+        click.echo(f"failed: {row['scenario']} seed={row['seed']}{' ' + params if params else ''}: {row['error']}",
+                   err=True)
+    if res.interrupted:
+        _interrupted(f"; {len(res.rows)} runs written to {out} (--resume goes on from there)" if out else "")
+    if out is None:
+        click.echo(to_csv(res.rows, cols), nl=False)
+    elif as_json:
+        click.echo(json.dumps({"runs": res.ran, "failed": len(res.failed), "out": out,
+                               "runs_per_s": res.runs_per_s, "skipped": res.skipped}, sort_keys=True))
+    else:
+        kept = f" ({res.skipped} kept from the earlier output)" if res.skipped else ""
+        click.echo(f"{res.ran} runs{kept}, {len(res.failed)} failed, in {res.seconds:.1f} s "
+                   f"({res.runs_per_s} runs/s); results in {out}")
+    sys.exit(1 if res.failed else 0)
+
+
+@sweep_group.command("plot")
+@click.argument("table", metavar="RESULTS")
+@click.argument("image", metavar="FILE.png")
+@click.option("--x", "x", required=True, help="the column along the x axis (e.g. util)")
+@click.option("--y", "y", required=True, help="the numeric column to draw (e.g. misses)")
+@click.option("--hue", default=None, help="one line per value of this column (e.g. policy)")
+def sweep_plot_cmd(table: str, image: str, x: str, y: str, hue: str | None) -> None:
+    """Draw a sweep's results (RESULTS: .parquet or .csv) into FILE.png (.svg, .pdf).
+
+    Each point is the mean over the runs with that x (and hue), with bars from the smallest
+    to the largest; failed runs are left out.  Needs the plot extra (matplotlib).
+    """
+    from l4sim.tools.extras import MissingExtra
+    from l4sim.tools.sweep import SweepError, plot, read_table
+
+    _check_writable("the drawing", image)
+    try:
+        n = plot(read_table(table), x, y, hue, image)
+    except (SweepError, MissingExtra) as e:
+        _fail(str(e))
+        return
+    except OSError as e:
+        _fail(f"cannot write {image}: {e.strerror}; choose a writable path")
+        return
+    click.echo(f"drew {n} runs into {image}")
 
 
 if __name__ == "__main__":  # pragma: no cover

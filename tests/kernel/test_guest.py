@@ -515,3 +515,41 @@ def test_busy_cores_run_ahead_of_each_other_by_the_skew(tmp: Path, skew: int) ->
     else:
         assert slices > 1_000  # lock-step: slices of a few blocks
     assert invariants.check(s.k) == []
+
+
+def test_guest_threads_start_in_user_mode_with_linux_fpu_state_and_guest_fpu_round_trips(tmp: Path) -> None:
+    """A new guest thread runs at CPL 3 (cs 0x33) with the x87 control word 0x37f, an empty
+    x87 stack and MXCSR 0x1f80; ThreadOp.GUEST_FPU writes a state (an ST0, an XMM register,
+    a rounding mode) that reads back the same, and is refused (EINVAL) for a native thread."""
+    import struct
+
+    from l4sim.kernel.abi import ThreadOp
+    from l4sim.user.env import L4Error
+
+    prog = build("hello", tmp)
+    seen: list[Any] = []
+
+    async def root(env: Env) -> None:
+        try:
+            await env.thread._op("guest fpu", ThreadOp.GUEST_FPU, 0)
+        except L4Error as e:
+            seen.append(e.err)
+
+    s = Sys(root)
+    t = s.task()
+    s.load(t, prog)
+    th = s.guest(t, prog)
+    cpu = guest.cpu_of(s.k, t)
+    assert cpu.uc.reg_read(guest.X.UC_X86_REG_CS) == guest.USER_CS
+    g = th.guest
+    image = bytearray(struct.pack("<52Q", *g.fpu_state()))
+    assert struct.unpack_from("<HHB", image) == (0x37F, 0, 0) and struct.unpack_from("<I", image, 24) == (0x1F80,)
+    struct.pack_into("<HHB", image, 0, 0x27F, 7 << 11, 0x80)  # top 7, physical register 7 in use
+    image[32:42] = struct.pack("<QH", 1 << 63, 0x3FFF)  # ST0 = 1.0
+    struct.pack_into("<I", image, 24, 0x3F80)
+    image[160 + 3 * 16:160 + 4 * 16] = bytes(range(16))  # XMM3
+    words = struct.unpack("<52Q", bytes(image))
+    g.set_fpu_state(words)
+    assert g.fpu_state() == words
+    s.k.run()
+    assert seen == [22]

@@ -19,16 +19,13 @@ from l4sim.user.env import Env
 ME = __name__
 STACK = '''
 display(320, 240)
-io = channel("io")
 fb = channel("fb")
 inp = channel("input")
 gui = channel("gui")
-start("io", "l4sim.runtime.io:io_server", prio=120, daemon=True,
-      caps={"io": io.server(), "sigma0": sigma0(), "icu": icu(), "factory": factory(16 * 1024)})
 start("fb-drv", "l4sim.drivers.fb:fb_driver", prio=110, daemon=True,
-      caps={"dev": io.session(device("framebuffer")), "fb": fb.server()})
+      caps={"bus": io.bus("fb", devices=["framebuffer"]), "fb": fb.server()})
 start("input-drv", "l4sim.drivers.input:input_driver", prio=110, daemon=True,
-      caps={"kbd": io.session(device("keyboard")), "ptr": io.session(device("pointer")), "input": inp.server()})
+      caps={"bus": io.bus("input", devices=["keyboard", "pointer"]), "input": inp.server()})
 start("gui", "l4sim.security.gui:gui_server", prio=100, daemon=True,
       caps={"gui": gui.server(), "fb": fb, "input": inp, "mem": memory(2 << 20), "factory": factory(32 * 1024)})
 '''
@@ -152,18 +149,19 @@ def test_the_gui_scenario_runs_the_same_every_time() -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('start("a", "l4sim.runtime.io:io_server", caps={"d": device("framebuffer")})',
-     "device('framebuffer') is hardware, not a capability"),
-    ('io = channel("io")\nstart("io", "l4sim.runtime.io:io_server", caps={"io": io.server()})\n'
-     'start("a", "l4sim.runtime.io:io_server", caps={"d": io.session(device("tape"))})',
-     "the machine has no device 'tape'"),
+    ('display()\nstart("a", "l4sim.drivers.fb:fb_driver", caps={"d": io.bus("fb", devices=["tape"])})',
+     "bus 'fb': the board has no device 'tape' (it has: framebuffer, keyboard, pointer); declare it with "
+     "nic(...), disk(...) or display() first"),
     ('display()\ndisplay()', "display(...) is called twice"),
     ('display(8, 8)', "display width 8: give pixels, 16 .. 2048"),
-    ('display()\nio = channel("io")\nstart("io", "l4sim.runtime.io:io_server", caps={"io": io.server()})\n'
-     'start("a", "l4sim.runtime.io:io_server", caps={"d": io.session(device("keyboard"))})\n'
-     'start("b", "l4sim.runtime.io:io_server", caps={"d": io.session(device("keyboard"))})',
-     "device 'keyboard' is given to two sessions"),
-    ('start("a", "l4sim.runtime.io:io_server", caps={"m": memory(12)})', "memory quota 12"),
+    ('nic("keyboard")\ndisplay()', "device 'keyboard' is declared twice"),
+    ('display()\na = io.bus("a", devices=["keyboard"])\nb = io.bus("b", devices=["keyboard", "pointer"])',
+     "device 'keyboard' is on bus 'a' already"),
+    ('g = channel("g")\nstart("a", "l4sim.drivers.fb:fb_driver", caps={"g": g.session(3.5)})',
+     "session argument 3.5 of channel 'g': pass strings or numbers"),
+    ('start("a", "l4sim.drivers.fb:fb_driver", caps={"m": memory(12)})', "memory quota 12"),
+    ("".join(f'disk("d{i}")\n' for i in range(13)) + 'display()',
+     "the display's keyboard and pointer need two of them"),
 ])
 def test_script_mistakes_about_devices_are_one_line(tmp_path: Path, body: str, message: str) -> None:
     from l4sim.runtime.ned import ScriptError, load_script

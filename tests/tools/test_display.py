@@ -84,7 +84,9 @@ def test_boot_refuses_input_and_screenshots_without_a_display_in_one_line(tmp_pa
     inp.write_text("10ms key a\n")
     for args, msg in ((["default", "--input", str(inp)], "has no keyboard or pointer"),
                       (["default", "--screenshot", str(tmp_path / "x.png")], "has no display"),
-                      (["gui", "--input", str(tmp_path / "none.txt")], "cannot read the input script")):
+                      (["gui", "--input", str(tmp_path / "none.txt")], "cannot read the input script"),
+                      (["secure-storage", "--input", str(inp)], "--input cannot apply"),
+                      (["secure-storage", "--screenshot", str(tmp_path / "x.png")], "--screenshot cannot apply")):
         r = CliRunner().invoke(main, ["boot", *args])
         assert r.exit_code == 2 and msg in r.output and "never awaited" not in r.output, r.output
 

@@ -1,14 +1,15 @@
 """The input driver: keyboard and pointer interrupts turned into events for one client.
 
-A native program holding io sessions of the keyboard (``kbd``) and the
-pointer (``ptr``).  It maps their ports, takes each device's Irq from io,
-attaches it to its thread and unmasks it.  On an interrupt it drains the
-device's FIFO through the registers, turns what it read into event words
-(:mod:`l4sim.security.gui_protocol`: key press and release by Linux key
-code; pointer motion; button press and release as ``BTN_*`` codes, found by
-comparing the button state with the last one), unmasks the line, and
-triggers its client's notification Irq.  It serves ``input`` (a channel;
-the GUI server is its one client):
+A native program holding a bus of io's with the keyboard and the pointer
+on it (``io.bus("input", devices=["keyboard", "pointer"])``, as ``bus``).
+It claims each (:mod:`.iodev`), maps its register page, takes its Irq from
+io, attaches it to its thread and unmasks it.  On an interrupt it drains
+the device's FIFO through the registers, turns what it read into event
+words (:mod:`l4sim.security.gui_protocol`: key press and release by Linux
+key code; pointer motion; button press and release as ``BTN_*`` codes,
+found by comparing the button state with the last one), unmasks the line,
+and triggers its client's notification Irq.  It serves ``input`` (a
+channel; the GUI server is its one client):
 
 - ``INPUT`` ``SET_NOTIFY``: the Irq to trigger (an item, W);
 - ``INPUT`` ``READ`` max: up to ``max`` queued events (at most 60).
@@ -28,19 +29,17 @@ from l4sim.machine.display import (
     BTN_LEFT,
     BTN_MIDDLE,
     BTN_RIGHT,
+    IN_COUNT,
     INPUT_POP,
     KBD_CODE,
-    KBD_COUNT,
-    KBD_CTRL,
     KBD_FLAGS,
     KBD_RELEASE,
     PTR_BUTTONS,
-    PTR_COUNT,
-    PTR_CTRL,
     PTR_X,
     PTR_Y,
+    REG_CTRL,
 )
-from l4sim.runtime.protocols import IO, IoOp
+from l4sim.runtime.protocols import DevKind
 from l4sim.security.gui_protocol import (
     EV_MOTION,
     EV_PRESS,
@@ -53,7 +52,7 @@ from l4sim.security.gui_protocol import (
 from l4sim.user.env import Env, Gate, IrqCap, L4Error
 from l4sim.user.server import request_failed
 
-from .fb import device_ports
+from .iodev import Device, claim
 
 INPUT_LABEL = 0x10
 KBD_IRQ = 0x20
@@ -63,30 +62,14 @@ QUEUE_MAX = 256
 _BUTTONS = ((1, BTN_LEFT), (2, BTN_RIGHT), (4, BTN_MIDDLE))
 
 
-async def _in16(env: Env, port: int) -> int:
-    return await env.io.inb(port) | await env.io.inb(port + 1) << 8
-
-
-async def _irq(env: Env, dev: Gate, label: int) -> IrqCap:
-    """The device's Irq from io, attached to our thread and unmasked."""
-    slot = env.alloc_slot()
-    r = await dev.call(IO, IoOp.IRQ, 0, rcv=(Fpage.obj(slot),))
-    if r.error or r.proto < 0:
-        env.free_slot(slot)
-        raise L4Error(-r.proto if r.proto < 0 else 0, "io irq", r.error)
-    irq = IrqCap(env, slot)
-    await irq.attach(env.thread, label)
-    await irq.unmask()
-    return irq
-
-
 class InputDriver:
     def __init__(self, env: Env) -> None:
         self.env = env
         self.queue: deque[int] = deque()
         self.dropped = 0
         self.notify: IrqCap | None = None
-        self.kbd_port = self.ptr_port = -1
+        self.kbd: Device | None = None
+        self.ptr: Device | None = None
         self.x = self.y = self.buttons = 0
 
     def put(self, word: int) -> None:
@@ -96,19 +79,21 @@ class InputDriver:
         self.queue.append(word)
 
     async def drain_keyboard(self) -> None:
-        env, p = self.env, self.kbd_port
-        while await env.io.inb(p + KBD_COUNT):
-            code = await _in16(env, p + KBD_CODE)
-            flags = await env.io.inb(p + KBD_FLAGS)
-            await env.io.outb(p + KBD_CTRL, INPUT_POP)
+        dev = self.kbd
+        assert dev is not None, "an interrupt of a claimed keyboard"
+        while await dev.readl(IN_COUNT):
+            code = await dev.readl(KBD_CODE)
+            flags = await dev.readl(KBD_FLAGS)
+            await dev.writel(REG_CTRL, INPUT_POP)
             self.put(encode(EV_RELEASE if flags & KBD_RELEASE else EV_PRESS, code, self.x, self.y))
 
     async def drain_pointer(self) -> None:
-        env, p = self.env, self.ptr_port
-        while await env.io.inb(p + PTR_COUNT):
-            x, y = await _in16(env, p + PTR_X), await _in16(env, p + PTR_Y)
-            buttons = await env.io.inb(p + PTR_BUTTONS)
-            await env.io.outb(p + PTR_CTRL, INPUT_POP)
+        dev = self.ptr
+        assert dev is not None, "an interrupt of a claimed pointer"
+        while await dev.readl(IN_COUNT):
+            x, y = await dev.readl(PTR_X), await dev.readl(PTR_Y)
+            buttons = await dev.readl(PTR_BUTTONS)
+            await dev.writel(REG_CTRL, INPUT_POP)
             if (x, y) != (self.x, self.y):
                 self.x, self.y = x, y
                 self.put(encode(EV_MOTION, 0, x, y))
@@ -136,19 +121,25 @@ async def input_driver(env: Env) -> int:
     """Start the keyboard and the pointer and serve their events (a daemon)."""
     drv = InputDriver(env)
     irqs: dict[int, IrqCap] = {}
-    for name, label in (("kbd", KBD_IRQ), ("ptr", PTR_IRQ)):
-        if not env.has(name):
-            continue
-        dev = env.cap(name, Gate)
-        _, port, _, lines = await device_ports(env, dev)
-        if not lines:
-            await env.print(f"input-drv: {name} has no interrupt line")
-            return 1
-        if name == "kbd":
-            drv.kbd_port = port
-        else:
-            drv.ptr_port = port
-        irqs[label] = await _irq(env, dev, label)
+    bus = env.cap("bus", Gate)
+    try:
+        for kind, label in ((DevKind.KBD, KBD_IRQ), (DevKind.PTR, PTR_IRQ)):
+            dev = await claim(env, bus, kind)
+            if dev is None:
+                continue
+            await dev.map_registers()
+            if kind == DevKind.KBD:
+                drv.kbd = dev
+            else:
+                drv.ptr = dev
+            irqs[label] = await dev.irq(label)
+    except L4Error as e:
+        await env.print(f"input-drv: {e}")
+        return 1
+    if not irqs:
+        await env.print("input-drv: its bus has no keyboard or pointer: give it "
+                        "io.bus(..., devices=['keyboard', 'pointer'])")
+        return 1
     await env.cap("input", Gate).bind(env.thread, INPUT_LABEL)
     scratch = env.alloc_slot()
     msg = await env.wait(rcv=(Fpage.obj(scratch),))

@@ -112,8 +112,12 @@ class Err(IntEnum):
     ENOENT = 2
     #: a server's handler failed in a way its protocol names no error for (Fiasco's L4_EIO)
     EIO = 5
+    #: nothing to take now (a server's non-blocking receive, Fiasco's L4_EAGAIN)
+    EAGAIN = 11
     ENOMEM = 12
     EACCES = 13
+    #: bad address (Fiasco's L4_EFAULT)
+    EFAULT = 14
     EBUSY = 16
     EEXIST = 17
     EINVAL = 22
@@ -195,6 +199,8 @@ class ThreadOp(IntEnum):
     REGISTER_DELETE_IRQ = 5
     MODIFY_SENDERS = 6
     VCPU_CONTROL = 7
+    #: l4sim: read or write a guest thread's x87/SSE state (see ``kernel/guest.py``)
+    GUEST_FPU = 8
     #: an l4sim addition (kernel-memory model ``kpager``): take frames back from the thread's task
     KMEM_REVOKE = 0x10
 

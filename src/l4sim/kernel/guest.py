@@ -60,18 +60,29 @@ Other CPU exceptions
     registers of :data:`REGS` (25 words, as seL4's UserException carries
     the registers: enough for a signal frame): divide error 0, int3 3 (RIP
     after the int3), invalid opcode 6 (``ud2``), general protection 13
-    (non-canonical address, ``hlt``), page fault 14 (also when the pager
+    (non-canonical address, a privileged instruction, port I/O), page fault 14 (also when the pager
     refused it), 0xff when ex_regs' TRIGGER_EXCEPTION asked for it (before
     the thread next runs guest code).  The reply works as for system calls: label 0 resumes at
     RIP (or wherever the reply's registers say).
 
-Limits (for now): unicorn leaves its double-fault bookkeeping set after a
-divide error (or other contributory exception) is reported, so re-running
-the same faulting division reports trap 8; handlers should move RIP on or
-kill.  The guest runs at unicorn's CPL 0, so privileged
-instructions other than ``hlt`` are not trapped; a native write into a
-frame that still holds translated code of a guest is not noticed unless the
-mapping changes.
+User mode
+    Guest code runs at CPL 3 (entered once per instance with ``sysretq``), so
+    privileged instructions raise general protection as on hardware; port I/O,
+    which unicorn lets user mode do, is made to fault by hooks on ``in`` and
+    ``out``; ``rdtsc``/``rdtscp`` fault too (CR4.TSD) and are answered in the
+    hook with simulated time; after each exception the CPU's double-fault
+    bookkeeping is cleared, so a handler that survives one meets the next as
+    the same exception.  A thread starts with Linux's x87 control word and
+    MXCSR; ``ThreadOp.GUEST_FPU`` reads and writes its x87/SSE state.
+
+Host memory
+    At most ``Kernel.guest_cpus_max`` unicorn instances serve tasks (and
+    ``guest_pool_max`` wait in the pool), each with a translation buffer of
+    ``TCG_BUFFER``: past the bound, the least recently run instance serves
+    the next task (:func:`cpu_of`).
+
+Limits (for now): a native write into a frame that still holds translated
+code of a guest is not noticed unless the mapping changes.
 """
 
 from __future__ import annotations
@@ -79,6 +90,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import itertools
 import os
 import shutil
 import struct
@@ -135,6 +147,20 @@ TRAP_INVALID_OPCODE = 6
 TRAP_TRIGGER = 0xFF
 #: rflags of a new thread: IF and the reserved bit 1
 RFLAGS_INIT = 0x202
+#: the selectors of user mode (Linux's __USER_CS and __USER_DS): guest code runs at CPL 3
+USER_CS, USER_DS = 0x33, 0x2B
+#: the x87 control word, the x87 tag word (every register empty) and MXCSR a new thread
+#: starts with -- what Linux's exec gives a process (``fninit`` and the SSE default)
+FPCW_INIT, FPTAG_EMPTY, MXCSR_INIT = 0x37F, 0xFFFF, 0x1F80
+#: the MXCSR bits a guest may set (the mask an FXSAVE image reports)
+MXCSR_MASK = 0xFFFF
+#: words of a thread's x87/SSE state: the first 416 bytes of an FXSAVE image (control,
+#: status and tag words, the last instruction and operand, MXCSR, ST0-ST7, XMM0-XMM15)
+FPU_WORDS = 52
+#: the translation buffer of one unicorn instance (unicorn's default is 1 GiB): it bounds the
+#: host memory an instance can take; when it is full unicorn drops its translations and goes on
+TCG_BUFFER = 32 << 20
+_MSR_EFER, _MSR_STAR, _EFER_SCE, _CR4_TSD = 0xC0000080, 0xC0000081, 1, 4
 
 # unicorn access types of the TLB-fill hook
 _READ, _WRITE, _FETCH = 16, 17, 18
@@ -190,6 +216,38 @@ _raw = ctypes.CDLL(uclib._name)
 _raw_read_batch = _raw.uc_reg_read_batch
 _raw_write_batch = _raw.uc_reg_write_batch
 _raw_reg_read = _raw.uc_reg_read
+_context_size = _raw.uc_context_size
+_context_size.restype = ctypes.c_size_t
+_HOOK_IN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p)
+_HOOK_OUT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32,
+                             ctypes.c_void_p)
+#: the registers of a thread's x87/SSE state, as unicorn names them (FP0-FP7 are the physical
+#: x87 registers, not ST(i))
+_FPU_REGS = (X.UC_X86_REG_FPCW, X.UC_X86_REG_FPSW, X.UC_X86_REG_FPTAG, X.UC_X86_REG_FOP, X.UC_X86_REG_FIP,
+             X.UC_X86_REG_FDP, X.UC_X86_REG_MXCSR,
+             *(getattr(X, f"UC_X86_REG_FP{i}") for i in range(8)),
+             *(getattr(X, f"UC_X86_REG_XMM{i}") for i in range(16)))
+_NFPU = len(_FPU_REGS)
+_FPU_HEAD = struct.Struct("<HHBxHQQII")
+_FPU_IMAGE = struct.Struct(f"<{FPU_WORDS}Q")
+#: one buffer of 16 bytes per register of _FPU_REGS, for the raw batch calls
+_fpu_vals = (ctypes.c_uint8 * (16 * _NFPU))()
+_fpu_ids = (ctypes.c_int * _NFPU)(*_FPU_REGS)
+_fpu_ptrs = (ctypes.c_void_p * _NFPU)(*[ctypes.addressof(_fpu_vals) + 16 * i for i in range(_NFPU)])
+_raw_ctx_read_batch = _raw.uc_context_reg_read_batch
+_raw_ctx_write_batch = _raw.uc_context_reg_write_batch
+#: a guest thread's register context (unicorn's CPU state, x87/SSE included), charged to the
+#: thread's factory as kernel memory when it becomes a guest thread
+GUEST_CONTEXT_SIZE = 8192
+#: where unicorn keeps, in a saved context, the exception it last raised (-1: none), found by
+#: :func:`_probe_old_exception`; None before the first guest CPU, -1 when not found
+_old_exception_at: int | None = None
+#: the order in which guest CPUs last ran (the least recent serves the next task, see cpu_of)
+_lru = itertools.count()
+#: unicorn instances alive in this process, and the most there have been (what bounds the
+#: host memory the executor takes: see cpu_of)
+live_instances = 0
+peak_instances = 0
 
 
 # ----------------------------------------------------------------- the block counter
@@ -276,7 +334,9 @@ class GuestCPU:
     """One unicorn instance for the guest threads of one task."""
 
     def __init__(self, kernel: Kernel, task: Task) -> None:
-        global block_counter
+        global block_counter, live_instances, peak_instances
+        live_instances += 1
+        peak_instances = max(peak_instances, live_instances)
         mem = kernel.machine.mem
         self.kernel = kernel
         self.task: Task | None = task
@@ -288,17 +348,25 @@ class GuestCPU:
         self.uc: Any = _Uc(UC_ARCH_X86, UC_MODE_64)
         uc = self.uc
         self.uch: Any = uc._uch
+        uc.ctl_set_tcg_buffer_size(TCG_BUFFER)  # before anything makes unicorn set itself up
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.host_address(0))
         # the private page behind UNTIL - 1 (see UNTIL); outside RAM, never a frame
         self.trap_paddr = mem.size
         uc.mem_map(self.trap_paddr, 0x1000, UC_PROT_EXEC)
         uc.mem_write(self.trap_paddr, b"\xf4" * 0x1000)
-        #: the CPU state right after reset: each new guest thread starts from it
-        self.reset_ctx = ctypes.c_void_p()
-        if uclib.uc_context_alloc(self.uch, ctypes.byref(self.reset_ctx)) != UC_ERR_OK:
-            raise RuntimeError("unicorn context_alloc failed")
-        uclib.uc_context_save(self.uch, self.reset_ctx)
+        #: the CPU state a new guest thread starts from (user mode, Linux's x87/SSE state:
+        #: see :meth:`_enter_user_mode`), saved once the hooks are in place;
+        #: ``scratch_ctx`` and ``io_ctx`` hold the state while an exception is forgotten and
+        #: at a port access (see :meth:`_port_io`)
+        self.reset_ctx, self.scratch_ctx, self.io_ctx = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        for ctx in (self.reset_ctx, self.scratch_ctx, self.io_ctx):
+            if uclib.uc_context_alloc(self.uch, ctypes.byref(ctx)) != UC_ERR_OK:
+                raise RuntimeError("unicorn context_alloc failed")
+        #: a port access stopped the CPU: the state before it is in ``io_ctx``
+        self.io_trap = False
+        #: when this instance last ran a slice (the least recent one serves a new task first)
+        self.used_at = 0
         self.nframes = mem.nframes
         self.owner: GuestThread | None = None
         #: the task died while this CPU's emulation ran: close when it returns
@@ -381,15 +449,27 @@ class GuestCPU:
             uclib.uc_emu_stop(h)
 
         def intr(h: Any, intno: int, data: Any) -> None:
+            if intno == TRAP_GP and self.running is not None and self._rdtsc():
+                return  # emulated: the guest goes on
             self.stop = _STOP_INTR
             self.intno = intno
             uclib.uc_emu_stop(h)
 
+        def port_in(h: Any, port: int, size: int, data: Any) -> int:
+            self._port_io(h)
+            return 0
+
+        def port_out(h: Any, port: int, size: int, value: int, data: Any) -> None:
+            self._port_io(h)
+
         # keep the C callables alive as long as the instance
-        self._cbs = (HOOK_TLB_FILL_CFUNC(fill), _HOOK_SYSCALL(syscall), _HOOK_INTR(intr))
+        self._cbs = (HOOK_TLB_FILL_CFUNC(fill), _HOOK_SYSCALL(syscall), _HOOK_INTR(intr), _HOOK_IN(port_in),
+                     _HOOK_OUT(port_out))
         _hook_add(self.uch, UC_HOOK_TLB_FILL, self._cbs[0], None)
         _hook_add(self.uch, UC_HOOK_INSN, self._cbs[1], None, ctypes.c_int(X.UC_X86_INS_SYSCALL))
         _hook_add(self.uch, UC_HOOK_INTR, self._cbs[2], None)
+        _hook_add(self.uch, UC_HOOK_INSN, self._cbs[3], None, ctypes.c_int(X.UC_X86_INS_IN))
+        _hook_add(self.uch, UC_HOOK_INSN, self._cbs[4], None, ctypes.c_int(X.UC_X86_INS_OUT))
         lib = _block_lib()
         if lib is not None:
             block_counter = "c"
@@ -400,7 +480,113 @@ class GuestCPU:
                               "(much slower)", RuntimeWarning, stacklevel=2)
             block_counter = "python"
             _hook_add(self.uch, UC_HOOK_BLOCK, _PY_BLOCK, ctypes.byref(self.budget))
+        self._enter_user_mode()
+        uclib.uc_context_save(self.uch, self.reset_ctx)
         task.vspace.on_change.append(self._changed)
+
+    def _enter_user_mode(self) -> None:
+        """Put the CPU into the state a Linux process starts in: user mode (CPL 3, code
+        selector USER_CS), so ``cli``, ``hlt``, ``rdmsr``, moves to control registers and the
+        other privileged instructions raise general protection as on hardware; ``rdtsc``
+        faulting too (CR4.TSD), so that the kernel answers it with simulated time
+        (:meth:`_rdtsc`); the x87 control word 0x37f with an empty register stack and MXCSR
+        0x1f80 (unicorn resets both to 0).
+
+        unicorn has no call that sets the privilege level: the CPU executes ``sysretq``
+        once (from the private page behind UNTIL), which drops to CPL 3 with the selectors
+        of MSR_STAR.  The first instance also finds where unicorn keeps the last exception
+        (:func:`_probe_old_exception`)."""
+        uc = self.uc
+        uc.msr_write(_MSR_EFER, uc.msr_read(_MSR_EFER) | _EFER_SCE)
+        uc.msr_write(_MSR_STAR, (USER_CS - 16) << 48)  # sysret: CS = base + 16, SS = base + 8
+        uc.reg_write(X.UC_X86_REG_CR4, uc.reg_read(X.UC_X86_REG_CR4) | _CR4_TSD)
+        trap_va = _TRAP_VPN << 12
+        uc.mem_write(self.trap_paddr, b"\x48\x0f\x07\xfa")  # sysretq; cli
+        uc.reg_write(X.UC_X86_REG_RCX, UNTIL)
+        uc.reg_write(X.UC_X86_REG_R11, RFLAGS_INIT)
+        b = self.budget
+        b.left, b.used = MAX_SLICE, 0
+        uclib.uc_emu_start(self.uch, trap_va, UNTIL, 0, 0)
+        if uc.reg_read(X.UC_X86_REG_CS) != USER_CS or uc.reg_read(X.UC_X86_REG_RIP) != UNTIL:
+            raise RuntimeError("unicorn did not enter user mode")
+        if _old_exception_at is None:
+            _probe_old_exception(self, trap_va + 3)
+        uc.mem_write(self.trap_paddr, b"\xf4" * 4)
+        uclib.uc_ctl(self.uch, _TB_FLUSH)
+        uc.reg_write(X.UC_X86_REG_FPCW, FPCW_INIT)
+        uc.reg_write(X.UC_X86_REG_FPTAG, FPTAG_EMPTY)
+        uc.reg_write(X.UC_X86_REG_MXCSR, MXCSR_INIT)
+        b.left, b.used = 0, 0
+        self.stop = _STOP_NONE
+        self.fault = None
+
+    def _clear_exception(self) -> None:
+        """Forget the exception the CPU just reported.  unicorn's hook takes the place of the
+        CPU's delivery and so never clears what the CPU remembers for double-fault
+        detection: without this, a second general protection (or divide error) in the same
+        thread would come as a double fault, a third stop the CPU."""
+        at = _old_exception_at
+        if at is None or at < 0:
+            return
+        ctx = self.scratch_ctx
+        uclib.uc_context_save(self.uch, ctx)
+        ctypes.c_int32.from_address((ctx.value or 0) + at).value = -1
+        uclib.uc_context_restore(self.uch, ctx)
+
+    def _code_at(self, va: int, n: int) -> bytes | None:
+        """``n`` bytes of the running task's code at ``va`` (None when a page is not mapped)."""
+        mem = self.kernel.machine.mem
+        out = bytearray()
+        for a in range(va, va + n):
+            m = self.pages.get(a >> 12)
+            if m is None or m.pfn >= self.nframes:
+                return None
+            out.append(mem.frame(m.pfn)[a & 0xFFF])
+        return bytes(out)
+
+    def _rdtsc(self) -> bool:
+        """A general protection raised by ``rdtsc`` or ``rdtscp`` (CR4.TSD, see
+        :meth:`_enter_user_mode`), answered here, inside the hook: the time stamp counter
+        reads the simulated time of the core in nanoseconds (a 1 GHz counter), including
+        the blocks run so far in this slice; ``rdtscp`` also gives the core's number in
+        rcx (TSC_AUX, as Linux sets it).  False: another instruction faulted."""
+        rip = self.rip()
+        code = self._code_at(rip, 3)
+        if code is None:
+            return False
+        if code[:2] == b"\x0f\x31":
+            n = 2
+        elif code == b"\x0f\x01\xf9":
+            n = 3
+        else:
+            return False
+        run = self.running
+        assert run is not None
+        k, core, _ = run
+        tsc = core.time + self.budget.used * k.costs.guest_block
+        self._clear_exception()
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_RAX, tsc & 0xFFFF_FFFF)
+        uc.reg_write(X.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFF_FFFF)
+        if n == 3:
+            uc.reg_write(X.UC_X86_REG_RCX, core.id)
+        uc.reg_write(X.UC_X86_REG_RIP, rip + n)
+        return True
+
+    def _port_io(self, h: Any) -> None:
+        """``in``, ``out``, ``ins`` or ``outs``: unicorn does not check the I/O permission of
+        user mode, so the hook makes them fault as the CPU would (general protection, RIP on
+        the instruction).  The hook runs in the middle of a translated block, which goes on
+        to its end: the state before the instruction is saved, every memory access from
+        here on faults (an empty page table, the TLB flushed), no system call is delivered,
+        and :meth:`GuestThread.run` restores the saved state and raises the exception."""
+        if not self.io_trap:
+            self.io_trap = True
+            uclib.uc_context_save(h, self.io_ctx)
+            self.running = None
+            self.pages = {}
+            uclib.uc_ctl(h, _TLB_FLUSH)
+        uclib.uc_emu_stop(h)
 
     def close(self) -> None:
         """The task died: keep the instance in the kernel's pool for the next task (its
@@ -429,22 +615,30 @@ class GuestCPU:
 
     def free(self) -> None:
         """Free the unicorn instance for good."""
+        global live_instances
         if self.uch is None:
             return
+        live_instances -= 1
         self._unwatch()
-        if self.reset_ctx.value:
-            uclib.uc_context_free(self.reset_ctx)
-            self.reset_ctx = ctypes.c_void_p()
+        self._free_contexts()
         self.uc._Uc__finalizer()  # the binding's own uc_close, run once
         self.uc = None
         self.uch = None
         self._h = None
         self.owner = None
 
+    def _free_contexts(self) -> None:
+        for name in ("reset_ctx", "scratch_ctx", "io_ctx"):
+            ctx = getattr(self, name, None)
+            if ctx is not None and ctx.value:
+                uclib.uc_context_free(ctx)  # plain memory: safe whenever the collector runs this
+                setattr(self, name, ctypes.c_void_p())
+
     def __del__(self) -> None:
-        ctx = getattr(self, "reset_ctx", None)
-        if ctx is not None and ctx.value:
-            uclib.uc_context_free(ctx)  # plain memory: safe whenever the collector runs this
+        global live_instances
+        if getattr(self, "uch", None) is not None:  # collected without free(): the binding closes it
+            live_instances -= 1
+        self._free_contexts()
 
     def assign(self, task: Task) -> None:
         """Serve ``task`` (a pooled instance taken by a new task).
@@ -466,6 +660,23 @@ class GuestCPU:
         self.code_vpns.clear()
         self.fault = None
         task.vspace.on_change.append(self._changed)
+
+    def evict(self) -> None:
+        """Stop serving this task, which keeps its threads' register contexts (the next of
+        its threads to run takes an instance again, see :func:`cpu_of`): the instance is
+        handed to another task.  Its translations stay, as for a pooled instance."""
+        owner = self.owner
+        if owner is not None:
+            uclib.uc_context_save(self.uch, owner.ctx)
+            self.owner = None
+        task = self.task
+        if task is not None:
+            if self._changed in task.vspace.on_change:
+                task.vspace.on_change.remove(self._changed)
+            self.kernel.guest_cpus.pop(task.kid, None)
+        self.task = None
+        self.pages = {}
+        self.tb_stale = self.code_dirty  # as in close(): only a changed frame asks for a flush
 
     def code_stale(self) -> None:
         """A frame this CPU translated code from may have changed: flush before running on."""
@@ -525,7 +736,16 @@ class GuestCPU:
 
 def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
     """The task's guest CPU, made on first use (from the kernel's pool of dead tasks' CPUs when
-    it has one); when the task dies it goes back to the pool or is freed."""
+    it has one); when the task dies it goes back to the pool or is freed.
+
+    The kernel has at most ``Kernel.guest_cpus_max`` instances serving tasks (one more
+    when a task is made while the only instance it could take is running: the one whose
+    system call makes it), and ``guest_pool_max`` pooled ones: an instance costs megabytes
+    of host memory, so a guest that makes thousands of tasks (a fork bomb) must not make
+    thousands of instances.  Past the bound the instance that ran least recently, and is not
+    running, serves the new task (:meth:`GuestCPU.evict`): like a machine's few CPUs and
+    TLBs shared by many address spaces.  Simulated time does not depend on it: only the
+    host's work of translating code again."""
     cpus = kernel.guest_cpus
     cpu: GuestCPU | None = cpus.get(task.kid)
     if cpu is None:
@@ -536,9 +756,48 @@ def cpu_of(kernel: Kernel, task: Task) -> GuestCPU:
             cpu = pool.pop()
             cpu.assign(task)
         else:
-            cpu = GuestCPU(kernel, task)
+            victim = None
+            if len(cpus) >= kernel.guest_cpus_max:
+                victim = min((c for c in cpus.values() if c.running is None and not c.closing),
+                             key=lambda c: c.used_at, default=None)
+            if victim is not None:
+                victim.evict()
+                victim.assign(task)
+                cpu = victim
+            else:
+                cpu = GuestCPU(kernel, task)
         cpus[task.kid] = cpu
     return cpu
+
+
+def _probe_old_exception(cpu: GuestCPU, cli_va: int) -> None:
+    """Find where a saved unicorn context holds the CPU's last exception (see
+    :meth:`GuestCPU._clear_exception`): the one 32-bit field that reads -1 before a general
+    protection (``cli`` at ``cli_va`` in user mode) and 13 after it.  Not found (another
+    unicorn): -1, and exceptions are not forgotten."""
+    global _old_exception_at
+    _old_exception_at = -1
+    size = _context_size(cpu._h)
+    before, after = ctypes.c_void_p(), ctypes.c_void_p()
+    for ctx in (before, after):
+        if uclib.uc_context_alloc(cpu.uch, ctypes.byref(ctx)) != UC_ERR_OK:
+            raise RuntimeError("unicorn context_alloc failed")
+    try:
+        uclib.uc_context_save(cpu.uch, before)
+        cpu.stop = _STOP_NONE
+        cpu.budget.left = MAX_SLICE
+        uclib.uc_emu_start(cpu.uch, cli_va, UNTIL, 0, 0)
+        if cpu.stop == _STOP_INTR and cpu.intno == TRAP_GP:
+            uclib.uc_context_save(cpu.uch, after)
+            a, b = ctypes.string_at(before.value or 0, size), ctypes.string_at(after.value or 0, size)
+            gp = TRAP_GP.to_bytes(4, "little")
+            hits = [i for i in range(0, size - 3, 4) if a[i:i + 4] == b"\xff" * 4 and b[i:i + 4] == gp]
+            if len(hits) == 1:
+                _old_exception_at = hits[0]
+        uclib.uc_context_restore(cpu.uch, before)
+    finally:
+        for ctx in (before, after):
+            uclib.uc_context_free(ctx)
 
 
 # ---------------------------------------------------------------- per-thread state
@@ -583,14 +842,67 @@ class GuestThread:
         if ctx is not None and ctx.value:
             uclib.uc_context_free(ctx)
 
+    # ------------------------------------------------------------------ x87/SSE state
+    def _fpu_batch(self, write: bool) -> None:
+        """Read (or write) the registers of _FPU_REGS from (into) the thread: the CPU when the
+        thread's registers are loaded there, else its saved context."""
+        cpu = self.cpu
+        ptrs = ctypes.cast(_fpu_ptrs, ctypes.c_void_p)
+        ids = ctypes.cast(_fpu_ids, ctypes.c_void_p)
+        if cpu.owner is self and cpu.uch is not None:
+            err = (_raw_write_batch if write else _raw_read_batch)(cpu._h, ids, ptrs, _NFPU)
+        else:
+            err = (_raw_ctx_write_batch if write else _raw_ctx_read_batch)(self.ctx, ids, ptrs, _NFPU)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"unicorn register batch failed: {err}")
+
+    def fpu_state(self) -> tuple[int, ...]:
+        """The thread's x87/SSE state as :data:`FPU_WORDS` words: the first 416 bytes of the
+        image ``fxsave64`` writes (control, status and abridged tag words, last opcode,
+        instruction and operand, MXCSR and its mask, ST0-ST7, XMM0-XMM15) -- what Linux puts
+        in a signal frame's fpstate."""
+        ctypes.memset(_fpu_vals, 0, ctypes.sizeof(_fpu_vals))
+        self._fpu_batch(False)
+        raw = bytes(_fpu_vals)
+        fcw, fsw, tag, fop = (int.from_bytes(raw[16 * i:16 * i + 2], "little") for i in range(4))
+        fip, fdp = (int.from_bytes(raw[16 * i:16 * i + 8], "little") for i in (4, 5))
+        mxcsr = int.from_bytes(raw[96:100], "little")
+        top = (fsw >> 11) & 7
+        ftw = sum(1 << i for i in range(8) if (tag >> 2 * i) & 3 != 3)  # abridged: not empty
+        st = b"".join(raw[112 + 16 * ((top + i) & 7):][:10] + bytes(6) for i in range(8))
+        xmm = raw[240:240 + 256]
+        image = _FPU_HEAD.pack(fcw, fsw, ftw, fop, fip, fdp, mxcsr, MXCSR_MASK) + st + xmm
+        return _FPU_IMAGE.unpack(image)
+
+    def set_fpu_state(self, words: tuple[int, ...]) -> None:
+        """Load the thread's x87/SSE state from :data:`FPU_WORDS` words in the layout of
+        :meth:`fpu_state` (MXCSR bits outside the mask are dropped)."""
+        image = _FPU_IMAGE.pack(*words)
+        fcw, fsw, ftw, fop, fip, fdp, mxcsr, _ = _FPU_HEAD.unpack_from(image)
+        top = (fsw >> 11) & 7
+        tag = sum(3 << 2 * i for i in range(8) if not ftw >> i & 1)  # empty, else "valid"
+        vals = bytearray(16 * _NFPU)
+        for i, v in enumerate((fcw, fsw, tag, fop & 0x7FF, fip, fdp, mxcsr & MXCSR_MASK)):
+            vals[16 * i:16 * i + 8] = v.to_bytes(8, "little")
+        for i in range(8):  # ST(i) is physical register (top + i) & 7
+            phys = (top + i) & 7
+            vals[112 + 16 * phys:112 + 16 * phys + 10] = image[32 + 16 * i:32 + 16 * i + 10]
+        vals[240:240 + 256] = image[160:416]
+        ctypes.memmove(_fpu_vals, bytes(vals), len(vals))
+        self._fpu_batch(True)
+
     # ------------------------------------------------------------------ running
     def run(self, k: Kernel, core: Core, th: Thread) -> bool:
         """Run ``th`` (the current thread of ``core``) for one slice, then handle why it stopped;
         True when the whole slice ran (the kernel then lets the event loop look around)."""
         cpu = self.cpu
-        if cpu.uch is None or cpu.task is not th.task:  # the task's CPU is gone (it died)
-            k._kill(th, None, "task deleted")
-            return False
+        if cpu.uch is None or cpu.task is not th.task:
+            task = th.task
+            if task is None or not task.alive:  # the task's CPU is gone (it died)
+                k._kill(th, None, "task deleted")
+                return False
+            cpu = self.cpu = cpu_of(k, task)  # its instance went to another task meanwhile
+        cpu.used_at = next(_lru)
         cpu.switch_to(self)
         if self.waiting and not self._resume(k, core, th):
             return False
@@ -628,6 +940,14 @@ class GuestThread:
         self.blocks += ran
         if ran:
             k._charge(core, th, ran * blk)
+        if cpu.io_trap:  # port I/O: general protection at the instruction (GuestCPU._port_io)
+            cpu.io_trap = False
+            assert cpu.task is not None
+            cpu.pages = cpu.task.vspace.pages
+            uclib.uc_context_restore(cpu.uch, cpu.io_ctx)
+            self.rip = cpu.rip()
+            self._exception(k, core, th, TRAP_GP, 0, (), "port I/O in user mode")
+            return False
         stop = cpu.stop
         if stop == _STOP_DELIVERED:
             return False  # the system call was delivered inside the hook; the kernel's loop goes on
@@ -636,7 +956,11 @@ class GuestThread:
             self._syscall(k, core, th)
         elif stop == _STOP_INTR:
             no = cpu.intno
-            self._exception(k, core, th, no, 0, (), f"cpu exception {no}")
+            cpu._clear_exception()
+            if rip >> 12 == _TRAP_VPN:  # it jumped into the private page behind UNTIL
+                self._page_fault(k, core, th, rip, _FETCH, False)
+            else:
+                self._exception(k, core, th, no, 0, (), f"cpu exception {no}")
         elif cpu.fault is not None:
             addr, access, present = cpu.fault
             if access < 0:
@@ -658,10 +982,8 @@ class GuestThread:
             at = UNTIL if rip == UNTIL else rip - 1
             self.rip = at
             self._page_fault(k, core, th, at, _FETCH, False)
-        else:  # hlt: privileged in user mode
-            self.rip = rip - 1
-            cpu.uc.reg_write(X.UC_X86_REG_RIP, rip - 1)
-            self._exception(k, core, th, TRAP_GP, 0, (), "hlt")
+        else:  # the CPU halted without an exception it reported (user mode cannot halt it)
+            self._exception(k, core, th, TRAP_GP, 0, (), "cpu halted")
         return False
 
     @staticmethod

@@ -178,7 +178,7 @@ def inv_factory(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         self.threads.append(obj)
         self.thread_ids[obj.kid] = obj
         if self.tracer is not None:
-            self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="")
+            self._trace(th.cpu, "thread", obj.kid, name=obj.name, task="", space=-1)
     if self.cap_insert(task, slot, obj, Rights.RWSD, None) is None:
         self.destroy(obj)  # the slot held the caller's own task: nothing to put it in
         return self._err(Err.EINVAL)
@@ -322,7 +322,11 @@ def inv_thread(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         if bind is not None and tgt.task is None:
             tgt.task = bind
             bind.threads.append(tgt)
+            if self.tracer is not None:
+                self._trace(th.cpu, "bind", tgt.kid, task=bind.name, space=bind.kid)
         return Msg(0, 0)
+    if op == ThreadOp.GUEST_FPU:
+        return self._guest_fpu(tgt, w)
     if op == ThreadOp.KMEM_REVOKE:
         # words: op, frames -- the kpager takes frames back (kernel/kmem.py)
         if len(w) < 2 or self.kmem is None or self.kmem.name != "kpager":
@@ -372,10 +376,17 @@ def ex_regs_guest(self: Kernel, tgt: Thread, ip: int, sp: int, flags: int) -> Ms
     """ex_regs with EX_REGS_GUEST: (re)start ``tgt`` as an x86-64 guest thread at rip ``ip``,
     rsp ``sp``, the other registers zero.  Refused (EINVAL) for an unbound thread, a
     non-canonical rip and a thread running native code; EX_REGS_CANCEL is implied."""
-    from l4sim.kernel.guest import GuestThread, cpu_of
+    from l4sim.kernel.guest import GUEST_CONTEXT_SIZE, GuestThread, cpu_of
 
     if tgt.task is None or ip >= 1 << 47 or tgt.coro is not None:
         return self._err(Err.EINVAL)
+    if tgt.guest is None:  # its register context is kernel memory, paid by the thread's factory
+        f = tgt.factory
+        if f is not None and f.used + GUEST_CONTEXT_SIZE > f.limit:
+            return self._err(Err.ENOMEM)
+        if f is not None:
+            f.used += GUEST_CONTEXT_SIZE
+        tgt.charge += GUEST_CONTEXT_SIZE
     old = (tgt.guest.rip if tgt.guest is not None else 0, tgt.traps, int(tgt.state))
     tgt.exc_pending = 0  # a cancelled exception IPC must not kill it
     if tgt.state in (_SEND, _RECV):
@@ -391,6 +402,24 @@ def ex_regs_guest(self: Kernel, tgt: Thread, ip: int, sp: int, flags: int) -> Ms
         tgt.started_at = self.now()
         self._make_ready(tgt)
     return Msg(0, 0, old)
+
+
+def guest_fpu(self: Kernel, tgt: Thread, w: tuple[int, ...]) -> Msg:
+    """A guest thread's x87/SSE state (``kernel/guest.py``, ``FPU_WORDS`` words, the first
+    416 bytes of an FXSAVE image): words (op, 0) read it, (op, 1, the words) write it.  What
+    a pager of guest threads needs for fork, clone and signal frames.  EINVAL for a thread
+    that runs no guest code."""
+    from l4sim.kernel.guest import FPU_WORDS
+
+    g = tgt.guest
+    if g is None or len(w) < 2:
+        return self._err(Err.EINVAL)
+    if w[1] == 0 and len(w) == 2:
+        return Msg(0, 0, g.fpu_state())
+    if w[1] == 1 and len(w) == 2 + FPU_WORDS:
+        g.set_fpu_state(w[2:])
+        return Msg(0, 0)
+    return self._err(Err.EINVAL)
 
 
 def inv_scheduler(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:

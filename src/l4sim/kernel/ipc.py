@@ -392,6 +392,8 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
         peer.timeout_ev = None
     peer.partner = None
     peer.resume = _new_msg(Msg, (0, proto, words, label, (), 0))  # Msg(...) without its Python __new__
+    if self.lifetime is not None:
+        self.lifetime.words(self, peer, words)
     th.rcv_bufs = ()
     th.state = _RECV
     if tracer is not None:
@@ -496,6 +498,8 @@ def fast_perform(self: Kernel, core: Core, th: Thread, peer: Thread, proto: int,
         peer.timeout_ev = None
     peer.partner = None
     peer.resume = _new_msg(Msg, (0, proto, words, label, (), 0))  # Msg(...) without its Python __new__
+    if self.lifetime is not None:
+        self.lifetime.words(self, peer, words)
     th.rcv_bufs = ()
     th.state = _RECV
     if tracer is not None:
@@ -697,6 +701,8 @@ def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, prot
                     words=len(words), items=len(items), flow=self._flow, op=op)
         self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
     msg = Msg(r_err, proto, words, label, filled, vdest)
+    if self.lifetime is not None:
+        self.lifetime.words(self, rcv, words)
     if rcv.state is _RECV:
         self._wake(rcv, msg)
     else:

@@ -65,6 +65,7 @@ from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, WORD_MASK
 from l4sim.kernel.caps import CapEntry
 from l4sim.kernel.common import _DEPLETED, _READY, _close
 from l4sim.kernel.costs import CostModel
+from l4sim.kernel.lifetime import Lifetime
 from l4sim.kernel.objects import (
     CommCtl,
     Factory,
@@ -78,7 +79,17 @@ from l4sim.kernel.objects import (
 )
 from l4sim.kernel.resv import Restore as _Restore
 from l4sim.kernel.sched import EDF_LEVEL, LEVELS, RESV_BASE, EdfQueue
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPeriod, SaveReply
+from l4sim.kernel.traps import (
+    Clock,
+    Compute,
+    Fault,
+    Ipc,
+    LoadCode,
+    MarkSecret,
+    Msg,
+    NextPeriod,
+    SaveReply,
+)
 from l4sim.kernel.vspace import TRAP_PAGE_FAULT, IoAccess, MemAccess, MemMap
 from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, Event
@@ -200,6 +211,9 @@ class Kernel:
     #: unicorn instances of dead tasks kept for reuse: a forked child then runs its parent's
     #: code without translating it again (0: a new instance for every task; the same run)
     guest_pool_max = 4
+    #: unicorn instances serving live tasks at most; past it the least recently run one serves
+    #: the next task (``guest.cpu_of``): host memory stays bounded however many tasks a guest makes
+    guest_cpus_max = 16
 
     def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None,
                  comm_model: str = "capabilities", kmem_model: str = "quotas",
@@ -213,6 +227,8 @@ class Kernel:
         #: the kernel-memory model (kernel/kmem.py); None: per-factory quotas, the default
         self.kmem: kmem.KmemModel | None = kmem.make(kmem_model, kmem_pool)
         self.kmem_model = kmem_model
+        #: the secrets and their copies (kernel/lifetime.py); None until the first is marked
+        self.lifetime: Lifetime | None = None
         #: frames lent to the kernel (lend-to-kernel, kpager), until their task goes
         self.kmem_lent: list[kmem.Lent] = []
         self.events = machine.events
@@ -267,6 +283,7 @@ class Kernel:
             _Restore: self._sys_restore,
             MemAccess: self._sys_mem,
             IoAccess: self._sys_io,
+            MarkSecret: self._sys_mark_secret,
         }
         self._kinvoke: dict[type, Callable[[Thread, CapEntry, Ipc], Msg]] = {
             Factory: self._inv_factory,
@@ -312,8 +329,10 @@ class Kernel:
     start = lifecycle.start
 
     # --- exceptions, page faults, memory and port accesses (fault.py)
+    _sys_mark_secret = fault.sys_mark_secret
     _sys_fault = fault.sys_fault
     _sys_mem = fault.sys_mem
+    _mmio = fault.mmio
     _written = fault.written
     _page_fault = fault.page_fault
     _sys_io = fault.sys_io
@@ -372,6 +391,7 @@ class Kernel:
     _inv_task = invoke.inv_task
     _inv_thread = invoke.inv_thread
     _ex_regs_guest = invoke.ex_regs_guest
+    _guest_fpu = invoke.guest_fpu
     _inv_scheduler = invoke.inv_scheduler
     _inv_gate = invoke.inv_gate
     _inv_log = invoke.inv_log
@@ -419,6 +439,8 @@ class Kernel:
         self._kid += 1
         obj = cls(self._kid, *args)
         self.objects_alive += 1
+        if self.tracer is not None:
+            self._trace(-1, "new", -1, obj=obj.kid, type=obj.KIND, name=getattr(obj, "name", ""))
         return obj
 
     def _charge(self, core: Core, th: Thread, ns: int) -> None:

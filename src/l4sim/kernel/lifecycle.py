@@ -43,6 +43,8 @@ def destroy(self: Kernel, obj: KObject) -> None:
         return
     obj.alive = False
     self.objects_alive -= 1
+    if self.tracer is not None:
+        self._trace(-1, "destroy", -1, obj=obj.kid, type=obj.KIND)
     if type(obj) is Factory:
         # what the factory's own objects still use stays charged to its parent until they go
         self._uncharge(obj.factory, obj.charge - obj.used)
@@ -179,7 +181,8 @@ def create_thread(self: Kernel, name: str, task: Task | None, factory: Factory |
     self.threads.append(th)
     self.thread_ids[th.kid] = th
     if self.tracer is not None:
-        self._trace(-1, "thread", th.kid, name=name, task=task.name if task else "")
+        self._trace(-1, "thread", th.kid, name=name, task=task.name if task else "",
+                    space=task.kid if task else -1)
     return th
 
 

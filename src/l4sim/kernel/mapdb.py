@@ -60,7 +60,7 @@ def cap_insert(self: Kernel, task: Task, slot: int, obj: KObject, rights: int,
         parent.children[id(e)] = e
     obj.refs += 1
     if self.tracer is not None:
-        self._trace(-1, "map", -1, task=task.name, slot=slot, obj=repr(obj), rights=int(rights))
+        self._trace(-1, "map", -1, task=task.name, space=task.kid, slot=slot, obj=repr(obj), rights=int(rights))
     return e
 
 
@@ -87,6 +87,8 @@ def mdb_remove(self: Kernel, node: MapNode, include_self: bool, mask: int = 0xF)
             lost = e.rights & mask
             e.rights &= ~mask
             touched += 1
+            if lost and self.tracer is not None:
+                trace_rights(self, e)
             if type(e) is MemMap and e.space is not None:
                 if lost & _MEM_W and e.pfn in self.code_watch:
                     self.code_written(e.pfn)
@@ -108,7 +110,7 @@ def mdb_remove(self: Kernel, node: MapNode, include_self: bool, mask: int = 0xF)
             del space.caps.slots[e.slot]
             e.obj.refs -= 1
             if tracer is not None:
-                self._trace(-1, "unmap", -1, task=space.name, slot=e.slot, obj=repr(e.obj),
+                self._trace(-1, "unmap", -1, task=space.name, space=space.kid, slot=e.slot, obj=repr(e.obj),
                             rights=int(e.rights))
             if e.obj.refs == 0:
                 dead.append(e.obj)
@@ -146,17 +148,23 @@ def cap_map(self: Kernel, src: CapEntry, dst: Task, slot: int, rights: int, gran
                 return None
         space = src.space
         assert space is not None
+        if self.tracer is not None:
+            self._trace(-1, "unmap", -1, task=space.name, space=space.kid, slot=src.slot, obj=repr(src.obj),
+                        rights=int(src.rights))
         del space.caps.slots[src.slot]
         src.space, src.slot, src.rights = dst, slot, rights
         dst.caps.slots[slot] = src
         self._cut_rights(src, rights)
         if self.tracer is not None:
-            self._trace(-1, "map", -1, task=dst.name, slot=slot, obj=repr(src.obj), rights=int(rights))
+            self._trace(-1, "map", -1, task=dst.name, space=dst.kid, slot=slot, obj=repr(src.obj), rights=int(rights))
         return src
     if old is src:
         return src  # mapping a capability onto itself changes nothing
     if old is not None and old.obj is src.obj and old.parent is src:
-        old.rights |= rights
+        if rights & ~old.rights:
+            old.rights |= rights
+            if self.tracer is not None:
+                trace_rights(self, old)
         return old
     return self.cap_insert(dst, slot, src.obj, rights, src)
 
@@ -167,6 +175,8 @@ def cut_rights(self: Kernel, node: MapNode, rights: int) -> None:
     for d in subtree(node):
         lost = d.rights & ~rights
         d.rights &= rights
+        if lost and self.tracer is not None:
+            trace_rights(self, d)
         if isinstance(d, MemMap) and d.space is not None:
             if lost & _MEM_W and d.pfn in self.code_watch:
                 self.code_written(d.pfn)
@@ -177,6 +187,20 @@ def cut_rights(self: Kernel, node: MapNode, rights: int) -> None:
     for d in empty:
         if d.space is not None:
             self.mdb_remove(d, include_self=True)
+
+
+def trace_rights(self: Kernel, e: MapNode) -> None:
+    """The ``rights`` record of mapping ``e``, which stays where it is with other rights
+    (derived with more, or reduced by an unmap or a grant); only called with tracing on."""
+    space = e.space
+    if space is None:
+        return
+    if type(e) is CapEntry:
+        slot, obj = e.slot, repr(e.obj)
+    else:
+        assert type(e) is MemMap
+        slot, obj = e.vpn, f"{'port' if e.io else 'frame'} {e.pfn:#x}"
+    self._trace(-1, "rights", -1, task=space.name, space=space.kid, slot=slot, obj=obj, rights=int(e.rights))
 
 
 def mem_changed(self: Kernel, task: Task, vpn: int) -> None:
@@ -220,7 +244,7 @@ def mem_unlink(self: Kernel, task: Task, m: MemMap) -> None:
     if self.kmem is not None and freed:
         self.kmem.freed(freed)
     if self.tracer is not None:
-        self._trace(-1, "unmap", -1, task=task.name, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
+        self._trace(-1, "unmap", -1, task=task.name, space=task.kid, slot=m.vpn, obj=f"{'port' if m.io else 'frame'} {m.pfn:#x}",
                     rights=int(m.rights))
     self._mem_changed(task, m.vpn)
 
@@ -240,7 +264,10 @@ def mem_insert(self: Kernel, task: Task, vpn: int, pfn: int, rights: int, parent
         if old.pfn == pfn and old.parent is parent and parent is not None:
             if rights & ~old.rights & _MEM_W and not io and pfn in self.code_watch:
                 self.code_written(pfn)
-            old.rights |= rights
+            if rights & ~old.rights:
+                old.rights |= rights
+                if self.tracer is not None:
+                    trace_rights(self, old)
             return old
         cost = mem_cost(vs, vpn, io)
         f = task.factory
@@ -274,7 +301,7 @@ def mem_insert(self: Kernel, task: Task, vpn: int, pfn: int, rights: int, parent
     if kmem is not None and cost:
         kmem.charged(cost)
     if self.tracer is not None:
-        self._trace(-1, "map", -1, task=task.name, slot=vpn, obj=f"{'port' if io else 'frame'} {pfn:#x}",
+        self._trace(-1, "map", -1, task=task.name, space=task.kid, slot=vpn, obj=f"{'port' if io else 'frame'} {pfn:#x}",
                     rights=int(rights))
     return m
 
@@ -407,7 +434,11 @@ def perform_map(self: Kernel, plan: list[Any], core: Core | None = None, payer: 
         if entry[0] == "str":  # long IPC: copy the bytes between the spaces
             _, src, addr, n, dst, daddr = entry
             mem = self.machine.mem
-            write_frames(mem, dst, daddr, read_frames(mem, src, addr, n))
+            write_frames(mem, dst, daddr, read_frames(mem, src, addr, n, self._mmio), self._mmio)
+            lt = self.lifetime
+            if lt is not None:
+                lt.read(self, src, addr, n)
+                lt.wrote(self, dst, daddr, n)
             if self.code_watch:
                 self._written(dst, daddr, n)
             if core is not None and payer is not None:

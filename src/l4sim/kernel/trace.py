@@ -42,7 +42,12 @@ Kinds
 =============  ======================================  ================================
 kind           meaning                                 args
 =============  ======================================  ================================
-``thread``     a thread was created                    ``name`` str, ``task`` str
+``thread``     a thread was created                    ``name`` str, ``task`` str,
+                                                       ``space`` the task's id or -1
+``bind``       thread ``tid`` was bound to a task      ``task`` str, ``space`` its id
+``new``        a kernel object was created             ``obj`` its id, ``type`` str,
+                                                       ``name`` str (tasks, threads)
+``destroy``    a kernel object was destroyed           ``obj`` its id, ``type`` str
 ``switch``     core ``cpu`` now runs ``tid``           ``from`` previous tid or -1
                (``tid == -1``: the core goes idle)
 ``ipc``        thread ``tid`` sent a message           ``to`` receiver tid, ``proto``,
@@ -65,10 +70,12 @@ kind           meaning                                 args
                                                        ``present`` 0 | 1, ``pager`` tid
                                                        or -1
 ``exit``       thread ``tid`` ended or was stopped     ``code`` int or None, ``reason``
-``map``        a capability, page or port was mapped   ``task`` str, ``slot`` int (slot,
+``map``        a capability, page or port was mapped   ``task`` str, ``space`` the
+                                                       task's id, ``slot`` int (slot,
                                                        page number or port), ``obj``
                                                        str, ``rights`` int
 ``unmap``      ... unmapped                            as ``map``
+``rights``     a mapping got other rights in place     as ``map`` (``rights``: the new)
 ``sched``      scheduling parameters were set          ``prio``, ``cpus`` mask,
                                                        ``to_cpu`` the chosen core
 ``log``        a line of log output                    ``text`` str
@@ -80,6 +87,10 @@ kind           meaning                                 args
 ``deadline_miss`` a job ended after its deadline       ``job``, ``lateness`` ns
 ``depleted``   a reservation's budget ran out          ``budget``
 ``replenish``  a budget came back                      ``budget``
+``mmio``       thread ``tid`` loaded or stored a       ``dev`` the device's name, ``off``
+               device register (memory-mapped I/O)     offset in its region, ``size``,
+                                                       ``value`` (None above 8 bytes),
+                                                       ``write`` 0 | 1
 =============  ======================================  ================================
 
 :data:`KINDS` holds the same table as data (kind -> argument names).
@@ -100,7 +111,10 @@ Record = tuple[int, int, str, int, Args]
 
 #: every kind the kernel emits, with the names of its arguments
 KINDS: dict[str, tuple[str, ...]] = {
-    "thread": ("name", "task"),
+    "thread": ("name", "task", "space"),
+    "bind": ("task", "space"),
+    "new": ("obj", "type", "name"),
+    "destroy": ("obj", "type"),
     "switch": ("from",),
     "ipc": ("to", "proto", "label", "words", "items", "flow", "op"),
     "recv": ("from", "flow"),
@@ -111,8 +125,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "exception": ("trapno", "code", "handler", "why"),
     "pagefault": ("addr", "write", "present", "pager"),
     "exit": ("code", "reason"),
-    "map": ("task", "slot", "obj", "rights"),
-    "unmap": ("task", "slot", "obj", "rights"),
+    "map": ("task", "space", "slot", "obj", "rights"),
+    "unmap": ("task", "space", "slot", "obj", "rights"),
+    "rights": ("task", "space", "slot", "obj", "rights"),
     "sched": ("prio", "cpus", "to_cpu"),
     "log": ("text",),
     "kinv": ("obj", "op", "err"),
@@ -126,6 +141,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "kmem_fault": ("giver", "model"),
     "kmem_lend": ("lender", "pfn"),
     "kmem_revoke": ("frames",),
+    "secret": ("name", "bytes", "id"),
+    "mmio": ("dev", "off", "size", "value", "write"),
 }
 
 

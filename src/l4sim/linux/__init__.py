@@ -21,10 +21,24 @@ The modules, from the bottom up: each imports only modules listed before it
      ``end_thread``), orphaned groups, CPU exceptions (``cpu_fault``);
    - ``jobs``: process groups, sessions, the console's foreground group;
    - ``procfs``: the text of ``/proc`` files;
+   - ``locks``: POSIX record locks, open-file-description locks, flock;
    - ``files``: fds, the VFS's calls, pipes, FIFOs, devices, poll;
+   - ``fileio``: preadv/pwritev, memfd, close_range, fallocate, copy_file_range;
+   - ``xattr``: extended attributes;
    - ``memory``: brk, mmap and friends, and the pager (``page_fault``);
-   - ``threads``: clone, exit, futexes;
-   - ``process``: fork, execve, wait, kill, signal dispositions.
+   - ``futex``: futex wait queues, priority inheritance, robust lists;
+   - ``threads``: clone, exit;
+   - ``process``: fork, execve, wait, kill, signal dispositions;
+   - ``sched``: scheduling policies and priorities, CPU affinity;
+   - ``ipc``: System V shared memory, semaphores, message queues;
+   - ``sockets``: AF_UNIX sockets;
+   - ``events``: eventfd, epoll, signalfd, pidfds, rt_sigtimedwait;
+   - ``timers``: timerfd, alarm, setitimer, POSIX timers.
+
+   The facilities that must hear of ends done lower down (an fd closed, a thread or a
+   process gone) are :class:`~l4sim.linux.state.Facility` objects the lower modules call;
+   files with their own reads, writes and readiness (sockets, event files) are
+   :class:`~l4sim.linux.state.Special` inodes the file calls ask.
 
 4. ``syscalls``: the table of every call, dispatch, strace's lines, the
    return into a signal handler.

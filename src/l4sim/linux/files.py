@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from l4sim.linux.jobs import JOB_IOCTLS, background_read, tty_ioctl
+from l4sim.linux.locks import LOCK_CMDS, fcntl_lock
 from l4sim.linux.procfs import render
 from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt, signal_death
 from l4sim.linux.state import (
@@ -26,6 +27,7 @@ from l4sim.linux.state import (
     Fd,
     Personality,
     Proc,
+    Special,
     Wait,
     close_fd,
     get,
@@ -61,8 +63,11 @@ from l4sim.linux.vfs import (
     PipeNode,
     ProcFile,
     Symlink,
+    accessed,
+    created,
     dir_path,
     dirent,
+    stamp,
     stat_bytes,
     statx_bytes,
     unreachable,
@@ -70,10 +75,10 @@ from l4sim.linux.vfs import (
 
 EPERM, ENOENT, EBADF, EAGAIN, EFAULT, EEXIST, ENOTDIR, EISDIR, EINVAL = 1, 2, 9, 11, 14, 17, 20, 21, 22
 EMFILE, ENOTTY, ESPIPE, EPIPE, ERANGE, ENOTEMPTY, ELOOP = 24, 25, 29, 32, 34, 39, 40
-EACCES, EXDEV, EBUSY, ENXIO = 13, 18, 16, 6
+EACCES, EXDEV, EBUSY, ENXIO, ENOSPC = 13, 18, 16, 6, 28
 S_IFBLK, S_IFSOCK = 0o060000, 0o140000
 #: character devices mknod makes: (major, minor) -> what they are (vfs.Device names)
-DEVICE_NAMES = {(1, 3): "null", (1, 5): "zero", (1, 8): "random", (1, 9): "urandom", (5, 0): "tty",
+DEVICE_NAMES = {(1, 3): "null", (1, 5): "zero", (1, 7): "full", (1, 8): "random", (1, 9): "urandom", (5, 0): "tty",
                 (5, 1): "console"}
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
@@ -114,11 +119,14 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
     if not f.readable:
         return -EBADF
     node = f.node
+    if isinstance(node, Special):
+        return node.read(k, p, f, n)
     if isinstance(node, PipeNode):
         pipe = node.pipe
         if pipe.buf:
             data = bytes(pipe.buf[:n])
             del pipe.buf[:n]
+            pipe.gen += 1  # a change an edge-triggered epoll sees
             k.wake(pipe.waiters)
             return data
         if pipe.writers == 0:
@@ -130,7 +138,7 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
     if isinstance(node, Device):
         if node.name == "null":
             return b""
-        if node.name == "zero":
+        if node.name in ("zero", "full"):
             return bytes(n)
         if node.name in ("urandom", "random"):
             return bytes(k.rng.getrandbits(8) for _ in range(min(n, 1 << 16)))
@@ -142,6 +150,8 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
         data = bytes(node.data[at : at + n])
         if pos is None:
             f.pos += len(data)
+        if n:
+            accessed(node, k.wall_ns())
         return data
     return -EINVAL
 
@@ -151,6 +161,8 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
     if not f.writable:
         return -EBADF
     node = f.node
+    if isinstance(node, Special):
+        return node.write(k, p, f, data)
     if isinstance(node, PipeNode):
         pipe = node.pipe
         if pipe.readers == 0:
@@ -163,9 +175,12 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
             return _block()
         chunk = data[:room]
         pipe.buf += chunk
+        pipe.gen += 1  # a change an edge-triggered epoll sees
         k.wake(pipe.waiters)
         return len(chunk)
     if isinstance(node, Device):
+        if node.name == "full":
+            return -ENOSPC  # /dev/full: the device is always full
         if node.name == "stderr":
             k.console_out.append((2, data))  # to the console server before the reply
         elif node.name in ("stdout", *TTY_DEVICES):
@@ -179,7 +194,8 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
         buf[at : at + len(data)] = data
         if pos is None:
             f.pos = at + len(data)
-        node.mtime = k.wall()
+        if data:
+            stamp(node, k.wall_ns(), m=True, c=True)
         return len(data)
     return -EINVAL
 
@@ -397,10 +413,11 @@ async def _open(k: Personality, p: Proc, c: Call, dirfd: int, addr: int, flags: 
         if d is None:
             return -(err2 or EISDIR)
         if d.lookup(name, p) is None:
+            now = k.wall_ns()
             node = File(b"", mode & ~p.umask & 0o7777)
-            node.mtime = k.wall()
+            node.atime = node.mtime = node.ctime = node.btime = now
             d.add(name, node)
-            d.mtime = node.mtime
+            stamp(d, now, m=True, c=True)
             created = True
             node, err, full = vfs.walk(base, path, p)
     if node is None:
@@ -417,7 +434,7 @@ async def _open(k: Personality, p: Proc, c: Call, dirfd: int, addr: int, flags: 
         return -ENOTDIR
     if isinstance(node, File) and flags & O_TRUNC and acc in (O_WRONLY, O_RDWR):
         node.data.clear()
-        node.mtime = k.wall()
+        stamp(node, k.wall_ns(), m=True, c=True)
     if isinstance(node, Fifo):
         return await _fifo_open(k, p, c, node, flags, full)
     if isinstance(node, ProcFile):
@@ -457,6 +474,7 @@ async def _fifo_open(k: Personality, p: Proc, c: Call, node: Fifo, flags: int, f
         pipe.read_opens += 1
     if f.writable:
         pipe.write_opens += 1
+    pipe.gen += 1  # a change an edge-triggered epoll sees
     k.wake(pipe.waiters)
     c.state = FifoOpen(f, bool(flags & O_CLOEXEC), pipe.write_opens if acc == 0 else pipe.read_opens)
     return await _fifo_wait(k, p, c)
@@ -503,7 +521,7 @@ async def _mknod(k: Personality, p: Proc, dirfd: int, addr: int, mode: int, dev:
         return -err
     if d.lookup(name2, p) is not None:
         return -EEXIST
-    node.mtime = d.mtime = k.wall()
+    stamp(d, created(node, k.wall_ns()).ctime, m=True, c=True)
     d.add(name2, node)
     return 0
 
@@ -581,7 +599,8 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
         return -ENOTDIR
     if d.removed:
         return 0  # Linux lists nothing in a removed directory, not even "." and ".."
-    ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent), *sorted(d.names(p), key=lambda e: e[0])]
+    ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent),
+                                     *sorted(d.names(p), key=lambda e: e[0].encode("utf-8", "surrogateescape"))]
     out = bytearray()
     i = f.pos
     while i < len(ents):
@@ -596,6 +615,7 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
     if out and not await k.write(p, c.a[1], bytes(out)):
         return -EFAULT
     f.pos = i
+    accessed(d, k.wall_ns())
     return len(out)
 
 
@@ -639,7 +659,7 @@ async def sys_pipe2(k: Personality, p: Proc, c: Call) -> int:
         return -EINVAL
     pipe = Pipe()
     node = PipeNode(pipe)
-    node.mtime = k.wall()
+    created(node, k.wall_ns())
     extra = flags & O_NONBLOCK
     r, w = OFile(node, 0 | extra, "pipe"), OFile(node, O_WRONLY | extra, "pipe")
     opened(r)
@@ -681,17 +701,19 @@ async def sys_fcntl(k: Personality, p: Proc, c: Call) -> int:
         f = e.file
         f.flags = (f.flags & ~(O_APPEND | O_NONBLOCK)) | (arg & (O_APPEND | O_NONBLOCK))
         return 0
-    if cmd in (5, 6, 7):  # F_GETLK, F_SETLK, F_SETLKW: one process owns everything
-        return 0
+    if cmd in LOCK_CMDS:  # record locks: linux/locks.py
+        return await fcntl_lock(k, p, c, fd, cmd, arg)
     return -EINVAL
 
 
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 16, 32
 
 
-def _ready(f: OFile) -> int:
-    """poll's ready bits of an open file."""
+def ready(k: Personality, f: OFile) -> int:
+    """poll's ready bits of an open file (regular files and devices are always ready)."""
     node = f.node
+    if isinstance(node, Special):
+        return node.ready(k, f)
     if isinstance(node, PipeNode):
         pipe = node.pipe
         r = 0
@@ -703,10 +725,19 @@ def _ready(f: OFile) -> int:
     return (POLLIN if f.readable else 0) | (POLLOUT if f.writable else 0)
 
 
-def _wait_on(k: Personality, p: Proc, files: list[OFile]) -> None:
-    for f in files:
-        if isinstance(f.node, PipeNode):
-            f.node.pipe.waiters.add(p.cur.tid)
+def watch(k: Personality, f: OFile, tid: int) -> None:
+    """Wake ``tid`` when ``f``'s readiness may change (a pipe's or a special file's change)."""
+    node = f.node
+    if isinstance(node, Special):
+        node.watch(k, tid)
+    elif isinstance(node, PipeNode):
+        node.pipe.waiters.add(tid)
+
+
+def next_change(k: Personality, files: list[OFile]) -> int | None:
+    """The earliest simulated time one of ``files`` becomes ready by itself (a timer)."""
+    times = [t for f in files if isinstance(f.node, Special) and (t := f.node.deadline(k)) is not None]
+    return min(times) if times else None
 
 
 async def _poll_deadline(k: Personality, p: Proc, c: Call, timeout_ns: int | None) -> None:
@@ -715,13 +746,18 @@ async def _poll_deadline(k: Personality, p: Proc, c: Call, timeout_ns: int | Non
 
 
 def _poll_wait(k: Personality, p: Proc, c: Call, files: list[OFile]) -> int:
-    """0 when the timeout has passed, else BLOCK (woken by the pipes or the deadline)."""
+    """0 when the timeout has passed, else BLOCK (woken by the files or the deadline)."""
     if c.state != -1 and k.now_ns >= c.state:
         k.sleepers.pop(p.cur.tid, None)
         return 0
-    _wait_on(k, p, files)
+    tid = p.cur.tid
+    for f in files:
+        watch(k, f, tid)
+    at = next_change(k, files)
     if c.state != -1:
-        k.sleepers[p.cur.tid] = c.state
+        at = c.state if at is None else min(at, c.state)
+    if at is not None:
+        k.sleepers[tid] = at
     return _block()
 
 
@@ -743,7 +779,7 @@ async def _poll(k: Personality, p: Proc, c: Call, fds: int, nfds: int, timeout_n
                 rev = POLLNVAL
             else:
                 files.append(f)
-                rev = _ready(f) & (events | POLLERR | POLLHUP | POLLNVAL)
+                rev = ready(k, f) & (events | POLLERR | POLLHUP | POLLNVAL)
         struct.pack_into("<h", out, 8 * i + 6, rev)
         n += bool(rev)
     await _poll_deadline(k, p, c, timeout_ns)
@@ -801,7 +837,7 @@ async def _select(k: Personality, p: Proc, c: Call, nfds: int, sets: tuple[int, 
         if f is None:
             return -EBADF
         files.append(f)
-        r = _ready(f)
+        r = ready(k, f)
         if want[0] and r & (POLLIN | POLLHUP | POLLERR):
             res[0] |= 1 << fd
         if want[1] and r & (POLLOUT | POLLERR):
@@ -838,6 +874,7 @@ async def sys_pselect6(k: Personality, p: Proc, c: Call) -> int:
 
 
 TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, FIONREAD = 0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x541B
+FIONBIO = 0x5421
 
 
 async def sys_ioctl(k: Personality, p: Proc, c: Call) -> int:
@@ -847,8 +884,14 @@ async def sys_ioctl(k: Personality, p: Proc, c: Call) -> int:
     req, arg = c.a[1] & 0xFFFF_FFFF, c.a[2]
     if req == FIONREAD:
         n = len(f.node.pipe.buf) if isinstance(f.node, PipeNode) else max(0, f.node.size() - f.pos) \
-            if isinstance(f.node, File) else 0
+            if isinstance(f.node, File) else f.node.nread() if isinstance(f.node, Special) else 0
         return 0 if await k.write(p, arg, struct.pack("<i", n)) else -EFAULT
+    if req == FIONBIO:  # any file: O_NONBLOCK on or off
+        raw = await k.read(p, arg, 4)
+        if raw is None:
+            return -EFAULT
+        f.flags = f.flags | O_NONBLOCK if int.from_bytes(raw, "little") else f.flags & ~O_NONBLOCK
+        return 0
     if not _is_tty(f):
         return -ENOTTY
     if req in JOB_IOCTLS:
@@ -883,7 +926,8 @@ async def _readlink(k: Personality, p: Proc, dirfd: int, addr: int, buf: int, si
         return -err
     if not isinstance(node, Symlink):
         return -EINVAL
-    data = node.target.encode()[:size]
+    accessed(node, k.wall_ns())
+    data = node.target.encode("utf-8", "surrogateescape")[:size]
     return len(data) if await k.write(p, buf, data) else -EFAULT
 
 
@@ -925,7 +969,7 @@ async def _mkdir(k: Personality, p: Proc, dirfd: int, addr: int, mode: int) -> i
     if d.lookup(name, p) is not None:
         return -EEXIST
     nd = Dir(mode & ~p.umask & 0o7777)
-    nd.mtime = d.mtime = k.wall()
+    stamp(d, created(nd, k.wall_ns()).ctime, m=True, c=True)
     d.add(name, nd)
     return 0
 
@@ -958,7 +1002,9 @@ async def _unlink(k: Personality, p: Proc, dirfd: int, addr: int, rmdir: bool) -
     node.nlink -= 1
     if isinstance(node, Dir):
         node.removed = True  # a process whose cwd it is lists nothing there and makes nothing
-    d.mtime = k.wall()
+    now = k.wall_ns()
+    stamp(d, now, m=True, c=True)
+    stamp(node, now, c=True)
     return 0
 
 
@@ -1001,7 +1047,11 @@ async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, nad
                     return -EINVAL
             d1.add(n1, old)
             d2.add(n2, node)
-            d1.mtime = d2.mtime = k.wall()
+            now = k.wall_ns()
+            for x in (d1, d2):
+                stamp(x, now, m=True, c=True)
+            stamp(node, now, c=True)
+            stamp(old, now, c=True)
         return 0
     if old is node:
         return 0
@@ -1016,12 +1066,16 @@ async def _rename(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, nad
     if isinstance(node, Dir) and _inside(d2, node):  # not into itself
         return -EINVAL
     del d1.children[n1]
+    now = k.wall_ns()
     if isinstance(old, Dir):
         old.removed = True
     elif old is not None:
         old.nlink -= 1
+        stamp(old, now, c=True)
     d2.add(n2, node)
-    d1.mtime = d2.mtime = k.wall()
+    stamp(d1, now, m=True, c=True)
+    stamp(d2, now, m=True, c=True)
+    stamp(node, now, c=True)
     return 0
 
 
@@ -1072,7 +1126,7 @@ async def sys_getcwd(k: Personality, p: Proc, c: Call) -> int:
     """The cwd's path, made from the directory itself (ENOENT once it has been removed)."""
     if unreachable(p.cwd):
         return -ENOENT
-    data = dir_path(p.cwd).encode() + b"\0"
+    data = dir_path(p.cwd).encode("utf-8", "surrogateescape") + b"\0"
     if c.a[1] < len(data):
         return -ERANGE
     return len(data) if await k.write(p, c.a[0], data) else -EFAULT
@@ -1083,15 +1137,16 @@ async def sys_umask(k: Personality, p: Proc, c: Call) -> int:
     return old
 
 
-def _chmod(node: Inode, mode: int) -> None:
+def _chmod(k: Personality, node: Inode, mode: int) -> None:
     node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
+    stamp(node, k.wall_ns(), c=True)
 
 
 async def sys_chmod(k: Personality, p: Proc, c: Call) -> int:
     node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0])
     if node is None:
         return -err
-    _chmod(node, c.a[1])
+    _chmod(k, node, c.a[1])
     return 0
 
 
@@ -1099,7 +1154,7 @@ async def sys_fchmodat(k: Personality, p: Proc, c: Call) -> int:
     node, err, _ = await _lookup(k, p, _i(c.a[0]), c.a[1])
     if node is None:
         return -err
-    _chmod(node, c.a[2])
+    _chmod(k, node, c.a[2])
     return 0
 
 
@@ -1107,33 +1162,98 @@ async def sys_fchmod(k: Personality, p: Proc, c: Call) -> int:
     f = get(p, _i(c.a[0]))
     if f is None:
         return -EBADF
-    _chmod(f.node, c.a[1])
+    _chmod(k, f.node, c.a[1])
     return 0
 
 
-async def sys_utimensat(k: Personality, p: Proc, c: Call) -> int:
-    dirfd, addr, times = _i(c.a[0]), c.a[1], c.a[2]
-    if addr == 0:
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def set_times(k: Personality, node: Inode, atime: int | None, mtime: int | None) -> None:
+    """utimensat's change: atime and mtime to the values given (ns; None: left alone), ctime
+    to now -- unless both are left alone, when nothing changes."""
+    if atime is None and mtime is None:
+        return
+    now = k.wall_ns()
+    if atime is not None:
+        node.atime = atime
+    if mtime is not None:
+        node.mtime = mtime
+    node.ctime = now
+
+
+async def _times_arg(k: Personality, p: Proc, addr: int, usec: bool) -> tuple[int | None, int | None] | int:
+    """The two times of utimensat (timespecs, UTIME_NOW and UTIME_OMIT) or utimes (timevals)
+    at ``addr`` as nanoseconds (None: left alone); 0 for NULL: both now; or a negative errno."""
+    now = k.wall_ns()
+    if not addr:
+        return now, now
+    raw = await k.read(p, addr, 32)
+    if raw is None:
+        return -EFAULT
+    out: list[int | None] = []
+    for sec, frac in (struct.unpack_from("<qq", raw, 0), struct.unpack_from("<qq", raw, 16)):
+        if usec:
+            if not 0 <= frac < 1_000_000:
+                return -EINVAL
+            out.append(sec * 10**9 + frac * 1000)
+        elif frac == UTIME_NOW:
+            out.append(now)
+        elif frac == UTIME_OMIT:
+            out.append(None)
+        elif not 0 <= frac < 10**9:
+            return -EINVAL
+        else:
+            out.append(sec * 10**9 + frac)
+    return out[0], out[1]
+
+
+async def _utimes(k: Personality, p: Proc, dirfd: int, addr: int, times: int, flags: int, usec: bool) -> int:
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -EINVAL
+    tv = await _times_arg(k, p, times, usec)
+    if isinstance(tv, int):
+        return tv
+    if addr == 0:  # utimensat(fd, NULL, ...): the open file itself
         f = get(p, dirfd)
         if f is None:
             return -EBADF
         node: Inode | None = f.node
     else:
-        node, err, _ = await _lookup(k, p, dirfd, addr, follow=not c.a[3] & AT_SYMLINK_NOFOLLOW)
+        node, err, _ = await _lookup(k, p, dirfd, addr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                                     empty_ok=bool(flags & AT_EMPTY_PATH))
         if node is None:
             return -err
     assert node is not None
-    t = k.wall()
-    if times:
-        raw = await k.read(p, times + 16, 16)
+    set_times(k, node, *tv)
+    return 0
+
+
+async def sys_utimensat(k: Personality, p: Proc, c: Call) -> int:
+    return await _utimes(k, p, _i(c.a[0]), c.a[1], c.a[2], c.a[3] & 0xFFFF_FFFF, False)
+
+
+async def sys_utimes(k: Personality, p: Proc, c: Call) -> int:
+    """utimes(path, timevals) and futimesat(dirfd, path, timevals): microseconds."""
+    if c.nr == 261:  # futimesat
+        return await _utimes(k, p, _i(c.a[0]), c.a[1], c.a[2], 0, True)
+    return await _utimes(k, p, AT_FDCWD, c.a[0], c.a[1], 0, True)
+
+
+async def sys_utime(k: Personality, p: Proc, c: Call) -> int:
+    """utime(path, struct utimbuf {actime, modtime}): whole seconds; NULL: now."""
+    node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0])
+    if node is None:
+        return -err
+    if c.a[1]:
+        raw = await k.read(p, c.a[1], 16)
         if raw is None:
             return -EFAULT
-        sec, nsec = struct.unpack("<qq", raw)
-        if nsec not in ((1 << 30) - 1, (1 << 30) - 2):  # UTIME_NOW, UTIME_OMIT
-            t = sec
-        elif nsec == (1 << 30) - 2:
-            return 0
-    node.mtime = t
+        a, m = struct.unpack("<qq", raw)
+        set_times(k, node, a * 10**9, m * 10**9)
+    else:
+        now = k.wall_ns()
+        set_times(k, node, now, now)
     return 0
 
 
@@ -1154,7 +1274,7 @@ async def _symlink(k: Personality, p: Proc, taddr: int, dirfd: int, addr: int) -
     if d.lookup(name, p) is not None:
         return -EEXIST
     node = Symlink(target)
-    node.mtime = d.mtime = k.wall()
+    stamp(d, created(node, k.wall_ns()).ctime, m=True, c=True)
     d.add(name, node)
     return 0
 
@@ -1185,7 +1305,9 @@ async def _link(k: Personality, p: Proc, odir: int, oaddr: int, ndir: int, naddr
         return -EEXIST
     node.nlink += 1
     d.add(name, node)
-    d.mtime = k.wall()
+    now = k.wall_ns()
+    stamp(d, now, m=True, c=True)
+    stamp(node, now, c=True)
     return 0
 
 
@@ -1197,29 +1319,30 @@ async def sys_linkat(k: Personality, p: Proc, c: Call) -> int:
     return await _link(k, p, _i(c.a[0]), c.a[1], _i(c.a[2]), c.a[3], c.a[4])
 
 
-def _chown(node: Inode, uid: int, gid: int) -> int:
+def _chown(k: Personality, node: Inode, uid: int, gid: int) -> int:
     if uid != -1:
         node.uid = uid & 0xFFFF_FFFF
     if gid != -1:
         node.gid = gid & 0xFFFF_FFFF
+    stamp(node, k.wall_ns(), c=True)
     return 0
 
 
 async def sys_chown(k: Personality, p: Proc, c: Call) -> int:
     node, err, _ = await _lookup(k, p, AT_FDCWD, c.a[0], follow=c.nr != 94)  # 94: lchown
-    return _chown(node, _i(c.a[1]), _i(c.a[2])) if node is not None else -err
+    return _chown(k, node, _i(c.a[1]), _i(c.a[2])) if node is not None else -err
 
 
 async def sys_fchown(k: Personality, p: Proc, c: Call) -> int:
     f = get(p, _i(c.a[0]))
-    return _chown(f.node, _i(c.a[1]), _i(c.a[2])) if f is not None else -EBADF
+    return _chown(k, f.node, _i(c.a[1]), _i(c.a[2])) if f is not None else -EBADF
 
 
 async def sys_fchownat(k: Personality, p: Proc, c: Call) -> int:
     flags = c.a[4]
     node, err, _ = await _lookup(k, p, _i(c.a[0]), c.a[1], not flags & AT_SYMLINK_NOFOLLOW,
                                  bool(flags & AT_EMPTY_PATH))
-    return _chown(node, _i(c.a[2]), _i(c.a[3])) if node is not None else -err
+    return _chown(k, node, _i(c.a[2]), _i(c.a[3])) if node is not None else -err
 
 
 def _truncate(k: Personality, node: Inode, length: int) -> int:
@@ -1234,7 +1357,7 @@ def _truncate(k: Personality, node: Inode, length: int) -> int:
         del data[length:]
     else:
         data += bytes(length - len(data))
-    node.mtime = k.wall()
+    stamp(node, k.wall_ns(), m=True, c=True)
     return 0
 
 
@@ -1261,14 +1384,6 @@ async def sys_fsync(k: Personality, p: Proc, c: Call) -> int:
 
 async def sys_sync(k: Personality, p: Proc, c: Call) -> int:
     return 0
-
-
-async def sys_flock(k: Personality, p: Proc, c: Call) -> int:
-    """flock: granted at once (locks between processes are not kept, as with fcntl's)."""
-    if get(p, _i(c.a[0])) is None:
-        return -EBADF
-    op = c.a[1] & ~4  # LOCK_NB
-    return 0 if op in (1, 2, 8) else -EINVAL  # LOCK_SH, LOCK_EX, LOCK_UN
 
 
 async def sys_fadvise64(k: Personality, p: Proc, c: Call) -> int:
@@ -1345,13 +1460,15 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     268: ("fchmodat", sys_fchmodat, "dso"),
     269: ("faccessat", sys_faccessat, "dsx"),
     280: ("utimensat", sys_utimensat, "dspx"),
+    132: ("utime", sys_utime, "sp"),
+    235: ("utimes", sys_utimes, "sp"),
+    261: ("futimesat", sys_utimes, "dsp"),
     270: ("pselect6", sys_pselect6, "dppppp"),
     271: ("ppoll", sys_ppoll, "pupp"),
     292: ("dup3", sys_dup3, "ddx"),
     293: ("pipe2", sys_pipe2, "px"),
     332: ("statx", sys_statx, "dsxxp"),
     439: ("faccessat2", sys_faccessat, "dsxx"),
-    73: ("flock", sys_flock, "dx"),
     74: ("fsync", sys_fsync, "d"),
     75: ("fdatasync", sys_fsync, "d"),
     76: ("truncate", sys_truncate, "sd"),

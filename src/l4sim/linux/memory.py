@@ -29,12 +29,12 @@ share one address space keep sharing it.
 from __future__ import annotations
 
 from l4sim.kernel.abi import Fpage, MapItem, MemRights
-from l4sim.linux.signals import at_fault, signal_death
+from l4sim.linux.signals import at_fault, oom_kill, signal_death
 from l4sim.linux.state import (
     FORK_RIP,
     MMAP_TOP,
+    RLIM_INFINITY,
     SIGBUS,
-    SIGKILL,
     SIGSEGV,
     STACK_TOP,
     WAITING,
@@ -44,6 +44,7 @@ from l4sim.linux.state import (
     Proc,
     Vma,
     get,
+    pages_in,
 )
 from l4sim.linux.vfs import Device, File, ProcFile
 
@@ -64,6 +65,9 @@ BRK_MAX = 1 << 30
 MMAP_MIN = 0x10000
 #: the end of user space (Linux's TASK_SIZE); the page there is FORK_RIP, never mapped
 USER_END = STACK_TOP
+#: the most VMAs a process may have (Linux's vm.max_map_count): more is ENOMEM
+MAX_MAP_COUNT = 65530
+RLIMIT_DATA, RLIMIT_AS = 2, 9
 
 
 def _up(n: int) -> int:
@@ -106,6 +110,12 @@ def merge(p: Proc) -> None:
     p.vmas[:] = out
 
 
+def _splits(p: Proc, start: int, end: int) -> int:
+    """How many more areas cutting [start, end) out of p's VMAs can leave (an edge inside an
+    area splits it)."""
+    return sum(1 for v in p.vmas for edge in (start, end) if v.start < edge < v.end)
+
+
 def overlaps(p: Proc, start: int, end: int) -> bool:
     return any(v.start < end and v.end > start for v in p.vmas)
 
@@ -124,24 +134,55 @@ def covered(p: Proc, start: int, end: int) -> bool:
     return at >= end
 
 
-def free_area(p: Proc, size: int) -> int | None:
-    """The highest free range of ``size`` bytes below MMAP_TOP and above the heap's room."""
-    hi = MMAP_TOP
-    for v in sorted(p.vmas, key=lambda v: v.start, reverse=True):
-        if v.start >= hi:
+def _highest_gap(p: Proc, size: int, lo: int, hi: int) -> int | None:
+    """The start of the highest free range of ``size`` bytes within [lo, hi)."""
+    for v in sorted(p.vmas, key=lambda v: (v.start, v.end), reverse=True):
+        if v.start >= hi or v.start == v.end:  # above, or empty (a heap of size 0)
             continue
         if v.end <= hi - size:
             break
         hi = v.start
     at = hi - size
-    return at if at >= p.brk_start + BRK_MAX else None
+    return at if at >= lo else None
+
+
+def free_area(p: Proc, size: int) -> int | None:
+    """Where a mapping of ``size`` bytes goes: the highest free range below MMAP_TOP and above
+    the heap's room; when there is none, the highest free range anywhere in user space (the
+    heap's room and above MMAP_TOP too, as Linux falls back to searching all of it)."""
+    at = _highest_gap(p, size, p.brk_start + BRK_MAX, MMAP_TOP)
+    return at if at is not None else _highest_gap(p, size, MMAP_MIN, USER_END)
+
+
+def may_expand(p: Proc, start: int, end: int, rights: int, shared: bool, name: str = "") -> bool:
+    """Linux's may_expand_vm: may [start, end) become mapped with ``rights`` -- the growth (not
+    counting what is mapped there already) within RLIMIT_AS for all of the address space and
+    RLIMIT_DATA for private writable memory (not the stack)?"""
+    as_lim, data_lim = p.rlimits[RLIMIT_AS][0], p.rlimits[RLIMIT_DATA][0]
+    if as_lim == RLIM_INFINITY and data_lim == RLIM_INFINITY:
+        return True
+    data = bool(rights & _W) and not shared and name != "stack"
+    total = used = grow = data_grow = 0
+    for v in p.vmas:
+        size = v.end - v.start
+        total += size
+        is_data = bool(v.rights & _W) and not v.shared and v.name != "stack"
+        if is_data:
+            used += size
+        over = max(0, min(v.end, end) - max(v.start, start))
+        grow -= over  # replaced: MAP_FIXED over a mapping does not grow by that much
+        if is_data:
+            data_grow -= over
+    grow += end - start
+    if data:
+        data_grow += end - start
+    return total + grow <= as_lim and (not data or used + data_grow <= data_lim)
 
 
 async def revoke(k: Personality, p: Proc, start: int, end: int) -> None:
     """Unmap p's pages in [start, end) but keep their frames (they refault with new rights)."""
-    for vpn in range(start >> 12, end >> 12):
-        if vpn in p.pages:
-            await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
+    for vpn in pages_in(p, start, end):
+        await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
 
 
 #: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
@@ -188,8 +229,10 @@ async def page_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> tupl
                 a = await k.cow_copy(p, vpn)
             else:
                 rights &= ~_W
-    except MemoryError:  # out of frames: what Linux's OOM killer would do
-        await signal_death(k, p, SIGKILL, addr)
+    except MemoryError:  # out of frames: Linux's OOM killer
+        victim = await oom_kill(k)
+        if victim is not p and p.status is None:
+            return (0, (), ())  # taken again, with the victim's frames free
         return None
     return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
 
@@ -206,6 +249,11 @@ async def sys_brk(k: Personality, p: Proc, c: Call) -> int:
     elif new_top > old_top:
         if overlaps(p, old_top, new_top):
             return p.brk  # would run into a mapping
+        data_lim = p.rlimits[RLIMIT_DATA][0]
+        if data_lim != RLIM_INFINITY and new - p.brk_start + _data_segments(p) > data_lim:
+            return p.brk  # Linux's check_data_rlimit: the heap and the data segments
+        if not may_expand(p, old_top, new_top, MemRights.RW, False, "heap"):
+            return p.brk
         heap = next((v for v in p.vmas if v.name == "heap" and v.end == old_top), None)
         if heap is not None:
             heap.end = new_top
@@ -215,15 +263,23 @@ async def sys_brk(k: Personality, p: Proc, c: Call) -> int:
     return new
 
 
+def _data_segments(p: Proc) -> int:
+    """The size of the program's writable segments (Linux's end_data - start_data)."""
+    return sum(v.end - v.start for v in p.vmas if v.name == "elf" and v.rights & _W)
+
+
 # --------------------------------------------------------------------------- mmap
 async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
     addr, length, prot, flags, off = c.a[0], c.a[1], c.a[2], c.a[3], c.a[5]
     fd = c.a[4] & 0xFFFF_FFFF
     kind = flags & MAP_TYPE
-    if length == 0 or length >= 1 << 46 or off & 0xFFF or kind not in (MAP_SHARED, MAP_PRIVATE,
-                                                                       MAP_SHARED_VALIDATE):
+    if length == 0 or off & 0xFFF or kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
         return -EINVAL
     size = _up(length)
+    if size > USER_END:
+        return -ENOMEM  # more than user space: Linux's len > TASK_SIZE
+    if len(p.vmas) > MAX_MAP_COUNT:
+        return -ENOMEM
     shared = kind != MAP_PRIVATE
     node: File | None = None
     name = "mmap"
@@ -249,6 +305,8 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
             return -EPERM
         if flags & MAP_FIXED_NOREPLACE and overlaps(p, addr, addr + size):
             return -EEXIST
+        if not may_expand(p, addr, addr + size, prot_rights(prot), bool(shared)):
+            return -ENOMEM
         carve(p, addr, addr + size)
         await k.unmap_range(p, addr, addr + size)
     else:
@@ -260,6 +318,8 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
             if at is None:
                 return -ENOMEM
             addr = at
+        if not may_expand(p, addr, addr + size, prot_rights(prot), bool(shared)):
+            return -ENOMEM
     p.vmas.append(Vma(addr, addr + size, prot_rights(prot), name, node, off if node is not None else 0,
                       bool(shared)))
     merge(p)
@@ -271,6 +331,8 @@ async def sys_munmap(k: Personality, p: Proc, c: Call) -> int:
     if addr & 0xFFF or length == 0 or addr + length > USER_END:
         return -EINVAL
     end = _up(addr + length)
+    if len(p.vmas) + _splits(p, addr, end) > MAX_MAP_COUNT:
+        return -ENOMEM
     carve(p, addr, end)
     await k.unmap_range(p, addr, end)
     return 0
@@ -283,7 +345,7 @@ async def sys_mprotect(k: Personality, p: Proc, c: Call) -> int:
     end = _up(addr + length)
     if end == addr:
         return 0
-    if not covered(p, addr, end):
+    if not covered(p, addr, end) or len(p.vmas) + _splits(p, addr, end) > MAX_MAP_COUNT:
         return -ENOMEM
     pieces = carve(p, addr, end)
     r = prot_rights(prot)
@@ -299,15 +361,16 @@ async def _move(k: Personality, p: Proc, old: int, old_size: int, new: int, new_
     """Move the area [old, old+old_size) to [new, new+new_size): the same frames, new addresses."""
     (piece,) = carve(p, old, old + old_size)
     n = min(old_size, new_size) >> 12
-    for i in range(old_size >> 12):
-        a = p.pages.pop((old >> 12) + i, None)
-        if a is None:
-            continue
-        await p.task.unmap(Fpage.mem(old + (i << 12), 12, MemRights.RWX), include_self=True)
+    moved = {}
+    for vpn in pages_in(p, old, old + old_size):
+        a = p.pages.pop(vpn)
+        i = vpn - (old >> 12)
+        await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
         if i < n:
-            p.pages[(new >> 12) + i] = a  # mapped at the new address by its next fault
+            moved[(new >> 12) + i] = a  # mapped at the new address by its next fault
         else:
             k.decref(a)
+    p.pages.update(moved)
     p.vmas.append(Vma(new, new + new_size, piece.rights, piece.name, piece.file, piece.off, piece.shared))
     if keep_old:
         p.vmas.append(piece)  # MREMAP_DONTUNMAP: the old range stays, its pages come anew
@@ -326,6 +389,8 @@ async def sys_mremap(k: Personality, p: Proc, c: Call) -> int:
     v = p.vma(old)
     if v is None or old + old_size > v.end:
         return -EFAULT
+    if new_size > old_size and not may_expand(p, 0, new_size - old_size, v.rights, v.shared, v.name):
+        return -ENOMEM  # (a range of the growth's size where nothing is mapped: only its size counts)
     if flags & MREMAP_FIXED:
         if new_addr & 0xFFF or new_addr < MMAP_MIN or new_addr + new_size > USER_END \
                 or (new_addr < old + old_size and old < new_addr + new_size):

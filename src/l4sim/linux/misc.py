@@ -1,5 +1,5 @@
 """Accounting and small system calls of the Linux personality: times, getrusage, sysinfo,
-prctl, CPU affinity.
+prctl (CPU affinity is with the scheduling calls, in :mod:`l4sim.linux.sched`).
 
 CPU time is simulated time.  User time is what the kernel charged to a process's guest
 threads (``thread.stats()[0]``: the instructions they ran and the kernel's work on their
@@ -136,35 +136,6 @@ async def sys_prctl(k: Personality, p: Proc, c: Call) -> int:
     return -EINVAL
 
 
-async def sys_sched_getaffinity(k: Personality, p: Proc, c: Call) -> int:
-    """Every core of the machine (the personality places threads on them); like Linux, it
-    writes 8 bytes (a cpumask of 64 bits) and returns that size."""
-    pid, size = _i(c.a[0]), c.a[1]
-    if pid < 0 or (pid and pid not in k.threads):
-        return -ESRCH if pid > 0 else -EINVAL
-    if size < 8 or size & 7:
-        return -EINVAL
-    return 8 if await k.write(p, c.a[2], struct.pack("<Q", (1 << k.ncores) - 1)) else -EFAULT
-
-
-async def sys_sched_setaffinity(k: Personality, p: Proc, c: Call) -> int:
-    pid, size = _i(c.a[0]), c.a[1]
-    if pid < 0 or (pid and pid not in k.threads):
-        return -ESRCH if pid > 0 else -EINVAL
-    raw = await k.read(p, c.a[2], min(size, 128))
-    if raw is None:
-        return -EFAULT
-    mask = int.from_bytes(raw, "little") & ((1 << k.ncores) - 1)
-    return 0 if mask else -EINVAL  # accepted, but the personality keeps placing threads itself
-
-
-async def sys_getcpu(k: Personality, p: Proc, c: Call) -> int:
-    for addr in (c.a[0], c.a[1]):
-        if addr and not await k.write(p, addr, bytes(4)):
-            return -EFAULT
-    return 0
-
-
 async def sys_getgroups(k: Personality, p: Proc, c: Call) -> int:
     """No supplementary groups."""
     return 0 if _i(c.a[0]) >= 0 else -EINVAL
@@ -192,7 +163,4 @@ TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
     99: ("sysinfo", sys_sysinfo, "p"),
     100: ("times", sys_times, "p"),
     157: ("prctl", sys_prctl, "dxxxx"),
-    203: ("sched_setaffinity", sys_sched_setaffinity, "dup"),
-    204: ("sched_getaffinity", sys_sched_getaffinity, "dup"),
-    309: ("getcpu", sys_getcpu, "ppp"),
 }

@@ -37,9 +37,11 @@ from typing import Any
 from l4sim.kernel.abi import EX_REGS_TRIGGER_EXCEPTION, IP_UNCHANGED, Proto, ThreadOp
 from l4sim.linux.jobs import console_signals
 from l4sim.linux.memory import page_fault
-from l4sim.linux.signals import cpu_fault
-from l4sim.linux.state import WAITING, Config, Personality
-from l4sim.linux.syscalls import TIMELESS, dispatch, resume
+from l4sim.linux.signals import cpu_fault, forget_process, signal_death
+from l4sim.linux.state import SIGKILL, WAITING, Config, Personality, Proc, text_bytes
+from l4sim.linux.syscalls import TABLE, TIMELESS, dispatch, resume
+from l4sim.linux.sysnames import NAMES
+from l4sim.linux.timers import expire
 from l4sim.runtime.console import start_console
 from l4sim.user.env import Env
 
@@ -94,20 +96,26 @@ async def serve(k: Personality) -> int:
             p = t.proc
             p.cur = t
             k.cur = t.tid
-            if proto == SYS:
-                reply = await dispatch(k, p, msg.words)
-            elif proto == PF:
-                reply = await page_fault(k, t, msg.words)
-            elif proto == EXC and t.start_regs is not None:
-                reply = (0, t.start_regs, ())  # a new thread's first fault: its registers
-                t.start_regs = None
-            elif proto == EXC:
-                reply = await cpu_fault(k, p, t, msg.words)
-            else:
-                reply = (-38, (), ())
+            try:
+                if proto == SYS:
+                    reply = await dispatch(k, p, msg.words)
+                elif proto == PF:
+                    reply = await page_fault(k, t, msg.words)
+                elif proto == EXC and t.start_regs is not None:
+                    reply = (0, t.start_regs, ())  # a new thread's first fault: its registers
+                    t.start_regs = None
+                elif proto == EXC:
+                    reply = await cpu_fault(k, p, t, msg.words)
+                else:
+                    reply = (-38, (), ())
+            except Exception as e:  # whatever went wrong ends this process only
+                await contain(k, p, _what(proto, msg.words), e)
+                reply = None
             if reply is WAITING:
                 t.reply = await env.save_reply()
                 reply = None
+        if k.timers and min(k.timers.values()) <= k.now_ns:
+            await expire(k)  # alarm, setitimer, POSIX timers: their signals
         if k.console_out or k.stdin_want:
             await _console_io(k)
         if k.to_trigger:
@@ -125,11 +133,11 @@ async def serve(k: Personality) -> int:
             await _console_io(k)
             k.cfg.stats.update(calls=k.calls, unimplemented=dict(k.unimplemented),
                                forks=k.forks, cow_copies=k.cow_copies,
-                               text_pages_shared=k.text_shared)
+                               text_pages_shared=k.text_shared, tasks_peak=k.tasks_peak)
             return first.status
         timeout = None
-        if sleepers:
-            timeout = max(0, min(sleepers.values()) - int(await env.clock()))
+        if sleepers or k.timers:
+            timeout = max(0, min([*sleepers.values(), *k.timers.values()]) - int(await env.clock()))
         if reply is None:
             msg = await env.wait(timeout=timeout)
         else:
@@ -151,7 +159,11 @@ async def _run_woken(k: Personality) -> None:
         p = t.proc
         p.cur = t
         k.cur = tid
-        r = await resume(k, p, c)
+        try:
+            r = await resume(k, p, c)
+        except Exception as e:  # as in serve: this process ends, the others go on
+            await contain(k, p, c.name or f"syscall_{c.nr:#x}", e)
+            r = None
         if r is WAITING or r is None or t.reply is None:
             continue
         if k.console_out:
@@ -159,6 +171,34 @@ async def _run_woken(k: Personality) -> None:
         cap, t.reply = t.reply, None
         await k.env.ipc(cap.send(r[0], *r[1], items=r[2]))
         k.env.free_slot(cap.slot)
+
+
+def _what(proto: int, words: tuple[int, ...]) -> str:
+    """What the personality was serving: a system call's name, a page fault, an exception."""
+    if proto == int(Proto.SYS_EXCEPTION):
+        sc = TABLE.get(words[0])
+        known = NAMES.get(words[0])
+        return sc.name if sc is not None else known[0] if known is not None else f"syscall_{words[0]:#x}"
+    return "page fault" if proto == int(Proto.PAGE_FAULT) else "exception"
+
+
+async def contain(k: Personality, p: Proc, what: str, exc: Exception) -> None:
+    """A Python exception escaped while ``p``'s call (or fault) was served: a bug of the
+    personality, or a limit of the model the call met.  As a Linux oops kills the current
+    task, ``p`` is killed with SIGKILL and one line on the console's stderr says why; every
+    other process runs on.  Out of memory (MemoryError, no frame left) is the OOM killer's
+    line.  The reply to the call is never sent."""
+    if isinstance(exc, MemoryError):
+        line = f"l4sim: out of memory: killed process {p.pid} ({p.name})"
+    else:
+        text = " ".join(str(exc).split())
+        line = f"l4sim: internal error in {what} (pid {p.pid}): {type(exc).__name__}" + (f": {text}" if text else "")
+    k.console_out.append((2, text_bytes(line) + b"\n"))
+    if p.status is None:
+        try:
+            await signal_death(k, p, SIGKILL, 0)
+        except Exception:  # its state is broken: take it out of the tables at least
+            await forget_process(k, p)
 
 
 async def _trigger(k: Personality) -> None:

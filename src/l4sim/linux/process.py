@@ -34,15 +34,29 @@ from l4sim.linux.signals import (
     signal_death,
     stop_discarded,
 )
-from l4sim.linux.state import Call, LinuxThread, Personality, Proc, close_all
+from l4sim.linux.state import (
+    Call,
+    LinuxThread,
+    Personality,
+    PidFd,
+    Proc,
+    close_all,
+    comm,
+    get,
+    quote,
+    text_bytes,
+)
 from l4sim.linux.vfs import Dir, File
 
 EPERM, ENOENT, ESRCH, ECHILD, EFAULT, EACCES, EINVAL, ENOSYS, ENOEXEC, E2BIG = 1, 2, 3, 10, 14, 13, 22, 38, 8, 7
 WNOHANG, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
-P_ALL, P_PID, P_PGID = 0, 1, 2
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
+EBADF = 9
 SIGCHLD, CLD_EXITED, CLD_KILLED = 17, 1, 2
 SIGCONT, CLD_STOPPED, CLD_CONTINUED, WUNTRACED = 18, 5, 6, 2
+#: si_code of a signal from kill, and from tgkill or tkill
+SI_USER, SI_TKILL = 0, -6
 
 
 def _i(v: int) -> int:
@@ -51,14 +65,16 @@ def _i(v: int) -> int:
 
 
 async def sys_fork(k: Personality, p: Proc, c: Call) -> int:
-    child = await k.fork(p, c.words)
-    return child.pid
+    child = k.fork_limit(p) or await k.fork(p, c.words)
+    return child if isinstance(child, int) else child.pid
 
 
 async def sys_vfork(k: Personality, p: Proc, c: Call) -> int:
     """A fork (copy-on-write, not shared memory) whose parent waits until the child execs or ends."""
     if c.state is None:
-        child = await k.fork(p, c.words)
+        child = k.fork_limit(p) or await k.fork(p, c.words)
+        if isinstance(child, int):
+            return child
         child.vfork_waiter = p.cur.tid
         c.state = child
     child = c.state
@@ -85,12 +101,17 @@ async def _strings(k: Personality, p: Proc, addr: int) -> list[str] | int:
 
 async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
     path = await k.read_str(p, c.a[0])
+    argv = await _strings(k, p, c.a[1]) if path is not None else -EFAULT
+    envp = await _strings(k, p, c.a[2]) if isinstance(argv, list) else argv
+    if k.cfg.strace is not None:  # the path given, argv, and envp's count, as strace shows them
+        c.args = ", ".join((
+            quote(path, 4096) if path is not None else _ptr(c.a[0]),
+            "[" + ", ".join(quote(text_bytes(a)) for a in argv) + "]" if isinstance(argv, list) else _ptr(c.a[1]),
+            f"{_ptr(c.a[2])} /* {len(envp)} vars */" if isinstance(envp, list) else _ptr(c.a[2])))
     if path is None:
         return -EFAULT
-    argv = await _strings(k, p, c.a[1])
     if isinstance(argv, int):
         return argv
-    envp = await _strings(k, p, c.a[2])
     if isinstance(envp, int):
         return envp
     name = path.decode("utf-8", "surrogateescape")
@@ -114,11 +135,15 @@ async def sys_execve(k: Personality, p: Proc, c: Call) -> int:
         except ElfError:
             return -ENOEXEC
         if k.cfg.strace is not None:
-            k.cfg.strace(f"execve({full!r}, {argv!r}) = 0")
+            k.cfg.strace(f"execve({c.args}) = 0")
         await exec_image(k, p, image, argv, envp, full, path.decode("utf-8", "surrogateescape"))
         c.ended = True  # the old thread is gone; the new one starts by itself
         return 0
     return -ELOOP
+
+
+def _ptr(v: int) -> str:
+    return "NULL" if v == 0 else hex(v)
 
 
 ELOOP = 40
@@ -131,15 +156,16 @@ async def exec_image(k: Personality, p: Proc, image: Image, argv: list[str], env
     process is named after ``path``, the file execve was given (Linux's comm: its last
     component, not argv[0]; for a script the script's, not its interpreter's)."""
     mask = p.cur.sigmask
+    caller = p.cur
     await drop_space(k, p)
     close_all(k, p, only_cloexec=True)
     p.sighand.clear()
     p.sigact = {s: v for s, v in p.sigact.items() if s in p.sigign}
     p.exe = exe
-    p.name = (path or exe).rstrip("/").rsplit("/", 1)[-1][:15]
+    p.name = comm(path or exe)
     p.leader_status = None
     k.vfork_done(p)
-    await k.start_program(p, image, argv, envp, mask)
+    await k.start_program(p, image, argv, envp, mask, caller)
 
 
 def _status_word(q: Proc) -> int:
@@ -234,8 +260,18 @@ async def sys_waitid(k: Personality, p: Proc, c: Call) -> int:
     elif idtype == P_ALL:
         def match(q: Proc) -> bool:
             return True
+    elif idtype == P_PIDFD:  # the process a pid file descriptor names
+        f = get(p, ident)
+        if f is None:
+            return -EBADF
+        if not isinstance(f.node, PidFd):
+            return -EINVAL
+        target = f.node.pid
+
+        def match(q: Proc) -> bool:
+            return q.pid == target
     else:
-        return -EINVAL  # P_PIDFD: no pid file descriptors
+        return -EINVAL
     kids, q = _children(k, p, match)
     if not kids:
         return -ECHILD
@@ -311,7 +347,7 @@ async def sys_kill(k: Personality, p: Proc, c: Call) -> int:
         targets = [q for q in k.procs.values() if q.pgid == -pid]
     if not targets:
         return -ESRCH
-    return await _send(k, p, c, targets, sig)
+    return await send_signal(k, p, c, targets, sig)
 
 
 async def sys_tgkill(k: Personality, p: Proc, c: Call) -> int:
@@ -321,7 +357,7 @@ async def sys_tgkill(k: Personality, p: Proc, c: Call) -> int:
     t = k.threads.get(tid)
     if t is None or t.proc.pid != tgid:
         return -ESRCH
-    return await _send(k, p, c, [t.proc], sig, t)
+    return await send_signal(k, p, c, [t.proc], sig, t)
 
 
 async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
@@ -331,11 +367,11 @@ async def sys_tkill(k: Personality, p: Proc, c: Call) -> int:
     t = k.threads.get(tid)
     if t is None:
         return -ESRCH
-    return await _send(k, p, c, [t.proc], _i(c.a[1]), t)
+    return await send_signal(k, p, c, [t.proc], _i(c.a[1]), t)
 
 
-async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
-                thread: LinuxThread | None = None) -> int:
+async def send_signal(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
+                      thread: LinuxThread | None = None) -> int:
     """Send ``sig`` to the processes ``targets`` (or to their ``thread``), as Linux's
     send_signal and complete_signal: SIGCONT continues a stopped process whatever its
     disposition; a handler's signal becomes pending; a fatal one ends the caller at once and
@@ -349,18 +385,22 @@ async def _send(k: Personality, p: Proc, c: Call, targets: list[Proc], sig: int,
         return 0
     self_hit = False
     bit = 1 << (sig - 1)
+    info = (SI_TKILL if thread is not None else SI_USER, p.pid, 0)
     for q in targets:
         if sig == SIGCONT:
             await cont(k, q)
         elif sig in SIGSTOPS:
             q.pending.discard(SIGCONT)
         if sig in q.sighand:
-            k.post(q, sig, thread)
+            k.post(q, sig, thread, info)
+            continue
+        if all(t.sigmask & bit for t in ((thread,) if thread is not None else q.threads.values())) \
+                and not (sig in SIGSTOPS and q.stopped):
+            # blocked: pending, even when ignored (Linux's sig_ignored: the disposition may
+            # change before it is unblocked; a signalfd reads it)
+            k.post(q, sig, thread, info)
             continue
         if sig in q.sigign or sig in IGNORED_BY_DEFAULT or (sig in SIGSTOPS and q.stopped):
-            continue
-        if all(t.sigmask & bit for t in ((thread,) if thread is not None else q.threads.values())):
-            k.post(q, sig, thread)
             continue
         if q is p and sig not in SIGSTOPS:
             self_hit = True

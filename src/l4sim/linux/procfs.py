@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from l4sim.kernel.abi import MemRights
 from l4sim.linux.misc import NS_PER_TICK, cpu_times
-from l4sim.linux.state import POOL_BASE, LinuxThread, Personality, Proc
+from l4sim.linux.state import POOL_BASE, LinuxThread, Personality, Proc, text_bytes
 from l4sim.linux.vfs import EPOCH
 
 PAGE = 4096
@@ -72,7 +72,7 @@ async def stat(k: Personality, p: Proc) -> bytes:
     tty = k.vfs.tty
     ctty = tty.session != 0 and p.sid == tty.session  # the console is its controlling terminal
     fields = [
-        p.pid, f"({p.name[:15]})", _state(k, p), p.ppid, p.pgid, p.sid, CONSOLE_DEV if ctty else 0,
+        p.pid, f"({p.name})", _state(k, p), p.ppid, p.pgid, p.sid, CONSOLE_DEV if ctty else 0,
         tty.pgrp if ctty else -1, 0,
         a.minflt, a.child_minflt, 0, 0, utime, stime, a.child_cpu_ns // ticks, a.child_sys_ns // ticks, 20, 0,
         max(1, len(p.threads)), 0, a.start_ns // ticks, _vsize(p), len(p.pages), RLIM_INFINITY,
@@ -80,7 +80,7 @@ async def stat(k: Personality, p: Proc) -> bytes:
         0, 0, 0, p.exit_signal, 0, 0, 0, 0, 0, 0, 0, 0, p.brk_start, *a.args, exit_code,
     ]
     assert len(fields) == 52
-    return (" ".join(str(f) for f in fields) + "\n").encode()
+    return text_bytes(" ".join(str(f) for f in fields) + "\n")
 
 
 async def status(k: Personality, p: Proc) -> bytes:
@@ -91,7 +91,7 @@ async def status(k: Personality, p: Proc) -> bytes:
     data = sum(v.end - v.start for v in p.vmas if v.rights & MemRights.W and v.name != "stack"
                and not v.shared) // 1024
     lines = [
-        ("Name", p.name[:15]), ("Umask", f"{p.umask:04o}"), ("State", STATE_NAMES[_state(k, p)]),
+        ("Name", p.name), ("Umask", f"{p.umask:04o}"), ("State", STATE_NAMES[_state(k, p)]),
         ("Tgid", p.pid), ("Ngid", 0), ("Pid", p.pid), ("PPid", p.ppid), ("TracerPid", 0),
         ("Uid", "0\t0\t0\t0"), ("Gid", "0\t0\t0\t0"), ("FDSize", 64 if len(p.fds) <= 64 else 1024),
         ("Groups", ""),
@@ -105,7 +105,7 @@ async def status(k: Personality, p: Proc) -> bytes:
         ("Cpus_allowed", "1"), ("Cpus_allowed_list", "0"),
         ("voluntary_ctxt_switches", 0), ("nonvoluntary_ctxt_switches", 0),
     ]
-    return "".join(f"{name}:\t{value}\n" for name, value in lines).encode()
+    return text_bytes("".join(f"{name}:\t{value}\n" for name, value in lines))
 
 
 def maps(p: Proc) -> bytes:
@@ -121,7 +121,7 @@ def maps(p: Proc) -> bytes:
         if v.name == "mmap" and v.shared:
             name = "/dev/zero (deleted)"
         out.append((head.ljust(72) + " " + name if name else head) + "\n")
-    return "".join(out).encode()
+    return text_bytes("".join(out))
 
 
 async def cmdline(k: Personality, p: Proc) -> bytes:
@@ -144,7 +144,7 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
         if what == "cmdline":
             return await cmdline(k, p)
         if what == "comm":
-            return (p.name[:15] + "\n").encode()
+            return text_bytes(p.name) + b"\n"
         return b""
     up = k.now_ns // 10_000_000
     if what == "uptime":
@@ -152,11 +152,11 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
     if what == "loadavg":
         running = sum(1 for q in k.procs.values() if _state(k, q) == "R")
         total = sum(max(1, len(q.threads)) for q in k.procs.values())
-        return f"0.00 0.00 0.00 {running}/{total} {k.next_pid - 1}\n".encode()
+        return f"0.00 0.00 0.00 {running}/{total} {k.last_pid}\n".encode()
     if what == "mounts":
-        return b"".join(f"{dev} {at} {kind} rw 0 0\n".encode() for dev, at, kind in
+        return b"".join(f"{dev} {at} {kind} rw,relatime 0 0\n".encode() for dev, at, kind in
                         (("l4sim", "/", "tmpfs"), ("tmpfs", "/tmp", "tmpfs"), ("devtmpfs", "/dev", "devtmpfs"),
-                         ("proc", "/proc", "proc")))
+                         ("tmpfs", "/dev/shm", "tmpfs"), ("proc", "/proc", "proc")))
     if what == "stat":
         times = [await cpu_times(k, q) for q in list(k.all.values())]
         user = sum(u for u, _ in times) // NS_PER_TICK
@@ -167,7 +167,7 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
         lines += [f"cpu{i} {user if i == 0 else 0} 0 {system if i == 0 else 0} "
                   f"{max(0, up - busy) if i == 0 else up} 0 0 0 0 0 0" for i in range(k.ncores)]
         running = sum(1 for q in k.procs.values() if _state(k, q) == "R")
-        lines += ["intr 0", "ctxt 0", f"btime {EPOCH}", f"processes {k.next_pid - 1}",
+        lines += ["intr 0", "ctxt 0", f"btime {EPOCH}", f"processes {k.made}",
                   f"procs_running {running}", "procs_blocked 0"]
         return ("\n".join(lines) + "\n").encode()
     if what == "meminfo":

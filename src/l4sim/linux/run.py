@@ -9,8 +9,9 @@ bytes is drawn from the machine's seeded generator.
 
 from __future__ import annotations
 
+import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import personality
 from l4sim.linux.state import Config
 from l4sim.linux.sysnames import NAMES
-from l4sim.linux.vfs import Dir, Vfs
+from l4sim.linux.vfs import Dir, Vfs, guest_str
 from l4sim.machine.board import LINE_UART, Machine
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
@@ -29,6 +30,15 @@ from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
 
 class LinuxError(Exception):
     """The program cannot be started; ``str()`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split("\n")))
+
+
+def shown(text: str | Path) -> str:
+    """A path or argument as a message shows it: bytes that are not UTF-8 (which Python holds
+    as surrogate escapes) as ``\\xNN``, so the line prints anywhere."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -42,15 +52,17 @@ def load(path: str | Path) -> Image:
     """Read and check a host executable; :class:`LinuxError` with one line otherwise."""
     p = Path(path)
     try:
+        if p.exists() and not p.is_file() and not p.is_dir():  # a FIFO or a device: never read it
+            raise LinuxError(f"{shown(path)}: not a regular file")
         data = p.read_bytes()
     except FileNotFoundError:
-        raise LinuxError(f"{path}: no such file") from None
+        raise LinuxError(f"{shown(path)}: no such file") from None
     except IsADirectoryError:
-        raise LinuxError(f"{path}: is a directory") from None
+        raise LinuxError(f"{shown(path)}: is a directory") from None
     except OSError as e:
-        raise LinuxError(f"{path}: cannot read ({e.strerror})") from None
+        raise LinuxError(f"{shown(path)}: cannot read ({e.strerror})") from None
     try:
-        return parse(data, str(path))
+        return parse(data, shown(path))
     except ElfError as e:
         raise LinuxError(str(e)) from None
 
@@ -65,25 +77,30 @@ def make_root(root: str | Path | None) -> Dir:
     if r.is_file():
         try:
             return Vfs.from_tar(r)
-        except (tarfile.TarError, OSError) as e:
-            raise LinuxError(f"{root}: not a directory or a tar file ({e})") from None
-    raise LinuxError(f"{root}: no such directory or tar file")
+        except (tarfile.TarError, EOFError, UnicodeError, ValueError):
+            raise LinuxError(f"{shown(root)}: not a directory or a tar file; --root takes one of them") from None
+        except OSError as e:
+            raise LinuxError(f"{shown(root)}: cannot read ({e.strerror})") from None
+    if r.exists() or r.is_symlink():
+        raise LinuxError(f"{shown(root)}: not a directory or a tar file; --root takes one of them")
+    raise LinuxError(f"{shown(root)}: no such directory or tar file")
 
 
-def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callable[[int, bytes], None],
+def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[int, bytes], None],
         strace: Callable[[str], None] | None = None, cores: int = 1, seed: int = 0,
         tracer: Tracer | None = None, ram: int = 256 << 20, root: str | Path | None = None,
         stdin: Callable[[], bytes] = lambda: b"", interrupts: list[int] | None = None) -> Result:
     """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``,
     its stdin comes from ``stdin()`` (chunks, b"" at the end).  Signal numbers appended to
     ``interrupts`` (the host's Ctrl-C: 2) go to the console's foreground process group."""
+    tree = make_root(root)  # the options' errors first, as they come first on the command line
     image = load(path)
-    tree = make_root(root)
+    argv = [guest_str(os.fsdecode(a)) for a in args]  # any bytes (see vfs.guest_str)
     m = Machine(cores=cores, seed=seed, ram=ram)
     k = Kernel(m, tracer=tracer)
     nframes = m.mem.nframes
-    exe = str(Path(path).absolute())
-    cfg = Config(image, [str(path), *args], seed=m.rng.getrandbits(64), out=out, strace=strace,
+    exe = guest_str(str(Path(path).absolute()))
+    cfg = Config(image, [guest_str(str(path)), *argv], seed=m.rng.getrandbits(64), out=out, strace=strace,
                  root=tree, exe=exe, exe_bytes=Path(path).read_bytes(), stdin=stdin, ram=ram)
     if interrupts is not None:
         cfg.interrupts = interrupts
@@ -104,7 +121,7 @@ def run(path: str | Path, args: list[str] | tuple[str, ...] = (), *, out: Callab
     finally:
         k.drop_guest_pool()
     if not cfg.result:
-        raise LinuxError(f"{path}: the system went idle before the program ended")
+        raise LinuxError(f"{shown(path)}: the system went idle before the program ended")
     return Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
 
 

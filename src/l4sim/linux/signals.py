@@ -33,11 +33,14 @@ module, the lowest of the system-call modules but ``misc``.
 
 The frame on the user stack has Linux's layout (return address =
 ``sa_restorer``, ucontext with the general registers and the old mask,
-siginfo); FPU state is not saved.
+siginfo, and above it the x87/SSE state in XSAVE layout, ``uc_mcontext.fpregs``
+pointing at it); the handler starts with the initial x87/SSE state and
+``rt_sigreturn`` restores the frame's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 from l4sim.kernel.abi import Fpage, MapItem, MemRights
@@ -56,6 +59,7 @@ from l4sim.linux.state import (
     Proc,
     Wait,
     close_all,
+    text_bytes,
 )
 from l4sim.linux.vfs import EPOCH
 
@@ -70,13 +74,16 @@ SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
 SIGHUP, SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 1, 9, 17, 18, 19
 SIGTSTP, SIGTTIN, SIGTTOU = 20, 21, 22
+#: si_code of SIGCHLD for a child that exited, was killed
+CLD_EXITED, CLD_KILLED = 1, 2
 #: stop signals; and those whose default action is nothing (SIGCHLD, SIGCONT, SIGURG, SIGWINCH)
 SIGSTOPS = frozenset((19, 20, 21, 22))
 IGNORED_BY_DEFAULT = frozenset((17, 18, 23, 28))
 #: how a waiting call ends when a signal with a handler interrupts it (Linux's -ERESTART* codes):
 #: killable only (vfork's parent); restarted with SA_RESTART, else EINTR (ERESTARTSYS); EINTR
 #: whenever a handler runs (ERESTARTNOHAND, ERESTART_RESTARTBLOCK)
-KILLABLE, RESTART_SYS, RESTART_NOHAND = 0, 1, 2
+#: ... and restarted after any handler (ERESTARTNOINTR: a priority-inheritance futex lock)
+KILLABLE, RESTART_SYS, RESTART_NOHAND, RESTART_NOINTR = 0, 1, 2, 3
 #: unmaskable: SIGKILL, SIGSTOP
 UNBLOCKABLE = (1 << 8) | (1 << 18)
 #: sigcontext's register order -> index in the exception message's registers
@@ -88,6 +95,24 @@ _IDX = {n: i for i, n in enumerate(_REGS)}
 UC_MCONTEXT = 40  # offset of uc_mcontext in ucontext
 UC_SIGMASK = UC_MCONTEXT + 256
 FRAME = 8 + UC_SIGMASK + 8 + 128  # return address, ucontext, siginfo
+#: sigcontext's fpstate pointer (in uc_mcontext) and the word of the cs/gs/fs/ss selectors
+SC_FPSTATE = UC_MCONTEXT + 23 * 8
+#: ucontext's uc_flags as Linux sets them on a CPU with XSAVE: UC_FP_XSTATE,
+#: UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS
+UC_FLAGS = 0x7
+#: sigcontext's selectors: cs USER_CS, gs 0, fs 0, ss USER_DS
+SC_SELECTORS = 0x33 | 0x2B << 48
+#: the fpstate of a signal frame, as Linux writes it for this CPU (XSAVE, x87 and SSE
+#: state): the 512-byte FXSAVE image whose software-reserved bytes say so (FP_XSTATE_MAGIC1,
+#: the extended size, the features, the XSAVE size), the 64-byte XSAVE header, and
+#: FP_XSTATE_MAGIC2 after it; 64-byte aligned, above the frame
+FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
+XFEATURES = 0x3  # x87, SSE
+XSTATE_SIZE = 512 + 64
+FPSTATE_SIZE = XSTATE_SIZE + 4
+#: the x87/SSE state a handler starts with, and an exec'd program (Linux's init_fpstate):
+#: control word 0x37f, MXCSR 0x1f80 and its mask, everything else zero -- as kernel words
+FPU_INIT = struct.unpack("<52Q", struct.pack("<HHBxHQQII", 0x37F, 0, 0, 0, 0, 0, 0x1F80, 0xFFFF).ljust(416, b"\0"))
 
 
 def deliverable(t: LinuxThread) -> int:
@@ -137,20 +162,27 @@ async def enter_handler(k: Personality, p: Proc, t: LinuxThread, sig: int, regs:
     ss_sp, ss_flags, ss_size = t.altstack
     rsp = regs[_IDX["rsp"]]
     if flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not on_altstack(t, rsp):
-        sp = (ss_sp + ss_size - FRAME) & ~0xF  # the frame goes on the alternate stack
+        top = ss_sp + ss_size  # the frame goes on the alternate stack
         if ss_flags & SS_AUTODISARM:
             t.altstack = (0, SS_DISABLE, 0)
     else:
-        sp = (rsp - 128 - FRAME) & ~0xF  # below the red zone
-    sp -= 8  # as after a call: rsp + 8 is 16-byte aligned
+        top = rsp - 128  # below the red zone
+    fp = (top - FPSTATE_SIZE) & ~63  # the x87/SSE state first (Linux's fpu__alloc_mathframe)
+    sp = ((fp - FRAME) & ~0xF) - 8  # as after a call: rsp + 8 is 16-byte aligned
     uc = bytearray(UC_SIGMASK + 8)
+    struct.pack_into("<Q", uc, 0, UC_FLAGS)
     struct.pack_into("<Qi4xQ", uc, 16, ss_sp, ss_flags, ss_size)  # uc_stack: the altstack then
-    sc = [regs[_IDX[n]] for n in _SC] + [0x33, 0, 0, old_mask, 0, 0] + [0] * 8
+    sc = [regs[_IDX[n]] for n in _SC] + [SC_SELECTORS, 0, 0, old_mask, 0, fp] + [0] * 8
     struct.pack_into("<32Q", uc, UC_MCONTEXT, *sc)
     struct.pack_into("<Q", uc, UC_SIGMASK, old_mask)
     info = struct.pack("<iiiiQ", sig, 0, code, 0, addr) + bytes(104)  # si_signo, si_errno, si_code, si_addr
-    if not await k.write(p, sp, struct.pack("<Q", restorer) + bytes(uc) + info):
+    fpstate = (struct.pack("<52Q", *await k.fpu_state(t)) + bytes(48)
+               + struct.pack("<IIQI28x", FP_XSTATE_MAGIC1, FPSTATE_SIZE, XFEATURES, XSTATE_SIZE)
+               + struct.pack("<QQ48x", XFEATURES, 0) + struct.pack("<I", FP_XSTATE_MAGIC2))
+    if not await k.write(p, sp, struct.pack("<Q", restorer) + bytes(uc) + info) \
+            or not await k.write(p, fp, fpstate):
         return None
+    await k.set_fpu_state(t, FPU_INIT)  # the handler starts with a clean x87/SSE state
     if k.cfg.strace is not None:
         k.cfg.strace(f"--- signal {sig} delivered to handler {handler:#x} ---")
     if flags & SA_RESETHAND:
@@ -259,7 +291,8 @@ async def interrupt(k: Personality, p: Proc, c: Call, how: int) -> int:
     if not sig or p.stopped or how == KILLABLE:
         return BLOCK
     forget_wait(k, t, c)
-    if how == RESTART_SYS and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART:
+    if how == RESTART_NOINTR or (how == RESTART_SYS \
+            and struct.unpack_from("<Q", p.sigact.get(sig, bytes(32)), 8)[0] & SA_RESTART):
         return restart(c)
     return -EINTR
 
@@ -420,7 +453,7 @@ async def orphan_check(k: Personality, p: Proc) -> None:
 
 async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
     """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
-    as :func:`l4sim.linux.process._send`, but no process is the sender."""
+    as :func:`l4sim.linux.process.send_signal`, but no process is the sender."""
     for q in targets:
         if sig == SIGCONT:
             await cont(k, q)
@@ -434,12 +467,14 @@ async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
 
 
 # --------------------------------------------------------------------------- the end of threads and processes
-async def signal_death(k: Personality, p: Proc, sig: int, addr: int) -> None:
+async def signal_death(k: Personality, p: Proc, sig: int, addr: int, code: int = 0) -> None:
     """A fatal signal: the whole thread group ends (status 128 + sig)."""
     k.cur = p.pid
     if k.cfg.strace is not None:
         name = SIGNAMES.get(sig, f"signal {sig}")
-        if sig in (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV):
+        if code == SI_KERNEL:
+            k.cfg.strace(f"--- {name} {{si_signo={name}, si_code=SI_KERNEL, si_addr=NULL}} ---")
+        elif sig in (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV):
             k.cfg.strace(f"--- {name} {{si_signo={name}, si_addr={addr:#x}}} ---")
         k.cfg.strace(f"+++ killed by {name} +++")
     await kill(k, p, 128 + sig, sig)
@@ -455,6 +490,8 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
     await drop_space(k, p)
     k.vfork_done(p)
     close_all(k, p)
+    for fac in list(k.facilities.values()):
+        await fac.proc_ends(k, p)
     await orphan_check(k, p)  # before it leaves: the groups it orphans and their stopped jobs
     del k.procs[p.pid]
     for q in k.all.values():  # orphans go to init
@@ -466,10 +503,41 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
         k.all.pop(p.pid, None)
     else:
         k.wake(parent.child_waiters)
-        if p.exit_signal in parent.sighand:
-            k.post(parent, p.exit_signal)  # SIGCHLD, usually
+        esig = p.exit_signal
+        if esig and (esig in parent.sighand or (parent.threads
+                     and all(t.sigmask >> (esig - 1) & 1 for t in parent.threads.values()))):
+            # SIGCHLD, usually; blocked, it is pending all the same (a signalfd reads it)
+            k.post(parent, esig, None, (CLD_KILLED, p.pid, sig) if sig else (CLD_EXITED, p.pid, status & 0xFF))
     if p.pid == 1:
         k.cfg.result.append(status)
+
+
+async def oom_kill(k: Personality) -> Proc:
+    """No frame is left: as Linux's OOM killer, end the process that holds the most pages
+    (the newest of equals) with SIGKILL, and say so on the console's stderr
+    (``l4sim: out of memory: killed process N (name)``); the process chosen."""
+    victim = max(k.procs.values(), key=lambda q: (len(q.pages), q.pid))
+    k.console_out.append((2, text_bytes(f"l4sim: out of memory: killed process {victim.pid} ({victim.name})\n")))
+    await signal_death(k, victim, SIGKILL, 0)
+    return victim
+
+
+async def forget_process(k: Personality, p: Proc) -> None:
+    """The last resort when ending ``p`` the ordinary way failed (its state is broken): it
+    leaves the personality's tables, its task is deleted, and it counts as killed by
+    SIGKILL -- its parent may not hear of it, but nothing of it runs on."""
+    p.status = 128 + SIGKILL
+    p.term_sig = SIGKILL
+    for tid in list(p.threads):
+        k.threads.pop(tid, None)
+        k.sleepers.pop(tid, None)
+    p.threads.clear()
+    k.procs.pop(p.pid, None)
+    k.all.pop(p.pid, None)
+    with contextlib.suppress(Exception):  # nothing more can be done for it
+        await k.env.task.delete(p.task.slot)
+    if p.pid == 1:
+        k.cfg.result.append(p.status)
 
 
 async def drop_space(k: Personality, p: Proc) -> None:
@@ -489,6 +557,8 @@ async def end_thread(k: Personality, t: LinuxThread) -> None:
     """Delete ``t``'s thread, gate and saved reply; forget its waits (no reply is sent)."""
     env = k.env
     p = t.proc
+    for fac in list(k.facilities.values()):
+        await fac.thread_ends(k, t)  # robust futexes, priority inheritance: memory still there
     await retire(k, p, t.thread)  # its CPU time stays the process's
     for cap in (t.thread, t.gate):
         await env.task.delete(cap.slot)
@@ -509,6 +579,10 @@ async def end_thread(k: Personality, t: LinuxThread) -> None:
 # --------------------------------------------------------------------------- CPU exceptions
 #: exception trap number -> signal
 TRAP_SIGNAL = {0: SIGFPE, 3: SIGTRAP, 6: SIGILL, 13: SIGSEGV, 14: SIGSEGV}
+#: general protection: privileged instructions, port I/O, non-canonical addresses
+TRAP_GP = 13
+#: si_code of a signal the kernel raised without an address (a general protection)
+SI_KERNEL = 0x80
 #: the exception ex_regs' TRIGGER_EXCEPTION raises (kernel/guest.py)
 TRAP_TRIGGER = 0xFF
 
@@ -525,13 +599,16 @@ async def cpu_fault(k: Personality, p: Proc, t: LinuxThread, w: tuple[int, ...])
             return None
         return (0, tuple(new if new is not None else regs), ())
     sig = TRAP_SIGNAL.get(trap, SIGSEGV)
-    at = w[4] if trap in (13, 14) and len(w) > 4 and w[4] else w[2] if len(w) > 2 else 0
-    if len(w) >= 25 and sig in p.sighand and not (t.sigmask >> (sig - 1)) & 1:
+    if trap == TRAP_GP:  # general protection: Linux knows no address and says SI_KERNEL
+        at, code = 0, SI_KERNEL
+    else:
+        at = w[4] if trap == 14 and len(w) > 4 and w[4] else w[2] if len(w) > 2 else 0
         code = {SIGSEGV: 2 if trap == 14 and w[1] & 1 else 1, SIGILL: 2, SIGFPE: 1, SIGTRAP: 1}.get(sig, 0)
+    if len(w) >= 25 and sig in p.sighand and not (t.sigmask >> (sig - 1)) & 1:
         new = await enter_handler(k, p, t, sig, list(w[5:25]), code, at)
         if new is not None:
             return (0, tuple(new), ())
-    await signal_death(k, p, sig, at)
+    await signal_death(k, p, sig, at, code)
     return None
 
 
@@ -548,10 +625,41 @@ async def sys_rt_sigreturn(k: Personality, p: Proc, c: Call) -> int:
     for name, v in zip(_SC, sc, strict=True):
         regs[_IDX[name]] = v
     t = p.cur
+    words = await _saved_fpu(k, p, struct.unpack_from("<Q", raw, SC_FPSTATE)[0])
+    if words is None:  # a frame Linux refuses (unreadable, reserved MXCSR bits): SIGSEGV
+        await signal_death(k, p, 11, uc)
+        c.ended = True
+        return 0
+    await k.set_fpu_state(t, words)
     (t.sigmask,) = struct.unpack_from("<Q", raw, UC_SIGMASK)
     t.sigmask &= ~UNBLOCKABLE
     c.all_regs = tuple(regs)
     return regs[0] - (1 << 64) if regs[0] >> 63 else regs[0]
+
+
+async def _saved_fpu(k: Personality, p: Proc, fp: int) -> tuple[int, ...] | None:
+    """The x87/SSE state a signal frame's fpstate at ``fp`` holds (NULL: the initial state),
+    as Linux's sigreturn reads it: with FP_XSTATE_MAGIC1 in the software-reserved bytes, the
+    XSAVE header's features say which parts are there (a missing one is in its initial
+    state).  None: the state cannot be read or is invalid."""
+    if not fp:
+        return FPU_INIT
+    img = await k.read(p, fp, 512 + 64)
+    if img is None:
+        return None
+    legacy = bytearray(img[:416])
+    (mxcsr,) = struct.unpack_from("<I", legacy, 24)
+    if mxcsr & ~0xFFFF:
+        return None
+    if struct.unpack_from("<I", img, 464)[0] == FP_XSTATE_MAGIC1:
+        (bv,) = struct.unpack_from("<Q", img, 512)
+        init = struct.pack("<52Q", *FPU_INIT)
+        if not bv & 1:  # x87 in its initial state
+            legacy[0:24] = init[0:24]
+            legacy[32:160] = init[32:160]
+        if not bv & 2:  # SSE registers zero
+            legacy[160:416] = init[160:416]
+    return struct.unpack("<52Q", bytes(legacy))
 
 
 async def sys_rt_sigprocmask(k: Personality, p: Proc, c: Call) -> int:

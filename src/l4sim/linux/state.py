@@ -26,7 +26,7 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from l4sim.kernel.abi import (
     EX_REGS_GUEST,
@@ -38,10 +38,21 @@ from l4sim.kernel.abi import (
     ThreadOp,
 )
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
-from l4sim.linux.vfs import EPOCH, O_WRONLY, S_IFIFO, Device, Fifo, File, OFile, PipeNode, Vfs
+from l4sim.linux.vfs import (
+    EPOCH,
+    O_WRONLY,
+    S_IFIFO,
+    Device,
+    Fifo,
+    File,
+    Inode,
+    OFile,
+    PipeNode,
+    Vfs,
+)
 from l4sim.runtime.console import Console
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
-from l4sim.user.env import Env, Gate, TaskCap, ThreadCap
+from l4sim.user.env import Env, Gate, L4Error, TaskCap, ThreadCap
 
 #: the personality's frame pool: blocks of POOL_BLOCK pages from sigma0, mapped here
 POOL_BASE = 0x10_0000_0000
@@ -57,11 +68,22 @@ SLOT_GATE = 8
 #: priority and quantum of guest threads
 GUEST_PRIO = 50
 GUEST_QUANTUM = 10_000_000
+#: SCHED_FIFO and SCHED_RR (the real-time policies); the RR time slice (Linux's
+#: RR_TIMESLICE); a FIFO thread keeps its core until it blocks or a higher one comes
+SCHED_FIFO, SCHED_RR = 1, 2
+RR_QUANTUM = 100_000_000
+FIFO_QUANTUM = 1 << 62
+
+
+def sched_quantum(policy: int) -> int:
+    """The kernel quantum of a thread of ``policy``."""
+    return FIFO_QUANTUM if policy == SCHED_FIFO else RR_QUANTUM if policy == SCHED_RR else GUEST_QUANTUM
 #: signal numbers the personality reports
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
 SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT", SIGBUS: "SIGBUS",
             SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
             15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
+EINVAL = 22
 #: the environment of a started program
 DEFAULT_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", "LANG=C")
 
@@ -120,6 +142,106 @@ class Wait(ABC):
     @abstractmethod
     def forget(self, k: Personality, c: Call) -> None:
         """Give back what the wait holds."""
+
+
+class Facility:
+    """A facility of a higher module (file locks, System V IPC, robust futexes, pid file
+    descriptors...) that must hear of ends the lower modules carry out: an fd closed, an open
+    file's last reference gone, a thread or a process ended.  Each is made on first use
+    (:meth:`Personality.facility`) and kept in ``Personality.facilities``; a system without
+    it pays nothing.  The methods do nothing unless overridden (Linux's hooks in
+    ``filp_close``, ``__fput``, ``do_exit``)."""
+
+    def closed(self, k: Personality, p: Proc, f: OFile) -> None:
+        """``p`` closed one of its fds for ``f`` (POSIX record locks go with any close)."""
+
+    def released(self, k: Personality, f: OFile) -> None:
+        """The last reference to ``f`` went (flock and open-file-description locks go)."""
+
+    async def thread_ends(self, k: Personality, t: LinuxThread) -> None:
+        """``t`` ends (exit, a fatal signal, execve); its process's memory is still there."""
+
+    async def proc_ends(self, k: Personality, p: Proc) -> None:
+        """``p`` has ended: its threads, memory and files are gone."""
+
+
+class Special(Inode):
+    """An inode whose reads, writes and readiness are its own: a socket, an eventfd, an epoll
+    instance, a signalfd, a timerfd, a pidfd (made by higher modules).  :mod:`l4sim.linux.files`
+    asks it through these methods, so read, write, poll, select and epoll work on it; a call
+    that would wait registers the thread with :meth:`watch` and waits (:data:`BLOCK`)."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(mode)
+        #: tids to wake when it changes (a read, write, poll or epoll waiting on it)
+        self.waiters: set[int] = set()
+        #: changes so far: an edge-triggered epoll reports a file again only after one
+        self.gen = 0
+
+    def read(self, k: Personality, p: Proc, f: OFile, n: int) -> bytes | int:
+        """Up to ``n`` bytes, a negative errno, or BLOCK (after :meth:`watch`)."""
+        return -EINVAL
+
+    def write(self, k: Personality, p: Proc, f: OFile, data: bytes) -> int:
+        """The count written, a negative errno, or BLOCK (after :meth:`watch`)."""
+        return -EINVAL
+
+    def ready(self, k: Personality, f: OFile) -> int:
+        """poll's bits (POLLIN 1, POLLOUT 4, POLLERR 8, POLLHUP 16, ...) for ``f`` now."""
+        return 0
+
+    def watch(self, k: Personality, tid: int) -> None:
+        """Wake ``tid`` at the next change (poll, epoll and blocked reads and writes)."""
+        self.waiters.add(tid)
+
+    def nread(self) -> int:
+        """Bytes a read would get now (ioctl FIONREAD)."""
+        return 0
+
+    def deadline(self, k: Personality) -> int | None:
+        """The simulated time its readiness changes by itself (a timer), None: never."""
+        return None
+
+    def changed(self, k: Personality) -> None:
+        """Its state changed: wake its watchers."""
+        self.gen += 1
+        k.wake(self.waiters)
+
+    def released(self, k: Personality, f: OFile) -> None:
+        """The last reference to ``f`` went."""
+
+
+class MemObject(ABC):
+    """Memory that owns its frames and that every mapping of it maps (a System V shared
+    memory segment, :mod:`l4sim.linux.ipc`): a VMA's ``file`` may be one, and the page
+    fault handler takes the page's frame from it (shared, never copied on write)."""
+
+    ino: int
+
+    @abstractmethod
+    def size(self) -> int:
+        """Its size in bytes (a page past it is SIGBUS)."""
+
+    @abstractmethod
+    async def frame(self, k: Personality, idx: int) -> int:
+        """The pool address of its page ``idx`` (made, zeroed, on first use)."""
+
+
+class PidFd(Special):
+    """A pid file descriptor (pidfd_open, :mod:`l4sim.linux.events`): it names process ``pid``
+    and is readable once that process has ended (here, not there, so that waitid's P_PIDFD
+    can know it)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(0o600)
+        self.pid = pid
+
+    def ready(self, k: Personality, f: OFile) -> int:
+        """POLLIN once the process has ended; POLLHUP too once it has been reaped."""
+        q = k.all.get(self.pid)
+        if q is None:
+            return 0x1 | 0x40 | 0x10  # POLLIN | POLLRDNORM | POLLHUP
+        return 0x1 | 0x40 if q.status is not None else 0
 
 
 @dataclass
@@ -197,12 +319,37 @@ class LinuxThread:
     stop_fault: tuple[int, ...] | None = None
     #: sigaltstack: (ss_sp, ss_flags, ss_size); flags SS_DISABLE 2 when there is none
     altstack: tuple[int, int, int] = (0, 2, 0)
+    #: the core it runs on; its scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2,
+    #: ...), real-time priority and nice value; ``prio`` the kernel priority they give it
+    #: (GUEST_PRIO for SCHED_OTHER), ``kprio`` the one the kernel has now (higher while it
+    #: holds a priority-inheritance futex a higher thread waits for)
+    cpu: int = 0
+    #: the cores it may run on (sched_setaffinity; 0: every core)
+    affinity: int = 0
+    policy: int = 0
+    rt_prio: int = 0
+    nice: int = 0
+    prio: int = GUEST_PRIO
+    kprio: int = GUEST_PRIO
 
 
 RLIM_INFINITY = (1 << 64) - 1
+#: Linux's pid_max (its default for up to 32 CPUs) and the pids it skips when it wraps around
+PID_MAX = 32768
+RESERVED_PIDS = 300
+RLIMIT_NPROC, RLIMIT_SIGPENDING = 6, 11
+EAGAIN, ENOMEM = 11, 12
+
+
+def max_threads(ram: int) -> int:
+    """Linux's threads-max for a machine of ``ram`` bytes: one task per 128 KiB (eight times a
+    kernel stack), at least 20, and few enough that pids never run out (a task holds its pid,
+    a group or session id at most one more)."""
+    return max(20, min(ram // (128 << 10), (PID_MAX - RESERVED_PIDS) // 2))
 #: the limits a first process starts with (Linux's defaults): RLIMIT_STACK 3 8 MiB soft,
-#: RLIMIT_NOFILE 7 1024/4096, RLIMIT_NPROC 6 and RLIMIT_SIGPENDING 11 as a small machine's;
-#: every other resource unlimited
+#: RLIMIT_NOFILE 7 1024/4096, RLIMIT_NPROC 6 and RLIMIT_SIGPENDING 11 half of threads-max (set
+#: from the machine's RAM when the first process starts, see :func:`max_threads`); every other
+#: resource unlimited
 RLIMITS: dict[int, tuple[int, int]] = {
     **{r: (RLIM_INFINITY, RLIM_INFINITY) for r in range(16)},
     3: (8 << 20, RLIM_INFINITY), 6: (7823, 7823), 7: (1024, 4096), 8: (8 << 20, 8 << 20),
@@ -327,6 +474,55 @@ class Fd:
     cloexec: bool = False
 
 
+def pages_in(p: Proc, start: int, end: int) -> list[int]:
+    """The page numbers of ``p``'s pages in [start, end), in order: found by walking the range
+    or the page table, whichever is shorter -- a call that names all of user space costs what
+    is mapped there, not 2^35 steps."""
+    lo, hi = start >> 12, end >> 12
+    if hi - lo <= len(p.pages):
+        return [vpn for vpn in range(lo, hi) if vpn in p.pages]
+    return sorted(vpn for vpn in p.pages if lo <= vpn < hi)
+
+
+def text_bytes(s: str) -> bytes:
+    """``s`` as bytes: names and arguments hold a guest's bytes as surrogate escapes (see
+    :mod:`l4sim.linux.vfs`), which turn back into those bytes; anything else is UTF-8."""
+    try:
+        return s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace")
+
+
+#: what strace writes for the characters it escapes
+_ESCAPES = {0: "\\0", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\"}
+
+
+def quote(b: bytes, limit: int = 32) -> str:
+    """``b`` as strace prints a string: in double quotes, printable ASCII as it is, the usual
+    escapes, any other byte in octal (three digits when an octal digit follows, as strace
+    does, so that the next character cannot be read as part of it); at most ``limit`` bytes,
+    then ``...``."""
+    out = []
+    shown = b[:limit]
+    for i, ch in enumerate(shown):
+        esc = _ESCAPES.get(ch)
+        if esc is not None and not (ch == 0 and i + 1 < len(shown) and 48 <= shown[i + 1] <= 55):
+            out.append(esc)
+        elif 32 <= ch < 127:
+            out.append(chr(ch))
+        elif i + 1 < len(shown) and 48 <= shown[i + 1] <= 55:
+            out.append(f"\\{ch:03o}")
+        else:
+            out.append(f"\\{ch:o}")
+    return '"' + "".join(out) + '"' + ("..." if len(b) > limit else "")
+
+
+def comm(name: str) -> str:
+    """A process's name (Linux's comm) from a path: its last component, 15 bytes at most."""
+    last = text_bytes(name.rstrip("/").rsplit("/", 1)[-1])[:15]
+    return last.decode("utf-8", "surrogateescape")
+
+
 def std_files() -> dict[int, Fd]:
     """fds 0-2 of the first process: the host's stdin, stdout and stderr (not terminals)."""
     out = {}
@@ -335,6 +531,13 @@ def std_files() -> dict[int, Fd]:
         dev.mode = S_IFIFO | 0o600  # like a pipe to the host: not a terminal
         out[fd] = Fd(OFile(dev, flags, f"pipe:[{dev.ino}]"))
     return out
+
+
+def inherit_sched(parent: LinuxThread, t: LinuxThread) -> None:
+    """A new thread or process runs as its creator does (Linux's fork and clone keep the
+    policy, priority, nice value and CPU affinity)."""
+    t.policy, t.rt_prio, t.nice, t.prio = parent.policy, parent.rt_prio, parent.nice, parent.prio
+    t.affinity = parent.affinity
 
 
 def install(p: Proc, f: OFile, cloexec: bool = False, low: int = 0) -> int:
@@ -367,6 +570,10 @@ def release(k: Personality, f: OFile) -> None:
     f.refs -= 1
     if f.refs > 0:
         return
+    for fac in k.facilities.values():
+        fac.released(k, f)
+    if isinstance(f.node, Special):
+        f.node.released(k, f)
     if isinstance(f.node, PipeNode):
         pipe = f.node.pipe
         if f.readable:
@@ -375,6 +582,7 @@ def release(k: Personality, f: OFile) -> None:
             pipe.writers -= 1
         if isinstance(f.node, Fifo) and not pipe.readers and not pipe.writers:
             pipe.buf.clear()  # the last end of a FIFO: Linux frees the pipe and what was in it
+        pipe.gen += 1  # a change an edge-triggered epoll sees
         k.wake(pipe.waiters)
 
 
@@ -382,6 +590,8 @@ def close_fd(k: Personality, p: Proc, fd: int) -> int:
     e = p.fds.pop(fd, None)
     if e is None:
         return -EBADF
+    for fac in k.facilities.values():
+        fac.closed(k, p, e.file)
     release(k, e.file)
     return 0
 
@@ -390,6 +600,9 @@ def close_all(k: Personality, p: Proc, only_cloexec: bool = False) -> None:
     for fd in sorted(p.fds):
         if not only_cloexec or p.fds[fd].cloexec:
             close_fd(k, p, fd)
+
+
+F = TypeVar("F", bound=Facility)
 
 
 class Personality:
@@ -406,6 +619,15 @@ class Personality:
         #: live threads by tid: the label of a message names one
         self.threads: dict[int, LinuxThread] = {}
         self.next_pid = 1
+        #: the last pid (or tid) handed out; pids wrapped around PID_MAX at least once
+        self.last_pid = 0
+        self.pids_wrapped = False
+        #: tasks made since boot (processes and threads: /proc/stat's "processes"), and the
+        #: most there were at once (see :meth:`tasks`)
+        self.made = 0
+        self.tasks_peak = 1
+        #: Linux's threads-max for this machine: fork and clone fail with EAGAIN at it
+        self.max_threads = max_threads(cfg.ram)
         #: futex wait queues: (pid, address) or (0, frame) -> waiters in arrival order (linux/threads.py)
         self.futexes: dict[tuple[int, int], list[Any]] = {}
         #: simulated cores (threads of a process are spread over them)
@@ -445,6 +667,14 @@ class Personality:
         self.cow_copies = 0
         #: tid -> simulated time its sleep or timeout ends
         self.sleepers: dict[int, int] = {}
+        #: timers that send signals (alarm, setitimer, timer_create): id -> simulated time
+        #: they expire; the serve loop wakes for them (:func:`l4sim.linux.events.expire`)
+        self.timers: dict[int, int] = {}
+        #: what is known of a pending signal's origin, by (pid, or tid for a thread's own, signal):
+        #: (si_code, sender pid, status); a signalfd reports it (:mod:`l4sim.linux.events`)
+        self.siginfo: dict[tuple[int, int], tuple[int, int, int]] = {}
+        #: the facilities in use, by class, in the order they were first used (:meth:`facility`)
+        self.facilities: dict[type, Facility] = {}
         #: the thread being served: strace lines of threads other than tid 1 say "[pid N] "
         self.cur = 1
         if cfg.strace is not None:
@@ -458,8 +688,26 @@ class Personality:
             self.elf_cache[cfg.exe_bytes] = cfg.image  # an exec of the same file: the same image
 
     def wall(self) -> int:
-        """Seconds of the simulated wall clock (file times)."""
+        """Seconds of the simulated wall clock."""
         return EPOCH + self.now_ns // 1_000_000_000
+
+    def wall_ns(self) -> int:
+        """Nanoseconds of the simulated wall clock (file times, as tmpfs keeps them)."""
+        return EPOCH * 1_000_000_000 + self.now_ns
+
+    def facility(self, kind: type[F]) -> F:
+        """The facility ``kind`` of this system, made when first asked for."""
+        f = self.facilities.get(kind)
+        if f is None:
+            f = self.facilities[kind] = kind()
+        return cast(F, f)
+
+    async def set_prio(self, t: LinuxThread, prio: int, force: bool = False) -> None:
+        """Give ``t`` kernel priority ``prio`` on its core, with its policy's quantum (the
+        kernel's scheduler decides at once: a higher thread than the one running preempts it)."""
+        if (force or prio != t.kprio) and t.proc.status is None:
+            t.kprio = prio
+            await self.env.scheduler.run_thread(t.thread, prio, sched_quantum(t.policy), 1 << t.cpu)
 
     now_ns = 0
 
@@ -470,11 +718,14 @@ class Personality:
                 self.runnable.append(tid)
         waiters.clear()
 
-    def post(self, p: Proc, sig: int, t: LinuxThread | None = None) -> None:
+    def post(self, p: Proc, sig: int, t: LinuxThread | None = None,
+             info: tuple[int, int, int] | None = None) -> None:
         """Make ``sig`` pending in ``p`` (it has a handler, or is fatal), or in its thread ``t``;
         wake the threads that wait in a call and do not block it: the signal interrupts the
-        wait (signals.interrupt)."""
+        wait (signals.interrupt).  ``info``: (si_code, sender pid, status) for a signalfd."""
         (p.pending if t is None else t.pending).add(sig)
+        if info is not None:
+            self.siginfo[(p.pid if t is None else t.tid, sig)] = info
         bit = 1 << (sig - 1)
         for th in (p.threads.values() if t is None else (t,)):
             if th.blocked is not None and not th.sigmask & bit and th.tid not in self.runnable:
@@ -536,6 +787,11 @@ class Personality:
             at = v.off + (vaddr & ~0xFFF) - v.start
             if at >= node.size():
                 return None
+            if isinstance(node, MemObject):  # its own frame, the same in every mapping
+                a = await node.frame(self, at >> 12)
+                self.refs[a] = self.refs.get(a, 1) + 1
+                p.pages[vaddr >> 12] = a
+                return a
             if node in self.file_pages:
                 await self.pull_file(node)  # what shared mappings wrote is the file's
             if v.shared:  # the file's own page, the same frame in every shared mapping
@@ -609,14 +865,19 @@ class Personality:
         c.vmas = [v.piece(v.start, v.end) for v in parent.vmas]
         c.acct.args, c.acct.start_stack = parent.acct.args, parent.acct.start_stack
 
-    async def populate_shared(self, p: Proc) -> None:
+    async def populate_shared(self, p: Proc) -> bool:
         """Give every page of ``p``'s shared anonymous areas a frame (before a fork), so that
-        parent and child share each one from the start."""
+        parent and child share each one from the start.  False, and nothing done, when they
+        name more pages than the machine has (Linux would share them lazily)."""
+        want = sum((v.end - v.start) >> 12 for v in p.vmas if v.shared and v.file is None)
+        if want > self.cfg.ram >> 12:
+            return False
         for v in p.vmas:
             if v.shared and v.file is None:  # a file's shared pages are in the file's table
                 for va in range(v.start, v.end, PAGE):
                     if va >> 12 not in p.pages:
                         await self.fresh_page(p, v, va)
+        return True
 
     async def cow_copy(self, p: Proc, vpn: int) -> int:
         """Give ``p`` its own copy of the shared page ``vpn`` (not mapped yet); its pool address."""
@@ -699,26 +960,62 @@ class Personality:
         return True
 
     async def unmap_range(self, p: Proc, start: int, end: int) -> None:
-        for vpn in range(start >> 12, end >> 12):
-            a = p.pages.pop(vpn, None)
-            if a is not None:
-                await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
-                self.decref(a)
+        for vpn in pages_in(p, start, end):
+            a = p.pages.pop(vpn)
+            await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
+            self.decref(a)
 
     # ------------------------------------------------------------- processes
     async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
         """A new process running ``image``: task, memory, initial stack, main thread."""
         p = self._new_proc(exe, 0)  # Linux names a process after its file, not argv[0]
+        p.rlimits[RLIMIT_NPROC] = p.rlimits[RLIMIT_SIGPENDING] = (self.max_threads // 2,) * 2
         p.fds = std_files()
         p.exe = exe
         p.cwd = self.vfs.root
         await self.start_program(p, image, argv, envp, 0)
         return p
 
-    def _new_proc(self, name: str, ppid: int) -> Proc:
+    def alloc_pid(self) -> int:
+        """The next free pid (a thread's tid too), as Linux hands them out: one more than the
+        last, wrapping around at PID_MAX to RESERVED_PIDS and skipping every number still in
+        use as a pid, tid, process group or session.  :meth:`fork_limit` makes sure one is free."""
+        self.made += 1
         pid = self.next_pid
-        self.next_pid += 1
-        name = name.rsplit("/", 1)[-1][:15]
+        if pid < PID_MAX and not self.pids_wrapped:
+            self.next_pid = pid + 1
+            self.last_pid = pid
+            return pid
+        used = {*self.all, *self.threads, *(q.pgid for q in self.procs.values()), *(q.sid for q in self.procs.values())}
+        for _ in range(PID_MAX):
+            if pid >= PID_MAX:
+                pid = RESERVED_PIDS
+                self.pids_wrapped = True
+            if pid not in used:
+                self.next_pid = pid + 1
+                self.last_pid = pid
+                return pid
+            pid += 1
+        raise RuntimeError("no pid left")  # fork_limit keeps this from happening
+
+    def tasks(self) -> int:
+        """Tasks in the system, as Linux counts them for threads-max and RLIMIT_NPROC: every
+        thread, and every process not yet reaped (everybody is root: one user has them all)."""
+        return len(self.threads) + len(self.all) - len(self.procs)
+
+    def fork_limit(self, p: Proc) -> int:
+        """0 when ``p`` may make another task (fork, vfork, clone), else -EAGAIN: the machine's
+        threads-max, or ``p``'s RLIMIT_NPROC (``ulimit -u``), reached.  (Linux does not hold
+        root to RLIMIT_NPROC; here everybody is root, and the limit is kept all the same, so
+        that it can bound what a program makes.)"""
+        n = self.tasks()
+        if n >= self.max_threads or n >= p.rlimits[RLIMIT_NPROC][0]:
+            return -EAGAIN
+        return 0
+
+    def _new_proc(self, name: str, ppid: int) -> Proc:
+        pid = self.alloc_pid()
+        name = comm(name)
         p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
         p.acct.start_ns = self.now_ns
         self.procs[pid] = p
@@ -736,15 +1033,23 @@ class Personality:
         handler; not started yet."""
         env = self.env
         gate = await env.factory.create_gate(env.thread, label=tid << 2)
-        th = await env.factory.create_thread(p.name)
-        await th.control(bind=p.task)
-        if p.free_slots:
-            slot = p.free_slots.pop()
-        else:
-            slot = p.next_slot
-            p.next_slot += 1
-        await p.task.map(env.task, gate.fpage(), slot)
-        await th.control(pager=slot, exc_handler=slot)
+        made: list[Gate | ThreadCap] = [gate]
+        try:
+            th = await env.factory.create_thread(p.name)
+            made.append(th)
+            await th.control(bind=p.task)
+            if p.free_slots:
+                slot = p.free_slots.pop()
+            else:
+                slot = p.next_slot
+                p.next_slot += 1
+            await p.task.map(env.task, gate.fpage(), slot)
+            await th.control(pager=slot, exc_handler=slot)
+        except L4Error:  # out of kernel memory: nothing of it stays
+            for cap in made:
+                await env.task.delete(cap.slot)
+                env.free_slot(cap.slot)
+            raise
         t = LinuxThread(tid, p, th, gate, slot)
         p.threads[tid] = t
         self.threads[tid] = t
@@ -755,9 +1060,12 @@ class Personality:
     async def _run_thread(self, t: LinuxThread, ip: int, sp: int) -> None:
         """Start ``t`` as a guest thread at ``ip``; a process's n-th thread runs on core n mod cores."""
         p = t.proc
-        cpu = p.spawned % self.ncores
+        allowed = [i for i in range(self.ncores) if not t.affinity or t.affinity >> i & 1] or [0]
+        cpu = allowed[p.spawned % len(allowed)]
         p.spawned += 1
-        await self.env.scheduler.run_thread(t.thread, GUEST_PRIO, GUEST_QUANTUM, 1 << cpu)
+        t.cpu = cpu
+        t.kprio = t.prio
+        await self.env.scheduler.run_thread(t.thread, t.prio, sched_quantum(t.policy), 1 << cpu)
         r = await t.thread._op("ex_regs guest", ThreadOp.EX_REGS, ip, sp, EX_REGS_GUEST)
         assert r.proto == 0
 
@@ -782,7 +1090,10 @@ class Personality:
             return {}
         return self.text_cache.setdefault(id(image), {})
 
-    async def start_program(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int) -> None:
+    async def start_program(self, p: Proc, image: Image, argv: list[str], envp: list[str], sigmask: int,
+                            caller: LinuxThread | None = None) -> None:
+        """Load ``image`` into a fresh task of ``p`` and start its main thread (with ``caller``'s
+        scheduling attributes: execve keeps them)."""
         env = self.env
         await self._space(p)
         task = p.task
@@ -830,6 +1141,8 @@ class Personality:
         p.spawned = 0
         t = await self._new_thread(p, p.pid)
         t.sigmask = sigmask
+        if caller is not None:
+            inherit_sched(caller, t)
         p.cur = t
         await self._run_thread(t, image.entry, sp)
 
@@ -839,11 +1152,45 @@ class Personality:
             self.wake({p.vfork_waiter})
             p.vfork_waiter = 0
 
-    async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc:
+    async def fork(self, parent: Proc, words: tuple[int, ...]) -> Proc | int:
         """A copy of ``parent`` sharing its pages copy-on-write, with one thread that starts with
-        ``words``' registers (those of the calling thread's fork) and rax 0."""
-        env = self.env
+        ``words``' registers (those of the calling thread's fork) and rax 0; -ENOMEM when the
+        kernel has no memory for it (see :meth:`fork_limit` for the limits to check first)."""
         c = self._new_proc(parent.name, parent.pid)
+        try:
+            await self._fork(parent, c, words)
+        except (L4Error, MemoryError):  # no kernel memory for its task or thread, or no frames: ENOMEM
+            await self._unmake(c)
+            return -ENOMEM
+        return c
+
+    async def _unmake(self, c: Proc) -> None:
+        """Take back a process that could not be made whole (fork ran out of kernel memory)."""
+        env = self.env
+        for t in list(c.threads.values()):
+            await self._unmake_thread(t)
+        if c.task is not None:
+            await env.task.delete(c.task.slot)
+            env.free_slot(c.task.slot)
+        for a in c.pages.values():
+            self.decref(a)
+        c.pages.clear()
+        close_all(self, c)
+        self.procs.pop(c.pid, None)
+        self.all.pop(c.pid, None)
+
+    async def _unmake_thread(self, t: LinuxThread) -> None:
+        """Take back a thread that never ran (its clone or fork failed)."""
+        env = self.env
+        for cap in (t.thread, t.gate):
+            await env.task.delete(cap.slot)
+            env.free_slot(cap.slot)
+        del t.proc.threads[t.tid]
+        self.threads.pop(t.tid, None)
+        t.proc.free_slots.append(t.slot)
+
+    async def _fork(self, parent: Proc, c: Proc, words: tuple[int, ...]) -> None:
+        env = self.env
         c.pgid, c.sid, c.exe, c.cwd, c.umask = parent.pgid, parent.sid, parent.exe, parent.cwd, parent.umask
         c.rlimits = dict(parent.rlimits)
         c.sigign, c.sighand, c.sigact = set(parent.sigign), set(parent.sighand), dict(parent.sigact)
@@ -853,7 +1200,8 @@ class Personality:
             e.file.refs += 1
             c.fds[fd] = Fd(e.file, e.cloexec)
         await self._space(c)
-        await self.populate_shared(parent)
+        if not await self.populate_shared(parent):
+            raise MemoryError("shared anonymous memory larger than the machine")
         for vpn, a in parent.pages.items():
             n = self.refs.get(a, 1)
             self.refs[a] = n + 1
@@ -862,23 +1210,27 @@ class Personality:
             if n == 1 and v is not None and v.rights & _W and not v.shared:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
         t = await self._new_thread(c, c.pid)
+        inherit_sched(parent.cur, t)
         t.sigmask = parent.cur.sigmask
         t.altstack = parent.cur.altstack  # fork keeps the caller's alternate stack
         regs = list(words[:20])
         regs[0] = 0
         t.start_regs = tuple(regs)
-        self.forks += 1
         await self._run_thread(t, FORK_RIP, 0)
-        return c
+        await self.set_fpu_state(t, await self.fpu_state(parent.cur))  # fork copies x87/SSE state
+        self.forks += 1
+        self.tasks_peak = max(self.tasks_peak, self.tasks())
 
     async def clone_thread(self, p: Proc, words: tuple[int, ...], stack: int, tls: int | None,
-                           clear_tid: int) -> LinuxThread:
+                           clear_tid: int) -> LinuxThread | int:
         """A new thread of ``p`` (same task: same memory, files and handlers) that starts with the
         caller's registers ``words`` and rax 0, rsp ``stack`` (0: the caller's), fs_base ``tls``
         (None: the caller's) and the caller's signal mask."""
-        tid = self.next_pid
-        self.next_pid += 1
-        t = await self._new_thread(p, tid)
+        tid = self.alloc_pid()
+        try:
+            t = await self._new_thread(p, tid)
+        except L4Error:
+            return -ENOMEM
         regs = list(words[:20])
         regs[0] = 0
         if stack:
@@ -887,9 +1239,25 @@ class Personality:
             regs[18] = tls
         t.start_regs = tuple(regs)
         t.sigmask = p.cur.sigmask
+        inherit_sched(p.cur, t)
         t.clear_tid = clear_tid
-        await self._run_thread(t, FORK_RIP, 0)
+        try:
+            await self._run_thread(t, FORK_RIP, 0)
+        except L4Error:
+            await self._unmake_thread(t)
+            return -ENOMEM
+        await self.set_fpu_state(t, await self.fpu_state(p.cur))  # as does clone
+        self.tasks_peak = max(self.tasks_peak, self.tasks())
         return t
+
+    # --- a thread's x87/SSE state, kept by the kernel with its registers
+    async def fpu_state(self, t: LinuxThread) -> tuple[int, ...]:
+        """``t``'s x87/SSE state: the first 416 bytes of an FXSAVE image, as words (the
+        kernel's ``ThreadOp.GUEST_FPU``)."""
+        return (await t.thread._op("guest fpu", ThreadOp.GUEST_FPU, 0)).words
+
+    async def set_fpu_state(self, t: LinuxThread, words: tuple[int, ...]) -> None:
+        await t.thread._op("guest fpu", ThreadOp.GUEST_FPU, 1, *words)
 
     async def _initial_stack(self, p: Proc, image: Image, argv: list[str], envp: list[str]) -> int:
         """Write argc, argv, envp and auxv below STACK_TOP (Linux's layout); returns rsp."""
@@ -902,8 +1270,8 @@ class Personality:
 
         rnd = bytes(self.rng.getrandbits(8) for _ in range(16))
         # strings: argv, envp, platform, execfn, random bytes (addresses fixed after layout)
-        strings = [a.encode() + b"\0" for a in argv] + [e.encode() + b"\0" for e in envp]
-        execfn = (argv[0] if argv else "a.out").encode() + b"\0"
+        strings = [text_bytes(a) + b"\0" for a in argv] + [text_bytes(e) + b"\0" for e in envp]
+        execfn = text_bytes(argv[0] if argv else "a.out") + b"\0"
         platform = b"x86_64\0"
         addr_execfn = put(execfn)
         addr_platform = put(platform)

@@ -24,9 +24,27 @@ from dataclasses import dataclass
 from typing import cast
 
 from l4sim.kernel.abi import MapItem
-from l4sim.linux import files, jobs, memory, misc, process, signals, threads
+from l4sim.linux import (
+    events,
+    fileio,
+    files,
+    futex,
+    ipc,
+    jobs,
+    locks,
+    memory,
+    misc,
+    process,
+    sched,
+    signals,
+    sockets,
+    threads,
+    timers,
+    xattr,
+)
 from l4sim.linux.signals import ERESTARTSYS, deliver
 from l4sim.linux.state import BLOCK, WAITING, Call, Personality, Proc
+from l4sim.linux.state import quote as _quote
 from l4sim.linux.sysnames import ERRNOS, NAMES
 from l4sim.linux.vfs import EPOCH
 
@@ -189,12 +207,6 @@ TABLE: dict[int, Syscall] = {
 }
 
 
-def _quote(b: bytes, limit: int = 32) -> str:
-    s = "".join({10: "\\n", 9: "\\t", 13: "\\r", 34: '\\"', 92: "\\\\"}.get(ch, chr(ch) if 32 <= ch < 127
-                else f"\\{ch:o}") for ch in b[:limit])
-    return f'"{s}"' + ("..." if len(b) > limit else "")
-
-
 async def _iov(k: Personality, p: Proc, addr: int, cnt: int, limit: int | None) -> str:
     """An iovec array as strace prints it; ``limit``: show only that many bytes of data in all
     (what readv filled), None: up to every iov_len (what writev takes)."""
@@ -347,19 +359,27 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 def _merge() -> None:
     """The calls of each area's module join the table."""
-    for mod in (files, jobs, memory, misc, process, signals, threads):
+    for mod in (events, fileio, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
+                timers, xattr):
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 
 
 _merge()
 
+
+def implemented() -> list[tuple[int, str]]:
+    """The calls the table implements, by number: an entry that only answers ENOSYS (kept for
+    strace's argument format, as rseq) is not one."""
+    return [(nr, TABLE[nr].name) for nr in sorted(TABLE) if TABLE[nr].fn is not sys_enosys]
+
 #: calls that read or write files' bytes: before each, what MAP_SHARED mappings of files wrote
 #: is copied into the files, after it what it wrote is copied into the mapped pages
 #: (:meth:`Personality.pull_file`, :meth:`Personality.push_file`)
 FILE_DATA = frozenset(nr for nr, sc in TABLE.items() if sc.name in {
     "read", "write", "open", "openat", "creat", "pread64", "pwrite64", "readv", "writev",
-    "sendfile", "truncate", "ftruncate", "execve"})
+    "sendfile", "truncate", "ftruncate", "execve", "preadv", "pwritev", "preadv2", "pwritev2",
+    "fallocate", "copy_file_range"})
 
 #: calls that read no clock (neither ``k.now_ns`` nor ``k.wall()``): the personality does not
 #: ask the kernel for the time before serving them (a real server reads no clock per call

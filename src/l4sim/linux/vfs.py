@@ -15,12 +15,17 @@ the :class:`Dir` itself finds its path after a rename (:func:`dir_path`);
 sizes, link counts and blocks are what Linux's tmpfs reports.  Named pipes are
 :class:`Fifo` inodes.
 
+Names are bytes: any byte but ``/`` and NUL.  They are held in ``str`` as UTF-8 with every
+other byte a surrogate escape (:func:`guest_str`), and encoded back to the same bytes with
+``surrogateescape`` wherever the guest sees them.
+
 Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import stat as _st
 import struct
 import tarfile
@@ -34,9 +39,45 @@ ENOENT, EBADF, EEXIST, ENOTDIR, EISDIR, EINVAL, ENOTEMPTY, ELOOP, ENAMETOOLONG =
 EACCES, EXDEV, EBUSY = 13, 18, 16
 #: the simulated wall clock starts at this Unix time (2026-01-01)
 EPOCH = 1_767_225_600
+EPOCH_NS = EPOCH * 1_000_000_000
 PIPE_BUF_SIZE = 65536
+#: relatime: a read updates atime when it is not after mtime or ctime, or is a day old
+RELATIME_NS = 24 * 3600 * 1_000_000_000
+
+
+def stamp(node: Inode, now: int, a: bool = False, m: bool = False, c: bool = False) -> None:
+    """Set the times of ``node`` that an operation changes to ``now`` (ns): a write sets
+    mtime and ctime, chmod ctime (as tmpfs does)."""
+    if a:
+        node.atime = now
+    if m:
+        node.mtime = now
+    if c:
+        node.ctime = now
+
+
+def accessed(node: Inode, now: int) -> None:
+    """A read of ``node`` (read, getdents, readlink): atime follows Linux's relatime rule --
+    updated when it is not later than mtime or ctime, or older than a day."""
+    if node.atime <= node.mtime or node.atime <= node.ctime or now - node.atime >= RELATIME_NS:
+        node.atime = now
+
+
+def created(node: Inode, now: int) -> Inode:
+    """A new inode's times: all ``now``."""
+    node.atime = node.mtime = node.ctime = node.btime = now
+    return node
 
 _ino = itertools.count(2)
+
+
+def guest_str(host: str) -> str:
+    """A name or path from the host (a directory listing, a link, a tar member, the command
+    line) as the file system holds names: any bytes but ``/`` and NUL, kept in a ``str`` as
+    UTF-8 with every other byte a surrogate escape -- what the system calls decode from a
+    guest's paths, whatever the host's locale (under the C locale Python decodes host
+    names as ASCII)."""
+    return os.fsencode(host).decode("utf-8", "surrogateescape")
 
 
 class Inode:
@@ -49,7 +90,9 @@ class Inode:
     def __init__(self, mode: int) -> None:
         self.mode = mode
         self.ino = next(_ino)
-        self.mtime = EPOCH
+        #: access, modification, status change and birth times, in nanoseconds of the wall clock
+        #: (tmpfs keeps nanoseconds); set by :func:`stamp` and :func:`accessed`
+        self.atime = self.mtime = self.ctime = self.btime = EPOCH_NS
         self.nlink = 1
 
     @property
@@ -121,7 +164,7 @@ class Symlink(Inode):
         return t if isinstance(t, str) else t()
 
     def size(self) -> int:
-        return len(self.target.encode())
+        return len(self.target.encode("utf-8", "surrogateescape"))
 
     def blocks(self) -> int:
         return 8 if self.size() >= 128 else 0  # tmpfs keeps short targets in the inode
@@ -152,7 +195,7 @@ class Dir(Inode):
             for e in entries:
                 node = _host_node(e)
                 if node is not None:
-                    self.add(e.name, node)
+                    self.add(guest_str(e.name), node)
         return self._children
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
@@ -211,7 +254,7 @@ def _host_node(p: Path) -> Inode | None:
         return None
     if _st.S_ISLNK(s.st_mode):
         try:
-            return Symlink(str(p.readlink()))
+            return Symlink(guest_str(str(p.readlink())))
         except OSError:
             return None
     if _st.S_ISDIR(s.st_mode):
@@ -242,6 +285,8 @@ class Pipe:
     #: opens of each end so far: a FIFO's blocked open waits for the other side's count to move
     read_opens: int = 0
     write_opens: int = 0
+    #: changes so far (data in or out, an end closed): an edge-triggered epoll reports again after one
+    gen: int = 0
 
 
 class PipeNode(Inode):
@@ -306,7 +351,7 @@ class ProcDir(Dir):
             return Symlink(str(ctx.pid)) if ctx is not None else None
         if name in SYSTEM_FILES:
             return ProcFile(None, name)
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             p = self.vfs.procs(int(name))
             if p is not None:
                 d = PidDir(p)
@@ -360,7 +405,7 @@ class FdDir(Dir):
         self.proc = proc
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
-        if not name.isdigit() or int(name) not in self.proc.fds:
+        if not (name.isascii() and name.isdigit()) or int(name) not in self.proc.fds:
             return None
         f: OFile = self.proc.fds[int(name)].file
         if type(f.node) is PipeNode:
@@ -401,9 +446,10 @@ class Vfs:
             root.add("tmp", Dir(0o1777))  # tmpfs over whatever the root had
         dev = Dir(0o755)
         root.add("dev", dev)
-        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("urandom", 1, 9), ("random", 1, 8),
-                                   ("tty", 5, 0), ("console", 5, 1)):
+        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("urandom", 1, 9),
+                                   ("random", 1, 8), ("tty", 5, 0), ("console", 5, 1)):
             dev.add(name, Device(name, major, minor, 0o666 if name != "console" else 0o600))
+        dev.add("shm", Dir(0o1777))  # tmpfs for shm_open and sem_open, as /tmp
         dev.add("stdin", Symlink("/proc/self/fd/0"))
         dev.add("stdout", Symlink("/proc/self/fd/1"))
         dev.add("stderr", Symlink("/proc/self/fd/2"))
@@ -423,7 +469,7 @@ class Vfs:
         root = Dir(0o755)
         with tarfile.open(path) as tf:
             for m in tf.getmembers():
-                parts = [x for x in m.name.split("/") if x not in ("", ".")]
+                parts = [x for x in guest_str(m.name).split("/") if x not in ("", ".")]
                 if not parts:
                     continue
                 d = Vfs.dirs(root, parts[:-1])
@@ -432,14 +478,14 @@ class Vfs:
                     if not isinstance(d.children.get(name), Dir):
                         d.add(name, Dir(m.mode))
                 elif m.issym():
-                    d.add(name, Symlink(m.linkname))
+                    d.add(name, Symlink(guest_str(m.linkname)))
                 elif m.isfile():
                     fobj = tf.extractfile(m)
                     d.add(name, File(fobj.read() if fobj is not None else b"", m.mode))
                 elif m.islnk():
                     tgt = root
                     node: Inode | None = tgt
-                    for part in [x for x in m.linkname.split("/") if x not in ("", ".")]:
+                    for part in [x for x in guest_str(m.linkname).split("/") if x not in ("", ".")]:
                         node = node.children.get(part) if isinstance(node, Dir) else None
                     if node is not None:
                         node.nlink += 1
@@ -535,27 +581,28 @@ class Vfs:
 def stat_bytes(node: Inode, dev: int = 0x16) -> bytes:
     """struct stat (x86-64)."""
     size = node.size()
-    t = node.mtime
+    a, m, c = node.atime, node.mtime, node.ctime
     return struct.pack("<QQQIIIIQqqq6q3q", dev, node.ino, node.links(), node.mode, node.uid, node.gid, 0, node.rdev,
-                       size, 4096, node.blocks(), t, 0, t, 0, t, 0, 0, 0, 0)
+                       size, 4096, node.blocks(), a // 10**9, a % 10**9, m // 10**9, m % 10**9,
+                       c // 10**9, c % 10**9, 0, 0, 0)
 
 
 def statx_bytes(node: Inode, dev: int = 0x16) -> bytes:
-    """struct statx with the basic fields (mask 0x7ff)."""
+    """struct statx with the basic fields and the birth time (mask 0xfff, as tmpfs)."""
     size = node.size()
-    t = node.mtime
-    head = struct.pack("<IIQIIIHHQQQQ", 0x7FF, 4096, 0, node.links(), node.uid, node.gid, node.mode, 0, node.ino, size,
+    head = struct.pack("<IIQIIIHHQQQQ", 0xFFF, 4096, 0, node.links(), node.uid, node.gid, node.mode, 0, node.ino, size,
                        node.blocks(), 0)
-    times = struct.pack("<qIi", t, 0, 0) * 4
+    times = b"".join(struct.pack("<qIi", t // 10**9, t % 10**9, 0)
+                     for t in (node.atime, node.btime, node.ctime, node.mtime))
     devs = struct.pack("<IIII", node.rdev >> 8, node.rdev & 0xFF, dev >> 8, dev & 0xFF)
     out = head + times + devs
     return out + bytes(256 - len(out))
 
 
-DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1}
+DT = {S_IFDIR: 4, S_IFREG: 8, S_IFLNK: 10, S_IFCHR: 2, S_IFIFO: 1, 0o140000: 12}
 
 
 def dirent(ino: int, off: int, kind: int, name: str) -> bytes:
-    b = name.encode() + b"\0"
+    b = name.encode("utf-8", "surrogateescape") + b"\0"
     reclen = (19 + len(b) + 7) & ~7
     return struct.pack("<QqHB", ino, off, reclen, DT.get(kind, 0)) + b + bytes(reclen - 19 - len(b))

@@ -1,62 +1,71 @@
 """A display and its input devices: a linear framebuffer, a keyboard and a pointer.
 
 The hardware a secure GUI runs on (Nizza's Nitpicker, Genode's framebuffer
-and input sessions).  Each device has a few byte-wide registers on I/O
-ports (``machine.ports``; a driver reaches them with ``env.io`` once its
-ports are mapped to it), and the framebuffer has its pixel memory in device
-frames (``PhysMem.add_device``), which a driver maps like any page.  The
-register windows are small and start at offset 0 of their port range, so
-they can move to an MMIO page with the same offsets.
+and input sessions).  They are devices of the board (``Machine.add_display``;
+``display()`` in a startup script): each has a page of MMIO registers above
+RAM, the keyboard and the pointer an interrupt line each, and the
+framebuffer its pixel memory in device frames of its own.  io hands them to
+their drivers like the NIC and the disk (docs/drivers.md): registers with
+``IOMEM``, the line with ``IRQ``, the pixel memory with ``MEMORY`` (a
+dataspace the driver attaches).  None of them does DMA.  Registers are 32 bits
+wide (a narrower load reads the low bytes); ``CTRL`` is at offset 0 in each,
+and writing its bit 31 resets the device -- what io does when a driver's
+claim ends.
 
-Framebuffer (``FB_PORT``, 32 ports) -- pixels are 32-bit ``0x00RRGGBB``,
-little-endian in memory (bytes B, G, R, 0), ``stride = width * 4``:
+Framebuffer -- pixels are 32-bit ``0x00RRGGBB``, little-endian in memory
+(bytes B, G, R, 0), ``stride = width * 4``:
 
-======  =====  =========================================================
-offset  width  register
-======  =====  =========================================================
-0       2      WIDTH (read)
-2       2      HEIGHT (read)
-4       1      BPP (read: 32)
-5       1      CTRL (write 1: flush the damage rectangle to the screen);
-               reads the number of flushes so far, modulo 256
-8       2      DAMAGE_X   \\
-10      2      DAMAGE_Y    | the damage rectangle (read/write), in pixels;
-12      2      DAMAGE_W    | clipped to the screen at the flush
-14      2      DAMAGE_H   /
-16      8      BASE (read): physical address of the pixel memory
-======  =====  =========================================================
+============  ======  =======================================================
+register      offset  meaning
+============  ======  =======================================================
+``CTRL``      0x00    write bit 0: flush the damage rectangle to the screen;
+                      bit 31: reset (the rectangle becomes empty).  Reads
+                      the number of flushes so far
+``WIDTH``     0x04    pixels per row (read only)
+``HEIGHT``    0x08    rows (read only)
+``BPP``       0x0C    bits per pixel: 32 (read only)
+``STRIDE``    0x10    bytes per row (read only)
+``DAMAGE_X``  0x20    the damage rectangle, in pixels; clipped to the screen
+``DAMAGE_Y``  0x24    at the flush
+``DAMAGE_W``  0x28
+``DAMAGE_H``  0x2C
+``MEMLO``     0x30    physical address of the pixel memory, low and high half
+``MEMHI``     0x34    (read only)
+``MEMSIZE``   0x38    bytes of pixel memory (read only)
+============  ======  =======================================================
 
 The monitor shows ``screen``, which changes only when the driver flushes a
 damage rectangle: the device copies that part of its pixel memory to the
 screen (the "resource flush" of a virtual GPU).  So the picture on the
 screen is exactly what the driver told the device to show, and a
-screenshot is the screen at an instant.
+screenshot is the screen at an instant.  A reset leaves the screen as it
+was (the monitor keeps its last picture).
 
-Keyboard (``KBD_PORT``, 8 ports, line ``LINE_KEYBOARD``) -- a FIFO of key
-events with Linux input key codes (``KEY_*``):
+Keyboard -- a FIFO of key events with Linux input key codes (``KEY_*``):
 
-======  =====  =========================================================
-0       1      COUNT (read): events queued (at most ``FIFO_DEPTH``)
-1       2      CODE (read): key code of the oldest event
-3       1      FLAGS (read): bit 0 release, bit 1 an event is there
-4       1      CTRL (write 1: drop the oldest event)
-======  =====  =========================================================
+=========  ======  ==========================================================
+``CTRL``   0x00    write bit 0: drop the oldest event; bit 31: reset (drop all)
+``COUNT``  0x04    events queued, at most :data:`FIFO_DEPTH` (read only)
+``CODE``   0x08    key code of the oldest event (read only)
+``FLAGS``  0x0C    bit 0 release, bit 1 an event is there (read only)
+=========  ======  ==========================================================
 
-Pointer (``PTR_PORT``, 8 ports, line ``LINE_POINTER``) -- a FIFO of absolute
-positions with the button state (a tablet, as virtual machines offer):
+Pointer -- a FIFO of absolute positions with the button state (a tablet,
+as virtual machines offer):
 
-======  =====  =========================================================
-0       1      COUNT (read)
-1       2      X (read)
-3       2      Y (read)
-5       1      BUTTONS (read): bit 0 left, bit 1 right, bit 2 middle
-6       1      CTRL (write 1: drop the oldest event)
-======  =====  =========================================================
+===========  ======  ========================================================
+``CTRL``     0x00    as the keyboard's
+``COUNT``    0x04    events queued (read only)
+``X``        0x08    the oldest event's position (read only)
+``Y``        0x0C
+``BUTTONS``  0x10    bit 0 left, bit 1 right, bit 2 middle (read only)
+===========  ======  ========================================================
 
 Both input devices raise their line for every event they queue; a full FIFO
 drops the new event and counts it in ``overflows``.  Events come from the
 outside world: :meth:`Keyboard.inject` and :meth:`Pointer.inject`, called
-at simulated instants by an input script (``l4sim boot --input``).
+at simulated instants by an input script (``l4sim boot --input``).  A reset
+drops what a dead driver left unread, so its successor never sees it.
 """
 
 from __future__ import annotations
@@ -64,112 +73,109 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from l4sim.machine.memory import PAGE_SHIFT, PAGE_SIZE, DeviceRegion
+from l4sim.machine.devices import InterruptController
+from l4sim.machine.memory import PAGE_SHIFT, DeviceRegion
 
-if TYPE_CHECKING:
-    from l4sim.machine.board import Machine
-
-#: first I/O port of each device (port ranges are naturally aligned)
-FB_PORT = 0x500
-FB_PORTS = 32
-KBD_PORT = 0x520
-KBD_PORTS = 8
-PTR_PORT = 0x528
-PTR_PORTS = 8
-#: interrupt lines of the input devices (the board's free lines start at 2)
-LINE_KEYBOARD = 2
-LINE_POINTER = 3
 #: events an input device queues before it drops new ones
 FIFO_DEPTH = 64
-#: the largest screen a framebuffer can have (16-bit registers; memory stays reasonable)
+#: the largest screen a framebuffer can have (memory stays reasonable)
 MAX_WIDTH = 4096
 MAX_HEIGHT = 4096
 
-# framebuffer register offsets
-FB_WIDTH = 0
-FB_HEIGHT = 2
-FB_BPP = 4
-FB_CTRL = 5
-FB_DAMAGE = 8
-FB_BASE = 16
+#: every device's control register and its bits
+REG_CTRL = 0x00
+CTRL_RESET = 1 << 31
+# framebuffer registers
+FB_WIDTH = 0x04
+FB_HEIGHT = 0x08
+FB_BPP = 0x0C
+FB_STRIDE = 0x10
+FB_DAMAGE = 0x20  # X, Y, W, H: 4 registers
+FB_MEMLO = 0x30
+FB_MEMHI = 0x34
+FB_MEMSIZE = 0x38
 FB_FLUSH = 1
-# keyboard register offsets
-KBD_COUNT = 0
-KBD_CODE = 1
-KBD_FLAGS = 3
-KBD_CTRL = 4
+# input registers (keyboard and pointer)
+IN_COUNT = 0x04
+KBD_CODE = 0x08
+KBD_FLAGS = 0x0C
 KBD_RELEASE = 1
 KBD_VALID = 2
-# pointer register offsets
-PTR_COUNT = 0
-PTR_X = 1
-PTR_Y = 3
-PTR_BUTTONS = 5
-PTR_CTRL = 6
+PTR_X = 0x08
+PTR_Y = 0x0C
+PTR_BUTTONS = 0x10
+#: the pop command of an input device's CTRL register
+INPUT_POP = 1
 #: pointer button bits
 BUTTON_LEFT = 1
 BUTTON_RIGHT = 2
 BUTTON_MIDDLE = 4
-#: the pop command of an input device's CTRL register
-INPUT_POP = 1
 
 
-def _get(value: int, offset: int, first: int, width: int) -> int:
-    """Byte ``offset - first`` of a little-endian register of ``width`` bytes at ``first``."""
-    return (value >> (8 * (offset - first))) & 0xFF if first <= offset < first + width else -1
+def _fit(value: int, size: int) -> int:
+    """A register's value as a load of ``size`` bytes sees it (its low bytes)."""
+    return value & ((1 << (8 * size)) - 1)
 
 
 class Framebuffer:
-    """A linear framebuffer: pixel memory in device frames, registers on ports, a screen."""
+    """A linear framebuffer: pixel memory in device frames, a page of registers, a screen."""
 
-    def __init__(self, machine: Machine, width: int, height: int, port: int = FB_PORT) -> None:
-        if not (1 <= width <= MAX_WIDTH and 1 <= height <= MAX_HEIGHT):
-            raise ValueError(f"a framebuffer is 1..{MAX_WIDTH} x 1..{MAX_HEIGHT} pixels, not {width}x{height}")
+    def __init__(self, width: int, height: int, memory: DeviceRegion) -> None:
+        assert len(memory.buf) >= width * height * 4, "the board gives the pixel memory its size"
         self.width = width
         self.height = height
         self.stride = width * 4
-        size = self.stride * height
-        #: the pixel memory: device frames, mapped by the driver
-        self.region: DeviceRegion = machine.mem.add_device("framebuffer", (size + PAGE_SIZE - 1) // PAGE_SIZE)
+        self.size = self.stride * height
+        #: the pixel memory: device frames, which io hands to the driver as a dataspace
+        self.region = memory
         #: what the monitor shows (same layout as the pixel memory)
-        self.screen = bytearray(size)
+        self.screen = bytearray(self.size)
         self.damage = [0, 0, 0, 0]
         #: flushes so far, and the pixels they copied to the screen
         self.flushes = 0
         self.flushed_pixels = 0
         #: called after every flush with the rectangle that reached the screen (observers)
         self.on_flush: list[Callable[[int, int, int, int], None]] = []
-        self.port = port
-        for p in range(port, port + FB_PORTS):
-            machine.ports[p] = (self._read, self._write)
 
     @property
     def base(self) -> int:
         """Physical address of the pixel memory."""
         return self.region.base_pfn << PAGE_SHIFT
 
-    def _read(self, port: int) -> int:
-        off = port - self.port
-        for first, width, value in ((FB_WIDTH, 2, self.width), (FB_HEIGHT, 2, self.height), (FB_BPP, 1, 32),
-                                    (FB_CTRL, 1, self.flushes & 0xFF), (FB_BASE, 8, self.base)):
-            b = _get(value, off, first, width)
-            if b >= 0:
-                return b
-        if FB_DAMAGE <= off < FB_DAMAGE + 8:
-            i, hi = divmod(off - FB_DAMAGE, 2)
-            return (self.damage[i] >> (8 * hi)) & 0xFF
-        return 0
+    def mmio_read(self, off: int, size: int, now: int) -> int:
+        match off:
+            case 0x00:
+                v = self.flushes
+            case 0x04:
+                v = self.width
+            case 0x08:
+                v = self.height
+            case 0x0C:
+                v = 32
+            case 0x10:
+                v = self.stride
+            case 0x20 | 0x24 | 0x28 | 0x2C:
+                v = self.damage[(off - FB_DAMAGE) >> 2]
+            case 0x30:
+                v = self.base & 0xFFFFFFFF
+            case 0x34:
+                v = self.base >> 32
+            case 0x38:
+                v = self.size
+            case _:
+                v = 0
+        return _fit(v, size)
 
-    def _write(self, port: int, value: int) -> None:
-        off = port - self.port
-        if FB_DAMAGE <= off < FB_DAMAGE + 8:
-            i, hi = divmod(off - FB_DAMAGE, 2)
-            shift = 8 * hi
-            self.damage[i] = (self.damage[i] & ~(0xFF << shift)) | ((value & 0xFF) << shift)
-        elif off == FB_CTRL and value == FB_FLUSH:
-            self.flush(*self.damage)
+    def mmio_write(self, off: int, size: int, value: int, now: int) -> None:
+        value &= 0xFFFFFFFF
+        if off == REG_CTRL:
+            if value & CTRL_RESET:
+                self.damage = [0, 0, 0, 0]
+            elif value & FB_FLUSH:
+                self.flush(*self.damage)
+        elif off in (0x20, 0x24, 0x28, 0x2C):
+            self.damage[(off - FB_DAMAGE) >> 2] = value & 0xFFFF
 
     def flush(self, x: int, y: int, w: int, h: int) -> None:
         """Copy the rectangle (clipped to the screen) from pixel memory to the screen."""
@@ -216,18 +222,15 @@ class PointerEvent:
 
 
 class _InputDevice:
-    """A FIFO of events, a register window and an interrupt line."""
+    """A FIFO of events, a page of registers and an interrupt line."""
 
-    def __init__(self, machine: Machine, port: int, nports: int, line: int) -> None:
-        self.machine = machine
-        self.port = port
+    def __init__(self, ic: InterruptController, line: int) -> None:
+        self.ic = ic
         self.line = line
         self.fifo: deque[KeyEvent | PointerEvent] = deque()
         #: events queued, and dropped because the FIFO was full
         self.events = 0
         self.overflows = 0
-        for p in range(port, port + nports):
-            machine.ports[p] = (self._read, self._write)
 
     def _queue(self, ev: KeyEvent | PointerEvent) -> None:
         if len(self.fifo) >= FIFO_DEPTH:
@@ -235,49 +238,52 @@ class _InputDevice:
             return
         self.fifo.append(ev)
         self.events += 1
-        self.machine.ic.raise_line(self.line)
+        self.ic.raise_line(self.line)
 
-    def _read(self, port: int) -> int:
+    def _head(self, off: int) -> int:
         raise NotImplementedError
 
-    def _write(self, port: int, value: int) -> None:
-        raise NotImplementedError
+    def mmio_read(self, off: int, size: int, now: int) -> int:
+        if off == IN_COUNT:
+            return _fit(len(self.fifo), size)
+        return _fit(self._head(off), size) if self.fifo else 0
+
+    def mmio_write(self, off: int, size: int, value: int, now: int) -> None:
+        if off != REG_CTRL:
+            return
+        if value & CTRL_RESET:
+            self.fifo.clear()
+        elif value & INPUT_POP and self.fifo:
+            self.fifo.popleft()
+
+    def stats(self) -> dict[str, int]:
+        """The device's counters (the boot summary's device lines)."""
+        return {"events": self.events, "overflows": self.overflows}
 
 
 class Keyboard(_InputDevice):
     """Key presses and releases, by Linux key code."""
 
-    def __init__(self, machine: Machine, port: int = KBD_PORT, line: int = LINE_KEYBOARD) -> None:
-        super().__init__(machine, port, KBD_PORTS, line)
-
     def inject(self, code: int, release: bool = False) -> None:
         """The user pressed (or released) the key ``code``."""
         self._queue(KeyEvent(code & 0xFFFF, release))
 
-    def _read(self, port: int) -> int:
-        off = port - self.port
-        head = self.fifo[0] if self.fifo else None
-        if off == KBD_COUNT:
-            return min(len(self.fifo), 255)
-        if head is None or not isinstance(head, KeyEvent):
+    def _head(self, off: int) -> int:
+        head = self.fifo[0]
+        if not isinstance(head, KeyEvent):
             return 0
-        if off in (KBD_CODE, KBD_CODE + 1):
-            return (head.code >> (8 * (off - KBD_CODE))) & 0xFF
+        if off == KBD_CODE:
+            return head.code
         if off == KBD_FLAGS:
             return KBD_VALID | (KBD_RELEASE if head.release else 0)
         return 0
-
-    def _write(self, port: int, value: int) -> None:
-        if port - self.port == KBD_CTRL and value == INPUT_POP and self.fifo:
-            self.fifo.popleft()
 
 
 class Pointer(_InputDevice):
     """An absolute pointer: position and buttons, clipped to the screen it points at."""
 
-    def __init__(self, machine: Machine, width: int, height: int, port: int = PTR_PORT,
-                 line: int = LINE_POINTER) -> None:
-        super().__init__(machine, port, PTR_PORTS, line)
+    def __init__(self, ic: InterruptController, line: int, width: int, height: int) -> None:
+        super().__init__(ic, line)
         self.width = width
         self.height = height
         #: where the pointer is and which buttons are down (the device's own state)
@@ -290,43 +296,20 @@ class Pointer(_InputDevice):
         self.buttons = buttons & 7
         self._queue(PointerEvent(self.x, self.y, self.buttons))
 
-    def _read(self, port: int) -> int:
-        off = port - self.port
-        head = self.fifo[0] if self.fifo else None
-        if off == PTR_COUNT:
-            return min(len(self.fifo), 255)
-        if head is None or not isinstance(head, PointerEvent):
+    def _head(self, off: int) -> int:
+        head = self.fifo[0]
+        if not isinstance(head, PointerEvent):
             return 0
-        for first, value in ((PTR_X, head.x), (PTR_Y, head.y)):
-            if first <= off < first + 2:
-                return (value >> (8 * (off - first))) & 0xFF
-        return head.buttons if off == PTR_BUTTONS else 0
-
-    def _write(self, port: int, value: int) -> None:
-        if port - self.port == PTR_CTRL and value == INPUT_POP and self.fifo:
-            self.fifo.popleft()
+        return {PTR_X: head.x, PTR_Y: head.y, PTR_BUTTONS: head.buttons}.get(off, 0)
 
 
 @dataclass
 class Display:
-    """The three devices of a machine's display, as :func:`attach_display` made them."""
+    """The three devices of a machine's display, as ``Machine.add_display`` put them on the board."""
 
     fb: Framebuffer
     keyboard: Keyboard
     pointer: Pointer
-
-
-def attach_display(machine: Machine, width: int = 640, height: int = 480) -> Display:
-    """Give ``machine`` a framebuffer of ``width`` x ``height``, a keyboard and a pointer.
-
-    The display is ``machine.display`` afterwards; a machine has at most one.
-    """
-    if machine.display is not None:
-        raise ValueError("this machine has a display already")
-    fb = Framebuffer(machine, width, height)
-    d = Display(fb, Keyboard(machine), Pointer(machine, width, height))
-    machine.display = d
-    return d
 
 
 # --- key codes: Linux's input event codes (linux/input-event-codes.h), so that a Linux

@@ -20,7 +20,10 @@ cores the machine has): channels, shared dataspaces,
 the program's ``env.factory``), ``scheduler(max_prio=, cpus=)`` -- a
 scheduler proxy with those limits (every program gets one limited to its
 own priority and cores unless the script names another ``scheduler``),
-``icu()`` -- the interrupt controller, and ``program("other").thread`` or
+``icu()`` -- the interrupt controller, ``ioports(NAME)`` -- the I/O ports
+of a port device of the board (``machine.board.PORT_DEVICES``: ``tpm``,
+``nvram``, ``serial1``), granted to that one program, ``eventlog()`` -- the event log of
+measured boot as a read-only dataspace, and ``program("other").thread`` or
 ``.task`` -- another program's main thread or task.  ``.m("r")`` chooses the
 rights of an ``icu()``, thread or task (letters of ``rwsd``).  A channel
 passed as ``svc`` gives the right to call it; ``svc.server()`` gives the
@@ -30,39 +33,72 @@ program can spend another's.  ned waits for every program that is not a
 daemon to end, and reports each exit status, fault, or end without a word
 (its task or main thread deleted, its parent capability given up).
 
-For devices and sessions: ``display(width=640, height=480)`` gives the
-machine a framebuffer, keyboard and pointer; ``device(name)`` names one of
-the machine's devices; ``sigma0()`` is the root pager (for io alone);
-``memory(quota)`` a memory allocator session of moe's; and
-``channel.session(*args)`` a session of the channel's server that ned opens
-for the program, labelled with the program's name in the script (the
-numeric resources of a ``device(...)`` argument follow the label): the
-program holds the session gate, never the channel (docs/security.md).
+A script also describes the board's devices and who may drive them (io,
+:mod:`l4sim.runtime.io`; docs/runtime.md § 4.7):
+
+.. code-block:: python
+
+    nic("nic0", wire="nic1")                 # an Ethernet NIC, cabled to nic1
+    nic("nic1")
+    disk("blk0", sectors=2048)               # 1 MiB on a host image file (--disk) or in memory
+    net = io.bus("net", devices=["nic0"])    # a virtual bus: the devices one client sees
+    start("nic", "l4sim.drivers.nic:main", caps={"bus": net, "factory": factory()})
+
+With a bus in the script ned starts io first (task ``io``, a daemon); a
+program given the bus gets one capability, to io, through which it claims its
+devices, their interrupts, registers and DMA memory.  A device may be on one
+bus only; ``wire=`` names another NIC of the board, or ``"host"``: a cable
+to the host, where ``--pcap FILE`` records what crosses (it records every
+cable of the board).  ``display(width=640, height=480)`` puts a display on
+the board: the devices ``framebuffer`` (registers and pixel memory),
+``keyboard`` and ``pointer``, for buses like any other.
+
+For servers that hand out sessions (the GUI): ``channel.session(*args)`` is
+a session of the channel's server that ned opens for the program (``SESSION``
+``CREATE``), labelled with the program's name in the script and the text
+arguments, the numbers after it: the program holds the session gate, never
+the channel, so it cannot open a session under another name
+(docs/security.md).  ``memory(quota)`` is a memory allocator session of
+moe's with that quota, for a server that makes dataspaces for its clients.
+
+Measured boot (:mod:`l4sim.runtime.measure`).  A script that gives some
+program the TPM or the event log is booted measured: before ned starts any
+program it extends the TPM's PCRs with the script, then with each program's
+image and script entry in start order, through the TPM's registers, and
+keeps the event log; only then does it hand the TPM's ports to the program
+that drives it (granted: ned keeps no access) and start the programs.
 
 The plan is checked before boot: a capability that names nothing, an
 unknown program, a bad priority or CPU set, a duplicate name, a name of the
 runtime's own tasks, a quota or kmem too small for stack and heap, another
-program's thread or task that is not started before, an argument a script
-function does not take -- each ends in one error naming the script file and
-line.  What the check cannot foresee (memory running out) ned reports at
+program's thread or task that is not started before, an unknown port
+device or one given twice, an argument a script function does not take -- each ends
+in one error naming the script file and line.  What the check cannot foresee (memory running out) ned reports at
 run time, one line per program that cannot start, and goes on.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, Rights, pack_bytes
+from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, MemRights, Rights, pack_bytes
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
+from l4sim.machine import tpm2
+from l4sim.machine.board import FIRST_DEVICE_LINE, LAST_DEVICE_LINE, PORT_DEVICES
+from l4sim.machine.memory import PAGE_SHIFT, PAGE_SIZE
+from l4sim.machine.nic import parse_mac
+from l4sim.runtime import measure
 from l4sim.runtime.console import CONSOLE_TASK
+from l4sim.runtime.io import IO_TASK, DeviceInfo, io_server
 from l4sim.runtime.loader import (
     KMEM,
     MIN_KMEM,
@@ -73,7 +109,8 @@ from l4sim.runtime.loader import (
     min_quota,
     resolve,
 )
-from l4sim.runtime.protocols import MEM_ALLOC, SESSION, DsFlag, MemOp, SessionOp
+from l4sim.runtime.protocols import DATASPACE, MEM_ALLOC, SESSION, DsFlag, DsOp, MemOp, SessionOp
+from l4sim.runtime.sigma0 import REQ_FPAGE_IO, request
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
 
@@ -107,14 +144,14 @@ class Channel:
 
         ned calls the server (``SESSION`` ``CREATE``) with the program's name in the
         script as the label, the text arguments appended to it and the numeric ones
-        (a ``device(...)``: its resources) after it; the program gets the session gate
-        and nothing else of the channel, so it cannot open a session under another name.
+        after it; the program gets the session gate and nothing else of the channel,
+        so it cannot open a session under another name.
         """
         w = _where_of(self.where.file)
         for a in args:
-            if not isinstance(a, str | int | DeviceSpec) or isinstance(a, bool):
-                raise ScriptError(f"{w}: session argument {a!r} of channel {self.name!r}: pass strings, "
-                                  f"numbers or a device(...)")
+            if not isinstance(a, str | int) or isinstance(a, bool):
+                raise ScriptError(f"{w}: session argument {a!r} of channel {self.name!r}: pass strings "
+                                  f"or numbers")
             if isinstance(a, int) and not 0 <= a < 1 << 64:
                 raise ScriptError(f"{w}: session argument {a} of channel {self.name!r} is not a machine word")
             if isinstance(a, str) and (not a or len(a) > 64 or not a.isprintable()):
@@ -128,18 +165,8 @@ class SessionSpec:
     """A session of a channel's server that ned opens for a program (``channel.session()``)."""
 
     channel: str
-    args: tuple[Any, ...]
+    args: tuple[str | int, ...]
     where: Where
-
-
-@dataclass
-class DeviceSpec:
-    """A device of the machine (``device(name)``), its resources filled in at boot."""
-
-    name: str
-    where: Where
-    #: (memory base, memory bytes, first port, ports, interrupt lines), from the machine
-    resources: tuple[int, int, int, int, tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -148,13 +175,6 @@ class MemorySpec:
     dataspaces of its own with it (``MEM_ALLOC`` ``CREATE_DS``), charged to that quota."""
 
     quota: int
-    where: Where
-
-
-@dataclass
-class Sigma0Spec:
-    """The root pager (``sigma0()``): all memory and ports not yet given -- for io alone."""
-
     where: Where
 
 
@@ -220,6 +240,22 @@ class SchedulerSpec:
 
 
 @dataclass
+class PortsSpec:
+    """A port device of the board (``ioports("tpm")``): its I/O ports, granted to the one program
+    given it."""
+
+    name: str
+    where: Where
+
+
+@dataclass
+class EventLogSpec:
+    """The event log of measured boot (``eventlog()``): a read-only dataspace of its bytes."""
+
+    where: Where
+
+
+@dataclass
 class ProgramObject:
     """Another program's main thread or task (``program("b").thread``, ``.task``) with rights."""
 
@@ -252,6 +288,63 @@ class ProgramRef:
 
 
 @dataclass
+class DeviceSpec:
+    """A device of the board (``nic(...)``, ``disk(...)``, the three of ``display()``); where it
+    landed once the board is built (register page, line, requester id: what io is told)."""
+
+    name: str
+    kind: str  # "nic", "blk", or "fb", "kbd", "ptr" (of display())
+    where: Where
+    mac: bytes | None = None
+    wire: str | None = None
+    sectors: int = 0
+    image: str | None = None
+
+
+@dataclass
+class BusSpec:
+    """A virtual bus of io (``io.bus(name, devices=[...])``): the devices one client may drive."""
+
+    name: str
+    devices: list[str]
+    where: Where
+
+
+class IoScript:
+    """The script's ``io``: the device manager, which the script gives buses of (``io.bus``)."""
+
+    def __init__(self, file: str, plan: Plan) -> None:
+        self._file = file
+        self._plan = plan
+
+    def bus(self, name: str, devices: list[str] | tuple[str, ...] | None = None) -> BusSpec:
+        """A virtual bus called ``name`` holding ``devices`` (names of ``nic``/``disk`` before)."""
+        w = _where_of(self._file)
+        _check_name(name, "bus", w)
+        plan = self._plan
+        first = next((b.where for b in plan.buses if b.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: bus {name!r} is defined twice (first at {first}); give each bus its own name")
+        if not isinstance(devices, list | tuple) or not devices or not all(isinstance(d, str) for d in devices):
+            raise ScriptError(f"{w}: bus {name!r}: give its devices by name, e.g. devices=['nic0']")
+        known = {d.name for d in plan.devices}
+        for d in devices:
+            if d not in known:
+                raise ScriptError(f"{w}: bus {name!r}: the board has no device {d!r} "
+                                  f"(it has: {', '.join(sorted(known)) or 'none'}); declare it with "
+                                  f"nic(...), disk(...) or display() first")
+            other = next((b for b in plan.buses if d in b.devices), None)
+            if other is not None:
+                raise ScriptError(f"{w}: device {d!r} is on bus {other.name!r} already ({other.where}): a device "
+                                  f"has one driver, so it may be on one bus only")
+        if len(set(devices)) != len(devices):
+            raise ScriptError(f"{w}: bus {name!r} names a device twice")
+        bus = BusSpec(name, list(devices), w)
+        plan.buses.append(bus)
+        return bus
+
+
+@dataclass
 class ProgramSpec:
     name: str
     program: str
@@ -264,6 +357,8 @@ class ProgramSpec:
     where: Where
     fn: Callable[..., Any] | None = None
     kmem: int = KMEM
+    #: the program's image, loaded by the boot loader for a measured boot (None: not loaded)
+    image: bytes | None = None
 
 
 @dataclass
@@ -277,14 +372,38 @@ class Plan:
     #: the kernel's models the script chose (None: the default, or what ``l4sim boot`` says)
     comm_model: str | None = None
     kmem_model: str | None = None
-    #: the machine's display the script asked for (``display(width, height)``), or None
-    display: tuple[int, int] | None = None
-    #: every ``device(...)`` the script named, in order
+    #: the board's devices and io's buses
     devices: list[DeviceSpec] = field(default_factory=list)
+    #: the display's size, when the script puts one on the board (``display(width, height)``)
+    display: tuple[int, int] | None = None
+    buses: list[BusSpec] = field(default_factory=list)
+    #: where the devices landed when the board was built (``system.build_board``): what io is told
+    board: list[DeviceInfo] = field(default_factory=list)
+    #: the script's bytes (measured into PCR 9 on a measured boot)
+    source: bytes = b""
 
-    def wants_sigma0(self) -> bool:
-        """Some program is given the root pager: ned must hold it."""
-        return any(isinstance(c, Sigma0Spec) for p in self.programs for c in p.caps.values())
+    @property
+    def measured(self) -> bool:
+        """A program is given the TPM or the event log: the boot is measured.
+
+        Unmeasured configurations give nobody the TPM, so nothing in them can
+        quote or unseal: a missing measurement cannot be used to pass as
+        another configuration.
+        """
+        return any((isinstance(c, PortsSpec) and c.name == "tpm") or isinstance(c, EventLogSpec)
+                   for p in self.programs for c in p.caps.values())
+
+    @property
+    def port_devices(self) -> bool:
+        """Some program is given a port device: ned then takes ports from sigma0."""
+        return self.measured or any(isinstance(c, PortsSpec) for p in self.programs for c in p.caps.values())
+
+    def load_images(self) -> None:
+        """Load every program's image that is not loaded yet, as a boot loader loads boot modules:
+        a native program's module with its package's modules (``measure.native_image``)."""
+        for spec in self.programs:
+            if spec.image is None and spec.fn is not None:
+                spec.image = measure.native_image(spec.fn.__module__)[0]
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -298,19 +417,15 @@ def _where(file: str) -> Where:
     return Where(file, f.f_lineno if f is not None else 0)
 
 
-def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) -> Plan:
-    """Run a startup script in plan mode and check it; raises :class:`ScriptError`.
-
-    ``devices`` names the devices the machine has before the script adds any
-    (``display()`` adds a framebuffer, a keyboard and a pointer).
-    """
+def load_script(path: str | Path, ncores: int) -> Plan:
+    """Run a startup script in plan mode and check it; raises :class:`ScriptError`."""
     p = Path(path)
     try:
         source = p.read_text()
     except OSError as e:
         raise ScriptError(f"{path}: cannot read the startup script ({e.strerror})") from None
     file = str(p)
-    plan = Plan(file)
+    plan = Plan(file, source=source.encode())
 
     def factory(quota: int = 1 << 20) -> KernelFactory:
         w = _where(file)
@@ -344,6 +459,16 @@ def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) ->
 
     def icu() -> IcuSpec:
         return IcuSpec(_where(file))
+
+    def ioports(name: str) -> PortsSpec:
+        w = _where(file)
+        if name not in PORT_DEVICES:
+            raise ScriptError(f"{w}: the board has no port device {name!r}: choose one of "
+                              f"{', '.join(sorted(PORT_DEVICES))}")
+        return PortsSpec(name, w)
+
+    def eventlog() -> EventLogSpec:
+        return EventLogSpec(_where(file))
 
     def scheduler(max_prio: int | None = None, cpus: int | list[int] | None = None) -> SchedulerSpec:
         w = _where(file)
@@ -402,14 +527,14 @@ def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) ->
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r}: program({value.name!r}) names a "
                                   f"program, not an object: pass program({value.name!r}).thread or .task")
             if isinstance(value, DeviceSpec):
-                raise ScriptError(f"{w}: capability {cname!r} of {name!r}: device({value.name!r}) is hardware, "
-                                  f"not a capability: pass io.session(device({value.name!r})) to a driver")
+                raise ScriptError(f"{w}: capability {cname!r} of {name!r} is the device {value.name!r}: a program "
+                                  f"gets devices through a bus: io.bus('...', devices=[{value.name!r}])")
             if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
-                              | SessionSpec | Sigma0Spec | MemorySpec):
+                              | BusSpec | PortsSpec | EventLogSpec | SessionSpec | MemorySpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
                                   f"({type(value).__name__}): pass a channel(...), channel.session(), "
-                                  f"dataspace(...), factory(), memory(...), scheduler(...), icu(), sigma0() or "
-                                  f"program(...).thread / .task")
+                                  f"dataspace(...), factory(), memory(...), scheduler(...), icu(), "
+                                  f"io.bus(...), ioports(...), eventlog() or program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -429,14 +554,18 @@ def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) ->
         plan.programs.append(spec)
         return spec
 
-    def sigma0() -> Sigma0Spec:
-        return Sigma0Spec(_where(file))
-
-    def memory(quota: int) -> MemorySpec:
+    def _device(name: str, what: str) -> Where:
         w = _where(file)
-        if type(quota) is not int or not 4096 <= quota <= 256 << 20:
-            raise ScriptError(f"{w}: memory quota {quota!r}: give bytes, 4096 .. 256 MiB")
-        return MemorySpec(quota, w)
+        _check_name(name, what, w)
+        first = next((d.where for d in plan.devices if d.name == name), None)
+        if first is not None:
+            raise ScriptError(f"{w}: device {name!r} is declared twice (first at {first}); "
+                              f"give each device its own name")
+        if name == "iommu":
+            raise ScriptError(f"{w}: the name 'iommu' is the board's own IOMMU: choose another device name")
+        if _lines_used(plan) >= MAX_DEVICES:
+            raise ScriptError(f"{w}: a board has interrupt lines for {MAX_DEVICES} devices: leave {name!r} out")
+        return w
 
     def display(width: int = 640, height: int = 480) -> None:
         w = _where(file)
@@ -445,13 +574,41 @@ def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) ->
         for what, v in (("width", width), ("height", height)):
             if type(v) is not int or not 16 <= v <= 2048:
                 raise ScriptError(f"{w}: display {what} {v!r}: give pixels, 16 .. 2048")
+        if _lines_used(plan) + 2 > MAX_DEVICES:
+            raise ScriptError(f"{w}: a board has interrupt lines for {MAX_DEVICES} devices: the display's "
+                              f"keyboard and pointer need two of them; leave other devices out")
+        for name, kind in DISPLAY_DEVICES:
+            _device(name, "device")
+            plan.devices.append(DeviceSpec(name, kind, w))
         plan.display = (width, height)
 
-    def device(name: str) -> DeviceSpec:
+    def memory(quota: int) -> MemorySpec:
         w = _where(file)
-        if not isinstance(name, str):
-            raise ScriptError(f"{w}: device name {name!r} must be a string, e.g. device('framebuffer')")
-        spec = DeviceSpec(name, w)
+        if type(quota) is not int or not 4096 <= quota <= 256 << 20:
+            raise ScriptError(f"{w}: memory quota {quota!r}: give bytes, 4096 .. 256 MiB")
+        return MemorySpec(quota, w)
+
+    def nic(name: str, mac: str | None = None, wire: str | None = None) -> DeviceSpec:
+        w = _device(name, "device")
+        raw: bytes | None = None
+        if mac is not None:
+            try:
+                raw = parse_mac(mac if isinstance(mac, str) else repr(mac))
+            except ValueError as e:
+                raise ScriptError(f"{w}: nic {name!r}: {e}") from None
+        if wire is not None and not isinstance(wire, str):
+            raise ScriptError(f"{w}: nic {name!r}: wire= names another NIC or 'host', not {wire!r}")
+        spec = DeviceSpec(name, "nic", w, mac=raw, wire=wire)
+        plan.devices.append(spec)
+        return spec
+
+    def disk(name: str, sectors: int = 2048, image: str | None = None) -> DeviceSpec:
+        w = _device(name, "device")
+        if type(sectors) is not int or not 1 <= sectors <= 1 << 24:
+            raise ScriptError(f"{w}: disk {name!r}: sectors {sectors!r}: give 1 .. {1 << 24} sectors of 512 bytes")
+        if image is not None and not isinstance(image, str):
+            raise ScriptError(f"{w}: disk {name!r}: image= is a path (a string), not {image!r}")
+        spec = DeviceSpec(name, "blk", w, sectors=sectors, image=image)
         plan.devices.append(spec)
         return spec
 
@@ -469,8 +626,8 @@ def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) ->
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
                            for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
-                                      sigma0, display, device, memory)}
-    env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__"})
+                                      nic, disk, ioports, eventlog, display, memory)}
+    env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__", "io": IoScript(file, plan)})
     try:
         code = compile(source, file, "exec")
     except SyntaxError as e:
@@ -501,44 +658,62 @@ def load_script(path: str | Path, ncores: int, devices: Collection[str] = ()) ->
             if at > i:
                 raise ScriptError(f"{ps.where}: capability {cname!r} of {ps.name!r} is the {c.kind} of program "
                                   f"{c.program!r}, which starts later: start {c.program!r} before {ps.name!r}")
-    known = list(devices) + (list(DISPLAY_DEVICES) if plan.display is not None else [])
-    given: dict[str, Where] = {}
-    for dev in plan.devices:
-        if dev.name not in known:
-            raise ScriptError(f"{dev.where}: the machine has no device {dev.name!r} "
-                              + (f"(it has: {', '.join(known)})" if known else
-                                 "(it has none: call display() for a framebuffer, keyboard and pointer)"))
-    for ps in plan.programs:
+    names = {d.name: d for d in plan.devices}
+    for d in plan.devices:  # cables: to another NIC (one cable each) or to the host
+        if d.wire is None or d.wire == "host":
+            continue
+        peer = names.get(d.wire)
+        if peer is None or peer.kind != "nic" or peer is d:
+            raise ScriptError(f"{d.where}: nic {d.name!r}: wire={d.wire!r} names no other NIC of the board: "
+                              f"give another nic(...)'s name, or 'host'")
+        if peer.wire is not None and peer.wire != d.name:
+            raise ScriptError(f"{d.where}: nic {d.name!r}: {peer.name!r} is cabled to {peer.wire!r} already: "
+                              f"a NIC has one cable")
+    holders: dict[str, ProgramSpec] = {}
+    for ps in plan.programs:  # a port device has one driver: its ports are granted, not shared
         for c in ps.caps.values():
-            if not isinstance(c, SessionSpec):
+            if not isinstance(c, PortsSpec):
                 continue
-            for a in c.args:
-                if isinstance(a, DeviceSpec):
-                    if a.name in given:
-                        raise ScriptError(f"{c.where}: device {a.name!r} is given to two sessions (first at "
-                                          f"{given[a.name]}): a device has one driver")
-                    given[a.name] = c.where
+            first = holders.get(c.name)
+            if first is not None:
+                raise ScriptError(f"{ps.where}: ioports({c.name!r}) is given to {ps.name!r} and to "
+                                  f"{first.name!r} ({first.where}): a device has one driver; give it to one")
+            holders[c.name] = ps
     for ch in plan.channels:
         servers = [p for p in plan.programs for c in p.caps.values() if isinstance(c, Channel)
                    and c.name == ch.name and c.server_side]
         if not servers:
             raise ScriptError(f"{ch.where}: channel {ch.name!r} has no server: give it to one program "
                               f"as {ch.name}.server()")
+    if plan.measured:
+        plan.load_images()
     return plan
 
 
 _RESERVED = {"task", "thread", "rm", "log", "parent"}
-#: the devices ``display()`` gives the machine
-DISPLAY_DEVICES = ("framebuffer", "keyboard", "pointer")
-#: how often, and how long apart, ned asks a server for a session before it gives up: the
-#: server may not have bound its channel yet when its client starts
-SESSION_TRIES = 100
-SESSION_RETRY_NS = 1_000_000
 #: the name of ned's task (and its console tag)
 NED_TASK = "ned"
 #: names of the tasks the runtime starts itself (sigma0 and moe at boot, ned, the console server);
 #: a program may not take one: the console tags and the boot summary would mix the two up
-SYSTEM_NAMES = tuple(sorted({"sigma0", "moe", NED_TASK, CONSOLE_TASK}))
+SYSTEM_NAMES = tuple(sorted({"sigma0", "moe", NED_TASK, CONSOLE_TASK, IO_TASK}))
+#: devices with an interrupt line a script may put on the board (one line each)
+MAX_DEVICES = LAST_DEVICE_LINE - FIRST_DEVICE_LINE + 1
+#: the board devices ``display()`` declares: name and kind (the framebuffer has no line)
+DISPLAY_DEVICES = (("framebuffer", "fb"), ("keyboard", "kbd"), ("pointer", "ptr"))
+#: how often, and how long apart, ned asks a server for a session before it gives up: the
+#: server may not have bound its channel yet when its client starts
+SESSION_TRIES = 100
+SESSION_RETRY_NS = 1_000_000
+
+#: io's priority, kernel memory (its DMA pool's page tables) and its factory (Irqs, gates)
+IO_PRIO = 120
+IO_KMEM = 1 << 20
+IO_FACTORY = 256 << 10
+
+
+def _lines_used(plan: Plan) -> int:
+    """Interrupt lines the script's devices take (all but a framebuffer have one)."""
+    return sum(1 for d in plan.devices if d.kind != "fb")
 
 
 def _checked_call(file: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -603,21 +778,37 @@ class StartError(Exception):
     """A program cannot start because something the script gave it could not be made."""
 
 
-async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None) -> int:
-    """The init task: create the plan's channels and dataspaces, start its programs, wait.
+async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = None,
+              log: measure.EventLog | None = None) -> int:
+    """The init task: measure, create the plan's channels and dataspaces, start its programs, wait.
 
-    ``env`` holds the kernel factory, the scheduler and a moe session
-    (``mem``).  ``report``, when given by the host, is called with the
-    record of every program right after it started, while ned still holds
-    its task (an observation channel like the console, read by the boot
-    summary).  A program that cannot start (memory or kernel memory ran out)
-    is reported on the console and the others start all the same; every
-    program's end is reported, daemons' included.  Returns the number of
-    programs that could not start, faulted or exited non-zero.
+    ``env`` holds the kernel factory, the scheduler, a moe session (``mem``)
+    and sigma0 (``sigma0``, for the devices' ports).  ``report``, when given
+    by the host, is called with the record of every program right after it
+    started, while ned still holds its task (an observation channel like the
+    console, read by the boot summary).  ``log`` is the boot loader's event
+    log, which a measured boot continues.  A program that cannot start
+    (memory or kernel memory ran out) is reported on the console and the
+    others start all the same; every program's end is reported, daemons'
+    included.  Returns the number of programs that could not start, faulted
+    or exited non-zero.
     """
     mem = env.cap("mem", Gate) if env.has("mem") else None
     loader = Loader(env, mem)
     await loader.listen()  # a program's parent gate that dies: it ended without a word
+    held: dict[str, tuple[int, int]] = {}  # devices whose ports ned holds: name -> (first port, order)
+    logds: Gate | None = None
+    if plan.measured:
+        log = log if log is not None else measure.EventLog()
+        try:
+            await _measure(env, plan, log, held)
+        except (L4Error, StartError, measure.TisError) as e:  # the PCRs then match no configuration
+            await env.print(f"ned: measured boot failed: {e}")
+        if any(isinstance(c, EventLogSpec) for p in plan.programs for c in p.caps.values()):
+            try:
+                logds = await _log_dataspace(env, mem, log.to_bytes())
+            except L4Error as e:
+                await env.print(f"ned: the event log: could not make its dataspace: {e}")
     gates: dict[str, Gate] = {}
     shared: dict[str, Gate] = {}
     for ch in plan.channels:
@@ -634,9 +825,21 @@ async def ned(env: Env, plan: Plan, report: Callable[[Child], None] | None = Non
     started: dict[str, Child] = {}
     daemons: set[int] = set()  # labels of the daemons' parent gates
     bad = 0
+    buses: dict[str, Gate] = {}
+    if plan.buses:  # the device manager first: the drivers' buses are its gates
+        try:
+            io, buses = await _start_io(env, loader, plan)
+        except (L4Error, StartError) as e:
+            await env.print(f"ned: io: could not start: {e}")
+            bad += 1
+        else:
+            running.append(io)
+            daemons.add(io.label)
+            if report is not None:
+                report(io)
     for spec in plan.programs:
         try:
-            child = await _start(env, loader, spec, gates, shared, started)
+            child = await _start(env, loader, spec, gates, shared, started, buses, held, logds)
         except (L4Error, StartError) as e:  # this program cannot start; the rest can
             await env.print(f"ned: {spec.name}: could not start: {e}")
             bad += 1
@@ -683,49 +886,41 @@ async def _dataspace(env: Env, mem: Gate | None, sh: Shared) -> Gate:
     return Gate(env, slot)
 
 
-def session_request(client: str, args: tuple[Any, ...]) -> tuple[int, ...]:
-    """The words of a ``SESSION`` ``CREATE`` for ``client``: the label (the client's name and
-    the text arguments, space-separated) packed, then the numeric arguments."""
-    text = " ".join([client, *(a for a in args if isinstance(a, str))])
-    nums: list[int] = []
-    for a in args:
-        if isinstance(a, DeviceSpec):
-            text += f" {a.name}"
-            assert a.resources is not None, "devices are resolved at boot (system.boot_plan)"
-            base, size, port, nports, lines = a.resources
-            nums += [base, size, port, nports, *lines]
-        elif isinstance(a, int):
-            nums.append(a)
-    return (int(SessionOp.CREATE), *pack_bytes(text.encode()), *nums)
-
-
-async def _open_session(env: Env, gate: Gate, client: str, what: SessionSpec) -> Gate:
-    """Ask the server behind ``gate`` for a session labelled with ``client``'s script name.
-
-    A server that has not bound its channel yet (the call fails with ``ENOT_EXISTENT``)
-    is asked again, :data:`SESSION_TRIES` times :data:`SESSION_RETRY_NS` apart.
-    """
-    words = session_request(client, what.args)
-    slot = env.alloc_slot()
-    for _ in range(SESSION_TRIES):
-        ans = await env.ipc(Ipc(gate.slot, CALL, SESSION, words, rcv=(Fpage.obj(slot),)))
-        if ans.error != IpcErr.ENOT_EXISTENT:
-            break
-        await env.receive(env.thread, timeout=SESSION_RETRY_NS)  # not bound yet: wait a little
-    if ans.error or ans.proto < 0 or not (await env.task.cap_info(slot))[0]:
-        env.free_slot(slot)
-        why = (IpcErr(ans.error).name if ans.error in IpcErr._value2member_map_ else str(ans.error)) \
-            if ans.error else (Err(-ans.proto).name if -ans.proto in Err._value2member_map_ else str(ans.proto))
-        raise StartError(f"its session of {what.channel!r}: the server refused it ({why})")
-    return Gate(env, slot)
+async def _start_io(env: Env, loader: Loader, plan: Plan) -> tuple[Child, dict[str, Gate]]:
+    """Start io with sigma0, the ICU, a factory, the board and one gate per bus (its server side);
+    the bus gates, to hand to the script's programs."""
+    buses: dict[str, Gate] = {}
+    caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
+    if not env.has("sigma0"):
+        raise StartError("ned holds no sigma0 capability (the board has no devices)")
+    caps["sigma0"] = (env.cap("sigma0", Gate), Rights.R | Rights.W)
+    caps["icu"] = (env.icu, Rights.R | Rights.W)
+    for b in plan.buses:
+        buses[b.name] = await env.factory.create_gate(None)
+        caps[f"bus.{b.name}"] = (buses[b.name], Rights.RWSD)
+    try:
+        caps["factory"] = await env.factory.create_factory(IO_FACTORY)
+    except L4Error as e:
+        raise StartError(f"its factory of {IO_FACTORY} bytes: {e}") from None
+    child = await loader.start(IO_TASK, io_server, caps, grants=["factory"], prio=IO_PRIO,
+                               args=(plan.board, [(b.name, b.devices) for b in plan.buses]), kmem=IO_KMEM)
+    return child, buses
 
 
 async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, Gate],
-                 shared: dict[str, Gate], started: dict[str, Child]) -> Child:
-    """Make what ``spec`` is given and start it; on failure nothing made for it is left."""
+                 shared: dict[str, Gate], started: dict[str, Child],
+                 buses: dict[str, Gate] | None = None, held: dict[str, tuple[int, int]] | None = None,
+                 logds: Gate | None = None) -> Child:
+    """Make what ``spec`` is given and start it; on failure nothing made for it is left.
+
+    A device's ports come from ``held`` (ned took the TPM's to measure) or
+    from sigma0, and are granted to the program at their own numbers.
+    """
+    held = {} if held is None else held
     mem = env.cap("mem", Gate) if env.has("mem") else None
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
-    made: list[str] = []  # its own factories: granted to it, so ned keeps none
+    io: list[tuple[int, int]] = []
+    made: list[str] = []  # its own factories and sessions: granted to it, so ned keeps none
     try:
         for cname, what in spec.caps.items():
             if isinstance(what, Channel):
@@ -737,6 +932,18 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                 caps[cname] = SchedLimits(what.max_prio, what.cpus)
             elif isinstance(what, IcuSpec):
                 caps[cname] = (env.icu, what.rights)
+            elif isinstance(what, BusSpec):
+                if buses is None or what.name not in buses:
+                    raise StartError(f"bus {what.name}: io is not running")
+                caps[cname] = (buses[what.name], Rights.R | Rights.W)
+            elif isinstance(what, PortsSpec):
+                if what.name not in held:
+                    await _claim(env, what.name, held)
+                io.append(held[what.name])
+            elif isinstance(what, EventLogSpec):
+                if logds is None:
+                    raise StartError("the event log is not there (the boot's measurements failed)")
+                caps[cname] = (logds, Rights.R)
             elif isinstance(what, ProgramObject):
                 other = started.get(what.program)
                 obj: Cap | None = None
@@ -761,10 +968,6 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                     raise StartError(f"its memory {cname!r} of {what.quota} bytes: moe refused it")
                 caps[cname] = Gate(env, slot)
                 made.append(cname)
-            elif isinstance(what, Sigma0Spec):
-                if not env.has("sigma0"):
-                    raise StartError(f"its capability {cname!r}: ned holds no sigma0")
-                caps[cname] = (env.cap("sigma0", Gate), Rights.R | Rights.W)
             elif isinstance(what, KernelFactory):
                 try:
                     caps[cname] = await env.factory.create_factory(what.quota)
@@ -783,5 +986,135 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
             env.free_slot(cap.slot)
         raise
     assert spec.fn is not None
+    for name in [d.name for d in spec.caps.values() if isinstance(d, PortsSpec)]:
+        del held[name]  # granted with the program's start, whether or not that succeeds
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
-                              args=spec.args, quota=spec.quota, kmem=spec.kmem)
+                              args=spec.args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
+
+
+def session_request(client: str, args: tuple[str | int, ...]) -> tuple[int, ...]:
+    """The words of a ``SESSION`` ``CREATE`` for ``client``: the label (the client's name and
+    the text arguments, space-separated) packed, then the numeric arguments."""
+    text = " ".join([client, *(a for a in args if isinstance(a, str))])
+    nums = [a for a in args if isinstance(a, int)]
+    return (int(SessionOp.CREATE), *pack_bytes(text.encode()), *nums)
+
+
+async def _open_session(env: Env, gate: Gate, client: str, what: SessionSpec) -> Gate:
+    """Ask the server behind ``gate`` for a session labelled with ``client``'s script name.
+
+    A server that has not bound its channel yet (the call fails with ``ENOT_EXISTENT``)
+    is asked again, :data:`SESSION_TRIES` times :data:`SESSION_RETRY_NS` apart.
+    """
+    words = session_request(client, what.args)
+    slot = env.alloc_slot()
+    for _ in range(SESSION_TRIES):
+        ans = await env.ipc(Ipc(gate.slot, CALL, SESSION, words, rcv=(Fpage.obj(slot),)))
+        if ans.error != IpcErr.ENOT_EXISTENT:
+            break
+        await env.receive(env.thread, timeout=SESSION_RETRY_NS)  # not bound yet: wait a little
+    if ans.error or ans.proto < 0 or not (await env.task.cap_info(slot))[0]:
+        env.free_slot(slot)
+        why = (IpcErr(ans.error).name if ans.error in IpcErr._value2member_map_ else str(ans.error)) \
+            if ans.error else (Err(-ans.proto).name if -ans.proto in Err._value2member_map_ else str(ans.proto))
+        raise StartError(f"its session of {what.channel!r}: the server refused it ({why})")
+    return Gate(env, slot)
+
+
+async def _claim(env: Env, name: str, held: dict[str, tuple[int, int]]) -> None:
+    """Take port device ``name``'s ports from sigma0 into ned's I/O space."""
+    if not env.has("sigma0"):
+        raise StartError(f"ioports({name!r}): ned holds no sigma0 capability to take them from")
+    first, order = PORT_DEVICES[name]
+    msg = await request(env, env.cap("sigma0").slot, REQ_FPAGE_IO, Fpage.io(first, order),
+                        Fpage.io(0, 16))
+    if msg.error or msg.proto < 0:
+        raise L4Error(-msg.proto if msg.proto < 0 else 0, f"ioports({name!r}) from sigma0", msg.error)
+    held[name] = (first, order)
+
+
+def _cap_text(c: Any) -> str:
+    """One capability of a script entry, as the entry's measurement names it."""
+    if isinstance(c, Channel):
+        return f"channel {c.name}{' server' if c.server_side else ''}"
+    if isinstance(c, Shared):
+        return f"dataspace {c.name} {c.size}"
+    if isinstance(c, KernelFactory):
+        return f"factory {c.quota}"
+    if isinstance(c, SchedulerSpec):
+        return f"scheduler {c.max_prio} {c.cpus}"
+    if isinstance(c, IcuSpec):
+        return f"icu {c.rights}"
+    if isinstance(c, ProgramObject):
+        return f"program {c.program} {c.kind} {c.rights}"
+    if isinstance(c, PortsSpec):
+        return f"ioports {c.name}"
+    if isinstance(c, SessionSpec):
+        return " ".join(["session", c.channel, *map(str, c.args)])
+    if isinstance(c, MemorySpec):
+        return f"memory {c.quota}"
+    if isinstance(c, BusSpec):
+        return " ".join(["bus", c.name, *c.devices])
+    assert isinstance(c, EventLogSpec), f"every kind of capability has its text ({type(c).__name__})"
+    return "eventlog"
+
+
+def entry_text(spec: ProgramSpec) -> str:
+    """A program's startup-script entry as one canonical line of JSON (what PCR 8 measures).
+
+    Everything that decides what the program is given and how it runs, in the
+    script's order of capabilities (which decides their slots); not where in
+    the file it stands.
+    """
+    args = [{"bytes": a.hex()} if isinstance(a, bytes) else a for a in spec.args]
+    return json.dumps({"name": spec.name, "program": spec.program,
+                       "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
+                       "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota,
+                       "kmem": spec.kmem, "daemon": spec.daemon}, sort_keys=True, separators=(",", ":"))
+
+
+async def _measure(env: Env, plan: Plan, log: measure.EventLog, held: dict[str, tuple[int, int]]) -> None:
+    """Extend the script, then each program's image and entry, into the TPM; record each in ``log``.
+
+    ned hashes what the boot loader loaded (the script's bytes, each
+    program's image) and pays for the hashing in simulated time.
+    """
+    await _claim(env, "tpm", held)
+    tis = measure.TisClient(env)
+
+    async def ext(pcr: int, data: bytes, what: str) -> None:
+        await env.compute(max(1, len(data) * measure.HASH_NS_PER_KIB >> 10))
+        digest = tpm2.sha256(data)
+        await measure.extend(tis, pcr, digest)
+        log.add(pcr, digest, what.encode() + b"\0")
+
+    await ext(measure.PCR_IMAGES, plan.source, f"script {Path(plan.file).name}")
+    for spec in plan.programs:
+        if spec.image is None:
+            raise StartError(f"no image of {spec.name} was loaded: the plan's images are loaded by "
+                             "Plan.load_images()")
+        await ext(measure.PCR_IMAGES, spec.image, f"image {spec.name} {spec.program}")
+        digest, data = measure.entry_event(entry_text(spec))
+        await env.compute(max(1, len(data) * measure.HASH_NS_PER_KIB >> 10))
+        await measure.extend(tis, measure.PCR_ENTRIES, digest)
+        log.add(measure.PCR_ENTRIES, digest, data)
+
+
+#: where ned maps a page of the event log's dataspace while it fills it
+LOG_WINDOW = 0x1000_0000
+
+
+async def _log_dataspace(env: Env, mem: Gate | None, data: bytes) -> Gate:
+    """A dataspace holding the event log: its length as a little-endian 64-bit word, then the log."""
+    if mem is None:
+        raise L4Error(Err.ENODEV, "the event log: no memory allocator")
+    blob = len(data).to_bytes(8, "little") + data
+    ds = await _dataspace(env, mem, Shared("eventlog", len(blob), Where("", 0)))
+    window = Fpage.mem(LOG_WINDOW, PAGE_SHIFT, MemRights.RW)
+    for off in range(0, len(blob), PAGE_SIZE):
+        ans = await env.ipc(Ipc(ds.slot, CALL, DATASPACE, (DsOp.MAP, off, DsFlag.RW), rcv=(window,)))
+        if ans.error or ans.proto < 0:
+            raise L4Error(-ans.proto if ans.proto < 0 else 0, "the event log: map its page", ans.error)
+        await env.mem.write(LOG_WINDOW, blob[off : off + PAGE_SIZE])
+        await env.task.unmap(window, include_self=True)
+    return ds

@@ -1,8 +1,8 @@
 """The secure GUI: devices handed out by io, their drivers, the GUI server and three clients.
 
-``scripts/gui.py`` starts io (with sigma0, the ICU and a factory), the
-framebuffer and input drivers (each with exactly its devices), the GUI
-server over them, and three clients each with a session ned opened under
+``scripts/gui.py`` puts a display on the board and gives the framebuffer
+and input drivers each a bus of io's with exactly its devices (ned starts
+io), then the GUI server over the drivers, and three clients each with a session ned opened under
 its name.  Unless ``--input`` says otherwise, the user (:data:`DEFAULT_INPUT`)
 clicks into the editor and types, clicks the picture, then presses the
 secure attention key: X-ray mode shows every view dimmed and labelled, the

@@ -46,10 +46,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-#: protocol labels
-GUI = 0x4010
-INPUT = 0x4011
+#: protocol labels: the GUI's among the security components' (0x41xx), the drivers' beside
+#: the nic and blk servers' (``drivers/protocols.py``: 0x4010, 0x4011)
+GUI = 0x4104
 FB = 0x4012
+INPUT = 0x4013
 
 #: event kinds
 EV_PRESS = 1

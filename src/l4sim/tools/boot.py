@@ -168,6 +168,8 @@ class BootResult:
                         for c in k.cores],
             "stopped_because": self.reason,
             "components": comps,
+            # the hardware's own counters, on a board with devices
+            **({"devices": k.machine.device_stats()} if k.machine.board else {}),
         }
 
 
@@ -275,13 +277,19 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
          progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None,
-         kmem_model: str | None = None, input_actions: list[Any] | None = None,
-         screenshots: list[Any] | None = None) -> BootResult:
+         kmem_model: str | None = None, pcap: str | None = None, disk: str | None = None,
+         crash_at: int | None = None,
+         stop_when: Callable[[Kernel], bool] | None = None, zero_on_free: bool = False,
+         input_actions: list[Any] | None = None, screenshots: list[Any] | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
-    The result's ``reason`` says why the run stopped: ``stop`` (the system ended), ``idle``
-    (nothing was left to happen) or ``until`` (the time limit).  Ctrl-C during the run raises
-    :class:`BootInterrupted`, which carries the trace recorded so far.
+    The result's ``reason`` says why the run stopped: ``stop`` (the system ended, or
+    ``stop_when(kernel)`` said so between two events), ``idle`` (nothing was left to happen),
+    ``until`` (the time limit) or ``crash`` (the power was cut at ``crash_at``).  Ctrl-C during
+    the run raises :class:`BootInterrupted`, which carries the trace recorded so far.
+    ``pcap`` records every cable of the board's NICs, ``disk`` is the image of the script's
+    disk (docs/drivers.md).  The machine's power goes at the end of every run: capture files
+    are closed, disks lose what their write caches held.
 
     ``input_actions`` (:func:`l4sim.tools.display.parse_input`) drive the keyboard and
     pointer; without them a scenario's own ``DEFAULT_INPUT`` script does, if it has one.
@@ -296,11 +304,19 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         raise BootError(f"unknown kernel-memory model {kmem_model!r}: choose one of {', '.join(KMEM_MODELS)}")
     mod = load_scenario(scenario)
     machine = Machine(cores=cores, seed=seed, console=console)
+    machine.options.update({k: v for k, v in (("pcap", pcap), ("disk", disk)) if v is not None})
+    if zero_on_free:
+        machine.options["zero_on_free"] = True  # moe clears freed frames (kernel/lifetime.py)
+    if crash_at is not None:
+        until = crash_at if until is None else min(until, crash_at)
     tracer = Tracer() if trace else None
     kernel = Kernel(machine, tracer=tracer, comm_model=comm_model or "capabilities",
                     kmem_model=kmem_model or "quotas")
     try:
         root = mod.setup(kernel)
+    except OSError as e:  # a device's host file (--pcap, --disk, a script's image)
+        machine.power_off()
+        raise BootError(f"cannot open {e.filename}: {e.strerror}; choose a writable path") from None
     except Exception as e:
         from l4sim.runtime.ned import ScriptError
 
@@ -318,11 +334,15 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         at_end = schedule_screenshots(machine, shots)
     except InputError as e:
         kernel.shutdown()  # nothing ran: its programs' coroutines are closed, not left to warn
+        machine.power_off()
         raise BootError(str(e)) from None
     if isinstance(root, Thread):
         stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
     else:
         stop = getattr(root, "done", None)
+    if stop_when is not None:
+        ended = stop
+        stop = lambda: stop_when(kernel) or (ended is not None and ended())  # noqa: E731
     try:
         while True:
             reason = kernel.run(until=until, stop=stop, max_events=PROGRESS_EVENTS if progress else None)
@@ -334,9 +354,13 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         # Ctrl-C: the run ends here; what it traced so far goes with the interrupt (the records
         # are whole: each is appended at once), and the caller decides what to keep
         kernel.shutdown()
+        machine.power_off()
         raise BootInterrupted(tracer) from None
     at_end()
     kernel.shutdown()
+    machine.power_off()
+    if crash_at is not None and reason == "until" and machine.now >= crash_at:
+        reason = "crash"
     res = BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
                      programs=list(getattr(root, "programs", []) or []), scenario=root,
                      screenshots=shots)
@@ -363,7 +387,8 @@ def terminal_progress(out: TextIO) -> Callable[[Kernel], None]:
 
 #: ``stopped_because`` in words
 _STOPPED = {"stop": "the system ended", "idle": "nothing was left to happen",
-            "until": "the --until limit was reached", "events": "the event limit was reached"}
+            "until": "the --until limit was reached", "events": "the event limit was reached",
+            "crash": "the power was cut (--crash-at)"}
 
 
 def status_text(c: dict[str, Any]) -> str:
@@ -412,6 +437,10 @@ def format_summary(s: dict[str, Any]) -> str:
     for r in rows:
         cells = [f"{v:>{w}}" if ra else f"{v:<{w}}" for v, w, ra in zip(r[:-1], widths, right, strict=False)]
         lines.append("  ".join([*cells, r[-1]]))
+    if s.get("devices"):
+        lines.append("")
+        for name, st in s["devices"].items():
+            lines.append(f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in st.items()))
     rt = [c for c in s["components"] if "jobs" in c]
     if rt:
         lines.append("")

@@ -156,13 +156,20 @@ def parse_input(text: str, source: str = "input") -> list[Action]:
     return sorted(out, key=lambda a: a.time)  # stable: equal times keep their order
 
 
-def read_input(path: str) -> list[Action]:
-    """Parse the input script at ``path``."""
+def read_input_text(path: str) -> str:
+    """The text of the input script at ``path`` (what a run's header keeps, for a replay)."""
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text()
     except OSError as e:
         raise InputError(f"cannot read the input script {path}: {e.strerror}") from None
-    return parse_input(text, path)
+    except UnicodeDecodeError:
+        raise InputError(f"the input script {path} is not text: give a file of lines such as "
+                         f"'10ms key a'") from None
+
+
+def read_input(path: str) -> list[Action]:
+    """Parse the input script at ``path``."""
+    return parse_input(read_input_text(path), path)
 
 
 def schedule_input(machine: Machine, actions: list[Action]) -> None:

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import io
-import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +49,7 @@ from l4sim.kernel.objects import TS, IpcGate, Task, Thread
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.machine.board import Machine
 from l4sim.tools.boot import BootError, load_scenario
+from l4sim.tools.loc import code_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 #: packages whose modules a component's code pulls in through imports (the runtime's, the
@@ -73,25 +72,11 @@ _LOC: dict[Path, int] = {}
 
 
 def loc(path: Path) -> int:
-    """Lines of ``path`` with code on them: no blank lines, comments or docstrings."""
+    """Lines of ``path`` with code on them: no blank lines, comments or docstrings (counted as
+    :func:`l4sim.tools.loc.code_lines` counts them, once per file and run)."""
     n = _LOC.get(path)
-    if n is not None:
-        return n
-    source = path.read_text()
-    docs: set[int] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                docs.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
-    lines: set[int] = set()
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-            tokenize.ENDMARKER, tokenize.ENCODING}
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type not in skip:
-            lines.update(r for r in range(tok.start[0], tok.end[0] + 1) if r not in docs)
-    _LOC[path] = n = len(lines)
+    if n is None:
+        _LOC[path] = n = code_lines(path.read_text())
     return n
 
 

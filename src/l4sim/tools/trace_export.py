@@ -185,23 +185,28 @@ def thread_names_from(records: Iterable[RecordLike]) -> dict[int, str]:
     return names
 
 
-def to_jsonl(records: Iterable[RecordLike], fp: SupportsWriteStr) -> None:
+def to_jsonl(records: Iterable[RecordLike], fp: SupportsWriteStr, header: str | None = None) -> None:
     """Write one compact, key-sorted JSON object per record to ``fp``.
 
     Each line is ``{"t": .., "cpu": .., "kind": .., "tid": .., **args}``; an
     argument named like one of the four record fields is written as
-    ``arg_<name>`` instead of overwriting it.
+    ``arg_<name>`` instead of overwriting it.  ``header`` (a JSON line, the run's
+    ``run`` record: :mod:`l4sim.tools.runfile`) is written first when given.
     """
+    if header is not None:
+        fp.write(header)
+        fp.write("\n")
     for t, cpu, kind, tid, args in records:
         obj = _merge({"t": t, "cpu": cpu, "kind": kind, "tid": tid}, args)
         fp.write(json.dumps(obj, sort_keys=True, separators=_COMPACT, allow_nan=False))
         fp.write("\n")
 
 
-def write_jsonl(records: Iterable[RecordLike], path: str | os.PathLike[str]) -> None:
+def write_jsonl(records: Iterable[RecordLike], path: str | os.PathLike[str],
+                header: str | None = None) -> None:
     """Write :func:`to_jsonl` output to the file ``path`` (UTF-8, ``\\n``), whole or not at all."""
     with replacing(path) as fp:
-        to_jsonl(records, fp)
+        to_jsonl(records, fp, header)
 
 
 def _target(path: str | os.PathLike[str]) -> str:

@@ -8,18 +8,14 @@ display(640, 480)
 
 P = "l4sim.scenarios.programs.gui_demo"
 
-io = channel("io")
 fb = channel("fb")
 inp = channel("input")
 gui = channel("gui")
 
-start("io", "l4sim.runtime.io:io_server", prio=120, daemon=True,
-      caps={"io": io.server(), "sigma0": sigma0(), "icu": icu(), "factory": factory(16 * 1024)})
 start("fb-drv", "l4sim.drivers.fb:fb_driver", prio=110, daemon=True,
-      caps={"dev": io.session(device("framebuffer")), "fb": fb.server()})
+      caps={"bus": io.bus("fb", devices=["framebuffer"]), "fb": fb.server()})
 start("input-drv", "l4sim.drivers.input:input_driver", prio=110, daemon=True,
-      caps={"kbd": io.session(device("keyboard")), "ptr": io.session(device("pointer")),
-            "input": inp.server()})
+      caps={"bus": io.bus("input", devices=["keyboard", "pointer"]), "input": inp.server()})
 start("gui", "l4sim.security.gui:gui_server", prio=100, daemon=True,
       caps={"gui": gui.server(), "fb": fb, "input": inp, "mem": memory(4 << 20),
             "factory": factory(32 * 1024)})
