@@ -25,6 +25,7 @@ from l4sim.tools.boot import (
     BootError,
     BootInterrupted,
     boot,
+    format_attacks,
     format_summary,
     parse_time,
     terminal_progress,
@@ -162,40 +163,57 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
               help="the host image file of the script's first disk (created when missing)")
 @click.option("--crash-at", "crash_at", default=None, metavar="TIME",
               help="cut the power at this simulated time (e.g. 30ms): disks keep only what reached them")
+@click.option("--input", "input_path", default=None, metavar="FILE",
+              help="keyboard and pointer input at simulated instants (docs/security.md, input scripts)")
+@click.option("--screenshot", "shots", multiple=True, metavar="[TIME:]FILE.png",
+              help="the screen as a PNG at the end, or at TIME (e.g. 40ms:shot.png); repeatable")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
              jsonl_path: str | None, as_json: bool, comm_model: str | None,
              kmem_model: str | None, pcap_path: str | None, disk_path: str | None,
-             crash_at: str | None) -> None:
+             crash_at: str | None, input_path: str | None, shots: tuple[str, ...]) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
     """
+    from l4sim.tools.display import (
+        InputError,
+        parse_input,
+        parse_screenshot,
+        read_input_text,
+        write_screenshots,
+    )
+
     try:
         limit = parse_time(until, "--until") if until is not None else None
         crash = parse_time(crash_at, "--crash-at") if crash_at is not None else None
-    except BootError as e:
+        input_text = read_input_text(input_path) if input_path is not None else None
+        actions = parse_input(input_text, input_path) if input_path is not None and input_text is not None else None
+        screenshots = [parse_screenshot(s) for s in shots]
+    except (BootError, InputError) as e:
         _fail(str(e))
         return
     _check_writable("the trace", trace_path, jsonl_path)
     _check_writable("the capture", pcap_path)
+    _check_writable("the screenshot", *(s.path for s in screenshots))
     if disk_path is not None and Path(disk_path).is_dir():
         _fail(f"--disk {disk_path} is a directory; give an image file (created when missing)")
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
     if _several_boots(scenario, console, seed=seed, cores=cores, as_json=as_json,
                       refused={"--until": until, "--trace": trace_path, "--jsonl": jsonl_path,
                                "--comm-model": comm_model, "--kmem-model": kmem_model,
-                               "--pcap": pcap_path, "--disk": disk_path, "--crash-at": crash_at}):
+                               "--pcap": pcap_path, "--disk": disk_path, "--crash-at": crash_at,
+                               "--input": input_path, "--screenshot": shots[0] if shots else None}):
         return
     show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     from l4sim.tools.runfile import boot_header
 
     header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model,
-                         disk=disk_path, crash_at=crash)
+                         disk=disk_path, crash_at=crash, input_text=input_text)
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
                    comm_model=comm_model, kmem_model=kmem_model, pcap=pcap_path, disk=disk_path,
-                   crash_at=crash)
+                   crash_at=crash, input_actions=actions, screenshots=screenshots)
     except BootError as e:
         _fail(str(e))
         return
@@ -210,13 +228,67 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     summary = res.summary()
     if res.tracer is not None:
         _write_traces(res.tracer.records, trace_path, jsonl_path, header)
+    try:
+        write_screenshots(res.screenshots)
+    except OSError as e:
+        _fail(f"cannot write the screenshot: {e.strerror} ({e.filename}); choose a writable path")
+    if res.report is not None:  # a scenario's own findings (an attack table) join the summary
+        summary.update(res.report)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
         click.echo("")
         click.echo(format_summary(summary))
+        if res.report is not None and "attacks" in res.report:
+            click.echo("")
+            click.echo(format_attacks(res.report))
         if trace_path:
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
+
+
+@main.command("tcb", context_settings={"ignore_unknown_options": False})
+@click.argument("words", nargs=-1, required=True, metavar="SCENARIO COMPONENT | compare SCENARIO")
+@click.option("--json", "as_json", is_flag=True, help="the result as JSON on the last line")
+@click.option("--graph", "graph_path", default=None, metavar="FILE.svg",
+              help="draw the authority graph (Graphviz; .dot writes its source)")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores")
+@click.option("--seed", default=0, show_default=True, help="seed of the scenario's random generator")
+def tcb_cmd(words: tuple[str, ...], as_json: bool, graph_path: str | None, cores: int, seed: int) -> None:
+    """The TCB of COMPONENT in SCENARIO, from the live authority graph, in lines of code.
+
+    `l4sim tcb compare SCENARIO` sets the monolithic application beside the split one.
+    """
+    from l4sim.tools.tcb import compare, format_compare, format_tcb, render, tcb, to_json
+
+    if len(words) != 2:
+        _fail("give SCENARIO COMPONENT (e.g. l4sim tcb split-demo appcore) or compare SCENARIO")
+        return
+    _check_writable("the graph", graph_path)
+    try:
+        if words[0] == "compare":
+            r = compare(words[1], cores=cores, seed=seed)
+            if as_json:
+                click.echo(json.dumps({k: r[k] for k in ("monolithic_loc", "split_loc", "ratio",
+                                                         "monolithic", "split")}, sort_keys=True))
+            else:
+                click.echo(format_compare(r))
+            return
+        t = tcb(words[0], words[1], cores=cores, seed=seed)
+    except BootError as e:
+        _fail(str(e))
+        return
+    if graph_path:
+        note = render(t, graph_path)
+        if note is not None:
+            click.echo(f"l4sim: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(to_json(t), sort_keys=True))
+    else:
+        click.echo(format_tcb(t))
+        if graph_path and not Path(graph_path).exists():
+            pass
+        elif graph_path:
+            click.echo(f"\ngraph written to {graph_path}")
 
 
 def _several_boots(scenario: str, console: Any, *, seed: int, cores: int, as_json: bool,

@@ -169,3 +169,124 @@ start("attacker", "{ME}:attacker", caps={{"bus": io.bus("b", devices=["blk0"])}}
     assert SEEN["victim_after"] == MARKER
     assert bytes(k.machine.mem.frame(pfn)[: len(MARKER)]) == MARKER
     assert k.machine.device_stats()["iommu"]["refused"] == 2
+
+
+# --- the display's devices: registers, pixel memory, no line or DMA where the device has none
+
+
+async def display_prober(env: Env) -> int:
+    """Claim the framebuffer and the keyboard through the bus, ask each for what it has and
+    what it lacks, write pixels through io's dataspace of the pixel memory, read them back."""
+    from l4sim.drivers.iodev import claim
+    from l4sim.machine.display import FB_WIDTH, IN_COUNT
+    from l4sim.runtime.protocols import DevKind
+
+    bus = env.cap("bus", Gate)
+    n = (await bus.call(IO_BUS, BusOp.LIST)).words[0]
+    SEEN["devices"] = [tuple((await bus.call(IO_BUS, BusOp.DEVICE, i)).words[:3]) for i in range(n)]
+    fb = await claim(env, bus, DevKind.FB)
+    kbd = await claim(env, bus, DevKind.KBD)
+    assert fb is not None and kbd is not None
+    SEEN["fb"] = {
+        "irq": (await fb.gate.call(IO_DEVICE, DevOp.IRQ, rcv=(Fpage.obj(env.alloc_slot()),))).proto,
+        "dma": (await fb.gate.call(IO_DEVICE, DevOp.DMA_ALLOC, 4096, rcv=(Fpage.obj(env.alloc_slot()),))).proto,
+        "info": (await fb.gate.call(IO_DEVICE, DevOp.INFO)).words,
+    }
+    SEEN["kbd memory"] = (await kbd.gate.call(IO_DEVICE, DevOp.MEMORY,
+                                              rcv=(Fpage.obj(env.alloc_slot()),))).proto
+    await fb.map_registers()
+    await kbd.map_registers()
+    base, size = await fb.memory()
+    await env.mem.write(base + 4 * 5, b"\x01\x02\x03\x00")
+    SEEN["pixels"] = (size, await fb.readl(FB_WIDTH), await env.mem.read(base + 4 * 5, 4))
+    irq = await kbd.irq(0x20)
+    msg = await env.receive(irq, timeout=20_000_000)  # the test's key press arrives
+    SEEN["key"] = (msg.error == 0, await kbd.readl(IN_COUNT))
+    return 0
+
+
+def test_the_display_devices_come_through_io_with_what_each_has(tmp_path: Path) -> None:
+    """The framebuffer lists no interrupt line, refuses IRQ and DMA, and hands out its pixel
+    memory as a dataspace whose bytes are the device's; the keyboard has no memory but a line
+    whose interrupt arrives."""
+    from l4sim.machine.display import KEY_SAK
+    from l4sim.runtime.protocols import DevKind
+
+    SEEN.clear()
+    p = script(tmp_path, f'''
+display(32, 16)
+start("probe", "{ME}:display_prober", caps={{"bus": io.bus("d", devices=["framebuffer", "keyboard"])}},
+      prio=20)
+''')
+    k, s = start_plan(load_script(p, 2))
+    d = k.machine.display
+    assert d is not None
+    k.machine.events.at(10_000_000, d.keyboard.inject, KEY_SAK)
+    k.run(until=1_000_000_000, stop=s.done)
+    assert SEEN["devices"] == [(int(DevKind.FB), 1, 0), (int(DevKind.KBD), 1, 1)]
+    assert SEEN["fb"] == {"irq": -Err.ENOENT, "dma": -Err.ENODEV, "info": (int(DevKind.FB), 0)}
+    assert SEEN["kbd memory"] == -Err.ENOENT
+    assert SEEN["pixels"] == (4096, 32, b"\x01\x02\x03\x00")  # whole pages of device memory
+    assert d.fb.region.buf[20:24] == b"\x01\x02\x03\x00"
+    assert SEEN["key"] == (True, 1)
+    assert statuses(s)["probe"] == "exit 0"
+
+
+async def key_hoarder(env: Env) -> int:
+    """Claim the keyboard and the framebuffer, attach the pixels, read no key; give the
+    framebuffer up (delete its device gate), then end."""
+    from l4sim.drivers.iodev import claim
+    from l4sim.runtime.protocols import DevKind
+
+    bus = env.cap("bus", Gate)
+    kbd, fb = await claim(env, bus, DevKind.KBD), await claim(env, bus, DevKind.FB)
+    assert kbd is not None and fb is not None
+    await fb.memory()
+    await env.receive(env.thread, timeout=10_000_000)
+    await env.task.delete(fb.gate.slot)
+    await env.receive(env.thread, timeout=20_000_000)
+    return 0
+
+
+async def key_successor(env: Env) -> int:
+    """Claim the keyboard after the first holder ended: nothing of its input is left."""
+    from l4sim.drivers.iodev import claim
+    from l4sim.machine.display import IN_COUNT
+    from l4sim.runtime.protocols import DevKind
+
+    await env.receive(env.thread, timeout=60_000_000)
+    kbd = await claim(env, env.cap("bus", Gate), DevKind.KBD)
+    assert kbd is not None
+    await kbd.map_registers()
+    SEEN["successor"] = await kbd.readl(IN_COUNT)
+    return 0
+
+
+def test_a_dead_input_drivers_unread_keys_do_not_reach_the_next(tmp_path: Path) -> None:
+    """Keys queued while a driver held the keyboard and never read them are dropped when its claim
+    ends (io resets the device); the next claimer finds the FIFO empty, and the dead driver's
+    pixel mappings are gone with its claim."""
+    SEEN.clear()
+    p = script(tmp_path, f'''
+display(32, 16)
+b = io.bus("in", devices=["keyboard", "framebuffer"])
+start("first", "{ME}:key_hoarder", caps={{"bus": b}}, prio=20)
+start("next", "{ME}:key_successor", caps={{"bus": b}}, prio=10)
+''')
+    k, s = start_plan(load_script(p, 2))
+    d = k.machine.display
+    assert d is not None
+    for t in (5_000_000, 6_000_000, 7_000_000):
+        k.machine.events.at(t, d.keyboard.inject, 30)
+    pixels = d.fb.region.base_pfn
+
+    def mapping_pixels() -> list[str]:
+        return [t.name for t in k.tasks if t.alive and t.name not in ("io", "sigma0")
+                and any(m.pfn == pixels for m in t.vspace.pages.values())]
+
+    k.run(until=9_000_000, stop=s.done)
+    assert mapping_pixels() == ["first"]
+    k.run(until=20_000_000, stop=s.done)  # the framebuffer's claim has ended: its mappings with it
+    assert mapping_pixels() == []
+    k.run(until=1_000_000_000, stop=s.done)
+    assert d.keyboard.events == 3 and SEEN["successor"] == 0

@@ -120,6 +120,24 @@ def test_a_changed_entry_changes_pcr_8(tmp_path: Path) -> None:
         [e.digest for e in e2 if e.text().startswith("image")]
 
 
+def test_every_kind_of_capability_is_named_in_its_entry(tmp_path: Path) -> None:
+    """A bus, a session and a memory allocator each measure as what they are (with their
+    devices, arguments, quota), never as another kind: two scripts that differ only there
+    measure differently."""
+    from l4sim.runtime.ned import entry_text
+
+    p = script(tmp_path, f'''
+disk("blk0")
+g = channel("g")
+start("s", "{ME}:forever", caps={{"g": g.server()}}, daemon=True)
+start("a", "{ME}:idle", caps={{"bus": io.bus("b", devices=["blk0"]), "gs": g.session("x", 3),
+                               "m": memory(8192), "ev": eventlog()}})
+''')
+    entry = entry_text(load_script(p, 2).programs[1])
+    assert '["bus","bus b blk0"]' in entry and '["gs","session g x 3"]' in entry
+    assert '["m","memory 8192"]' in entry and '["ev","eventlog"]' in entry
+
+
 def test_an_unmeasured_configuration_leaves_the_tpm_alone(tmp_path: Path) -> None:
     """A script that gives nobody the TPM or the log is not measured: no command reaches the chip."""
     system, m, out = boot(script(tmp_path, f'start("a", "{ME}:idle")\n'))

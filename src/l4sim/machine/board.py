@@ -10,13 +10,16 @@ line                  device
 0                     platform periodic timer (``machine.pit``)
 1                     UART receive (reserved)
 2 .. 15               devices added to the board (:meth:`Machine.add_nic`,
-                      :meth:`Machine.add_disk`), in the order they are added
+                      :meth:`Machine.add_disk`, the keyboard and the pointer of
+                      :meth:`Machine.add_display`), in the order they are added
 16 + n                local timer of core n (the kernel's tick)
 ====================  =========================================
 
 The board's devices (``machine.board``, by name) each have a page of
-registers above RAM, an interrupt line and, for DMA, a requester id at the
-IOMMU, which comes with the first such device.  Several machines may share
+registers above RAM, an interrupt line (the framebuffer has none) and, for
+DMA, a requester id at the IOMMU, which comes with the first such device.
+The framebuffer also has memory of its own: its pixels, device frames
+beside its registers.  Several machines may share
 one event queue (``Machine(events=...)``): their NICs can then be wired to
 each other, and one run drives them all.
 Its I/O ports (:data:`PORT_DEVICES` names the port devices a startup
@@ -46,9 +49,10 @@ from typing import Any, TextIO
 
 from l4sim.machine.block import BlockDevice, Medium
 from l4sim.machine.devices import InterruptController, Nvram, PeriodicTimer, SerialLink, Uart
+from l4sim.machine.display import MAX_HEIGHT, MAX_WIDTH, Display, Framebuffer, Keyboard, Pointer
 from l4sim.machine.events import EventQueue
 from l4sim.machine.iommu import DmaPort, Iommu
-from l4sim.machine.memory import DEFAULT_RAM, DeviceRegion, PhysMem
+from l4sim.machine.memory import DEFAULT_RAM, PAGE_SIZE, DeviceRegion, PhysMem
 from l4sim.machine.nic import Nic, PcapWriter, Port, Wire
 from l4sim.machine.tpm import TPM_PORT, TPM_PORT_ORDER, Tpm, TpmNv
 
@@ -73,14 +77,16 @@ LAST_DEVICE_LINE = 15
 @dataclass
 class BoardDevice:
     """One device of the board as the device manager learns of it: what it is, its
-    register region, its interrupt line and its requester id at the IOMMU (-1: none)."""
+    register region, its interrupt line (-1: none), its requester id at the IOMMU (-1: none)
+    and the memory of its own it has beside its registers (a framebuffer's pixels)."""
 
     name: str
-    kind: str  # "nic", "blk" or "iommu"
+    kind: str  # "nic", "blk", "fb", "kbd", "ptr" or "iommu"
     region: DeviceRegion
     line: int
     rid: int
     dev: Any
+    memory: DeviceRegion | None = None
 
 
 class Machine:
@@ -128,27 +134,34 @@ class Machine:
         self.wires: list[Wire] = []
         self.captures: list[PcapWriter] = []
         self._next_line = FIRST_DEVICE_LINE
+        #: framebuffer, keyboard and pointer, when the board has them (:meth:`add_display`)
+        self.display: Display | None = None
         #: where host options put device files: ``pcap`` (a path), ``disk`` (a path)
         self.options: dict[str, Any] = {}
 
     # --- the board's devices
-    def _place(self, name: str, kind: str, dev: Any, dma: bool) -> BoardDevice:
-        if name in self.board:
-            raise ValueError(f"device {name!r} is on the board already: give each device its own name")
-        if self._next_line > LAST_DEVICE_LINE:
-            raise ValueError(f"no interrupt line left for {name!r}: a board has lines "
-                             f"{FIRST_DEVICE_LINE}..{LAST_DEVICE_LINE} for devices")
+    def _place(self, name: str, kind: str, dev: Any, dma: bool, line: bool = True) -> BoardDevice:
+        self._check_place(name, 1 if line else 0)
         region = self.mem.add_device(name, 1, dev)
-        line = self._next_line if kind != "iommu" else -1
-        if kind != "iommu":
+        has_line = line and kind != "iommu"
+        line_no = self._next_line if has_line else -1
+        if has_line:
             self._next_line += 1
         rid = -1
         if dma:
             assert self.iommu is not None
             rid = self.iommu.add_requester(name)
-        bd = BoardDevice(name, kind, region, line, rid, dev)
+        bd = BoardDevice(name, kind, region, line_no, rid, dev)
         self.board[name] = bd
         return bd
+
+    def _check_place(self, name: str, lines: int) -> None:
+        """``name`` is free and ``lines`` interrupt lines are left, or ValueError."""
+        if name in self.board:
+            raise ValueError(f"device {name!r} is on the board already: give each device its own name")
+        if self._next_line + lines - 1 > LAST_DEVICE_LINE:
+            raise ValueError(f"no interrupt line left for {name!r}: a board has lines "
+                             f"{FIRST_DEVICE_LINE}..{LAST_DEVICE_LINE} for devices")
 
     def _dma_port(self) -> DmaPort:
         """The next device's way to RAM (the IOMMU comes with the first DMA device)."""
@@ -173,6 +186,31 @@ class Machine:
         disk = BlockDevice(name, Medium(sectors, image), self.events, self.ic, self._next_line, dma, self.seed)
         self._place(name, "blk", disk, True)
         return disk
+
+    def add_display(self, width: int = 640, height: int = 480,
+                    names: tuple[str, str, str] = ("framebuffer", "keyboard", "pointer")) -> Display:
+        """A framebuffer of ``width`` x ``height`` pixels (registers, no line, its pixel memory
+        beside them), a keyboard and a pointer (registers and a line each), named ``names``;
+        ``machine.display`` afterwards.  A board has at most one display."""
+        if self.display is not None:
+            raise ValueError("this machine has a display already")
+        if not (1 <= width <= MAX_WIDTH and 1 <= height <= MAX_HEIGHT):
+            raise ValueError(f"a framebuffer is 1..{MAX_WIDTH} x 1..{MAX_HEIGHT} pixels, not {width}x{height}")
+        fb_name, kbd_name, ptr_name = names
+        if len(set(names)) != 3:
+            raise ValueError(f"the display's devices need three names, not {names}")
+        for name, lines in ((fb_name, 0), (kbd_name, 1), (ptr_name, 2)):
+            self._check_place(name, lines)  # all or nothing: nothing is placed when one cannot be
+        size = width * height * 4
+        pixels = self.mem.add_device(f"{fb_name}.pixels", (size + PAGE_SIZE - 1) // PAGE_SIZE)
+        fb = Framebuffer(width, height, pixels)
+        self._place(fb_name, "fb", fb, False, line=False).memory = pixels
+        kbd = Keyboard(self.ic, self._next_line)
+        self._place(kbd_name, "kbd", kbd, False)
+        ptr = Pointer(self.ic, self._next_line, width, height)
+        self._place(ptr_name, "ptr", ptr, False)
+        self.display = Display(fb, kbd, ptr)
+        return self.display
 
     def connect(self, a: Nic, b: Port | None = None) -> Wire:
         """Plug a cable into NIC ``a``; its other end goes to ``b`` (another NIC, of this machine or
@@ -210,6 +248,10 @@ class Machine:
                 out[name] = bd.dev.stats()
             elif isinstance(bd.dev, Iommu):
                 out[name] = {"refused": sum(bd.dev.faults)}
+            elif isinstance(bd.dev, Keyboard | Pointer):
+                out[name] = bd.dev.stats()
+            elif isinstance(bd.dev, Framebuffer):
+                out[name] = {"flushes": bd.dev.flushes, "pixels": bd.dev.flushed_pixels}
         return out
 
     @property

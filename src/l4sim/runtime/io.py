@@ -2,15 +2,17 @@
 
 L4Re's ``io`` owns the platform's devices and gives each driver a *virtual
 bus* holding only the devices its startup script assigned to it.  Here the
-startup script describes the board (``nic(...)``, ``disk(...)``) and makes a
+startup script describes the board (``nic(...)``, ``disk(...)``,
+``display(...)``: a framebuffer, a keyboard and a pointer) and makes a
 bus for a client with ``io.bus("net", devices=["nic0"])``; ned starts io
 (task ``io``) before the script's programs, and a program given the bus
 holds one IPC gate to io for it, nothing more of the hardware.
 
 What io holds: sigma0 (ned's, on a board with devices), from which it takes
-the register pages of the board's devices (``REQ_FPAGE_IOMEM``) and a pool
-of RAM for DMA (``REQ_FPAGE_ANY``: sigma0 says where the frames are, so io
-knows their physical addresses); the ICU, to bind interrupt lines; a factory
+the register pages of the board's devices and a framebuffer's pixel memory
+(``REQ_FPAGE_IOMEM``) and, when some device does DMA, a pool of RAM for it
+(``REQ_FPAGE_ANY``: sigma0 says where the frames are, so io knows their
+physical addresses); the ICU, to bind interrupt lines; a factory
 of its own for Irqs and gates; and the IOMMU's register page, which nobody
 else gets.
 
@@ -25,13 +27,16 @@ The protocols (``runtime/protocols.py``, docs/runtime.md § 5.11):
 - on a **device** gate: ``IOMEM`` maps the device's register pages into the
   caller's receive window (its loads and stores there become register
   accesses, traced by the kernel); ``IRQ`` hands out an Irq (R W) bound to
-  the device's line; ``DMA_ALLOC size`` makes a buffer of physically
-  contiguous memory from io's pool, tells the IOMMU that this device (and no
-  other) may reach it, and hands out a dataspace io serves (``DATASPACE``
-  ``MAP``/``INFO``: attach it through the region manager) with the buffer's
-  device address; ``DMA_FREE addr`` undoes one.  When the claim ends, io
-  resets the device, takes its Irq and register mappings back, and revokes
-  its buffers from the IOMMU and from every address space.
+  the device's line (``-ENOENT`` for a device without one: the framebuffer);
+  ``MEMORY`` hands out a dataspace io serves of the device's own memory (a
+  framebuffer's pixels), which the driver attaches like any dataspace;
+  ``DMA_ALLOC size`` (``-ENODEV`` for a device that does no DMA) makes a
+  buffer of physically contiguous memory from io's pool, tells the IOMMU
+  that this device (and no other) may reach it, and hands out a dataspace io
+  serves (``DATASPACE`` ``MAP``/``INFO``: attach it through the region
+  manager) with the buffer's device address; ``DMA_FREE addr`` undoes one.  When the claim ends, io
+  resets the device, takes its Irq, register and memory mappings back, and
+  revokes its buffers from the IOMMU and from every address space.
 
 DMA is confined as by an IOMMU: a device reaches only the buffers io made for
 *its* claim.  A driver that writes any other physical address into a
@@ -76,9 +81,12 @@ from l4sim.user.server import request_failed
 
 #: the name of io's task (a program of a startup script may not take it)
 IO_TASK = "io"
-#: where io maps the devices' register pages (one page each, in board order) and its DMA pool
+#: where io maps the devices' register pages (one page each, in board order), its DMA pool,
+#: and the devices' own memory (a window of 2**MEM_WINDOW bytes each, in board order)
 REGS_BASE = 1 << 40
 POOL_BASE = 1 << 41
+MEM_BASE = 1 << 42
+MEM_WINDOW = 26
 #: io's DMA pool: 2**POOL_ORDER bytes of physically contiguous RAM from sigma0
 POOL_ORDER = 22
 #: largest single DMA buffer
@@ -88,16 +96,32 @@ DEL_LABEL = 0x4
 BUS_LABEL0 = 0x100
 FIRST_LABEL = 0x1000
 #: the kinds of device the protocol names
-KINDS = {"nic": DevKind.NIC, "blk": DevKind.BLK}
-#: the NIC's and the block device's control register and its reset bit: io resets a device
-#: whose claim ended, so the dead driver's rings stop being worked on
+KINDS = {"nic": DevKind.NIC, "blk": DevKind.BLK, "fb": DevKind.FB, "kbd": DevKind.KBD,
+         "ptr": DevKind.PTR}
+#: every device's control register and its reset bit: io resets a device whose claim ended, so
+#: the dead driver's rings stop being worked on and its unread input is gone
 CTRL = 0x000
 CTRL_RESET = 1 << 31
 
 
+def chunks(base: int, size: int) -> list[tuple[int, int]]:
+    """Naturally aligned power-of-two (address, log2 size) pieces exactly covering a page range
+    (what one flexpage each can name)."""
+    out = []
+    while size > 0:
+        order = PAGE_SHIFT
+        while base % (1 << (order + 1)) == 0 and (1 << (order + 1)) <= size:
+            order += 1
+        out.append((base, order))
+        base += 1 << order
+        size -= 1 << order
+    return out
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A board device as ned tells io of it."""
+    """A board device as ned tells io of it (``line``, ``rid``: -1 for none; ``mem_pages``:
+    0 for a device without memory of its own)."""
 
     name: str
     kind: str
@@ -105,6 +129,8 @@ class DeviceInfo:
     npages: int
     line: int
     rid: int
+    mem_pfn: int = 0
+    mem_pages: int = 0
 
 
 @dataclass(eq=False)
@@ -123,6 +149,15 @@ class DmaBuf:
 
 
 @dataclass(eq=False)
+class DevMem:
+    """A device's own memory as a dataspace io serves to its claimer, over gate ``label``."""
+
+    label: int
+    slot: int
+    claim: Claim
+
+
+@dataclass(eq=False)
 class Claim:
     """A device claimed through a bus: what io handed out for it."""
 
@@ -131,6 +166,7 @@ class Claim:
     index: int  # the device's place in io's register window
     irq: IrqCap | None = None
     bufs: dict[int, DmaBuf] = field(default_factory=dict)
+    mem: DevMem | None = None
 
 
 class Io:
@@ -148,6 +184,8 @@ class Io:
         #: claim label -> claim, DMA buffer label -> buffer
         self.claims: dict[int, Claim] = {}
         self.bufs: dict[int, DmaBuf] = {}
+        #: device memory gate label -> its dataspace
+        self.mems: dict[int, DevMem] = {}
         self.next_label = FIRST_LABEL
         #: the pool: physical address of page 0, and which pages are in use
         self.pool_phys = 0
@@ -164,6 +202,10 @@ class Io:
 
     def regs_va(self, dev: DeviceInfo) -> int:
         return REGS_BASE + (self.devices.index(dev) << (PAGE_SHIFT + 4))
+
+    def mem_va(self, dev: DeviceInfo) -> int:
+        """Where io maps ``dev``'s own memory (its offset 0)."""
+        return MEM_BASE + (self.devices.index(dev) << MEM_WINDOW)
 
     def alloc(self, npages: int) -> int | None:
         """First fit of ``npages`` contiguous pool pages; the first page's index or None."""
@@ -211,12 +253,19 @@ async def io_server(env: Env, devices: list[DeviceInfo], buses: list[tuple[str, 
             io.iommu_va = va
         else:
             await env.mem.write(va + CTRL, CTRL_RESET.to_bytes(4, "little"))  # a known state
-    r = await request(env, s0, REQ_FPAGE_ANY, Fpage.mem(0, POOL_ORDER), Fpage.mem(POOL_BASE, POOL_ORDER))
-    if not r.error and r.proto == 0 and r.words:
-        io.pool_phys = r.words[0]
-        io.pool_pages = 1 << (POOL_ORDER - PAGE_SHIFT)
-    else:
-        await env.print("io: no memory for DMA from sigma0: DMA_ALLOC will fail")
+        base = d.mem_pfn << PAGE_SHIFT
+        for addr, order in chunks(base, d.mem_pages << PAGE_SHIFT):  # its own memory, if any
+            r = await request(env, s0, REQ_FPAGE_IOMEM, Fpage.mem(addr, order),
+                              Fpage.mem(io.mem_va(d) + addr - base, order))
+            if r.error or r.proto < 0:
+                raise L4Error(-r.proto if r.proto < 0 else 0, f"io: memory of {d.name} from sigma0", r.error)
+    if any(d.rid >= 0 for d in devices):  # a device that does DMA: a pool for its buffers
+        r = await request(env, s0, REQ_FPAGE_ANY, Fpage.mem(0, POOL_ORDER), Fpage.mem(POOL_BASE, POOL_ORDER))
+        if not r.error and r.proto == 0 and r.words:
+            io.pool_phys = r.words[0]
+            io.pool_pages = 1 << (POOL_ORDER - PAGE_SHIFT)
+        else:
+            await env.print("io: no memory for DMA from sigma0: DMA_ALLOC will fail")
     io.used = [False] * io.pool_pages
     for i, (name, _) in enumerate(buses):
         await env.cap(f"bus.{name}", Gate).bind(env.thread, BUS_LABEL0 + 4 * i)
@@ -267,6 +316,10 @@ async def _dispatch(io: Io, msg: Msg) -> tuple[tuple[int, ...] | None, tuple[Map
     buf = io.bufs.get(label)
     if buf is not None and msg.proto == DATASPACE:
         return _dataspace(io, buf, w, bool(msg.label & Rights.W))
+    mem = io.mems.get(label)
+    if mem is not None and msg.proto == DATASPACE:
+        d = mem.claim.dev
+        return _ds_reply(w, d.mem_pages, io.mem_va(d), bool(msg.label & Rights.W))
     return (-Err.ENOSYS,), (), None
 
 
@@ -286,7 +339,7 @@ async def _bus(io: Io, devs: list[DeviceInfo], w: tuple[int, ...]
         return (-Err.ENOENT,), (), None
     d = devs[w[1]]
     if op == BusOp.DEVICE:
-        return (0, KINDS[d.kind], d.npages, 1, *pack_bytes(d.name.encode())), (), None
+        return (0, KINDS[d.kind], d.npages, int(d.line >= 0), *pack_bytes(d.name.encode())), (), None
     if d.name in io.claimed:
         io.busy_refusals += 1
         return (-Err.EBUSY,), (), None
@@ -310,11 +363,13 @@ async def _device(io: Io, claim: Claim, w: tuple[int, ...]) -> tuple[tuple[int, 
         return (-Err.EINVAL,), ()
     op = w[0]
     if op == DevOp.INFO:
-        return (0, KINDS[d.kind], await io.faults(d.rid)), ()
+        return (0, KINDS[d.kind], await io.faults(d.rid) if d.rid >= 0 else 0), ()
     if op == DevOp.IOMEM:
         order = PAGE_SHIFT + (d.npages - 1).bit_length()
         return (0, d.npages), (MapItem(Fpage.mem(io.regs_va(d), order, MemRights.RW)),)
     if op == DevOp.IRQ:
+        if d.line < 0:
+            return (-Err.ENOENT,), ()
         if claim.irq is None:
             irq = await env.factory.create_irq()
             try:
@@ -325,7 +380,21 @@ async def _device(io: Io, claim: Claim, w: tuple[int, ...]) -> tuple[tuple[int, 
                 return (-Err.EBUSY,), ()
             claim.irq = irq
         return (0,), (MapItem(claim.irq.fpage(Rights.R | Rights.W)),)
+    if op == DevOp.MEMORY:
+        if not d.mem_pages:
+            return (-Err.ENOENT,), ()
+        if claim.mem is None:
+            lb = io.label()
+            try:
+                gate = await env.factory.create_gate(env.thread, lb)
+            except L4Error as e:
+                return (-(e.err or Err.ENOMEM),), ()
+            claim.mem = DevMem(lb, gate.slot, claim)
+            io.mems[lb] = claim.mem
+        return (0, d.mem_pages << PAGE_SHIFT), (MapItem(Gate(env, claim.mem.slot).fpage(Rights.R | Rights.W)),)
     if op == DevOp.DMA_ALLOC:
+        if d.rid < 0:
+            return (-Err.ENODEV,), ()
         if len(w) < 2 or not 0 < w[1] <= DMA_MAX:
             return (-Err.EINVAL,), ()
         npages = (w[1] + PAGE_MASK) >> PAGE_SHIFT
@@ -361,22 +430,30 @@ async def _device(io: Io, claim: Claim, w: tuple[int, ...]) -> tuple[tuple[int, 
 def _dataspace(io: Io, buf: DmaBuf, w: tuple[int, ...], write: bool
                ) -> tuple[tuple[int, ...], tuple[MapItem, ...], int | None]:
     """io's DMA buffers speak the dataspace protocol (``MAP``, ``INFO``) for the region manager."""
+    return _ds_reply(w, buf.npages, POOL_BASE + (buf.first << PAGE_SHIFT), write)
+
+
+def _ds_reply(w: tuple[int, ...], npages: int, va: int, write: bool
+              ) -> tuple[tuple[int, ...], tuple[MapItem, ...], int | None]:
+    """A dataspace request on ``npages`` pages io holds from ``va`` on (a DMA buffer, a
+    device's memory); ``write``: the caller's gate has W."""
+    size = npages << PAGE_SHIFT
     if not w:
         return (-Err.EINVAL,), (), None
     if w[0] == DsOp.INFO:
-        return (0, buf.size, DsFlag.RW if write else 0, buf.npages), (), None
+        return (0, size, DsFlag.RW if write else 0, npages), (), None
     if w[0] != DsOp.MAP:
         return (-Err.ENOSYS,), (), None
     if len(w) < 3:
         return (-Err.EINVAL,), (), None
     off, flags = w[1], w[2]
-    if off >= buf.size:
+    if off >= size:
         return (-Err.ERANGE,), (), None
     if flags & DsFlag.RW and not write:
         return (-Err.EPERM,), (), None
     rights = MemRights.R | (MemRights.W if flags & DsFlag.RW else 0)
-    va = POOL_BASE + ((buf.first + (off >> PAGE_SHIFT)) << PAGE_SHIFT)
-    return (0,), (MapItem(Fpage.mem(va, PAGE_SHIFT, rights), snd_base=off & ~PAGE_MASK),), None
+    page = va + (off & ~PAGE_MASK)
+    return (0,), (MapItem(Fpage.mem(page, PAGE_SHIFT, rights), snd_base=off & ~PAGE_MASK),), None
 
 
 async def _free_buf(io: Io, buf: DmaBuf) -> None:
@@ -416,5 +493,15 @@ async def _release(io: Io, claim: Claim) -> None:
         claim.irq = None
     for buf in list(claim.bufs.values()):
         await _free_buf(io, buf)
-    await io.iommu(d.rid, 0, CMD_REVOKE_ALL)
+    if claim.mem is not None:  # its memory: every mapping made from io's goes, then the gate
+        base = d.mem_pfn << PAGE_SHIFT
+        for addr, order in chunks(base, d.mem_pages << PAGE_SHIFT):
+            await env.task.unmap(Fpage.mem(io.mem_va(d) + addr - base, order), include_self=False)
+        io.mems.pop(claim.mem.label, None)
+        with contextlib.suppress(L4Error):
+            await env.task.delete(claim.mem.slot)
+        env.free_slot(claim.mem.slot)
+        claim.mem = None
+    if d.rid >= 0:
+        await io.iommu(d.rid, 0, CMD_REVOKE_ALL)
 

@@ -920,6 +920,8 @@ def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init",
     nframes = kernel.machine.mem.nframes
     # the board's device regions sigma0 may hand out (none on a board without devices)
     devices = {bd.name: (bd.region.base_pfn, bd.region.npages) for bd in kernel.machine.board.values()}
+    devices.update({bd.memory.name: (bd.memory.base_pfn, bd.memory.npages)  # a framebuffer's pixels
+                    for bd in kernel.machine.board.values() if bd.memory is not None})
     s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes,
                                                 devices))
     m = Moe(quota if quota is not None else nframes << PAGE_SHIFT,

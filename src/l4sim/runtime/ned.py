@@ -49,7 +49,17 @@ program given the bus gets one capability, to io, through which it claims its
 devices, their interrupts, registers and DMA memory.  A device may be on one
 bus only; ``wire=`` names another NIC of the board, or ``"host"``: a cable
 to the host, where ``--pcap FILE`` records what crosses (it records every
-cable of the board).
+cable of the board).  ``display(width=640, height=480)`` puts a display on
+the board: the devices ``framebuffer`` (registers and pixel memory),
+``keyboard`` and ``pointer``, for buses like any other.
+
+For servers that hand out sessions (the GUI): ``channel.session(*args)`` is
+a session of the channel's server that ned opens for the program (``SESSION``
+``CREATE``), labelled with the program's name in the script and the text
+arguments, the numbers after it: the program holds the session gate, never
+the channel, so it cannot open a session under another name
+(docs/security.md).  ``memory(quota)`` is a memory allocator session of
+moe's with that quota, for a server that makes dataspaces for its clients.
 
 Measured boot (:mod:`l4sim.runtime.measure`).  A script that gives some
 program the TPM or the event log is booted measured: before ned starts any
@@ -79,7 +89,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l4sim.kernel.abi import CALL, Err, Fpage, MemRights, Rights
+from l4sim.kernel.abi import CALL, Err, Fpage, IpcErr, MemRights, Rights, pack_bytes
 from l4sim.kernel.comm import COMM_MODELS
 from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.traps import Ipc
@@ -101,7 +111,7 @@ from l4sim.runtime.loader import (
     min_quota,
     resolve,
 )
-from l4sim.runtime.protocols import DATASPACE, MEM_ALLOC, DsFlag, DsOp, MemOp
+from l4sim.runtime.protocols import DATASPACE, MEM_ALLOC, SESSION, DsFlag, DsOp, MemOp, SessionOp
 from l4sim.runtime.sigma0 import REQ_FPAGE_IO, request
 from l4sim.user.env import Cap, Env, Gate, L4Error
 
@@ -130,6 +140,44 @@ class Channel:
     def server(self) -> Channel:
         """The same channel with the server's rights (it may bind the gate)."""
         return Channel(self.name, self.where, True)
+
+    def session(self, *args: Any) -> SessionSpec:
+        """A session of this channel's server, opened by ned for the program given it.
+
+        ned calls the server (``SESSION`` ``CREATE``) with the program's name in the
+        script as the label, the text arguments appended to it and the numeric ones
+        after it; the program gets the session gate and nothing else of the channel,
+        so it cannot open a session under another name.
+        """
+        w = _where_of(self.where.file)
+        for a in args:
+            if not isinstance(a, str | int) or isinstance(a, bool):
+                raise ScriptError(f"{w}: session argument {a!r} of channel {self.name!r}: pass strings "
+                                  f"or numbers")
+            if isinstance(a, int) and not 0 <= a < 1 << 64:
+                raise ScriptError(f"{w}: session argument {a} of channel {self.name!r} is not a machine word")
+            if isinstance(a, str) and (not a or len(a) > 64 or not a.isprintable()):
+                raise ScriptError(f"{w}: session argument {a!r} of channel {self.name!r}: give printable "
+                                  f"text of 1 .. 64 characters")
+        return SessionSpec(self.name, tuple(args), w)
+
+
+@dataclass
+class SessionSpec:
+    """A session of a channel's server that ned opens for a program (``channel.session()``)."""
+
+    channel: str
+    args: tuple[str | int, ...]
+    where: Where
+
+
+@dataclass
+class MemorySpec:
+    """A memory allocator session of moe's with a quota (``memory(quota)``): the program makes
+    dataspaces of its own with it (``MEM_ALLOC`` ``CREATE_DS``), charged to that quota."""
+
+    quota: int
+    where: Where
 
 
 @dataclass
@@ -243,11 +291,11 @@ class ProgramRef:
 
 @dataclass
 class DeviceSpec:
-    """A device of the board (``nic(...)``, ``disk(...)``); where it landed once the board is
-    built (register page, line, requester id: what io is told)."""
+    """A device of the board (``nic(...)``, ``disk(...)``, the three of ``display()``); where it
+    landed once the board is built (register page, line, requester id: what io is told)."""
 
     name: str
-    kind: str  # "nic" or "blk"
+    kind: str  # "nic", "blk", or "fb", "kbd", "ptr" (of display())
     where: Where
     mac: bytes | None = None
     wire: str | None = None
@@ -286,7 +334,7 @@ class IoScript:
             if d not in known:
                 raise ScriptError(f"{w}: bus {name!r}: the board has no device {d!r} "
                                   f"(it has: {', '.join(sorted(known)) or 'none'}); declare it with "
-                                  f"nic(...) or disk(...) first")
+                                  f"nic(...), disk(...) or display() first")
             other = next((b for b in plan.buses if d in b.devices), None)
             if other is not None:
                 raise ScriptError(f"{w}: device {d!r} is on bus {other.name!r} already ({other.where}): a device "
@@ -351,6 +399,8 @@ class Plan:
     kmem_model: str | None = None
     #: the board's devices and io's buses
     devices: list[DeviceSpec] = field(default_factory=list)
+    #: the display's size, when the script puts one on the board (``display(width, height)``)
+    display: tuple[int, int] | None = None
     buses: list[BusSpec] = field(default_factory=list)
     #: where the devices landed when the board was built (``system.build_board``): what io is told
     board: list[DeviceInfo] = field(default_factory=list)
@@ -505,11 +555,11 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is the device {value.name!r}: a program "
                                   f"gets devices through a bus: io.bus('...', devices=[{value.name!r}])")
             if not isinstance(value, Channel | Shared | KernelFactory | SchedulerSpec | IcuSpec | ProgramObject
-                              | BusSpec | PortsSpec | EventLogSpec):
+                              | BusSpec | PortsSpec | EventLogSpec | SessionSpec | MemorySpec):
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} names nothing ned knows "
-                                  f"({type(value).__name__}): pass a channel(...), dataspace(...), factory(), "
-                                  f"scheduler(...), icu(), io.bus(...), ioports(...), eventlog() or "
-                                  f"program(...).thread / .task")
+                                  f"({type(value).__name__}): pass a channel(...), channel.session(), "
+                                  f"dataspace(...), factory(), memory(...), scheduler(...), icu(), "
+                                  f"io.bus(...), ioports(...), eventlog() or program(...).thread / .task")
             if isinstance(value, ProgramObject) and value.program == name:
                 raise ScriptError(f"{w}: capability {cname!r} of {name!r} is its own {value.kind}: a program "
                                   f"holds its own task and main thread already (task, thread)")
@@ -538,9 +588,30 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                               f"give each device its own name")
         if name == "iommu":
             raise ScriptError(f"{w}: the name 'iommu' is the board's own IOMMU: choose another device name")
-        if len(plan.devices) >= MAX_DEVICES:
+        if _lines_used(plan) >= MAX_DEVICES:
             raise ScriptError(f"{w}: a board has interrupt lines for {MAX_DEVICES} devices: leave {name!r} out")
         return w
+
+    def display(width: int = 640, height: int = 480) -> None:
+        w = _where(file)
+        if plan.display is not None:
+            raise ScriptError(f"{w}: display(...) is called twice: a machine has one display")
+        for what, v in (("width", width), ("height", height)):
+            if type(v) is not int or not 16 <= v <= 2048:
+                raise ScriptError(f"{w}: display {what} {v!r}: give pixels, 16 .. 2048")
+        if _lines_used(plan) + 2 > MAX_DEVICES:
+            raise ScriptError(f"{w}: a board has interrupt lines for {MAX_DEVICES} devices: the display's "
+                              f"keyboard and pointer need two of them; leave other devices out")
+        for name, kind in DISPLAY_DEVICES:
+            _device(name, "device")
+            plan.devices.append(DeviceSpec(name, kind, w))
+        plan.display = (width, height)
+
+    def memory(quota: int) -> MemorySpec:
+        w = _where(file)
+        if type(quota) is not int or not 4096 <= quota <= 256 << 20:
+            raise ScriptError(f"{w}: memory quota {quota!r}: give bytes, 4096 .. 256 MiB")
+        return MemorySpec(quota, w)
 
     def nic(name: str, mac: str | None = None, wire: str | None = None) -> DeviceSpec:
         w = _device(name, "device")
@@ -640,7 +711,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
 
     env: dict[str, Any] = {fn.__name__: _checked_call(file, fn)
                            for fn in (channel, dataspace, start, factory, scheduler, icu, program, kernel,
-                                      nic, disk, ioports, eventlog, linux)}
+                                      nic, disk, ioports, eventlog, linux, display, memory)}
     env.update({"CORES": ncores, "__file__": file, "__name__": "__ned_script__", "io": IoScript(file, plan)})
     try:
         code = compile(source, file, "exec")
@@ -744,12 +815,24 @@ NED_TASK = "ned"
 #: names of the tasks the runtime starts itself (sigma0 and moe at boot, ned, the console server);
 #: a program may not take one: the console tags and the boot summary would mix the two up
 SYSTEM_NAMES = tuple(sorted({"sigma0", "moe", NED_TASK, CONSOLE_TASK, IO_TASK}))
-#: devices a script may put on the board (one interrupt line each)
+#: devices with an interrupt line a script may put on the board (one line each)
 MAX_DEVICES = LAST_DEVICE_LINE - FIRST_DEVICE_LINE + 1
+#: the board devices ``display()`` declares: name and kind (the framebuffer has no line)
+DISPLAY_DEVICES = (("framebuffer", "fb"), ("keyboard", "kbd"), ("pointer", "ptr"))
+#: how often, and how long apart, ned asks a server for a session before it gives up: the
+#: server may not have bound its channel yet when its client starts
+SESSION_TRIES = 100
+SESSION_RETRY_NS = 1_000_000
+
 #: io's priority, kernel memory (its DMA pool's page tables) and its factory (Irqs, gates)
 IO_PRIO = 120
 IO_KMEM = 1 << 20
 IO_FACTORY = 256 << 10
+
+
+def _lines_used(plan: Plan) -> int:
+    """Interrupt lines the script's devices take (all but a framebuffer have one)."""
+    return sum(1 for d in plan.devices if d.kind != "fb")
 
 
 def _checked_call(file: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -955,9 +1038,10 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
     from sigma0, and are granted to the program at their own numbers.
     """
     held = {} if held is None else held
+    mem = env.cap("mem", Gate) if env.has("mem") else None
     caps: dict[str, Cap | tuple[Cap, int] | SchedLimits] = {}
     io: list[tuple[int, int]] = []
-    made: list[str] = []  # its own factories and memory: granted to it, so ned keeps none
+    made: list[str] = []  # its own factories, memory and sessions: granted to it, so ned keeps none
     args = spec.args
     if spec.linux is not None:
         if spec.name not in linux:
@@ -1000,6 +1084,21 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
                                                    Shared(cname, what.size, spec.where))
                 except L4Error as e:
                     raise StartError(f"its memory of {what.size} bytes: {e}") from None
+            elif isinstance(what, SessionSpec):
+                if what.channel not in gates:
+                    raise StartError(f"channel {what.channel} could not be created")
+                caps[cname] = await _open_session(env, gates[what.channel], spec.name, what)
+                made.append(cname)
+            elif isinstance(what, MemorySpec):
+                if mem is None:
+                    raise StartError(f"its memory {cname!r}: ned has no memory allocator")
+                slot = env.alloc_slot()
+                ans = await env.ipc(Ipc(mem.slot, CALL, MEM_ALLOC, (MemOp.CREATE_SESSION, what.quota),
+                                        rcv=(Fpage.obj(slot),)))
+                if ans.error or ans.proto < 0:
+                    env.free_slot(slot)
+                    raise StartError(f"its memory {cname!r} of {what.quota} bytes: moe refused it")
+                caps[cname] = Gate(env, slot)
                 made.append(cname)
             elif isinstance(what, KernelFactory):
                 try:
@@ -1023,6 +1122,35 @@ async def _start(env: Env, loader: Loader, spec: ProgramSpec, gates: dict[str, G
         del held[name]  # granted with the program's start, whether or not that succeeds
     return await loader.start(spec.name, spec.fn, caps, grants=made, prio=spec.prio, cpus=spec.cpus,
                               args=args, quota=spec.quota, kmem=spec.kmem, io=tuple(io))
+
+
+def session_request(client: str, args: tuple[str | int, ...]) -> tuple[int, ...]:
+    """The words of a ``SESSION`` ``CREATE`` for ``client``: the label (the client's name and
+    the text arguments, space-separated) packed, then the numeric arguments."""
+    text = " ".join([client, *(a for a in args if isinstance(a, str))])
+    nums = [a for a in args if isinstance(a, int)]
+    return (int(SessionOp.CREATE), *pack_bytes(text.encode()), *nums)
+
+
+async def _open_session(env: Env, gate: Gate, client: str, what: SessionSpec) -> Gate:
+    """Ask the server behind ``gate`` for a session labelled with ``client``'s script name.
+
+    A server that has not bound its channel yet (the call fails with ``ENOT_EXISTENT``)
+    is asked again, :data:`SESSION_TRIES` times :data:`SESSION_RETRY_NS` apart.
+    """
+    words = session_request(client, what.args)
+    slot = env.alloc_slot()
+    for _ in range(SESSION_TRIES):
+        ans = await env.ipc(Ipc(gate.slot, CALL, SESSION, words, rcv=(Fpage.obj(slot),)))
+        if ans.error != IpcErr.ENOT_EXISTENT:
+            break
+        await env.receive(env.thread, timeout=SESSION_RETRY_NS)  # not bound yet: wait a little
+    if ans.error or ans.proto < 0 or not (await env.task.cap_info(slot))[0]:
+        env.free_slot(slot)
+        why = (IpcErr(ans.error).name if ans.error in IpcErr._value2member_map_ else str(ans.error)) \
+            if ans.error else (Err(-ans.proto).name if -ans.proto in Err._value2member_map_ else str(ans.proto))
+        raise StartError(f"its session of {what.channel!r}: the server refused it ({why})")
+    return Gate(env, slot)
 
 
 async def _claim(env: Env, name: str, held: dict[str, tuple[int, int]]) -> None:
@@ -1053,6 +1181,13 @@ def _cap_text(c: Any) -> str:
         return f"program {c.program} {c.kind} {c.rights}"
     if isinstance(c, PortsSpec):
         return f"ioports {c.name}"
+    if isinstance(c, SessionSpec):
+        return " ".join(["session", c.channel, *map(str, c.args)])
+    if isinstance(c, MemorySpec):
+        return f"memory {c.quota}"
+    if isinstance(c, BusSpec):
+        return " ".join(["bus", c.name, *c.devices])
+    assert isinstance(c, EventLogSpec), f"every kind of capability has its text ({type(c).__name__})"
     return "eventlog"
 
 

@@ -100,7 +100,8 @@ def setup_script(kernel: Kernel, path: str | Path) -> System:
 
 
 def build_board(machine: Machine, plan: Plan) -> None:
-    """Put the script's devices on the machine: NICs and their cables, disks; ``--pcap``'s
+    """Put the script's devices on the machine: NICs and their cables, disks, the display
+    (framebuffer, keyboard, pointer); ``--pcap``'s
     capture on every cable (``machine.options``).  Where each landed goes into ``plan.board``.
 
     ``machine.options["disk"]`` is the image of the script's first disk that names none (the
@@ -111,6 +112,12 @@ def build_board(machine: Machine, plan: Plan) -> None:
     for d in plan.devices:
         if d.kind == "nic":
             nics[d.name] = machine.add_nic(d.name, d.mac)
+        elif d.kind in ("kbd", "ptr"):
+            continue  # placed with their framebuffer: display() declares the three together
+        elif d.kind == "fb":
+            assert plan.display is not None, "display() declares the framebuffer"
+            kbd, ptr = (next(e.name for e in plan.devices if e.kind == k) for k in ("kbd", "ptr"))
+            machine.add_display(*plan.display, names=(d.name, kbd, ptr))
         else:
             image = d.image if d.image is not None else machine.options.get("disk") if d is first else None
             machine.add_disk(d.name, d.sectors, image)
@@ -128,7 +135,8 @@ def build_board(machine: Machine, plan: Plan) -> None:
         machine.captures.append(writer)
         for w in machine.wires:
             w.taps.append(writer)
-    plan.board = [DeviceInfo(bd.name, bd.kind, bd.region.base_pfn, bd.region.npages, bd.line, bd.rid)
+    plan.board = [DeviceInfo(bd.name, bd.kind, bd.region.base_pfn, bd.region.npages, bd.line, bd.rid,
+                             *((bd.memory.base_pfn, bd.memory.npages) if bd.memory is not None else ()))
                   for bd in machine.board.values()]
 
 
