@@ -748,7 +748,8 @@ def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool
                 return
             for label, part in (("without zero-on-free", r["before"]), ("with zero-on-free", r["after"])):
                 for s in part["secrets"]:
-                    click.echo(f"{label:22}  {s['secret']!r}: {len(s['copies'])} copies, "
+                    where = f"boot {s['boot']}: " if "boot" in s else ""
+                    click.echo(f"{label:22}  {where}{s['secret']!r}: {len(s['copies'])} copies, "
                                f"{s['outliving']} outlived its use, {s['at_end']} at the end")
             return
         rep = lifetime(scenario, zero_on_free)
