@@ -727,15 +727,16 @@ def experiment_kmem_cmd(as_json: bool) -> None:
 
 @main.command("lifetime")
 @click.argument("scenario", default="lifetime")
-@click.option("--zero-on-free", is_flag=True, help="moe clears a freed dataspace's frames at once")
+@click.option("--zero-on-free", is_flag=True, help="moe clears a freed dataspace's frames at once, a Linux "
+              "personality the frames a process lets go")
 @click.option("--compare", is_flag=True, help="run without and with zero-on-free and set the counts side by side")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON on the last line")
 def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool) -> None:
     """Where copies of the run's secrets lived, and which outlived their last use.
 
     A program marks a secret with env.mark_secret(addr, n, name); the kernel follows its bytes
-    through the copies the system makes (docs/security.md, "Data lifetime").  Copies marked !
-    outlived the secret's last use.
+    through the copies the system makes (docs/lifetime.md).  Copies marked ! outlived the
+    secret's last use.  secure-storage follows its two honest boots, each on its own.
     """
     from l4sim.tools.lifetime import compare as both
     from l4sim.tools.lifetime import format_report, lifetime
