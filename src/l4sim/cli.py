@@ -727,15 +727,16 @@ def experiment_kmem_cmd(as_json: bool) -> None:
 
 @main.command("lifetime")
 @click.argument("scenario", default="lifetime")
-@click.option("--zero-on-free", is_flag=True, help="moe clears a freed dataspace's frames at once")
+@click.option("--zero-on-free", is_flag=True, help="moe clears a freed dataspace's frames at once, a Linux "
+              "personality the frames a process lets go")
 @click.option("--compare", is_flag=True, help="run without and with zero-on-free and set the counts side by side")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON on the last line")
 def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool) -> None:
     """Where copies of the run's secrets lived, and which outlived their last use.
 
     A program marks a secret with env.mark_secret(addr, n, name); the kernel follows its bytes
-    through the copies the system makes (docs/security.md, "Data lifetime").  Copies marked !
-    outlived the secret's last use.
+    through the copies the system makes (docs/lifetime.md).  Copies marked ! outlived the
+    secret's last use.  secure-storage follows its two honest boots, each on its own.
     """
     from l4sim.tools.lifetime import compare as both
     from l4sim.tools.lifetime import format_report, lifetime
@@ -748,7 +749,8 @@ def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool
                 return
             for label, part in (("without zero-on-free", r["before"]), ("with zero-on-free", r["after"])):
                 for s in part["secrets"]:
-                    click.echo(f"{label:22}  {s['secret']!r}: {len(s['copies'])} copies, "
+                    where = f"boot {s['boot']}: " if "boot" in s else ""
+                    click.echo(f"{label:22}  {where}{s['secret']!r}: {len(s['copies'])} copies, "
                                f"{s['outliving']} outlived its use, {s['at_end']} at the end")
             return
         rep = lifetime(scenario, zero_on_free)

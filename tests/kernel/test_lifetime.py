@@ -96,3 +96,32 @@ def test_marking_costs_nothing_before_the_first_secret() -> None:
 
     k, _ = run_system(root)
     assert k.lifetime is None
+
+
+def test_the_same_bytes_marked_again_are_the_same_secret() -> None:
+    """A second mark of the same content (where the secret went) names the secret; it makes no
+    second one.  Other bytes are another secret."""
+    sids: list[int] = []
+
+    async def root(env: Env) -> int:
+        await env.mem.write(0x20000, KEY)
+        sids.append(await env.mark_secret(0x20000, len(KEY), "unsealed"))
+        await env.mem.write(0x20100, KEY)
+        sids.append(await env.mark_secret(0x20100, len(KEY), "master key"))
+        await env.mem.write(0x20200, KEY[::-1])
+        sids.append(await env.mark_secret(0x20200, len(KEY), "other"))
+        return 0
+
+    k, _ = make_system(root)
+    mine = k.tasks[0]
+    s0 = k.create_task("sigma0")
+    s0.vspace.sigma0 = True
+    frame = k.sigma0_root(s0, 0x120)
+    assert frame is not None and isinstance(mine, Task)
+    k.mem_map(frame, mine, 0x20, int(MemRights.RW), False)
+    k.run()
+    assert sids == [0, 0, 1]
+    assert k.lifetime is not None
+    first, other = k.lifetime.report(k)
+    assert first["secret"] == "unsealed" and first["also"] == ["'master key' by root"]
+    assert len(first["copies"]) == 2 and other["also"] == []

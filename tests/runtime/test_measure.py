@@ -201,7 +201,22 @@ def test_the_event_log_round_trips_and_rejects_garbage() -> None:
 def test_a_native_image_holds_the_modules_of_its_package_it_imports() -> None:
     """The storage server's image: its module and the security modules it uses, no platform or library."""
     image, names = measure.native_image("l4sim.security.storage")
-    assert names == ["l4sim.security.clients", "l4sim.security.storage", "l4sim.security.store",
+    assert names == ["l4sim.security.clients", "l4sim.security.storage", "l4sim.security.store_protocol",
                      "l4sim.security.tpm"]
     assert image.startswith(b"module l4sim.security.clients\n")
     assert (Path(measure.__file__).parent.parent / "security" / "tpm.py").read_bytes() in image
+
+
+def test_a_linux_instance_s_entry_names_its_memory(tmp_path: Path) -> None:
+    """A measured script may start a Linux instance: its entry has the memory dataspace's size."""
+    import shutil
+
+    from l4sim.runtime.ned import entry_text
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox is not installed")
+    p = tmp_path / "s.py"
+    p.write_text(f'linux("lin", argv=["{busybox}", "true"], memory="8M")\n')
+    (spec,) = load_script(p, 1).programs
+    assert ',["ram","ram 8388608"]' in entry_text(spec)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from l4sim.kernel.abi import Err
+from l4sim.kernel.abi import Err, StrBuf, StrItem
 from l4sim.kernel.kernel import Kernel
 from l4sim.machine.board import NVRAM_SIZE, Machine
 from l4sim.machine.tpm import TpmNv
 from l4sim.runtime.system import setup_script
 from l4sim.security import store as st
 from l4sim.security.storage import EBADF, FILE_MAX, NONCE_SIZE, StorageClient, StorageError
-from l4sim.security.store import StoreClient
+from l4sim.security.store_protocol import StoreClient
 from l4sim.user.env import Env
 
 ME = __name__
@@ -61,7 +61,8 @@ async def bob(env: Env) -> int:
 
 async def store_user(env: Env) -> int:
     """Many versions of one key in a small NVRAM: the store compacts and keeps the last."""
-    c = StoreClient(env.cap("store"))
+    heap, _ = env.heap  # type: ignore[attr-defined]
+    c = StoreClient(env, env.cap("store"), heap)
     for i in range(40):
         await c.put(b"k", bytes([i]) * 300)
     await c.put(b"other", b"o")
@@ -152,3 +153,36 @@ def test_the_medium_format_round_trips_and_ends_at_a_torn_record() -> None:
     torn = bytearray(disk)
     torn[st.HEADER + 4 * 7] = 0xFF  # a record's length beyond the log
     assert len(st.records(bytes(torn))) < 4
+
+
+async def junk_store(env: Env) -> int:
+    """A store that answers every request with a line that is no answer."""
+    gate = env.cap("svc.storage")
+    await gate.bind(env.thread, 0x10)
+    heap, _ = env.heap  # type: ignore[attr-defined]
+    await env.mem.write(heap, b"hello there\n" + bytes(4096))
+    rcv = (StrBuf(heap + 4096, 4096),)
+    await env.wait(rcv=rcv)
+    while True:
+        await env.answer(0, (12,), (StrItem(heap, 12),), rcv=rcv)
+
+
+async def late_store(env: Env) -> int:
+    """The native store, after 20 ms: its clients find the channel unbound first."""
+    await env.receive(env.thread, timeout=20_000_000)
+    return await st.store(env)
+
+
+def test_the_server_waits_for_a_late_store_and_refuses_a_store_that_answers_junk(tmp_path: Path) -> None:
+    """A store not serving yet is asked again until it does (the files work); a store whose
+    answers are no answers makes the server refuse everything, with an ATTACK line."""
+    for program, ok in (("late_store", True), ("junk_store", False)):
+        p = tmp_path / f"{program}.py"
+        p.write_text(SCRIPT.replace('f"{S}.store:store"', f'"{ME}:{program}"'))
+        out = boot(p, TpmNv(0), bytearray(NVRAM_SIZE))
+        if ok:
+            assert "big reads back: True" in out and "ATTACK" not in out, out
+        else:
+            assert "ATTACK unavailable: the TPM or the store failed at start: get: the store answered " \
+                   "'hello there" in out
+            assert f"missing: -{int(Err.EACCES)}" in out

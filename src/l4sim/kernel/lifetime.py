@@ -7,7 +7,9 @@ by far -- in freed memory, in buffers nobody cleared.  A whole-system
 simulator can ask the same question of an L4 system.
 
 A program marks a secret where it enters (``MarkSecret``: the bytes at an
-address of its own memory; a key unsealed, a password typed).  From then on
+address of its own memory; a key unsealed, a password typed); the same bytes
+marked again -- by the program the secret went to, which knows what it is --
+are the same secret, with that name added.  From then on
 the kernel follows the secret's *content* through the copies the system
 makes:
 
@@ -19,6 +21,8 @@ makes:
   so a copy ends when it is overwritten (zeroed, reused);
 - IPC words: a message whose words carry the secret puts a copy in the
   receiver's message registers, until its next message replaces them;
+- a program's own buffers that no frame holds (a Linux personality's pipes
+  and files) as the program reports them (``buffer_wrote`` and the rest);
 - a read of a copy (a load, a string item's source) is a *use*.
 
 What is not followed: guest (x86-64) instructions copying memory -- only the
@@ -53,7 +57,7 @@ class Copy:
     """One place a secret's bytes lived, and when."""
 
     secret: int
-    place: str  # "frame" or "registers"
+    place: str  # "frame", "registers" or "buffer"
     where: str  # readable: "frame 0x1a2+0x40 (moe)", "message registers of thread client"
     start: int
     end: int | None = None  # None: still there when the run ended
@@ -61,6 +65,10 @@ class Copy:
     segments: tuple[tuple[int, int, int], ...] = ()
     thread: Any = None  # the receiving thread of a copy in registers
     why_ended: str = ""
+    #: a copy in a program's own buffer: the buffer's owner object (kept, so its id stays its
+    #: own) and the copy's offset in it
+    buf: Any = None
+    offset: int = 0
 
 
 @dataclass(slots=True)
@@ -71,6 +79,8 @@ class Secret:
     owner: str
     marked: int
     last_use: int
+    #: later marks of the same bytes: "'NAME' by OWNER" (the same secret, named where it went)
+    also: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,15 +93,26 @@ class Lifetime:
     by_frame: dict[int, list[Copy]] = field(default_factory=dict)
     #: thread id -> the live copies in its message registers
     by_thread: dict[int, list[Copy]] = field(default_factory=dict)
+    #: id of a program's buffer -> the live copies in it
+    by_buffer: dict[int, list[Copy]] = field(default_factory=dict)
 
     # ----------------------------------------------------------- what the kernel tells it
     def mark(self, k: Kernel, task: Task, addr: int, n: int, name: str) -> int:
         """A program marks ``n`` bytes at ``addr`` of its memory as a secret; its id, or -1
         when it cannot be followed (too short, too long, too many)."""
-        if not MIN_BYTES <= n <= MAX_BYTES or len(self.secrets) >= MAX_SECRETS:
+        if not MIN_BYTES <= n <= MAX_BYTES:
             return -1
         content = self._read(k, task, addr, n)
         now = k.now()
+        for s in self.secrets:
+            if s.content == content:  # the same bytes marked again (where they went): one secret
+                also = f"{name!r} by {task.name}"
+                if also not in s.also and (name, task.name) != (s.name, s.owner):
+                    s.also.append(also)
+                self._found(k, task, addr, n, now, only=s)
+                return s.sid
+        if len(self.secrets) >= MAX_SECRETS:
+            return -1
         s = Secret(len(self.secrets), name, content, task.name, now, now)
         self.secrets.append(s)
         self._found(k, task, addr, n, now, only=s)
@@ -146,6 +167,59 @@ class Lifetime:
                 self.copies.append(c)
                 self.by_thread.setdefault(rcv.kid, []).append(c)
 
+    # ----------------------------------------------------------- a program's own buffers
+    # Bytes a program keeps where no frame holds them -- a Linux personality's pipe and file
+    # buffers, Python objects of its own -- are told here by the program (an observation hook,
+    # as the tracer is: linux/lifetime.py).  ``key`` names the buffer (its owner object),
+    # ``data`` is its content now.
+    def buffer_wrote(self, k: Kernel, key: object, data: bytes | bytearray, where: str, at: int, n: int) -> None:
+        """``n`` bytes were written at ``at`` of the buffer: copies there may have ended, and
+        the bytes (with the secrets' length around them) may be a new copy."""
+        now = k.now()
+        live = self.by_buffer.get(id(key), ())
+        for c in list(live):
+            size = len(self.secrets[c.secret].content)
+            if c.offset < at + n and at < c.offset + size and \
+                    data[c.offset : c.offset + size] != self.secrets[c.secret].content:
+                self._end(c, now, "overwritten")
+        longest = max(len(s.content) for s in self.secrets)
+        lo = max(0, at - longest + 1)
+        window = bytes(data[lo : at + n + longest - 1])
+        for s in self.secrets:
+            i = window.find(s.content)
+            while i >= 0:
+                off = lo + i
+                if not any(c.secret == s.sid and c.offset == off for c in self.by_buffer.get(id(key), ())):
+                    c = Copy(s.sid, "buffer", f"{where}+{off:#x}", now, buf=key, offset=off)
+                    self.copies.append(c)
+                    self.by_buffer.setdefault(id(key), []).append(c)
+                i = window.find(s.content, i + 1)
+
+    def buffer_read(self, k: Kernel, key: object, at: int, n: int) -> None:
+        """``n`` bytes at ``at`` of the buffer were read: a copy there was used."""
+        now = k.now()
+        for c in self.by_buffer.get(id(key), ()):
+            if c.offset < at + n and at < c.offset + len(self.secrets[c.secret].content):
+                self.secrets[c.secret].last_use = now
+
+    def buffer_taken(self, k: Kernel, key: object, n: int) -> None:
+        """The first ``n`` bytes were taken out of the buffer (a pipe's read): a copy there was
+        used and is gone from it; the others move down."""
+        self.buffer_read(k, key, 0, n)
+        now = k.now()
+        for c in list(self.by_buffer.get(id(key), ())):
+            if c.offset < n:
+                self._end(c, now, "read out of it")
+            else:
+                c.offset -= n
+
+    def buffer_cut(self, k: Kernel, key: object, length: int, why: str) -> None:
+        """The buffer was cut to ``length`` bytes (0: emptied or freed): copies beyond end."""
+        now = k.now()
+        for c in list(self.by_buffer.get(id(key), ())):
+            if c.offset + len(self.secrets[c.secret].content) > length:
+                self._end(c, now, why)
+
     # ----------------------------------------------------------- the report
     def report(self, k: Kernel) -> list[dict[str, Any]]:
         """Per secret: every copy with its place and times, and whether it outlived the
@@ -166,7 +240,7 @@ class Lifetime:
                 copies.append({"place": c.place, "where": where, "from_ns": c.start, "to_ns": c.end,
                                "ended": c.why_ended or "still there at the end",
                                "outlived_use": c.end is None or c.end > s.last_use})
-            out.append({"secret": s.name, "owner": s.owner, "marked_ns": s.marked,
+            out.append({"secret": s.name, "owner": s.owner, "also": list(s.also), "marked_ns": s.marked,
                         "last_use_ns": s.last_use, "bytes": len(s.content), "copies": copies,
                         "outliving": sum(1 for c in copies if c["outlived_use"]),
                         "at_end": sum(1 for c in copies if c["to_ns"] is None)})
@@ -226,6 +300,12 @@ class Lifetime:
     def _end(self, c: Copy, now: int, why: str, thread_list: bool = True) -> None:
         c.end = now
         c.why_ended = why
+        if c.buf is not None:
+            held = self.by_buffer.get(id(c.buf))
+            if held is not None and c in held:
+                held.remove(c)
+                if not held:
+                    del self.by_buffer[id(c.buf)]
         for pfn, _, _ in c.segments:
             lst = self.by_frame.get(pfn)
             if lst is not None and c in lst:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from l4sim.linux import lifetime
 from l4sim.linux.jobs import JOB_IOCTLS, background_read, tty_ioctl
 from l4sim.linux.locks import LOCK_CMDS, fcntl_lock
 from l4sim.linux.procfs import render
@@ -126,6 +127,8 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
         if pipe.buf:
             data = bytes(pipe.buf[:n])
             del pipe.buf[:n]
+            if (w := k.cfg.watch) is not None and w.lifetime is not None:  # data lifetime
+                lifetime.pipe_taken(k, w.lifetime, pipe, len(data))
             pipe.gen += 1  # a change an edge-triggered epoll sees
             k.wake(pipe.waiters)
             return data
@@ -152,6 +155,8 @@ def do_read(k: Personality, p: Proc, f: OFile, n: int, pos: int | None = None) -
             f.pos += len(data)
         if n:
             accessed(node, k.wall_ns())
+        if (w := k.cfg.watch) is not None and w.lifetime is not None:  # data lifetime
+            lifetime.file_read(k, w.lifetime, node, at, len(data))
         return data
     return -EINVAL
 
@@ -175,6 +180,8 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
             return _block()
         chunk = data[:room]
         pipe.buf += chunk
+        if (w := k.cfg.watch) is not None and w.lifetime is not None:  # data lifetime
+            lifetime.pipe_wrote(k, w.lifetime, pipe, len(pipe.buf) - len(chunk), len(chunk))
         pipe.gen += 1  # a change an edge-triggered epoll sees
         k.wake(pipe.waiters)
         return len(chunk)
@@ -192,6 +199,8 @@ def do_write(k: Personality, p: Proc, f: OFile, data: bytes, pos: int | None = N
         if at > len(buf):
             buf += bytes(at - len(buf))
         buf[at : at + len(data)] = data
+        if (w := k.cfg.watch) is not None and w.lifetime is not None:  # data lifetime
+            lifetime.file_wrote(k, w.lifetime, node, f.path, at, len(data))
         if pos is None:
             f.pos = at + len(data)
         if data:
@@ -435,6 +444,8 @@ async def _open(k: Personality, p: Proc, c: Call, dirfd: int, addr: int, flags: 
         return -ENOTDIR
     if isinstance(node, File) and flags & O_TRUNC and acc in (O_WRONLY, O_RDWR):
         node.data.clear()
+        if (w := k.cfg.watch) is not None and w.lifetime is not None:  # data lifetime
+            lifetime.file_cut(k, w.lifetime, node, 0, "truncated")
         stamp(node, k.wall_ns(), m=True, c=True)
     if isinstance(node, Fifo):
         return await _fifo_open(k, p, c, node, flags, full)
@@ -1003,6 +1014,8 @@ async def _unlink(k: Personality, p: Proc, dirfd: int, addr: int, rmdir: bool) -
         return -EISDIR
     del d.children[name]
     node.nlink -= 1
+    if isinstance(node, File) and not node.nlink and (w := k.cfg.watch) is not None and w.lifetime is not None:
+        lifetime.file_cut(k, w.lifetime, node, 0, "removed")  # data lifetime
     if isinstance(node, Dir):
         node.removed = True  # a process whose cwd it is lists nothing there and makes nothing
     now = k.wall_ns()
@@ -1358,6 +1371,8 @@ def _truncate(k: Personality, node: Inode, length: int) -> int:
     data = node.data
     if length < len(data):
         del data[length:]
+        if (w := k.cfg.watch) is not None and w.lifetime is not None:  # data lifetime
+            lifetime.file_cut(k, w.lifetime, node, length, "truncated")
     else:
         data += bytes(length - len(data))
     stamp(node, k.wall_ns(), m=True, c=True)

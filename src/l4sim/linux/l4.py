@@ -14,7 +14,8 @@ device (:func:`_client_worker`), so a slow server holds up its writers only: the
 processes run on.  ``ioctl(L4SIM_IOC_SERVE)`` turns the other way round, for a capability
 the script gave as a channel's server end: the gate is bound to a worker
 (:func:`_serve_worker`) that takes the clients' calls; reads return their requests, and a
-write answers the oldest one.
+write answers the oldest one.  A shell switches serving on without a program of its own:
+``echo 1 > /sys/class/l4/NAME/serve`` (:class:`ServeAttr`, a sysfs attribute).
 
 **Hybrid programs.**  A process may execute the L4 system-call entry (``int 0x30``,
 ``include/l4sim/l4.h``).  Its threads are alien: the kernel sends exception IPC (trap
@@ -63,7 +64,7 @@ from l4sim.linux.state import (
     Proc,
     Special,
 )
-from l4sim.linux.vfs import S_IFCHR, OFile, Vfs
+from l4sim.linux.vfs import S_IFCHR, S_IFREG, OFile, Vfs
 from l4sim.user.env import Env, Gate, IrqCap, L4Error, ReplyCap, ThreadCap
 
 #: the label of the Irq through which the workers wake the serving thread (no thread's
@@ -148,6 +149,9 @@ class L4Device(Special):
         self.requests: list[Request] = []
         self.server: ThreadCap | None = None
         self.abuf = self.qbuf = 0
+        #: serving, switched on through /sys (:class:`ServeAttr`): the serving thread binds the
+        #: gate at its next :func:`flush`
+        self.bind_pending = False
 
     # --- reads and writes (files.py asks)
     def read(self, k: Personality, p: Proc, f: OFile, n: int) -> bytes | int:
@@ -291,23 +295,75 @@ class L4Device(Special):
         await self.gate.bind(p.cur.thread, label)
         return 0
 
-    async def _serve(self, k: Personality) -> int:
-        """From now on the device serves the capability's clients: a worker bound to the gate
-        takes their calls (:func:`_serve_worker`).  Needs the server's end (EPERM)."""
-        if self.serving:
-            return 0
+    def _may_serve(self) -> int:
+        """0 when the device may start serving: it needs the server's end (EPERM) and no
+        call of its own on the way (EBUSY)."""
         if not self.rights & Rights.S:
             return -EPERM
-        if self.queue:
-            return -EBUSY
+        return -EBUSY if self.queue else 0
+
+    async def _serve(self, k: Personality) -> int:
+        """From now on the device serves the capability's clients: a worker bound to the gate
+        takes their calls (:func:`_serve_worker`)."""
+        if self.serving:
+            return 0
+        err = self._may_serve()
+        if err:
+            return err
+        await self._bind_server(k)
+        self.serving = True
+        return 0
+
+    async def _bind_server(self, k: Personality) -> None:
         bridge = _bridge(k)
         self.qbuf = await k.alloc()
         self.abuf = await k.alloc()
         self.server = await k.env.spawn(_serve_worker, self, bridge, name=f"l4-{self.name}.serve",
                                         prio=bridge.prio)
         await self.gate.bind(self.server, SERVE_LABEL)
-        self.serving = True
-        return 0
+
+
+class ServeAttr(Special):
+    """``/sys/class/l4/NAME/serve``: the stub's serving mode as a sysfs attribute, so that a
+    shell switches it on (``echo 1 > /sys/class/l4/NAME/serve``) where otherwise only a program
+    could, with ``ioctl(L4SIM_IOC_SERVE)``.  It reads ``0`` or ``1``; writing ``1`` serves from
+    now on, refused as the ioctl is (EPERM without the server's end, EBUSY while a call of the
+    device is on its way); ``0`` while serving is EBUSY (serving is not switched off), anything
+    else EINVAL.  The gate is bound by the serving thread right after the write
+    (:func:`flush`): a client calling before that finds it unbound (ENOT_EXISTENT)."""
+
+    def __init__(self, dev: L4Device) -> None:
+        super().__init__(S_IFREG | 0o644)
+        self.dev = dev
+
+    def size(self) -> int:
+        return 2
+
+    def read(self, k: Personality, p: Proc, f: OFile, n: int) -> bytes | int:
+        text = b"1\n" if self.dev.serving else b"0\n"
+        out = text[f.pos : f.pos + n]
+        f.pos += len(out)
+        return out
+
+    def write(self, k: Personality, p: Proc, f: OFile, data: bytes) -> int:
+        dev = self.dev
+        value = data.strip()
+        if value == b"0":
+            return -EBUSY if dev.serving else len(data)
+        if value != b"1":
+            return -EINVAL
+        if not dev.serving:
+            err = dev._may_serve()
+            if err:
+                return err
+            dev.serving = dev.bind_pending = True
+            bridge = _bridge(k)
+            if dev not in bridge.kicks:
+                bridge.kicks.append(dev)
+        return len(data)
+
+    def ready(self, k: Personality, f: OFile) -> int:
+        return POLLIN | POLLOUT
 
 
 def _result(job: Job) -> int:
@@ -371,6 +427,7 @@ async def setup(k: Personality) -> None:
         dev = L4Device(name, gate, rights, 200 + i)
         bridge.devices[name] = dev
         Vfs.put(k.vfs.root, f"/dev/l4/{name}", dev)
+        Vfs.put(k.vfs.root, f"/sys/class/l4/{name}/serve", ServeAttr(dev))
 
 
 async def flush(k: Personality) -> None:
@@ -387,6 +444,10 @@ async def flush(k: Personality) -> None:
         env.free_slot(r.reply.slot)
     while bridge.kicks:
         dev = bridge.kicks.pop(0)
+        if dev.bind_pending:  # serving switched on through /sys
+            dev.bind_pending = False
+            await dev._bind_server(k)
+            continue
         if dev.worker is None:
             dev.sbuf = await k.alloc()
             dev.rbuf = await k.alloc()

@@ -44,6 +44,7 @@ import contextlib
 import struct
 
 from l4sim.kernel.abi import Fpage, MapItem, MemRights
+from l4sim.linux import lifetime
 from l4sim.linux.misc import retire
 from l4sim.linux.state import (
     BLOCK,
@@ -555,8 +556,11 @@ async def drop_space(k: Personality, p: Proc) -> None:
         await end_thread(k, t)
     await env.task.delete(p.task.slot)
     env.free_slot(p.task.slot)
+    freed = len(k.free)
     for a in p.pages.values():
         k.decref(a)
+    if k.cfg.zero_on_free:  # what the process held is cleared now (linux/lifetime.py)
+        await lifetime.clear_freed(k, freed)
     p.pages.clear()
     p.vmas.clear()
 

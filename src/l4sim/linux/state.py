@@ -39,6 +39,7 @@ from l4sim.kernel.abi import (
     ThreadOp,
 )
 from l4sim.kernel.traps import Ipc
+from l4sim.linux import lifetime
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
 from l4sim.linux.vfs import (
     EPOCH,
@@ -491,6 +492,12 @@ class Config:
     #: the personality serving this configuration, set when it starts (the host reads its
     #: figures for the boot summary, as a debugger would)
     observed: Any = None
+    #: the kernel, for observation only: while it follows secrets (its ``lifetime``), the
+    #: personality tells it what its pipe and file buffers hold (linux/lifetime.py)
+    watch: Any = None
+    #: clear the frames of a process that ends at once, not only when handed out again (the
+    #: policy ``l4sim lifetime --zero-on-free`` compares)
+    zero_on_free: bool = False
 
 
 class LogConsole:
@@ -1040,10 +1047,13 @@ class Personality:
         return True
 
     async def unmap_range(self, p: Proc, start: int, end: int) -> None:
+        freed = len(self.free)
         for vpn in pages_in(p, start, end):
             a = p.pages.pop(vpn)
             await p.task.unmap(Fpage.mem(vpn << 12, 12, MemRights.RWX), include_self=True)
             self.decref(a)
+        if self.cfg.zero_on_free:  # what it let go is cleared now (linux/lifetime.py)
+            await lifetime.clear_freed(self, freed)
 
     # ------------------------------------------------------------- processes
     async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:

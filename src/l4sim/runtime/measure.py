@@ -45,6 +45,7 @@ same transport.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.machinery
 import importlib.util
 import struct
@@ -182,9 +183,22 @@ def _module_source(name: str) -> bytes | None:
     return Path(spec.origin).read_bytes()
 
 
-def _imports(name: str, source: bytes) -> set[str]:
+#: what each module source imports, by (name, SHA-256 of the source): a boot loader that loads
+#: the same images again (a reboot, several boots in one run) parses each only once
+_IMPORTS: dict[tuple[str, bytes], frozenset[str]] = {}
+
+
+def _imports(name: str, source: bytes) -> frozenset[str]:
     """Every module ``source`` (of module ``name``) imports, as absolute dotted names (a
     ``from pkg import x`` counts as ``pkg`` and, when it is a module, ``pkg.x``)."""
+    key = (name, hashlib.sha256(source).digest())
+    got = _IMPORTS.get(key)
+    if got is None:
+        got = _IMPORTS[key] = frozenset(_parse_imports(name, source))
+    return got
+
+
+def _parse_imports(name: str, source: bytes) -> set[str]:
     tree = ast.parse(source)
     spec = _find(name)
     package = name if spec is not None and spec.submodule_search_locations else name.rpartition(".")[0]

@@ -1187,6 +1187,8 @@ def _cap_text(c: Any) -> str:
         return f"memory {c.quota}"
     if isinstance(c, BusSpec):
         return " ".join(["bus", c.name, *c.devices])
+    if isinstance(c, RamSpec):
+        return f"ram {c.size}"
     assert isinstance(c, EventLogSpec), f"every kind of capability has its text ({type(c).__name__})"
     return "eventlog"
 

@@ -156,10 +156,12 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
         if li is None:
             continue
         try:
-            system.linux[spec.name] = linux_hook("config")(
+            cfg = system.linux[spec.name] = linux_hook("config")(
                 li.root, li.argv, li.devices, li.allow, li.memory, spec.prio, kernel.machine.rng.getrandbits(64))
         except Exception as e:  # its files changed since the check: one line, as the check says it
             raise ScriptError(f"{spec.where}: linux {spec.name!r}: {e}") from None
+        cfg.watch = kernel  # data lifetime: what the personality's own buffers hold (observation)
+        cfg.zero_on_free = bool(kernel.machine.options.get("zero_on_free"))
     if plan.measured:
         plan.load_images()
         measure_platform(kernel.machine.tpm, system.event_log)

@@ -2,8 +2,9 @@
 
 Nizza's trusted wrapper (Härtig et al., "The Nizza secure-system
 architecture", 2005): a small native server gives its clients files by
-name, and keeps them in a store it does not trust -- the native store of
-:mod:`l4sim.security.store` now, a Linux instance later.  The store sees
+name, and keeps them in a store it does not trust -- a Linux instance
+whose busybox shell keeps each blob as a file, or the native store of
+:mod:`l4sim.security.store` (:mod:`l4sim.security.store_protocol`).  The store sees
 only ciphertext under opaque keys; whatever it does to them, the server
 notices, says so, and hands out no forged byte.  Its trusted computing base
 is itself, the TPM driver, and the kernel and runtime under them, not the
@@ -13,6 +14,8 @@ Keys.  The master key (32 bytes from the TPM's generator) is sealed by the
 TPM to PCRs 8 and 9 -- the whole measured configuration (docs/security.md):
 only a boot of the same programs with the same script can unseal it.  The
 sealed blob is kept in the store (key ``key``); it is useless anywhere else.
+The server keeps the key in its memory (the first bytes of its heap), marks
+it a secret (``l4sim lifetime``) and reads it from there for every use.
 
 What the store holds.  Each file is one blob (key ``f`` + a random id that
 does not change between versions): a fresh 96-bit nonce from the server's
@@ -67,6 +70,7 @@ store or the TPM failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 
@@ -78,9 +82,9 @@ from l4sim.kernel.traps import Msg
 from l4sim.machine.tpm2 import Drbg
 from l4sim.runtime.measure import MEASURED_PCRS
 from l4sim.security.clients import bind_clients, take_bytes
-from l4sim.security.store import StoreClient, StoreError
+from l4sim.security.store_protocol import StoreClient, StoreError
 from l4sim.security.tpm import EBADMSG, TpmClient, TpmRefused
-from l4sim.user.env import Env, IpcCap
+from l4sim.user.env import Env, IpcCap, L4Error
 
 STORAGE_PROTO = 0x4102
 OPEN, READ, WRITE, CLOSE, LIST, SIZE = range(6)
@@ -91,9 +95,12 @@ FILE_MAX = 4096
 NAME_MAX = 32
 FDS_MAX = 8
 NONCE_SIZE = 12
+KEY_SIZE = 32
 KEY = b"key"
 META = b"meta"
 META_AAD = b"l4sim-storage meta v1"
+#: where the store's request and answer lines go in the server's heap (the key is at its start)
+STORE_BUF = 4096
 #: what AES-GCM costs the server, in simulated ns per KiB (about 1 GB/s)
 AES_NS_PER_KIB = 1_000
 
@@ -145,11 +152,13 @@ class Refused(Exception):
 class Storage:
     """The server's state: the master key, the metadata, the open files."""
 
-    def __init__(self, env: Env, tpm: TpmClient, store: StoreClient) -> None:
+    def __init__(self, env: Env, tpm: TpmClient, store: StoreClient, key_at: int) -> None:
         self.env = env
         self.tpm = tpm
         self.store = store
-        self.key: bytes | None = None
+        #: where in its memory the server keeps the master key (None: it has none)
+        self.key_at = key_at
+        self.key: int | None = None
         self.meta = Meta(0)
         #: why the server refuses everything (None: it serves)
         self.refusing: str | None = None
@@ -166,20 +175,28 @@ class Storage:
         await self.report(kind, what)
         self.refusing = kind
 
-    def _aes(self) -> AESGCM:
+    async def _keep_key(self, key: bytes) -> None:
+        """Keep the master key in the server's memory, and mark it a secret there."""
+        await self.env.mem.write(self.key_at, key)
+        with contextlib.suppress(L4Error):  # a mark the kernel cannot follow changes nothing here
+            await self.env.mark_secret(self.key_at, len(key), "master key")
+        self.key = self.key_at
+
+    async def _aes(self) -> AESGCM:
+        """The cipher under the master key, read from the server's memory (a use of it)."""
         assert self.key is not None, "the server serves only with its master key"
-        return AESGCM(self.key)
+        return AESGCM(await self.env.mem.read(self.key, KEY_SIZE))
 
     async def _seal(self, plain: bytes, aad: bytes) -> bytes:
         assert self.drbg is not None
         await self.env.compute(max(1, len(plain) * AES_NS_PER_KIB >> 10))
         nonce = self.drbg.generate(NONCE_SIZE)
-        return nonce + self._aes().encrypt(nonce, plain, aad)
+        return nonce + (await self._aes()).encrypt(nonce, plain, aad)
 
     async def _open(self, blob: bytes, aad: bytes) -> bytes | None:
         await self.env.compute(max(1, len(blob) * AES_NS_PER_KIB >> 10))
         try:
-            return self._aes().decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], aad)
+            return (await self._aes()).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], aad)
         except (InvalidTag, ValueError):
             return None
 
@@ -194,14 +211,15 @@ class Storage:
                 await self.refuse("wiped", f"the store has no sealed key, but the TPM's counter is at {counter}: "
                                            "the store was wiped or replaced")
                 return
-            self.key = await self.tpm.random(32)
-            await self.store.put(KEY, await self.tpm.seal(self.key, list(MEASURED_PCRS)))
+            key = await self.tpm.random(KEY_SIZE)
+            await self._keep_key(key)
+            await self.store.put(KEY, await self.tpm.seal(key, list(MEASURED_PCRS)))
             self.meta = Meta(0)
             await self._commit_meta()
             await self.env.print("a new master key, sealed to PCRs 8 and 9")
             return
         try:
-            self.key = await self.tpm.unseal(sealed)
+            key = await self.tpm.unseal(sealed)
         except TpmRefused as e:
             if e.err == Err.EACCES:
                 await self.refuse("unseal refused", "the TPM will not unseal the master key: PCRs 8 and 9 are "
@@ -211,6 +229,7 @@ class Storage:
             else:
                 await self.refuse("tpm failed", f"unsealing the master key: {e}")
             return
+        await self._keep_key(key)
         raw = await self.store.get(META)
         plain = await self._open(raw, META_AAD) if raw is not None else None
         if raw is None:
@@ -337,8 +356,11 @@ class Storage:
 
 async def server(env: Env) -> int:
     """The storage server's program: ``tpm`` (its channel to the TPM driver), ``store`` (the
-    untrusted store), ``svc.NAME`` (one channel per client)."""
-    storage = Storage(env, TpmClient(env.cap("tpm")), StoreClient(env.cap("store")))
+    untrusted store), ``svc.NAME`` (one channel per client).  Its heap holds the master key
+    (first page) and the store's request and answer lines (:data:`STORE_BUF`)."""
+    heap, _ = env.heap  # type: ignore[attr-defined]
+    storage = Storage(env, TpmClient(env.cap("tpm")), StoreClient(env, env.cap("store"), heap + STORE_BUF),
+                      heap)
     clients = await bind_clients(env)
     try:
         await storage.start()

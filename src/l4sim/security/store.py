@@ -1,31 +1,15 @@
-"""The untrusted store: a key-value server whose blobs survive a reboot, trusted with nothing.
+"""The native untrusted store: a key-value server whose blobs survive a reboot, trusted with nothing.
 
-The storage server (:mod:`l4sim.security.storage`) keeps its files here,
-encrypted and authenticated; this server sees only opaque keys and
+The storage server (:mod:`l4sim.security.storage`) keeps its files in a
+store, encrypted and authenticated; the store sees only opaque keys and
 ciphertext, and may do anything with them -- lose them, change them, serve
-old ones.  It is the *untrusted* part of the trusted wrapper: today a small
-native program that keeps an append-only log in the machine's NVRAM
-(``ioports("nvram")``); later a Linux instance whose busybox processes keep
-the blobs as files (docs/security.md, "A Linux store").  Either implements
-the same protocol, so the storage server does not know which it has.
-
-Protocol (tag label :data:`STORE_PROTO`; word 0 the operation; keys and
-values are byte fields, :mod:`l4sim.security.clients`)
----------------------------------------------------------------------
-
-=============  ==========================================  ===============================
-operation      words after the op                          reply words (label 0)
-=============  ==========================================  ===============================
-``GET`` 0      offset, key                                 the value's size, up to
-                                                           :data:`CHUNK` bytes from offset
-``PUT`` 1      offset, size, key, bytes                    -- (the value is replaced when
-                                                           its last byte arrived)
-``DELETE`` 2   key                                         --
-``LIST`` 3     index                                       the index-th key in key order
-=============  ==========================================  ===============================
-
-``-ENOENT``: no such key (or index); ``-EINVAL``: a malformed request or a
-``PUT`` whose pieces do not fit together; ``-ENOMEM``: the NVRAM is full.
+old ones.  It is the *untrusted* part of the trusted wrapper.  By default it
+is a Linux instance whose busybox shell keeps each blob as a file
+(``scenarios/scripts/secure_storage.py``); this small native program, which
+keeps an append-only log in the machine's NVRAM (``ioports("nvram")``), is
+the store where no busybox is at hand.  Both speak the line protocol of
+:mod:`l4sim.security.store_protocol`, so the storage server does not know
+which it has.
 
 The medium (:func:`records`, :func:`append`): the NVRAM holds ``L4STORE1``,
 the log's length (32 bits, little-endian), then records -- each its length
@@ -40,22 +24,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from l4sim.kernel.abi import Err
-from l4sim.kernel.traps import Msg
+from l4sim.kernel.abi import Err, StrBuf, StrItem
 from l4sim.machine.board import NVRAM_PORT
-from l4sim.security.clients import MAX_FIELD, bind_clients, fields, take_bytes
-from l4sim.user.env import Env, IpcCap
+from l4sim.security.clients import bind_clients
+from l4sim.security.store_protocol import CHUNK, KEY, LINE_MAX, STORE_PROTO, VALUE_MAX
+from l4sim.user.env import Env
 
-STORE_PROTO = 0x4103
-GET, PUT, DELETE, LIST = range(4)
-#: value bytes one message carries
-CHUNK = 256
 MAGIC = b"L4STORE1"
 HEADER = len(MAGIC) + 4
 PUT_RECORD, DELETE_RECORD = 1, 2
-KEY_MAX = 32
-#: the largest value the store keeps
-VALUE_MAX = 16 << 10
 
 
 @dataclass(frozen=True)
@@ -182,106 +159,68 @@ async def store(env: Env) -> int:
     """The store's program: load the log from the NVRAM, then serve its clients forever.
 
     It binds its channels first, so a client that calls while it is still
-    reading the medium waits for it instead of finding nobody there.
+    reading the medium waits for it instead of finding nobody there.  Each
+    request arrives as a line in its receive buffer; each answer is a line
+    sent from its answer buffer (the first two pages of its heap).
     """
     clients = await bind_clients(env)
+    rbuf, _ = env.heap  # type: ignore[attr-defined]
+    abuf = rbuf + LINE_MAX
+    await env.mem.write(rbuf, bytes(LINE_MAX))  # string buffers must be mapped
     nv = Nvram(env)
     log = Log(nv, await nv.size())
     await log.load()
-    pending: dict[tuple[int, bytes], bytearray] = {}  # values arriving in pieces
-    msg = await env.wait()
+    pending: dict[tuple[int, str], bytearray] = {}  # values arriving in pieces
+    rcv = (StrBuf(rbuf, LINE_MAX),)
+    msg = await env.wait(rcv=rcv)
     while True:
         if msg.error:
-            msg = await env.wait()
+            msg = await env.wait(rcv=rcv)
             continue
-        try:
-            if msg.label & ~3 not in clients or msg.proto != STORE_PROTO or not msg.words:
-                reply: tuple[int, ...] = (-Err.ENOSYS,)
-            else:
-                reply = await _serve(log, pending, msg)
-        except (ValueError, IndexError):
-            reply = (-Err.EINVAL,)
-        msg = await env.answer(reply[0], reply[1:])
+        got = [b for b in msg.items if isinstance(b, StrBuf)]
+        if msg.label & ~3 not in clients or msg.proto != STORE_PROTO or not got:
+            answer = f"{-Err.ENOSYS}"
+        else:
+            line = (await env.mem.read(rbuf, got[0].length)).decode("ascii", "replace")
+            try:
+                answer = await _serve(log, pending, msg.label & ~3, line.split())
+            except (ValueError, IndexError):
+                answer = f"{-Err.EINVAL}"
+        data = answer.encode() + b"\n"
+        await env.mem.write(abuf, data)
+        msg = await env.answer(0, (len(data),), (StrItem(abuf, len(data)),), rcv=rcv)
 
 
-async def _serve(log: Log, pending: dict[tuple[int, bytes], bytearray], msg: Msg) -> tuple[int, ...]:
-    w = msg.words
-    op = w[0]
-    if op == GET:
-        key, _ = take_bytes(w, 2)
-        value = log.values.get(key)
+async def _serve(log: Log, pending: dict[tuple[int, str], bytearray], client: int, req: list[str]) -> str:
+    """One request's answer line (``req``: the request line's fields)."""
+    op, key = req[0], req[1]
+    if not KEY.fullmatch(key):
+        return f"{-Err.EINVAL}"
+    raw = key.encode()
+    if op == "get":
+        value = log.values.get(raw)
         if value is None:
-            return (-Err.ENOENT,)
-        return (0, len(value), *fields(value[w[1] : w[1] + CHUNK]))
-    if op == PUT:
-        offset, size = w[1], w[2]
-        key, i = take_bytes(w, 3)
-        piece, _ = take_bytes(w, i)
-        if not key or len(key) > KEY_MAX or size > VALUE_MAX:
-            return (-Err.EINVAL,)
-        buf = pending.setdefault((msg.label & ~3, key), bytearray())
-        if offset != len(buf) or offset + len(piece) > size:
-            del pending[(msg.label & ~3, key)]
-            return (-Err.EINVAL,)
+            return f"{-Err.ENOENT}"
+        off = int(req[2])
+        return f"{len(value)} {value[off : off + CHUNK].hex()}"
+    if op == "put":
+        offset, size = int(req[2]), int(req[3])
+        piece = bytes.fromhex(req[4]) if len(req) > 4 else b""
+        if size > VALUE_MAX or offset < 0:
+            return f"{-Err.EINVAL}"
+        if offset == 0:
+            pending[(client, key)] = bytearray()
+        buf = pending.get((client, key))
+        if buf is None or offset != len(buf) or offset + len(piece) > size:
+            pending.pop((client, key), None)
+            return f"{-Err.EINVAL}"
         buf += piece
         if len(buf) < size:
-            return (0,)
-        del pending[(msg.label & ~3, key)]
-        return (0,) if await log.add(Record(PUT_RECORD, key, bytes(buf))) else (-Err.ENOMEM,)
-    if op == DELETE:
-        key, _ = take_bytes(w, 1)
-        if key not in log.values:
-            return (-Err.ENOENT,)
-        return (0,) if await log.add(Record(DELETE_RECORD, key, b"")) else (-Err.ENOMEM,)
-    if op == LIST:
-        keys = sorted(log.values)
-        return (0, *fields(keys[w[1]])) if w[1] < len(keys) else (-Err.ENOENT,)
-    return (-Err.ENOSYS,)
-
-
-class StoreError(Exception):
-    """The store refused or failed a request (``err``: the errno it answered)."""
-
-    def __init__(self, what: str, err: int) -> None:
-        super().__init__(f"{what}: -{err}")
-        self.err = err
-
-
-class StoreClient:
-    """The storage server's side of the store's protocol (any store that speaks it)."""
-
-    def __init__(self, gate: IpcCap) -> None:
-        self.gate = gate
-
-    async def _call(self, what: str, *words: int) -> Msg:
-        msg = await self.gate.call(STORE_PROTO, *words)
-        if msg.error:
-            raise StoreError(f"{what} (IPC error {msg.error:#x})", Err.EIO)
-        return msg
-
-    async def get(self, key: bytes) -> bytes | None:
-        """The value of ``key``, or None when the store has none."""
-        out = b""
-        while True:
-            msg = await self._call("GET", GET, len(out), *fields(key))
-            if msg.proto == -Err.ENOENT:
-                return None
-            if msg.proto < 0:
-                raise StoreError("GET", -msg.proto)
-            size = msg.words[0]
-            piece, _ = take_bytes(msg.words, 1)
-            out += piece
-            if len(out) >= size or not piece:
-                return out[:size]
-
-    async def put(self, key: bytes, value: bytes) -> None:
-        step = min(CHUNK, MAX_FIELD - 8 * 8)
-        for off in range(0, max(len(value), 1), step):
-            msg = await self._call("PUT", PUT, off, len(value), *fields(key, value[off : off + step]))
-            if msg.proto < 0:
-                raise StoreError("PUT", -msg.proto)
-
-    async def delete(self, key: bytes) -> None:
-        msg = await self._call("DELETE", DELETE, *fields(key))
-        if msg.proto < 0 and msg.proto != -Err.ENOENT:
-            raise StoreError("DELETE", -msg.proto)
+            return "0"
+        del pending[(client, key)]
+        return "0" if await log.add(Record(PUT_RECORD, raw, bytes(buf))) else f"{-Err.ENOMEM}"
+    if op == "del":
+        if raw not in log.values:
+            return f"{-Err.ENOENT}"
+        return "0" if await log.add(Record(DELETE_RECORD, raw, b"")) else f"{-Err.ENOMEM}"
+    return f"{-Err.ENOSYS}"

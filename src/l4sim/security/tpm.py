@@ -7,7 +7,8 @@ the measured boot) and speaks TPM 2.0 to it through the TIS FIFO
 time.  It serves each client on a channel of its own (``svc.NAME``, see
 :mod:`l4sim.security.clients`), and the client's name decides what it may
 have: the PCRs and quotes are everybody's, but sealed data and counters are
-per client.
+per client.  The data it unseals enters the system here: the driver marks
+it a secret where it lies in its response buffer (``l4sim lifetime``).
 
 Protocol (tag label :data:`TPM_PROTO`; word 0 the operation; byte fields
 are ``pack_bytes`` words)
@@ -47,6 +48,7 @@ client's name (:func:`counter_index`).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from l4sim.kernel.abi import Err, pack_bytes, unpack_bytes
@@ -54,19 +56,23 @@ from l4sim.kernel.traps import Msg
 from l4sim.machine import tpm2 as t
 from l4sim.runtime.measure import TisClient, TisError
 from l4sim.security.clients import bind_clients, fields, take_bytes
-from l4sim.user.env import Env, IpcCap
+from l4sim.user.env import Env, IpcCap, L4Error
 from l4sim.user.server import request_failed
 
 #: the protocol label of the TPM driver
 TPM_PROTO = 0x4101
 PCR_READ, EXTEND, RESET, QUOTE, AK_PUBLIC, SEAL, UNSEAL, COUNTER_READ, COUNTER_INC, RANDOM = range(10)
 EBADMSG = 74
+#: the shortest data whose unsealing is marked a secret (the kernel follows no shorter)
+MIN_SECRET = 8
 #: the most bytes a client may seal (its name goes with them into the TPM's 128)
 SEAL_MAX = 64
 RANDOM_MAX = 256
 #: NV counters live at this index plus 16 bits of the client's name's hash
 COUNTER_BASE = 0x01500000
 _PW = ((t.RS_PW, b""),)
+#: the response buffer's offset from the command buffer (a TPM's commands fit in 4 KiB)
+RSP_OFF = 4096
 
 
 def counter_index(client: str) -> int:
@@ -90,13 +96,32 @@ class TpmFailed(Exception):
 
 @dataclass
 class Chip:
-    """TPM 2.0 commands, marshalled and sent through the FIFO."""
+    """TPM 2.0 commands, marshalled and sent through the FIFO.
+
+    As a real driver does, it assembles each command in a buffer of its memory
+    (``buf``) and reads each response into another (``buf + RSP_OFF``), each
+    overwriting the last: what a command or response carried -- the data a
+    client seals, the data it unseals -- stays there until a longer one
+    covers it (``l4sim lifetime`` shows how long).
+    """
 
     tis: TisClient
+    #: the command buffer's address in the driver's memory (the response buffer follows)
+    buf: int
+    #: the last response, as it lies in the response buffer
+    raw: bytes = b""
+    #: where the data of the last Unseal lies in memory (in the response buffer)
+    unsealed_at: int = 0
 
     async def run(self, what: str, cc: int, handles: tuple[int, ...] = (), params: bytes = b"",
                   auths: tuple[tuple[int, bytes], ...] = (), nhandles: int = 0) -> t.Response:
-        rsp = t.response(await self.tis.transact(t.command(cc, handles, params, auths=auths)), nhandles)
+        mem = self.tis.env.mem
+        cmd = t.command(cc, handles, params, auths=auths)
+        await mem.write(self.buf, cmd)
+        raw = await self.tis.transact(cmd)
+        await mem.write(self.buf + RSP_OFF, raw)
+        self.raw = raw
+        rsp = t.response(raw, nhandles)
         if rsp.rc != t.RC_SUCCESS:
             raise TpmFailed(what, rsp.rc)
         return rsp
@@ -148,18 +173,21 @@ class Chip:
             raise t.Unmarshal("bytes after the sealed blob")
         item = (await self.run("Load", t.CC_LOAD, (t.SRK_HANDLE,), t.Writer().tpm2b(private).tpm2b(public).bytes(),
                                _PW, nhandles=1)).handles[0]
-        session = 0
+        session = at = 0
         try:
             start = t.Writer().tpm2b(bytes(16)).tpm2b(b"").u8(t.SE_POLICY).u16(t.ALG_NULL).u16(t.ALG_SHA256)
             session = (await self.run("StartAuthSession", t.CC_START_AUTH_SESSION, (t.RH_NULL, t.RH_NULL),
                                       start.bytes(), nhandles=1)).handles[0]
             await self.run("PolicyPCR", t.CC_POLICY_PCR, (session,),
                            t.Writer().tpm2b(b"").raw(t.pcr_selection(pcrs)).bytes())
-            return (await self.run("Unseal", t.CC_UNSEAL, (item,), auths=((session, b""),))).params.tpm2b()
+            data = (await self.run("Unseal", t.CC_UNSEAL, (item,), auths=((session, b""),))).params.tpm2b()
+            at = self.buf + RSP_OFF + self.raw.find(data)  # after the header: FlushContext's answers leave it
         finally:
             for h in (session, item):
                 if h:
                     await self.run("FlushContext", t.CC_FLUSH_CONTEXT, params=t.Writer().u32(h).bytes())
+        self.unsealed_at = at
+        return data
 
     async def counter(self, index: int, increment: bool) -> int:
         """The counter at ``index`` (defined on first use), incremented first if asked."""
@@ -192,8 +220,10 @@ class Chip:
 
 
 async def driver(env: Env) -> int:
-    """The driver's program: bind the client channels, then serve forever."""
-    chip = Chip(TisClient(env))
+    """The driver's program: bind the client channels, then serve forever.  Its command and
+    response buffers are the first two pages of its heap."""
+    heap, _ = env.heap  # type: ignore[attr-defined]
+    chip = Chip(TisClient(env), heap)
     clients = await bind_clients(env)
     msg = await env.wait()
     while True:
@@ -262,7 +292,11 @@ async def _serve(env: Env, chip: Chip, client: str, msg: Msg) -> tuple[int, ...]
         name = client.encode()
         if inner[: 1 + len(name)] != bytes([len(name)]) + name:
             return (-Err.EACCES,)  # another client's secret: the TPM opened it, the driver does not hand it out
-        return (0, *pack_bytes(inner[1 + len(name):]))
+        data = inner[1 + len(name):]
+        if len(data) >= MIN_SECRET:  # the secret entered here: in the response buffer
+            with contextlib.suppress(L4Error):  # a mark the kernel cannot follow changes nothing
+                await env.mark_secret(chip.unsealed_at + 1 + len(name), len(data), f"unsealed for {client}"[:64])
+        return (0, *pack_bytes(data))
     if op in (COUNTER_READ, COUNTER_INC):
         return (0, await chip.counter(counter_index(client), op == COUNTER_INC))
     if op == RANDOM:

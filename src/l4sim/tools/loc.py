@@ -41,6 +41,23 @@ def module_loc(module: str) -> int:
     return code_lines(Path(spec.origin).read_text())
 
 
+def modules_loc(modules: list[str] | tuple[str, ...]) -> int:
+    """Lines of code of the modules ``modules`` (dotted names), each once."""
+    return sum(module_loc(m) for m in sorted(set(modules)))
+
+
+def shell_lines(text: str) -> int:
+    """The lines of a shell program that hold code (not blank, not only a comment)."""
+    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def elf_code_bytes(data: bytes) -> int:
+    """Bytes of machine code in an executable: its loadable segments that may execute."""
+    from l4sim.linux.elf import PF_X, parse
+
+    return sum(len(s.data) for s in parse(data).segments if s.flags & PF_X)
+
+
 def package_loc(*packages: str) -> int:
     """Lines of code of every module of l4sim's ``packages`` (``"kernel"``, ``"runtime"``, ...)."""
     root = Path(__file__).resolve().parent.parent

@@ -11,9 +11,44 @@
 # untrusted store, with its master key sealed to this configuration's PCRs.
 # alice, bob and carol each hold a channel of their own to the storage; the
 # intruder holds none.
+#
+# The store is a Linux instance: its busybox shell serves the storage server's
+# requests through the stub /dev/l4/store and keeps each blob as a file
+# /store/KEY (the value in hex).  Without a busybox on the host the native
+# store keeps the blobs in the NVRAM instead.
+
+import shutil
 
 S = "l4sim.security"
 P = "l4sim.scenarios.programs.secure"
+BUSYBOX = shutil.which("busybox")
+
+# the store's program: serve the stub from now on, then one request a line, one answer a line
+STORE_SH = r"""
+echo 1 > /sys/class/l4/store/serve || exit 1
+exec 3<>/dev/l4/store
+[ -d /store ] || mkdir /store
+pk=
+while read -r op key a b c <&3; do
+  case $key in [A-Za-z0-9]*) ;; *) echo -22 >&3; continue;; esac
+  case $key in *[!A-Za-z0-9_.-]*) echo -22 >&3; continue;; esac
+  f=/store/$key
+  case $op in
+  get)
+    if [ -f "$f" ]; then read -r v < "$f"; echo "$((${#v} / 2)) ${v:$((a * 2)):2048}" >&3
+    else echo -2 >&3; fi;;
+  put)
+    [ "$a" = 0 ] && { pk=$key; pv=; }
+    if [ "$pk" != "$key" ] || [ $((${#pv} / 2)) != "$a" ]; then pk=; echo -22 >&3; continue; fi
+    pv=$pv$c
+    [ $((${#pv} / 2)) -ge "$b" ] && { echo "$pv" > "$f"; pk=; }
+    echo 0 >&3;;
+  del)
+    if [ -f "$f" ]; then rm "$f"; echo 0 >&3; else echo -2 >&3; fi;;
+  *) echo -38 >&3;;
+  esac
+done
+"""
 
 tpm_storage = channel("tpm-storage")
 store = channel("store")
@@ -22,8 +57,12 @@ mallory = channel("storage-mallory")
 
 start("tpm", f"{S}.tpm:driver", caps={"tpm": ioports("tpm"), "svc.storage": tpm_storage.server()},
       prio=40, daemon=True)
-start("store", f"{S}.store:store", caps={"nvram": ioports("nvram"), "svc.storage": store.server()},
-      prio=30, daemon=True)
+if BUSYBOX:
+    linux("store", argv=[BUSYBOX, "sh", "-c", STORE_SH], caps={"store": store.server()}, prio=30,
+          memory="16M", daemon=True)
+else:
+    start("store", f"{S}.store:store", caps={"nvram": ioports("nvram"), "svc.storage": store.server()},
+          prio=30, daemon=True)
 start("storage", f"{S}.storage:server",
       caps={"tpm": tpm_storage, "store": store, "svc.alice": alice.server(), "svc.bob": bob.server(),
             "svc.carol": carol.server(), "svc.mallory": mallory.server()},
