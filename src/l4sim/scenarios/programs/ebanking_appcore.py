@@ -30,6 +30,8 @@ from l4sim.security.gui_protocol import EV_PRESS
 from l4sim.user.env import Env, Gate
 
 CORE_LABEL = 0x10
+#: Linux's errno for a message that fails its check (what the write to /dev/l4/core returns)
+EBADMSG = 74
 
 
 async def appcore(env: Env, channel_key: bytes, sign_key: bytes, pin: str) -> int:
@@ -66,7 +68,7 @@ async def _confirm(env: Env, g: GuiClient, blob: bytes, channel_key: bytes, sign
     parts = plain.decode("utf-8", "replace").split("|") if plain is not None else []
     if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
         await env.print("appcore: a transaction the bank did not seal: refused")
-        return -int(Err.EBADMSG), b""
+        return -EBADMSG, b""
     txid, payee, cents = int(parts[0]), parts[1], int(parts[2])
     if not await _ask_user(g, f"Transfer {amount(cents)} to {payee}?", pin):
         await env.print("appcore: the user did not confirm")
