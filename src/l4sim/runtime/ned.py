@@ -1206,6 +1206,8 @@ def _cap_text(c: Any) -> str:
         return f"memory {c.quota}"
     if isinstance(c, BusSpec):
         return " ".join(["bus", c.name, *c.devices])
+    if isinstance(c, RamSpec):
+        return f"ram {c.size}"
     assert isinstance(c, EventLogSpec), f"every kind of capability has its text ({type(c).__name__})"
     return "eventlog"
 
@@ -1218,10 +1220,14 @@ def entry_text(spec: ProgramSpec) -> str:
     the file it stands.
     """
     args = [{"bytes": a.hex()} if isinstance(a, bytes) else a for a in spec.args]
-    return json.dumps({"name": spec.name, "program": spec.program,
-                       "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
-                       "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota,
-                       "kmem": spec.kmem, "daemon": spec.daemon}, sort_keys=True, separators=(",", ":"))
+    entry = {"name": spec.name, "program": spec.program, "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
+             "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota, "kmem": spec.kmem,
+             "daemon": spec.daemon}
+    li = spec.linux
+    if li is not None:  # what a Linux instance runs, and how
+        entry["linux"] = {"root": li.root, "argv": list(li.argv), "allow": list(li.allow), "memory": li.memory,
+                          "fb": list(li.fb) if li.fb is not None else None}
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
 async def _measure(env: Env, plan: Plan, log: measure.EventLog, held: dict[str, tuple[int, int]]) -> None:
