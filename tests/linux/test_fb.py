@@ -98,6 +98,7 @@ def test_the_guest_maps_the_gui_sessions_pages(tmp_path: Path, painter: Path) ->
                for m in fb_pages)
 
 
+@pytest.mark.skipif(not Path(BUSYBOX).is_file(), reason="busybox is not installed")
 def test_busybox_writes_reads_and_seeks_the_framebuffer(tmp_path: Path) -> None:
     """Plain busybox: dd writes a row of pixels at an offset, od reads them back, stat shows the
     character devices; a write past the end is ENOSPC; event0 is there for a reader."""
