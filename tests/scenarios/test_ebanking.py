@@ -68,7 +68,7 @@ def test_ebanking_refuses_every_attack_and_books_the_honest_transfer() -> None:
     by = {a["name"]: a for a in res.report["attacks"]}
     assert list(by) == ["fake-dialog", "sniff-keys", "read-pixels", "alter-amount"]
     assert all(a["refused"] for a in by.values()) and res.report["honest_ok"] is True
-    summary = json.loads(json.dumps(res.summary()))  # what --json prints last
+    summary = json.loads(json.dumps({**res.summary(), **res.report}))  # what --json prints last (cli.py)
     assert [set(a) for a in summary["attacks"]] == [{"name", "refused", "by"}] * 4 and summary["honest_ok"]
     assert "label bar" in by["fake-dialog"]["by"] and "GUI focus (0 key presses" in by["sniff-keys"]["by"]
     assert "own backing store" in by["read-pixels"]["by"] and "confirmation" in by["alter-amount"]["by"]
