@@ -39,6 +39,8 @@ The modules, from the bottom up: each imports only modules listed before it
    - ``timers``: timerfd, alarm, setitimer, POSIX timers;
    - ``l4``: Linux among L4 programs -- the ``/dev/l4`` stub drivers of the
      instance's capabilities and the L4 calls of hybrid programs.
+   - ``fb``: an instance's display -- ``/dev/fb0`` and ``/dev/input/event0`` over its
+     session of the secure GUI.
 
    The facilities that must hear of ends done lower down (an fd closed, a thread or a
    process gone) are :class:`~l4sim.linux.state.Facility` objects the lower modules call;

@@ -454,6 +454,8 @@ async def _open(k: Personality, p: Proc, c: Call, dirfd: int, addr: int, flags: 
             return -EACCES
         node.fill(await render(k, node.proc, node.what))
     f = OFile(node, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC), full)
+    if isinstance(node, Special):
+        node.opened(k, f)
     return install(p, f, bool(flags & O_CLOEXEC))
 
 
@@ -561,7 +563,7 @@ async def sys_lseek(k: Personality, p: Proc, c: Call) -> int:
             f.pos = 0
             return 0
         return -EINVAL
-    if not isinstance(f.node, File):
+    if not isinstance(f.node, File) and not (isinstance(f.node, Special) and f.node.seekable):
         return -ESPIPE
     base = {0: 0, 1: f.pos, 2: f.node.size()}.get(whence)
     if base is None or base + off < 0:

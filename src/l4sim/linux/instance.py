@@ -34,6 +34,8 @@ from l4sim.user.env import Env
 
 #: the name of the dataspace capability an instance's memory comes from (docs/runtime.md)
 RAM_CAP = "ram"
+#: the capability of an instance's display, a GUI session (/dev/fb0, /dev/input/event0)
+DISPLAY_CAP = "gui"
 #: the C header of hybrid programs, shipped with the package
 INCLUDE = Path(__file__).resolve().parent / "include"
 
@@ -73,13 +75,16 @@ def check(root: str | None, argv: tuple[str, ...]) -> str | None:
 
 
 def config(root: str | None, argv: tuple[str, ...], devices: tuple[str, ...], allow: tuple[str | int, ...],
-           memory: int, prio: int, seed: int) -> Config:
-    """The personality's configuration for one instance (see the module)."""
+           memory: int, prio: int, seed: int, fb: tuple[int, int, int, int] | None = None) -> Config:
+    """The personality's configuration for one instance (see the module); a capability
+    ``gui`` (a GUI session) is its display (:mod:`l4sim.linux.fb`), in the view ``fb``."""
     tree = make_root(root)
     image, data = _program(tree, argv[0])
+    gui = DISPLAY_CAP if DISPLAY_CAP in devices else None
     return Config(image, list(argv), root=tree, exe=guest_str(str(PurePosixPath(argv[0]))), exe_bytes=data,
                   seed=seed, ram=memory, ram_cap=RAM_CAP, log_console=True, guest_prio=max(1, prio - 1),
-                  rt_top=max(1, prio - 1), l4_devices=devices, l4_allow=allow)
+                  rt_top=max(1, prio - 1), l4_devices=tuple(d for d in devices if d != gui), l4_allow=allow,
+                  gui=gui, fb_view=fb)
 
 
 async def instance(env: Env, cfg: Config) -> int:

@@ -40,6 +40,7 @@ from l4sim.linux.state import (
     WAITING,
     Call,
     LinuxThread,
+    MemObject,
     Personality,
     Proc,
     Vma,
@@ -234,6 +235,8 @@ async def page_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> tupl
         if victim is not p and p.status is None:
             return (0, (), ())  # taken again, with the victim's frames free
         return None
+    if v.shared and isinstance(v.file, MemObject):  # device memory may watch writes (linux/fb.py)
+        rights = await v.file.fault(k, (v.off + addr - v.start) >> 12, bool(write), rights)
     return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
 
 
@@ -281,7 +284,7 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
     if len(p.vmas) > MAX_MAP_COUNT:
         return -ENOMEM
     shared = kind != MAP_PRIVATE
-    node: File | None = None
+    node: File | MemObject | None = None
     name = "mmap"
     if not flags & MAP_ANONYMOUS:
         f = get(p, fd - (1 << 32) if fd >> 31 else fd)
@@ -289,6 +292,10 @@ async def sys_mmap(k: Personality, p: Proc, c: Call) -> int:
             return -EBADF
         if isinstance(f.node, Device) and f.node.name == "zero":
             pass  # /dev/zero: anonymous memory
+        elif isinstance(f.node, MemObject):  # a device's memory (/dev/fb0: linux/fb.py)
+            if not f.readable or (shared and prot & PROT_WRITE and not f.writable):
+                return -EACCES
+            node, name = f.node, f.path
         elif not isinstance(f.node, File) or isinstance(f.node, ProcFile):
             return -ENODEV
         elif not f.readable or (shared and prot & PROT_WRITE and not f.writable):

@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from l4sim.kernel.abi import EX_REGS_TRIGGER_EXCEPTION, IP_UNCHANGED, TRAP_L4_CALL, Proto, ThreadOp
-from l4sim.linux import l4
+from l4sim.linux import fb, l4
 from l4sim.linux.jobs import console_signals
 from l4sim.linux.memory import page_fault
 from l4sim.linux.signals import cpu_fault, forget_process, signal_death
@@ -81,6 +81,7 @@ async def serve(k: Personality) -> int:
         k.ram = (ram, info.words[0])
     await l4.setup(k)
     bridge = k.l4
+    display = await fb.setup(k)  # /dev/fb0 and /dev/input/event0 of its GUI session, if it has one
     # the terminal's receive interrupt: typed Ctrl-C / Ctrl-Z (see run.py and jobs.py)
     kbd = None
     if cfg.keyboard:
@@ -105,6 +106,9 @@ async def serve(k: Personality) -> int:
         if bridge is not None and proto == IRQ and msg.label == l4.IRQ_LABEL and not msg.error:
             k.cur = 0
             l4.news(k)  # a device's worker finished a call or took a request
+        if display is not None and proto == IRQ and msg.label == fb.IRQ_LABEL and not msg.error:
+            k.cur = 0
+            await fb.news(k, display)  # input arrived, or the damage is due
         t = threads.get(msg.label >> 2) if not msg.error else None
         timed = t is None or proto != SYS or msg.words[0] not in TIMELESS
         if timed:
@@ -146,6 +150,8 @@ async def serve(k: Personality) -> int:
                 if at <= k.now_ns:
                     del sleepers[tid]
                     k.wake({tid})
+        if display is not None and display.todo():
+            await fb.work(k, display)  # the pixels of reads and writes (before their callers go on)
         if k.runnable or k.console_out or k.stdin_want:
             await _run_woken(k)
         if bridge is not None and (bridge.kicks or bridge.answers):

@@ -185,6 +185,8 @@ class Special(Inode):
     #: a write that waits (BLOCK) is interrupted by fatal signals only: what it started
     #: cannot be taken back (a message on its way to an L4 server, linux/l4.py)
     killable = False
+    #: lseek moves the open file's position (a framebuffer, linux/fb.py); else ESPIPE
+    seekable = False
 
     def read(self, k: Personality, p: Proc, f: OFile, n: int) -> bytes | int:
         """Up to ``n`` bytes, a negative errno, or BLOCK (after :meth:`watch`)."""
@@ -215,6 +217,9 @@ class Special(Inode):
         self.gen += 1
         k.wake(self.waiters)
 
+    def opened(self, k: Personality, f: OFile) -> None:
+        """``f`` was opened on it (by open or openat)."""
+
     def released(self, k: Personality, f: OFile) -> None:
         """The last reference to ``f`` went."""
 
@@ -237,6 +242,12 @@ class MemObject(ABC):
     @abstractmethod
     async def frame(self, k: Personality, idx: int) -> int:
         """The pool address of its page ``idx`` (made, zeroed, on first use)."""
+
+    async def fault(self, k: Personality, idx: int, write: bool, rights: int) -> int:
+        """The rights a shared mapping's page ``idx`` is mapped with for a fault (``write``:
+        a write access): all of ``rights``, unless the object watches writes (the deferred I/O
+        of a framebuffer, linux/fb.py)."""
+        return rights
 
 
 class PidFd(Special):
@@ -489,6 +500,10 @@ class Config:
     #: the processes that may bind those capabilities into their own table and make L4 calls:
     #: executable paths (str) and uids (int)
     l4_allow: tuple[str | int, ...] = ()
+    #: the capability of the instance's GUI session (/dev/fb0 and /dev/input/event0,
+    #: linux/fb.py) and its view on the screen (x, y, width, height; None: the middle)
+    gui: str | None = None
+    fb_view: tuple[int, int, int, int] | None = None
     #: the personality serving this configuration, set when it starts (the host reads its
     #: figures for the boot summary, as a debugger would)
     observed: Any = None
@@ -679,6 +694,9 @@ class Personality:
         self.cpu_mask = 1
         #: processes made (the first one, forks, vforks, clones of processes)
         self.procs_made = 0
+        #: the executables run so far: (path, bytes of code) -> times started (l4sim tcb
+        #: counts an instance's programs by them)
+        self.ran: dict[tuple[str, int], int] = {}
         self.procs: dict[int, Proc] = {}
         #: live threads by tid: the label of a message names one
         self.threads: dict[int, LinuxThread] = {}
@@ -999,6 +1017,8 @@ class Personality:
             v = p.vma(addr)
             if v is not None and not v.rights & MemRights.W:
                 return None
+            if v is not None and v.shared and isinstance(v.file, MemObject):  # we write it: a write
+                await v.file.fault(self, (v.off + (addr & ~0xFFF) - v.start) >> 12, True, v.rights)
             if self.refs.get(a, 1) > 1 and not (v is not None and v.shared):
                 try:
                     a = await self.cow_copy(p, vpn)
@@ -1189,6 +1209,8 @@ class Personality:
         """Load ``image`` into a fresh task of ``p`` and start its main thread (with ``caller``'s
         scheduling attributes: execve keeps them)."""
         env = self.env
+        ran = (p.exe, sum(len(s.data) for s in image.segments if s.flags & PF_X))
+        self.ran[ran] = self.ran.get(ran, 0) + 1
         await self._space(p)
         task = p.task
         # segments: pages shared by two segments get the union of their rights

@@ -365,6 +365,8 @@ class LinuxSpec:
     #: processes that may bind them and make L4 calls: executable paths and uids
     allow: tuple[str | int, ...]
     memory: int
+    #: its display's view (x, y, width, height) when ``caps`` has a GUI session as ``gui``
+    fb: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -652,7 +654,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     def linux(name: str, argv: list[str] | tuple[str, ...], root: str | None = None,
               caps: dict[str, Any] | None = None, prio: int = 10, cpus: int | list[int] | None = None,
               memory: int | str = "64M", kmem: int = LINUX_KMEM, l4_allow: list[Any] | tuple[Any, ...] = (),
-              daemon: bool = False) -> ProgramSpec:
+              daemon: bool = False, fb: tuple[int, int, int, int] | list[int] | None = None) -> ProgramSpec:
         w = _where(file)
         _check_name(name, "program", w)
         first = next((s.where for s in plan.programs if s.name == name), None)
@@ -694,10 +696,25 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                     or "/" in cname:
                 raise ScriptError(f"{w}: capability name {cname!r} of {what} is not allowed: use a plain "
                                   f"identifier other than {', '.join(sorted(_LINUX_RESERVED))}")
-            if not isinstance(value, Channel):
+            if cname == LINUX_DISPLAY:
+                if not isinstance(value, SessionSpec):
+                    raise ScriptError(f"{w}: capability {cname!r} of {what} is its display (/dev/fb0, "
+                                      f"/dev/input/event0): give a session of the GUI, e.g. gui.session()")
+            elif not isinstance(value, Channel):
                 raise ScriptError(f"{w}: capability {cname!r} of {what} must be a channel(...) or its "
                                   f".server() (it becomes /dev/l4/{cname}), not {type(value).__name__}")
             capmap[cname] = value
+        view: tuple[int, int, int, int] | None = None
+        if fb is not None:
+            if LINUX_DISPLAY not in capmap:
+                raise ScriptError(f"{w}: fb of {what} places its display, which it has not: give it a session "
+                                  f"of the GUI as caps={{{LINUX_DISPLAY!r}: gui.session()}}")
+            if not isinstance(fb, list | tuple) or len(fb) != 4 or not all(type(v) is int for v in fb) \
+                    or not (1 <= fb[2] <= 4096 and 1 <= fb[3] <= 4096 and abs(fb[0]) <= 1 << 16
+                            and abs(fb[1]) <= 1 << 16):
+                raise ScriptError(f"{w}: fb of {what} must be (x, y, width, height) on the screen, width and "
+                                  f"height 1 .. 4096, e.g. fb=(20, 40, 600, 260)")
+            view = (fb[0], fb[1], fb[2], fb[3])
         where_root = root if root is None or Path(root).is_absolute() else str(Path(file).parent / root)
         problem = linux_hook("check")(where_root, tuple(argv))
         if problem is not None:
@@ -705,7 +722,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         spec = ProgramSpec(name, LINUX_PROGRAM, {**capmap, "factory": KernelFactory(kmem, w),
                                                  RAM_CAP: RamSpec(size)},
                            prio, mask, (), min_quota(), daemon, w, resolve(LINUX_PROGRAM), linux_kmem(size),
-                           linux=LinuxSpec(where_root, tuple(argv), tuple(capmap), tuple(l4_allow), size))
+                           linux=LinuxSpec(where_root, tuple(argv), tuple(capmap), tuple(l4_allow), size, view))
         plan.programs.append(spec)
         return spec
 
@@ -780,6 +797,8 @@ _RESERVED = {"task", "thread", "rm", "log", "parent"}
 _LINUX_RESERVED = _RESERVED | {"ram", "factory", "scheduler", "icu"}
 #: the capability of an instance's memory
 RAM_CAP = "ram"
+#: the capability of an instance's display: a session of the GUI (linux/fb.py)
+LINUX_DISPLAY = "gui"
 #: the program of a Linux instance and the module of its host-side helpers, named (not imported:
 #: the runtime sits below the subsystems, and ned resolves every program by name)
 LINUX_MODULE = "l4sim.linux.instance"
@@ -1201,10 +1220,14 @@ def entry_text(spec: ProgramSpec) -> str:
     the file it stands.
     """
     args = [{"bytes": a.hex()} if isinstance(a, bytes) else a for a in spec.args]
-    return json.dumps({"name": spec.name, "program": spec.program,
-                       "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
-                       "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota,
-                       "kmem": spec.kmem, "daemon": spec.daemon}, sort_keys=True, separators=(",", ":"))
+    entry = {"name": spec.name, "program": spec.program, "caps": [[n, _cap_text(c)] for n, c in spec.caps.items()],
+             "prio": spec.prio, "cpus": spec.cpus, "args": args, "quota": spec.quota, "kmem": spec.kmem,
+             "daemon": spec.daemon}
+    li = spec.linux
+    if li is not None:  # what a Linux instance runs, and how
+        entry["linux"] = {"root": li.root, "argv": list(li.argv), "allow": list(li.allow), "memory": li.memory,
+                          "fb": list(li.fb) if li.fb is not None else None}
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
 async def _measure(env: Env, plan: Plan, log: measure.EventLog, held: dict[str, tuple[int, int]]) -> None:

@@ -1,7 +1,8 @@
 """The secure GUI's session protocol, and the input events it and the input driver speak.
 
 Shared by the GUI server (:mod:`l4sim.security.gui`), its client library
-(:mod:`l4sim.security.gui_client`) and, later, a Linux framebuffer stub:
+(:mod:`l4sim.security.gui_client`) and Linux's framebuffer stub
+(:mod:`l4sim.linux.fb`):
 labels, operation numbers, the event word.  docs/security.md describes the
 protocol; in short, every request is a call on the client's session gate
 (opened by ned: ``gui.session()`` in the startup script), the tag label
