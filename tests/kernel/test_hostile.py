@@ -867,3 +867,35 @@ def test_a_receiver_destroyed_by_the_items_it_receives_does_not_strand_its_calle
     assert thread_named(k, "server").state is TS.DEAD
     assert got and got[0].error != 0  # the call ends (an abort), it does not hang
     _no_violations(k)
+
+
+def test_ex_regs_restarting_a_thread_in_its_exception_ipc_does_not_kill_it() -> None:
+    """ex_regs with a new ip and cancel on a thread whose exception IPC waits at a busy handler
+    restarts it there: the cancelled exception IPC does not kill it first (which left a dead
+    thread running, out of its task's thread list)."""
+    ran: list[int] = []
+
+    async def busy(env: Env) -> None:  # the exception handler: never receives
+        await env.compute(10 * MS)
+
+    async def faults(env: Env) -> None:
+        raise ValueError("to the handler")
+
+    async def restarted(sp: int) -> None:
+        ran.append(sp)
+        await Ipc(0, WAIT, 0, (), (), None, None)  # alive and waiting: in its task, or not
+
+    async def root(env: Env) -> None:
+        h = await env.spawn(busy, prio=150, cpu=1)
+        t = await env.spawn(faults, prio=150, exc_handler=h.slot)  # raises; its exception IPC queues
+        ip = await LoadCode(env.task.slot, restarted)
+        got = await env.ipc(Ipc(t.slot, CALL, -12, (1, ip, 7, EX_REGS_CANCEL)))
+        assert got.proto == 0 and got.words[2] == TS.SEND  # it was in its exception IPC
+        await env.wait(timeout=MS)
+
+    k, _ = make_system(root, cores=2)
+    while k.run(max_events=1) == "events":
+        _no_violations(k)
+    t = thread_named(k, "faults")
+    assert ran == [7]
+    assert t.state is TS.RECV and t.task is not None and t in t.task.threads
