@@ -17,17 +17,21 @@ from l4sim.kernel.abi import (
     EX_REGS_CANCEL,
     RECV,
     SEND,
+    SLOT_PAGER,
     WAIT,
     Err,
     Fpage,
     FpageType,
     IpcErr,
     MapItem,
+    MemRights,
 )
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS, IpcGate
 from l4sim.kernel.traps import Ipc, LoadCode
-from l4sim.user.env import Env, FactoryCap, L4Error
+from l4sim.machine.board import COM1, Machine
+from l4sim.runtime.sigma0 import REQ_FPAGE_IO, request, sigma0
+from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, FactoryCap, L4Error, TaskLocal
 
 from .conftest import make_system, run_system, task_named, thread_named
 
@@ -286,3 +290,25 @@ def test_ex_regs_restarting_a_thread_in_its_exception_ipc_does_not_kill_it() -> 
     t = thread_named(k, "faults")
     assert ran == [7]
     assert t.state is TS.RECV and t.task is not None and t in t.task.threads
+
+
+def test_a_port_mapped_to_another_number_reaches_its_own_device_only() -> None:
+    """A program given port 0x80 that maps it at COM1's number in its own space reaches port 0x80
+    (no device), not the UART it was never given: an I/O access goes to the port it is mapped to."""
+    got: list[Any] = []
+
+    async def root(env: Env) -> None:
+        r = await request(env, SLOT_PAGER, REQ_FPAGE_IO, Fpage.io(0x80), Fpage.io(0, 16))
+        got.append(r.error)
+        got.append(await env.task.map(env.task, Fpage.io(0x80, 0, MemRights.RW), COM1))
+        await env.io.outb(COM1, ord("A"))
+        got.append(await env.io.inb(COM1))
+
+    m = Machine(cores=1)
+    k = Kernel(m)
+    s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), m.mem.nframes))
+    k.create_root("root", lambda sp: root(Env(TaskLocal(INITIAL))), pager=s0)
+    k.run(max_events=100_000)
+    assert got == [0, 1, 0xFF]  # the alias reads port 0x80: nothing there
+    assert bytes(m.uart.output) == b""
+    _no_violations(k)
