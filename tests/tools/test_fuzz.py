@@ -33,6 +33,7 @@ from l4sim.kernel.abi import (
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Trap
 from l4sim.kernel.vspace import IoAccess, MemAccess
+from l4sim.machine.board import COM1
 from l4sim.tools import fuzz as fz
 from l4sim.tools.fuzz import (
     DOORBELL_LINE,
@@ -260,3 +261,15 @@ def test_source_builds_the_same_value(value: object) -> None:
     again = eval(text, ns)
     assert type(again) is type(value)
     assert source(again) == text
+
+
+def test_a_program_reaching_a_device_breaks_isolation() -> None:
+    """Nobody in the world is given a device port: an access to one is reported as a violation,
+    and a program mapping its own ports at COM1's number does not reach the UART."""
+    with World() as w:
+        r = w.issue(0, 0, Ipc(fz.S_TASK, CALL, -11, (0, fz.S_TASK, Fpage.io(fz.PORTS, 3, 6).word(), COM1 << 12)),
+                    IoAccess(COM1, 0x41), IoAccess(COM1 + 5))
+        assert r[0].words == (8,) and r[2] == 0xFF  # mapped; the alias reads port 0x85: nothing there
+        w.k.machine.ports[COM1][1](COM1, 0x41)  # as if a program had reached the UART
+        with pytest.raises(Violation, match="isolation broken: a program reached device port 0x3f8"):
+            w.check()

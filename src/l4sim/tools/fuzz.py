@@ -4,8 +4,8 @@ seL4 proves that no system call breaks the kernel's invariants.  l4sim
 cannot prove it, so it attacks: a *world* of programs on a three-core
 machine, most of them hostile, takes random traps from Hypothesis, and after
 every event and every trap any thread executes,
-:func:`l4sim.kernel.invariants.check` must report nothing and the kernel
-must not raise.
+:func:`l4sim.kernel.invariants.check` must report nothing, the kernel
+must not raise, and no program may reach a device port (none was given one).
 
 The world
     A *supervisor* (the root task, priority 200, core 0) starts a *victim*
@@ -112,7 +112,7 @@ from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS
 from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, NextPeriod, SaveReply, Trap
 from l4sim.kernel.vspace import IoAccess, MemAccess
-from l4sim.machine.board import Machine
+from l4sim.machine.board import COM1, Machine
 from l4sim.machine.events import PRIO_IRQ
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, REQ_FPAGE_IO, request, sigma0
 from l4sim.user.env import (
@@ -698,7 +698,7 @@ async def rescue(env: Env, world: World, sh: Shared, inc: Incarnation, p: int, t
     """Unblock, restart or replace thread ``t`` of program ``p``."""
     th = inc.threads[t]
     m = await Ipc(th.slot, CALL, -12, (3,))  # stats, raw: the capability may be gone
-    state = m.words[2] if m.error == 0 and m.proto == 0 and len(m.words) == 3 else int(TS.DEAD)
+    state = m.words[2] if m.error == 0 and m.proto == 0 and len(m.words) >= 3 else int(TS.DEAD)
     if state in (TS.SEND, TS.RECV):
         await Ipc(th.slot, CALL, -12, (1, IP_UNCHANGED, 0, EX_REGS_CANCEL))
         return inc
@@ -907,6 +907,10 @@ class World:
         self.names: set[str] = set()
         m = Machine(cores=CORES, seed=0, ram=RAM)
         m.pit.program(250_000)  # a hardware interrupt line (0) for ICU binds
+        #: device ports reached (nobody in this world was given one: each access is a leak)
+        self.leaks: list[int] = []
+        for port, (rd, wr) in list(m.ports.items()):
+            m.ports[port] = (self._leak(rd), self._leak(wr))
         self.k = Kernel(m)
         self._step_traps = 0
         #: invariants are checked from the end of the boot on (the boot is the same every time)
@@ -942,10 +946,20 @@ class World:
         return checked
 
     def check(self) -> None:
-        """Raise :class:`Violation` when an invariant does not hold."""
+        """Raise :class:`Violation` when an invariant does not hold, or a program reached a device."""
         bad = invariants.check(self.k)
         if bad:
             raise self.violation("invariants violated:\n" + "\n".join(f"- {b}" for b in bad))
+        if self.leaks:
+            raise self.violation(f"isolation broken: a program reached device port {self.leaks[0]:#x}, "
+                                 "which nobody was given")
+
+    def _leak(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        def reached(port: int, *value: int) -> Any:
+            self.leaks.append(port)
+            return handler(port, *value)
+
+        return reached
 
     def violation(self, text: str) -> Violation:
         """A :class:`Violation` that knows this world (its log is the reproduction)."""
@@ -1603,6 +1617,32 @@ class FuzzMachine(RuleBasedStateMachine):
         fpw = _fpw(3, src & m, order, rights)
         word: int = fpw if how == 0 else Raising(fpw) if how == 1 else Lying(fpw, fpw | 0xF)
         self.world.issue(p, t, Ipc(into, CALL, -11, (0, S_TASK, word, (dst & m) << 12)))
+
+    @rule(p=progs, t=threads, addr=st.one_of(addrs, st.integers(MEM - 8, MEM + 0x4008)),
+          n=st.sampled_from([1, 8, 100, 4096, 0x4000]), write=st.booleans())
+    @step
+    def touch(self, p: int, t: int, addr: int, n: int, write: bool) -> None:
+        """Read or write memory (the program's own, the shared page, the windows, or none)."""
+        self.world.issue(p, t, MemAccess(addr, n, bytes([p + 1]) * n if write else None))
+
+    @rule(p=progs, t=threads, io=st.booleans(), src=addrs, order=st.sampled_from([0, 12, 12, 13, 14, 16]),
+          dst=st.one_of(addrs, st.sampled_from([PORTS, PORTS + 4, 0, COM1])), rights=mem_rights,
+          into=st.one_of(st.just(S_TASK), made), how=st.sampled_from(["map", "map", "grant", "unmap", "unmap all"]))
+    @step
+    def map_memory(self, p: int, t: int, io: bool, src: int, order: int, dst: int, rights: int, into: int,
+                   how: str) -> None:
+        """Map, grant or unmap memory or I/O ports, into the program's own task or one it made."""
+        if io:
+            fp = Fpage.io(PORTS & ~((1 << min(order, 3)) - 1), min(order, 3), rights)
+        else:
+            fp = Fpage.mem(src & ~((1 << max(order, 12)) - 1), max(order, 12), rights)
+        if how.startswith("unmap"):
+            words: tuple[int, ...] = (1, fp.word(), UNMAP_ALL_SPACES if how == "unmap all" else 0)
+        else:
+            base = (dst << 12 if io else dst) | (2 if how == "grant" else 0)
+            words = (0, S_TASK, fp.word(), base & WORD_MASK)
+        use = IoAccess(dst & 0xFFFF, 0x41) if io else MemAccess(dst, 8)  # where it landed, if there
+        self.world.issue(p, t, Ipc(into, CALL, -11, words), use)
 
     @rule(p=progs, t=threads, thread=st.one_of(st.sampled_from([S_THREAD, S_HELPER, S_VTHREAD]), made),
           handler=st.one_of(st.sampled_from([0, S_VGATE, S_VTHREAD, S_THREAD, S_HELPER, S_INBOX]), made),
