@@ -1364,6 +1364,8 @@ def targeted(made: st.SearchStrategy[int]) -> st.SearchStrategy[Ipc]:
 class Budget:
     """What the examples of a run have done so far (shared by every example of a run)."""
 
+    #: the steps the run will take (what was asked, rounded up to whole examples)
+    planned: int = 0
     steps: int = 0
     traps: int = 0
     events: int = 0
@@ -1747,6 +1749,7 @@ def fuzz(steps: int, seed: int, progress: Callable[[Budget], None] | None = None
     while b.steps < steps and found is None:
         left = steps - b.steps
         examples = -(-left // steps_per_example)
+        b.planned = b.steps + examples * -(-left // examples)
         machine = type("FuzzRun", (FuzzMachine,), {"budget": b})
         hseed(seed if rnd == 0 else seed * 1_000_003 + rnd)(machine)
         before = b.steps
