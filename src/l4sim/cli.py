@@ -336,9 +336,9 @@ def fuzz_cmd(steps: int, seed: int, as_json: bool) -> None:
 
     def progress(b: Budget) -> None:
         if b.found_at is None:
-            if b.steps - shown[0] >= 25 or b.steps == b.planned:
+            if b.steps - shown[0] >= 25 or b.steps >= b.planned:
                 shown[0] = b.steps
-                sys.stderr.write(f"\r  ... {b.steps:,} of {b.planned:,} steps, {b.traps:,} traps, "
+                sys.stderr.write(f"\r  ... {b.steps:,} of {max(b.steps, b.planned):,} steps, {b.traps:,} traps, "
                                  f"{b.examples:,} machines ")
         elif b.replays % 5 == 0:
             sys.stderr.write(f"\r  ... violation after {b.found_at:,} steps; shrinking it: "

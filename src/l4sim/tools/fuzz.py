@@ -1700,6 +1700,8 @@ class FuzzMachine(RuleBasedStateMachine):
 # ---------------------------------------------------------------- the driver
 #: steps of one example (one world, booted afresh)
 STEPS_PER_EXAMPLE = 40
+#: examples of one Hypothesis run (a long fuzz run is several, from seeds derived from its own)
+ROUND_EXAMPLES = 100
 
 
 @dataclass
@@ -1738,25 +1740,27 @@ def fuzz(steps: int, seed: int, progress: Callable[[Budget], None] | None = None
 
     Examples of at most ``steps_per_example`` steps (as many as the run
     divides into evenly) each boot a new world and run whole: a run takes
-    ``steps`` rounded up to whole examples.  The same ``steps`` and ``seed``
-    give the same run (Hypothesis draws from the seed; no example database
-    is read or written).  A run needs a second round, from a seed derived
-    from ``seed``, only when Hypothesis cut or discarded examples.
+    ``steps`` rounded up to whole examples.  They run in rounds of at most
+    :data:`ROUND_EXAMPLES` (Hypothesis keeps a record of every example it
+    tried, which a long run would grow without bound), each drawing from a
+    seed derived from ``seed``.  The same ``steps`` and ``seed`` give the
+    same run (no example database is read or written).
     """
     b = Budget(progress=progress)
     found: BaseException | None = None
+    total = -(-steps // steps_per_example)
+    per = -(-steps // total)  # steps per example, spread evenly
+    b.planned = total * per
     rnd = 0
     while b.steps < steps and found is None:
-        left = steps - b.steps
-        examples = -(-left // steps_per_example)
-        b.planned = b.steps + examples * -(-left // examples)
+        examples = min(ROUND_EXAMPLES, -(-(steps - b.steps) // per))
         machine = type("FuzzRun", (FuzzMachine,), {"budget": b})
         hseed(seed if rnd == 0 else seed * 1_000_003 + rnd)(machine)
         before = b.steps
         try:
             with with_reporter(_quiet), warnings.catch_warnings():
                 warnings.simplefilter("ignore", HypothesisWarning)  # reprs of our large strategies
-                run_state_machine_as_test(machine, settings=fuzz_settings(examples, -(-left // examples)))
+                run_state_machine_as_test(machine, settings=fuzz_settings(examples, per))
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # a violation, or the fuzzer's own failure (raised again below)
@@ -1764,6 +1768,7 @@ def fuzz(steps: int, seed: int, progress: Callable[[Budget], None] | None = None
         rnd += 1
         if b.steps == before and found is None:
             break  # nothing ran (Hypothesis had nothing left to generate): do not loop
+        b.planned = max(b.planned, b.steps)
     res = FuzzResult(seed, b.steps if b.found_at is None else b.found_at, b.traps, b.events, b.examples)
     if found is None:
         return res
