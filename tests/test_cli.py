@@ -402,3 +402,10 @@ def test_a_wcet_above_its_period_is_analysed_and_simulated(tmp_path: Path) -> No
     res = run("rt", "simulate", str(path), "--json", "--duration", "100")
     assert res.exit_code == 1, res.output
     assert json.loads(res.stdout.splitlines()[-1])["tasks"][0]["deadline_misses"] > 0
+
+
+def test_ctrl_c_during_fuzz(tmp_path: Path) -> None:
+    """Ctrl-C during ``fuzz``: one line, status 130 (not a violation, not Hypothesis's report)."""
+    status, out, err = interrupt(["fuzz", "--steps", "1000000"], tmp_path, mark="l4sim.tools.fuzz:fuzz")
+    assert (status, err) == (130, "l4sim: interrupted\n")
+    assert out == "started\n"

@@ -192,6 +192,7 @@ def sys_io(self: Kernel, core: Core, th: Thread, t: IoAccess) -> None:
         th.redo = t  # a handler that maps the port and resumes gets the access retried
         self._exception(core, th, TRAP_GP, port, (port,), f"I/O port {port:#x} not mapped")
         return
+    port = m.pfn  # the port it is mapped to: a port mapped at another number reaches its own device
     handlers = self.machine.ports.get(port)
     if value is None:
         th.resume = handlers[0](port) if handlers is not None else 0xFF

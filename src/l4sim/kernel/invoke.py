@@ -349,6 +349,8 @@ def inv_thread(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
         if ip != IP_UNCHANGED and (tgt.task is None or ip >= len(tgt.task.code)):
             return self._err(Err.EINVAL)
         old = (tgt.ip, tgt.traps, int(tgt.state))
+        if ip != IP_UNCHANGED:
+            tgt.exc_pending = 0  # it restarts: its cancelled exception IPC must not kill it first
         if flags & EX_REGS_CANCEL and tgt.state in (_SEND, _RECV):
             self._ipc_fail(tgt, IpcErr.SECANCELED if tgt.state is _SEND else IpcErr.RECANCELED)
         if ip != IP_UNCHANGED:
