@@ -216,7 +216,8 @@ def test_without_the_web_extra_serving_says_which_extra(default_run: Path, monke
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "starlette" else real(name, *a))
     line = one_line_error(run(command[0], str(default_run), *command[1:]))
-    assert line == ("l4sim: the inspector's server needs starlette (not installed): pip install 'l4sim[web]', "
+    missing = "starlette" if real("uvicorn") is not None else "starlette and uvicorn"
+    assert line == (f"l4sim: the inspector's server needs {missing} (not installed): pip install 'l4sim[web]', "
                     "or --export DIR for a static page")
 
 
