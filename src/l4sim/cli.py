@@ -353,16 +353,25 @@ class _OneLineUsage(click.Command):
 @click.option("--cores", default=1, show_default=True, help="number of simulated cores (1..64)")
 @click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")
 @click.option("--root", default=None, metavar="DIR|TAR",
-              help="the guest's root file system (imported read-only; changes stay in memory)")
+              help="the guest's root file system (imported read-only; changes stay in memory); "
+                   "default: a small Linux with busybox's applets")
+@click.option("--workdir", default=None, metavar="DIR",
+              help="the host directory imported read-only at its path as the working directory "
+                   "[default: the current one]")
+@click.option("--write-back", "write_back", is_flag=True,
+              help="when the run ends, write what the guest created, changed and removed in the "
+                   "working directory back to the host")
 @click.option("--trace", "trace_path", default=None, metavar="FILE",
               help="write a Perfetto/Chrome trace JSON here (system calls named)")
 @click.option("--jsonl", "jsonl_path", default=None, metavar="FILE",
               help="write the raw trace records as JSON lines here")
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_path: str | None,
-                  jsonl_path: str | None, program: str, args: tuple[str, ...]) -> None:
+def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir: str | None,
+                  write_back: bool, trace_path: str | None, jsonl_path: str | None, program: str,
+                  args: tuple[str, ...]) -> None:
     """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
+    import os
     import signal
 
     from l4sim.kernel.trace import Tracer
@@ -390,7 +399,12 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
     interrupts: list[int] = []
     from l4sim.tools.runfile import linux_header
 
-    header = linux_header(program, list(args), seed, cores, root)
+    if workdir is None:
+        try:
+            workdir = os.getcwd()
+        except OSError:  # the current directory is gone: nothing to import
+            workdir = "/"
+    header = linux_header(program, list(args), seed, cores, root, workdir)
 
     def ctrl_c(signum: int, frame: object) -> None:
         if interrupts:  # the first one has not been delivered yet: stop the run
@@ -403,7 +417,8 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
         old = None
     try:
         res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed,
-                  root=root, stdin=stdin, tracer=tracer, interrupts=interrupts)
+                  root=root, stdin=stdin, tracer=tracer, interrupts=interrupts, workdir=workdir,
+                  write_back=write_back)
     except LinuxError as e:
         _fail(str(e))
         return
@@ -418,6 +433,9 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_p
             signal.signal(signal.SIGINT, old)
     if tracer is not None:
         _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
+    if res.write_back is not None:
+        for line in res.write_back.conflicts:
+            click.echo(f"l4sim: write-back: {line}", err=True)
     sys.exit(res.status)
 
 

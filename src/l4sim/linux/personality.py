@@ -130,6 +130,8 @@ async def serve(k: Personality) -> int:
         if k.runnable or k.console_out or k.stdin_want:
             await _run_woken(k)
         if first.status is not None:
+            for node in list(k.file_pages):  # what shared mappings wrote is the files' (write-back)
+                await k.pull_file(node)
             await _console_io(k)
             k.cfg.stats.update(calls=k.calls, unimplemented=dict(k.unimplemented),
                                forks=k.forks, cow_copies=k.cow_copies,

@@ -24,12 +24,13 @@ Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import stat as _st
 import struct
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,11 +114,17 @@ class Inode:
 
 class File(Inode):
     def __init__(self, data: bytes = b"", mode: int = 0o644, host: Path | None = None,
-                 host_size: int = 0) -> None:
+                 host_size: int = 0, track: bool = False) -> None:
         super().__init__(S_IFREG | (mode & 0o7777))
         self._data: bytearray | None = None if host is not None else bytearray(data)
         self._host = host
         self._host_size = host_size
+        #: in a tree that may be written back (:mod:`l4sim.linux.rootfs`): the digest of the
+        #: bytes the host file had when they were read, so a change of the guest's is seen
+        self._track = track
+        self.host_digest = b""
+        #: its permissions when imported (write-back sees a chmod)
+        self.host_mode = self.mode
 
     @property
     def data(self) -> bytearray:
@@ -127,7 +134,19 @@ class File(Inode):
                 self._data = bytearray(self._host.read_bytes())
             except OSError:
                 self._data = bytearray()
+            if self._track:
+                self.host_digest = digest(self._data)
         return self._data
+
+    @property
+    def host(self) -> Path | None:
+        """The host file this one was imported from (None: made in the guest)."""
+        return self._host
+
+    @property
+    def loaded(self) -> bool:
+        """Its bytes are in memory (a host file's are read when first needed)."""
+        return self._data is not None
 
     def size(self) -> int:
         return len(self._data) if self._data is not None else self._host_size
@@ -154,9 +173,11 @@ class ProcFile(File):
 
 
 class Symlink(Inode):
-    def __init__(self, target: str | Callable[[], str]) -> None:
+    def __init__(self, target: str | Callable[[], str], host: Path | None = None) -> None:
         super().__init__(S_IFLNK | 0o777)
         self._target = target
+        #: the host link this one was imported from (None: made in the guest)
+        self.host = host
 
     @property
     def target(self) -> str:
@@ -174,7 +195,7 @@ class Dir(Inode):
     """A directory: its entries, and its place in the tree (``parent`` and ``name``, kept by
     :meth:`add`, so that a directory held as a cwd or an fd knows its path after a rename)."""
 
-    def __init__(self, mode: int = 0o755, host: Path | None = None) -> None:
+    def __init__(self, mode: int = 0o755, host: Path | None = None, track: bool = False) -> None:
         super().__init__(S_IFDIR | (mode & 0o7777))
         self._children: dict[str, Inode] | None = None if host is not None else {}
         self._host = host
@@ -182,6 +203,20 @@ class Dir(Inode):
         self.name = ""
         #: rmdir'ed (or replaced by rename): nothing can be made in it, it lists nothing
         self.removed = False
+        #: a tree that may be written back (see File): what the host held when this directory
+        #: was first looked into, name -> (lstat signature, the node made for it)
+        self._track = track
+        self.seen: dict[str, tuple[tuple[int, ...], Inode]] = {}
+
+    @property
+    def host(self) -> Path | None:
+        """The host directory this one was imported from (None: made in the guest)."""
+        return self._host
+
+    @property
+    def loaded(self) -> bool:
+        """Its entries are known (a host directory's are read when first looked into)."""
+        return self._children is not None
 
     @property
     def children(self) -> dict[str, Inode]:
@@ -193,9 +228,13 @@ class Dir(Inode):
             except OSError:
                 entries = []
             for e in entries:
-                node = _host_node(e)
-                if node is not None:
-                    self.add(guest_str(e.name), node)
+                got = _host_node(e, self._track)
+                if got is not None:
+                    node, sig = got
+                    name = guest_str(e.name)
+                    self.add(name, node)
+                    if self._track:
+                        self.seen[name] = (sig, node)
         return self._children
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
@@ -247,21 +286,40 @@ def unreachable(d: Dir) -> bool:
         d = d.parent
 
 
-def _host_node(p: Path) -> Inode | None:
+def signature(s: os.stat_result) -> tuple[int, ...]:
+    """What says a host entry is still the one imported: its kind and inode, and for a file
+    or link its size, modification time and mode (a directory's mtime moves with every entry
+    made in it, write-back's own included)."""
+    if _st.S_ISDIR(s.st_mode):
+        return (_st.S_IFMT(s.st_mode), s.st_dev, s.st_ino)
+    return (_st.S_IFMT(s.st_mode), s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_mode)
+
+
+def digest(data: bytes | bytearray) -> bytes:
+    """A file's bytes in short (write-back compares what the guest left with what it read)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _host_node(p: Path, track: bool = False) -> tuple[Inode, tuple[int, ...]] | None:
+    """The node for host entry ``p`` (a directory, a regular file or a symbolic link; other
+    kinds are not imported) and its :func:`signature`."""
     try:
         s = p.lstat()
     except OSError:
         return None
+    node: Inode
     if _st.S_ISLNK(s.st_mode):
         try:
-            return Symlink(guest_str(str(p.readlink())))
+            node = Symlink(guest_str(str(p.readlink())), host=p)
         except OSError:
             return None
-    if _st.S_ISDIR(s.st_mode):
-        return Dir(s.st_mode, host=p)
-    if _st.S_ISREG(s.st_mode):
-        return File(mode=s.st_mode, host=p, host_size=s.st_size)
-    return None
+    elif _st.S_ISDIR(s.st_mode):
+        node = Dir(s.st_mode, host=p, track=track)
+    elif _st.S_ISREG(s.st_mode):
+        node = File(mode=s.st_mode, host=p, host_size=s.st_size, track=track)
+    else:
+        return None
+    return node, signature(s)
 
 
 class Device(Inode):
@@ -436,7 +494,9 @@ class Vfs:
     """The tree and path resolution."""
 
     def __init__(self, root: Dir, procs: Callable[[int], Any] = lambda pid: None,
-                 pids: Callable[[], list[int]] = list) -> None:
+                 pids: Callable[[], list[int]] = list, mounts: Sequence[tuple[str, Dir]] = ()) -> None:
+        """``mounts``: directories placed at their absolute paths last, over what is there
+        (/tmp, /dev and /proc included: a working directory in /dev/shm)."""
         self.root = root
         self.procs = procs
         self.pids = pids
@@ -454,6 +514,8 @@ class Vfs:
         dev.add("stdout", Symlink("/proc/self/fd/1"))
         dev.add("stderr", Symlink("/proc/self/fd/2"))
         root.add("proc", ProcDir(self))
+        for path, d in mounts:
+            Vfs.put(root, path, d)
 
     # ----------------------------------------------------------------- building
     @classmethod
