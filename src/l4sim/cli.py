@@ -324,6 +324,43 @@ def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
     click.echo(f"slowdown vs native: {r['slowdown_vs_native']}x")
 
 
+@bench.command("workloads")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="run only this workload (repeat the option, or NAME,NAME; a wrong name lists them)")
+def bench_workloads_cmd(as_json: bool, only: tuple[str, ...]) -> None:
+    """busybox workloads natively and under l4sim linux run (best of three each), their ratios
+    and geometric mean, and linux run's start-up time."""
+    from l4sim.tools.bench_workloads import NAMES, WORKLOADS, WorkloadsError, bench_workloads
+
+    names = [n for item in only for n in item.split(",") if n]
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        _fail(f"--only {bad[0]}: no such workload; choose from {', '.join(NAMES)}")
+    try:
+        with _bench_progress("bench workloads") as progress:
+            r = bench_workloads(names, progress=progress)
+    except WorkloadsError as e:
+        if str(e).startswith("busybox is not on PATH"):
+            if as_json:
+                click.echo(json.dumps({"skipped": str(e)}, sort_keys=True))
+            else:
+                click.echo(f"bench workloads: skipped: {e}")
+            return
+        _fail(f"bench workloads: {e}")
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    what = {w.name: w.what for w in WORKLOADS}
+    click.echo(f"{'workload':<10} {'':<34} {'native':>9} {'l4sim':>9} {'ratio':>7}")
+    for row in r["workloads"]:
+        click.echo(f"{row['name']:<10} {what[row['name']]:<34} {row['native_s']:>8.3f}s "
+                   f"{row['l4sim_s']:>8.3f}s {row['ratio']:>6.1f}x")
+    click.echo(f"geometric mean of the ratios: {r['geomean_ratio']}x")
+    click.echo(f"start-up of l4sim linux run (command to the program's first instruction): "
+               f"{r['startup_s'] * 1000:.0f} ms")
+
+
 @main.group("linux")
 def linux() -> None:
     """The Linux personality: static x86-64 Linux programs on the kernel."""
@@ -365,11 +402,14 @@ class _OneLineUsage(click.Command):
               help="write a Perfetto/Chrome trace JSON here (system calls named)")
 @click.option("--jsonl", "jsonl_path", default=None, metavar="FILE",
               help="write the raw trace records as JSON lines here")
+# the start-up probe of ``l4sim bench workloads``: CLOCK_MONOTONIC (ns) at the program's first
+# instruction is written to FILE
+@click.option("--first-instruction-file", "first_insn_path", default=None, hidden=True)
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir: str | None,
-                  write_back: bool, trace_path: str | None, jsonl_path: str | None, program: str,
-                  args: tuple[str, ...]) -> None:
+                  write_back: bool, trace_path: str | None, jsonl_path: str | None,
+                  first_insn_path: str | None, program: str, args: tuple[str, ...]) -> None:
     """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
     import os
     import signal
@@ -415,10 +455,11 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir
         old = signal.signal(signal.SIGINT, ctrl_c)
     except ValueError:  # not the main thread: Ctrl-C stays Python's
         old = None
+    first_insn = _first_instruction_probe(first_insn_path) if first_insn_path is not None else None
     try:
         res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed,
                   root=root, stdin=stdin, tracer=tracer, interrupts=interrupts, workdir=workdir,
-                  write_back=write_back)
+                  write_back=write_back, first_instruction=first_insn)
     except LinuxError as e:
         _fail(str(e))
         return
@@ -437,6 +478,19 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir
         for line in res.write_back.conflicts:
             click.echo(f"l4sim: write-back: {line}", err=True)
     sys.exit(res.status)
+
+
+def _first_instruction_probe(path: str) -> Callable[[], None]:
+    """What ``--first-instruction-file`` runs at the program's first instruction: the host's
+    CLOCK_MONOTONIC (shared by every process: the benchmark subtracts its own reading from
+    before it started the command) into ``path``."""
+
+    def probe() -> None:
+        import time
+
+        Path(path).write_text(str(time.monotonic_ns()))
+
+    return probe
 
 
 @linux.command("syscalls")

@@ -925,6 +925,8 @@ class GuestThread:
         cpu.stop = _STOP_NONE
         cpu.fault = None
         cpu.running = (k, core, th)
+        if not self.slices and k.guest_first_run is not None:
+            k.guest_first_run(th)
         self.slices += 1
         try:
             err = uclib.uc_emu_start(cpu.uch, self.rip, UNTIL, 0, 0)

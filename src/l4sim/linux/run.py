@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.objects import Thread
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import personality
 from l4sim.linux.rootfs import RootFsError, WriteBack, build
-from l4sim.linux.state import Config
+from l4sim.linux.state import Config, comm
 from l4sim.linux.sysnames import NAMES
 from l4sim.linux.vfs import Dir, guest_str
 from l4sim.machine.board import LINE_UART, Machine
@@ -82,7 +83,8 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
         strace: Callable[[str], None] | None = None, cores: int = 1, seed: int = 0,
         tracer: Tracer | None = None, ram: int = 256 << 20, root: str | Path | None = None,
         stdin: Callable[[], bytes] = lambda: b"", interrupts: list[int] | None = None,
-        workdir: str | Path | None = None, write_back: bool = False, init: bool = True) -> Result:
+        workdir: str | Path | None = None, write_back: bool = False, init: bool = True,
+        first_instruction: Callable[[], None] | None = None) -> Result:
     """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``,
     its stdin comes from ``stdin()`` (chunks, b"" at the end).  Signal numbers appended to
     ``interrupts`` (the host's Ctrl-C: 2) go to the console's foreground process group.
@@ -92,7 +94,9 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
     starts in ``/``; ``l4sim linux run`` gives the host's current directory), init as pid 1
     unless ``init`` is False.  ``write_back``: when the run ends, what the guest changed in
     the working directory is written to the host (``Result.write_back`` says what was done
-    and what was left)."""
+    and what was left).  ``first_instruction`` is called (once, from the kernel's guest
+    executor) just before the program's first instruction: a tool's probe of the start-up
+    time."""
     try:  # the options' errors first, as they come first on the command line
         fs = build(root, workdir=workdir, init=init)
     except RootFsError as e:
@@ -109,6 +113,15 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
     if interrupts is not None:
         cfg.interrupts = interrupts
     cfg.keyboard = True
+    if first_instruction is not None:
+        name = comm(exe)
+
+        def first_run(th: Thread) -> None:
+            if th.name == name and k.guest_first_run is not None:
+                k.guest_first_run = None
+                first_instruction()
+
+        k.guest_first_run = first_run
     s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
     k.create_root("linux", lambda sp: personality(Env(TaskLocal(INITIAL)), cfg), prio=100, pager=s0)
 
