@@ -21,17 +21,11 @@ from typing import Any, TextIO
 
 import click
 
-from l4sim.tools.boot import (
-    BootError,
-    BootInterrupted,
-    boot,
-    format_summary,
-    parse_time,
-    terminal_progress,
-)
-
-#: the exit status of a command ended by Ctrl-C (SIGINT)
-INTERRUPTED = 130
+from l4sim.tools.linuxrun import check_writable as _check_writable
+from l4sim.tools.linuxrun import fail as _fail
+from l4sim.tools.linuxrun import interrupted as _interrupted
+from l4sim.tools.linuxrun import saved as _saved
+from l4sim.tools.linuxrun import write_traces as _write_traces
 
 
 class _Main(click.Group):
@@ -43,14 +37,6 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             _interrupted()
-
-
-def _interrupted(detail: str = "") -> None:
-    """Leave after Ctrl-C: flush what was printed, one line on stderr, status 130."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    click.echo(f"l4sim: interrupted{detail}", err=True)
-    sys.exit(INTERRUPTED)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,46 +58,6 @@ class _Colour:
 
     def flush(self) -> None:
         self.out.flush()
-
-
-def _fail(msg: str) -> None:
-    click.echo(f"l4sim: {msg}", err=True)
-    sys.exit(2)
-
-
-def _check_writable(what: str, *paths: str | None) -> None:
-    """Refuse, before a run, an output path that could not be written (a missing directory, a
-    directory, no permission): a bad path must not cost the run."""
-    from l4sim.tools.trace_export import check_writable
-
-    for path in paths:
-        if path:
-            try:
-                check_writable(path)
-            except OSError as e:
-                _fail(f"cannot write {what}: {e.strerror} ({path}); choose a writable path")
-
-
-def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None,
-                  header: dict[str, Any] | None = None) -> None:
-    """Write the trace files asked for (each whole or not at all); the JSON Lines file starts
-    with the run's ``header`` (how to start the same run again: ``l4sim replay``)."""
-    from l4sim.tools.runfile import header_line
-    from l4sim.tools.trace_export import write_chrome, write_jsonl
-
-    try:
-        if trace_path:
-            write_chrome(records, trace_path)
-        if jsonl_path:
-            write_jsonl(records, jsonl_path, header_line(header) if header is not None else None)
-    except OSError as e:
-        _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
-
-
-def _saved(trace_path: str | None, jsonl_path: str | None) -> str:
-    """The end of the ``interrupted`` line when traces of the run so far were written."""
-    paths = [p for p in (trace_path, jsonl_path) if p]
-    return f"; the trace so far is in {' and '.join(paths)}" if paths else ""
 
 
 @contextlib.contextmanager
@@ -163,6 +109,15 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
     """
+    from l4sim.tools.boot import (
+        BootError,
+        BootInterrupted,
+        boot,
+        format_summary,
+        parse_time,
+        terminal_progress,
+    )
+
     try:
         limit = parse_time(until, "--until") if until is not None else None
     except BootError as e:
@@ -411,86 +366,10 @@ def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir
                   write_back: bool, trace_path: str | None, jsonl_path: str | None,
                   first_insn_path: str | None, program: str, args: tuple[str, ...]) -> None:
     """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
-    import os
-    import signal
+    from l4sim.tools.linuxrun import run_command
 
-    from l4sim.kernel.trace import Tracer
-    from l4sim.linux.run import LinuxError, run, syscall_records
-
-    def out(fd: int, data: bytes) -> None:
-        stream = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
-        stream.write(data)
-        stream.flush()
-
-    def trace(line: str) -> None:
-        sys.stdout.buffer.flush()
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-    def stdin() -> bytes:
-        buf = sys.stdin.buffer
-        read1 = getattr(buf, "read1", None)
-        return bytes(read1(65536) if read1 is not None else buf.read(65536))
-
-    if not 1 <= cores <= 64:
-        _fail(f"--cores {cores}: a machine has 1..64 cores")
-    _check_writable("the trace", trace_path, jsonl_path)
-    tracer = Tracer() if trace_path or jsonl_path else None
-    interrupts: list[int] = []
-    from l4sim.tools.runfile import linux_header
-
-    if workdir is None:
-        try:
-            workdir = os.getcwd()
-        except OSError:  # the current directory is gone: nothing to import
-            workdir = "/"
-    header = linux_header(program, list(args), seed, cores, root, workdir)
-
-    def ctrl_c(signum: int, frame: object) -> None:
-        if interrupts:  # the first one has not been delivered yet: stop the run
-            raise KeyboardInterrupt
-        interrupts.append(signal.SIGINT)  # the guest's foreground group gets SIGINT
-
-    try:
-        old = signal.signal(signal.SIGINT, ctrl_c)
-    except ValueError:  # not the main thread: Ctrl-C stays Python's
-        old = None
-    first_insn = _first_instruction_probe(first_insn_path) if first_insn_path is not None else None
-    try:
-        res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed,
-                  root=root, stdin=stdin, tracer=tracer, interrupts=interrupts, workdir=workdir,
-                  write_back=write_back, first_instruction=first_insn)
-    except LinuxError as e:
-        _fail(str(e))
-        return
-    except KeyboardInterrupt:  # the second Ctrl-C: the run stops; its trace so far is kept
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-        if tracer is not None:
-            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
-        _interrupted(_saved(trace_path, jsonl_path))
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-    if tracer is not None:
-        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
-    if res.write_back is not None:
-        for line in res.write_back.conflicts:
-            click.echo(f"l4sim: write-back: {line}", err=True)
-    sys.exit(res.status)
-
-
-def _first_instruction_probe(path: str) -> Callable[[], None]:
-    """What ``--first-instruction-file`` runs at the program's first instruction: the host's
-    CLOCK_MONOTONIC (shared by every process: the benchmark subtracts its own reading from
-    before it started the command) into ``path``."""
-
-    def probe() -> None:
-        import time
-
-        Path(path).write_text(str(time.monotonic_ns()))
-
-    return probe
+    run_command(strace, cores, seed, root, workdir, write_back, trace_path, jsonl_path, first_insn_path,
+                program, args)
 
 
 @linux.command("syscalls")
@@ -699,6 +578,8 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
         return
     end: int | None = None
     if duration is not None:
+        from l4sim.tools.boot import BootError, parse_time
+
         try:
             end = parse_time(duration, "--duration", ts.time_unit, positive=True)
         except BootError as e:

@@ -424,3 +424,26 @@ def test_write_back_has_what_a_shared_mapping_stored(build: Build, tmp_path: Pat
     out, status, _, res = _guest(exe, workdir=guest_d, write_back=True)
     assert (out, status) == (b"", 0) and res.write_back is not None
     assert (guest_d / "mapped.txt").read_bytes() == (native_d / "mapped.txt").read_bytes() == b"STOREDal text\n"
+
+
+def test_a_path_is_resolved_without_listing_the_directories_on_the_way(build: Build, tmp_path: Path) -> None:
+    """Opening ./data.txt looks at that name only: a host directory of many files is not
+    listed (nor each file stat'ed) unless the guest lists it; a file changed through such a
+    lookup is still written back."""
+    d = tmp_path / "big"
+    d.mkdir()
+    for i in range(300):
+        (d / f"f{i}").write_text("x")
+    (d / "data.txt").write_text("data\n")
+    fs = rootfs.build(workdir=d)
+    mount = fs.mounts[0][1]
+    node = mount.lookup("data.txt", None)
+    assert isinstance(node, File) and not mount.loaded and list(mount.known) == ["data.txt"]
+    assert mount.lookup("missing", None) is None and not mount.loaded
+    assert len(mount.children) == 301 and mount.children["data.txt"] is node  # listed: the same node
+    if BUSYBOX is None:
+        return
+    out, status, _, res = _guest(BUSYBOX, "sh", "-c", "cat data.txt; echo more >> data.txt", workdir=d, write_back=True)
+    assert (out, status) == (b"data\n", 0) and res.write_back is not None
+    assert res.write_back.written == [os.fsencode(d / "data.txt")]
+    assert (d / "data.txt").read_text() == "data\nmore\n"

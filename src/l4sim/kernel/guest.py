@@ -88,16 +88,12 @@ code of a guest is not noticed unless the mapping changes.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import importlib.util
 import itertools
 import os
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +190,8 @@ void l4sim_block(void *uc, uint64_t addr, uint32_t size, void *data) {
     if (--b->left <= 0) b->stop(uc);
 }
 """
+#: the name of the built hook in the cache directory: a checksum of its source
+_BLOCK_KEY = f"{zlib.crc32(_BLOCK_C.encode()):08x}"
 
 
 class _Budget(ctypes.Structure):
@@ -262,10 +260,15 @@ def _cache_dir() -> Path:
             return home
     except OSError:
         pass
+    import tempfile
+
     return Path(tempfile.gettempdir()) / f"l4sim-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 def _compiler() -> list[str] | None:
+    import importlib.util
+    import shutil
+
     for cc in ("gcc", "cc", "clang"):
         path = shutil.which(cc)
         if path:
@@ -282,30 +285,38 @@ block_counter = ""
 
 
 def _block_lib() -> Any:
-    """The compiled block hook (a ctypes CDLL), built on first use; None without a compiler."""
+    """The compiled block hook (a ctypes CDLL), built on first use; None without a compiler.
+
+    It is named after its source alone, so once built a run loads it without looking for a
+    compiler (or importing what building needs)."""
     global _lib, _lib_tried
     if _lib_tried:
         return _lib
     _lib_tried = True
-    cc = _compiler()
-    if cc is None:
-        return None
-    key = hashlib.sha256((_BLOCK_C + " ".join(cc[-2:])).encode()).hexdigest()[:16]
     d = _cache_dir()
-    so = d / f"guest_block_{key}.so"
+    so = d / f"guest_block_{_BLOCK_KEY}.so"
     try:
         if not so.exists():
+            import subprocess
+
+            cc = _compiler()
+            if cc is None:
+                return None
             d.mkdir(parents=True, exist_ok=True)
-            src = d / f"guest_block_{key}.{os.getpid()}.c"
-            tmp = d / f"guest_block_{key}.{os.getpid()}.so"
+            src = d / f"guest_block_{_BLOCK_KEY}.{os.getpid()}.c"
+            tmp = d / f"guest_block_{_BLOCK_KEY}.{os.getpid()}.so"
             src.write_text(_BLOCK_C)
-            subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True,
-                           capture_output=True, timeout=120)
+            try:
+                subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True,
+                               capture_output=True, timeout=120)
+            except subprocess.SubprocessError:
+                return None
+            finally:
+                src.unlink(missing_ok=True)
             os.replace(tmp, so)
-            src.unlink(missing_ok=True)
         _lib = ctypes.CDLL(str(so))
         _lib.l4sim_block  # noqa: B018  (the symbol must be there)
-    except (OSError, subprocess.SubprocessError, AttributeError):
+    except (OSError, AttributeError):
         _lib = None
     return _lib
 

@@ -81,6 +81,8 @@ async def serve(k: Personality) -> int:
                          int(Proto.IRQ))
     msg = await env.wait()
     while True:
+        if k.init_waiting is not None:
+            await k.start_init()
         reply: Any = None
         proto = msg.proto
         if kbd is not None and proto == IRQ and msg.label == KBD_LABEL and not msg.error:

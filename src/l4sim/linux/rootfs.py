@@ -45,13 +45,10 @@ small Linux expects to find, and the host directory they work in.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import stat as _st
 import struct
-import subprocess
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,9 +113,12 @@ ETC = {
 
 
 def find_busybox() -> Path | None:
-    """The host's busybox (on PATH), or None."""
-    found = shutil.which("busybox")
-    return Path(found) if found else None
+    """The host's busybox (the first on PATH), or None."""
+    for d in os.get_exec_path():
+        p = Path(d or ".") / "busybox"
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    return None
 
 
 def _cache_dir() -> Path:
@@ -129,20 +129,22 @@ def _cache_dir() -> Path:
 
 def busybox_applets(busybox: Path) -> list[str]:
     """The paths ``busybox --list-full`` gives (relative: ``bin/sh``, ``usr/bin/[``), asked of
-    the host's busybox once per binary (its path, inode, size and mtime) and kept in the cache
-    directory; [] when it cannot say."""
+    the host's busybox once per binary (its device, inode, size and mtime) and kept in the
+    cache directory, one a line; [] when it cannot say."""
     try:
         s = busybox.resolve().stat()
     except OSError:
         return []
     key = f"{s.st_dev:x}-{s.st_ino:x}-{s.st_size:x}-{s.st_mtime_ns:x}"
-    cache = _cache_dir() / f"busybox_applets_{key}.json"
+    cache = _cache_dir() / f"busybox_applets_{key}.txt"
     try:
-        got = json.loads(cache.read_text())
-        if isinstance(got, list) and all(isinstance(x, str) for x in got):
-            return got
-    except (OSError, ValueError):
+        text = cache.read_bytes()
+        if text.endswith(b"\n"):  # written whole (see below)
+            return os.fsdecode(text).splitlines()
+    except OSError:
         pass
+    import subprocess  # (once per busybox binary)
+
     try:
         r = subprocess.run([str(busybox), "--list-full"], capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -153,7 +155,7 @@ def busybox_applets(busybox: Path) -> list[str]:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(paths))
+        tmp.write_bytes(b"".join(os.fsencode(p) + b"\n" for p in paths))
         os.replace(tmp, cache)
     except OSError:
         pass  # asked again next time
@@ -162,28 +164,46 @@ def busybox_applets(busybox: Path) -> list[str]:
 
 def small_linux(busybox: Path | None) -> Dir:
     """The tree of the small Linux (see the module docstring); ``busybox``: the host's binary,
-    None for none."""
+    None for none.  The applets' directories are filled when first looked into."""
     root = Dir(0o755)
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc"):
-        Vfs.dirs(root, d.split("/"))
-    Vfs.dirs(root, ["root"]).mode = _st.S_IFDIR | 0o700
     etc = Vfs.dirs(root, ["etc"])
     for name, text in ETC.items():
         etc.add(name, File(text, 0o644))
+    Vfs.dirs(root, ["root"]).mode = _st.S_IFDIR | 0o700
     root.add(INIT_PATH.lstrip("/"), File(init_program(), 0o755))
+    size = -1
     if busybox is not None:
-        try:
+        with contextlib.suppress(OSError):
             size = busybox.stat().st_size
-        except OSError:
-            return root
-        Vfs.dirs(root, ["bin"]).add("busybox", File(mode=0o755, host=busybox.resolve(), host_size=size))
-        for rel in busybox_applets(busybox):
-            parts = [x for x in guest_str(rel).split("/") if x]
-            if not parts or parts == ["bin", "busybox"]:
-                continue
-            where = Vfs.dirs(root, parts[:-1])
-            if parts[-1] not in where.children:
-                where.add(parts[-1], Symlink("/bin/busybox"))
+    if size < 0:
+        for path in ("bin", "sbin", "usr/bin", "usr/sbin"):
+            Vfs.dirs(root, path.split("/"))
+        return root
+    host = busybox.resolve() if busybox is not None else None
+    links: dict[tuple[str, ...], list[str]] = {}  # directory -> applet names in it
+    for rel in busybox_applets(busybox) if busybox is not None else []:
+        names = [x for x in guest_str(rel).split("/") if x]
+        if names and names != ["bin", "busybox"]:
+            links.setdefault(tuple(names[:-1]), []).append(names[-1])
+    for usual in ("bin", "sbin", "usr/bin", "usr/sbin"):
+        links.setdefault(tuple(usual.split("/")), [])
+
+    def filler(names: list[str], busybox_file: bool) -> Callable[[Dir], None]:
+        def fill(d: Dir) -> None:
+            if busybox_file:
+                d.add("busybox", File(mode=0o755, host=host, host_size=size))
+            for name in names:
+                if name not in d.children:
+                    d.add(name, Symlink("/bin/busybox"))
+        return fill
+
+    for where, applets in sorted(links.items()):
+        if not where:  # in / itself (linuxrc)
+            for name in applets:
+                root.add(name, Symlink("/bin/busybox"))
+            continue
+        parent = Vfs.dirs(root, list(where[:-1]))
+        parent.add(where[-1], Dir(0o755, fill=filler(applets, where == ("bin",))))
     return root
 
 
@@ -345,9 +365,7 @@ def _changed(f: File) -> bool:
 def _write(d: Dir, host: bytes, wb: WriteBack) -> None:
     """Write what the guest made or changed in ``d`` (at host directory ``host``, which is the
     one imported, or was made by this write-back), then in its subdirectories."""
-    if not d.loaded:
-        return  # never looked into: nothing in it changed
-    for name, node in list(d.children.items()):
+    for name, node in list(d.known.items()):  # (never looked into: nothing in it changed)
         path = host + b"/" + _name(name)
         original = _is_original(d, name, node)
         before = d.seen[name][0] if name in d.seen else None
@@ -355,7 +373,7 @@ def _write(d: Dir, host: bytes, wb: WriteBack) -> None:
             if original:
                 now = _lstat(path)
                 if now is None or not _st.S_ISDIR(now.st_mode) or signature(now) != before:
-                    if node.loaded:
+                    if node.known:
                         wb.conflicts.append(f"{shown(path)}: replaced on the host during the run; "
                                             "what the run changed in it was not written back")
                     continue
@@ -424,6 +442,8 @@ def _put_file(f: File, host: bytes, path: bytes, wb: WriteBack) -> None:
     except OSError as e:
         wb.conflicts.append(f"{shown(path)}: cannot read what the run had ({e.strerror})")
         return
+    import tempfile  # (write-back only)
+
     fd, tmp = tempfile.mkstemp(prefix=b".l4sim-", dir=host)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -458,11 +478,9 @@ def _clear(d: Dir, name: str, path: bytes, wb: WriteBack, keep_file: bool = Fals
 def _remove_gone(d: Dir, host: bytes, wb: WriteBack) -> None:
     """Remove from the host what the run found in ``d`` and the guest removed (or moved away),
     then the same in its subdirectories that are still the imported ones."""
-    if not d.loaded:
-        return
     for name, (_, node) in list(d.seen.items()):
         path = host + b"/" + _name(name)
-        cur = d.children.get(name)
+        cur = d.known.get(name)
         if cur is node:
             if isinstance(node, Dir):
                 now = _lstat(path)

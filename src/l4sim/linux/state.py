@@ -694,6 +694,8 @@ class Personality:
         self.cur = 1
         self.main_pid = 1
         self.init_pid = 0
+        #: init's process until :meth:`start_init` starts it
+        self.init_waiting: Proc | None = None
         if cfg.strace is not None:
             host_trace = cfg.strace
 
@@ -996,7 +998,10 @@ class Personality:
         pid 1 and the program is its child, pid 2, leader of a session of its own."""
         ppid = 0
         if self.cfg.init is not None:
-            init = await self.spawn_init(self.cfg.init)
+            init = self._new_proc(INIT_NAME, 0)  # pid 1; started once the program runs
+            self.init_pid = init.pid
+            init.unkillable = True
+            self.init_waiting = init
             ppid = init.pid
         p = self._new_proc(exe, ppid)  # Linux names a process after its file, not argv[0]
         self.main_pid = p.pid
@@ -1009,16 +1014,17 @@ class Personality:
         await self.start_program(p, image, argv, envp, 0)
         return p
 
-    async def spawn_init(self, image: Image) -> Proc:
-        """init (pid 1): ``image`` with no files, in ``/``, unkillable (see :mod:`l4sim.linux.rootfs`)."""
-        p = self._new_proc(INIT_NAME, 0)
-        self.init_pid = p.pid
-        p.unkillable = True
+    async def start_init(self) -> None:
+        """Start init (pid 1, made by :meth:`spawn`): ``cfg.init`` with no files, in ``/``,
+        unkillable (see :mod:`l4sim.linux.rootfs`).  The serve loop calls it with the first
+        message, once the program runs: nothing of init is needed before the program's first
+        system call, so the program's first instruction does not wait for init's task."""
+        p, self.init_waiting = self.init_waiting, None
+        assert p is not None and self.cfg.init is not None
         p.rlimits[RLIMIT_NPROC] = p.rlimits[RLIMIT_SIGPENDING] = (self.max_threads // 2,) * 2
         p.exe = "/" + INIT_NAME
         p.cwd = self.vfs.root
-        await self.start_program(p, image, [p.exe], [], 0)
-        return p
+        await self.start_program(p, self.cfg.init, [p.exe], [], 0)
 
     def alloc_pid(self) -> int:
         """The next free pid (a thread's tid too), as Linux hands them out: one more than the

@@ -24,12 +24,10 @@ Nothing here does IPC: the system calls in :mod:`l4sim.linux.files` use it.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import stat as _st
 import struct
-import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,10 +193,13 @@ class Dir(Inode):
     """A directory: its entries, and its place in the tree (``parent`` and ``name``, kept by
     :meth:`add`, so that a directory held as a cwd or an fd knows its path after a rename)."""
 
-    def __init__(self, mode: int = 0o755, host: Path | None = None, track: bool = False) -> None:
+    def __init__(self, mode: int = 0o755, host: Path | None = None, track: bool = False,
+                 fill: Callable[[Dir], None] | None = None) -> None:
         super().__init__(S_IFDIR | (mode & 0o7777))
-        self._children: dict[str, Inode] | None = None if host is not None else {}
+        self._children: dict[str, Inode] | None = None if host is not None or fill is not None else {}
         self._host = host
+        #: made in memory when first looked into (``fill(self)`` adds the entries)
+        self._fill = fill
         self.parent: Dir = self
         self.name = ""
         #: rmdir'ed (or replaced by rename): nothing can be made in it, it lists nothing
@@ -207,6 +208,8 @@ class Dir(Inode):
         #: was first looked into, name -> (lstat signature, the node made for it)
         self._track = track
         self.seen: dict[str, tuple[tuple[int, ...], Inode]] = {}
+        #: host entries looked up by name before the directory was listed (see lookup)
+        self._looked: dict[str, Inode] = {}
 
     @property
     def host(self) -> Path | None:
@@ -216,29 +219,63 @@ class Dir(Inode):
     @property
     def loaded(self) -> bool:
         """Its entries are known (a host directory's are read when first looked into)."""
-        return self._children is not None
+        return self._children is not None or self._fill is not None
+
+    @property
+    def known(self) -> dict[str, Inode]:
+        """The entries the guest may have seen, without listing a host directory: all of them
+        once listed, else those looked up by name."""
+        return self.children if self._children is not None or self._fill is not None else self._looked
 
     @property
     def children(self) -> dict[str, Inode]:
+        if self._children is None and self._fill is not None:
+            fill, self._fill = self._fill, None
+            self._children = {}
+            fill(self)
         if self._children is None:
             assert self._host is not None
+            looked = self._looked
             self._children = {}
             try:
                 entries = sorted(self._host.iterdir())
             except OSError:
                 entries = []
             for e in entries:
-                got = _host_node(e, self._track)
-                if got is not None:
+                name = guest_str(e.name)
+                node = looked.pop(name, None) if looked else None
+                if node is None:  # (a name looked up before keeps its node: open files hold it)
+                    got = _host_node(e, self._track)
+                    if got is None:
+                        continue
                     node, sig = got
-                    name = guest_str(e.name)
-                    self.add(name, node)
                     if self._track:
                         self.seen[name] = (sig, node)
+                self.add(name, node)
+            for name, node in looked.items():  # gone from the host since: the guest saw it
+                self.add(name, node)
+            looked.clear()
         return self._children
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
-        return self.children.get(name)
+        """The entry ``name``.  In a host directory not listed yet only that name is looked
+        at on the host (one lstat): resolving a path costs its components, not the size of
+        the directories on the way."""
+        if self._children is not None or self._fill is not None:
+            return self.children.get(name)
+        node = self._looked.get(name)
+        if node is None:
+            assert self._host is not None
+            got = _host_node(self._host / os.fsdecode(name.encode("utf-8", "surrogateescape")), self._track)
+            if got is None:
+                return None
+            node, sig = got
+            self._looked[name] = node
+            if isinstance(node, Dir):
+                node.parent, node.name = self, name
+            if self._track:
+                self.seen[name] = (sig, node)
+        return node
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         return list(self.children.items())
@@ -297,6 +334,8 @@ def signature(s: os.stat_result) -> tuple[int, ...]:
 
 def digest(data: bytes | bytearray) -> bytes:
     """A file's bytes in short (write-back compares what the guest left with what it read)."""
+    import hashlib  # (only a tree that may be written back needs it)
+
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -528,6 +567,8 @@ class Vfs:
 
     @classmethod
     def from_tar(cls, path: Path) -> Dir:
+        import tarfile  # (only --root TAR needs it)
+
         root = Dir(0o755)
         with tarfile.open(path) as tf:
             for m in tf.getmembers():
