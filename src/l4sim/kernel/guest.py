@@ -168,6 +168,12 @@ _NEED = {_READ: 1, _WRITE: 2, _FETCH: 4}
 #: with a private page of ``hlt`` instructions outside RAM.
 UNTIL = 0xFFFF_FFFF_FFFF_F000
 _TRAP_VPN = (UNTIL - 1) >> 12
+#: QEMU's TLB: its first size (CPU_TLB_DYN_DEFAULT_BITS 8), how many fills beyond a guess of
+#: its size make a flush worth while (the flush costs at most the guess in refills), and the
+#: size past which it is not grown this way (2^16 entries: 256 MiB, the default machine's RAM)
+_TLB_START = 256
+_TLB_GROW = 4
+_TLB_MAX = 1 << 16
 #: the longest slice, in blocks (a bound on one emu_start)
 MAX_SLICE = 1 << 22
 #: why the CPU stopped
@@ -246,6 +252,8 @@ _lru = itertools.count()
 #: host memory the executor takes: see cpu_of)
 live_instances = 0
 peak_instances = 0
+#: flushes made to let an instance's TLB grow (see _TLB_GROW)
+tlb_grown = 0
 
 
 # ----------------------------------------------------------------- the block counter
@@ -384,6 +392,9 @@ class GuestCPU:
         self.closing = False
         self.tlb_stale = False
         self.tb_stale = False
+        #: TLB fills since the last flush, and what QEMU's TLB is taken to hold (see _TLB_GROW)
+        self.fills = 0
+        self.tlb_guess = _TLB_START
         #: a frame translated from may have changed since the last code flush
         self.code_dirty = False
         #: pages instructions were fetched from since the last code flush
@@ -415,6 +426,7 @@ class GuestCPU:
         trap_paddr = self.trap_paddr
 
         def fill(h: Any, vaddr: int, access: int, entry: Any, data: Any) -> bool:
+            self.fills += 1
             vpn = vaddr >> 12
             m = self.pages.get(vpn)
             if m is not None:
@@ -923,6 +935,7 @@ class GuestThread:
             return False
         if cpu.tlb_stale:
             cpu.tlb_stale = False
+            cpu.fills = 0
             uclib.uc_ctl(cpu.uch, _TLB_FLUSH)
             if cpu.tb_stale:
                 cpu.tb_stale = False
@@ -951,6 +964,14 @@ class GuestThread:
             raise exc
         ran = b.used - 1 if b.left <= 0 else b.used
         self.blocks += ran
+        if cpu.fills >= _TLB_GROW * cpu.tlb_guess and cpu.tlb_guess < _TLB_MAX:
+            # the task touches more pages than QEMU's TLB holds: each miss is a call of
+            # ``fill``.  QEMU sizes its TLB only when it is flushed (doubling it when it was
+            # more than 70% full), so flush it: it grows towards the working set
+            global tlb_grown
+            cpu.tlb_guess *= 2
+            cpu.tlb_stale = True
+            tlb_grown += 1
         if ran:
             k._charge(core, th, ran * blk)
         if cpu.io_trap:  # port I/O: general protection at the instruction (GuestCPU._port_io)
