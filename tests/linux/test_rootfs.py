@@ -447,3 +447,25 @@ def test_a_path_is_resolved_without_listing_the_directories_on_the_way(build: Bu
     assert (out, status) == (b"data\n", 0) and res.write_back is not None
     assert res.write_back.written == [os.fsencode(d / "data.txt")]
     assert (d / "data.txt").read_text() == "data\nmore\n"
+
+
+def test_a_deep_path_lists_none_of_the_directories_above_it(tmp_path: Path) -> None:
+    """Resolving a/b/c/f in a host tree (and the path it gives back) looks at those names
+    only: none of a, b, c is listed."""
+    from l4sim.linux.vfs import Vfs
+
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c" / "f").write_text("x")
+    for d in ("a", "a/b", "a/b/c"):
+        (tmp_path / d / "other").write_text("y")
+    fs = rootfs.build(workdir=tmp_path)
+    vfs = Vfs(fs.root, mounts=fs.mounts)
+    node, err, path = vfs.walk(vfs.root, f"{tmp_path}/a/b/c/f", None)
+    assert isinstance(node, File) and err == 0 and path == f"{tmp_path}/a/b/c/f"
+    d = fs.mounts[0][1]
+    for name in ("a", "b", "c"):
+        assert not d.loaded
+        nxt = d.known[name]
+        assert isinstance(nxt, Dir)
+        d = nxt
+    assert not d.loaded and list(d.known) == ["f"]

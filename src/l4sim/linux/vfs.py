@@ -301,8 +301,9 @@ def dir_path(d: Dir) -> str:
     parts: list[str] = []
     while d.parent is not d:
         up = d.parent
-        if up.children.get(d.name) is not d:  # moved without add(): find its entry
-            d.name = next((n for n, c in up.children.items() if c is d), d.name)
+        known = up.known  # (a host directory is not listed for it)
+        if known.get(d.name) is not d:  # moved without add(): find its entry
+            d.name = next((n for n, c in known.items() if c is d), d.name)
         parts.append(d.name)
         d = up
     return "/" + "/".join(reversed(parts))
