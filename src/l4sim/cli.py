@@ -102,9 +102,20 @@ def _bench_progress(label: str) -> Iterator[Callable[[int, int, str], None] | No
                    "redirection, redirectors, pclans, virtual-threads (docs/models.md)")
 @click.option("--kmem-model", default=None, metavar="MODEL",
               help="kernel memory: quotas (default), global-pool, lend-to-kernel, kpager (docs/models.md)")
+@click.option("--pcap", "pcap_path", default=None, metavar="FILE",
+              help="record every frame on the board's network cables into FILE (pcap, for tcpdump)")
+@click.option("--disk", "disk_path", default=None, metavar="FILE",
+              help="the host image file of the script's first disk (created when missing)")
+@click.option("--crash-at", "crash_at", default=None, metavar="TIME",
+              help="cut the power at this simulated time (e.g. 30ms): disks keep only what reached them")
+@click.option("--input", "input_path", default=None, metavar="FILE",
+              help="keyboard and pointer input at simulated instants (docs/security.md, input scripts)")
+@click.option("--screenshot", "shots", multiple=True, metavar="[TIME:]FILE.png",
+              help="the screen as a PNG at the end, or at TIME (e.g. 40ms:shot.png); repeatable")
 def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path: str | None,
              jsonl_path: str | None, as_json: bool, comm_model: str | None,
-             kmem_model: str | None) -> None:
+             kmem_model: str | None, pcap_path: str | None, disk_path: str | None,
+             crash_at: str | None, input_path: str | None, shots: tuple[str, ...]) -> None:
     """Boot SCENARIO (a name, or a path to a .py file) and print what happened.
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
@@ -113,26 +124,50 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
         BootError,
         BootInterrupted,
         boot,
+        format_attacks,
         format_summary,
         parse_time,
         terminal_progress,
     )
+    from l4sim.tools.display import (
+        InputError,
+        parse_input,
+        parse_screenshot,
+        read_input_text,
+        write_screenshots,
+    )
 
     try:
         limit = parse_time(until, "--until") if until is not None else None
-    except BootError as e:
+        crash = parse_time(crash_at, "--crash-at") if crash_at is not None else None
+        input_text = read_input_text(input_path) if input_path is not None else None
+        actions = parse_input(input_text, input_path) if input_path is not None and input_text is not None else None
+        screenshots = [parse_screenshot(s) for s in shots]
+    except (BootError, InputError) as e:
         _fail(str(e))
         return
     _check_writable("the trace", trace_path, jsonl_path)
-    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
+    _check_writable("the capture", pcap_path)
+    _check_writable("the screenshot", *(s.path for s in screenshots))
+    if disk_path is not None and Path(disk_path).is_dir():
+        _fail(f"--disk {disk_path} is a directory; give an image file (created when missing)")
     console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    if _several_boots(scenario, console, seed=seed, cores=cores, as_json=as_json,
+                      refused={"--until": until, "--trace": trace_path, "--jsonl": jsonl_path,
+                               "--comm-model": comm_model, "--kmem-model": kmem_model,
+                               "--pcap": pcap_path, "--disk": disk_path, "--crash-at": crash_at,
+                               "--input": input_path, "--screenshot": shots[0] if shots else None}):
+        return
+    show = terminal_progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     from l4sim.tools.runfile import boot_header
 
-    header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model)
+    header = boot_header(scenario, seed, cores, limit, comm_model, kmem_model,
+                         disk=disk_path, crash_at=crash, input_text=input_text)
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit,
                    trace=bool(trace_path or jsonl_path), console=console, progress=show,
-                   comm_model=comm_model, kmem_model=kmem_model)
+                   comm_model=comm_model, kmem_model=kmem_model, pcap=pcap_path, disk=disk_path,
+                   crash_at=crash, input_actions=actions, screenshots=screenshots)
     except BootError as e:
         _fail(str(e))
         return
@@ -147,13 +182,140 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
     summary = res.summary()
     if res.tracer is not None:
         _write_traces(res.tracer.records, trace_path, jsonl_path, header)
+    try:
+        write_screenshots(res.screenshots)
+    except OSError as e:
+        _fail(f"cannot write the screenshot: {e.strerror} ({e.filename}); choose a writable path")
+    if res.report is not None:  # a scenario's own findings (an attack table) join the summary
+        summary.update(res.report)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
         click.echo("")
         click.echo(format_summary(summary))
+        if res.report is not None and "attacks" in res.report:
+            click.echo("")
+            click.echo(format_attacks(res.report))
         if trace_path:
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
+
+
+@main.command("tcb", context_settings={"ignore_unknown_options": False})
+@click.argument("words", nargs=-1, required=True, metavar="SCENARIO COMPONENT | compare SCENARIO")
+@click.option("--json", "as_json", is_flag=True, help="the result as JSON on the last line")
+@click.option("--graph", "graph_path", default=None, metavar="FILE.svg",
+              help="draw the authority graph (Graphviz; .dot writes its source)")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores")
+@click.option("--seed", default=0, show_default=True, help="seed of the scenario's random generator")
+def tcb_cmd(words: tuple[str, ...], as_json: bool, graph_path: str | None, cores: int, seed: int) -> None:
+    """The TCB of COMPONENT in SCENARIO, from the live authority graph, in lines of code.
+
+    `l4sim tcb compare SCENARIO` sets the monolithic application beside the split one.
+    """
+    from l4sim.tools.boot import BootError
+    from l4sim.tools.tcb import compare, format_compare, format_tcb, render, tcb, to_json
+
+    if len(words) != 2:
+        _fail("give SCENARIO COMPONENT (e.g. l4sim tcb split-demo appcore) or compare SCENARIO")
+        return
+    _check_writable("the graph", graph_path)
+    try:
+        if words[0] == "compare":
+            r = compare(words[1], cores=cores, seed=seed)
+            if as_json:
+                click.echo(json.dumps({k: r[k] for k in ("monolithic_loc", "split_loc", "ratio",
+                                                         "monolithic", "split")}, sort_keys=True))
+            else:
+                click.echo(format_compare(r))
+            return
+        t = tcb(words[0], words[1], cores=cores, seed=seed)
+    except BootError as e:
+        _fail(str(e))
+        return
+    if graph_path:
+        note = render(t, graph_path)
+        if note is not None:
+            click.echo(f"l4sim: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(to_json(t), sort_keys=True))
+    else:
+        click.echo(format_tcb(t))
+        if graph_path and not Path(graph_path).exists():
+            pass
+        elif graph_path:
+            click.echo(f"\ngraph written to {graph_path}")
+
+
+def _several_boots(scenario: str, console: Any, *, seed: int, cores: int, as_json: bool,
+                   refused: dict[str, str | None]) -> bool:
+    """Run a built-in scenario that boots the machine several times (it defines ``run_boots``, as
+    ``secure-storage`` does): each boot's console, then its table or JSON.  False for any other."""
+    if scenario.endswith(".py") or "/" in scenario:
+        return False
+    from l4sim.tools.boot import BootError, load_scenario
+
+    try:
+        mod = load_scenario(scenario)
+    except BootError as e:
+        _fail(str(e))
+    run = getattr(mod, "run_boots", None)
+    if not callable(run):
+        return False
+    given = [opt for opt, value in refused.items() if value is not None]
+    if given:
+        _fail(f"{scenario} boots the machine several times: {', '.join(given)} cannot apply; leave it out")
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores} is out of range: a machine has 1..64 cores")
+    result = run(seed=seed, cores=cores, console=console, banner=lambda text: click.echo(f"--- {text}"))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(mod.format_result(result))
+    return True
+
+
+@main.command("attest")
+@click.argument("script", required=False)
+@click.option("--nonce", required=True, help="the verifier's challenge, hex (1..64 bytes)")
+@click.option("--out", "out_dir", default=None, help="write quote.msg, quote.sig, pcrs.bin, ak.pub.pem, "
+              "eventlog.bin here (for tpm2_checkquote)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on the last line")
+@click.option("--seed", default=0, show_default=True, help="seed of the run (and of the TPM's keys)")
+@click.option("--cores", default=2, show_default=True, help="number of simulated cores (1..64)")
+def attest_cmd(script: str | None, nonce: str, out_dir: str | None, as_json: bool, seed: int, cores: int) -> None:
+    """Boot SCRIPT measured (default: the default system), challenge it with NONCE, verify its quote.
+
+    Prints the event log, replays it against the quoted PCRs and verifies the
+    quote; exit status 1 when the replay or the quote fails.  See docs/security.md.
+    """
+    from pathlib import Path
+
+    from l4sim.tools.attest import AttestError, attest, format_result
+
+    try:
+        raw = bytes.fromhex(nonce)
+    except ValueError:
+        _fail(f"--nonce {nonce!r} is not hex: give 2 to 128 hex digits, e.g. --nonce 1f2e3d4c")
+        return
+    if not 1 <= cores <= 64:
+        _fail(f"--cores {cores} is out of range: a machine has 1..64 cores")
+    path = Path(script) if script else Path(__file__).resolve().parent / "scenarios" / "scripts" / "default.py"
+    if not path.is_file():
+        _fail(f"startup script {script} not found: give the path of a .py startup script")
+    console: Any = _Colour(sys.stdout) if sys.stdout.isatty() else sys.stdout
+    try:
+        res = attest(path, raw, Path(out_dir) if out_dir else None, seed=seed, cores=cores, console=console)
+    except AttestError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        click.echo(json.dumps(res.json(), sort_keys=True))
+    else:
+        click.echo("")
+        click.echo(format_result(res))
+    if not (res.replay_ok and res.quote_verified):
+        sys.exit(1)
 
 
 def _no_progress(done: int, total: int, step: str) -> None:
@@ -316,6 +478,27 @@ def bench_workloads_cmd(as_json: bool, only: tuple[str, ...]) -> None:
                f"{r['startup_s'] * 1000:.0f} ms")
 
 
+@bench.command("net")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--frames", default=2000, show_default=True, help="frames through the switch (pings: a tenth)")
+def bench_net_cmd(as_json: bool, frames: int) -> None:
+    """Frames/s through the switch and pings across a cable, simulated and wall clock."""
+    from l4sim.tools.bench_net import BASE, bench_net
+
+    if frames <= BASE * 10:
+        _fail(f"--frames {frames} is too few to measure: use more than {BASE * 10}")
+    with _bench_progress("bench net") as progress:
+        r = bench_net(frames, progress=progress)
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    click.echo(f"switch: {r['switch_frames_per_s_simulated']:,} frames/s simulated, "
+               f"{r['switch_frames_per_s_wall']:,} frames/s wall clock ({frames:,} frames of 60 bytes)")
+    click.echo(f"cable:  {r['cable_round_trip_us_simulated']} us simulated per ping round trip "
+               f"(switch, nic, simnic under DDE, NIC, cable and back), "
+               f"{r['cable_round_trips_per_s_wall']:,} round trips/s wall clock ({r['cable_pings']:,} pings)")
+
+
 @main.group("linux")
 def linux() -> None:
     """The Linux personality: static x86-64 Linux programs on the kernel."""
@@ -381,6 +564,14 @@ def linux_syscalls_cmd() -> None:
     for nr, name in calls:
         click.echo(f"{nr:>4}  {name}")
     click.echo(f"{len(calls)} system calls")
+
+
+@linux.command("include")
+def linux_include_cmd() -> None:
+    """Print the directory of <l4sim/l4.h>, the C header of hybrid programs (for -I)."""
+    from l4sim.linux.instance import include_dir
+
+    click.echo(str(include_dir()))
 
 
 @main.command("costs")
@@ -483,6 +674,43 @@ def experiment_kmem_cmd(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+@main.command("lifetime")
+@click.argument("scenario", default="lifetime")
+@click.option("--zero-on-free", is_flag=True, help="moe clears a freed dataspace's frames at once")
+@click.option("--compare", is_flag=True, help="run without and with zero-on-free and set the counts side by side")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON on the last line")
+def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool) -> None:
+    """Where copies of the run's secrets lived, and which outlived their last use.
+
+    A program marks a secret with env.mark_secret(addr, n, name); the kernel follows its bytes
+    through the copies the system makes (docs/security.md, "Data lifetime").  Copies marked !
+    outlived the secret's last use.
+    """
+    from l4sim.tools.boot import BootError
+    from l4sim.tools.lifetime import compare as both
+    from l4sim.tools.lifetime import format_report, lifetime
+
+    try:
+        if compare:
+            r = both(scenario)
+            if as_json:
+                click.echo(json.dumps(r, sort_keys=True))
+                return
+            for label, part in (("without zero-on-free", r["before"]), ("with zero-on-free", r["after"])):
+                for s in part["secrets"]:
+                    click.echo(f"{label:22}  {s['secret']!r}: {len(s['copies'])} copies, "
+                               f"{s['outliving']} outlived its use, {s['at_end']} at the end")
+            return
+        rep = lifetime(scenario, zero_on_free)
+    except BootError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        click.echo(json.dumps(rep, sort_keys=True))
+    else:
+        click.echo(format_report(rep))
 
 
 @main.group("rt")

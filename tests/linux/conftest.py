@@ -11,6 +11,7 @@ which C library the programs were linked with ("musl" or "glibc").
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
             pytest.skip("no C compiler: pip install ziglang (or install gcc)")
         key = (name, flags)
         if key not in done:
-            exe = out / (name + "".join(f.replace("-", "_") for f in flags))
+            exe = out / (name + "".join(re.sub(r"\W", "_", f) for f in flags))  # -I/path too
             if "-static-pie" in flags:  # zig cc spells it -fPIE -pie -static
                 opts = [f for f in flags if f != "-static-pie"] + (
                     ["-fPIE", "-pie", "-static"] if LIBC == "musl" else ["-static-pie"])

@@ -125,13 +125,16 @@ def test_proc_state_of_the_serving_threads_process() -> None:
     when that thread is not its main thread and every thread has a waiting call recorded."""
     k: Any = SimpleNamespace(cur=5, threads={})
     p: Any = SimpleNamespace(pid=3, status=None, stopped=False, threads={})
-    main, other = SimpleNamespace(proc=p, blocked=object()), SimpleNamespace(proc=p, blocked=object())
+    main = SimpleNamespace(proc=p, blocked=object(), l4call=False)
+    other = SimpleNamespace(proc=p, blocked=object(), l4call=False)
     p.threads = {3: main, 5: other}
     k.threads = {3: main, 5: other}
     assert _state(k, p) == "R"
     k.cur = 9  # another process's thread is being served: this one sleeps
-    k.threads[9] = SimpleNamespace(proc=SimpleNamespace(), blocked=None)
+    k.threads[9] = SimpleNamespace(proc=SimpleNamespace(), blocked=None, l4call=False)
     assert _state(k, p) == "S"
+    other.blocked, other.l4call = None, True  # in an L4 call: waits uninterruptibly
+    assert _state(k, p) == "D"
     p.stopped = True
     assert _state(k, p) == "T"
 

@@ -90,14 +90,14 @@ def test_script_errors_name_file_and_line(tmp_path: Path, body: str, line: int, 
     assert "\n" not in msg
 
 
-@pytest.mark.parametrize("name", ["sigma0", "moe", "ned", "console"])
+@pytest.mark.parametrize("name", ["sigma0", "moe", "ned", "console", "io"])
 def test_the_runtimes_own_task_names_are_reserved(tmp_path: Path, name: str) -> None:
     """A program may not take the name of a task the runtime starts; the line lists them all."""
     p = script(tmp_path, f'start("{name}", "{P}:hello")\n')
     with pytest.raises(ScriptError) as e:
         load_script(p, ncores=2)
     assert str(e.value) == (f"{p}:1: the name '{name}' is reserved for the system's own tasks "
-                            "(console, moe, ned, sigma0): choose another program name")
+                            "(console, io, moe, ned, sigma0): choose another program name")
 
 
 def test_the_quota_check_is_the_loaders_minimum(tmp_path: Path) -> None:

@@ -308,7 +308,8 @@ def test_the_icu_given_read_only_answers_info_and_refuses_bind(tmp_path: Path) -
         ('start("a", "{P}:victim", caps={{"s": scheduler(cpus=[5])}})', 2,
          "cpu 5 of 'scheduler()' does not exist: this machine has cores 0 .. 1"),
         ('start("a", "{P}:victim", caps={{"s": 7}})', 2,
-         "pass a channel(...), dataspace(...), factory(), scheduler(...), icu() or program(...).thread / .task"),
+         "pass a channel(...), channel.session(), dataspace(...), factory(), memory(...), scheduler(...), "
+         "icu(), io.bus(...), ioports(...), eventlog() or program(...).thread / .task"),
         ('start("a", "{P}:victim", quota=328704, caps={{"s": scheduler()}})', 2,
          "quota 328704 of 'a' is too small for its log, scheduler, stack and heap: give at least 328960 bytes"),
         ('x = program("no name")', 2, "program name 'no name' is not allowed"),

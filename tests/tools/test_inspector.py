@@ -319,6 +319,28 @@ def test_replay_refuses_a_run_that_differs(default_run: Path, tmp_path: Path) ->
     assert "differs from" in line and "at event 100" in line
 
 
+def test_a_run_with_input_replays_with_that_input(tmp_path: Path) -> None:
+    """--input is the world outside the scenario: the header keeps the script's text, and a
+    replay feeds the keyboard and pointer the same events (the scenario's own default input
+    would make the rerun differ)."""
+    inp = tmp_path / "session.txt"
+    inp.write_text("40ms click 100 100\n50ms type hi\n")
+    path = tmp_path / "gui.jsonl"
+    res = run("boot", "gui", "--until", "150ms", "--input", str(inp), "--jsonl", str(path))
+    assert res.exit_code == 0, res.output
+    assert read_run(str(path)).header["input"] == inp.read_text()  # type: ignore[index]
+    res = run("replay", str(path), "--until", "100ms", "--export", str(tmp_path / "s"))
+    assert res.exit_code == 0, res.output
+    lines = path.read_text().splitlines()  # the same trace without the input in its header
+    head = json.loads(lines[0])
+    del head["input"]
+    lines[0] = json.dumps(head, sort_keys=True, separators=(",", ":"))
+    (tmp_path / "no-input.jsonl").write_text("\n".join(lines) + "\n")
+    line = one_line_error(run("replay", str(tmp_path / "no-input.jsonl"), "--until", "100ms",
+                              "--export", str(tmp_path / "t")))
+    assert "differs from" in line
+
+
 def test_replay_refuses_a_changed_scenario_file(tmp_path: Path) -> None:
     """The header keeps the scenario file's hash: an edited file is named, not replayed."""
     script = tmp_path / "mini.py"

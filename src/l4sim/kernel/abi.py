@@ -112,8 +112,12 @@ class Err(IntEnum):
     ENOENT = 2
     #: a server's handler failed in a way its protocol names no error for (Fiasco's L4_EIO)
     EIO = 5
+    #: nothing to take now (a server's non-blocking receive, Fiasco's L4_EAGAIN)
+    EAGAIN = 11
     ENOMEM = 12
     EACCES = 13
+    #: bad address (Fiasco's L4_EFAULT)
+    EFAULT = 14
     EBUSY = 16
     EEXIST = 17
     EINVAL = 22
@@ -308,6 +312,21 @@ TRAP_BAD_TRAP = 0x41
 #: trap number of a timeout fault: a reserved thread spent its budget (words: trapno, 0,
 #: ip, traps, budget ns, period ns); a reply with label 0 lets it go on at its next replenishment
 TRAP_BUDGET_TIMEOUT = 0x42
+
+# --- alien L4 calls of guest threads (kernel/guest.py) ---------------------------
+#: trap number of an L4 system call a guest thread makes (Fiasco's ia32 entry ``int 0x30``;
+#: guest threads are alien: the kernel asks their exception handler first).  The exception
+#: message's code says which half of the call it is.
+TRAP_L4_CALL = 0x30
+#: code of the exception before the call (the handler decides) and after it (the result is
+#: in the registers; the handler's reply resumes the thread)
+L4_CALL_ENTRY = 0
+L4_CALL_DONE = 1
+#: the reply label that lets an alien thread's L4 call pass (Fiasco's L4_PROTO_ALLOW_SYSCALL):
+#: the kernel performs it with the thread's own task's capabilities
+PROTO_ALLOW_SYSCALL = 1
+#: the error flag of a message tag (set in a guest's result tag when the IPC failed)
+MSGTAG_ERROR = 0x8000
 
 
 # --- typed message items ---------------------------------------------------------

@@ -130,6 +130,11 @@ class CostModel:
         "ns per access",
         "reasoning: in/out instructions are serialising and go to the bus; legacy port "
         "I/O takes on the order of half a microsecond")
+    mmio_access: int = _entry(
+        300, "a load or store on a device register (memory-mapped I/O), on top of mem_access",
+        "ns per access",
+        "reasoning: an uncached access that crosses to the device; a posted PCIe write"
+        " takes ~100 ns, a read that waits for the device's answer ~0.5-1 us")
     guest_block: int = _entry(
         10, "executing one translated block of guest (x86-64) code, ~17 instructions, on the "
         "guest CPU",

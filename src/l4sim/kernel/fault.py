@@ -18,10 +18,21 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from l4sim.kernel.abi import MSG_WORDS, RECV, SEND, WORD_MASK, IpcErr, MemRights, Proto, pack_bytes
+from l4sim.kernel.abi import (
+    MSG_WORDS,
+    RECV,
+    SEND,
+    WORD_MASK,
+    Err,
+    IpcErr,
+    MemRights,
+    Proto,
+    pack_bytes,
+)
 from l4sim.kernel.common import _DEAD, _INACTIVE, _MEM_R, _MEM_W, CALL_FLAGS, FPAGE_ALL_MEMORY
+from l4sim.kernel.lifetime import MAX_BYTES, MIN_BYTES, Lifetime
 from l4sim.kernel.objects import IpcGate, Task, Thread
-from l4sim.kernel.traps import Fault, Ipc
+from l4sim.kernel.traps import Fault, Ipc, MarkSecret
 from l4sim.kernel.vspace import (
     IO_PORTS,
     MAX_ACCESS,
@@ -71,11 +82,65 @@ def sys_mem(self: Kernel, core: Core, th: Thread, t: MemAccess) -> None:
     mem = self.machine.mem
     if write:
         assert data is not None
-        write_frames(mem, task, addr, data)
+        write_frames(mem, task, addr, data, self._mmio)
+        lt = self.lifetime
+        if lt is not None:
+            lt.wrote(self, task, addr, n)
         if self.code_watch:
             self._written(task, addr, n)
     else:
-        th.resume = read_frames(mem, task, addr, n)
+        th.resume = read_frames(mem, task, addr, n, self._mmio)
+        lt = self.lifetime
+        if lt is not None:
+            lt.read(self, task, addr, n)
+
+
+def mmio(self: Kernel, pfn: int, off: int, n: int, data: bytes | None) -> bytes:
+    """A load (``data`` None) or store of ``n`` bytes at offset ``off`` of device frame ``pfn``:
+    a register access of the device that owns the frame, at the running core's time.
+
+    It costs ``mmio_access`` (an uncached access that goes to the bus) and is one trace
+    record ``mmio``: the device, the offset in its region, size, value, read or write.
+    """
+    mem = self.machine.mem
+    core = self.running
+    now = self.now()
+    if data is None:
+        region, roff, out = mem.io_read(pfn, off, n, now)
+        value = out
+    else:
+        region, roff = mem.io_write(pfn, off, data, now)
+        out = b""
+        value = data
+    th = core.current if core is not None else None
+    if core is not None and th is not None:
+        self._charge(core, th, self.costs.mmio_access)
+    if self.tracer is not None:
+        self._trace(core.id if core is not None else -1, "mmio", th.kid if th is not None else -1,
+                    dev=region.name, off=roff, size=n,
+                    value=int.from_bytes(value, "little") if n <= 8 else None, write=int(data is not None))
+    return out
+
+
+def sys_mark_secret(self: Kernel, core: Core, th: Thread, t: MarkSecret) -> None:
+    """A program marks bytes of its memory as a secret (kernel/lifetime.py)."""
+    self._charge(core, th, self.costs.syscall)
+    addr, n, name = t.addr, t.n, t.name
+    task = th.task
+    assert task is not None
+    if (type(addr) is not int or type(n) is not int or type(name) is not str or len(name) > 64
+            or not MIN_BYTES <= n <= MAX_BYTES or not 0 <= addr <= WORD_MASK - n):
+        th.resume = -int(Err.EINVAL)
+        return
+    if first_missing(task.vspace, addr, n, _MEM_R, None) is not None:
+        th.resume = -int(Err.EFAULT)
+        return
+    if self.lifetime is None:
+        self.lifetime = Lifetime()  # the first secret: from now on the copy paths look
+    sid = self.lifetime.mark(self, task, addr, n, name or f"secret {len(self.lifetime.secrets)}")
+    th.resume = sid if sid >= 0 else -int(Err.ENOMEM)
+    if self.tracer is not None:
+        self._trace(core.id, "secret", th.kid, name=name, bytes=n, id=sid)
 
 
 def written(self: Kernel, task: Task, addr: int, n: int) -> None:

@@ -115,10 +115,36 @@ from unicorn.unicorn_py3.arch.types import uc_hook_h
 from unicorn.unicorn_py3.unicorn import HOOK_TLB_FILL_CFUNC, uclib
 from unicorn.unicorn_py3.unicorn import Uc as _Uc
 
-from l4sim.kernel.abi import RECV, SEND, Fpage, Proto
-from l4sim.kernel.objects import TS, IpcGate, Thread
+from l4sim.kernel.abi import (
+    INVALID_CAP,
+    L4_CALL_DONE,
+    L4_CALL_ENTRY,
+    MSG_WORDS,
+    MSGTAG_ERROR,
+    PROTO_ALLOW_SYSCALL,
+    RECV,
+    SEND,
+    TRAP_L4_CALL,
+    Fpage,
+    IpcErr,
+    MemRights,
+    Proto,
+    msgtag,
+    msgtag_fields,
+    timeout_decode_us,
+)
+from l4sim.kernel.objects import EXC_ALIEN_CALL, TS, IpcGate, Thread
 from l4sim.kernel.traps import Ipc, Msg
-from l4sim.kernel.vspace import PF_FETCH, PF_PRESENT, PF_WRITE, TRAP_GP, TRAP_PAGE_FAULT
+from l4sim.kernel.vspace import (
+    PF_FETCH,
+    PF_PRESENT,
+    PF_WRITE,
+    TRAP_GP,
+    TRAP_PAGE_FAULT,
+    first_missing,
+    read_frames,
+    write_frames,
+)
 from l4sim.machine.events import PRIO_CORE
 
 if TYPE_CHECKING:
@@ -180,6 +206,10 @@ MAX_SLICE = 1 << 22
 _STOP_NONE, _STOP_SYSCALL, _STOP_INTR, _STOP_DELIVERED = 0, 1, 2, 3
 #: what a blocked guest thread waits for
 WAIT_NONE, WAIT_REGS, WAIT_PAGER = 0, 1, 2
+#: an alien L4 call: waiting for the handler's verdict, then for the call the kernel performs
+WAIT_ALIEN, WAIT_L4 = 3, 4
+#: the registers of an alien L4 call (see :meth:`GuestThread._l4_perform`)
+_RAX, _RDX, _RSI, _RDI, _R8 = (REGS.index(r) for r in ("rax", "rdx", "rsi", "rdi", "r8"))
 
 _FPAGE_ALL_MEMORY = Fpage.all_memory()
 _CALL = SEND | RECV
@@ -993,6 +1023,8 @@ class GuestThread:
             cpu._clear_exception()
             if rip >> 12 == _TRAP_VPN:  # it jumped into the private page behind UNTIL
                 self._page_fault(k, core, th, rip, _FETCH, False)
+            elif no == TRAP_L4_CALL:  # ``int 0x30``: an L4 system call, RIP after the instruction
+                self._l4_entry(k, core, th)
             else:
                 self._exception(k, core, th, no, 0, (), f"cpu exception {no}")
         elif cpu.fault is not None:
@@ -1107,6 +1139,9 @@ class GuestThread:
         waiting, self.waiting = self.waiting, WAIT_NONE
         if type(msg) is not Msg:
             return True
+        if waiting == WAIT_L4:  # the L4 call the kernel performed has ended
+            self._l4_done(k, core, th, msg)
+            return False
         if waiting == WAIT_PAGER:
             if msg.error or msg.proto < 0:  # the pager refused
                 self._exception(k, core, th, TRAP_PAGE_FAULT, msg.error or -msg.proto, (self.fault_addr,),
@@ -1117,6 +1152,9 @@ class GuestThread:
             self.cpu.write_regs(msg.words)
             if len(msg.words) > RIP_INDEX:
                 self.rip = msg.words[RIP_INDEX]
+        if waiting == WAIT_ALIEN and msg.proto == PROTO_ALLOW_SYSCALL:  # the handler lets it pass
+            self._l4_perform(k, core, th)
+            return False
         return True
 
     # ---------------------------------------------------------------- faults
@@ -1151,6 +1189,81 @@ class GuestThread:
         th.ip = self.rip
         self.waiting = WAIT_REGS
         k._exception(core, th, trapno, code, (extra[0] if extra else 0, *self.cpu.read_regs()), why)
+
+    # ------------------------------------------------------------ alien L4 calls
+    def _l4_entry(self, k: Kernel, core: Core, th: Thread) -> None:
+        """``int 0x30``: an L4 system call.  The thread is alien, so the kernel does not perform
+        it but asks the exception handler first (Fiasco's alien threads): exception IPC with
+        trap TRAP_L4_CALL, code L4_CALL_ENTRY and the registers.  A reply labelled
+        PROTO_ALLOW_SYSCALL lets the call pass (:meth:`_l4_perform`); label 0 resumes the
+        thread with the reply's registers as if the call had been made (the handler answered
+        it itself); any other label kills it, as for every exception."""
+        th.traps += 1
+        self._exception(k, core, th, TRAP_L4_CALL, L4_CALL_ENTRY, (), "L4 system call")
+        if th.exc_pending:  # still waiting for the verdict (a failed exception IPC killed it)
+            th.exc_pending = EXC_ALIEN_CALL
+            self.waiting = WAIT_ALIEN
+
+    def _l4_perform(self, k: Kernel, core: Core, th: Thread) -> None:
+        """Perform the L4 call the handler let pass, as ``th`` itself: its capabilities are
+        those of its own task.  The registers (an l4sim encoding close to Fiasco's amd64 one,
+        docs/kernel.md "Alien L4 calls"): rax the message tag (label << 16, words in bits 0-5;
+        typed items are not supported), rdx the capability index (slot << 12, bit 11 for
+        none) ORed with the IPC flags (SEND 1, RECV 2, OPEN_WAIT 4, REPLY 8), rdi the
+        address of the thread's UTCB (its message registers, 8 bytes each, in the task's
+        memory), r8 the timeouts (Fiasco's l4_timeout_t: send << 16 | receive).  The message
+        registers are read from memory that must be mapped readable (no page fault is
+        resolved: the handler makes sure of it), else the call fails with SEMSGCUT."""
+        regs = self.cpu.read_regs()
+        label, n, items, _flags = msgtag_fields(regs[_RAX])
+        dest, utcb, to = regs[_RDX], regs[_RDI], regs[_R8]
+        self.waiting = WAIT_L4
+        task = th.task
+        assert task is not None
+        if items or not self._utcb_ok(k, task, utcb, 8 * n, MemRights.R):
+            k._fail_now(core, th, IpcErr.SEMSGCUT)
+            return
+        data = read_frames(k.machine.mem, task, utcb, 8 * n) if n else b""
+        words = tuple(int.from_bytes(data[i:i + 8], "little") for i in range(0, 8 * n, 8))
+        snd, rcv = timeout_decode_us((to >> 16) & 0xFFFF), timeout_decode_us(to & 0xFFFF)
+        cap = 0 if dest & INVALID_CAP else dest >> 12
+        k._sys_ipc(core, th, Ipc(cap, dest & 0xF, label, words, timeout=None if snd is None else snd * 1000,
+                                 rcv_timeout=None if rcv is None else rcv * 1000))
+
+    def _l4_done(self, k: Kernel, core: Core, th: Thread, msg: Msg) -> None:
+        """The performed L4 call ended with ``msg``: its words go into the UTCB (which must be
+        mapped writable, else REMSGCUT and none do), rax gets the result tag (the error flag
+        0x8000 when it failed), rsi the label the message came with, rdx the IPC error code
+        (0: none); then the handler hears of it -- exception IPC with code L4_CALL_DONE and
+        the new registers -- and its reply (label 0) resumes the thread."""
+        words, err = msg.words, msg.error
+        task = th.task
+        assert task is not None
+        regs = list(self.cpu.read_regs())
+        utcb = regs[_RDI]
+        if words and self._utcb_ok(k, task, utcb, 8 * len(words), MemRights.W):
+            data = b"".join(w.to_bytes(8, "little") for w in words)
+            write_frames(k.machine.mem, task, utcb, data)
+            if k.code_watch:
+                k._written(task, utcb, len(data))
+        elif words:
+            words, err = (), err or IpcErr.REMSGCUT
+        regs[_RAX] = msgtag(msg.proto, len(words), 0, MSGTAG_ERROR if err else 0)
+        regs[_RSI] = msg.label
+        regs[_RDX] = int(err)
+        self.cpu.write_regs(tuple(regs[:_RDI]))
+        self._exception(k, core, th, TRAP_L4_CALL, L4_CALL_DONE, (), "L4 system call done")
+
+    def _utcb_ok(self, k: Kernel, task: Task, addr: int, n: int, need: int) -> bool:
+        """``n`` bytes at ``addr`` of ``task`` are RAM mapped with ``need``."""
+        if n == 0:
+            return True
+        if n > 8 * MSG_WORDS or not 0 <= addr < (1 << 64) - n:
+            return False
+        if first_missing(task.vspace, addr, n, need, None) is not None:
+            return False
+        pages = task.vspace.pages
+        return all(pages[vpn].pfn < self.cpu.nframes for vpn in range(addr >> 12, ((addr + n - 1) >> 12) + 1))
 
     def _page_fault(self, k: Kernel, core: Core, th: Thread, addr: int, access: int, present: bool) -> None:
         th.pfaults += 1

@@ -32,6 +32,7 @@ from l4sim.kernel.abi import (
     LABEL_MIN,
     MSG_WORDS,
     OPEN_WAIT,
+    PROTO_ALLOW_SYSCALL,
     RECV,
     REPLY,
     REPLY_AND_WAIT,
@@ -60,7 +61,7 @@ from l4sim.kernel.common import (
     _new_msg,
     _range_ok,
 )
-from l4sim.kernel.objects import TS, IpcGate, Irq, KObject, Reply, Thread
+from l4sim.kernel.objects import EXC_ALIEN_CALL, TS, IpcGate, Irq, KObject, Reply, Thread
 from l4sim.kernel.traps import MSG_OK, Ipc, Msg, SaveReply
 from l4sim.kernel.vspace import first_missing
 from l4sim.machine.events import PRIO_TIMEOUT
@@ -263,8 +264,9 @@ def wake(self: Kernel, th: Thread, msg: Msg) -> None:
     th.partner = None
     th.resume = msg
     if th.exc_pending:
-        th.exc_pending = 0
-        if msg.error or msg.proto != 0:
+        pending, th.exc_pending = th.exc_pending, 0
+        # label 0 resumes; an alien L4 call (EXC_ALIEN_CALL) may also be let pass
+        if msg.error or (msg.proto != 0 and not (pending == EXC_ALIEN_CALL and msg.proto == PROTO_ALLOW_SYSCALL)):
             self._exc_failed(th, msg)
             return
     if th.state is _SEND or th.state is _RECV:
@@ -392,6 +394,8 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
         peer.timeout_ev = None
     peer.partner = None
     peer.resume = _new_msg(Msg, (0, proto, words, label, (), 0))  # Msg(...) without its Python __new__
+    if self.lifetime is not None:
+        self.lifetime.words(self, peer, words)
     th.rcv_bufs = ()
     th.state = _RECV
     if tracer is not None:
@@ -496,6 +500,8 @@ def fast_perform(self: Kernel, core: Core, th: Thread, peer: Thread, proto: int,
         peer.timeout_ev = None
     peer.partner = None
     peer.resume = _new_msg(Msg, (0, proto, words, label, (), 0))  # Msg(...) without its Python __new__
+    if self.lifetime is not None:
+        self.lifetime.words(self, peer, words)
     th.rcv_bufs = ()
     th.state = _RECV
     if tracer is not None:
@@ -697,6 +703,8 @@ def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, prot
                     words=len(words), items=len(items), flow=self._flow, op=op)
         self._trace(rcv.cpu, "recv", rcv.kid, **{"from": snd.kid, "flow": self._flow})
     msg = Msg(r_err, proto, words, label, filled, vdest)
+    if self.lifetime is not None:
+        self.lifetime.words(self, rcv, words)
     if rcv.state is _RECV:
         self._wake(rcv, msg)
     else:

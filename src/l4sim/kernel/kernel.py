@@ -65,6 +65,7 @@ from l4sim.kernel.abi import TRAP_BAD_TRAP, TRAP_PY_EXCEPTION, WORD_MASK
 from l4sim.kernel.caps import CapEntry
 from l4sim.kernel.common import _DEPLETED, _READY, _close
 from l4sim.kernel.costs import CostModel
+from l4sim.kernel.lifetime import Lifetime
 from l4sim.kernel.objects import (
     CommCtl,
     Factory,
@@ -78,7 +79,17 @@ from l4sim.kernel.objects import (
 )
 from l4sim.kernel.resv import Restore as _Restore
 from l4sim.kernel.sched import EDF_LEVEL, LEVELS, RESV_BASE, EdfQueue
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPeriod, SaveReply
+from l4sim.kernel.traps import (
+    Clock,
+    Compute,
+    Fault,
+    Ipc,
+    LoadCode,
+    MarkSecret,
+    Msg,
+    NextPeriod,
+    SaveReply,
+)
 from l4sim.kernel.vspace import TRAP_PAGE_FAULT, IoAccess, MemAccess, MemMap
 from l4sim.machine.board import Machine
 from l4sim.machine.events import PRIO_CORE, Event
@@ -219,6 +230,8 @@ class Kernel:
         #: the kernel-memory model (kernel/kmem.py); None: per-factory quotas, the default
         self.kmem: kmem.KmemModel | None = kmem.make(kmem_model, kmem_pool)
         self.kmem_model = kmem_model
+        #: the secrets and their copies (kernel/lifetime.py); None until the first is marked
+        self.lifetime: Lifetime | None = None
         #: frames lent to the kernel (lend-to-kernel, kpager), until their task goes
         self.kmem_lent: list[kmem.Lent] = []
         self.events = machine.events
@@ -273,6 +286,7 @@ class Kernel:
             _Restore: self._sys_restore,
             MemAccess: self._sys_mem,
             IoAccess: self._sys_io,
+            MarkSecret: self._sys_mark_secret,
         }
         self._kinvoke: dict[type, Callable[[Thread, CapEntry, Ipc], Msg]] = {
             Factory: self._inv_factory,
@@ -318,8 +332,10 @@ class Kernel:
     start = lifecycle.start
 
     # --- exceptions, page faults, memory and port accesses (fault.py)
+    _sys_mark_secret = fault.sys_mark_secret
     _sys_fault = fault.sys_fault
     _sys_mem = fault.sys_mem
+    _mmio = fault.mmio
     _written = fault.written
     _page_fault = fault.page_fault
     _sys_io = fault.sys_io

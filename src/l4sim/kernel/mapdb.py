@@ -434,7 +434,11 @@ def perform_map(self: Kernel, plan: list[Any], core: Core | None = None, payer: 
         if entry[0] == "str":  # long IPC: copy the bytes between the spaces
             _, src, addr, n, dst, daddr = entry
             mem = self.machine.mem
-            write_frames(mem, dst, daddr, read_frames(mem, src, addr, n))
+            write_frames(mem, dst, daddr, read_frames(mem, src, addr, n, self._mmio), self._mmio)
+            lt = self.lifetime
+            if lt is not None:
+                lt.read(self, src, addr, n)
+                lt.wrote(self, dst, daddr, n)
             if self.code_watch:
                 self._written(dst, daddr, n)
             if core is not None and payer is not None:

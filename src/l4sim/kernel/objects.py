@@ -74,6 +74,11 @@ class TS(IntEnum):
     WAIT_RELEASE = 6  # periodic: waits in ``next_period`` for its next release
 
 
+#: ``Thread.exc_pending`` of a guest thread whose exception IPC is an alien L4 call
+#: (``kernel/guest.py``): its handler's reply may let the call pass
+EXC_ALIEN_CALL = 2
+
+
 class Thread(KObject):
     """A thread of execution: native coroutine plus L4 IPC and scheduling state."""
 
@@ -145,7 +150,9 @@ class Thread(KObject):
         self.exit_code: int | None = None
         self.faulted = False  # stopped by an unhandled exception
         self.guest: Any = None  # a guest.GuestThread: runs x86-64 code on unicorn instead of ``coro``
-        self.exc_pending: int = 0  # 1 when the thread waits for an exception reply
+        #: 1 when the thread waits for an exception reply; EXC_ALIEN_CALL when that exception
+        #: is a guest's L4 call, which a reply labelled PROTO_ALLOW_SYSCALL lets pass
+        self.exc_pending: int = 0
         self.redo: Any = None  # a memory/port access to retry when its fault is resolved
         self.pfaults = 0  # page faults taken
         self.del_irq: Irq | None = None  # triggered when an IPC gate bound to me is deleted

@@ -87,6 +87,10 @@ kind           meaning                                 args
 ``deadline_miss`` a job ended after its deadline       ``job``, ``lateness`` ns
 ``depleted``   a reservation's budget ran out          ``budget``
 ``replenish``  a budget came back                      ``budget``
+``mmio``       thread ``tid`` loaded or stored a       ``dev`` the device's name, ``off``
+               device register (memory-mapped I/O)     offset in its region, ``size``,
+                                                       ``value`` (None above 8 bytes),
+                                                       ``write`` 0 | 1
 =============  ======================================  ================================
 
 :data:`KINDS` holds the same table as data (kind -> argument names).
@@ -137,6 +141,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "kmem_fault": ("giver", "model"),
     "kmem_lend": ("lender", "pfn"),
     "kmem_revoke": ("frames",),
+    "secret": ("name", "bytes", "id"),
+    "mmio": ("dev", "off", "size", "value", "write"),
 }
 
 

@@ -134,6 +134,21 @@ class Msg(NamedTuple):
 MSG_OK = Msg()
 
 
+@dataclass(slots=True)
+class MarkSecret(Trap):
+    """Mark ``n`` bytes at ``addr`` of the program's own memory as a secret called ``name``.
+
+    From then on the kernel follows copies of those bytes through the copies the
+    system makes (kernel/lifetime.py).  Returns the secret's number, or
+    ``-errno``: EINVAL for a bad address, length (8 .. 4096 bytes) or name,
+    EFAULT when the bytes are not mapped.
+    """
+
+    addr: int
+    n: int
+    name: str = ""
+
+
 #: a native thread's code: ``entry(sp)`` returns the coroutine it runs
 Entry = Callable[[int], Coroutine[Any, Any, Any]]
 

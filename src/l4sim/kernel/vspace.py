@@ -130,28 +130,62 @@ def page_range(fp_base: int, order: int) -> tuple[int, int]:
     return fp_base >> PAGE_SHIFT, 1 << max(order - PAGE_SHIFT, 0)
 
 
-def read_frames(mem: Any, task: Task, addr: int, n: int) -> bytes:
-    """Copy ``n`` bytes of ``task``'s memory at ``addr`` (all pages mapped)."""
+#: what the kernel passes as ``mmio`` to :func:`read_frames` / :func:`write_frames`: it performs
+#: (and traces) one access to a device frame: ``(pfn, offset, n, data or None) -> bytes read``
+Mmio = Callable[[int, int, int, bytes | None], bytes]
+
+
+def _untraced(mem: Any) -> Mmio:
+    """A device access with nobody to trace it (host-side copies, tools)."""
+    def access(pfn: int, off: int, n: int, data: bytes | None) -> bytes:
+        if data is None:
+            return bytes(mem.io_read(pfn, off, n, 0)[2])
+        mem.io_write(pfn, off, data, 0)
+        return b""
+    return access
+
+
+def read_frames(mem: Any, task: Task, addr: int, n: int, mmio: Mmio | None = None) -> bytes:
+    """Copy ``n`` bytes of ``task``'s memory at ``addr`` (all pages mapped).
+
+    A frame above RAM is device memory: that part of the access goes to ``mmio`` (the
+    kernel's, which traces it) and becomes a register read.  RAM costs one comparison.
+    """
     out = bytearray()
     pages = task.vspace.pages
+    nram = mem.nframes
+    view = mem.view
     while n > 0:
         off = addr & PAGE_MASK
         take = min(n, PAGE_SIZE - off)
-        out += mem.frame(pages[addr >> PAGE_SHIFT].pfn)[off : off + take]
+        pfn = pages[addr >> PAGE_SHIFT].pfn
+        if pfn < nram:
+            base = (pfn << PAGE_SHIFT) + off
+            out += view[base : base + take]
+        else:
+            out += (mmio or _untraced(mem))(pfn, off, take, None)
         addr += take
         n -= take
     return bytes(out)
 
 
-def write_frames(mem: Any, task: Task, addr: int, data: bytes) -> None:
-    """Copy ``data`` into ``task``'s memory at ``addr`` (all pages mapped)."""
+def write_frames(mem: Any, task: Task, addr: int, data: bytes, mmio: Mmio | None = None) -> None:
+    """Copy ``data`` into ``task``'s memory at ``addr`` (all pages mapped); the part on a
+    device frame goes to ``mmio`` and becomes a register write."""
     pages = task.vspace.pages
+    nram = mem.nframes
+    view = mem.view
     i = 0
     n = len(data)
     while i < n:
         off = addr & PAGE_MASK
         take = min(n - i, PAGE_SIZE - off)
-        mem.frame(pages[addr >> PAGE_SHIFT].pfn)[off : off + take] = data[i : i + take]
+        pfn = pages[addr >> PAGE_SHIFT].pfn
+        if pfn < nram:
+            base = (pfn << PAGE_SHIFT) + off
+            view[base : base + take] = data[i : i + take]
+        else:
+            (mmio or _untraced(mem))(pfn, off, take, data[i : i + take])
         addr += take
         i += take
 

@@ -35,7 +35,9 @@ The modules, from the bottom up: each imports only modules listed before it
    - ``ipc``: System V shared memory, semaphores, message queues;
    - ``sockets``: AF_UNIX sockets;
    - ``events``: eventfd, epoll, signalfd, pidfds, rt_sigtimedwait;
-   - ``timers``: timerfd, alarm, setitimer, POSIX timers.
+   - ``timers``: timerfd, alarm, setitimer, POSIX timers;
+   - ``l4``: Linux among L4 programs -- the ``/dev/l4`` stub drivers of the
+     instance's capabilities and the L4 calls of hybrid programs.
 
    The facilities that must hear of ends done lower down (an fd closed, a thread or a
    process gone) are :class:`~l4sim.linux.state.Facility` objects the lower modules call;
@@ -46,7 +48,8 @@ The modules, from the bottom up: each imports only modules listed before it
    return into a signal handler.
 5. ``personality``: the program -- the loop that receives the processes'
    system calls, page faults and exceptions, and the keyboard's interrupt.
-6. ``run``: the boot code of ``l4sim linux run``.
+6. ``run``: the boot code of ``l4sim linux run``; ``instance``: a Linux
+   instance that a startup script starts with ``linux(...)``.
 
 Where two concerns call each other (a fatal signal ends a process, the end
 of a process sends signals), the code that does both lives in the lower

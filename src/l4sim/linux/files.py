@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from l4sim.linux.jobs import JOB_IOCTLS, background_read, tty_ioctl
 from l4sim.linux.locks import LOCK_CMDS, fcntl_lock
 from l4sim.linux.procfs import render
-from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt, signal_death
+from l4sim.linux.signals import KILLABLE, RESTART_NOHAND, RESTART_SYS, interrupt, signal_death
 from l4sim.linux.state import (
     BLOCK,
     MAX_FDS,
@@ -273,7 +273,8 @@ async def _write_common(k: Personality, p: Proc, c: Call, fd: int, data: bytes, 
     if r == -EPIPE:
         return await _broken_pipe(k, p, c)
     if r == BLOCK:
-        return await interrupt(k, p, c, RESTART_SYS)
+        return await interrupt(k, p, c, KILLABLE if isinstance(f.node, Special) and f.node.killable
+                               else RESTART_SYS)
     return r
 
 
@@ -892,6 +893,8 @@ async def sys_ioctl(k: Personality, p: Proc, c: Call) -> int:
             return -EFAULT
         f.flags = f.flags | O_NONBLOCK if int.from_bytes(raw, "little") else f.flags & ~O_NONBLOCK
         return 0
+    if isinstance(f.node, Special):  # a socket, an event file, an L4 stub (linux/l4.py)
+        return await f.node.ioctl(k, p, c, f, req, arg)
     if not _is_tty(f):
         return -ENOTTY
     if req in JOB_IOCTLS:

@@ -34,16 +34,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from l4sim.kernel.abi import EX_REGS_TRIGGER_EXCEPTION, IP_UNCHANGED, Proto, ThreadOp
+from l4sim.kernel.abi import EX_REGS_TRIGGER_EXCEPTION, IP_UNCHANGED, TRAP_L4_CALL, Proto, ThreadOp
+from l4sim.linux import l4
 from l4sim.linux.jobs import console_signals
 from l4sim.linux.memory import page_fault
 from l4sim.linux.signals import cpu_fault, forget_process, signal_death
-from l4sim.linux.state import SIGKILL, WAITING, Config, Personality, Proc, text_bytes
+from l4sim.linux.state import SIGKILL, WAITING, Config, LogConsole, Personality, Proc, text_bytes
 from l4sim.linux.syscalls import TABLE, TIMELESS, dispatch, resume
 from l4sim.linux.sysnames import NAMES
 from l4sim.linux.timers import expire
 from l4sim.runtime.console import start_console
-from l4sim.user.env import Env
+from l4sim.runtime.protocols import DATASPACE, DsOp
+from l4sim.user.env import Env, Gate, L4Error
 
 #: the label of the terminal's receive interrupt (no thread's label: those are tid << 2)
 KBD_LABEL = 1 << 62
@@ -66,8 +68,19 @@ async def serve(k: Personality) -> int:
     """
     env = k.env
     cfg = k.cfg
-    k.ncores = (await env.scheduler.info())[0]
-    k.console = await start_console(env, cfg.out, cfg.stdin)
+    k.ncores, _prio, k.cpu_mask = (await env.scheduler.info())[:3]
+    if cfg.log_console:  # a Linux instance of a startup script: its lines tagged with its name
+        k.console = LogConsole(env)
+    else:
+        k.console = await start_console(env, cfg.out, cfg.stdin)
+    if cfg.ram_cap is not None:  # its memory: a dataspace of its own (Personality.alloc)
+        ram = env.cap(cfg.ram_cap, Gate)
+        info = await ram.call(DATASPACE, DsOp.INFO)
+        if info.error or info.proto < 0 or not info.words:
+            raise L4Error(-info.proto if info.proto < 0 else 0, "the instance's memory", info.error)
+        k.ram = (ram, info.words[0])
+    await l4.setup(k)
+    bridge = k.l4
     # the terminal's receive interrupt: typed Ctrl-C / Ctrl-Z (see run.py and jobs.py)
     kbd = None
     if cfg.keyboard:
@@ -79,6 +92,7 @@ async def serve(k: Personality) -> int:
     sleepers = k.sleepers
     SYS, PF, EXC, IRQ = (int(Proto.SYS_EXCEPTION), int(Proto.PAGE_FAULT), int(Proto.EXCEPTION),
                          int(Proto.IRQ))
+    L4CALL = int(TRAP_L4_CALL)
     msg = await env.wait()
     while True:
         if k.init_waiting is not None:
@@ -90,6 +104,9 @@ async def serve(k: Personality) -> int:
             if cfg.interrupts:
                 await console_signals(k)
             await kbd.unmask()  # a hardware line masks itself when it fires
+        if bridge is not None and proto == IRQ and msg.label == l4.IRQ_LABEL and not msg.error:
+            k.cur = 0
+            l4.news(k)  # a device's worker finished a call or took a request
         t = threads.get(msg.label >> 2) if not msg.error else None
         timed = t is None or proto != SYS or msg.words[0] not in TIMELESS
         if timed:
@@ -106,6 +123,8 @@ async def serve(k: Personality) -> int:
                 elif proto == EXC and t.start_regs is not None:
                     reply = (0, t.start_regs, ())  # a new thread's first fault: its registers
                     t.start_regs = None
+                elif proto == EXC and msg.words and msg.words[0] == L4CALL:
+                    reply = await l4.l4_call(k, p, t, msg.words)  # a hybrid program's L4 call
                 elif proto == EXC:
                     reply = await cpu_fault(k, p, t, msg.words)
                 else:
@@ -131,6 +150,8 @@ async def serve(k: Personality) -> int:
                     k.wake({tid})
         if k.runnable or k.console_out or k.stdin_want:
             await _run_woken(k)
+        if bridge is not None and (bridge.kicks or bridge.answers):
+            await l4.flush(k)  # wake the devices' workers, send serving devices' answers
         if first.status is not None:
             for node in list(k.file_pages):  # what shared mappings wrote is the files' (write-back)
                 await k.pull_file(node)

@@ -25,7 +25,8 @@ PAGE = 4096
 RLIM_INFINITY = (1 << 64) - 1
 #: the console's device number (5, 1), as tty_nr shows it
 CONSOLE_DEV = (5 << 8) | 1
-STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "T": "T (stopped)", "Z": "Z (zombie)"}
+STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "D": "D (disk sleep)", "T": "T (stopped)",
+               "Z": "Z (zombie)"}
 
 
 def _leader(p: Proc) -> LinuxThread | None:
@@ -34,15 +35,17 @@ def _leader(p: Proc) -> LinuxThread | None:
 
 def _state(k: Personality, p: Proc) -> str:
     """Z once ended, T while stopped, R while one of its threads is being served (``k.cur`` is
-    the serving thread's tid) or is not waiting in a call, else S."""
+    the serving thread's tid) or is not waiting in a call, else D when one is in an L4 call,
+    else S."""
     if p.status is not None:
         return "Z"
     if p.stopped:
         return "T"
     serving = k.threads.get(k.cur)
     if (serving is None or serving.proc is not p) and p.threads \
-            and all(t.blocked is not None for t in p.threads.values()):
-        return "S"
+            and all(t.blocked is not None or t.l4call for t in p.threads.values()):
+        # a thread in an L4 call (linux/l4.py) waits uninterruptibly: Linux's D
+        return "D" if any(t.l4call for t in p.threads.values()) else "S"
     return "R"
 
 

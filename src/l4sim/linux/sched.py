@@ -41,11 +41,14 @@ def _i(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-def kernel_prio(policy: int, rt_prio: int) -> int:
-    """The kernel priority of a thread with ``policy`` and real-time priority ``rt_prio``."""
-    if policy in (SCHED_FIFO, SCHED_RR):
-        return GUEST_PRIO + 1 + (rt_prio - 1) * 48 // 98
-    return GUEST_PRIO
+def kernel_prio(policy: int, rt_prio: int, base: int = GUEST_PRIO, top: int = 99) -> int:
+    """The kernel priority of a thread with ``policy`` and real-time priority ``rt_prio``:
+    ``base`` for the normal policies, real-time priorities spread over ``base + 1 .. top``
+    (``Config.guest_prio``, ``Config.rt_top``: a Linux instance of a startup script has no
+    room above ``base``, and its real-time threads run at ``base`` too)."""
+    if policy in (SCHED_FIFO, SCHED_RR) and top > base:
+        return base + 1 + (rt_prio - 1) * (top - base - 1) // 98
+    return base
 
 
 def _thread(k: Personality, p: Proc, pid: int) -> LinuxThread | None:
@@ -58,7 +61,7 @@ def _thread(k: Personality, p: Proc, pid: int) -> LinuxThread | None:
 
 async def _set(k: Personality, t: LinuxThread, policy: int, rt_prio: int) -> None:
     t.policy, t.rt_prio = policy, rt_prio
-    t.prio = kernel_prio(policy, rt_prio)
+    t.prio = kernel_prio(policy, rt_prio, k.cfg.guest_prio, k.cfg.rt_top)
     await reprioritize(k, t)  # the new base, or what PI waiters raise it to
     await k.set_prio(t, t.kprio, force=True)  # the policy's quantum
 
@@ -194,13 +197,13 @@ async def sys_sched_getaffinity(k: Personality, p: Proc, c: Call) -> int:
         return -ESRCH
     if size < 8 or size & 7:
         return -EINVAL
-    mask = t.affinity or (1 << k.ncores) - 1
+    mask = t.affinity or k.cpu_mask
     return 8 if await k.write(p, c.a[2], struct.pack("<Q", mask)) else -EFAULT
 
 
 async def sys_sched_setaffinity(k: Personality, p: Proc, c: Call) -> int:
     """Restrict the thread to the cores of the mask (EINVAL when it names none of the
-    machine's); it moves to the lowest of them when its core is not one."""
+    machine's, or of the cores its instance's scheduler allows); it moves to the lowest of them when its core is not one."""
     pid, size = _i(c.a[0]), c.a[1]
     if pid < 0:
         return -EINVAL
@@ -210,10 +213,10 @@ async def sys_sched_setaffinity(k: Personality, p: Proc, c: Call) -> int:
     t = _thread(k, p, pid)
     if t is None:
         return -ESRCH
-    mask = int.from_bytes(raw, "little") & ((1 << k.ncores) - 1)
+    mask = int.from_bytes(raw, "little") & k.cpu_mask  # the cores the instance has (cpuset's rule)
     if not mask:
         return -EINVAL
-    t.affinity = mask if mask != (1 << k.ncores) - 1 else 0
+    t.affinity = mask if mask != k.cpu_mask else 0
     if not mask >> t.cpu & 1:
         t.cpu = (mask & -mask).bit_length() - 1
         await k.set_prio(t, t.kprio, force=True)

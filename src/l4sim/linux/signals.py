@@ -326,11 +326,19 @@ async def doom(k: Personality, p: Proc, sig: int, t: LinuxThread | None = None) 
     process acts on SIGKILL only (its held faults are answered empty: its threads fault again
     and die); other fatal signals wait for SIGCONT, as on Linux."""
     k.post(p, sig, t)
+    if (k.threads.get(k.cur) is None or k.threads[k.cur].proc is not p) and (
+            sig == SIGKILL or (not p.stopped and sig not in SIGSTOPS)) \
+            and any(th.l4call for th in p.threads.values()):
+        # a thread in an L4 call (linux/l4.py) waits uninterruptibly for the kernel, perhaps
+        # for ever (an open wait): as a killable wait on Linux, the fatal signal ends it now
+        await signal_death(k, p, sig, 0)
+        return
     if p.stopped:  # only SIGKILL wakes a stopped process (Linux's wants_signal); others wait for SIGCONT
         if sig == SIGKILL:
             await _release_faults(k, p)
         return
-    if any(th.blocked is None for th in p.threads.values()):
+    if any(th.blocked is None and not th.l4call for th in p.threads.values()):
+        # (a thread in an L4 call is taken care of when the call ends: linux/l4.py)
         await p.task.unmap(Fpage.mem(0, 47, MemRights.RWX), include_self=True)
 
 

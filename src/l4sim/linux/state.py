@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from l4sim.kernel.abi import (
+    CALL,
     EX_REGS_GUEST,
     SLOT_PAGER,
     Fpage,
@@ -37,6 +38,7 @@ from l4sim.kernel.abi import (
     MemRights,
     ThreadOp,
 )
+from l4sim.kernel.traps import Ipc
 from l4sim.linux.elf import PAGE, PF_R, PF_W, PF_X, Image, parse
 from l4sim.linux.vfs import (
     EPOCH,
@@ -52,6 +54,7 @@ from l4sim.linux.vfs import (
     Vfs,
 )
 from l4sim.runtime.console import Console
+from l4sim.runtime.protocols import DATASPACE, DsOp
 from l4sim.runtime.sigma0 import REQ_FPAGE_ANY, request
 from l4sim.user.env import Env, Gate, L4Error, TaskCap, ThreadCap
 
@@ -83,8 +86,8 @@ def sched_quantum(policy: int) -> int:
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
 SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", 6: "SIGABRT", SIGBUS: "SIGBUS",
             SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
-            15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2"}
-EINVAL = 22
+            15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2", 31: "SIGSYS"}
+EINVAL, ENOTTY = 22, 25
 #: init's name (and its file, /init, in the small Linux)
 INIT_NAME = "init"
 #: the environment of a started program
@@ -181,6 +184,10 @@ class Special(Inode):
         #: changes so far: an edge-triggered epoll reports a file again only after one
         self.gen = 0
 
+    #: a write that waits (BLOCK) is interrupted by fatal signals only: what it started
+    #: cannot be taken back (a message on its way to an L4 server, linux/l4.py)
+    killable = False
+
     def read(self, k: Personality, p: Proc, f: OFile, n: int) -> bytes | int:
         """Up to ``n`` bytes, a negative errno, or BLOCK (after :meth:`watch`)."""
         return -EINVAL
@@ -212,6 +219,10 @@ class Special(Inode):
 
     def released(self, k: Personality, f: OFile) -> None:
         """The last reference to ``f`` went."""
+
+    async def ioctl(self, k: Personality, p: Proc, c: Call, f: OFile, req: int, arg: int) -> int:
+        """An ioctl other than FIONREAD and FIONBIO: the result, a negative errno, or BLOCK."""
+        return -ENOTTY
 
 
 class MemObject(ABC):
@@ -322,6 +333,8 @@ class LinuxThread:
     stop_fault: tuple[int, ...] | None = None
     #: sigaltstack: (ss_sp, ss_flags, ss_size); flags SS_DISABLE 2 when there is none
     altstack: tuple[int, int, int] = (0, 2, 0)
+    #: in an L4 call the personality let pass (linux/l4.py): uninterruptible until it ends
+    l4call: bool = False
     #: the core it runs on; its scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2,
     #: ...), real-time priority and nice value; ``prio`` the kernel priority they give it
     #: (GUEST_PRIO for SCHED_OTHER), ``kprio`` the one the kernel has now (higher while it
@@ -430,6 +443,9 @@ class Proc:
     cont_report: bool = False
     #: continued, and the parent not yet sent SIGCHLD for it (it is, when the process runs)
     cont_notify: bool = False
+    #: the instance's capabilities bound into its task (linux/l4.py): /dev/l4 name -> slot;
+    #: a new task (exec) and a forked child start without any
+    l4_slots: dict[str, int] = field(default_factory=dict)
 
     def vma(self, addr: int) -> Vma | None:
         for v in self.vmas:
@@ -470,6 +486,40 @@ class Config:
     #: take the terminal's receive interrupt (the machine's UART line) for typed Ctrl-C/Ctrl-Z;
     #: needs the ICU capability (``linux run`` gives it; a personality in a scenario may not)
     keyboard: bool = False
+    # --- a Linux instance of a startup script (linux/instance.py, docs/linux.md "Linux among
+    # L4 programs"); ``linux run`` leaves these alone
+    #: the name of the dataspace capability the frames come from (None: sigma0, slot 4)
+    ram_cap: str | None = None
+    #: the console is the program's log stream (its lines tagged with the program's name) and
+    #: stdin is empty, instead of a console server on the host's streams
+    log_console: bool = False
+    #: the kernel priority of SCHED_OTHER threads, and the highest a real-time policy reaches
+    guest_prio: int = GUEST_PRIO
+    rt_top: int = 99
+    #: the capabilities that become /dev/l4/NAME (names in the program's environment)
+    l4_devices: tuple[str, ...] = ()
+    #: the processes that may bind those capabilities into their own table and make L4 calls:
+    #: executable paths (str) and uids (int)
+    l4_allow: tuple[str | int, ...] = ()
+    #: the personality serving this configuration, set when it starts (the host reads its
+    #: figures for the boot summary, as a debugger would)
+    observed: Any = None
+
+
+class LogConsole:
+    """The console of a Linux instance started by a startup script: what its processes write
+    to stdout and stderr goes to the program's log stream (slot 5, which moe tags with the
+    program's name, as it does every program's lines), and stdin is empty.  The same two
+    calls as :class:`~l4sim.runtime.console.Console`."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    async def write(self, stream: int, data: bytes) -> None:
+        await self.env.log.write(data)
+
+    async def read(self, n: int) -> bytes:
+        return b""
 
 
 # --------------------------------------------------------------------------- the fd table
@@ -628,6 +678,13 @@ class Personality:
         self.free: list[int] = []  # pool addresses
         self.dirty: set[int] = set()  # pool pages that held data once (zeroed on reuse)
         self.pool_next = POOL_BASE
+        #: the dataspace the frames come from and its size (a Linux instance of a startup
+        #: script), None: sigma0 (``linux run``); set by :meth:`setup_ram`
+        self.ram: tuple[Gate, int] | None = None
+        #: the cores guest threads may use (the scheduler's mask: a scheduler proxy's cores)
+        self.cpu_mask = 1
+        #: processes made (the first one, forks, vforks, clones of processes)
+        self.procs_made = 0
         self.procs: dict[int, Proc] = {}
         #: live threads by tid: the label of a message names one
         self.threads: dict[int, LinuxThread] = {}
@@ -655,8 +712,9 @@ class Personality:
         self.runnable: list[int] = []
         self.stdin_buf = bytearray()
         self.stdin_eof = False
-        #: the console server (the host's terminal), started by personality.serve()
-        self.console: Console | None = None
+        #: the console server (the host's terminal), started by personality.serve(), or the
+        #: program's log stream (a Linux instance of a startup script)
+        self.console: Console | LogConsole | None = None
         #: (stream, bytes) written to the console, sent before the next reply
         self.console_out: list[tuple[int, bytes]] = []
         #: a read found no console input buffered: ask the console server, then wake these tids
@@ -688,6 +746,9 @@ class Personality:
         self.siginfo: dict[tuple[int, int], tuple[int, int, int]] = {}
         #: the facilities in use, by class, in the order they were first used (:meth:`facility`)
         self.facilities: dict[type, Facility] = {}
+        #: the bridge to the L4 world: /dev/l4 devices and their workers (linux/l4.py), None
+        #: when the configuration names no capability
+        self.l4: Any = None
         #: the thread being served: strace lines of threads other than the program's main
         #: thread (``main_pid``) say "[pid N] "; init's (``init_pid``) are not shown, as
         #: strace of a program does not show init
@@ -696,6 +757,7 @@ class Personality:
         self.init_pid = 0
         #: init's process until :meth:`start_init` starts it
         self.init_waiting: Proc | None = None
+        cfg.observed = self
         if cfg.strace is not None:
             host_trace = cfg.strace
 
@@ -761,7 +823,7 @@ class Personality:
             # to run the handler (fatal and stop signals: signals.doom)
             for th in (p.threads.values() if t is None else (t,)):
                 if (th.blocked is None and th.reply is None and th.tid != self.cur
-                        and not th.sigmask & bit):
+                        and not th.sigmask & bit and not th.l4call):
                     self.to_trigger.add(th.tid)
                     if t is None:
                         break  # one thread of the process takes it
@@ -769,6 +831,8 @@ class Personality:
     # ------------------------------------------------------------------ frames
     async def alloc(self) -> int:
         """A zeroed frame of the pool (its address in our space)."""
+        if not self.free and self.ram is not None:
+            return await self._ram_page()
         if not self.free:
             base = self.pool_next
             r = await request(self.env, SLOT_PAGER, REQ_FPAGE_ANY, Fpage.mem(0, POOL_ORDER),
@@ -781,6 +845,22 @@ class Personality:
         a = self.free.pop()
         if a in self.dirty:
             await self.env.mem.write(a, bytes(PAGE))
+        return a
+
+    async def _ram_page(self) -> int:
+        """The next page of the instance's memory: a page of its dataspace (``Config.ram_cap``,
+        docs/linux.md "Linux among L4 programs") mapped into the pool at ``pool_next``; moe
+        hands it out zeroed.  MemoryError when the dataspace is used up."""
+        ram, size = self.ram  # type: ignore[misc]
+        a = self.pool_next
+        off = a - POOL_BASE
+        if off >= size:
+            raise MemoryError("the instance's memory is used up")
+        r = await self.env.ipc(Ipc(ram.slot, CALL, DATASPACE, (DsOp.MAP, off, 1),
+                                   rcv=(Fpage.mem(a, 12, MemRights.RWX),)))
+        if r.error or r.proto < 0 or not r.items:
+            raise MemoryError("the instance's dataspace maps no page")
+        self.pool_next = a + PAGE
         return a
 
     def release(self, a: int) -> None:
@@ -1065,6 +1145,7 @@ class Personality:
 
     def _new_proc(self, name: str, ppid: int) -> Proc:
         pid = self.alloc_pid()
+        self.procs_made += 1
         name = comm(name)
         p = Proc(pid, name, cast(TaskCap, None), ppid=ppid, pgid=pid, sid=pid)
         p.acct.start_ns = self.now_ns
@@ -1077,6 +1158,7 @@ class Personality:
         p.task = await self.env.factory.create_task(p.name)
         p.next_slot = SLOT_GATE
         p.free_slots.clear()
+        p.l4_slots = {}
 
     async def _new_thread(self, p: Proc, tid: int) -> LinuxThread:
         """A thread of ``p``'s task with its own gate (label ``tid << 2``) as pager and exception
@@ -1100,7 +1182,7 @@ class Personality:
                 await env.task.delete(cap.slot)
                 env.free_slot(cap.slot)
             raise
-        t = LinuxThread(tid, p, th, gate, slot)
+        t = LinuxThread(tid, p, th, gate, slot, prio=self.cfg.guest_prio, kprio=self.cfg.guest_prio)
         p.threads[tid] = t
         self.threads[tid] = t
         if p.cur is None or p.cur.tid not in p.threads:
@@ -1110,7 +1192,9 @@ class Personality:
     async def _run_thread(self, t: LinuxThread, ip: int, sp: int) -> None:
         """Start ``t`` as a guest thread at ``ip``; a process's n-th thread runs on core n mod cores."""
         p = t.proc
-        allowed = [i for i in range(self.ncores) if not t.affinity or t.affinity >> i & 1] or [0]
+        mask = self.cpu_mask
+        allowed = [i for i in range(self.ncores) if mask >> i & 1 and (not t.affinity or t.affinity >> i & 1)] \
+            or [(mask & -mask).bit_length() - 1]
         cpu = allowed[p.spawned % len(allowed)]
         p.spawned += 1
         t.cpu = cpu

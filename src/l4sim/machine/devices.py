@@ -94,3 +94,74 @@ class Uart:
 def host_stdout() -> TextIO:
     """The host's standard output (kept here so the kernel never imports sys)."""
     return sys.stdout
+
+
+class SerialLink:
+    """A second serial line (a PC's COM2), wired to a peer on the host side.
+
+    The peer is whoever holds the other end of the cable -- the remote
+    verifier of ``l4sim attest``: it puts bytes into ``rx`` before or while
+    the system runs, and reads what the system sent from ``tx``.  The
+    registers are a 16550's two that matter: the data register (base + 0;
+    reading takes the next received byte, 0 when none is there) and the
+    line status (base + 5; bit 0 data ready, bits 5-6 transmitter empty).
+    """
+
+    __slots__ = ("rx", "rx_pos", "tx")
+
+    def __init__(self) -> None:
+        self.rx = bytearray()
+        self.rx_pos = 0
+        self.tx = bytearray()
+
+    def read(self, port: int) -> int:
+        if port & 7 == 5:
+            return 0x60 | (1 if self.rx_pos < len(self.rx) else 0)
+        if port & 7 == 0 and self.rx_pos < len(self.rx):
+            self.rx_pos += 1
+            return self.rx[self.rx_pos - 1]
+        return 0
+
+    def write(self, port: int, value: int) -> None:
+        if port & 7 == 0:
+            self.tx.append(value & 0xFF)
+
+
+class Nvram:
+    """Battery-backed RAM behind an address and a data port, like a PC's CMOS RAM, but larger.
+
+    Its contents (``data``) survive a reboot: pass the same bytearray to the
+    next :class:`~l4sim.machine.board.Machine`.  Registers (offsets from the
+    base port): 0..2 the byte address (little-endian, 24 bits), 3 the data
+    port (reads and writes the addressed byte, then moves the address on by
+    one), 4 the size in KiB.  An address beyond the end reads 0xFF and drops
+    writes.
+    """
+
+    __slots__ = ("addr", "data")
+
+    def __init__(self, data: bytearray) -> None:
+        self.data = data
+        self.addr = 0
+
+    def read(self, port: int) -> int:
+        reg = port & 7
+        if reg < 3:
+            return (self.addr >> (8 * reg)) & 0xFF
+        if reg == 3:
+            value = self.data[self.addr] if self.addr < len(self.data) else 0xFF
+            self.addr += 1
+            return value
+        if reg == 4:
+            return min(len(self.data) >> 10, 0xFF)
+        return 0xFF
+
+    def write(self, port: int, value: int) -> None:
+        reg = port & 7
+        if reg < 3:
+            shift = 8 * reg
+            self.addr = (self.addr & ~(0xFF << shift)) | ((value & 0xFF) << shift)
+        elif reg == 3:
+            if self.addr < len(self.data):
+                self.data[self.addr] = value & 0xFF
+            self.addr += 1

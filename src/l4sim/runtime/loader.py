@@ -16,6 +16,9 @@ slot        name            what
 9...        (script)        the capabilities its startup script names, in script order
 ==========  ==============  ==========================================================
 
+and, when its script gives it a device, that device's I/O ports at their own
+numbers, granted: the loader keeps no access to them.
+
 Its kernel memory: a factory of its own (``kmem`` bytes, carved out of the
 loader's) creates its task, threads and parent gate, so the page tables its
 address space grows -- which the kernel charges to the factory that created
@@ -63,6 +66,7 @@ from l4sim.kernel.abi import (
     Fpage,
     IpcErr,
     MapItem,
+    MemRights,
     Proto,
     Rights,
     unpack_bytes,
@@ -296,7 +300,7 @@ class Loader:
                     grants: Collection[str] = (), prio: int = 1, cpus: int = 1, args: tuple[Any, ...] = (),
                     quota: int = 4 << 20, stack: int = STACK_SIZE, heap: int = HEAP_SIZE,
                     kinds: dict[str, type[Cap]] | None = None, kmem: int | None = KMEM,
-                    scheduler: bool = True) -> Child:
+                    scheduler: bool = True, io: tuple[tuple[int, int], ...] = ()) -> Child:
         """Start ``fn`` as program ``name``; returns its :class:`Child` record.
 
         ``caps`` are mapped into the child in their order; those named in
@@ -310,7 +314,9 @@ class Loader:
         threads and parent gate (None: they come from the loader's factory).
         Whatever the loader holds for the child afterwards (task, threads,
         watcher, session, kernel-memory factory) is on the :class:`Child`
-        and goes in :meth:`kill`.
+        and goes in :meth:`kill`.  ``io`` are I/O port ranges (first port,
+        log2 of the count) the loader holds; they are granted to the child at
+        the same port numbers.
 
         If the start fails (the factory's kernel memory, the session's
         quota or moe's memory runs out) it raises :class:`L4Error` after
@@ -329,7 +335,7 @@ class Loader:
             held.append(spec[0] if isinstance(spec, tuple) else spec)
         try:
             return await self._start(held, label, name, fn, caps, grants, prio, cpus, args, quota,
-                                     stack, heap, kinds, kmem)
+                                     stack, heap, kinds, kmem, io)
         except L4Error:
             self.children.pop(label, None)
             for cap in reversed(held):
@@ -339,7 +345,8 @@ class Loader:
     async def _start(self, held: list[Cap], label: int, name: str, fn: Callable[..., Coroutine[Any, Any, Any]],
                      caps: dict[str, Cap | tuple[Cap, int] | SchedLimits], grants: Collection[str], prio: int,
                      cpus: int, args: tuple[Any, ...], quota: int, stack: int, heap: int,
-                     kinds: dict[str, type[Cap]] | None, kmem: int | None) -> Child:
+                     kinds: dict[str, type[Cap]] | None, kmem: int | None,
+                     io: tuple[tuple[int, int], ...] = ()) -> Child:
         """The body of :meth:`start`; everything it makes goes on ``held`` until moved or kept."""
         env = self.env
 
@@ -410,6 +417,10 @@ class Loader:
             all_kinds.setdefault(cname, kind)
             if fixed is None:
                 slot += 1
+        for first, order in io:  # a device's ports, granted at their own numbers
+            if not await task.map(env.task, Fpage.io(first, order, MemRights.RW), first, grant=True):
+                raise L4Error(Err.ENOENT, f"I/O ports {first:#x}..{first + (1 << order) - 1:#x}: "
+                                          "the loader does not hold them")
         # the child's threads: the region manager pages the main thread; the parent handles exceptions
         await main.control(pager=SLOT_RM, exc_handler=SLOT_PARENT)
         await rmth.control(exc_handler=SLOT_PARENT)

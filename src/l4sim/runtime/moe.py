@@ -247,9 +247,12 @@ class CopyJob:
 class Moe:
     """moe's bookkeeping: its objects, the frame pool, the copy worker's queue."""
 
-    def __init__(self, quota: int) -> None:
+    def __init__(self, quota: int, zero_on_free: bool = False) -> None:
         #: quota of the root session (bytes)
         self.quota = quota
+        #: the frames of a freed dataspace are cleared at once, not only when handed out again
+        #: (the policy Chow et al. compare; ``l4sim lifetime --zero-on-free``)
+        self.zero_on_free = zero_on_free
         #: every live object, label -> object
         self.objects: dict[int, MoeObject] = {}
         self.next_label = FIRST_LABEL
@@ -363,6 +366,8 @@ class Moe:
         ds.pages.clear()
         for i in frames:
             await env.task.unmap(Fpage.mem(self.addr(i), PAGE_SHIFT), include_self=False)
+            if self.zero_on_free:
+                await env.mem.write(self.addr(i), ZERO_PAGE)
             self.free.append(i)
 
 
@@ -865,9 +870,12 @@ start_program = start_task
 
 # --------------------------------------------------------------------------- moe itself
 async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init", prio: int = 100,
-              args: tuple[Any, ...] = (), my_prio: int = 150) -> int:
+              args: tuple[Any, ...] = (), my_prio: int = 150, sigma0_cap: bool = False) -> int:
     """moe's main thread: set up deletion notification and the copy worker, start
-    ``main`` with the root session, then serve forever."""
+    ``main`` with the root session, then serve forever.  With ``sigma0_cap`` ``main`` also
+    gets sigma0 (moe's pager) as ``sigma0``: on a board with devices, for the device manager
+    it starts, and for the I/O ports of the port devices its script hands out (as L4Re's moe
+    puts sigma0 into ned's initial namespace)."""
     dirq = await env.factory.create_irq()
     await dirq.attach(env.thread, DEL_LABEL)
     await env.thread.register_delete_irq(dirq)
@@ -888,28 +896,38 @@ async def moe(env: Env, m: Moe, main: Program | None = None, name: str = "init",
             if slot is None:
                 raise L4Error(Err.ENOMEM, "moe: gate for the first program")
             grants[cname] = Gate(env, slot)
-        await start_program(env, name, main, caps={"factory": env.factory, "scheduler": env.scheduler,
-                                                     "icu": env.icu},
+        caps: dict[str, Cap | tuple[Cap, int]] = {"factory": env.factory, "scheduler": env.scheduler,
+                                                  "icu": env.icu}
+        if sigma0_cap:  # devices on the board (io needs sigma0), or port devices in the script
+            caps["sigma0"] = env.pager
+        await start_program(env, name, main, caps=caps,
                             grants=grants, prio=prio, args=args, kinds={"mem": Gate, "ns": Gate})
     await srv.run()
     return 0
 
 
 def boot_moe(kernel: Kernel, main: Program | None = None, *, name: str = "init", quota: int | None = None,
-             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = ()) -> Moe:
+             prio: int = 150, main_prio: int = 100, args: tuple[Any, ...] = (), sigma0_cap: bool = False) -> Moe:
     """Create sigma0 and moe (the root task, sigma0 as its pager), have moe start ``main``.
 
     ``main(env, *args)`` runs in its own task with the kernel factory (slot 2),
-    scheduler (7) and ICU (6), and -- granted by moe -- a log stream tagged
+    scheduler (7) and ICU (6), with ``sigma0_cap`` sigma0 (``env.cap("sigma0")``: it may
+    ask sigma0 for the port devices' I/O ports), and -- granted by moe -- a log stream tagged
     ``name`` (slot 5, so ``env.print`` goes through moe), its memory allocator
     session ``env.cap("mem")`` with ``quota`` bytes (default: all RAM) and a
     namespace ``env.cap("ns")``.  Returns moe's bookkeeping for observation.
     """
     nframes = kernel.machine.mem.nframes
-    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes))
-    m = Moe(quota if quota is not None else nframes << PAGE_SHIFT)
+    # the board's device regions sigma0 may hand out (none on a board without devices)
+    devices = {bd.name: (bd.region.base_pfn, bd.region.npages) for bd in kernel.machine.board.values()}
+    devices.update({bd.memory.name: (bd.memory.base_pfn, bd.memory.npages)  # a framebuffer's pixels
+                    for bd in kernel.machine.board.values() if bd.memory is not None})
+    s0 = kernel.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS, owner="sigma0")), nframes,
+                                                devices))
+    m = Moe(quota if quota is not None else nframes << PAGE_SHIFT,
+            zero_on_free=bool(kernel.machine.options.get("zero_on_free")))
     kernel.create_root("moe", lambda sp: moe(Env(TaskLocal(INITIAL, owner="moe")), m, main, name, main_prio, args,
-                                             prio),
+                                             prio, bool(devices) or sigma0_cap),
                        prio=prio, pager=s0)
     return m
 

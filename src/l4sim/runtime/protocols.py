@@ -68,6 +68,35 @@ Region map (``RM``; each program's region manager, its pager)
 Log (``LOG`` = Fiasco's -13, the Vcon label)
   ``WRITE``     length, bytes packed  -> ()   one labelled line stream per client
 
+Virtual bus (``IO_BUS``; io, :mod:`l4sim.runtime.io`: one gate per bus of the script)
+  ``LIST``      -> (devices on the bus)
+  ``DEVICE``    index             -> (kind, register pages, interrupt lines) and the
+                                     device's name packed; kind 1 NIC, 2 block device,
+                                     3 framebuffer, 4 keyboard, 5 pointer
+  ``CLAIM``     index             -> (kind) and a device gate, granted (the claimer holds
+                                     its only capability); -EBUSY while another claim lives
+
+Device (``IO_DEVICE``; io, on the gate ``CLAIM`` handed out)
+  ``IOMEM``     -> (pages) and the device's register pages mapped to the receive window
+  ``IRQ``       -> () and an Irq capability (R W) bound to the device's interrupt line
+                   (-ENOENT: the device has none)
+  ``DMA_ALLOC`` size              -> (device address, size) and a dataspace (io's; R W)
+                                     of physically contiguous memory the device may reach
+                                     (-ENODEV: the device does no DMA)
+  ``DMA_FREE``  device address    -> ()  the IOMMU forgets it, every mapping of it goes
+  ``INFO``      -> (kind, IOMMU faults of the device so far)
+  ``MEMORY``    -> (bytes) and a dataspace (io's; R W) of the device's own memory -- a
+                   framebuffer's pixels -- to attach (-ENOENT: the device has none)
+
+Session factory (``SESSION``; any server that hands out sessions: the GUI)
+  ``CREATE``    label (packed bytes), then numeric arguments
+                                      -> () and the session gate, granted: the caller
+                                         holds its only capability.  ned calls this for a
+                                         program given ``channel.session(...)``: the label
+                                         is the program's name in the startup script (and
+                                         the script's text arguments), so a server knows
+                                         its client by the script's word, never its own
+
 Console (``CONSOLE``; the console server, :mod:`l4sim.runtime.console`, the one
 program holding the host's terminal)
   ``WRITE``     stream (1 stdout, 2 stderr), length, bytes packed
@@ -86,6 +115,9 @@ RM = 0x4003
 DATASPACE = 0x4004
 MEM_ALLOC = 0x4005
 CONSOLE = 0x4006
+IO_BUS = 0x4007
+IO_DEVICE = 0x4008
+SESSION = 0x4009
 LOG = -13
 
 
@@ -147,3 +179,30 @@ class DsFlag:
 class ConsoleOp(IntEnum):
     WRITE = 0
     READ = 1
+
+
+class BusOp(IntEnum):
+    LIST = 0
+    DEVICE = 1
+    CLAIM = 2
+
+
+class DevOp(IntEnum):
+    IOMEM = 0
+    IRQ = 1
+    DMA_ALLOC = 2
+    DMA_FREE = 3
+    INFO = 4
+    MEMORY = 5
+
+
+class DevKind(IntEnum):
+    NIC = 1
+    BLK = 2
+    FB = 3
+    KBD = 4
+    PTR = 5
+
+
+class SessionOp(IntEnum):
+    CREATE = 0

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from l4sim.kernel.abi import CALL, WORD_MASK, Err, Fpage, IpcErr, MemRights, Proto, Rights
+from l4sim.kernel.abi import CALL, WORD_MASK, Err, Fpage, IpcErr, MapItem, MemRights, Proto, Rights
 from l4sim.kernel.traps import Ipc, Msg
 from l4sim.machine.memory import PAGE_MASK, PAGE_SIZE
 from l4sim.runtime.protocols import DATASPACE, PARENT, RM, DsOp, ParentOp, RmFlag, RmOp, Sig
-from l4sim.user.env import Env
+from l4sim.user.env import Env, L4Error
 from l4sim.user.server import request_failed
 
 #: where searched attachments start, and the top of the address space we hand out
@@ -251,3 +251,16 @@ async def _page_fault(env: Env, rm: RegionMap, word0: int, ip: int, parent_slot:
     # a segmentation fault: tell the parent, leave the faulting thread waiting
     await env.ipc(Ipc(parent_slot, CALL, PARENT, (ParentOp.SIGNAL, Sig.FAULT, addr, ip, int(write))))
     return None
+
+
+async def attach(env: Env, ds_slot: int, size: int, read_only: bool = False, eager: bool = False) -> int:
+    """The client side of ``ATTACH``: attach the dataspace in ``ds_slot`` (``size`` bytes) at an
+    address the program's region manager chooses; ``eager`` maps every page now (writable
+    unless ``read_only``).  Returns the address; an error is :class:`~l4sim.user.env.L4Error`."""
+    flags = RmFlag.SEARCH_ADDR | (RmFlag.READ_ONLY if read_only else 0) | (RmFlag.EAGER_MAP if eager else 0)
+    rm_slot = env.local.names["rm"]
+    r = await env.ipc(Ipc(rm_slot, CALL, RM, (RmOp.ATTACH, 0, size, flags, 0),
+                          (MapItem(Fpage.obj(ds_slot, 0, Rights.RWSD)),)))
+    if r.error or r.proto < 0:
+        raise L4Error(-r.proto if r.proto < 0 else 0, "attach", r.error)
+    return int(r.words[0])

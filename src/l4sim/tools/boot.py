@@ -23,10 +23,9 @@ from l4sim.kernel.kmem import KMEM_MODELS
 from l4sim.kernel.objects import TS, Thread
 from l4sim.kernel.trace import Tracer
 from l4sim.machine.board import MAX_CORES, Machine
+from l4sim.tools.timeparse import BootError, parse_time
 
-
-class BootError(Exception):
-    """A problem the user caused: one line naming it and the fix."""
+__all__ = ["BootError", "BootInterrupted", "boot", "parse_time"]
 
 
 class BootInterrupted(KeyboardInterrupt):
@@ -36,43 +35,6 @@ class BootInterrupted(KeyboardInterrupt):
     def __init__(self, tracer: Tracer | None) -> None:
         super().__init__()
         self.tracer = tracer
-
-
-_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-_TIME = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([-+]?\d{1,4}))?\s*([a-z]*)\s*")
-
-
-def parse_time(text: str, option: str = "--until", bare_unit: str | None = None, *,
-               positive: bool = False) -> int:
-    """``"250ms"``, ``"3s"``, ``"100us"``, ``"1500ns"`` -> nanoseconds (rounded to whole ns).
-
-    A number needs a unit (``ns``, ``us``, ``ms`` or ``s``) unless ``bare_unit`` names the unit
-    of a bare number (a task set's, for ``rt simulate --duration``).  The value is read exactly
-    from its decimal text (no binary float) and must be at most
-    :data:`~l4sim.realtime.taskset.MAX_TIME_NS`; ``positive`` refuses 0.  Anything else is a
-    :class:`BootError` naming ``option``, the text and what is accepted.
-    """
-    from fractions import Fraction
-
-    from l4sim.realtime.taskset import MAX_TIME_NS, TIME_UNITS
-
-    units = "ns, us, ms or s"
-    accepted = (f"a number of {bare_unit} or a number with a unit ({units}), e.g. 20ms"
-                if bare_unit is not None else f"a number with a unit ({units}), e.g. 500us, 20ms, 2s")
-    m = _TIME.fullmatch(text)
-    unit = m.group(3) if m is not None else ""
-    if m is None or (unit and unit not in _UNITS):
-        raise BootError(f"{option} {text!r} is not a time; give {accepted}")
-    if not unit and bare_unit is None:
-        raise BootError(f"{option} {text!r} has no unit; give {accepted}")
-    value = Fraction(m.group(1)) * Fraction(10) ** int(m.group(2) or 0)
-    ns = round(value * (_UNITS[unit] if unit else TIME_UNITS[bare_unit or "ns"]))
-    if ns > MAX_TIME_NS:
-        raise BootError(f"{option} {text!r} is too long; give at most {MAX_TIME_NS // 10**9:,} s "
-                        "(about 31.7 years)")
-    if positive and ns <= 0:
-        raise BootError(f"{option} {text!r} must be > 0; give {accepted}")
-    return ns
 
 
 class _ScriptScenario:
@@ -144,6 +106,10 @@ class BootResult:
     programs: list[Any] = field(default_factory=list)
     #: what the scenario's setup returned (for ``realtime_stats``, see :func:`_realtime`)
     scenario: Any = None
+    #: the screenshots taken (``l4sim.tools.display.Screenshot``), in the order asked for
+    screenshots: list[Any] = field(default_factory=list)
+    #: what the scenario's ``report(result)`` found (an attack table), merged into the summary
+    report: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The run in figures: totals, and one entry per program (task) with its threads' sums.
@@ -188,7 +154,7 @@ class BootResult:
                 "switches": sum(t.switches for t in ths),
                 **_realtime(ths, counted.get(task.name), end),
             })
-        return {
+        out: dict[str, Any] = {
             "simulated_ns": end,
             "ipcs": k.ipc_count,
             "kernel_invocations": k.kinvokes,
@@ -202,7 +168,15 @@ class BootResult:
                         for c in k.cores],
             "stopped_because": self.reason,
             "components": comps,
+            # the hardware's own counters, on a board with devices
+            **({"devices": k.machine.device_stats()} if k.machine.board else {}),
         }
+        # a startup script's Linux instances (``linux(...)``): figures only their personalities know
+        linux_rows = getattr(self.scenario, "linux_rows", None)
+        rows = linux_rows() if callable(linux_rows) else []
+        if rows:
+            out["linux"] = rows
+        return out
 
 
 #: a program's lifecycle (``status`` in the summary): still running; exited with a code of its
@@ -309,14 +283,24 @@ def _realtime(ths: list[Thread], counted: dict[str, int] | None, end: int) -> di
 def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | None = None,
          trace: bool = False, console: TextIO | None = None,
          progress: Callable[[Kernel], None] | None = None, comm_model: str | None = None,
-         kmem_model: str | None = None,
-         stop_when: Callable[[Kernel], bool] | None = None) -> BootResult:
+         kmem_model: str | None = None, pcap: str | None = None, disk: str | None = None,
+         crash_at: int | None = None,
+         stop_when: Callable[[Kernel], bool] | None = None, zero_on_free: bool = False,
+         input_actions: list[Any] | None = None, screenshots: list[Any] | None = None) -> BootResult:
     """Boot ``scenario`` and run it to its end.
 
     The result's ``reason`` says why the run stopped: ``stop`` (the system ended, or
-    ``stop_when(kernel)`` said so between two events), ``idle`` (nothing was left to happen)
-    or ``until`` (the time limit).  Ctrl-C during the run raises :class:`BootInterrupted`,
-    which carries the trace recorded so far.
+    ``stop_when(kernel)`` said so between two events), ``idle`` (nothing was left to happen),
+    ``until`` (the time limit) or ``crash`` (the power was cut at ``crash_at``).  Ctrl-C during
+    the run raises :class:`BootInterrupted`, which carries the trace recorded so far.
+    ``pcap`` records every cable of the board's NICs, ``disk`` is the image of the script's
+    disk (docs/drivers.md).  The machine's power goes at the end of every run: capture files
+    are closed, disks lose what their write caches held.
+
+    ``input_actions`` (:func:`l4sim.tools.display.parse_input`) drive the keyboard and
+    pointer; without them a scenario's own ``DEFAULT_INPUT`` script does, if it has one.
+    ``screenshots`` (:class:`l4sim.tools.display.Screenshot`) are taken during and at the
+    end of the run, into the result's ``screenshots`` (the caller writes the files).
     """
     if not 1 <= cores <= MAX_CORES:
         raise BootError(f"--cores {cores} is out of range: a machine has 1..{MAX_CORES} cores")
@@ -326,17 +310,38 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         raise BootError(f"unknown kernel-memory model {kmem_model!r}: choose one of {', '.join(KMEM_MODELS)}")
     mod = load_scenario(scenario)
     machine = Machine(cores=cores, seed=seed, console=console)
+    machine.options.update({k: v for k, v in (("pcap", pcap), ("disk", disk)) if v is not None})
+    if zero_on_free:
+        machine.options["zero_on_free"] = True  # moe clears freed frames (kernel/lifetime.py)
+    if crash_at is not None:
+        until = crash_at if until is None else min(until, crash_at)
     tracer = Tracer() if trace else None
     kernel = Kernel(machine, tracer=tracer, comm_model=comm_model or "capabilities",
                     kmem_model=kmem_model or "quotas")
     try:
         root = mod.setup(kernel)
+    except OSError as e:  # a device's host file (--pcap, --disk, a script's image)
+        machine.power_off()
+        raise BootError(f"cannot open {e.filename}: {e.strerror}; choose a writable path") from None
     except Exception as e:
         from l4sim.runtime.ned import ScriptError
 
         if isinstance(e, ScriptError):
             raise BootError(str(e)) from None
         raise
+    from l4sim.tools.display import InputError, parse_input, schedule_input, schedule_screenshots
+
+    try:
+        if input_actions is None and isinstance(getattr(mod, "DEFAULT_INPUT", None), str):
+            input_actions = parse_input(mod.DEFAULT_INPUT, f"{scenario}'s input")
+        if input_actions:
+            schedule_input(machine, input_actions)
+        shots = list(screenshots or [])
+        at_end = schedule_screenshots(machine, shots)
+    except InputError as e:
+        kernel.shutdown()  # nothing ran: its programs' coroutines are closed, not left to warn
+        machine.power_off()
+        raise BootError(str(e)) from None
     if isinstance(root, Thread):
         stop: Callable[[], bool] | None = lambda: root.state is TS.DEAD  # noqa: E731
     else:
@@ -355,10 +360,20 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
         # Ctrl-C: the run ends here; what it traced so far goes with the interrupt (the records
         # are whole: each is appended at once), and the caller decides what to keep
         kernel.shutdown()
+        machine.power_off()
         raise BootInterrupted(tracer) from None
+    at_end()
     kernel.shutdown()
-    return BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
-                      programs=list(getattr(root, "programs", []) or []), scenario=root)
+    machine.power_off()
+    if crash_at is not None and reason == "until" and machine.now >= crash_at:
+        reason = "crash"
+    res = BootResult(kernel, tracer, reason, root if isinstance(root, Thread) else None,
+                     programs=list(getattr(root, "programs", []) or []), scenario=root,
+                     screenshots=shots)
+    report = getattr(mod, "report", None)
+    if callable(report):
+        res.report = report(res)
+    return res
 
 
 #: events between two progress reports of a long boot
@@ -378,7 +393,8 @@ def terminal_progress(out: TextIO) -> Callable[[Kernel], None]:
 
 #: ``stopped_because`` in words
 _STOPPED = {"stop": "the system ended", "idle": "nothing was left to happen",
-            "until": "the --until limit was reached", "events": "the event limit was reached"}
+            "until": "the --until limit was reached", "events": "the event limit was reached",
+            "crash": "the power was cut (--crash-at)"}
 
 
 def status_text(c: dict[str, Any]) -> str:
@@ -427,6 +443,19 @@ def format_summary(s: dict[str, Any]) -> str:
     for r in rows:
         cells = [f"{v:>{w}}" if ra else f"{v:<{w}}" for v, w, ra in zip(r[:-1], widths, right, strict=False)]
         lines.append("  ".join([*cells, r[-1]]))
+    if s.get("devices"):
+        lines.append("")
+        for name, st in s["devices"].items():
+            lines.append(f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in st.items()))
+    if s.get("linux"):
+        lines.append("")
+        lrows: list[tuple[str, str, str, str]] = [("linux", "processes", "system calls", "status")]
+        for li in s["linux"]:
+            lrows.append((li["name"], str(li["processes"]), str(li["syscalls"]),
+                          "running" if li["status"] is None else f"exit {li['status']}"))
+        lw = [max(len(row[i]) for row in lrows) for i in range(3)]
+        for row in lrows:
+            lines.append(f"{row[0]:<{lw[0]}}  {row[1]:>{lw[1]}}  {row[2]:>{lw[2]}}  {row[3]}")
     rt = [c for c in s["components"] if "jobs" in c]
     if rt:
         lines.append("")
@@ -439,3 +468,13 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def stdout() -> TextIO:
     return sys.stdout
+
+
+def format_attacks(report: dict[str, Any]) -> str:
+    """A scenario's attack table: each attack, whether it was refused, and by what."""
+    rows = [("attack", "refused", "by")] + [
+        (a["name"], "yes" if a["refused"] else "NO", a["by"]) for a in report["attacks"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows]
+    lines.append(f"the honest run {'worked' if report.get('honest_ok') else 'FAILED'}")
+    return "\n".join(lines)

@@ -57,12 +57,20 @@ def _script(scenario: str) -> dict[str, Any]:
 
 
 def boot_header(scenario: str, seed: int, cores: int, until: int | None,
-                comm_model: str | None = None, kmem_model: str | None = None) -> dict[str, Any]:
-    """The header of an ``l4sim boot`` run (``until`` in ns, None without a limit; the models
-    as the command line chose them, None for the scenario's own)."""
-    return {"command": "boot", "scenario": scenario, **_script(scenario), "seed": seed,
-            "cores": cores, "until": until, "comm_model": comm_model, "kmem_model": kmem_model,
-            "format": FORMAT, "l4sim": version()}
+                comm_model: str | None = None, kmem_model: str | None = None,
+                disk: str | None = None, crash_at: int | None = None,
+                input_text: str | None = None) -> dict[str, Any]:
+    """The header of an ``l4sim boot`` run (``until`` and ``crash_at`` in ns, None without; the
+    models as the command line chose them, None for the scenario's own; the disk image's path;
+    the text of the ``--input`` script, which a replay feeds the machine again -- the
+    keyboard and pointer are the world outside, not part of the scenario)."""
+    header = {"command": "boot", "scenario": scenario, **_script(scenario), "seed": seed,
+              "cores": cores, "until": until, "comm_model": comm_model, "kmem_model": kmem_model,
+              "disk": str(Path(disk).absolute()) if disk else None, "crash_at": crash_at,
+              "format": FORMAT, "l4sim": version()}
+    if input_text is not None:  # only then: a run without --input keeps the header it had
+        header["input"] = input_text
+    return header
 
 
 def linux_header(program: str, args: list[str], seed: int, cores: int,

@@ -61,11 +61,23 @@ from l4sim.kernel.abi import (
     Proto,
     Rights,
     SchedOp,
+    StrBuf,
+    StrItem,
     TaskOp,
     ThreadOp,
     pack_bytes,
 )
-from l4sim.kernel.traps import Clock, Compute, Fault, Ipc, LoadCode, Msg, NextPeriod, SaveReply
+from l4sim.kernel.traps import (
+    Clock,
+    Compute,
+    Fault,
+    Ipc,
+    LoadCode,
+    MarkSecret,
+    Msg,
+    NextPeriod,
+    SaveReply,
+)
 from l4sim.kernel.vspace import IoAccess, MemAccess
 
 Program = Callable[..., Coroutine[Any, Any, Any]]
@@ -150,11 +162,11 @@ class Cap:
         """This capability as an object flexpage (to send in a map item)."""
         return Fpage.obj(self.slot, 0, rights)
 
-    def invoke(self, op: int, *args: int, rcv: tuple[Fpage, ...] = ()) -> Ipc:
+    def invoke(self, op: int, *args: int, rcv: tuple[Fpage | StrBuf, ...] = ()) -> Ipc:
         """A kernel-object invocation (a call with this object's protocol)."""
         return Ipc(self.slot, CALL, int(self.PROTO), (op & WORD_MASK, *_words(args)), rcv=rcv)
 
-    async def _op(self, what: str, op: int, *args: int, rcv: tuple[Fpage, ...] = ()) -> Msg:
+    async def _op(self, what: str, op: int, *args: int, rcv: tuple[Fpage | StrBuf, ...] = ()) -> Msg:
         return _check(await self.invoke(op, *args, rcv=rcv), what)
 
 
@@ -163,25 +175,25 @@ class IpcCap(Cap):
 
     __slots__ = ()
 
-    def call(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+    def call(self, proto: int = 0, *words: int, items: tuple[MapItem | StrItem, ...] = (),
              timeout: int | None = None, rcv_timeout: int | None = None,
-             rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+             rcv: tuple[Fpage | StrBuf, ...] = ()) -> Awaitable[Msg]:
         """Send and wait for the reply (``l4_ipc_call``)."""
         return Ipc(self.slot, CALL, int(proto), _words(words), tuple(items), timeout, rcv_timeout, tuple(rcv))
 
-    def send(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+    def send(self, proto: int = 0, *words: int, items: tuple[MapItem | StrItem, ...] = (),
              timeout: int | None = None) -> Awaitable[Msg]:
         """Send only (``l4_ipc_send``)."""
         return Ipc(self.slot, SEND, int(proto), _words(words), tuple(items), timeout)
 
-    def send_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
+    def send_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem | StrItem, ...] = (),
                       timeout: int | None = None, rcv_timeout: int | None = None,
-                      rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+                      rcv: tuple[Fpage | StrBuf, ...] = ()) -> Awaitable[Msg]:
         """Send, then wait for any message (``l4_ipc_send_and_wait``)."""
         return Ipc(self.slot, SEND_AND_WAIT, int(proto), _words(words), tuple(items), timeout,
                    rcv_timeout, tuple(rcv))
 
-    def receive(self, timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+    def receive(self, timeout: int | None = None, rcv: tuple[Fpage | StrBuf, ...] = ()) -> Awaitable[Msg]:
         """Closed wait: receive from this thread (or Irq) only."""
         return Ipc(self.slot, RECV, 0, (), (), None, timeout, tuple(rcv))
 
@@ -564,22 +576,22 @@ class Env:
         """The raw system call: any :class:`Ipc` trap, answered with error values."""
         return trap
 
-    def wait(self, timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+    def wait(self, timeout: int | None = None, rcv: tuple[Fpage | StrBuf, ...] = ()) -> Awaitable[Msg]:
         """Open wait: the next message from any gate, thread or IRQ bound to this thread."""
         return Ipc(0, WAIT, 0, (), (), None, timeout, tuple(rcv))
 
-    def reply_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = (),
-                       timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+    def reply_and_wait(self, proto: int = 0, *words: int, items: tuple[MapItem | StrItem, ...] = (),
+                       timeout: int | None = None, rcv: tuple[Fpage | StrBuf, ...] = ()) -> Awaitable[Msg]:
         """Answer the last call and wait for the next message (the server's syscall)."""
         return self.answer(proto, words, tuple(items), timeout, tuple(rcv))
 
-    def answer(self, proto: int, words: tuple[int, ...], items: tuple[MapItem, ...] = (),
-               timeout: int | None = None, rcv: tuple[Fpage, ...] = ()) -> Awaitable[Msg]:
+    def answer(self, proto: int, words: tuple[int, ...], items: tuple[MapItem | StrItem, ...] = (),
+               timeout: int | None = None, rcv: tuple[Fpage | StrBuf, ...] = ()) -> Awaitable[Msg]:
         """:meth:`reply_and_wait` with the words as one tuple: for a server's loop that has its
         reply as (label, words, items), without unpacking it into arguments again."""
         return Ipc(0, REPLY_AND_WAIT, int(proto), _words(words), items, 0, timeout, rcv)
 
-    def reply(self, proto: int = 0, *words: int, items: tuple[MapItem, ...] = ()) -> Awaitable[Msg]:
+    def reply(self, proto: int = 0, *words: int, items: tuple[MapItem | StrItem, ...] = ()) -> Awaitable[Msg]:
         """Answer the last call without waiting."""
         return Ipc(0, REPLY, int(proto), _words(words), tuple(items), 0)
 
@@ -601,6 +613,16 @@ class Env:
         if type(ns) is not int or ns < 0:
             raise ValueError(f"compute(ns) needs an int >= 0, got {ns!r}")
         return Compute(ns)
+
+    async def mark_secret(self, addr: int, n: int, name: str = "") -> int:
+        """Mark ``n`` bytes at ``addr`` of this program's memory as a secret called ``name``:
+        the kernel follows its copies from now on (``l4sim lifetime``, kernel/lifetime.py).
+        Returns the secret's number; raises :class:`L4Error` (EINVAL: 8 .. 4096 bytes and a
+        name of at most 64 characters; EFAULT: the bytes are not mapped)."""
+        r = await MarkSecret(addr, n, name)
+        if r < 0:
+            raise L4Error(-r, "mark secret")
+        return int(r)
 
     def clock(self) -> Awaitable[int]:
         """Simulated time in ns since boot."""

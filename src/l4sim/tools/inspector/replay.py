@@ -22,6 +22,7 @@ from typing import Any
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import TS
 from l4sim.tools.boot import BootError, boot, parse_time, thread_state
+from l4sim.tools.display import InputError, parse_input
 from l4sim.tools.runfile import Run, version
 from l4sim.tools.trace_export import to_jsonl
 
@@ -100,13 +101,20 @@ def replay(run: Run, until: int) -> dict[str, Any]:
         scenario = path
     recorded = _lines(run.records)
     target = until + 1
+    actions = None
+    if isinstance(h.get("input"), str):  # the keyboard and pointer as the run had them (--input)
+        try:
+            actions = parse_input(h["input"], f"{run.path}'s input")
+        except InputError as e:
+            raise ReplayError(f"the run's input script cannot be read again: {e}") from None
 
     def reached(kernel: Kernel) -> bool:
         return len(kernel.tracer.records) >= target
 
     try:
         res = boot(scenario, cores=cores, seed=seed, until=limit, trace=True, console=io.StringIO(),
-                   stop_when=reached, comm_model=h.get("comm_model"), kmem_model=h.get("kmem_model"))
+                   stop_when=reached, comm_model=h.get("comm_model"), kmem_model=h.get("kmem_model"),
+                   disk=h.get("disk"), crash_at=h.get("crash_at"), input_actions=actions)
     except BootError as e:
         raise ReplayError(f"cannot boot the run's scenario again: {e}") from None
     assert res.tracer is not None

@@ -1,0 +1,59 @@
+"""What the security servers share: one gate per client, and bytes in message words.
+
+A security server must know *who* asks: the TPM driver keeps each client's
+sealed data and counter apart, the storage server each client's files.  L4
+names a client by the gate it calls through, so a server is given one
+channel per client, each under a capability named ``svc.NAME`` in its
+startup script; :func:`bind_clients` binds each to the server's thread with
+a label of its own and returns label -> NAME.  A client holds only its own
+channel, so a message's label says which client sent it, and a program
+given no channel cannot send the server anything at all.
+
+Byte strings travel as :func:`~l4sim.kernel.abi.pack_bytes` words (a length
+word, then eight bytes a word); several in one message follow each other,
+and :func:`take_bytes` reads them back in order.
+"""
+
+from __future__ import annotations
+
+from l4sim.kernel.abi import MSG_WORDS, pack_bytes
+from l4sim.user.env import Env, Gate
+
+#: the capability names of a server's client channels start with this
+PREFIX = "svc."
+#: bytes one message carries at most in a single byte field (a word for the op, one for the length)
+MAX_FIELD = 8 * (MSG_WORDS - 2)
+
+
+async def bind_clients(env: Env, prefix: str = PREFIX) -> dict[int, str]:
+    """Bind every ``svc.NAME`` gate of this program to its thread; returns label -> NAME.
+
+    Labels are 0x10, 0x20, ... in the order of the names, so the same script
+    gives the same labels.
+    """
+    labels: dict[int, str] = {}
+    for i, cname in enumerate(sorted(n for n in env.local.names if n.startswith(prefix))):
+        label = (i + 1) << 4
+        await env.cap(cname, Gate).bind(env.thread, label)
+        labels[label] = cname[len(prefix):]
+    return labels
+
+
+def take_bytes(words: tuple[int, ...], i: int) -> tuple[bytes, int]:
+    """The byte field starting at word ``i`` and the index after it; ValueError when it is cut."""
+    if i >= len(words):
+        raise ValueError(f"a byte field expected at word {i} of {len(words)}")
+    n = words[i]
+    end = i + 1 + (n + 7) // 8
+    if n > MAX_FIELD or end > len(words):
+        raise ValueError(f"a byte field of {n} bytes does not fit the message")
+    raw = b"".join(w.to_bytes(8, "little") for w in words[i + 1 : end])
+    return raw[:n], end
+
+
+def fields(*parts: bytes) -> tuple[int, ...]:
+    """Byte fields as message words (each :func:`~l4sim.kernel.abi.pack_bytes`)."""
+    out: list[int] = []
+    for p in parts:
+        out += pack_bytes(p)
+    return tuple(out)
