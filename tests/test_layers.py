@@ -29,6 +29,7 @@ RANK = {
     "scenarios": 6,
     "__init__": 0,
     "__main__": 6,
+    "launch": 6,
 }
 ROOT = Path(l4sim.__file__).parent
 

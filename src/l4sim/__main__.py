@@ -1,3 +1,3 @@
-from l4sim.cli import main
+from l4sim.launch import main
 
 main()

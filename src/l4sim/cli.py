@@ -21,18 +21,11 @@ from typing import Any, TextIO
 
 import click
 
-from l4sim.tools.boot import (
-    BootError,
-    BootInterrupted,
-    boot,
-    format_attacks,
-    format_summary,
-    parse_time,
-    terminal_progress,
-)
-
-#: the exit status of a command ended by Ctrl-C (SIGINT)
-INTERRUPTED = 130
+from l4sim.tools.linuxrun import check_writable as _check_writable
+from l4sim.tools.linuxrun import fail as _fail
+from l4sim.tools.linuxrun import interrupted as _interrupted
+from l4sim.tools.linuxrun import saved as _saved
+from l4sim.tools.linuxrun import write_traces as _write_traces
 
 
 class _Main(click.Group):
@@ -44,14 +37,6 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             _interrupted()
-
-
-def _interrupted(detail: str = "") -> None:
-    """Leave after Ctrl-C: flush what was printed, one line on stderr, status 130."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    click.echo(f"l4sim: interrupted{detail}", err=True)
-    sys.exit(INTERRUPTED)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,46 +58,6 @@ class _Colour:
 
     def flush(self) -> None:
         self.out.flush()
-
-
-def _fail(msg: str) -> None:
-    click.echo(f"l4sim: {msg}", err=True)
-    sys.exit(2)
-
-
-def _check_writable(what: str, *paths: str | None) -> None:
-    """Refuse, before a run, an output path that could not be written (a missing directory, a
-    directory, no permission): a bad path must not cost the run."""
-    from l4sim.tools.trace_export import check_writable
-
-    for path in paths:
-        if path:
-            try:
-                check_writable(path)
-            except OSError as e:
-                _fail(f"cannot write {what}: {e.strerror} ({path}); choose a writable path")
-
-
-def _write_traces(records: Any, trace_path: str | None, jsonl_path: str | None,
-                  header: dict[str, Any] | None = None) -> None:
-    """Write the trace files asked for (each whole or not at all); the JSON Lines file starts
-    with the run's ``header`` (how to start the same run again: ``l4sim replay``)."""
-    from l4sim.tools.runfile import header_line
-    from l4sim.tools.trace_export import write_chrome, write_jsonl
-
-    try:
-        if trace_path:
-            write_chrome(records, trace_path)
-        if jsonl_path:
-            write_jsonl(records, jsonl_path, header_line(header) if header is not None else None)
-    except OSError as e:
-        _fail(f"cannot write the trace: {e.strerror} ({e.filename}); choose a writable path")
-
-
-def _saved(trace_path: str | None, jsonl_path: str | None) -> str:
-    """The end of the ``interrupted`` line when traces of the run so far were written."""
-    paths = [p for p in (trace_path, jsonl_path) if p]
-    return f"; the trace so far is in {' and '.join(paths)}" if paths else ""
 
 
 @contextlib.contextmanager
@@ -175,6 +120,15 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
 
     Ctrl-C stops the run: the trace files get what was traced so far, exit status 130.
     """
+    from l4sim.tools.boot import (
+        BootError,
+        BootInterrupted,
+        boot,
+        format_attacks,
+        format_summary,
+        parse_time,
+        terminal_progress,
+    )
     from l4sim.tools.display import (
         InputError,
         parse_input,
@@ -258,6 +212,7 @@ def tcb_cmd(words: tuple[str, ...], as_json: bool, graph_path: str | None, cores
 
     `l4sim tcb compare SCENARIO` sets the monolithic application beside the split one.
     """
+    from l4sim.tools.boot import BootError
     from l4sim.tools.tcb import compare, format_compare, format_tcb, render, tcb, to_json
 
     if len(words) != 2:
@@ -297,7 +252,7 @@ def _several_boots(scenario: str, console: Any, *, seed: int, cores: int, as_jso
     ``secure-storage`` does): each boot's console, then its table or JSON.  False for any other."""
     if scenario.endswith(".py") or "/" in scenario:
         return False
-    from l4sim.tools.boot import load_scenario
+    from l4sim.tools.boot import BootError, load_scenario
 
     try:
         mod = load_scenario(scenario)
@@ -486,6 +441,43 @@ def bench_linux_cmd(as_json: bool, calls: int, loops: int) -> None:
     click.echo(f"slowdown vs native: {r['slowdown_vs_native']}x")
 
 
+@bench.command("workloads")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="run only this workload (repeat the option, or NAME,NAME; a wrong name lists them)")
+def bench_workloads_cmd(as_json: bool, only: tuple[str, ...]) -> None:
+    """busybox workloads natively and under l4sim linux run (best of three each), their ratios
+    and geometric mean, and linux run's start-up time."""
+    from l4sim.tools.bench_workloads import NAMES, WORKLOADS, WorkloadsError, bench_workloads
+
+    names = [n for item in only for n in item.split(",") if n]
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        _fail(f"--only {bad[0]}: no such workload; choose from {', '.join(NAMES)}")
+    try:
+        with _bench_progress("bench workloads") as progress:
+            r = bench_workloads(names, progress=progress)
+    except WorkloadsError as e:
+        if str(e).startswith("busybox is not on PATH"):
+            if as_json:
+                click.echo(json.dumps({"skipped": str(e)}, sort_keys=True))
+            else:
+                click.echo(f"bench workloads: skipped: {e}")
+            return
+        _fail(f"bench workloads: {e}")
+    if as_json:
+        click.echo(json.dumps(r, sort_keys=True))
+        return
+    what = {w.name: w.what for w in WORKLOADS}
+    click.echo(f"{'workload':<10} {'':<34} {'native':>9} {'l4sim':>9} {'ratio':>7}")
+    for row in r["workloads"]:
+        click.echo(f"{row['name']:<10} {what[row['name']]:<34} {row['native_s']:>8.3f}s "
+                   f"{row['l4sim_s']:>8.3f}s {row['ratio']:>6.1f}x")
+    click.echo(f"geometric mean of the ratios: {r['geomean_ratio']}x")
+    click.echo(f"start-up of l4sim linux run (command to the program's first instruction): "
+               f"{r['startup_s'] * 1000:.0f} ms")
+
+
 @bench.command("net")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
 @click.option("--frames", default=2000, show_default=True, help="frames through the switch (pings: a tenth)")
@@ -596,72 +588,31 @@ class _OneLineUsage(click.Command):
 @click.option("--cores", default=1, show_default=True, help="number of simulated cores (1..64)")
 @click.option("--seed", default=0, show_default=True, help="seed of the machine's random generator")
 @click.option("--root", default=None, metavar="DIR|TAR",
-              help="the guest's root file system (imported read-only; changes stay in memory)")
+              help="the guest's root file system (imported read-only; changes stay in memory); "
+                   "default: a small Linux with busybox's applets")
+@click.option("--workdir", default=None, metavar="DIR",
+              help="the host directory imported read-only at its path as the working directory "
+                   "[default: the current one]")
+@click.option("--write-back", "write_back", is_flag=True,
+              help="when the run ends, write what the guest created, changed and removed in the "
+                   "working directory back to the host")
 @click.option("--trace", "trace_path", default=None, metavar="FILE",
               help="write a Perfetto/Chrome trace JSON here (system calls named)")
 @click.option("--jsonl", "jsonl_path", default=None, metavar="FILE",
               help="write the raw trace records as JSON lines here")
+# the start-up probe of ``l4sim bench workloads``: CLOCK_MONOTONIC (ns) at the program's first
+# instruction is written to FILE
+@click.option("--first-instruction-file", "first_insn_path", default=None, hidden=True)
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, trace_path: str | None,
-                  jsonl_path: str | None, program: str, args: tuple[str, ...]) -> None:
+def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir: str | None,
+                  write_back: bool, trace_path: str | None, jsonl_path: str | None,
+                  first_insn_path: str | None, program: str, args: tuple[str, ...]) -> None:
     """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
-    import signal
+    from l4sim.tools.linuxrun import run_command
 
-    from l4sim.kernel.trace import Tracer
-    from l4sim.linux.run import LinuxError, run, syscall_records
-
-    def out(fd: int, data: bytes) -> None:
-        stream = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
-        stream.write(data)
-        stream.flush()
-
-    def trace(line: str) -> None:
-        sys.stdout.buffer.flush()
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-    def stdin() -> bytes:
-        buf = sys.stdin.buffer
-        read1 = getattr(buf, "read1", None)
-        return bytes(read1(65536) if read1 is not None else buf.read(65536))
-
-    if not 1 <= cores <= 64:
-        _fail(f"--cores {cores}: a machine has 1..64 cores")
-    _check_writable("the trace", trace_path, jsonl_path)
-    tracer = Tracer() if trace_path or jsonl_path else None
-    interrupts: list[int] = []
-    from l4sim.tools.runfile import linux_header
-
-    header = linux_header(program, list(args), seed, cores, root)
-
-    def ctrl_c(signum: int, frame: object) -> None:
-        if interrupts:  # the first one has not been delivered yet: stop the run
-            raise KeyboardInterrupt
-        interrupts.append(signal.SIGINT)  # the guest's foreground group gets SIGINT
-
-    try:
-        old = signal.signal(signal.SIGINT, ctrl_c)
-    except ValueError:  # not the main thread: Ctrl-C stays Python's
-        old = None
-    try:
-        res = run(program, list(args), out=out, strace=trace if strace else None, cores=cores, seed=seed,
-                  root=root, stdin=stdin, tracer=tracer, interrupts=interrupts)
-    except LinuxError as e:
-        _fail(str(e))
-        return
-    except KeyboardInterrupt:  # the second Ctrl-C: the run stops; its trace so far is kept
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-        if tracer is not None:
-            _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
-        _interrupted(_saved(trace_path, jsonl_path))
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-    if tracer is not None:
-        _write_traces(syscall_records(tracer.records), trace_path, jsonl_path, header)
-    sys.exit(res.status)
+    run_command(strace, cores, seed, root, workdir, write_back, trace_path, jsonl_path, first_insn_path,
+                program, args)
 
 
 @linux.command("syscalls")
@@ -798,6 +749,7 @@ def lifetime_cmd(scenario: str, zero_on_free: bool, compare: bool, as_json: bool
     through the copies the system makes (docs/lifetime.md).  Copies marked ! outlived the
     secret's last use.  secure-storage follows its two honest boots, each on its own.
     """
+    from l4sim.tools.boot import BootError
     from l4sim.tools.lifetime import compare as both
     from l4sim.tools.lifetime import format_report, lifetime
 
@@ -916,6 +868,8 @@ def rt_simulate_cmd(file: str, policy: str, duration: str | None, gantt: str | N
         return
     end: int | None = None
     if duration is not None:
+        from l4sim.tools.boot import BootError, parse_time
+
         try:
             end = parse_time(duration, "--duration", ts.time_unit, positive=True)
         except BootError as e:

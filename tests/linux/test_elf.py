@@ -70,3 +70,43 @@ def test_object_file_is_refused(tmp_path: Path) -> None:
     subprocess.run([cc, "-c", "-o", str(obj), str(Path(__file__).parent / "guest" / "hello.c")], check=True)
     with pytest.raises(ElfError, match="not an executable"):
         parse(obj.read_bytes(), "h.o")
+
+
+def test_the_reader_agrees_with_pyelftools(build: Callable[..., Path]) -> None:
+    """The segments, entry and program-header facts are pyelftools' (a static and a
+    static-PIE executable, and busybox when it is there)."""
+    import io
+    import shutil
+
+    from elftools.elf.elffile import ELFFile
+
+    paths = [build("hello"), build("hello", "-static-pie")]
+    if shutil.which("busybox"):
+        paths.append(Path(shutil.which("busybox") or ""))
+    for path in paths:
+        data = path.read_bytes()
+        img = parse(data)
+        f = ELFFile(io.BytesIO(data))
+        loads = [s for s in f.iter_segments() if s["p_type"] == "PT_LOAD"]
+        assert [(s.vaddr - img.bias, s.memsz, len(s.data), s.flags) for s in img.segments] == [
+            (s["p_vaddr"], s["p_memsz"], s["p_filesz"], s["p_flags"] & 7) for s in loads]
+        assert img.entry - img.bias == f.header["e_entry"]
+        assert (img.phnum, img.phent) == (f.header["e_phnum"], f.header["e_phentsize"])
+
+
+@pytest.mark.parametrize(("cut", "what"), [(40, "header"), (100, "program headers")])
+def test_an_elf_cut_in_its_headers_is_malformed(build: Callable[..., Path], cut: int, what: str) -> None:
+    """An ELF cut inside its header or program headers: one line, malformed."""
+    with pytest.raises(ElfError, match="malformed") as e:
+        parse(build("hello").read_bytes()[:cut], "cut")
+    assert "\n" not in str(e.value)
+
+
+def test_another_machine_is_refused() -> None:
+    """A 64-bit ELF for AArch64 is named as such."""
+    import struct
+
+    hdr = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack("<HHIQQQIHHHHHH", 2, 183, 1, 0, 64, 0, 0, 64,
+                                                                    56, 0, 0, 0, 0)
+    with pytest.raises(ElfError, match=r"^arm: not an x86-64 ELF \(class 64, machine EM_AARCH64\)$"):
+        parse(hdr, "arm")

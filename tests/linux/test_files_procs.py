@@ -62,7 +62,7 @@ def test_read_of_empty_pipe_waits_for_the_writer(build: Build) -> None:
     the child has run: strace shows the read's result after the child's writes."""
     _, _, lines = _run(build("pipefork"), strace=True)
     first_read = next(i for i, ln in enumerate(lines) if ln.startswith("read(3,"))
-    first_write = next(i for i, ln in enumerate(lines) if ln.startswith("[pid 2] write(4,"))
+    first_write = next(i for i, ln in enumerate(lines) if ln.startswith("[pid 3] write(4,"))
     assert first_write < first_read
 
 
@@ -122,7 +122,7 @@ def test_multi_process_runs_are_deterministic(build: Build) -> None:
     exe = build("pipefork")
     a, b = _run(exe, strace=True), _run(exe, strace=True)
     assert a[2] == b[2] and a[0].sim_ns == b[0].sim_ns
-    assert "[pid 2] exit_group(7) = ?" in a[2]
+    assert "[pid 3] exit_group(7) = ?" in a[2]  # pid 1 is init, 2 the program
 
 
 def test_signal_handlers_sigsuspend_and_sigchld(build: Build) -> None:

@@ -105,7 +105,7 @@ def test_job_control_with_set_m() -> None:
     listing, groups, shell = out.decode().splitlines()
     assert listing.split() == ["[1]+", "Running", "sleep", "0.1"]
     pgrp, tpgid = groups.split()
-    assert pgrp == tpgid != "1" and shell == "shell=1"  # cut ran in the foreground, in its group
+    assert pgrp == tpgid != "2" and shell == "shell=2"  # cut ran in the foreground, in its group
     assert any(ln.startswith("ioctl(10, 0x5410, ") and ln.endswith(") = 0") for ln in lines)  # TIOCSPGRP
 
 

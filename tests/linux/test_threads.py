@@ -55,7 +55,7 @@ def test_exit_from_a_thread_ends_the_process(build: Build) -> None:
     res, out, lines = _run(build("thread_exit", "-pthread"), "group", strace=True)
     assert res.status == 3
     assert out == b"thread calls exit(3)\n"
-    assert "[pid 2] exit_group(3) = ?" in lines
+    assert "[pid 3] exit_group(3) = ?" in lines  # pid 1 is init, 2 the program
 
 
 def test_main_thread_exit_leaves_the_others_running(build: Build) -> None:
@@ -98,7 +98,7 @@ def test_futex_wait_is_answered_later(build: Build) -> None:
     waiter's result, and the waiter's line names its thread."""
     _, _, lines = _run(build("futex", "-pthread"), strace=True)
     wake = next(i for i, ln in enumerate(lines) if "FUTEX_WAKE_PRIVATE, 2147483647) = 1" in ln)
-    waited = next(i for i, ln in enumerate(lines) if ln.startswith("[pid 2] futex(") and "FUTEX_WAIT_PRIVATE" in ln
+    waited = next(i for i, ln in enumerate(lines) if ln.startswith("[pid 3] futex(") and "FUTEX_WAIT_PRIVATE" in ln
                   and ln.endswith("= 0"))
     assert wake < waited
 
@@ -109,9 +109,9 @@ def test_strace_shows_clone_flags(build: Build) -> None:
     clone = next(ln for ln in lines if ln.startswith("clone("))
     assert ("flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS"
             "|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID") in clone
-    assert clone.endswith(") = 2")
-    assert any(ln.startswith("[pid 2] gettid() = 2") for ln in lines)
-    assert any(ln.startswith("[pid 3] exit(0) = ?") for ln in lines)
+    assert clone.endswith(") = 3")  # pid 1 is init, 2 the program
+    assert any(ln.startswith("[pid 3] gettid() = 3") for ln in lines)
+    assert any(ln.startswith("[pid 4] exit(0) = ?") for ln in lines)
 
 
 def test_waitid(build: Build) -> None:
@@ -178,7 +178,7 @@ def test_futex_in_shared_memory_between_processes(build: Build) -> None:
     child: the parent's wake reaches the child's wait and the child's wake the parent's."""
     res, out, lines = _run(build("shared_futex"), strace=True)
     assert (res.status, out) == (0, b"child woke: code=7 wrote=42\n")
-    assert any(ln.startswith("[pid 2] futex(") and "FUTEX_WAIT, 0, NULL) = 0" in ln for ln in lines)
+    assert any(ln.startswith("[pid 3] futex(") and "FUTEX_WAIT, 0, NULL) = 0" in ln for ln in lines)
 
 
 def test_threads_run_side_by_side_on_several_cores(build: Build) -> None:
@@ -213,7 +213,7 @@ def test_glibc_pthreads_use_clone3(tmp_path: Path) -> None:
         pytest.skip("no static glibc")
     res, out, lines = _run(exe, "3", "100", strace=True)
     assert (out, res.status) == _native(exe, "3", "100")
-    assert any(ln.startswith("clone3({flags=CLONE_VM|") and ln.endswith(", 88) = 2") for ln in lines)
+    assert any(ln.startswith("clone3({flags=CLONE_VM|") and ln.endswith(", 88) = 3") for ln in lines)
 
 
 DIFFERENTIAL = [("threads_sum", ("6", "300")), ("condvar", ("30",)), ("thread_exit", ()),

@@ -88,16 +88,12 @@ code of a guest is not noticed unless the mapping changes.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import importlib.util
 import itertools
 import os
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,6 +194,12 @@ _NEED = {_READ: 1, _WRITE: 2, _FETCH: 4}
 #: with a private page of ``hlt`` instructions outside RAM.
 UNTIL = 0xFFFF_FFFF_FFFF_F000
 _TRAP_VPN = (UNTIL - 1) >> 12
+#: QEMU's TLB: its first size (CPU_TLB_DYN_DEFAULT_BITS 8), how many fills beyond a guess of
+#: its size make a flush worth while (the flush costs at most the guess in refills), and the
+#: size past which it is not grown this way (2^16 entries: 256 MiB, the default machine's RAM)
+_TLB_START = 256
+_TLB_GROW = 4
+_TLB_MAX = 1 << 16
 #: the longest slice, in blocks (a bound on one emu_start)
 MAX_SLICE = 1 << 22
 #: why the CPU stopped
@@ -224,6 +226,8 @@ void l4sim_block(void *uc, uint64_t addr, uint32_t size, void *data) {
     if (--b->left <= 0) b->stop(uc);
 }
 """
+#: the name of the built hook in the cache directory: a checksum of its source
+_BLOCK_KEY = f"{zlib.crc32(_BLOCK_C.encode()):08x}"
 
 
 class _Budget(ctypes.Structure):
@@ -278,6 +282,8 @@ _lru = itertools.count()
 #: host memory the executor takes: see cpu_of)
 live_instances = 0
 peak_instances = 0
+#: flushes made to let an instance's TLB grow (see _TLB_GROW)
+tlb_grown = 0
 
 
 # ----------------------------------------------------------------- the block counter
@@ -292,10 +298,15 @@ def _cache_dir() -> Path:
             return home
     except OSError:
         pass
+    import tempfile
+
     return Path(tempfile.gettempdir()) / f"l4sim-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 def _compiler() -> list[str] | None:
+    import importlib.util
+    import shutil
+
     for cc in ("gcc", "cc", "clang"):
         path = shutil.which(cc)
         if path:
@@ -312,30 +323,38 @@ block_counter = ""
 
 
 def _block_lib() -> Any:
-    """The compiled block hook (a ctypes CDLL), built on first use; None without a compiler."""
+    """The compiled block hook (a ctypes CDLL), built on first use; None without a compiler.
+
+    It is named after its source alone, so once built a run loads it without looking for a
+    compiler (or importing what building needs)."""
     global _lib, _lib_tried
     if _lib_tried:
         return _lib
     _lib_tried = True
-    cc = _compiler()
-    if cc is None:
-        return None
-    key = hashlib.sha256((_BLOCK_C + " ".join(cc[-2:])).encode()).hexdigest()[:16]
     d = _cache_dir()
-    so = d / f"guest_block_{key}.so"
+    so = d / f"guest_block_{_BLOCK_KEY}.so"
     try:
         if not so.exists():
+            import subprocess
+
+            cc = _compiler()
+            if cc is None:
+                return None
             d.mkdir(parents=True, exist_ok=True)
-            src = d / f"guest_block_{key}.{os.getpid()}.c"
-            tmp = d / f"guest_block_{key}.{os.getpid()}.so"
+            src = d / f"guest_block_{_BLOCK_KEY}.{os.getpid()}.c"
+            tmp = d / f"guest_block_{_BLOCK_KEY}.{os.getpid()}.so"
             src.write_text(_BLOCK_C)
-            subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True,
-                           capture_output=True, timeout=120)
+            try:
+                subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True,
+                               capture_output=True, timeout=120)
+            except subprocess.SubprocessError:
+                return None
+            finally:
+                src.unlink(missing_ok=True)
             os.replace(tmp, so)
-            src.unlink(missing_ok=True)
         _lib = ctypes.CDLL(str(so))
         _lib.l4sim_block  # noqa: B018  (the symbol must be there)
-    except (OSError, subprocess.SubprocessError, AttributeError):
+    except (OSError, AttributeError):
         _lib = None
     return _lib
 
@@ -403,6 +422,9 @@ class GuestCPU:
         self.closing = False
         self.tlb_stale = False
         self.tb_stale = False
+        #: TLB fills since the last flush, and what QEMU's TLB is taken to hold (see _TLB_GROW)
+        self.fills = 0
+        self.tlb_guess = _TLB_START
         #: a frame translated from may have changed since the last code flush
         self.code_dirty = False
         #: pages instructions were fetched from since the last code flush
@@ -434,6 +456,7 @@ class GuestCPU:
         trap_paddr = self.trap_paddr
 
         def fill(h: Any, vaddr: int, access: int, entry: Any, data: Any) -> bool:
+            self.fills += 1
             vpn = vaddr >> 12
             m = self.pages.get(vpn)
             if m is not None:
@@ -942,6 +965,7 @@ class GuestThread:
             return False
         if cpu.tlb_stale:
             cpu.tlb_stale = False
+            cpu.fills = 0
             uclib.uc_ctl(cpu.uch, _TLB_FLUSH)
             if cpu.tb_stale:
                 cpu.tb_stale = False
@@ -955,6 +979,8 @@ class GuestThread:
         cpu.stop = _STOP_NONE
         cpu.fault = None
         cpu.running = (k, core, th)
+        if not self.slices and k.guest_first_run is not None:
+            k.guest_first_run(th)
         self.slices += 1
         try:
             err = uclib.uc_emu_start(cpu.uch, self.rip, UNTIL, 0, 0)
@@ -968,6 +994,14 @@ class GuestThread:
             raise exc
         ran = b.used - 1 if b.left <= 0 else b.used
         self.blocks += ran
+        if cpu.fills >= _TLB_GROW * cpu.tlb_guess and cpu.tlb_guess < _TLB_MAX:
+            # the task touches more pages than QEMU's TLB holds: each miss is a call of
+            # ``fill``.  QEMU sizes its TLB only when it is flushed (doubling it when it was
+            # more than 70% full), so flush it: it grows towards the working set
+            global tlb_grown
+            cpu.tlb_guess *= 2
+            cpu.tlb_stale = True
+            tlb_grown += 1
         if ran:
             k._charge(core, th, ran * blk)
         if cpu.io_trap:  # port I/O: general protection at the instruction (GuestCPU._port_io)

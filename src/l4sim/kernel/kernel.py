@@ -214,6 +214,9 @@ class Kernel:
     #: unicorn instances serving live tasks at most; past it the least recently run one serves
     #: the next task (``guest.cpu_of``): host memory stays bounded however many tasks a guest makes
     guest_cpus_max = 16
+    #: called with a guest thread just before it runs its first instruction (a tool's probe,
+    #: e.g. ``l4sim bench workloads``' start-up time; the model never reads it back)
+    guest_first_run: Callable[[Thread], None] | None = None
 
     def __init__(self, machine: Machine, costs: CostModel | None = None, tracer: Any = None,
                  comm_model: str = "capabilities", kmem_model: str = "quotas",

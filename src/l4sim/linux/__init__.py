@@ -3,12 +3,13 @@
 The modules, from the bottom up: each imports only modules listed before it
 (``tests/test_layers.py`` fails on any import cycle in l4sim).
 
-1. ``elf``, ``sysnames``, ``vfs``: the executable format, Linux's system-call
-   names and errnos, the file system (inodes, open files, pipes).  None of
-   them knows the personality.  ``lifetime``: what the personality's own pipe
-   and file buffers hold, told to the kernel's data-lifetime record, and
-   zero-on-free of the frames a process lets go (it knows the personality
-   only by type).
+1. ``elf``, ``sysnames``, ``vfs``, ``rootfs``: the executable format, Linux's
+   system-call names and errnos, the file system (inodes, open files, pipes),
+   and the tree an instance starts with (the small Linux, the working
+   directory, init's program, writing changes back).  None of them knows the
+   personality.  ``lifetime``: what the personality's own pipe and file
+   buffers hold, told to the kernel's data-lifetime record, and zero-on-free
+   of the frames a process lets go (it knows the personality only by type).
 2. ``state``: the personality's state and the helpers all the others share
    -- :class:`~l4sim.linux.state.Personality` (frame pool, page cache, a
    process's memory, making tasks and threads, starting a program, fork's

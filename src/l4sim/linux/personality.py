@@ -96,6 +96,8 @@ async def serve(k: Personality) -> int:
     L4CALL = int(TRAP_L4_CALL)
     msg = await env.wait()
     while True:
+        if k.init_waiting is not None:
+            await k.start_init()
         reply: Any = None
         proto = msg.proto
         if kbd is not None and proto == IRQ and msg.label == KBD_LABEL and not msg.error:
@@ -157,6 +159,8 @@ async def serve(k: Personality) -> int:
         if bridge is not None and (bridge.kicks or bridge.answers):
             await l4.flush(k)  # wake the devices' workers, send serving devices' answers
         if first.status is not None:
+            for node in list(k.file_pages):  # what shared mappings wrote is the files' (write-back)
+                await k.pull_file(node)
             await _console_io(k)
             k.cfg.stats.update(calls=k.calls, unimplemented=dict(k.unimplemented),
                                forks=k.forks, cow_copies=k.cow_copies,

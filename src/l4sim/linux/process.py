@@ -342,7 +342,7 @@ async def sys_kill(k: Personality, p: Proc, c: Call) -> int:
     elif pid == 0:
         targets = [q for q in k.procs.values() if q.pgid == p.pgid]
     elif pid == -1:
-        targets = [q for q in k.procs.values() if q.pid != 1 and q is not p] + [p]
+        targets = [q for q in k.procs.values() if q.pid != 1 and q is not p]  # Linux: not init, not the caller
     else:
         targets = [q for q in k.procs.values() if q.pgid == -pid]
     if not targets:
@@ -378,7 +378,8 @@ async def send_signal(k: Personality, p: Proc, c: Call, targets: list[Proc], sig
     any other process, like a stop signal stops it, when it next runs
     (:func:`l4sim.linux.signals.doom`): the sender goes on first, as on Linux, where the
     target has to be scheduled to act on it; a signal every thread it could go to blocks
-    stays pending (fatal, or a stop, when unblocked)."""
+    stays pending (fatal, or a stop, when unblocked).  init (``Proc.unkillable``) takes only
+    the signals it has a handler for: the others are dropped, and the call succeeds."""
     if not 0 <= sig <= 64:
         return -EINVAL
     if sig == 0:
@@ -387,6 +388,8 @@ async def send_signal(k: Personality, p: Proc, c: Call, targets: list[Proc], sig
     bit = 1 << (sig - 1)
     info = (SI_TKILL if thread is not None else SI_USER, p.pid, 0)
     for q in targets:
+        if q.unkillable and sig not in q.sighand:
+            continue  # init takes only the signals it handles (SIGNAL_UNKILLABLE): kill(1, SIGKILL) is 0
         if sig == SIGCONT:
             await cont(k, q)
         elif sig in SIGSTOPS:

@@ -10,19 +10,20 @@ bytes is drawn from the machine's seeded generator.
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from l4sim.kernel.kernel import Kernel
+from l4sim.kernel.objects import Thread
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import personality
-from l4sim.linux.state import Config
+from l4sim.linux.rootfs import RootFsError, WriteBack, build
+from l4sim.linux.state import Config, comm
 from l4sim.linux.sysnames import NAMES
-from l4sim.linux.vfs import Dir, Vfs, guest_str
+from l4sim.linux.vfs import Dir, guest_str
 from l4sim.machine.board import LINE_UART, Machine
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
@@ -46,6 +47,8 @@ class Result:
     status: int
     stats: dict[str, Any] = field(default_factory=dict)
     sim_ns: int = 0
+    #: what --write-back did (None: not asked)
+    write_back: WriteBack | None = None
 
 
 def load(path: str | Path) -> Image:
@@ -68,32 +71,36 @@ def load(path: str | Path) -> Image:
 
 
 def make_root(root: str | Path | None) -> Dir:
-    """The file system's root: a host directory (read lazily), a tar file, or empty."""
-    if root is None:
-        return Vfs.empty()
-    r = Path(root)
-    if r.is_dir():
-        return Vfs.from_host(r)
-    if r.is_file():
-        try:
-            return Vfs.from_tar(r)
-        except (tarfile.TarError, EOFError, UnicodeError, ValueError):
-            raise LinuxError(f"{shown(root)}: not a directory or a tar file; --root takes one of them") from None
-        except OSError as e:
-            raise LinuxError(f"{shown(root)}: cannot read ({e.strerror})") from None
-    if r.exists() or r.is_symlink():
-        raise LinuxError(f"{shown(root)}: not a directory or a tar file; --root takes one of them")
-    raise LinuxError(f"{shown(root)}: no such directory or tar file")
+    """The file system's root: a host directory (read lazily), a tar file, or (None) the small
+    Linux of :mod:`l4sim.linux.rootfs`."""
+    try:
+        return build(root, init=False).root
+    except RootFsError as e:
+        raise LinuxError(str(e)) from None
 
 
 def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[int, bytes], None],
         strace: Callable[[str], None] | None = None, cores: int = 1, seed: int = 0,
         tracer: Tracer | None = None, ram: int = 256 << 20, root: str | Path | None = None,
-        stdin: Callable[[], bytes] = lambda: b"", interrupts: list[int] | None = None) -> Result:
+        stdin: Callable[[], bytes] = lambda: b"", interrupts: list[int] | None = None,
+        workdir: str | Path | None = None, write_back: bool = False, init: bool = True,
+        first_instruction: Callable[[], None] | None = None) -> Result:
     """Run the static executable ``path`` with ``args``; its output goes to ``out(fd, bytes)``,
     its stdin comes from ``stdin()`` (chunks, b"" at the end).  Signal numbers appended to
-    ``interrupts`` (the host's Ctrl-C: 2) go to the console's foreground process group."""
-    tree = make_root(root)  # the options' errors first, as they come first on the command line
+    ``interrupts`` (the host's Ctrl-C: 2) go to the console's foreground process group.
+
+    The tree is :func:`l4sim.linux.rootfs.build`'s: ``root`` (None: the small Linux),
+    ``workdir`` imported at its path as the working directory (None: none, the program
+    starts in ``/``; ``l4sim linux run`` gives the host's current directory), init as pid 1
+    unless ``init`` is False.  ``write_back``: when the run ends, what the guest changed in
+    the working directory is written to the host (``Result.write_back`` says what was done
+    and what was left).  ``first_instruction`` is called (once, from the kernel's guest
+    executor) just before the program's first instruction: a tool's probe of the start-up
+    time."""
+    try:  # the options' errors first, as they come first on the command line
+        fs = build(root, workdir=workdir, init=init)
+    except RootFsError as e:
+        raise LinuxError(str(e)) from None
     image = load(path)
     argv = [guest_str(os.fsdecode(a)) for a in args]  # any bytes (see vfs.guest_str)
     m = Machine(cores=cores, seed=seed, ram=ram)
@@ -101,10 +108,20 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
     nframes = m.mem.nframes
     exe = guest_str(str(Path(path).absolute()))
     cfg = Config(image, [guest_str(str(path)), *argv], seed=m.rng.getrandbits(64), out=out, strace=strace,
-                 root=tree, exe=exe, exe_bytes=Path(path).read_bytes(), stdin=stdin, ram=ram)
+                 root=fs.root, mounts=fs.mounts, cwd=fs.cwd, init=fs.init, exe=exe,
+                 exe_bytes=Path(path).read_bytes(), stdin=stdin, ram=ram)
     if interrupts is not None:
         cfg.interrupts = interrupts
     cfg.keyboard = True
+    if first_instruction is not None:
+        name = comm(exe)
+
+        def first_run(th: Thread) -> None:
+            if th.name == name and k.guest_first_run is not None:
+                k.guest_first_run = None
+                first_instruction()
+
+        k.guest_first_run = first_run
     s0 = k.create_sigma0(lambda sp: sigma0(Env(TaskLocal(SIGMA0_CAPS)), nframes))
     k.create_root("linux", lambda sp: personality(Env(TaskLocal(INITIAL)), cfg), prio=100, pager=s0)
 
@@ -122,7 +139,10 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
         k.drop_guest_pool()
     if not cfg.result:
         raise LinuxError(f"{shown(path)}: the system went idle before the program ended")
-    return Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
+    res = Result(cfg.result[0], cfg.stats, max([k.events.now, *(c.time for c in k.cores)]))
+    if write_back:
+        res.write_back = fs.write_back()
+    return res
 
 
 def syscall_records(records: Iterable[Record]) -> list[Record]:

@@ -464,6 +464,8 @@ async def deliver_to(k: Personality, targets: list[Proc], sig: int) -> None:
     """``sig`` from the kernel (the terminal, an orphaned group) to the processes ``targets``:
     as :func:`l4sim.linux.process.send_signal`, but no process is the sender."""
     for q in targets:
+        if q.unkillable and sig not in q.sighand:
+            continue  # init: only the signals it handles
         if sig == SIGCONT:
             await cont(k, q)
         elif sig in SIGSTOPS:
@@ -517,7 +519,7 @@ async def kill(k: Personality, p: Proc, status: int, sig: int = 0) -> None:
                      and all(t.sigmask >> (esig - 1) & 1 for t in parent.threads.values()))):
             # SIGCHLD, usually; blocked, it is pending all the same (a signalfd reads it)
             k.post(parent, esig, None, (CLD_KILLED, p.pid, sig) if sig else (CLD_EXITED, p.pid, status & 0xFF))
-    if p.pid == 1:
+    if p.pid == k.main_pid:
         k.cfg.result.append(status)
 
 
@@ -525,7 +527,7 @@ async def oom_kill(k: Personality) -> Proc:
     """No frame is left: as Linux's OOM killer, end the process that holds the most pages
     (the newest of equals) with SIGKILL, and say so on the console's stderr
     (``l4sim: out of memory: killed process N (name)``); the process chosen."""
-    victim = max(k.procs.values(), key=lambda q: (len(q.pages), q.pid))
+    victim = max(k.procs.values(), key=lambda q: (not q.unkillable, len(q.pages), q.pid))
     k.console_out.append((2, text_bytes(f"l4sim: out of memory: killed process {victim.pid} ({victim.name})\n")))
     await signal_death(k, victim, SIGKILL, 0)
     return victim
@@ -545,7 +547,7 @@ async def forget_process(k: Personality, p: Proc) -> None:
     k.all.pop(p.pid, None)
     with contextlib.suppress(Exception):  # nothing more can be done for it
         await k.env.task.delete(p.task.slot)
-    if p.pid == 1:
+    if p.pid == k.main_pid:
         k.cfg.result.append(p.status)
 
 

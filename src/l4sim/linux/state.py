@@ -46,6 +46,7 @@ from l4sim.linux.vfs import (
     O_WRONLY,
     S_IFIFO,
     Device,
+    Dir,
     Fifo,
     File,
     Inode,
@@ -88,6 +89,8 @@ SIGNAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "
             SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
             15: "SIGTERM", 10: "SIGUSR1", 12: "SIGUSR2", 31: "SIGSYS"}
 EINVAL, ENOTTY = 22, 25
+#: init's name (and its file, /init, in the small Linux)
+INIT_NAME = "init"
 #: the environment of a started program
 DEFAULT_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", "LANG=C")
 
@@ -429,6 +432,9 @@ class Proc:
     sigact: dict[int, bytes] = field(default_factory=dict)
     #: signals sent to the process, delivered to a thread that does not block them
     pending: set[int] = field(default_factory=set)
+    #: init: a signal without a handler is dropped, from whoever it comes (Linux's
+    #: SIGNAL_UNKILLABLE), and the OOM killer passes it by
+    unkillable: bool = False
     #: tids waiting in wait4/waitid for a child of this process
     child_waiters: set[int] = field(default_factory=set)
     #: tids waiting for a signal (rt_sigsuspend, pause, futex waits)
@@ -468,6 +474,13 @@ class Config:
     argv: list[str]
     #: the file system's root and the program's path in it (None: an empty root with the program)
     root: Any = None
+    #: directories placed over the tree at their paths (the working directory, see
+    #: :mod:`l4sim.linux.rootfs`), and the path the program starts in
+    mounts: list[tuple[str, Any]] = field(default_factory=list)
+    cwd: str = "/"
+    #: the image started as pid 1 before the program (pid 2, its child); None: the program is
+    #: pid 1
+    init: Image | None = None
     exe: str = "/a.out"
     exe_bytes: bytes = b""
     #: the host's stdin: a chunk of bytes, b"" at end of file (the console server's input)
@@ -761,14 +774,26 @@ class Personality:
         #: the bridge to the L4 world: /dev/l4 devices and their workers (linux/l4.py), None
         #: when the configuration names no capability
         self.l4: Any = None
-        #: the thread being served: strace lines of threads other than tid 1 say "[pid N] "
+        #: the thread being served: strace lines of threads other than the program's main
+        #: thread (``main_pid``) say "[pid N] "; init's (``init_pid``) are not shown, as
+        #: strace of a program does not show init
         self.cur = 1
+        self.main_pid = 1
+        self.init_pid = 0
+        #: init's process until :meth:`start_init` starts it
+        self.init_waiting: Proc | None = None
         cfg.observed = self
         if cfg.strace is not None:
             host_trace = cfg.strace
-            cfg.strace = lambda line: host_trace(line if self.cur == 1 else f"[pid {self.cur}] {line}")
+
+            def traced(line: str) -> None:
+                cur = self.cur
+                if cur != self.init_pid:
+                    host_trace(line if cur == self.main_pid else f"[pid {cur}] {line}")
+
+            cfg.strace = traced
         root = cfg.root if cfg.root is not None else Vfs.empty()
-        self.vfs = Vfs(root, procs=self.all.get, pids=lambda: sorted(self.procs))
+        self.vfs = Vfs(root, procs=self.all.get, pids=lambda: sorted(self.procs), mounts=cfg.mounts)
         if cfg.exe_bytes and self.vfs.walk(root, cfg.exe, None)[0] is None:
             Vfs.put(root, cfg.exe, File(cfg.exe_bytes, 0o755))  # the program, at its path
         if cfg.exe_bytes:
@@ -1077,14 +1102,39 @@ class Personality:
 
     # ------------------------------------------------------------- processes
     async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
-        """A new process running ``image``: task, memory, initial stack, main thread."""
-        p = self._new_proc(exe, 0)  # Linux names a process after its file, not argv[0]
+        """The program: a new process running ``image`` (task, memory, initial stack, main
+        thread) in the working directory ``cfg.cwd``, with the host's streams as fds 0-2 and the
+        console as its controlling terminal.  With ``cfg.init``, init is started first as
+        pid 1 and the program is its child, pid 2, leader of a session of its own."""
+        ppid = 0
+        if self.cfg.init is not None:
+            init = self._new_proc(INIT_NAME, 0)  # pid 1; started once the program runs
+            self.init_pid = init.pid
+            init.unkillable = True
+            self.init_waiting = init
+            ppid = init.pid
+        p = self._new_proc(exe, ppid)  # Linux names a process after its file, not argv[0]
+        self.main_pid = p.pid
+        self.vfs.tty.session = self.vfs.tty.pgrp = p.pid
         p.rlimits[RLIMIT_NPROC] = p.rlimits[RLIMIT_SIGPENDING] = (self.max_threads // 2,) * 2
         p.fds = std_files()
         p.exe = exe
-        p.cwd = self.vfs.root
+        cwd = self.vfs.walk(self.vfs.root, self.cfg.cwd, None)[0]
+        p.cwd = cwd if isinstance(cwd, Dir) else self.vfs.root
         await self.start_program(p, image, argv, envp, 0)
         return p
+
+    async def start_init(self) -> None:
+        """Start init (pid 1, made by :meth:`spawn`): ``cfg.init`` with no files, in ``/``,
+        unkillable (see :mod:`l4sim.linux.rootfs`).  The serve loop calls it with the first
+        message, once the program runs: nothing of init is needed before the program's first
+        system call, so the program's first instruction does not wait for init's task."""
+        p, self.init_waiting = self.init_waiting, None
+        assert p is not None and self.cfg.init is not None
+        p.rlimits[RLIMIT_NPROC] = p.rlimits[RLIMIT_SIGPENDING] = (self.max_threads // 2,) * 2
+        p.exe = "/" + INIT_NAME
+        p.cwd = self.vfs.root
+        await self.start_program(p, self.cfg.init, [p.exe], [], 0)
 
     def alloc_pid(self) -> int:
         """The next free pid (a thread's tid too), as Linux hands them out: one more than the

@@ -28,8 +28,7 @@ import itertools
 import os
 import stat as _st
 import struct
-import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,11 +112,17 @@ class Inode:
 
 class File(Inode):
     def __init__(self, data: bytes = b"", mode: int = 0o644, host: Path | None = None,
-                 host_size: int = 0) -> None:
+                 host_size: int = 0, track: bool = False) -> None:
         super().__init__(S_IFREG | (mode & 0o7777))
         self._data: bytearray | None = None if host is not None else bytearray(data)
         self._host = host
         self._host_size = host_size
+        #: in a tree that may be written back (:mod:`l4sim.linux.rootfs`): the digest of the
+        #: bytes the host file had when they were read, so a change of the guest's is seen
+        self._track = track
+        self.host_digest = b""
+        #: its permissions when imported (write-back sees a chmod)
+        self.host_mode = self.mode
 
     @property
     def data(self) -> bytearray:
@@ -127,7 +132,19 @@ class File(Inode):
                 self._data = bytearray(self._host.read_bytes())
             except OSError:
                 self._data = bytearray()
+            if self._track:
+                self.host_digest = digest(self._data)
         return self._data
+
+    @property
+    def host(self) -> Path | None:
+        """The host file this one was imported from (None: made in the guest)."""
+        return self._host
+
+    @property
+    def loaded(self) -> bool:
+        """Its bytes are in memory (a host file's are read when first needed)."""
+        return self._data is not None
 
     def size(self) -> int:
         return len(self._data) if self._data is not None else self._host_size
@@ -154,9 +171,11 @@ class ProcFile(File):
 
 
 class Symlink(Inode):
-    def __init__(self, target: str | Callable[[], str]) -> None:
+    def __init__(self, target: str | Callable[[], str], host: Path | None = None) -> None:
         super().__init__(S_IFLNK | 0o777)
         self._target = target
+        #: the host link this one was imported from (None: made in the guest)
+        self.host = host
 
     @property
     def target(self) -> str:
@@ -174,32 +193,89 @@ class Dir(Inode):
     """A directory: its entries, and its place in the tree (``parent`` and ``name``, kept by
     :meth:`add`, so that a directory held as a cwd or an fd knows its path after a rename)."""
 
-    def __init__(self, mode: int = 0o755, host: Path | None = None) -> None:
+    def __init__(self, mode: int = 0o755, host: Path | None = None, track: bool = False,
+                 fill: Callable[[Dir], None] | None = None) -> None:
         super().__init__(S_IFDIR | (mode & 0o7777))
-        self._children: dict[str, Inode] | None = None if host is not None else {}
+        self._children: dict[str, Inode] | None = None if host is not None or fill is not None else {}
         self._host = host
+        #: made in memory when first looked into (``fill(self)`` adds the entries)
+        self._fill = fill
         self.parent: Dir = self
         self.name = ""
         #: rmdir'ed (or replaced by rename): nothing can be made in it, it lists nothing
         self.removed = False
+        #: a tree that may be written back (see File): what the host held when this directory
+        #: was first looked into, name -> (lstat signature, the node made for it)
+        self._track = track
+        self.seen: dict[str, tuple[tuple[int, ...], Inode]] = {}
+        #: host entries looked up by name before the directory was listed (see lookup)
+        self._looked: dict[str, Inode] = {}
+
+    @property
+    def host(self) -> Path | None:
+        """The host directory this one was imported from (None: made in the guest)."""
+        return self._host
+
+    @property
+    def loaded(self) -> bool:
+        """Its entries are known (a host directory's are read when first looked into)."""
+        return self._children is not None or self._fill is not None
+
+    @property
+    def known(self) -> dict[str, Inode]:
+        """The entries the guest may have seen, without listing a host directory: all of them
+        once listed, else those looked up by name."""
+        return self.children if self._children is not None or self._fill is not None else self._looked
 
     @property
     def children(self) -> dict[str, Inode]:
+        if self._children is None and self._fill is not None:
+            fill, self._fill = self._fill, None
+            self._children = {}
+            fill(self)
         if self._children is None:
             assert self._host is not None
+            looked = self._looked
             self._children = {}
             try:
                 entries = sorted(self._host.iterdir())
             except OSError:
                 entries = []
             for e in entries:
-                node = _host_node(e)
-                if node is not None:
-                    self.add(guest_str(e.name), node)
+                name = guest_str(e.name)
+                node = looked.pop(name, None) if looked else None
+                if node is None:  # (a name looked up before keeps its node: open files hold it)
+                    got = _host_node(e, self._track)
+                    if got is None:
+                        continue
+                    node, sig = got
+                    if self._track:
+                        self.seen[name] = (sig, node)
+                self.add(name, node)
+            for name, node in looked.items():  # gone from the host since: the guest saw it
+                self.add(name, node)
+            looked.clear()
         return self._children
 
     def lookup(self, name: str, ctx: Any) -> Inode | None:
-        return self.children.get(name)
+        """The entry ``name``.  In a host directory not listed yet only that name is looked
+        at on the host (one lstat): resolving a path costs its components, not the size of
+        the directories on the way."""
+        if self._children is not None or self._fill is not None:
+            return self.children.get(name)
+        node = self._looked.get(name)
+        if node is None:
+            assert self._host is not None
+            got = _host_node(self._host / os.fsdecode(name.encode("utf-8", "surrogateescape")), self._track)
+            if got is None:
+                return None
+            node, sig = got
+            self._looked[name] = node
+            if isinstance(node, Dir):
+                node.parent, node.name = self, name
+            if self._track:
+                self.seen[name] = (sig, node)
+        return node
 
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         return list(self.children.items())
@@ -225,8 +301,9 @@ def dir_path(d: Dir) -> str:
     parts: list[str] = []
     while d.parent is not d:
         up = d.parent
-        if up.children.get(d.name) is not d:  # moved without add(): find its entry
-            d.name = next((n for n, c in up.children.items() if c is d), d.name)
+        known = up.known  # (a host directory is not listed for it)
+        if known.get(d.name) is not d:  # moved without add(): find its entry
+            d.name = next((n for n, c in known.items() if c is d), d.name)
         parts.append(d.name)
         d = up
     return "/" + "/".join(reversed(parts))
@@ -247,21 +324,42 @@ def unreachable(d: Dir) -> bool:
         d = d.parent
 
 
-def _host_node(p: Path) -> Inode | None:
+def signature(s: os.stat_result) -> tuple[int, ...]:
+    """What says a host entry is still the one imported: its kind and inode, and for a file
+    or link its size, modification time and mode (a directory's mtime moves with every entry
+    made in it, write-back's own included)."""
+    if _st.S_ISDIR(s.st_mode):
+        return (_st.S_IFMT(s.st_mode), s.st_dev, s.st_ino)
+    return (_st.S_IFMT(s.st_mode), s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_mode)
+
+
+def digest(data: bytes | bytearray) -> bytes:
+    """A file's bytes in short (write-back compares what the guest left with what it read)."""
+    import hashlib  # (only a tree that may be written back needs it)
+
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _host_node(p: Path, track: bool = False) -> tuple[Inode, tuple[int, ...]] | None:
+    """The node for host entry ``p`` (a directory, a regular file or a symbolic link; other
+    kinds are not imported) and its :func:`signature`."""
     try:
         s = p.lstat()
     except OSError:
         return None
+    node: Inode
     if _st.S_ISLNK(s.st_mode):
         try:
-            return Symlink(guest_str(str(p.readlink())))
+            node = Symlink(guest_str(str(p.readlink())), host=p)
         except OSError:
             return None
-    if _st.S_ISDIR(s.st_mode):
-        return Dir(s.st_mode, host=p)
-    if _st.S_ISREG(s.st_mode):
-        return File(mode=s.st_mode, host=p, host_size=s.st_size)
-    return None
+    elif _st.S_ISDIR(s.st_mode):
+        node = Dir(s.st_mode, host=p, track=track)
+    elif _st.S_ISREG(s.st_mode):
+        node = File(mode=s.st_mode, host=p, host_size=s.st_size, track=track)
+    else:
+        return None
+    return node, signature(s)
 
 
 class Device(Inode):
@@ -436,7 +534,9 @@ class Vfs:
     """The tree and path resolution."""
 
     def __init__(self, root: Dir, procs: Callable[[int], Any] = lambda pid: None,
-                 pids: Callable[[], list[int]] = list) -> None:
+                 pids: Callable[[], list[int]] = list, mounts: Sequence[tuple[str, Dir]] = ()) -> None:
+        """``mounts``: directories placed at their absolute paths last, over what is there
+        (/tmp, /dev and /proc included: a working directory in /dev/shm)."""
         self.root = root
         self.procs = procs
         self.pids = pids
@@ -454,6 +554,8 @@ class Vfs:
         dev.add("stdout", Symlink("/proc/self/fd/1"))
         dev.add("stderr", Symlink("/proc/self/fd/2"))
         root.add("proc", ProcDir(self))
+        for path, d in mounts:
+            Vfs.put(root, path, d)
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -466,6 +568,8 @@ class Vfs:
 
     @classmethod
     def from_tar(cls, path: Path) -> Dir:
+        import tarfile  # (only --root TAR needs it)
+
         root = Dir(0o755)
         with tarfile.open(path) as tf:
             for m in tf.getmembers():

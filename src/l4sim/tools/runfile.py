@@ -74,12 +74,13 @@ def boot_header(scenario: str, seed: int, cores: int, until: int | None,
 
 
 def linux_header(program: str, args: list[str], seed: int, cores: int,
-                 root: str | None) -> dict[str, Any]:
+                 root: str | None, workdir: str | None = None) -> dict[str, Any]:
     """The header of an ``l4sim linux run`` run."""
     p = Path(program)
     return {"command": "linux run", "program": program, "path": str(p.absolute()),
             "argv": [program, *args], "seed": seed, "cores": cores,
-            "root": str(Path(root).absolute()) if root else None, "format": FORMAT,
+            "root": str(Path(root).absolute()) if root else None,
+            "workdir": str(Path(workdir).absolute()) if workdir else None, "format": FORMAT,
             "l4sim": version()}
 
 

@@ -1,0 +1,22 @@
+"""The ``l4sim`` command's entry point: a plain ``l4sim linux run`` starts without click.
+
+Everything else -- and any ``linux run`` whose command line is not plain, see
+:func:`l4sim.tools.linuxrun.parse_fast` -- is :mod:`l4sim.cli`'s, where click parses it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv[:2] == ["linux", "run"]:
+        from l4sim.tools.linuxrun import parse_fast, run_command
+
+        opts = parse_fast(argv[2:])
+        if opts is not None:
+            run_command(**opts)
+    from l4sim.cli import main as cli
+
+    cli()
