@@ -150,7 +150,31 @@ def test_summary_json_and_table_have_the_same_fields(default_run: BootResult) ->
         assert col in header
     shown = set(columns.values()) | {"exit", "fault", "ended"}  # in the status column
     for c in s["components"]:
-        assert set(c) - {"realtime", "jobs", "deadline_misses"} == shown
+        assert set(c) - {"realtime", "jobs", "deadline_misses", "task", "creator"} == shown
+        assert c["creator"] < c["task"]  # the kernel's ids grow: a task's maker is older
+
+
+def _comp(name: str, task: int, creator: int, status: str = "ended", cpu_ns: int = 1000) -> dict[str, Any]:
+    return {"name": name, "task": task, "creator": creator, "status": status, "exit": None, "fault": None,
+            "ended": None, "threads": 1, "thread_states": ["dead" if status == "ended" else "ready"], "cpu": 0,
+            "cpu_ns": cpu_ns, "ipcs": 2, "page_faults": 3, "switches": 4}
+
+
+def test_a_linux_instances_tasks_are_summed_under_its_row() -> None:
+    """The tasks a Linux instance made (and those its processes' tasks made) follow its row: one
+    row of sums for those that ended, one per task alive; other programs' tasks keep their rows,
+    and the JSON keeps every task."""
+    comps = [_comp("ned", 10, -1, "running"), _comp("web", 20, 10, "running"), _comp("busybox", 30, 20),
+             _comp("exe", 31, 20), _comp("sh", 32, 20, "running"), _comp("busybox", 40, 30),
+             _comp("helper", 50, 10, "running"), _comp("child", 51, 50)]
+    s = {"simulated_ns": 1, "ipcs": 0, "kernel_invocations": 0, "context_switches": 0, "exceptions": 0,
+         "cores": 1, "idle_ns": [0], "stopped_because": "stop", "components": comps,
+         "linux": [{"name": "web", "processes": 3, "syscalls": 9, "status": None}]}
+    names = [ln[:2] + ln[2:].split("  ")[0] for ln in format_summary(s).splitlines()]
+    start = names.index("program")
+    assert names[start + 1:start + 7] == ["ned", "web", "  web: sh", "  web: 3 tasks", "helper", "child"]
+    row = next(ln for ln in format_summary(s).splitlines() if ln.startswith("  web: 3 tasks"))
+    assert "3.0 us" in row and row.split()[-1] == "ended"
 
 
 # -- the worked example of docs/runtime.md ---------------------------------------------------------

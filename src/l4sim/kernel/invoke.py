@@ -171,6 +171,7 @@ def inv_factory(self: Kernel, th: Thread, entry: CapEntry, t: Ipc) -> Msg:
     obj = self._new(cls, *args)
     self._charge_new(obj, f, size)
     if cls is Task:
+        obj.creator = task.kid
         self.tasks.append(obj)
         if self.comm is not None:
             self.comm.task_created(obj, task)  # its chief: the creator's task

@@ -46,7 +46,7 @@ class KObject:
 class Task(KObject):
     """A protection domain: a capability space and an address space."""
 
-    __slots__ = ("caps", "code", "name", "threads", "vspace")
+    __slots__ = ("caps", "code", "creator", "name", "threads", "vspace")
     SIZE = 4096
     KIND = "task"
     PROTO = -11
@@ -60,6 +60,9 @@ class Task(KObject):
         self.code: list[Callable[..., Coroutine[Any, Any, Any]]] = []
         #: threads bound to this task, in binding order
         self.threads: list[Thread] = []
+        #: kid of the task whose factory call made this one (-1: made at boot); for
+        #: observation only (the summary groups a Linux instance's processes by it)
+        self.creator = -1
 
 
 class TS(IntEnum):

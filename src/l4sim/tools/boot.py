@@ -140,6 +140,9 @@ class BootResult:
             status, exit_code, fault = _program_status(ths, child)
             comps.append({
                 "name": task.name,
+                # the kernel's ids of the task and of the task that made it (-1: made at boot)
+                "task": task.kid,
+                "creator": task.creator,
                 "status": status,
                 "exit": exit_code,
                 "fault": fault,
@@ -434,11 +437,14 @@ def format_summary(s: dict[str, Any]) -> str:
     header = ("program", "core", "thr", "cpu time", "IPCs", "page faults", "switches",
               "threads at the end", "status")
     right = (False, True, True, True, True, True, True, False, False)
-    rows = [header]
-    for c in s["components"]:
+    rows: list[tuple[str, ...]] = [header]
+    comps, guests = _guests_apart(s)
+    for c in comps:
         rows.append((c["name"], str(c["cpu"]), str(c["threads"]), f"{c['cpu_ns'] / 1e3:.1f} us",
                      str(c["ipcs"]), str(c["page_faults"]), str(c["switches"]),
                      threads_text(c["thread_states"]), status_text(c)))
+        for g in guests.get(c.get("task", -1), ()):
+            rows.append(g)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         cells = [f"{v:>{w}}" if ra else f"{v:<{w}}" for v, w, ra in zip(r[:-1], widths, right, strict=False)]
@@ -464,6 +470,52 @@ def format_summary(s: dict[str, Any]) -> str:
             kind = "real time (reservation)" if c["realtime"] else "periodic, best effort"
             lines.append(f"{c['name']:<{width}}  {kind}: {c['jobs']} jobs, {c['deadline_misses']} deadline misses")
     return "\n".join(lines)
+
+
+def _guests_apart(s: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, list[tuple[str, ...]]]]:
+    """The summary's programs without the tasks a Linux instance made (its processes: exec
+    makes a new task), and for each instance's task the rows that stand for them: one row of
+    sums for those that ended (an instance runs hundreds in a shell loop) and one per task
+    still alive, named ``  INSTANCE: NAME``.  The JSON summary keeps every task as a
+    component, with ``task`` and ``creator`` to group them."""
+    instances = {li["name"] for li in s.get("linux", ())}
+    by_kid = {c.get("task", -1): c for c in s["components"]}
+    inst_kids = {kid for kid, c in by_kid.items() if c["name"] in instances and c.get("creator", -1) != kid}
+
+    def instance_of(c: dict[str, Any]) -> int | None:
+        seen = 0
+        while c.get("creator", -1) in by_kid and seen < len(by_kid):
+            if c["creator"] in inst_kids:
+                return int(c["creator"])
+            c = by_kid[c["creator"]]
+            seen += 1
+        return None
+
+    comps: list[dict[str, Any]] = []
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for c in s["components"]:
+        owner = instance_of(c) if inst_kids else None
+        if owner is None:
+            comps.append(c)
+        else:
+            grouped.setdefault(owner, []).append(c)
+    rows: dict[int, list[tuple[str, ...]]] = {}
+    for owner, cs in grouped.items():
+        name = by_kid[owner]["name"]
+        out = rows.setdefault(owner, [])
+        for c in cs:
+            if c["status"] != "ended":
+                out.append((f"  {name}: {c['name']}", str(c["cpu"]), str(c["threads"]), f"{c['cpu_ns'] / 1e3:.1f} us",
+                            str(c["ipcs"]), str(c["page_faults"]), str(c["switches"]),
+                            threads_text(c["thread_states"]), status_text(c)))
+        done = [c for c in cs if c["status"] == "ended"]
+        if done:
+            cores = sorted({c["cpu"] for c in done})
+            out.append((f"  {name}: {len(done)} tasks", ",".join(map(str, cores)),
+                        str(sum(c["threads"] for c in done)), f"{sum(c['cpu_ns'] for c in done) / 1e3:.1f} us",
+                        str(sum(c["ipcs"] for c in done)), str(sum(c["page_faults"] for c in done)),
+                        str(sum(c["switches"] for c in done)), "", "ended"))
+    return comps, rows
 
 
 def stdout() -> TextIO:
