@@ -608,7 +608,11 @@ class _OneLineUsage(click.Command):
 def linux_run_cmd(strace: bool, cores: int, seed: int, root: str | None, workdir: str | None,
                   write_back: bool, trace_path: str | None, jsonl_path: str | None,
                   first_insn_path: str | None, program: str, args: tuple[str, ...]) -> None:
-    """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N)."""
+    """Run the static x86-64 executable PROGRAM with ARGS; exit with its status (128+N: signal N).
+
+    PROGRAM with a slash is a host file; a name alone is looked up in the guest's /usr/local/bin,
+    /usr/bin and /bin (busybox's applets in the small Linux), then on the host's PATH.
+    """
     from l4sim.tools.linuxrun import run_command
 
     run_command(strace, cores, seed, root, workdir, write_back, trace_path, jsonl_path, first_insn_path,

@@ -469,3 +469,41 @@ def test_a_deep_path_lists_none_of_the_directories_above_it(tmp_path: Path) -> N
         assert isinstance(nxt, Dir)
         d = nxt
     assert not d.loaded and list(d.known) == ["f"]
+
+
+# --------------------------------------------------------------------------- the program's name
+@needs_busybox
+def test_a_program_named_without_a_slash_is_found_in_the_guests_path(tmp_path: Path) -> None:
+    """``l4sim linux run -- cat data.txt`` runs the small Linux's cat (busybox's applet), as a
+    shell finds it; the process is named after the link (comm ``sh``), /proc/self/exe is the
+    file the link names, as on Linux."""
+    (tmp_path / "data.txt").write_text("hello data\n")
+    out, status, _, _ = _guest("cat", "data.txt", workdir=tmp_path)
+    assert (out, status) == (b"hello data\n", 0)
+    out, status, _, _ = _guest("sh", "-c", "cat /proc/$$/comm; readlink /proc/$$/exe", workdir=tmp_path)
+    assert (out, status) == (b"sh\n/bin/busybox\n", 0)
+    code, out, err = _cli("linux", "run", "--", "cat", "data.txt", cwd=tmp_path)
+    assert (code, out, err) == (0, b"hello data\n", b"")
+
+
+def test_a_program_found_nowhere_is_one_line_naming_the_way_out(tmp_path: Path) -> None:
+    with pytest.raises(LinuxError, match=r"^no-such-prog-4711: no such program in the guest's "
+                                         r"/usr/local/bin:/usr/bin:/bin or on the host's PATH; give its path "
+                                         r"\(\./no-such-prog-4711 for one here\)$"):
+        _guest("no-such-prog-4711", workdir=tmp_path)
+    code, out, err = _cli("linux", "run", "--", "no-such-prog-4711", cwd=tmp_path)
+    assert code == 2 and out == b"" and err.decode().count("\n") == 1 and "give its path" in err.decode()
+
+
+def test_a_file_here_named_without_a_slash_still_runs(tmp_path: Path, build: Build) -> None:
+    """Found in neither PATH, a file of the current directory is the program (as before)."""
+    exe = build("hello")
+    local = tmp_path / "my-hello-4711"
+    shutil.copy(exe, local)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        out, status, _, _ = _guest("my-hello-4711", workdir=tmp_path)
+    finally:
+        os.chdir(cwd)
+    assert status == 0 and out

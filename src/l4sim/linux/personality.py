@@ -88,7 +88,7 @@ async def serve(k: Personality) -> int:
         kbd = await env.factory.create_irq()
         await env.icu.bind(LINE_UART, kbd)
         await kbd.attach(env.thread, KBD_LABEL)
-    first = await k.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe)
+    first = await k.spawn(cfg.image, cfg.argv, cfg.env, cfg.exe, cfg.exe_named)
     threads = k.threads
     sleepers = k.sleepers
     SYS, PF, EXC, IRQ = (int(Proto.SYS_EXCEPTION), int(Proto.PAGE_FAULT), int(Proto.EXCEPTION),

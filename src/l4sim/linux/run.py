@@ -10,6 +10,7 @@ bytes is drawn from the machine's seeded generator.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ from l4sim.kernel.objects import Thread
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import personality
-from l4sim.linux.rootfs import RootFsError, WriteBack, build
+from l4sim.linux.rootfs import RootFs, RootFsError, WriteBack, build
 from l4sim.linux.state import Config, comm
 from l4sim.linux.sysnames import NAMES
-from l4sim.linux.vfs import Dir, guest_str
+from l4sim.linux.vfs import Dir, File, Vfs, guest_str
 from l4sim.machine.board import LINE_UART, Machine
 from l4sim.runtime.sigma0 import sigma0
 from l4sim.user.env import INITIAL, SIGMA0_CAPS, Env, TaskLocal
@@ -70,6 +71,38 @@ def load(path: str | Path) -> Image:
         raise LinuxError(str(e)) from None
 
 
+#: where a program named without a slash is looked for in the guest's tree (its PATH)
+GUEST_PATH = ("/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def find_program(path: str | Path, fs: RootFs) -> tuple[Image, str, str, bytes]:
+    """The program ``l4sim linux run`` was given: its image, its path in the guest (links
+    followed: ``/proc/self/exe``), the path it was found at (its name, as ``/bin/ls`` names
+    busybox's ``ls``) and its bytes.  A name without a slash is looked up as a shell looks it up, in the guest's tree
+    first (``ls`` is busybox's applet of the small Linux, or the ``--root`` tree's own
+    ``/bin/ls``), then on the host's PATH (as ``strace ls`` finds it), then in the current
+    directory; a path is a host file, put into the guest at its absolute path."""
+    name = os.fspath(path)
+    if "/" not in name and name not in ("", ".", ".."):
+        vfs = Vfs(fs.root, procs=lambda pid: None, pids=list, mounts=fs.mounts)
+        for d in GUEST_PATH:
+            node, err, where = vfs.walk(fs.root, f"{d}/{guest_str(name)}", None)
+            if err == 0 and isinstance(node, File) and node.mode & 0o111:
+                data = bytes(node.data)
+                try:
+                    return parse(data, where), where, f"{d}/{guest_str(name)}", data
+                except ElfError as e:
+                    raise LinuxError(str(e)) from None
+        host = shutil.which(name) or (name if Path(name).is_file() else None)
+        if host is None:
+            raise LinuxError(f"{shown(name)}: no such program in the guest's {':'.join(GUEST_PATH[:3])} "
+                             f"or on the host's PATH; give its path (./{shown(name)} for one here)")
+        path = host
+    image = load(path)
+    exe = guest_str(str(Path(path).absolute()))
+    return image, exe, exe, Path(path).read_bytes()
+
+
 def make_root(root: str | Path | None) -> Dir:
     """The file system's root: a host directory (read lazily), a tar file, or (None) the small
     Linux of :mod:`l4sim.linux.rootfs`."""
@@ -101,15 +134,14 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
         fs = build(root, workdir=workdir, init=init)
     except RootFsError as e:
         raise LinuxError(str(e)) from None
-    image = load(path)
+    image, exe, named, data = find_program(path, fs)
     argv = [guest_str(os.fsdecode(a)) for a in args]  # any bytes (see vfs.guest_str)
     m = Machine(cores=cores, seed=seed, ram=ram)
     k = Kernel(m, tracer=tracer)
     nframes = m.mem.nframes
-    exe = guest_str(str(Path(path).absolute()))
     cfg = Config(image, [guest_str(str(path)), *argv], seed=m.rng.getrandbits(64), out=out, strace=strace,
-                 root=fs.root, mounts=fs.mounts, cwd=fs.cwd, init=fs.init, exe=exe,
-                 exe_bytes=Path(path).read_bytes(), stdin=stdin, ram=ram)
+                 root=fs.root, mounts=fs.mounts, cwd=fs.cwd, init=fs.init, exe=exe, exe_named=named,
+                 exe_bytes=data, stdin=stdin, ram=ram)
     if interrupts is not None:
         cfg.interrupts = interrupts
     cfg.keyboard = True

@@ -482,6 +482,9 @@ class Config:
     #: pid 1
     init: Image | None = None
     exe: str = "/a.out"
+    #: the path the program was named by, when it is a link to ``exe`` (the process's name,
+    #: comm, is its last component, as execve names a process; "": ``exe``'s)
+    exe_named: str = ""
     exe_bytes: bytes = b""
     #: the host's stdin: a chunk of bytes, b"" at end of file (the console server's input)
     stdin: Callable[[], bytes] = lambda: b""
@@ -1101,7 +1104,7 @@ class Personality:
             await lifetime.clear_freed(self, freed)
 
     # ------------------------------------------------------------- processes
-    async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str) -> Proc:
+    async def spawn(self, image: Image, argv: list[str], envp: list[str], exe: str, path: str = "") -> Proc:
         """The program: a new process running ``image`` (task, memory, initial stack, main
         thread) in the working directory ``cfg.cwd``, with the host's streams as fds 0-2 and the
         console as its controlling terminal.  With ``cfg.init``, init is started first as
@@ -1113,7 +1116,7 @@ class Personality:
             init.unkillable = True
             self.init_waiting = init
             ppid = init.pid
-        p = self._new_proc(exe, ppid)  # Linux names a process after its file, not argv[0]
+        p = self._new_proc(path or exe, ppid)  # Linux names a process after its file, not argv[0]
         self.main_pid = p.pid
         self.vfs.tty.session = self.vfs.tty.pgrp = p.pid
         p.rlimits[RLIMIT_NPROC] = p.rlimits[RLIMIT_SIGPENDING] = (self.max_threads // 2,) * 2
