@@ -161,7 +161,8 @@ def read_input_text(path: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as e:
-        raise InputError(f"cannot read the input script {path}: {e.strerror}") from None
+        raise InputError(f"cannot read the input script {path}: {e.strerror}; give a file of input "
+                         "lines (docs/security.md, 7.6)") from None
     except UnicodeDecodeError:
         raise InputError(f"the input script {path} is not text: give a file of lines such as "
                          f"'10ms key a'") from None
