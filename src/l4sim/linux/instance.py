@@ -25,7 +25,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from l4sim.linux.elf import Image, parse
+from l4sim.linux.elf import Image
+from l4sim.linux.elf import parse as parse_elf
+from l4sim.linux.net.config import NetConfig, etc_hosts, parse
 from l4sim.linux.personality import personality
 from l4sim.linux.run import LinuxError, load, make_root, shown
 from l4sim.linux.state import Config
@@ -52,7 +54,7 @@ def _program(tree: Dir, argv0: str) -> tuple[Image, bytes]:
     if isinstance(node, File):
         data = bytes(node.data)
         try:
-            return parse(data, shown(argv0)), data
+            return parse_elf(data, shown(argv0)), data
         except Exception as e:  # ElfError: not an executable we run
             raise LinuxError(str(e)) from None
     if node is not None:
@@ -73,13 +75,21 @@ def check(root: str | None, argv: tuple[str, ...]) -> str | None:
 
 
 def config(root: str | None, argv: tuple[str, ...], devices: tuple[str, ...], allow: tuple[str | int, ...],
-           memory: int, prio: int, seed: int) -> Config:
-    """The personality's configuration for one instance (see the module)."""
+           memory: int, prio: int, seed: int, net: NetConfig | None = None, name: str = "linux") -> Config:
+    """The personality's configuration for one instance (see the module); with network
+    interfaces, ``/etc/hosts`` names the instance and the script's hosts."""
     tree = make_root(root)
     image, data = _program(tree, argv[0])
+    etc_hosts(tree, name, net)
     return Config(image, list(argv), root=tree, exe=guest_str(str(PurePosixPath(argv[0]))), exe_bytes=data,
                   seed=seed, ram=memory, ram_cap=RAM_CAP, log_console=True, guest_prio=max(1, prio - 1),
-                  rt_top=max(1, prio - 1), l4_devices=devices, l4_allow=allow)
+                  rt_top=max(1, prio - 1), l4_devices=devices, l4_allow=allow, net=net)
+
+
+def network(what: str, net: dict[str, Any], hosts: dict[str, Any] | None) -> NetConfig:
+    """An instance's network configuration from its script's ``net=`` and ``hosts=`` (ValueError:
+    one line saying what is wrong): :func:`l4sim.linux.net.config.parse`."""
+    return parse(what, net, hosts)
 
 
 async def instance(env: Env, cfg: Config) -> int:

@@ -20,6 +20,7 @@ from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
 from l4sim.linux.personality import personality
+from l4sim.linux.net.config import etc_hosts
 from l4sim.linux.state import Config
 from l4sim.linux.sysnames import NAMES
 from l4sim.linux.vfs import Dir, Vfs, guest_str
@@ -94,6 +95,7 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
     its stdin comes from ``stdin()`` (chunks, b"" at the end).  Signal numbers appended to
     ``interrupts`` (the host's Ctrl-C: 2) go to the console's foreground process group."""
     tree = make_root(root)  # the options' errors first, as they come first on the command line
+    etc_hosts(tree, None, None)  # "localhost" resolves, as on any Linux system
     image = load(path)
     argv = [guest_str(os.fsdecode(a)) for a in args]  # any bytes (see vfs.guest_str)
     m = Machine(cores=cores, seed=seed, ram=ram)

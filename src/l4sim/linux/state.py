@@ -488,6 +488,9 @@ class Config:
     #: the processes that may bind those capabilities into their own table and make L4 calls:
     #: executable paths (str) and uids (int)
     l4_allow: tuple[str | int, ...] = ()
+    #: the instance's network interfaces (a :class:`l4sim.linux.net.config.NetConfig`; None:
+    #: ``lo`` only)
+    net: Any = None
     #: the personality serving this configuration, set when it starts (the host reads its
     #: figures for the boot summary, as a debugger would)
     observed: Any = None

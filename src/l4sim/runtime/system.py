@@ -157,7 +157,8 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
             continue
         try:
             system.linux[spec.name] = linux_hook("config")(
-                li.root, li.argv, li.devices, li.allow, li.memory, spec.prio, kernel.machine.rng.getrandbits(64))
+                li.root, li.argv, li.devices, li.allow, li.memory, spec.prio, kernel.machine.rng.getrandbits(64),
+                net=li.net, name=spec.name)
         except Exception as e:  # its files changed since the check: one line, as the check says it
             raise ScriptError(f"{spec.where}: linux {spec.name!r}: {e}") from None
     if plan.measured:
