@@ -242,6 +242,9 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
         if res.report is not None and "attacks" in res.report:
             click.echo("")
             click.echo(format_attacks(res.report))
+        if res.report_text is not None:
+            click.echo("")
+            click.echo(res.report_text)
         if trace_path:
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
 
