@@ -65,7 +65,7 @@ TCP_NODELAY, TCP_MAXSEG, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 1,
 TCP_INFO, TCP_QUICKACK = 11, 12
 IP_TOS, IP_TTL, IP_PKTINFO, IP_MTU_DISCOVER, IP_RECVERR, IP_RECVTTL = 1, 2, 8, 10, 11, 12
 IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 33, 34
-IPV6_CHECKSUM, IPV6_UNICAST_HOPS, IPV6_MULTICAST_HOPS, IPV6_MTU_DISCOVER = 7, 16, 18, 23
+IPV6_2292HOPLIMIT, IPV6_CHECKSUM, IPV6_UNICAST_HOPS, IPV6_MULTICAST_HOPS, IPV6_MTU_DISCOVER = 8, 7, 16, 18, 23
 IPV6_V6ONLY, IPV6_RECVERR, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT, IPV6_TCLASS = 26, 25, 49, 51, 52, 67
 ICMP6_FILTER = 1
 BUF_MAX, SNDBUF_MIN, RCVBUF_MIN = 212992, 4608, 2304
@@ -561,6 +561,8 @@ async def _recvmsg(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flags: i
         s = r[0]
         if s.family == 6 and s.recv_hoplimit:
             control += _cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, struct.pack("<i", ttl))
+        if s.family == 6 and s.recv_hoplimit_2292:
+            control += _cmsg(IPPROTO_IPV6, IPV6_2292HOPLIMIT, struct.pack("<i", ttl))
         elif s.family == 4 and s.recv_ttl:
             control += _cmsg(IPPROTO_IP, IP_TTL, struct.pack("<i", ttl))
     if len(control) > ctllen:
@@ -757,6 +759,8 @@ async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
             s.ttl = 0 if v == -1 else v
         elif opt == IPV6_RECVHOPLIMIT:
             s.recv_hoplimit = bool(v)
+        elif opt == IPV6_2292HOPLIMIT:  # RFC 2292's spelling (busybox ping6 uses it)
+            s.recv_hoplimit_2292 = bool(v)
         elif opt == IPV6_CHECKSUM:
             if s.what == "raw" and s.proto == IPPROTO_ICMPV6:
                 return -EINVAL  # ICMPv6 raw sockets always have the kernel's checksum

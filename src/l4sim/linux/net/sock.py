@@ -128,6 +128,7 @@ class InetSocket(Special):
         self.icmp6_block = 0
         #: recvmsg adds the packet's hop limit (IPV6_RECVHOPLIMIT) or TTL (IP_RECVTTL)
         self.recv_hoplimit = False
+        self.recv_hoplimit_2292 = False
         self.recv_ttl = False
         self.dead = False
 

@@ -104,7 +104,7 @@ def multicast_mac(addr: bytes) -> bytes:
 
 def solicited_node(addr: bytes) -> bytes:
     """The solicited-node multicast group of an IPv6 address (RFC 4291: ff02::1:ffXX:XXXX)."""
-    return bytes.fromhex("ff020000000000000000000000000001ff") + addr[13:]
+    return bytes.fromhex("ff0200000000000000000001ff") + addr[13:]
 
 
 # --------------------------------------------------------------------------- IP
