@@ -19,8 +19,8 @@ from typing import Any
 from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
-from l4sim.linux.personality import personality
 from l4sim.linux.net.config import etc_hosts
+from l4sim.linux.personality import personality
 from l4sim.linux.state import Config
 from l4sim.linux.sysnames import NAMES
 from l4sim.linux.vfs import Dir, Vfs, guest_str
