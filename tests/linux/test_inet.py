@@ -232,3 +232,14 @@ def test_tcp_retransmits_a_lost_segment_after_the_rto() -> None:
     a.tick(at)
     _pump(a, b, at)
     assert b.recv(4096) == b"x" * 1000 and a.retransmits == 1
+
+
+@needs_busybox
+def test_bench_tcp_measures_both_clocks(tmp_path: Path) -> None:
+    """``bench net``'s TCP figure: wget of a file between two instances on the switch, the
+    simulated rate deterministic (the same twice), the wall-clock rate positive."""
+    from l4sim.tools.bench_net import bench_tcp
+
+    a, b = bench_tcp(1, tmp_path), bench_tcp(1, tmp_path)
+    assert a["tcp_mbytes_per_s_simulated"] == b["tcp_mbytes_per_s_simulated"] > 1
+    assert a["tcp_mbytes_per_s_wall"] > 0
