@@ -196,6 +196,9 @@ def boot_cmd(scenario: str, cores: int, seed: int, until: str | None, trace_path
         if res.report is not None and "attacks" in res.report:
             click.echo("")
             click.echo(format_attacks(res.report))
+        if res.report_text is not None:
+            click.echo("")
+            click.echo(res.report_text)
         if trace_path:
             click.echo(f"\ntrace written to {trace_path} (open it in ui.perfetto.dev)")
 
@@ -481,14 +484,20 @@ def bench_workloads_cmd(as_json: bool, only: tuple[str, ...]) -> None:
 @bench.command("net")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON on the last line")
 @click.option("--frames", default=2000, show_default=True, help="frames through the switch (pings: a tenth)")
-def bench_net_cmd(as_json: bool, frames: int) -> None:
-    """Frames/s through the switch and pings across a cable, simulated and wall clock."""
-    from l4sim.tools.bench_net import BASE, bench_net
+@click.option("--tcp-mib", default=8, show_default=True,
+              help="MiB fetched over TCP between two Linux instances (0: no TCP and VPN figures)")
+def bench_net_cmd(as_json: bool, frames: int, tcp_mib: int) -> None:
+    """Frames/s through the switch, pings across a cable, TCP between two Linux instances and
+    the VPN gateway's added latency, simulated and wall clock."""
+    from l4sim.tools.bench_net import BASE, TCP_BASE_KIB, bench_net
 
     if frames <= BASE * 10:
         _fail(f"--frames {frames} is too few to measure: use more than {BASE * 10}")
+    if tcp_mib and not 1 <= tcp_mib <= 256:
+        _fail(f"--tcp-mib {tcp_mib} is out of range: give 1..256 MiB (more than the {TCP_BASE_KIB} KiB baseline), "
+              f"or 0 for none")
     with _bench_progress("bench net") as progress:
-        r = bench_net(frames, progress=progress)
+        r = bench_net(frames, progress=progress, tcp_mib=tcp_mib)
     if as_json:
         click.echo(json.dumps(r, sort_keys=True))
         return
@@ -497,6 +506,14 @@ def bench_net_cmd(as_json: bool, frames: int) -> None:
     click.echo(f"cable:  {r['cable_round_trip_us_simulated']} us simulated per ping round trip "
                f"(switch, nic, simnic under DDE, NIC, cable and back), "
                f"{r['cable_round_trips_per_s_wall']:,} round trips/s wall clock ({r['cable_pings']:,} pings)")
+    if "tcp_mbytes_per_s_simulated" in r:
+        click.echo(f"tcp:    {r['tcp_mbytes_per_s_simulated']} MB/s simulated, {r['tcp_mbytes_per_s_wall']} MB/s wall "
+                   f"clock (wget of {tcp_mib} MiB from httpd, two Linux instances on the switch)")
+        click.echo(f"vpn:    {r['vpn_gateway_latency_us_simulated']} us simulated per packet in the gateway "
+                   f"(ESP seal or open and forwarding); ping round trip {r['vpn_ping_rtt_us_through_tunnel']} us "
+                   f"through the tunnel, {r['vpn_ping_rtt_us_to_gateway']} us to the gateway")
+    elif "tcp_skipped" in r:
+        click.echo(f"tcp and vpn: skipped ({r['tcp_skipped']})")
 
 
 @main.command("fuzz")

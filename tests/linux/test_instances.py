@@ -91,3 +91,14 @@ linux("rt", argv=["BB", "sh", "-c", "sleep 1 & sleep 1; wait"], prio=20, cpus=[1
     assert len(ths) == 3 and all(th.prio == 19 and th.cpu == 1 for th in ths)
     assert kernel_prio(SCHED_FIFO, 50, 19, 19) == 19 and kernel_prio(SCHED_RR, 99, 19, 19) == 19
     assert (kernel_prio(SCHED_FIFO, 1), kernel_prio(SCHED_FIFO, 99), kernel_prio(0, 0)) == (51, 99, 50)
+
+
+def test_the_personalitys_irq_labels_are_distinct_and_no_threads() -> None:
+    """Each Irq the personality's serving thread receives (keyboard, /dev/l4 workers, display,
+    network) has a label of its own, none a thread's (tid << 2, far below 2**40)."""
+    from l4sim.linux import fb, l4, personality
+    from l4sim.linux.net import stack
+
+    labels = [personality.KBD_LABEL, l4.IRQ_LABEL, fb.IRQ_LABEL, stack.IRQ_LABEL]
+    assert len(set(labels)) == len(labels)
+    assert all(label & 3 == 0 and label >= 1 << 42 for label in labels)

@@ -16,6 +16,12 @@ The modules, from the bottom up: each imports only modules listed before it
    copy, waking and posting), ``Proc``, ``LinuxThread``, ``Vma``, ``Config``,
    ``Call``, the fd table, the address-space layout (``POOL_BASE``,
    ``STACK_TOP``, ``MMAP_TOP``).  It imports no system-call module.
+
+   The network stack's lower half follows it (``net.wire``, ``net.tcp``,
+   ``net.stack``, ``net.driver``, ``net.ifaces``: packets, TCP's state machine,
+   interfaces and demultiplexing, the stub driver, what /proc/net shows),
+   importing nothing but ``state``; its sockets and calls come with the
+   other socket modules below.
 3. The system-call modules, one concern each, in this order:
 
    - ``misc``: accounting (CPU times, rusage), sysinfo, prctl, affinity;
@@ -36,6 +42,9 @@ The modules, from the bottom up: each imports only modules listed before it
    - ``sched``: scheduling policies and priorities, CPU affinity;
    - ``ipc``: System V shared memory, semaphores, message queues;
    - ``sockets``: AF_UNIX sockets;
+   - ``net.sock``, ``net.netlink``, ``net.inet``: AF_INET, AF_INET6 and
+     AF_NETLINK sockets and the socket calls (AF_UNIX's passed on to
+     ``sockets``);
    - ``events``: eventfd, epoll, signalfd, pidfds, rt_sigtimedwait;
    - ``timers``: timerfd, alarm, setitimer, POSIX timers;
    - ``l4``: Linux among L4 programs -- the ``/dev/l4`` stub drivers of the

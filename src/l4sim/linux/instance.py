@@ -25,7 +25,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from l4sim.linux.elf import Image, parse
+from l4sim.linux.elf import Image
+from l4sim.linux.elf import parse as parse_elf
+from l4sim.linux.net.config import NetConfig, etc_hosts, parse
 from l4sim.linux.personality import personality
 from l4sim.linux.run import LinuxError, load, make_root, shown
 from l4sim.linux.state import Config
@@ -54,7 +56,7 @@ def _program(tree: Dir, argv0: str) -> tuple[Image, bytes]:
     if isinstance(node, File):
         data = bytes(node.data)
         try:
-            return parse(data, shown(argv0)), data
+            return parse_elf(data, shown(argv0)), data
         except Exception as e:  # ElfError: not an executable we run
             raise LinuxError(str(e)) from None
     if node is not None:
@@ -75,16 +77,25 @@ def check(root: str | None, argv: tuple[str, ...]) -> str | None:
 
 
 def config(root: str | None, argv: tuple[str, ...], devices: tuple[str, ...], allow: tuple[str | int, ...],
-           memory: int, prio: int, seed: int, fb: tuple[int, int, int, int] | None = None) -> Config:
+           memory: int, prio: int, seed: int, fb: tuple[int, int, int, int] | None = None,
+           net: NetConfig | None = None, name: str = "linux") -> Config:
     """The personality's configuration for one instance (see the module); a capability
-    ``gui`` (a GUI session) is its display (:mod:`l4sim.linux.fb`), in the view ``fb``."""
+    ``gui`` (a GUI session) is its display (:mod:`l4sim.linux.fb`), in the view ``fb``; with
+    network interfaces, ``/etc/hosts`` names the instance and the script's hosts."""
     tree = make_root(root)
     image, data = _program(tree, argv[0])
+    etc_hosts(tree, name, net)
     gui = DISPLAY_CAP if DISPLAY_CAP in devices else None
     return Config(image, list(argv), root=tree, exe=guest_str(str(PurePosixPath(argv[0]))), exe_bytes=data,
                   seed=seed, ram=memory, ram_cap=RAM_CAP, log_console=True, guest_prio=max(1, prio - 1),
                   rt_top=max(1, prio - 1), l4_devices=tuple(d for d in devices if d != gui), l4_allow=allow,
-                  gui=gui, fb_view=fb)
+                  gui=gui, fb_view=fb, net=net)
+
+
+def network(what: str, net: dict[str, Any], hosts: dict[str, Any] | None) -> NetConfig:
+    """An instance's network configuration from its script's ``net=`` and ``hosts=`` (ValueError:
+    one line saying what is wrong): :func:`l4sim.linux.net.config.parse`."""
+    return parse(what, net, hosts)
 
 
 async def instance(env: Env, cfg: Config) -> int:

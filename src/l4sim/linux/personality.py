@@ -38,6 +38,7 @@ from l4sim.kernel.abi import EX_REGS_TRIGGER_EXCEPTION, IP_UNCHANGED, TRAP_L4_CA
 from l4sim.linux import fb, l4
 from l4sim.linux.jobs import console_signals
 from l4sim.linux.memory import page_fault
+from l4sim.linux.net import stack as net
 from l4sim.linux.signals import cpu_fault, forget_process, signal_death
 from l4sim.linux.state import SIGKILL, WAITING, Config, LogConsole, Personality, Proc, text_bytes
 from l4sim.linux.syscalls import TABLE, TIMELESS, dispatch, resume
@@ -80,6 +81,7 @@ async def serve(k: Personality) -> int:
             raise L4Error(-info.proto if info.proto < 0 else 0, "the instance's memory", info.error)
         k.ram = (ram, info.words[0])
     await l4.setup(k)
+    await net.setup(k)  # the instance's network interfaces (Config.net)
     bridge = k.l4
     display = await fb.setup(k)  # /dev/fb0 and /dev/input/event0 of its GUI session, if it has one
     # the terminal's receive interrupt: typed Ctrl-C / Ctrl-Z (see run.py and jobs.py)
@@ -111,6 +113,9 @@ async def serve(k: Personality) -> int:
         if display is not None and proto == IRQ and msg.label == fb.IRQ_LABEL and not msg.error:
             k.cur = 0
             await fb.news(k, display)  # input arrived, or the damage is due
+        if proto == IRQ and msg.label == net.IRQ_LABEL and not msg.error:
+            k.cur = 0
+            net.received(k)  # frames came in: the stack takes them below
         t = threads.get(msg.label >> 2) if not msg.error else None
         timed = t is None or proto != SYS or msg.words[0] not in TIMELESS
         if timed:
@@ -154,8 +159,14 @@ async def serve(k: Personality) -> int:
                     k.wake({tid})
         if display is not None and display.todo():
             await fb.work(k, display)  # the pixels of reads and writes (before their callers go on)
+        if net.pending(k):
+            await net.run(k)  # frames and packets in and out, TCP's timers: wakes sockets' waiters
         if k.runnable or k.console_out or k.stdin_want:
             await _run_woken(k)
+        while net.pending(k):  # what the woken calls sent
+            await net.run(k)
+            if k.runnable:
+                await _run_woken(k)
         if bridge is not None and (bridge.kicks or bridge.answers):
             await l4.flush(k)  # wake the devices' workers, send serving devices' answers
         if first.status is not None:
@@ -167,8 +178,10 @@ async def serve(k: Personality) -> int:
                                text_pages_shared=k.text_shared, tasks_peak=k.tasks_peak)
             return first.status
         timeout = None
-        if sleepers or k.timers:
-            timeout = max(0, min([*sleepers.values(), *k.timers.values()]) - int(await env.clock()))
+        net_at = net.deadline(k)
+        if sleepers or k.timers or net_at is not None:
+            timeout = max(0, min([*sleepers.values(), *k.timers.values(), *([] if net_at is None else [net_at])])
+                          - int(await env.clock()))
         if reply is None:
             msg = await env.wait(timeout=timeout)
         else:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from l4sim.kernel.abi import MemRights
 from l4sim.linux.misc import NS_PER_TICK, cpu_times
+from l4sim.linux.net.ifaces import proc_net
+from l4sim.linux.net.stack import of
 from l4sim.linux.state import POOL_BASE, LinuxThread, Personality, Proc, text_bytes
 from l4sim.linux.vfs import EPOCH
 
@@ -149,6 +151,8 @@ async def render(k: Personality, p: Proc | None, what: str) -> bytes:
         if what == "comm":
             return text_bytes(p.name) + b"\n"
         return b""
+    if what.startswith("net/"):
+        return proc_net(of(k), what[4:])
     up = k.now_ns // 10_000_000
     if what == "uptime":
         return f"{up // 100}.{up % 100:02d} 0.00\n".encode()

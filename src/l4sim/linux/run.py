@@ -20,6 +20,7 @@ from l4sim.kernel.kernel import Kernel
 from l4sim.kernel.objects import Thread
 from l4sim.kernel.trace import Record, Tracer
 from l4sim.linux.elf import ElfError, Image, parse
+from l4sim.linux.net.config import etc_hosts
 from l4sim.linux.personality import personality
 from l4sim.linux.rootfs import RootFs, RootFsError, WriteBack, build
 from l4sim.linux.state import Config, comm
@@ -134,6 +135,7 @@ def run(path: str | Path, args: Sequence[str | bytes] = (), *, out: Callable[[in
         fs = build(root, workdir=workdir, init=init)
     except RootFsError as e:
         raise LinuxError(str(e)) from None
+    etc_hosts(fs.root, None, None)  # "localhost" resolves, as on any Linux system
     image, exe, named, data = find_program(path, fs)
     argv = [guest_str(os.fsdecode(a)) for a in args]  # any bytes (see vfs.guest_str)
     m = Machine(cores=cores, seed=seed, ram=ram)

@@ -46,6 +46,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from l4sim.linux.files import _broken_pipe
+from l4sim.linux.net.ifaces import if_ioctl
+from l4sim.linux.net.stack import of as net_of
 from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt
 from l4sim.linux.state import (
     BLOCK,
@@ -218,6 +220,12 @@ class Socket(Special):
 
     def released(self, k: Personality, f: OFile) -> None:
         close_socket(k, self)
+
+
+    async def ioctl(self, k: Personality, p: Proc, c: Call, f: OFile, req: int, arg: int) -> int:
+        """The interface ioctls (``SIOCGIFINDEX``, ...) work on any socket: glibc's
+        ``if_nametoindex`` asks them of an AF_UNIX one."""
+        return await if_ioctl(k, p, net_of(k), req, arg)
 
 
 class Sockets(Facility):

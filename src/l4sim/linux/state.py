@@ -520,6 +520,9 @@ class Config:
     #: linux/fb.py) and its view on the screen (x, y, width, height; None: the middle)
     gui: str | None = None
     fb_view: tuple[int, int, int, int] | None = None
+    #: the instance's network interfaces (a :class:`l4sim.linux.net.config.NetConfig`; None:
+    #: ``lo`` only)
+    net: Any = None
     #: the personality serving this configuration, set when it starts (the host reads its
     #: figures for the boot summary, as a debugger would)
     observed: Any = None

@@ -42,6 +42,7 @@ from l4sim.linux import (
     timers,
     xattr,
 )
+from l4sim.linux.net import inet
 from l4sim.linux.signals import ERESTARTSYS, deliver
 from l4sim.linux.state import BLOCK, WAITING, Call, Personality, Proc
 from l4sim.linux.state import quote as _quote
@@ -360,7 +361,7 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 def _merge() -> None:
     """The calls of each area's module join the table."""
     for mod in (events, fileio, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
-                timers, xattr):
+                timers, xattr, inet):  # (inet's socket calls take over sockets', passing AF_UNIX on)
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 

@@ -436,6 +436,8 @@ class OFile:
 #: files of /proc/PID and of /proc (their text: l4sim.linux.procfs)
 PROCESS_FILES = ("stat", "status", "maps", "cmdline", "comm")
 SYSTEM_FILES = ("uptime", "meminfo", "loadavg", "stat", "mounts")
+#: files of /proc/net (their text: l4sim.linux.net.ifaces)
+NET_FILES = ("dev", "if_inet6", "route", "arp", "tcp", "tcp6", "udp", "udp6")
 
 class ProcDir(Dir):
     """``/proc``: ``self`` and one directory per live process (ctx is the vfs's process lookup)."""
@@ -449,6 +451,8 @@ class ProcDir(Dir):
             return Symlink(str(ctx.pid)) if ctx is not None else None
         if name in SYSTEM_FILES:
             return ProcFile(None, name)
+        if name == "net":
+            return ProcNetDir()
         if name.isascii() and name.isdigit():
             p = self.vfs.procs(int(name))
             if p is not None:
@@ -463,11 +467,28 @@ class ProcDir(Dir):
     def names(self, ctx: Any) -> list[tuple[str, Inode]]:
         out: list[tuple[str, Inode]] = [("self", Symlink(str(ctx.pid)))]
         out += [(name, ProcFile(None, name)) for name in SYSTEM_FILES]
+        out.append(("net", ProcNetDir()))
         for pid in self.vfs.pids():
             node = self.lookup(str(pid), ctx)
             if node is not None:
                 out.append((str(pid), node))
         return out
+
+
+class ProcNetDir(Dir):
+    """``/proc/net``: the network's files (``ProcFile``s of ``net/NAME``)."""
+
+    def __init__(self) -> None:
+        super().__init__(0o555)
+
+    def lookup(self, name: str, ctx: Any) -> Inode | None:
+        return ProcFile(None, f"net/{name}") if name in NET_FILES else None
+
+    def size(self) -> int:
+        return 0
+
+    def names(self, ctx: Any) -> list[tuple[str, Inode]]:
+        return [(name, ProcFile(None, f"net/{name}")) for name in NET_FILES]
 
 
 class PidDir(Dir):

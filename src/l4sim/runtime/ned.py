@@ -367,6 +367,9 @@ class LinuxSpec:
     memory: int
     #: its display's view (x, y, width, height) when ``caps`` has a GUI session as ``gui``
     fb: tuple[int, int, int, int] | None = None
+    #: the network interfaces (``net=``, ``hosts=``), as the Linux subsystem parsed them
+    #: (``linux_hook("network")``; its ports are capabilities ``net_IFNAME``); None: ``lo`` only
+    net: Any = None
 
 
 @dataclass
@@ -654,7 +657,8 @@ def load_script(path: str | Path, ncores: int) -> Plan:
     def linux(name: str, argv: list[str] | tuple[str, ...], root: str | None = None,
               caps: dict[str, Any] | None = None, prio: int = 10, cpus: int | list[int] | None = None,
               memory: int | str = "64M", kmem: int = LINUX_KMEM, l4_allow: list[Any] | tuple[Any, ...] = (),
-              daemon: bool = False, fb: tuple[int, int, int, int] | list[int] | None = None) -> ProgramSpec:
+              daemon: bool = False, fb: tuple[int, int, int, int] | list[int] | None = None,
+              net: dict[str, Any] | None = None, hosts: dict[str, Any] | None = None) -> ProgramSpec:
         w = _where(file)
         _check_name(name, "program", w)
         first = next((s.where for s in plan.programs if s.name == name), None)
@@ -715,14 +719,16 @@ def load_script(path: str | Path, ncores: int) -> Plan:
                 raise ScriptError(f"{w}: fb of {what} must be (x, y, width, height) on the screen, width and "
                                   f"height 1 .. 4096, e.g. fb=(20, 40, 600, 260)")
             view = (fb[0], fb[1], fb[2], fb[3])
+        ports, netcfg = _linux_net(what, w, net, hosts, capmap)
         where_root = root if root is None or Path(root).is_absolute() else str(Path(file).parent / root)
         problem = linux_hook("check")(where_root, tuple(argv))
         if problem is not None:
             raise ScriptError(f"{w}: {what}: {problem}")
-        spec = ProgramSpec(name, LINUX_PROGRAM, {**capmap, "factory": KernelFactory(kmem, w),
+        spec = ProgramSpec(name, LINUX_PROGRAM, {**capmap, **ports, "factory": KernelFactory(kmem, w),
                                                  RAM_CAP: RamSpec(size)},
                            prio, mask, (), min_quota(), daemon, w, resolve(LINUX_PROGRAM), linux_kmem(size),
-                           linux=LinuxSpec(where_root, tuple(argv), tuple(capmap), tuple(l4_allow), size, view))
+                           linux=LinuxSpec(where_root, tuple(argv), tuple(capmap), tuple(l4_allow), size, view,
+                                           netcfg))
         plan.programs.append(spec)
         return spec
 
@@ -807,6 +813,37 @@ LINUX_PROGRAM = f"{LINUX_MODULE}:instance"
 LINUX_KMEM = 8 << 20
 LINUX_MEMORY = (4 << 20, 4 << 30)
 _SIZE = re.compile(r"(\d+)([KMG]?)", re.IGNORECASE)
+
+
+def _linux_net(what: str, w: Where, net: Any, hosts: Any, capmap: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The ports of a Linux instance's ``net=`` (capabilities ``net_IFNAME``: each a channel's
+    client end) and the configuration the Linux subsystem makes of the rest."""
+    if net is None:
+        if hosts is not None:
+            raise ScriptError(f"{w}: hosts of {what} name machines on a network: give the instance net=... too")
+        return {}, None
+    if not isinstance(net, dict) or not net:
+        raise ScriptError(f"{w}: net of {what} must be a dict {{'eth0': {{'port': channel, 'addr': '10.0.0.2/24'}}}}")
+    ports: dict[str, Any] = {}
+    plain: dict[Any, Any] = {}
+    for ifname, spec in net.items():
+        if not isinstance(spec, dict) or "port" not in spec:
+            raise ScriptError(f"{w}: net of {what}, interface {ifname!r}: give a dict with the port, e.g. "
+                              f"{{'port': sw, 'addr': '10.0.0.2/24'}}")
+        port = spec["port"]
+        if not isinstance(port, Channel) or port.server_side:
+            raise ScriptError(f"{w}: net of {what}, interface {ifname!r}: port must be a channel(...) of a switch "
+                              f"or nic server (its client end), not {type(port).__name__}")
+        cname = f"net_{ifname}" if isinstance(ifname, str) else "net_?"
+        if cname in capmap:
+            raise ScriptError(f"{w}: capability name {cname!r} of {what} is taken by interface {ifname!r}'s port: "
+                              f"rename the capability")
+        ports[cname] = port
+        plain[ifname] = {("cap" if k == "port" else k): (cname if k == "port" else v) for k, v in spec.items()}
+    try:
+        return ports, linux_hook("network")(what, plain, hosts)
+    except ValueError as e:
+        raise ScriptError(f"{w}: {e}") from None
 
 
 def linux_hook(attr: str) -> Callable[..., Any]:

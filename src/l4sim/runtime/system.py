@@ -158,7 +158,7 @@ def boot_plan(kernel: Kernel, plan: Plan) -> System:
         try:
             cfg = system.linux[spec.name] = linux_hook("config")(
                 li.root, li.argv, li.devices, li.allow, li.memory, spec.prio, kernel.machine.rng.getrandbits(64),
-                **({"fb": li.fb} if li.fb is not None else {}))
+                **({"fb": li.fb} if li.fb is not None else {}), net=li.net, name=spec.name)
         except Exception as e:  # its files changed since the check: one line, as the check says it
             raise ScriptError(f"{spec.where}: linux {spec.name!r}: {e}") from None
         cfg.watch = kernel  # data lifetime: what the personality's own buffers hold (observation)

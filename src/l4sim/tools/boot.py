@@ -110,6 +110,8 @@ class BootResult:
     screenshots: list[Any] = field(default_factory=list)
     #: what the scenario's ``report(result)`` found (an attack table), merged into the summary
     report: dict[str, Any] | None = None
+    #: the report as the scenario's ``format_report(report)`` words it for the text summary
+    report_text: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The run in figures: totals, and one entry per program (task) with its threads' sums.
@@ -376,6 +378,9 @@ def boot(scenario: str = "default", cores: int = 2, seed: int = 0, until: int | 
     report = getattr(mod, "report", None)
     if callable(report):
         res.report = report(res)
+        fmt = getattr(mod, "format_report", None)
+        if callable(fmt):
+            res.report_text = fmt(res.report)
     return res
 
 
