@@ -109,6 +109,8 @@ def _rights(flags: int) -> int:
 TEXT_CACHE = 4
 #: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
 _W, _X = int(MemRights.W), int(MemRights.X)
+#: the most bytes one memory access of the personality moves (the kernel's limit)
+MAX_ACCESS = 1 << 20
 
 
 # --------------------------------------------------------------------------- a system call
@@ -1054,15 +1056,32 @@ class Personality:
         return a + (addr & 0xFFF)
 
     async def read(self, p: Proc, addr: int, n: int) -> bytes | None:
+        """``n`` bytes of ``p``'s memory at ``addr`` (None: EFAULT).  Pages whose frames lie
+        one after the other in the pool (a process's pages mostly do) are read with one
+        access, not one per page."""
         out = bytearray()
+        mem = self.env.mem
+        pages = p.pages
+        run, length = -1, 0  # the pool range still to read
         while n > 0:
-            a = await self.frame_of(p, addr, False)
+            a = pages.get(addr >> 12)
             if a is None:
-                return None
+                a = await self.frame_of(p, addr, False)
+                if a is None:
+                    return None
+            else:
+                a += addr & 0xFFF
             k = min(n, PAGE - (addr & 0xFFF))
-            out += await self.env.mem.read(a, k)
+            if a == run + length and length + k <= MAX_ACCESS:
+                length += k
+            else:
+                if length:
+                    out += await mem.read(run, length)
+                run, length = a, k
             addr += k
             n -= k
+        if length:
+            out += await mem.read(run, length)
         return bytes(out)
 
     async def read_str(self, p: Proc, addr: int, limit: int = 4096) -> bytes | None:
@@ -1080,15 +1099,41 @@ class Personality:
         return bytes(out)
 
     async def write(self, p: Proc, addr: int, data: bytes) -> bool:
+        """Write ``data`` into ``p``'s memory at ``addr`` (False: EFAULT, after what fitted);
+        consecutive pool frames in one access, as :meth:`read`."""
+        mem = self.env.mem
+        pages, refs, dirty = p.pages, self.refs, self.dirty
+        v: Vma | None = None
+        run, start, length = -1, 0, 0  # pool address, offset in data, bytes still to write
         i = 0
-        while i < len(data):
-            a = await self.frame_of(p, addr + i, True)
-            if a is None:
-                return False
-            k = min(len(data) - i, PAGE - ((addr + i) & 0xFFF))
-            await self.env.mem.write(a, data[i : i + k])
-            self.dirty.add(a & ~0xFFF)
+        end = len(data)
+        while i < end:
+            at = addr + i
+            a = pages.get(at >> 12)
+            if a is not None and refs.get(a, 1) == 1:  # its own page: writable if its VMA is
+                if v is None or not v.start <= at < v.end:
+                    v = p.vma(at)
+                if v is None or not v.rights & _W:
+                    a = None
+            if a is None or refs.get(a, 1) != 1:
+                a = await self.frame_of(p, at, True)
+                if a is None:
+                    if length:
+                        await mem.write(run, data[start : start + length])
+                    return False
+                a &= ~0xFFF
+            k = min(end - i, PAGE - (at & 0xFFF))
+            dirty.add(a)
+            a += at & 0xFFF
+            if a == run + length and length + k <= MAX_ACCESS:
+                length += k
+            else:
+                if length:
+                    await mem.write(run, data[start : start + length])
+                run, start, length = a, i, k
             i += k
+        if length:
+            await mem.write(run, data[start : start + length])
         return True
 
     async def unmap_range(self, p: Proc, start: int, end: int) -> None:
