@@ -111,6 +111,31 @@ TEXT_CACHE = 4
 _W, _X = int(MemRights.W), int(MemRights.X)
 #: the most bytes one memory access of the personality moves (the kernel's limit)
 MAX_ACCESS = 1 << 20
+#: the text windows: each program in the page cache has its read-only pages mapped in the
+#: personality's own space at ``TEXT_WINDOW + slot * TEXT_SPAN + vaddr`` (user space lies below
+#: TEXT_SPAN), so that a run of them goes to a process as one flexpage
+TEXT_WINDOW = 1 << 48
+TEXT_SPAN = 1 << 47
+#: fault-around: a fault on a program page of the page cache maps the pages around it, up to
+#: 2**FAULT_AROUND pages (an aligned flexpage), as Linux maps up to 64 KiB around a fault
+FAULT_AROUND = 2
+#: the largest flexpage a start maps a program's text with (the kernel walks up to 4096 units)
+TEXT_ORDER_MAX = 12
+
+
+class TextWindow:
+    """A program's read-only pages in the page cache, as the personality's own mappings at
+    ``base + vaddr``: ``frames`` (vaddr -> pool page, the page cache's) and ``rights`` (vaddr ->
+    the rights they are mapped with).  ``live`` turns False when the program leaves the cache
+    (its processes' faults then map single pages)."""
+
+    __slots__ = ("base", "frames", "live", "rights")
+
+    def __init__(self, base: int, frames: dict[int, int]) -> None:
+        self.base = base
+        self.frames = frames
+        self.rights: dict[int, int] = {}
+        self.live = True
 
 
 # --------------------------------------------------------------------------- a system call
@@ -401,6 +426,8 @@ class Proc:
     cur: LinuxThread = field(default=cast("LinuxThread", None))
     #: guest page number -> pool address of the frame behind it
     pages: dict[int, int] = field(default_factory=dict)
+    #: the page cache's window of the program it runs (None: none); fork keeps it
+    text: TextWindow | None = None
     vmas: list[Vma] = field(default_factory=list)
     acct: Acct = field(default_factory=Acct)
     brk_start: int = 0
@@ -757,6 +784,11 @@ class Personality:
         self.text_cache: dict[int, dict[int, int]] = {}
         #: program pages a start took from the page cache instead of copying the file
         self.text_shared = 0
+        #: the text windows by id(image), the window slots free, and the windows of programs
+        #: that left the cache, to be unmapped (then their frames freed) before the next start
+        self.windows: dict[int, TextWindow] = {}
+        self.window_slots = list(range(TEXT_CACHE, -1, -1))
+        self.windows_gone: list[tuple[TextWindow, list[int]]] = []
         #: MAP_SHARED pages of files: file -> {page index -> pool page} (each holding a
         #: reference), and what each held when last synchronised with the file's bytes
         self.file_pages: dict[Any, dict[int, int]] = {}
@@ -995,6 +1027,7 @@ class Personality:
         """``c``'s VMAs and the facts about its memory, copied from ``parent`` (fork); the
         pages follow (shared copy-on-write, after :meth:`populate_shared`)."""
         c.vmas = [v.piece(v.start, v.end) for v in parent.vmas]
+        c.text = parent.text
         c.acct.args, c.acct.start_stack = parent.acct.args, parent.acct.start_stack
 
     async def populate_shared(self, p: Proc) -> bool:
@@ -1287,8 +1320,14 @@ class Personality:
             image = parse(data, path)
             while len(cache) >= TEXT_CACHE:  # the least recently started leaves, and its pages
                 old = cache.pop(next(iter(cache)))
-                for a in self.text_cache.pop(id(old), {}).values():
-                    self.decref(a)
+                pages = list(self.text_cache.pop(id(old), {}).values())
+                w = self.windows.pop(id(old), None)
+                if w is not None:  # its window goes first (start_program), then the frames
+                    w.live = False
+                    self.windows_gone.append((w, pages))
+                else:
+                    for a in pages:
+                        self.decref(a)
         cache[data] = image  # the most recent last
         return image
 
@@ -1318,7 +1357,17 @@ class Personality:
         # read-only pages (text, constants) come from the page cache, shared by every process
         # running the image: written once, and a forked or exec'd process runs code that the
         # guest executor may already have translated (kernel/guest.py, "Reusing")
+        while self.windows_gone:  # programs that left the cache: their windows, then frames
+            gone, pages = self.windows_gone.pop()
+            for va in gone.rights:
+                await env.task.unmap(Fpage.mem(gone.base + va, 12, MemRights.RWX), include_self=True)
+            self.window_slots.append((gone.base - TEXT_WINDOW) // TEXT_SPAN)
+            for page in pages:
+                self.decref(page)
         cached = self._text_pages(image)
+        win = self.windows.get(id(image))
+        if win is None and self.window_slots and any(v is image for v in self.elf_cache.values()):
+            win = self.windows[id(image)] = TextWindow(TEXT_WINDOW + self.window_slots.pop() * TEXT_SPAN, cached)
         frames: dict[int, int] = {}
         for va in sorted(want):
             a = cached.get(va)
@@ -1342,8 +1391,16 @@ class Personality:
                 if not want[va] & _W:  # into the cache, which keeps a reference of its own
                     cached[va] = a
                     self.refs[a] = self.refs.get(a, 1) + 1
+                    if win is not None:  # and into its window
+                        await env.task.map(env.task, Fpage.mem(a, 12, want[va]), win.base + va)
+                        win.rights[va] = want[va]
             p.pages[va >> 12] = a
-            await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
+            if win is None or va not in win.rights:
+                await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
+        p.text = win
+        if win is not None:  # the cached pages in a few large flexpages
+            for va, order in _blocks(sorted(win.rights)):
+                await task.map(env.task, Fpage.mem(win.base + va, order, MemRights.RWX), va)
         p.brk_start = p.brk = image.end
         p.mmap_next = MMAP_TOP
         p.vmas.append(Vma(p.brk_start, p.brk, MemRights.RW, "heap"))
@@ -1356,6 +1413,29 @@ class Personality:
             inherit_sched(caller, t)
         p.cur = t
         await self._run_thread(t, image.entry, sp)
+
+    def around(self, p: Proc, vpn: int, v: Vma) -> MapItem | None:
+        """Fault-around: a map item of the pages around ``vpn`` from ``p``'s text window -- the
+        largest aligned flexpage of at most 2**FAULT_AROUND pages whose every window page is
+        the one ``p`` has at that address and lies in ``v`` -- or None when ``vpn`` itself is
+        not such a page."""
+        w = p.text
+        if w is None or not w.live:
+            return None
+        frames, rights, pages = w.frames, w.rights, p.pages
+        va = vpn << 12
+        if frames.get(va) != pages.get(vpn) or va not in rights:
+            return None
+        order = FAULT_AROUND
+        while order:
+            size = PAGE << order
+            start = va & ~(size - 1)
+            if v.start <= start and start + size <= v.end and all(
+                    frames.get(a) == pages.get(a >> 12) for a in range(start, start + size, PAGE) if a in rights):
+                break
+            order -= 1
+        start = va & ~((PAGE << order) - 1)
+        return MapItem(Fpage.mem(w.base + start, 12 + order, v.rights), snd_base=start)
 
     def vfork_done(self, p: Proc) -> None:
         """``p`` has exec'd or ended: the parent's thread waiting in vfork goes on."""
@@ -1511,3 +1591,23 @@ class Personality:
         p.acct.start_stack = sp
         p.acct.execs += 1
         return sp
+
+
+def _blocks(vas: list[int]) -> list[tuple[int, int]]:
+    """(address, order) of aligned flexpages that together cover the pages ``vas`` (sorted)
+    and the gaps between them inside each flexpage: the window has nothing there, so the
+    gaps map nothing.  At most 2**TEXT_ORDER_MAX pages each."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(vas)
+    while i < n:
+        start = vas[i]
+        order = 0
+        # grow while aligned, within the limit, and not past the last page
+        while (order < TEXT_ORDER_MAX and not start & ((PAGE << (order + 1)) - 1)
+               and start + (PAGE << (order + 1)) <= vas[-1] + PAGE):
+            order += 1
+        end = start + (PAGE << order)
+        out.append((start, 12 + order))
+        while i < n and vas[i] < end:
+            i += 1
+    return out
