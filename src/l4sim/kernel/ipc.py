@@ -127,6 +127,8 @@ def plain_int(v: object) -> int | None:
 
 def in_range(v: object, lo: int, hi: int) -> int | None:
     """``v`` as a plain int with ``lo <= v <= hi``, or None."""
+    if type(v) is int:  # the common case, without a call
+        return v if lo <= v <= hi else None
     x = plain_int(v)
     return x if x is not None and lo <= x <= hi else None
 
@@ -443,16 +445,19 @@ def reply_for(self: Kernel, th: Thread) -> Reply:
     return r
 
 
-def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...]) -> None:
-    """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC):
-    the fastpath without decoding words it built, else the full path."""
+def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...],
+              rcv: tuple[Fpage, ...] = ()) -> None:
+    """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC, a
+    guest's page fault with ``rcv`` its receive window): the fastpath without decoding
+    what it built, else the full path.  Either way the same effects and time."""
     entry = th.task.caps.slots.get(slot)  # type: ignore[union-attr]
     if entry is not None and type(entry.obj) is IpcGate:
         dest = entry.obj.thread
         if dest is not None and dest.state is _RECV and dest.partner is None and dest is not th:
             self._fast_call_to(core, th, dest, proto, words, entry.obj.label | (entry.rights & 3))
+            th.rcv_bufs = rcv  # where the reply's items land (the full path's rcv_phase sets it)
             return
-    self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words))
+    self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words, rcv=rcv))
 
 
 def fast_call_to(self: Kernel, core: Core, th: Thread, dest: Thread, proto: int, words: tuple[int, ...],
