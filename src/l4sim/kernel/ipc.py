@@ -258,21 +258,28 @@ def unblock(self: Kernel, th: Thread) -> None:
         th.timeout_ev = None
 
 
-def wake(self: Kernel, th: Thread, msg: Msg) -> None:
-    """A blocked thread's IPC has ended with ``msg``; it becomes runnable."""
+def wake(self: Kernel, th: Thread, msg: Msg, head: bool = False) -> None:
+    """A blocked thread's IPC has ended with ``msg``; it becomes runnable.  ``head``: the
+    message is the reply to the call its server is serving now (the implicit reply)."""
     if th.timeout_ev is not None:
         th.timeout_ev.cancel()
         th.timeout_ev = None
     th.partner = None
     th.resume = msg
-    if th.exc_pending:
-        pending, th.exc_pending = th.exc_pending, 0
+    pending = th.exc_pending
+    if pending:
+        th.exc_pending = 0
         # label 0 resumes; an alien L4 call (EXC_ALIEN_CALL) may also be let pass
         if msg.error or (msg.proto != 0 and not (pending == EXC_ALIEN_CALL and msg.proto == PROTO_ALLOW_SYSCALL)):
             self._exc_failed(th, msg)
             return
     if th.state is _SEND or th.state is _RECV:
-        self._make_ready(th)
+        # an exception answered by its handler's current reply resumes the thread where it
+        # trapped, ahead of its priority's other threads while its quantum lasts: a trap
+        # returns as a system call returns on Linux (no reschedule), not as a yield.  An
+        # answer that came later (through a saved reply capability: the call waited) queues
+        # it behind them, as a woken thread.
+        self._make_ready(th, 0, head and bool(pending) and th.quantum_left > 0)
 
 
 def exc_failed(self: Kernel, th: Thread, msg: Msg) -> None:
@@ -340,6 +347,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             return
         label = gate.label | (entry.rights & 3)
         call = True
+        resumed = 0
         cap = self._reply_for(th)
         if peer.reply is not None:
             self._drop_reply(peer)
@@ -356,6 +364,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
                 caller.exc_pending and proto != 0):  # a refusing exception reply kills: full path
             self._sys_ipc(core, th, t)
             return
+        resumed = caller.exc_pending  # (ahead of its priority's other threads, as in _wake)
         caller.exc_pending = 0  # an exception reply with label 0 resumes, as _wake does
         th.reply = None
         mine.caller = None
@@ -405,7 +414,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
     peer.state = _READY
     bits = core.bits
     if peer.cpu != core.id or (bits and bits.bit_length() - 1 >= peer.prio):
-        self._make_ready(peer)
+        self._make_ready(peer, 0, not call and bool(resumed) and peer.quantum_left > 0)
         return
     # direct switch: the peer is what the scheduler would pick next anyway (_switch, written out)
     core.current = peer
@@ -572,7 +581,7 @@ def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
             return
         th.reply = None
-        if self._reply(core, th, r, t) and flags & RECV and th.state is not _DEAD:
+        if self._reply(core, th, r, t, True) and flags & RECV and th.state is not _DEAD:
             self._receive(core, th, t)
     elif flags & RECV:
         self._receive(core, th, t)
@@ -678,7 +687,7 @@ def rcv_phase(self: Kernel, core: Core, th: Thread, dest: Thread, t: Ipc, runnin
 
 def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
             words: tuple[int, ...], items: tuple[MapItem | StrItem, ...], flags: int,
-            vdest: int = 0) -> int:
+            vdest: int = 0, head: bool = False) -> int:
     """Copy a message into the receiver and wake it if it was blocked.
 
     Items are decoded completely before any is performed: if they do not
@@ -711,7 +720,7 @@ def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, prot
     if self.lifetime is not None:
         self.lifetime.words(self, rcv, words)
     if rcv.state is _RECV:
-        self._wake(rcv, msg)
+        self._wake(rcv, msg, head)
     else:
         rcv.resume = msg  # the receiver is the running thread itself
     return s_err
@@ -766,14 +775,15 @@ def reply_saved(self: Kernel, core: Core, th: Thread, t: Ipc, entry: CapEntry) -
         self._receive(core, th, t)
 
 
-def reply(self: Kernel, core: Core, th: Thread, r: Reply, t: Ipc) -> bool:
-    """Deliver a reply to the caller behind ``r``; True when it arrived."""
+def reply(self: Kernel, core: Core, th: Thread, r: Reply, t: Ipc, current: bool = False) -> bool:
+    """Deliver a reply to the caller behind ``r``; True when it arrived.  ``current``: ``r`` is
+    the implicit reply of the call being served (see :func:`wake`)."""
     caller = r.caller
     r.caller = None
     if caller is None or caller.state is not _RECV or caller.partner is not r:
         self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
         return False
-    err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY)
+    err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY, 0, current)
     th.resume = Msg(error=err) if err else MSG_OK
     return not err
 
