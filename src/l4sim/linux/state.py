@@ -121,6 +121,9 @@ TEXT_SPAN = 1 << 47
 FAULT_AROUND = 2
 #: the largest flexpage a start maps a program's text with (the kernel walks up to 4096 units)
 TEXT_ORDER_MAX = 12
+#: a program page that this many forked children faulted on joins its window's hot set, which
+#: fork maps into every child of the program at once (see Personality._fork)
+HOT_AFTER = 2
 
 
 class TextWindow:
@@ -129,13 +132,19 @@ class TextWindow:
     the rights they are mapped with).  ``live`` turns False when the program leaves the cache
     (its processes' faults then map single pages)."""
 
-    __slots__ = ("base", "frames", "live", "rights")
+    __slots__ = ("base", "faults", "frames", "hot", "hot_base", "live", "rights")
 
-    def __init__(self, base: int, frames: dict[int, int]) -> None:
+    def __init__(self, base: int, frames: dict[int, int], hot_base: int) -> None:
         self.base = base
         self.frames = frames
         self.rights: dict[int, int] = {}
         self.live = True
+        #: the hot set: pages forked children of the program use (vaddr, in the order they
+        #: joined), mapped a third time at ``hot_base + vaddr``; faults of forked children by
+        #: page, until it joins
+        self.hot_base = hot_base
+        self.hot: dict[int, int] = {}  # vaddr -> its place in the set
+        self.faults: dict[int, int] = {}
 
 
 # --------------------------------------------------------------------------- a system call
@@ -428,6 +437,10 @@ class Proc:
     pages: dict[int, int] = field(default_factory=dict)
     #: the page cache's window of the program it runs (None: none); fork keeps it
     text: TextWindow | None = None
+    #: made by fork and not exec'd since (its program faults count towards the hot set)
+    forked: bool = False
+    #: how much of its program's hot set fork mapped into it (the first ``hot`` pages)
+    hot: int = 0
     vmas: list[Vma] = field(default_factory=list)
     acct: Acct = field(default_factory=Acct)
     brk_start: int = 0
@@ -1359,6 +1372,8 @@ class Personality:
         # guest executor may already have translated (kernel/guest.py, "Reusing")
         while self.windows_gone:  # programs that left the cache: their windows, then frames
             gone, pages = self.windows_gone.pop()
+            for va in gone.hot:
+                await env.task.unmap(Fpage.mem(gone.hot_base + va, 12, MemRights.RWX), include_self=True)
             for va in gone.rights:
                 await env.task.unmap(Fpage.mem(gone.base + va, 12, MemRights.RWX), include_self=True)
             self.window_slots.append((gone.base - TEXT_WINDOW) // TEXT_SPAN)
@@ -1367,7 +1382,9 @@ class Personality:
         cached = self._text_pages(image)
         win = self.windows.get(id(image))
         if win is None and self.window_slots and any(v is image for v in self.elf_cache.values()):
-            win = self.windows[id(image)] = TextWindow(TEXT_WINDOW + self.window_slots.pop() * TEXT_SPAN, cached)
+            slot = self.window_slots.pop()
+            win = self.windows[id(image)] = TextWindow(TEXT_WINDOW + slot * TEXT_SPAN, cached,
+                                                       TEXT_WINDOW + (TEXT_CACHE + 1 + slot) * TEXT_SPAN)
         frames: dict[int, int] = {}
         for va in sorted(want):
             a = cached.get(va)
@@ -1398,6 +1415,8 @@ class Personality:
             if win is None or va not in win.rights:
                 await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
         p.text = win
+        p.forked = False
+        p.hot = 0
         if win is not None:  # the cached pages in a few large flexpages
             for va, order in _blocks(sorted(win.rights)):
                 await task.map(env.task, Fpage.mem(win.base + va, order, MemRights.RWX), va)
@@ -1414,6 +1433,39 @@ class Personality:
         p.cur = t
         await self._run_thread(t, image.entry, sp)
 
+    def _hot_ok(self, p: Proc, w: TextWindow) -> bool:
+        """Has ``p`` every page of ``w``'s hot set as the window has it, in a VMA that allows
+        the window's rights (then its child may get them all)?"""
+        frames, rights, pages = w.frames, w.rights, p.pages
+        v: Vma | None = None
+        for va in w.hot:
+            if pages.get(va >> 12) != frames[va]:
+                return False
+            if v is None or not v.start <= va < v.end:
+                v = p.vma(va)
+                if v is None:
+                    return False
+            if rights[va] & ~v.rights:
+                return False
+        return True
+
+    async def note_child_fault(self, p: Proc, vpn: int) -> None:
+        """A forked child of ``p``'s program faulted on program page ``vpn``: count it; at
+        HOT_AFTER children the page joins the hot set (mapped into the hot window)."""
+        w = p.text
+        if w is None or not w.live:
+            return
+        va = vpn << 12
+        if va in w.hot or va not in w.rights:
+            return
+        n = w.faults.get(va, 0) + 1
+        if n < HOT_AFTER:
+            w.faults[va] = n
+            return
+        w.faults.pop(va, None)
+        await self.env.task.map(self.env.task, Fpage.mem(w.base + va, 12, w.rights[va]), w.hot_base + va)
+        w.hot[va] = len(w.hot)
+
     def around(self, p: Proc, vpn: int, v: Vma) -> MapItem | None:
         """Fault-around: a map item of the pages around ``vpn`` from ``p``'s text window -- the
         largest aligned flexpage of at most 2**FAULT_AROUND pages whose every window page is
@@ -1426,12 +1478,16 @@ class Personality:
         va = vpn << 12
         if frames.get(va) != pages.get(vpn) or va not in rights:
             return None
+        # pages fork mapped from the hot set are not mapped again from here (that would replace
+        # the mapping: a new place in the mapping tree, and the CPU's translations flushed)
+        hot, n = w.hot, p.hot
         order = FAULT_AROUND
         while order:
             size = PAGE << order
             start = va & ~(size - 1)
             if v.start <= start and start + size <= v.end and all(
-                    frames.get(a) == pages.get(a >> 12) for a in range(start, start + size, PAGE) if a in rights):
+                    frames.get(a) == pages.get(a >> 12) and not (n and hot.get(a, n) < n)
+                    for a in range(start, start + size, PAGE) if a in rights and a != va):
                 break
             order -= 1
         start = va & ~((PAGE << order) - 1)
@@ -1500,6 +1556,15 @@ class Personality:
             v = parent.vma(vpn << 12)
             if n == 1 and v is not None and v.rights & _W and not v.shared:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
+        w = parent.text
+        if w is not None and w.live and w.hot and self._hot_ok(parent, w):
+            # the program pages its forked children use, at once: a flexpage or two over the
+            # hot set's window maps just those (a fault each would cost more)
+            lo, hi = min(w.hot), max(w.hot) + PAGE
+            for va, order in _cover(lo, hi):
+                await c.task.map(env.task, Fpage.mem(w.hot_base + va, order, MemRights.RWX), va)
+            c.hot = len(w.hot)
+        c.forked = True
         t = await self._new_thread(c, c.pid)
         inherit_sched(parent.cur, t)
         t.sigmask = parent.cur.sigmask
@@ -1610,4 +1675,18 @@ def _blocks(vas: list[int]) -> list[tuple[int, int]]:
         out.append((start, 12 + order))
         while i < n and vas[i] < end:
             i += 1
+    return out
+
+
+def _cover(start: int, end: int) -> list[tuple[int, int]]:
+    """(address, order) of the aligned flexpages, largest first where alignment allows (at most
+    2**TEXT_ORDER_MAX pages), that together cover [start, end) exactly."""
+    out: list[tuple[int, int]] = []
+    while start < end:
+        order = 0
+        while (order < TEXT_ORDER_MAX and not start & ((PAGE << (order + 1)) - 1)
+               and start + (PAGE << (order + 1)) <= end):
+            order += 1
+        out.append((start, 12 + order))
+        start += PAGE << order
     return out
