@@ -1394,14 +1394,23 @@ class Personality:
             else:
                 a = await self.alloc()
             frames[va] = a
-        for s in image.segments:
+        for s in image.segments:  # the bytes, one access per run of frames side by side in the pool
             off = 0
+            run, start, length = -1, 0, 0  # pool address, offset in the data, bytes
             while off < len(s.data):
                 va = s.vaddr + off
                 k = min(len(s.data) - off, PAGE - (va & 0xFFF))
                 if (va & ~0xFFF) not in cached:
-                    await env.mem.write(frames[va & ~0xFFF] + (va & 0xFFF), s.data[off : off + k])
+                    a = frames[va & ~0xFFF] + (va & 0xFFF)
+                    if a == run + length and off == start + length and length + k <= MAX_ACCESS:
+                        length += k
+                    else:
+                        if length:
+                            await env.mem.write(run, s.data[start : start + length])
+                        run, start, length = a, off, k
                 off += k
+            if length:
+                await env.mem.write(run, s.data[start : start + length])
         for va, a in frames.items():
             if va not in cached:
                 self.dirty.add(a)
