@@ -12,7 +12,7 @@ import pytest
 
 from l4sim.kernel.objects import IpcGate, Task
 from l4sim.linux.sched import kernel_prio
-from l4sim.linux.state import POOL_BASE, SCHED_FIFO, SCHED_RR
+from l4sim.linux.state import POOL_BASE, SCHED_FIFO, SCHED_RR, TEXT_WINDOW
 from l4sim.tools.boot import BootResult, boot, format_summary
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -56,9 +56,18 @@ linux("b", argv=["BB", "sh", "-c", "echo b runs; sleep 1"], caps={"store": store
     store_thread = next(th for th in res.kernel.threads if th.task is tasks["store"])
     assert shared[0].thread is store_thread
     for t in (a, b):
-        pool = [m for vpn, m in t.vspace.pages.items() if vpn >= POOL_BASE >> 12]
+        pool = [m for vpn, m in t.vspace.pages.items() if POOL_BASE >> 12 <= vpn < TEXT_WINDOW >> 12]
         assert 100 < len(pool) <= (8 << 20) >> 12
         assert all(m.parent is not None and m.parent.space.name == "moe" for m in pool)
+        # the text windows map pool pages again (state.TextWindow, its hot set the window's
+        # pages once more): within the instance's own space, down from moe's
+        window = [m for vpn, m in t.vspace.pages.items() if vpn >= TEXT_WINDOW >> 12]
+        assert window
+        for m in window:
+            up = m.parent
+            while up is not None and up.space is t:
+                up = up.parent
+            assert up is not None and up.space.name == "moe"
     text = res.kernel.machine.uart.text()
     assert "a       | a runs\n" in text and "b       | b runs\n" in text
 

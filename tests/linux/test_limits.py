@@ -84,13 +84,23 @@ def test_signals_interrupt_code_that_makes_no_system_call(build: Build, cores: i
 
 
 def test_sched_yield_lets_the_other_thread_run(build: Build) -> None:
-    """Two threads yielding in a loop on one core alternate once both run (the reply to a
-    call queues the caller behind the ready threads of its priority)."""
+    """Two threads yielding in a loop on one core alternate once both run (sched_yield's
+    answer, through the saved reply capability, queues the caller behind the ready threads of
+    its priority)."""
     out = bytearray()
     res = run(build("yield"), [], out=lambda fd, b: out.extend(b))
     seen = bytes(out).strip()
     assert res.status == 0 and sorted(seen) == sorted(b"0" * 20 + b"1" * 20)
     assert b"0101010101010101" in seen
+
+
+def test_another_system_call_does_not_yield(build: Build) -> None:
+    """The same threads calling getppid instead: a system call's answer resumes the caller ahead
+    of the other ready thread of its priority (docs/kernel.md, "Scheduling"), so each runs its
+    20 rounds in one go, as on Linux -- a call is no yield."""
+    out = bytearray()
+    res = run(build("yield", "-DCALL=getppid"), [], out=lambda fd, b: out.extend(b))
+    assert res.status == 0 and bytes(out).strip() in (b"0" * 20 + b"1" * 20, b"1" * 20 + b"0" * 20)
 
 
 def test_ctrl_c_reaches_a_spinning_program(build: Build) -> None:

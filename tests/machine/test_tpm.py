@@ -235,3 +235,19 @@ def test_a_machine_keeps_its_tpm_and_nvram_only_when_given_them() -> None:
     assert b.tpm.pcr(9) == bytes(32)  # PCRs start over
     assert b.nvram.data[0] == 7 and b.tpm.nv.reset_count == 1
     assert Machine(seed=1).nvram.data[0] == 0
+
+
+def test_the_board_names_the_chips_ports_and_makes_the_chip_on_first_use() -> None:
+    """The board keeps the TIS port numbers itself (the chip's module is imported only when the
+    chip is first used); they are the chip's, and a machine nobody asks for its TPM has none yet,
+    while one made from a chip's saved state powers it on at once (its reset count goes up)."""
+    from l4sim.machine import board
+
+    assert (board.TPM_PORT, board.TPM_PORT_ORDER) == (dev.TPM_PORT, dev.TPM_PORT_ORDER)
+    m = Machine()
+    assert m._tpm is None
+    assert m.ports[dev.TPM_PORT][0](dev.TPM_PORT + dev.REG_DID_VID) == dev.DID_VID & 0xFF
+    assert m._tpm is not None and m.tpm is m._tpm
+    nv = dev.TpmNv(7)
+    Machine(tpm_nv=nv)
+    assert nv.reset_count == 0

@@ -26,7 +26,7 @@ def test_a_record_goes_from_one_instance_to_the_other_and_nothing_else_does() ->
     res = boot("linux-pair")
     text = res.kernel.machine.uart.text()
     assert "bob     | bob: read back through my own stub: hello from alice\n" in text
-    assert "bob     | bob: I am pid 1 of my own instance; /proc has 1 4\n" in text
+    assert "bob     | bob: I am pid 1 of my own instance; /proc has 1 3\n" in text
     assert "cat: can't open '/tmp/note': No such file or directory" in text
     assert "cat: can't open '/dev/l4/secret': No such file or directory" in text
     readme = README.read_text()

@@ -213,6 +213,9 @@ _RAX, _RDX, _RSI, _RDI, _R8 = (REGS.index(r) for r in ("rax", "rdx", "rsi", "rdi
 
 _FPAGE_ALL_MEMORY = Fpage.all_memory()
 _CALL = SEND | RECV
+_PROTO_PAGE_FAULT = int(Proto.PAGE_FAULT)
+#: a page fault's receive window: the whole address space
+_RCV_ALL_MEMORY = (_FPAGE_ALL_MEMORY,)
 _DEAD = TS.DEAD
 
 _BLOCK_C = r"""
@@ -1280,8 +1283,7 @@ class GuestThread:
             return
         self.waiting = WAIT_PAGER
         self.fault_addr = addr
-        k._sys_ipc(core, th, Ipc(th.pager_slot, _CALL, int(Proto.PAGE_FAULT), (word0, self.rip),
-                                 rcv=(_FPAGE_ALL_MEMORY,)))
+        k._fast_call(core, th, th.pager_slot, _PROTO_PAGE_FAULT, (word0, self.rip), _RCV_ALL_MEMORY)
 
 
 def _target(k: Kernel, th: Thread, slot: int) -> Thread | None:

@@ -127,6 +127,8 @@ def plain_int(v: object) -> int | None:
 
 def in_range(v: object, lo: int, hi: int) -> int | None:
     """``v`` as a plain int with ``lo <= v <= hi``, or None."""
+    if type(v) is int:  # the common case, without a call
+        return v if lo <= v <= hi else None
     x = plain_int(v)
     return x if x is not None and lo <= x <= hi else None
 
@@ -256,21 +258,28 @@ def unblock(self: Kernel, th: Thread) -> None:
         th.timeout_ev = None
 
 
-def wake(self: Kernel, th: Thread, msg: Msg) -> None:
-    """A blocked thread's IPC has ended with ``msg``; it becomes runnable."""
+def wake(self: Kernel, th: Thread, msg: Msg, head: bool = False) -> None:
+    """A blocked thread's IPC has ended with ``msg``; it becomes runnable.  ``head``: the
+    message is the reply to the call its server is serving now (the implicit reply)."""
     if th.timeout_ev is not None:
         th.timeout_ev.cancel()
         th.timeout_ev = None
     th.partner = None
     th.resume = msg
-    if th.exc_pending:
-        pending, th.exc_pending = th.exc_pending, 0
+    pending = th.exc_pending
+    if pending:
+        th.exc_pending = 0
         # label 0 resumes; an alien L4 call (EXC_ALIEN_CALL) may also be let pass
         if msg.error or (msg.proto != 0 and not (pending == EXC_ALIEN_CALL and msg.proto == PROTO_ALLOW_SYSCALL)):
             self._exc_failed(th, msg)
             return
     if th.state is _SEND or th.state is _RECV:
-        self._make_ready(th)
+        # an exception answered by its handler's current reply resumes the thread where it
+        # trapped, ahead of its priority's other threads while its quantum lasts: a trap
+        # returns as a system call returns on Linux (no reschedule), not as a yield.  An
+        # answer that came later (through a saved reply capability: the call waited) queues
+        # it behind them, as a woken thread.
+        self._make_ready(th, 0, head and bool(pending) and th.quantum_left > 0)
 
 
 def exc_failed(self: Kernel, th: Thread, msg: Msg) -> None:
@@ -338,6 +347,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             return
         label = gate.label | (entry.rights & 3)
         call = True
+        resumed = 0
         cap = self._reply_for(th)
         if peer.reply is not None:
             self._drop_reply(peer)
@@ -354,6 +364,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
                 caller.exc_pending and proto != 0):  # a refusing exception reply kills: full path
             self._sys_ipc(core, th, t)
             return
+        resumed = caller.exc_pending  # (ahead of its priority's other threads, as in _wake)
         caller.exc_pending = 0  # an exception reply with label 0 resumes, as _wake does
         th.reply = None
         mine.caller = None
@@ -403,7 +414,7 @@ def sys_ipc_fast(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
     peer.state = _READY
     bits = core.bits
     if peer.cpu != core.id or (bits and bits.bit_length() - 1 >= peer.prio):
-        self._make_ready(peer)
+        self._make_ready(peer, 0, not call and bool(resumed) and peer.quantum_left > 0)
         return
     # direct switch: the peer is what the scheduler would pick next anyway (_switch, written out)
     core.current = peer
@@ -443,16 +454,19 @@ def reply_for(self: Kernel, th: Thread) -> Reply:
     return r
 
 
-def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...]) -> None:
-    """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC):
-    the fastpath without decoding words it built, else the full path."""
+def fast_call(self: Kernel, core: Core, th: Thread, slot: int, proto: int, words: tuple[int, ...],
+              rcv: tuple[Fpage, ...] = ()) -> None:
+    """A call the kernel itself makes for ``th`` (a guest's system-call exception IPC, a
+    guest's page fault with ``rcv`` its receive window): the fastpath without decoding
+    what it built, else the full path.  Either way the same effects and time."""
     entry = th.task.caps.slots.get(slot)  # type: ignore[union-attr]
     if entry is not None and type(entry.obj) is IpcGate:
         dest = entry.obj.thread
         if dest is not None and dest.state is _RECV and dest.partner is None and dest is not th:
             self._fast_call_to(core, th, dest, proto, words, entry.obj.label | (entry.rights & 3))
+            th.rcv_bufs = rcv  # where the reply's items land (the full path's rcv_phase sets it)
             return
-    self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words))
+    self._sys_ipc(core, th, Ipc(slot, CALL_FLAGS, proto, words, rcv=rcv))
 
 
 def fast_call_to(self: Kernel, core: Core, th: Thread, dest: Thread, proto: int, words: tuple[int, ...],
@@ -567,7 +581,7 @@ def sys_ipc(self: Kernel, core: Core, th: Thread, t: Ipc) -> None:
             self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
             return
         th.reply = None
-        if self._reply(core, th, r, t) and flags & RECV and th.state is not _DEAD:
+        if self._reply(core, th, r, t, True) and flags & RECV and th.state is not _DEAD:
             self._receive(core, th, t)
     elif flags & RECV:
         self._receive(core, th, t)
@@ -673,7 +687,7 @@ def rcv_phase(self: Kernel, core: Core, th: Thread, dest: Thread, t: Ipc, runnin
 
 def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, proto: int,
             words: tuple[int, ...], items: tuple[MapItem | StrItem, ...], flags: int,
-            vdest: int = 0) -> int:
+            vdest: int = 0, head: bool = False) -> int:
     """Copy a message into the receiver and wake it if it was blocked.
 
     Items are decoded completely before any is performed: if they do not
@@ -706,7 +720,7 @@ def deliver(self: Kernel, core: Core, snd: Thread, rcv: Thread, label: int, prot
     if self.lifetime is not None:
         self.lifetime.words(self, rcv, words)
     if rcv.state is _RECV:
-        self._wake(rcv, msg)
+        self._wake(rcv, msg, head)
     else:
         rcv.resume = msg  # the receiver is the running thread itself
     return s_err
@@ -761,14 +775,15 @@ def reply_saved(self: Kernel, core: Core, th: Thread, t: Ipc, entry: CapEntry) -
         self._receive(core, th, t)
 
 
-def reply(self: Kernel, core: Core, th: Thread, r: Reply, t: Ipc) -> bool:
-    """Deliver a reply to the caller behind ``r``; True when it arrived."""
+def reply(self: Kernel, core: Core, th: Thread, r: Reply, t: Ipc, current: bool = False) -> bool:
+    """Deliver a reply to the caller behind ``r``; True when it arrived.  ``current``: ``r`` is
+    the implicit reply of the call being served (see :func:`wake`)."""
     caller = r.caller
     r.caller = None
     if caller is None or caller.state is not _RECV or caller.partner is not r:
         self._fail_now(core, th, IpcErr.ENOT_EXISTENT)
         return False
-    err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY)
+    err = self._deliver(core, th, caller, 0, t.proto, t.words, t.items, REPLY, 0, current)
     th.resume = Msg(error=err) if err else MSG_OK
     return not err
 

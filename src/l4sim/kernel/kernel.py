@@ -561,8 +561,9 @@ class Kernel:
             core.computing = False
             core.step_ev = self.events.at(t, self._step, core, prio=PRIO_CORE)
 
-    def _make_ready(self, th: Thread, delay: int = 0) -> None:
-        """``th`` becomes runnable on its core; preempts a lower-priority current.
+    def _make_ready(self, th: Thread, delay: int = 0, head: bool = False) -> None:
+        """``th`` becomes runnable on its core; preempts a lower-priority current.  ``head``:
+        ahead of the threads of its priority (a thread resumed by its exception's reply).
 
         A reserved thread without budget left becomes DEPLETED instead (it is
         made ready again at its replenishment).
@@ -574,7 +575,7 @@ class Kernel:
             return
         th.state = _READY
         core = self.cores[th.cpu]
-        core.enqueue(th)
+        core.enqueue(th, head)
         if self.tracer is not None:
             self._trace(th.cpu, "wake", th.kid)
         if core is not self.running:

@@ -417,7 +417,10 @@ def plan_map(self: Kernel, src: Task, fp: Fpage, dst: Task, win: Fpage, hot: int
             need = len(units) * MAPPING_SIZE
             if kind == FpageType.MEMORY:
                 have = dst.vspace.pt
-                need += PT_SIZE * len({(dfirst + u - first) >> PT_SHIFT for u in units} - have.keys())
+                # page tables the mappings need that the receiver lacks (a set minus the
+                # dict's keys would walk all of them: this walks the new ones)
+                need += PT_SIZE * sum(1 for pt in {(dfirst + u - first) >> PT_SHIFT for u in units}
+                                      if pt not in have)
             if f.used + need > f.limit if self.kmem is None else not self.kmem.admit(f, need, need):
                 return IpcErr.SEMAPFAILED  # the receiver's kernel memory is exhausted
     rights = int(fp.rights) & int(win.rights) if kind != FpageType.OBJECT else fp.rights

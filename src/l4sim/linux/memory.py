@@ -237,6 +237,12 @@ async def page_fault(k: Personality, t: LinuxThread, w: tuple[int, ...]) -> tupl
         return None
     if v.shared and isinstance(v.file, MemObject):  # device memory may watch writes (linux/fb.py)
         rights = await v.file.fault(k, (v.off + addr - v.start) >> 12, bool(write), rights)
+    elif not write and p.text is not None:  # a program page: the cached ones around it too
+        item = k.around(p, vpn, v)
+        if item is not None:
+            if p.forked:
+                await k.note_child_fault(p, vpn)
+            return (0, (), (item,))
     return (0, (), (MapItem(Fpage.mem(a, 12, rights), snd_base=addr),))
 
 

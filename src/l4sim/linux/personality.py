@@ -32,10 +32,10 @@ by the boot code from the machine's seeded generator.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from l4sim.kernel.abi import EX_REGS_TRIGGER_EXCEPTION, IP_UNCHANGED, TRAP_L4_CALL, Proto, ThreadOp
-from l4sim.linux import fb, l4
+from l4sim.linux import l4
 from l4sim.linux.jobs import console_signals
 from l4sim.linux.memory import page_fault
 from l4sim.linux.net import stack as net
@@ -47,6 +47,9 @@ from l4sim.linux.timers import expire
 from l4sim.runtime.console import start_console
 from l4sim.runtime.protocols import DATASPACE, DsOp
 from l4sim.user.env import Env, Gate, L4Error
+
+if TYPE_CHECKING:
+    from l4sim.linux.fb import Display
 
 #: the label of the terminal's receive interrupt (no thread's label: those are tid << 2)
 KBD_LABEL = 1 << 62
@@ -83,7 +86,11 @@ async def serve(k: Personality) -> int:
     await l4.setup(k)
     await net.setup(k)  # the instance's network interfaces (Config.net)
     bridge = k.l4
-    display = await fb.setup(k)  # /dev/fb0 and /dev/input/event0 of its GUI session, if it has one
+    display: Display | None = None
+    if cfg.gui is not None:  # /dev/fb0 and /dev/input/event0 of its GUI session, if it has one
+        from l4sim.linux import fb  # (imported only then: it costs a run without one start-up time)
+
+        display = await fb.setup(k)
     # the terminal's receive interrupt: typed Ctrl-C / Ctrl-Z (see run.py and jobs.py)
     kbd = None
     if cfg.keyboard:

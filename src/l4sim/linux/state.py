@@ -109,6 +109,42 @@ def _rights(flags: int) -> int:
 TEXT_CACHE = 4
 #: the rights bits as plain ints (a Flag operation costs a microsecond on the fault path)
 _W, _X = int(MemRights.W), int(MemRights.X)
+#: the most bytes one memory access of the personality moves (the kernel's limit)
+MAX_ACCESS = 1 << 20
+#: the text windows: each program in the page cache has its read-only pages mapped in the
+#: personality's own space at ``TEXT_WINDOW + slot * TEXT_SPAN + vaddr`` (user space lies below
+#: TEXT_SPAN), so that a run of them goes to a process as one flexpage
+TEXT_WINDOW = 1 << 48
+TEXT_SPAN = 1 << 47
+#: fault-around: a fault on a program page of the page cache maps the pages around it, up to
+#: 2**FAULT_AROUND pages (an aligned flexpage), as Linux maps up to 64 KiB around a fault
+FAULT_AROUND = 2
+#: the largest flexpage a start maps a program's text with (the kernel walks up to 4096 units)
+TEXT_ORDER_MAX = 12
+#: a program page that this many forked children faulted on joins its window's hot set, which
+#: fork maps into every child of the program at once (see Personality._fork)
+HOT_AFTER = 2
+
+
+class TextWindow:
+    """A program's read-only pages in the page cache, as the personality's own mappings at
+    ``base + vaddr``: ``frames`` (vaddr -> pool page, the page cache's) and ``rights`` (vaddr ->
+    the rights they are mapped with).  ``live`` turns False when the program leaves the cache
+    (its processes' faults then map single pages)."""
+
+    __slots__ = ("base", "faults", "frames", "hot", "hot_base", "live", "rights")
+
+    def __init__(self, base: int, frames: dict[int, int], hot_base: int) -> None:
+        self.base = base
+        self.frames = frames
+        self.rights: dict[int, int] = {}
+        self.live = True
+        #: the hot set: pages forked children of the program use (vaddr, in the order they
+        #: joined), mapped a third time at ``hot_base + vaddr``; faults of forked children by
+        #: page, until it joins
+        self.hot_base = hot_base
+        self.hot: dict[int, int] = {}  # vaddr -> its place in the set
+        self.faults: dict[int, int] = {}
 
 
 # --------------------------------------------------------------------------- a system call
@@ -399,6 +435,12 @@ class Proc:
     cur: LinuxThread = field(default=cast("LinuxThread", None))
     #: guest page number -> pool address of the frame behind it
     pages: dict[int, int] = field(default_factory=dict)
+    #: the page cache's window of the program it runs (None: none); fork keeps it
+    text: TextWindow | None = None
+    #: made by fork and not exec'd since (its program faults count towards the hot set)
+    forked: bool = False
+    #: how much of its program's hot set fork mapped into it (the first ``hot`` pages)
+    hot: int = 0
     vmas: list[Vma] = field(default_factory=list)
     acct: Acct = field(default_factory=Acct)
     brk_start: int = 0
@@ -761,6 +803,11 @@ class Personality:
         self.text_cache: dict[int, dict[int, int]] = {}
         #: program pages a start took from the page cache instead of copying the file
         self.text_shared = 0
+        #: the text windows by id(image), the window slots free, and the windows of programs
+        #: that left the cache, to be unmapped (then their frames freed) before the next start
+        self.windows: dict[int, TextWindow] = {}
+        self.window_slots = list(range(TEXT_CACHE, -1, -1))
+        self.windows_gone: list[tuple[TextWindow, list[int]]] = []
         #: MAP_SHARED pages of files: file -> {page index -> pool page} (each holding a
         #: reference), and what each held when last synchronised with the file's bytes
         self.file_pages: dict[Any, dict[int, int]] = {}
@@ -999,6 +1046,7 @@ class Personality:
         """``c``'s VMAs and the facts about its memory, copied from ``parent`` (fork); the
         pages follow (shared copy-on-write, after :meth:`populate_shared`)."""
         c.vmas = [v.piece(v.start, v.end) for v in parent.vmas]
+        c.text = parent.text
         c.acct.args, c.acct.start_stack = parent.acct.args, parent.acct.start_stack
 
     async def populate_shared(self, p: Proc) -> bool:
@@ -1060,15 +1108,32 @@ class Personality:
         return a + (addr & 0xFFF)
 
     async def read(self, p: Proc, addr: int, n: int) -> bytes | None:
+        """``n`` bytes of ``p``'s memory at ``addr`` (None: EFAULT).  Pages whose frames lie
+        one after the other in the pool (a process's pages mostly do) are read with one
+        access, not one per page."""
         out = bytearray()
+        mem = self.env.mem
+        pages = p.pages
+        run, length = -1, 0  # the pool range still to read
         while n > 0:
-            a = await self.frame_of(p, addr, False)
+            a = pages.get(addr >> 12)
             if a is None:
-                return None
+                a = await self.frame_of(p, addr, False)
+                if a is None:
+                    return None
+            else:
+                a += addr & 0xFFF
             k = min(n, PAGE - (addr & 0xFFF))
-            out += await self.env.mem.read(a, k)
+            if a == run + length and length + k <= MAX_ACCESS:
+                length += k
+            else:
+                if length:
+                    out += await mem.read(run, length)
+                run, length = a, k
             addr += k
             n -= k
+        if length:
+            out += await mem.read(run, length)
         return bytes(out)
 
     async def read_str(self, p: Proc, addr: int, limit: int = 4096) -> bytes | None:
@@ -1086,15 +1151,41 @@ class Personality:
         return bytes(out)
 
     async def write(self, p: Proc, addr: int, data: bytes) -> bool:
+        """Write ``data`` into ``p``'s memory at ``addr`` (False: EFAULT, after what fitted);
+        consecutive pool frames in one access, as :meth:`read`."""
+        mem = self.env.mem
+        pages, refs, dirty = p.pages, self.refs, self.dirty
+        v: Vma | None = None
+        run, start, length = -1, 0, 0  # pool address, offset in data, bytes still to write
         i = 0
-        while i < len(data):
-            a = await self.frame_of(p, addr + i, True)
-            if a is None:
-                return False
-            k = min(len(data) - i, PAGE - ((addr + i) & 0xFFF))
-            await self.env.mem.write(a, data[i : i + k])
-            self.dirty.add(a & ~0xFFF)
+        end = len(data)
+        while i < end:
+            at = addr + i
+            a = pages.get(at >> 12)
+            if a is not None and refs.get(a, 1) == 1:  # its own page: writable if its VMA is
+                if v is None or not v.start <= at < v.end:
+                    v = p.vma(at)
+                if v is None or not v.rights & _W:
+                    a = None
+            if a is None or refs.get(a, 1) != 1:
+                a = await self.frame_of(p, at, True)
+                if a is None:
+                    if length:
+                        await mem.write(run, data[start : start + length])
+                    return False
+                a &= ~0xFFF
+            k = min(end - i, PAGE - (at & 0xFFF))
+            dirty.add(a)
+            a += at & 0xFFF
+            if a == run + length and length + k <= MAX_ACCESS:
+                length += k
+            else:
+                if length:
+                    await mem.write(run, data[start : start + length])
+                run, start, length = a, i, k
             i += k
+        if length:
+            await mem.write(run, data[start : start + length])
         return True
 
     async def unmap_range(self, p: Proc, start: int, end: int) -> None:
@@ -1248,8 +1339,14 @@ class Personality:
             image = parse(data, path)
             while len(cache) >= TEXT_CACHE:  # the least recently started leaves, and its pages
                 old = cache.pop(next(iter(cache)))
-                for a in self.text_cache.pop(id(old), {}).values():
-                    self.decref(a)
+                pages = list(self.text_cache.pop(id(old), {}).values())
+                w = self.windows.pop(id(old), None)
+                if w is not None:  # its window goes first (start_program), then the frames
+                    w.live = False
+                    self.windows_gone.append((w, pages))
+                else:
+                    for a in pages:
+                        self.decref(a)
         cache[data] = image  # the most recent last
         return image
 
@@ -1279,7 +1376,21 @@ class Personality:
         # read-only pages (text, constants) come from the page cache, shared by every process
         # running the image: written once, and a forked or exec'd process runs code that the
         # guest executor may already have translated (kernel/guest.py, "Reusing")
+        while self.windows_gone:  # programs that left the cache: their windows, then frames
+            gone, pages = self.windows_gone.pop()
+            for va in gone.hot:
+                await env.task.unmap(Fpage.mem(gone.hot_base + va, 12, MemRights.RWX), include_self=True)
+            for va in gone.rights:
+                await env.task.unmap(Fpage.mem(gone.base + va, 12, MemRights.RWX), include_self=True)
+            self.window_slots.append((gone.base - TEXT_WINDOW) // TEXT_SPAN)
+            for page in pages:
+                self.decref(page)
         cached = self._text_pages(image)
+        win = self.windows.get(id(image))
+        if win is None and self.window_slots and any(v is image for v in self.elf_cache.values()):
+            slot = self.window_slots.pop()
+            win = self.windows[id(image)] = TextWindow(TEXT_WINDOW + slot * TEXT_SPAN, cached,
+                                                       TEXT_WINDOW + (TEXT_CACHE + 1 + slot) * TEXT_SPAN)
         frames: dict[int, int] = {}
         for va in sorted(want):
             a = cached.get(va)
@@ -1289,22 +1400,41 @@ class Personality:
             else:
                 a = await self.alloc()
             frames[va] = a
-        for s in image.segments:
+        for s in image.segments:  # the bytes, one access per run of frames side by side in the pool
             off = 0
+            run, start, length = -1, 0, 0  # pool address, offset in the data, bytes
             while off < len(s.data):
                 va = s.vaddr + off
                 k = min(len(s.data) - off, PAGE - (va & 0xFFF))
                 if (va & ~0xFFF) not in cached:
-                    await env.mem.write(frames[va & ~0xFFF] + (va & 0xFFF), s.data[off : off + k])
+                    a = frames[va & ~0xFFF] + (va & 0xFFF)
+                    if a == run + length and off == start + length and length + k <= MAX_ACCESS:
+                        length += k
+                    else:
+                        if length:
+                            await env.mem.write(run, s.data[start : start + length])
+                        run, start, length = a, off, k
                 off += k
+            if length:
+                await env.mem.write(run, s.data[start : start + length])
         for va, a in frames.items():
             if va not in cached:
                 self.dirty.add(a)
                 if not want[va] & _W:  # into the cache, which keeps a reference of its own
                     cached[va] = a
                     self.refs[a] = self.refs.get(a, 1) + 1
+                    if win is not None:  # and into its window
+                        await env.task.map(env.task, Fpage.mem(a, 12, want[va]), win.base + va)
+                        win.rights[va] = want[va]
             p.pages[va >> 12] = a
-            await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
+            if win is None or va not in win.rights:
+                await task.map(env.task, Fpage.mem(a, 12, want[va]), va)
+        p.text = win
+        p.forked = False
+        p.hot = 0
+        if win is not None:  # the cached pages in a few large flexpages
+            for va, order in _blocks(sorted(win.rights)):
+                await task.map(env.task, Fpage.mem(win.base + va, order, MemRights.RWX), va)
         p.brk_start = p.brk = image.end
         p.mmap_next = MMAP_TOP
         p.vmas.append(Vma(p.brk_start, p.brk, MemRights.RW, "heap"))
@@ -1317,6 +1447,66 @@ class Personality:
             inherit_sched(caller, t)
         p.cur = t
         await self._run_thread(t, image.entry, sp)
+
+    def _hot_ok(self, p: Proc, w: TextWindow) -> bool:
+        """Has ``p`` every page of ``w``'s hot set as the window has it, in a VMA that allows
+        the window's rights (then its child may get them all)?"""
+        frames, rights, pages = w.frames, w.rights, p.pages
+        v: Vma | None = None
+        for va in w.hot:
+            if pages.get(va >> 12) != frames[va]:
+                return False
+            if v is None or not v.start <= va < v.end:
+                v = p.vma(va)
+                if v is None:
+                    return False
+            if rights[va] & ~v.rights:
+                return False
+        return True
+
+    async def note_child_fault(self, p: Proc, vpn: int) -> None:
+        """A forked child of ``p``'s program faulted on program page ``vpn``: count it; at
+        HOT_AFTER children the page joins the hot set (mapped into the hot window)."""
+        w = p.text
+        if w is None or not w.live:
+            return
+        va = vpn << 12
+        if va in w.hot or va not in w.rights:
+            return
+        n = w.faults.get(va, 0) + 1
+        if n < HOT_AFTER:
+            w.faults[va] = n
+            return
+        w.faults.pop(va, None)
+        await self.env.task.map(self.env.task, Fpage.mem(w.base + va, 12, w.rights[va]), w.hot_base + va)
+        w.hot[va] = len(w.hot)
+
+    def around(self, p: Proc, vpn: int, v: Vma) -> MapItem | None:
+        """Fault-around: a map item of the pages around ``vpn`` from ``p``'s text window -- the
+        largest aligned flexpage of at most 2**FAULT_AROUND pages whose every window page is
+        the one ``p`` has at that address and lies in ``v`` -- or None when ``vpn`` itself is
+        not such a page."""
+        w = p.text
+        if w is None or not w.live:
+            return None
+        frames, rights, pages = w.frames, w.rights, p.pages
+        va = vpn << 12
+        if frames.get(va) != pages.get(vpn) or va not in rights:
+            return None
+        # pages fork mapped from the hot set are not mapped again from here (that would replace
+        # the mapping: a new place in the mapping tree, and the CPU's translations flushed)
+        hot, n = w.hot, p.hot
+        order = FAULT_AROUND
+        while order:
+            size = PAGE << order
+            start = va & ~(size - 1)
+            if v.start <= start and start + size <= v.end and all(
+                    frames.get(a) == pages.get(a >> 12) and not (n and hot.get(a, n) < n)
+                    for a in range(start, start + size, PAGE) if a in rights and a != va):
+                break
+            order -= 1
+        start = va & ~((PAGE << order) - 1)
+        return MapItem(Fpage.mem(w.base + start, 12 + order, v.rights), snd_base=start)
 
     def vfork_done(self, p: Proc) -> None:
         """``p`` has exec'd or ended: the parent's thread waiting in vfork goes on."""
@@ -1381,6 +1571,15 @@ class Personality:
             v = parent.vma(vpn << 12)
             if n == 1 and v is not None and v.rights & _W and not v.shared:
                 await env.task.unmap(Fpage.mem(a, 12, MemRights.W))  # every sharer loses W
+        w = parent.text
+        if w is not None and w.live and w.hot and self._hot_ok(parent, w):
+            # the program pages its forked children use, at once: a flexpage or two over the
+            # hot set's window maps just those (a fault each would cost more)
+            lo, hi = min(w.hot), max(w.hot) + PAGE
+            for va, order in _cover(lo, hi):
+                await c.task.map(env.task, Fpage.mem(w.hot_base + va, order, MemRights.RWX), va)
+            c.hot = len(w.hot)
+        c.forked = True
         t = await self._new_thread(c, c.pid)
         inherit_sched(parent.cur, t)
         t.sigmask = parent.cur.sigmask
@@ -1472,3 +1671,37 @@ class Personality:
         p.acct.start_stack = sp
         p.acct.execs += 1
         return sp
+
+
+def _blocks(vas: list[int]) -> list[tuple[int, int]]:
+    """(address, order) of aligned flexpages that together cover the pages ``vas`` (sorted)
+    and the gaps between them inside each flexpage: the window has nothing there, so the
+    gaps map nothing.  At most 2**TEXT_ORDER_MAX pages each."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(vas)
+    while i < n:
+        start = vas[i]
+        order = 0
+        # grow while aligned, within the limit, and not past the last page
+        while (order < TEXT_ORDER_MAX and not start & ((PAGE << (order + 1)) - 1)
+               and start + (PAGE << (order + 1)) <= vas[-1] + PAGE):
+            order += 1
+        end = start + (PAGE << order)
+        out.append((start, 12 + order))
+        while i < n and vas[i] < end:
+            i += 1
+    return out
+
+
+def _cover(start: int, end: int) -> list[tuple[int, int]]:
+    """(address, order) of the aligned flexpages, largest first where alignment allows (at most
+    2**TEXT_ORDER_MAX pages), that together cover [start, end) exactly."""
+    out: list[tuple[int, int]] = []
+    while start < end:
+        order = 0
+        while (order < TEXT_ORDER_MAX and not start & ((PAGE << (order + 1)) - 1)
+               and start + (PAGE << (order + 1)) <= end):
+            order += 1
+        out.append((start, 12 + order))
+        start += PAGE << order
+    return out

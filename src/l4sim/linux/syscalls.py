@@ -84,6 +84,18 @@ async def sys_zero(k: Personality, p: Proc, c: Call) -> int:
     return 0
 
 
+async def sys_sched_yield(k: Personality, p: Proc, c: Call) -> int:
+    """sched_yield: the caller goes behind the other ready threads of its priority.  The call
+    waits and is answered in the same round, through its saved reply capability: the kernel
+    queues a thread so answered behind the others, where an answer to the call being served
+    would resume it ahead of them (kernel/ipc.py ``wake``)."""
+    if c.state is None:
+        c.state = True
+        k.runnable.append(p.cur.tid)
+        return BLOCK
+    return 0
+
+
 async def sys_enosys(k: Personality, p: Proc, c: Call) -> int:
     return -ENOSYS
 
@@ -189,7 +201,7 @@ async def sys_time(k: Personality, p: Proc, c: Call) -> int:
 
 # --------------------------------------------------------------------------- the table
 TABLE: dict[int, Syscall] = {
-    24: Syscall("sched_yield", sys_zero, ""),
+    24: Syscall("sched_yield", sys_sched_yield, ""),
     63: Syscall("uname", sys_uname, "p"),
     96: Syscall("gettimeofday", sys_gettimeofday, "pp"),
     97: Syscall("getrlimit", sys_getrlimit, "dp"),

@@ -45,7 +45,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from l4sim.machine.block import BlockDevice, Medium
 from l4sim.machine.devices import InterruptController, Nvram, PeriodicTimer, SerialLink, Uart
@@ -54,7 +54,6 @@ from l4sim.machine.events import EventQueue
 from l4sim.machine.iommu import DmaPort, Iommu
 from l4sim.machine.memory import DEFAULT_RAM, PAGE_SIZE, DeviceRegion, PhysMem
 from l4sim.machine.nic import Nic, PcapWriter, Port, Wire
-from l4sim.machine.tpm import TPM_PORT, TPM_PORT_ORDER, Tpm, TpmNv
 
 #: I/O port of the UART's data register (a PC's COM1); COM1+5 is its line status
 COM1 = 0x3F8
@@ -64,6 +63,13 @@ NVRAM_PORT = 0x0F48
 #: bytes of NVRAM a machine has unless it is given its own
 NVRAM_SIZE = 64 << 10
 #: port devices a startup script may hand to one program: name -> (first port, log2 of the port count)
+if TYPE_CHECKING:
+    from l4sim.machine.tpm import Tpm, TpmNv
+
+#: the TPM's TIS registers (:mod:`l4sim.machine.tpm` has the same numbers; the chip's module is
+#: imported when the chip is first used, see Machine.tpm)
+TPM_PORT = 0x0F40
+TPM_PORT_ORDER = 3
 PORT_DEVICES = {"serial1": (COM2, 3), "tpm": (TPM_PORT, TPM_PORT_ORDER), "nvram": (NVRAM_PORT, 3)}
 LINE_PIT = 0
 LINE_UART = 1
@@ -117,8 +123,15 @@ class Machine:
         self.ports[COM1] = (lambda port: 0x60 if port == COM1 + 5 else 0,  # LSR: transmitter empty
                             lambda port, value: self.uart.write(bytes([value & 0xFF])))
         self.ports[COM1 + 5] = self.ports[COM1]
-        self.tpm = Tpm(self.events, tpm_nv if tpm_nv is not None else TpmNv(seed))
-        self.ports.update(self.tpm.ports())
+        # the TPM is made when it is first used (a port access, ``machine.tpm``): its module
+        # and its cryptography cost start-up time a machine without a TPM user need not pay.
+        # A chip whose state a reboot carries (``tpm_nv``) powers on with the machine.
+        self._tpm: Tpm | None = None
+        self._tpm_nv = tpm_nv
+        if tpm_nv is not None:
+            self.tpm  # noqa: B018  (power-on: its reset count goes up now)
+        for i in range(1 << TPM_PORT_ORDER):
+            self.ports[TPM_PORT + i] = (self._tpm_read, self._tpm_write)
         self.serial1 = SerialLink()
         self.nvram = Nvram(nvram if nvram is not None else bytearray(NVRAM_SIZE))
         for i in range(8):
@@ -140,6 +153,21 @@ class Machine:
         self.options: dict[str, Any] = {}
 
     # --- the board's devices
+    @property
+    def tpm(self) -> Tpm:
+        """The TPM chip (made on first use, from the run's seed or the ``tpm_nv`` given)."""
+        if self._tpm is None:
+            from l4sim.machine.tpm import Tpm, TpmNv
+
+            self._tpm = Tpm(self.events, self._tpm_nv if self._tpm_nv is not None else TpmNv(self.seed))
+        return self._tpm
+
+    def _tpm_read(self, port: int) -> int:
+        return self.tpm.read_reg(port)
+
+    def _tpm_write(self, port: int, value: int) -> None:
+        self.tpm.write_reg(port, value)
+
     def _place(self, name: str, kind: str, dev: Any, dma: bool, line: bool = True) -> BoardDevice:
         self._check_place(name, 1 if line else 0)
         region = self.mem.add_device(name, 1, dev)

@@ -64,19 +64,15 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
-try:  # where cryptography keeps the modes modern protocols no longer use
-    from cryptography.hazmat.decrepit.ciphers.modes import CFB
-except ImportError:  # an older cryptography
-    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[no-redef,unused-ignore]
+from typing import TYPE_CHECKING
 
 from l4sim.machine import tpm2 as t
 from l4sim.machine.events import EventQueue
 from l4sim.machine.tpm2 import Reader, Unmarshal, Writer
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used: a machine that never
+    # asks its TPM for one (``l4sim linux run``) starts without it
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 #: first I/O port of the TPM's registers, and log2 of their number
 TPM_PORT = 0x0F40
@@ -508,6 +504,9 @@ class Tpm:
         attest = t.quote_attest(key.qualified_name, extra, self.clock_ms(), self.nv.reset_count, 0, True,
                                 FIRMWARE_VERSION, t.pcr_selection(pcrs), self._digest(pcrs))
         # RFC 6979: the signature's nonce comes from the key and the message, not from entropy
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         der = key.key.sign(attest, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
         return [], Writer().tpm2b(attest).raw(t.ecdsa_signature(der)).bytes()
 
@@ -721,6 +720,13 @@ def _error(rc: int) -> bytes:
 
 def _cfb(key: bytes, data: bytes, *, encrypt: bool) -> bytes:
     """AES-128-CFB with a zero IV: how TPM 2.0 encrypts a sensitive area (Part 1 section 23.5)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    try:  # where cryptography keeps the modes modern protocols no longer use
+        from cryptography.hazmat.decrepit.ciphers.modes import CFB
+    except ImportError:  # an older cryptography
+        from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[no-redef,unused-ignore]
+
     c = Cipher(algorithms.AES(key), CFB(bytes(16)))
     op = c.encryptor() if encrypt else c.decryptor()
     return op.update(data) + op.finalize()

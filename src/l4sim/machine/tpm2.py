@@ -30,10 +30,10 @@ import hmac
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+if TYPE_CHECKING:  # cryptography is imported where a key is used (a machine starts without it)
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 # --------------------------------------------------------------------------- numbers
 #: structure tags (TPM_ST)
@@ -376,6 +376,8 @@ def derive_p256(seed: bytes, template: bytes) -> ec.EllipticCurvePrivateKey:
     primary keys: KDFa(seed, "ECC", H(template)) reduced into 1..n-1 (Part 1 section 28.4)."""
     raw = kdfa(seed, "ECC", sha256(template), b"", 512)
     d = int.from_bytes(raw, "big") % (P256_ORDER - 1) + 1
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.derive_private_key(d, ec.SECP256R1())
 
 
@@ -428,10 +430,14 @@ class EccPublic:
     y: bytes
 
     def key(self) -> ec.EllipticCurvePublicKey:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return ec.EllipticCurvePublicNumbers(int.from_bytes(self.x, "big"), int.from_bytes(self.y, "big"),
                                              ec.SECP256R1()).public_key()
 
     def pem(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         return self.key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -515,6 +521,8 @@ def read_attest(data: bytes) -> Attest:
 
 def ecdsa_signature(der: bytes) -> bytes:
     """A TPMT_SIGNATURE (ECDSA, SHA-256) from a DER-encoded signature: r and s as TPM2Bs."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     r, s = decode_dss_signature(der)
     return (Writer().u16(ALG_ECDSA).u16(ALG_SHA256).tpm2b(r.to_bytes(32, "big"))
             .tpm2b(s.to_bytes(32, "big")).bytes())
