@@ -511,10 +511,9 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         _check_name(name, "program", w)
         return ProgramRef(name, w)
 
-    def start(name: str, program: str, caps: dict[str, Any] | None = None, prio: int = 1,
-              cpus: int | list[int] | None = None, args: tuple[Any, ...] | list[Any] = (),
-              quota: int = 4 << 20, daemon: bool = False, kmem: int = KMEM) -> ProgramSpec:
-        w = _where(file)
+    def new_program(name: str, w: Where) -> None:
+        """``name`` may name a program the script starts (``start`` or ``linux``): a valid
+        name, not one started before, not one of the system's own tasks."""
         _check_name(name, "program", w)
         first = next((s.where for s in plan.programs if s.name == name), None)
         if first is not None:
@@ -523,6 +522,12 @@ def load_script(path: str | Path, ncores: int) -> Plan:
         if name in SYSTEM_NAMES:
             raise ScriptError(f"{w}: the name {name!r} is reserved for the system's own tasks "
                               f"({', '.join(SYSTEM_NAMES)}): choose another program name")
+
+    def start(name: str, program: str, caps: dict[str, Any] | None = None, prio: int = 1,
+              cpus: int | list[int] | None = None, args: tuple[Any, ...] | list[Any] = (),
+              quota: int = 4 << 20, daemon: bool = False, kmem: int = KMEM) -> ProgramSpec:
+        w = _where(file)
+        new_program(name, w)
         if type(program) is not str:
             raise ScriptError(f"{w}: program must be a string 'package.module:function'")
         try:
@@ -660,14 +665,7 @@ def load_script(path: str | Path, ncores: int) -> Plan:
               daemon: bool = False, fb: tuple[int, int, int, int] | list[int] | None = None,
               net: dict[str, Any] | None = None, hosts: dict[str, Any] | None = None) -> ProgramSpec:
         w = _where(file)
-        _check_name(name, "program", w)
-        first = next((s.where for s in plan.programs if s.name == name), None)
-        if first is not None:
-            raise ScriptError(f"{w}: program {name!r} is started twice (first at {first}); "
-                              f"give each program its own name")
-        if name in SYSTEM_NAMES:
-            raise ScriptError(f"{w}: the name {name!r} is reserved for the system's own tasks "
-                              f"({', '.join(SYSTEM_NAMES)}): choose another program name")
+        new_program(name, w)
         what = f"linux {name!r}"
         if not isinstance(argv, list | tuple) or not argv or not all(type(a) is str for a in argv):
             raise ScriptError(f"{w}: argv of {what} must be a list of strings, the program first: "
