@@ -37,6 +37,7 @@ It costs nothing until the first secret exists: the kernel's copy paths test
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -124,11 +125,7 @@ class Lifetime:
         if n <= 0:
             return
         now = k.now()
-        pages = task.vspace.pages
-        for vpn in range(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1):
-            m = pages.get(vpn)
-            if m is None:
-                continue
+        for _, m in _mapped(task, addr, n):
             for c in list(self.by_frame.get(m.pfn, ())):
                 if not self._intact(k, c):
                     self._end(c, now, "overwritten")
@@ -139,11 +136,7 @@ class Lifetime:
         if n <= 0 or not self.by_frame:
             return
         now = k.now()
-        pages = task.vspace.pages
-        for vpn in range(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1):
-            m = pages.get(vpn)
-            if m is None:
-                continue
+        for vpn, m in _mapped(task, addr, n):
             lo = max(addr, vpn << PAGE_SHIFT) & PAGE_MASK
             hi = min(addr + n, (vpn + 1) << PAGE_SHIFT) - (vpn << PAGE_SHIFT)
             for c in self.by_frame.get(m.pfn, ()):
@@ -312,6 +305,15 @@ class Lifetime:
                 lst.remove(c)
                 if not lst:
                     del self.by_frame[pfn]
+
+
+def _mapped(task: Task, addr: int, n: int) -> Iterator[tuple[int, Any]]:
+    """The pages of ``n`` bytes at ``addr`` of ``task`` that are mapped: (vpn, mapping)."""
+    pages = task.vspace.pages
+    for vpn in range(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1):
+        m = pages.get(vpn)
+        if m is not None:
+            yield vpn, m
 
 
 def _segments(task: Task, va: int, n: int) -> tuple[tuple[int, int, int], ...]:
