@@ -445,9 +445,7 @@ def format_summary(s: dict[str, Any]) -> str:
     rows: list[tuple[str, ...]] = [header]
     comps, guests = _guests_apart(s)
     for c in comps:
-        rows.append((c["name"], str(c["cpu"]), str(c["threads"]), f"{c['cpu_ns'] / 1e3:.1f} us",
-                     str(c["ipcs"]), str(c["page_faults"]), str(c["switches"]),
-                     threads_text(c["thread_states"]), status_text(c)))
+        rows.append(_row(c["name"], c))
         for g in guests.get(c.get("task", -1), ()):
             rows.append(g)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -475,6 +473,12 @@ def format_summary(s: dict[str, Any]) -> str:
             kind = "real time (reservation)" if c["realtime"] else "periodic, best effort"
             lines.append(f"{c['name']:<{width}}  {kind}: {c['jobs']} jobs, {c['deadline_misses']} deadline misses")
     return "\n".join(lines)
+
+
+def _row(name: str, c: dict[str, Any]) -> tuple[str, ...]:
+    """A component's row of the summary's table, under ``name``."""
+    return (name, str(c["cpu"]), str(c["threads"]), f"{c['cpu_ns'] / 1e3:.1f} us", str(c["ipcs"]),
+            str(c["page_faults"]), str(c["switches"]), threads_text(c["thread_states"]), status_text(c))
 
 
 def _guests_apart(s: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, list[tuple[str, ...]]]]:
@@ -510,9 +514,7 @@ def _guests_apart(s: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, li
         out = rows.setdefault(owner, [])
         for c in cs:
             if c["status"] != "ended":
-                out.append((f"  {name}: {c['name']}", str(c["cpu"]), str(c["threads"]), f"{c['cpu_ns'] / 1e3:.1f} us",
-                            str(c["ipcs"]), str(c["page_faults"]), str(c["switches"]),
-                            threads_text(c["thread_states"]), status_text(c)))
+                out.append(_row(f"  {name}: {c['name']}", c))
         done = [c for c in cs if c["status"] == "ended"]
         if done:
             cores = sorted({c["cpu"] for c in done})
