@@ -26,10 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from l4sim.linux.elf import Image
-from l4sim.linux.elf import parse as parse_elf
 from l4sim.linux.net.config import NetConfig, etc_hosts, parse
 from l4sim.linux.personality import personality
-from l4sim.linux.run import LinuxError, load, make_root, shown
+from l4sim.linux.run import LinuxError, file_image, load, make_root, shown
 from l4sim.linux.state import Config
 from l4sim.linux.vfs import Dir, File, Vfs, guest_str
 from l4sim.user.env import Env
@@ -54,11 +53,7 @@ def _program(tree: Dir, argv0: str) -> tuple[Image, bytes]:
         raise LinuxError(f"program {shown(argv0)}: give its absolute path in the instance's root")
     node, _err, _full = Vfs(tree).walk(tree, guest_str(argv0), None)
     if isinstance(node, File):
-        data = bytes(node.data)
-        try:
-            return parse_elf(data, shown(argv0)), data
-        except Exception as e:  # ElfError: not an executable we run
-            raise LinuxError(str(e)) from None
+        return file_image(node, shown(argv0))
     if node is not None:
         raise LinuxError(f"program {shown(argv0)}: not a regular file")
     if not Path(argv0).is_file():

@@ -53,6 +53,16 @@ class Result:
     write_back: WriteBack | None = None
 
 
+def file_image(node: File, name: str) -> tuple[Image, bytes]:
+    """The executable in a file of a guest's tree, and its bytes; :class:`LinuxError` with
+    one line when it is not one we run."""
+    data = bytes(node.data)
+    try:
+        return parse(data, name), data
+    except ElfError as e:
+        raise LinuxError(str(e)) from None
+
+
 def load(path: str | Path) -> Image:
     """Read and check a host executable; :class:`LinuxError` with one line otherwise."""
     p = Path(path)
@@ -85,15 +95,12 @@ def find_program(path: str | Path, fs: RootFs) -> tuple[Image, str, str, bytes]:
     directory; a path is a host file, put into the guest at its absolute path."""
     name = os.fspath(path)
     if "/" not in name and name not in ("", ".", ".."):
-        vfs = Vfs(fs.root, procs=lambda pid: None, pids=list, mounts=fs.mounts)
+        vfs = Vfs(fs.root, mounts=fs.mounts)
         for d in GUEST_PATH:
             node, err, where = vfs.walk(fs.root, f"{d}/{guest_str(name)}", None)
             if err == 0 and isinstance(node, File) and node.mode & 0o111:
-                data = bytes(node.data)
-                try:
-                    return parse(data, where), where, f"{d}/{guest_str(name)}", data
-                except ElfError as e:
-                    raise LinuxError(str(e)) from None
+                image, data = file_image(node, where)
+                return image, where, f"{d}/{guest_str(name)}", data
         host = shutil.which(name) or (name if Path(name).is_file() else None)
         if host is None:
             raise LinuxError(f"{shown(name)}: no such program in the guest's {':'.join(GUEST_PATH[:3])} "
