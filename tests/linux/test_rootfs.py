@@ -491,6 +491,8 @@ def test_a_program_found_nowhere_is_one_line_naming_the_way_out(tmp_path: Path) 
                                          r"/usr/local/bin:/usr/bin:/bin or on the host's PATH; give its path "
                                          r"\(\./no-such-prog-4711 for one here\)$"):
         _guest("no-such-prog-4711", workdir=tmp_path)
+    with pytest.raises(LinuxError, match=r"^the program's name is empty; give a path or a name in the guest's PATH$"):
+        _guest("", workdir=tmp_path)
     code, out, err = _cli("linux", "run", "--", "no-such-prog-4711", cwd=tmp_path)
     assert code == 2 and out == b"" and err.decode().count("\n") == 1 and "give its path" in err.decode()
 

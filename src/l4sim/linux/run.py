@@ -94,7 +94,9 @@ def find_program(path: str | Path, fs: RootFs) -> tuple[Image, str, str, bytes]:
     ``/bin/ls``), then on the host's PATH (as ``strace ls`` finds it), then in the current
     directory; a path is a host file, put into the guest at its absolute path."""
     name = os.fspath(path)
-    if "/" not in name and name not in ("", ".", ".."):
+    if not name:
+        raise LinuxError("the program's name is empty; give a path or a name in the guest's PATH")
+    if "/" not in name and name not in (".", ".."):
         vfs = Vfs(fs.root, mounts=fs.mounts)
         for d in GUEST_PATH:
             node, err, where = vfs.walk(fs.root, f"{d}/{guest_str(name)}", None)
