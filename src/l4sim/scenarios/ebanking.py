@@ -73,14 +73,19 @@ class Watch:
 WATCH: dict[int, Watch] = {}
 
 
-def watch_labels(kernel: Kernel, who: tuple[str, ...]) -> Watch:
+def watch_labels(kernel: Kernel, who: tuple[str, ...], bar: tuple[int, int]) -> Watch:
+    """Watch the label bar at ``bar`` (its top left corner on the screen) for the labels of ``who``.
+
+    The split demo watches its fake dialog's bar the same way, so both scenarios' reports read
+    :data:`WATCH`.
+    """
     d = kernel.machine.display
     assert d is not None, "the script asks for a display"
     w = WATCH[id(kernel.machine)] = Watch()
 
     def flushed(_x: int, _y: int, _w: int, _h: int) -> None:
         for name in who:
-            if label_shown(d.fb, BROWSER[0], BROWSER[1] - LABEL_H, name):
+            if label_shown(d.fb, bar[0], bar[1], name):
                 w.labels.add(name)
 
     d.fb.on_flush.append(flushed)
@@ -90,7 +95,7 @@ def watch_labels(kernel: Kernel, who: tuple[str, ...]) -> Watch:
 def setup(kernel: Kernel, args: object = None) -> System:
     needs_busybox()
     system = setup_script(kernel, SCRIPT)
-    watch_labels(kernel, ("browser", "appcore"))
+    watch_labels(kernel, ("browser", "appcore"), (BROWSER[0], BROWSER[1] - LABEL_H))
     return system
 
 
@@ -114,5 +119,9 @@ def report(res: Any) -> dict[str, Any]:
     for a in found:
         if a["name"] == "fake-dialog":  # the screen must have named the browser above the dialog
             a["refused"] = a["refused"] and watch.labels == {"browser"}
-    honest = any((m := _HONEST.match(line)) is not None and m.group(1) == "ok" for line in text.splitlines())
-    return {"attacks": found, "honest_ok": honest}
+    return {"attacks": found, "honest_ok": honest_ok(text)}
+
+
+def honest_ok(text: str) -> bool:
+    """Whether the browser's line ``honest: ok`` is on a run's console (the transfer was booked)."""
+    return any((m := _HONEST.match(line)) is not None and m.group(1) == "ok" for line in text.splitlines())

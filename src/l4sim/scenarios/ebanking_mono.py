@@ -14,7 +14,7 @@ from typing import Any
 
 from l4sim.kernel.kernel import Kernel
 from l4sim.runtime.system import System, setup_script
-from l4sim.scenarios.ebanking import _HONEST, needs_busybox
+from l4sim.scenarios.ebanking import honest_ok, needs_busybox
 from l4sim.scenarios.programs.ebanking_common import BROWSER, PIN
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "ebanking_mono.py"
@@ -35,5 +35,4 @@ def setup(kernel: Kernel, args: object = None) -> System:
 def report(res: Any) -> dict[str, Any]:
     """No attacks here (the browser is the application): whether the transfer was booked."""
     text = res.kernel.machine.uart.text()
-    honest = any((m := _HONEST.match(line)) is not None and m.group(1) == "ok" for line in text.splitlines())
-    return {"attacks": [], "honest_ok": honest}
+    return {"attacks": [], "honest_ok": honest_ok(text)}

@@ -12,14 +12,15 @@ the honest transfer went through; ``--json`` adds ``attacks`` and
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from l4sim.kernel.kernel import Kernel
 from l4sim.runtime.system import System, setup_script
+from l4sim.scenarios import ebanking
+from l4sim.scenarios.ebanking import watch_labels
 from l4sim.scenarios.programs.split_common import CORE, FAKE, FAKE_OK
-from l4sim.security.gui import LABEL_H, label_shown
+from l4sim.security.gui import LABEL_H
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
@@ -48,49 +49,18 @@ TCB_COMPARE = {
 
 #: where the fake dialog's label bar is on the screen, and whose label it must show
 FAKE_BAR = (FAKE[0], FAKE[1] - LABEL_H)
-_ATTACK = re.compile(r"^(\S+)\s*\| attack (\S+): (refused by|SUCCEEDED)\s*(.*)$")
-_HONEST = re.compile(r"^browser\s*\| honest: (ok|failed)")
-
-
-class _Watch:
-    """Watches the screen: which label the fake dialog's bar showed."""
-
-    def __init__(self) -> None:
-        self.labels: set[str] = set()
-
-
-WATCH: dict[int, _Watch] = {}
 
 
 def setup(kernel: Kernel, args: object = None) -> System:
     system = setup_script(kernel, SCRIPTS / "split_demo.py")
-    d = kernel.machine.display
-    assert d is not None, "the script asks for a display"
-    watch = _Watch()
-    WATCH[id(kernel.machine)] = watch
-
-    def flushed(x: int, y: int, w: int, h: int) -> None:
-        for who in ("browser", "appcore"):
-            if label_shown(d.fb, FAKE_BAR[0], FAKE_BAR[1], who):
-                watch.labels.add(who)
-
-    d.fb.on_flush.append(flushed)
+    watch_labels(kernel, ("browser", "appcore"), FAKE_BAR)
     return system
 
 
 def report(res: Any) -> dict[str, Any]:
-    """The attack table from what the programs printed and what the screen showed."""
-    text = res.kernel.machine.uart.text()
-    attacks = []
-    for line in text.splitlines():
-        m = _ATTACK.match(line)
-        if m is not None:
-            refused = m.group(3) == "refused by"
-            by = m.group(4).strip() if refused else "(nothing: the attack worked)"
-            attacks.append({"name": m.group(2), "refused": refused, "by": by})
-    watch = WATCH.pop(id(res.kernel.machine), _Watch())
-    for a in attacks:
-        if a["name"] == "fake-dialog":  # the screen itself must have shown the browser's label
-            a["refused"] = a["refused"] and watch.labels == {"browser"}
-    honest = any((m := _HONEST.match(line)) is not None and m.group(1) == "ok" for line in text.splitlines())
-    return {"attacks": attacks, "honest_ok": honest}
+    """The attack table from what the programs printed and what the screen showed.
+
+    The console's lines and the screen's test are those of the e-banking split, whose
+    :func:`~l4sim.scenarios.ebanking.report` reads them.
+    """
+    return ebanking.report(res)

@@ -11,11 +11,9 @@ user saw (``txid payee cents MAC``); without the PIN it answers ``-EACCES``.
 
 from __future__ import annotations
 
-import hmac
-
 from l4sim.kernel.abi import OPEN_WAIT, RECV, REPLY, Err, StrBuf, StrItem
 from l4sim.kernel.traps import Ipc
-from l4sim.machine.display import KEY_BACKSPACE, KEY_ENTER, KEY_ESC
+from l4sim.scenarios.programs.appcore_pin import ask_pin
 from l4sim.scenarios.programs.ebanking_common import (
     CORE,
     CORE_BG,
@@ -26,7 +24,6 @@ from l4sim.scenarios.programs.ebanking_common import (
     open_seal,
 )
 from l4sim.security.gui_client import GuiClient
-from l4sim.security.gui_protocol import EV_PRESS
 from l4sim.user.env import Env, Gate
 
 CORE_LABEL = 0x10
@@ -70,38 +67,8 @@ async def _confirm(env: Env, g: GuiClient, blob: bytes, channel_key: bytes, sign
         await env.print("appcore: a transaction the bank did not seal: refused")
         return -EBADMSG, b""
     txid, payee, cents = int(parts[0]), parts[1], int(parts[2])
-    if not await _ask_user(g, f"Transfer {amount(cents)} to {payee}?", pin):
+    if not await ask_pin(g, f"Transfer {amount(cents)} to {payee}?", pin, "confirmed", CORE_FG, CORE_BG):
         await env.print("appcore: the user did not confirm")
         return -int(Err.EACCES), b""
     await env.print(f"appcore: the user confirmed {amount(cents)} to {payee} (transfer {txid})")
     return 0, f"{txid} {payee} {cents} {confirmation(sign_key, txid, payee, cents)}\n".encode()
-
-
-async def _ask_user(g: GuiClient, question: str, pin: str) -> bool:
-    """Show ``question``; read the PIN and Enter (Esc: no) from this session's input only."""
-    w, h = g.w, g.h
-    await g.fill(0, 0, w, h, CORE_BG)
-    await g.text(8, 8, question, CORE_FG, CORE_BG, scale=2)
-    await g.text(8, 40, "Type your PIN and press Enter (Esc: cancel)", CORE_FG, CORE_BG)
-    await g.refresh()
-    typed = ""
-    while True:
-        for ev in await g.events():
-            c = g.char(ev)
-            if c is not None and c.isdigit():
-                typed += c
-            elif ev.kind == EV_PRESS and ev.code == KEY_BACKSPACE:
-                typed = typed[:-1]
-            elif ev.kind == EV_PRESS and ev.code == KEY_ESC:
-                return False
-            elif ev.kind == EV_PRESS and ev.code == KEY_ENTER:
-                done = hmac.compare_digest(typed, pin)
-                await g.fill(0, 72, w, 30, CORE_BG)
-                await g.text(8, 78, "confirmed" if done else "wrong PIN", CORE_FG, CORE_BG, scale=2)
-                await g.refresh()
-                return done
-            else:
-                continue
-            await g.fill(0, 56, w, 12, CORE_BG)
-            await g.text(8, 58, "PIN: " + "*" * len(typed), CORE_FG, CORE_BG)
-            await g.refresh(0, 56, w, 12)

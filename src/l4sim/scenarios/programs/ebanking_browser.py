@@ -49,6 +49,20 @@ fetch form /tmp/form.gz && show /tmp/form.gz || { echo "browser: the bank's page
 """
 
 
+def submit(confirmed: str) -> str:
+    """The honest submission both browsers end with: ``SUBMIT`` the confirmed transfer
+    (``txid payee cents MAC``, as shell words), then the line ``honest: ok`` (the bank booked
+    it, and its page shows) or ``honest: failed``: the line the scenarios' reports read."""
+    return f"""if echo "SUBMIT {confirmed}" > /dev/l4/net && [ "$(cat /dev/l4/net)" = booked ]; then
+  echo "honest: ok"
+  fetch done /tmp/done.gz && show /tmp/done.gz
+else
+  echo "honest: failed"
+fi
+sleep 0.05
+"""
+
+
 def split(payee: str = PAYEE, cents: int = CENTS) -> str:
     """The untrusted browser of the split application (see the module)."""
     fake = base64.encodebytes(fake_page().gz()).decode()
@@ -88,14 +102,7 @@ if echo "SUBMIT $1 $2 $(($3 * 10)) $4" > /dev/l4/net 2>/dev/null; then
 else
   echo "attack alter-amount: refused by the AppCore's confirmation (the bank books only the transfer the user saw)"
 fi
-if echo "SUBMIT $1 $2 $3 $4" > /dev/l4/net && [ "$(cat /dev/l4/net)" = booked ]; then
-  echo "honest: ok"
-  fetch done /tmp/done.gz && show /tmp/done.gz
-else
-  echo "honest: failed"
-fi
-sleep 0.05
-"""
+""" + submit("$1 $2 $3 $4")
 
 
 def _hex_file(path: str, data: bytes) -> str:
@@ -139,12 +146,5 @@ until events && typed="$typed$(awk '$9 == 1 && $11 == 1 && $10 >= 2 && $10 <= 11
     && pressed 28; do :; done
 [ "$typed" = "$(cat /etc/bank/pin)" ] || {{ echo "browser: wrong PIN"; exit 1; }}
 mac=$(printf "confirmed|%s|%s|%s" $txid $payee $cents | hmac sign)
-if echo "SUBMIT $txid $payee $cents $mac" > /dev/l4/net && [ "$(cat /dev/l4/net)" = booked ]; then
-  echo "honest: ok"
-  fetch done /tmp/done.gz && show /tmp/done.gz
-else
-  echo "honest: failed"
-fi
-sleep 0.05
-"""
+""" + submit("$txid $payee $cents $mac")
 

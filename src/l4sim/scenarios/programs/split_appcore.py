@@ -3,10 +3,8 @@ PIN and Enter from its own GUI session only, and signs exactly what the user saw
 
 from __future__ import annotations
 
-import hmac
-
 from l4sim.kernel.abi import Err
-from l4sim.machine.display import KEY_BACKSPACE, KEY_ENTER, KEY_ESC
+from l4sim.scenarios.programs.appcore_pin import ask_pin
 from l4sim.scenarios.programs.split_common import (
     APPCORE,
     CONFIRM,
@@ -17,7 +15,6 @@ from l4sim.scenarios.programs.split_common import (
     unpack_tx,
 )
 from l4sim.security.gui_client import GuiClient
-from l4sim.security.gui_protocol import EV_PRESS
 from l4sim.user.env import Env, Gate
 
 
@@ -43,7 +40,8 @@ async def appcore(env: Env, channel_key: bytes, sign_key: bytes, pin: str) -> in
                 await env.print("appcore: a transaction without the bank's MAC: refused")
                 reply = (-Err.EACCES,)
             else:
-                ok = await _ask_user(g, f"Transfer {cents / 100:.2f} EUR to {payee}?", pin)
+                ok = await ask_pin(g, f"Transfer {cents / 100:.2f} EUR to {payee}?", pin, "confirmed and signed",
+                                   0x103010, 0xE8F0E8)
                 if ok:
                     await env.print(f"appcore: the user confirmed {cents / 100:.2f} EUR to {payee}: signed")
                     reply = (0, *mac(sign_key, b"confirmed|" + tx_text(payee, cents, n)))
@@ -51,33 +49,3 @@ async def appcore(env: Env, channel_key: bytes, sign_key: bytes, pin: str) -> in
                     await env.print("appcore: the user did not confirm")
                     reply = (-Err.EACCES,)
         msg = await env.reply_and_wait(reply[0], *reply[1:])
-
-
-async def _ask_user(g: GuiClient, question: str, pin: str) -> bool:
-    """Show ``question`` and read the PIN and Enter (Esc: no) from this session's input only."""
-    w, h = g.w, g.h
-    await g.fill(0, 0, w, h, 0xE8F0E8)
-    await g.text(8, 8, question, 0x103010, 0xE8F0E8, scale=2)
-    await g.text(8, 40, "Type your PIN and press Enter (Esc: cancel)", 0x103010, 0xE8F0E8)
-    await g.refresh()
-    typed = ""
-    while True:
-        for ev in await g.events():
-            c = g.char(ev)
-            if c is not None and c.isdigit():
-                typed += c
-            elif ev.kind == EV_PRESS and ev.code == KEY_BACKSPACE:
-                typed = typed[:-1]
-            elif ev.kind == EV_PRESS and ev.code == KEY_ESC:
-                return False
-            elif ev.kind == EV_PRESS and ev.code == KEY_ENTER:
-                done = hmac.compare_digest(typed, pin)
-                await g.fill(0, 72, w, 30, 0xE8F0E8)
-                await g.text(8, 78, "confirmed and signed" if done else "wrong PIN", 0x103010, 0xE8F0E8, scale=2)
-                await g.refresh()
-                return done
-            else:
-                continue
-            await g.fill(0, 56, w, 12, 0xE8F0E8)
-            await g.text(8, 58, "PIN: " + "*" * len(typed), 0x103010, 0xE8F0E8)
-            await g.refresh(0, 56, w, 12)
