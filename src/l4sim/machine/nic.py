@@ -58,7 +58,6 @@ both directions -- what ``--pcap FILE`` records.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -236,11 +235,9 @@ class Nic(CauseRegister):
         self.rdlen = 0
         self.rdh = 0
         self.rdt = 0
-        #: the transmitter is busy until this time (one frame at a time)
+        #: a send is scheduled; the wire is busy until ``tx_free_at`` (one frame at a time)
         self.tx_busy = False
         self.tx_free_at = 0
-        #: frames in flight to us while RX descriptors are being processed
-        self.rx_queue: deque[bytes] = deque()
 
     @property
     def link_up(self) -> bool:
