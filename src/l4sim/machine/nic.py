@@ -117,10 +117,6 @@ PROPAGATION_NS = 500
 BROADCAST = b"\xff" * 6
 
 
-def mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
-
-
 def parse_mac(text: str) -> bytes:
     """``"52:54:00:12:34:56"`` -> 6 bytes; ValueError naming the text otherwise."""
     parts = text.split(":")
