@@ -131,8 +131,3 @@ class Inbound:
     def _count(self, verdict: str) -> tuple[str, bytes, int]:
         self.counts[verdict] += 1
         return verdict, b"", 0
-
-
-def spi_of(esp: bytes) -> int | None:
-    """The SPI of an ESP payload (None: too short)."""
-    return struct.unpack_from("!I", esp)[0] if len(esp) >= 4 else None

@@ -20,7 +20,7 @@ raises is ``-EIO`` with a log line.
 
 from __future__ import annotations
 
-from l4sim.kernel.abi import Err, Fpage, MapItem, MemRights
+from l4sim.kernel.abi import Err, MapItem
 from l4sim.kernel.traps import Msg
 from l4sim.machine.display import (
     FB_BPP,
@@ -32,8 +32,9 @@ from l4sim.machine.display import (
     FB_WIDTH,
     REG_CTRL,
 )
-from l4sim.machine.memory import PAGE_MASK, PAGE_SHIFT
-from l4sim.runtime.protocols import DATASPACE, DevKind, DsFlag, DsOp
+from l4sim.machine.memory import PAGE_SHIFT
+from l4sim.runtime.io import dataspace_reply
+from l4sim.runtime.protocols import DATASPACE, DevKind
 from l4sim.security.gui_protocol import FB, FbOp
 from l4sim.user.env import Env, Gate, L4Error
 from l4sim.user.server import request_failed
@@ -77,18 +78,8 @@ class FbDriver:
                     return (-Err.EINVAL,), ()
                 await self.refresh(*w[1:5])
                 return (0,), ()
-        elif msg.proto == DATASPACE:
-            if op == DsOp.INFO:
-                return (0, self.size, DsFlag.RW, self.size >> PAGE_SHIFT), ()
-            if op == DsOp.MAP:
-                if len(w) < 3:
-                    return (-Err.EINVAL,), ()
-                off = w[1]
-                if off >= self.size:
-                    return (-Err.ERANGE,), ()
-                page = self.base + (off & ~PAGE_MASK)
-                rights = MemRights.RW if w[2] & DsFlag.RW else MemRights.R
-                return (0,), (MapItem(Fpage.mem(page, PAGE_SHIFT, rights), snd_base=off & ~PAGE_MASK),)
+        elif msg.proto == DATASPACE:  # the pixels, every page writable: as io serves device memory
+            return dataspace_reply(w, self.size >> PAGE_SHIFT, self.base, True)
         return (-Err.ENOSYS,), ()
 
 

@@ -33,6 +33,17 @@ def _ok(r: Msg, what: str) -> Msg:
     return r
 
 
+async def _receive(env: Env, gate: Gate, proto: int, what: str, *words: int) -> tuple[int, Msg]:
+    """Call ``gate`` for a capability, received into a new slot: (slot, answer).  A refusal
+    frees the slot and raises the L4Error naming ``what``."""
+    slot = env.alloc_slot()
+    r = await gate.call(proto, *words, rcv=(Fpage.obj(slot),))
+    if r.error or r.proto < 0:
+        env.free_slot(slot)
+        _ok(r, what)
+    return slot, r
+
+
 @dataclass
 class Device:
     """A device this driver claimed: its gate at io and, once mapped, its registers."""
@@ -68,23 +79,14 @@ class Device:
     async def memory(self) -> tuple[int, int]:
         """Attach the device's own memory (io's dataspace of it), every page mapped now and
         writable: (address, bytes)."""
-        env = self.env
-        slot = env.alloc_slot()
-        r = await self.gate.call(IO_DEVICE, DevOp.MEMORY, rcv=(Fpage.obj(slot),))
-        if r.error or r.proto < 0:
-            env.free_slot(slot)
-            _ok(r, f"memory of {self.name}")
+        slot, r = await _receive(self.env, self.gate, IO_DEVICE, f"memory of {self.name}", DevOp.MEMORY)
         size = int(r.words[0])
-        return await attach(env, slot, size, eager=True), size
+        return await attach(self.env, slot, size, eager=True), size
 
     async def irq(self, label: int) -> IrqCap:
         """The device's Irq from io, attached to our thread with ``label`` and unmasked."""
         env = self.env
-        slot = env.alloc_slot()
-        r = await self.gate.call(IO_DEVICE, DevOp.IRQ, rcv=(Fpage.obj(slot),))
-        if r.error or r.proto < 0:
-            env.free_slot(slot)
-            _ok(r, f"interrupt of {self.name}")
+        slot, _r = await _receive(env, self.gate, IO_DEVICE, f"interrupt of {self.name}", DevOp.IRQ)
         irq = IrqCap(env, slot)
         await irq.attach(env.thread, label)
         await irq.unmask()
@@ -98,11 +100,7 @@ async def claim(env: Env, bus: Gate, kind: DevKind) -> Device | None:
         w = _ok(await bus.call(IO_BUS, BusOp.DEVICE, i), f"device {i} of the bus").words
         if w[0] != kind:
             continue
-        slot = env.alloc_slot()
         name = unpack_bytes(w[3:]).decode("utf-8", "replace")
-        r = await bus.call(IO_BUS, BusOp.CLAIM, i, rcv=(Fpage.obj(slot),))
-        if r.error or r.proto < 0:
-            env.free_slot(slot)
-            _ok(r, f"claim of {name}")
+        slot, _r = await _receive(env, bus, IO_BUS, f"claim of {name}", BusOp.CLAIM, i)
         return Device(env, name, kind, int(w[1]), Gate(env, slot))
     return None

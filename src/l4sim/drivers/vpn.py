@@ -123,6 +123,10 @@ class Config:
                    int(words["spi_in"], 0), parse_key(words["key_in"]))
 
 
+#: (packet, protocol, source, destination, payload) of an IPv4 packet
+_Packet = tuple[bytes, int, bytes, bytes, bytes]
+
+
 @dataclass(eq=False)
 class Side:
     """One side of the gateway: its address and prefix, MAC, neighbours, packets waiting."""
@@ -179,7 +183,7 @@ class Gateway:
         return out
 
     @staticmethod
-    def _ip(frame: bytes) -> tuple[bytes, int, bytes, bytes, bytes] | None:
+    def _ip(frame: bytes) -> _Packet | None:
         """(packet, protocol, source, destination, payload) of an intact IPv4 packet."""
         pkt = frame[14:]
         if len(pkt) < 20 or pkt[0] >> 4 != 4:
@@ -190,10 +194,10 @@ class Gateway:
             return None
         return pkt[:total], pkt[9], pkt[12:16], pkt[16:20], pkt[ihl:total]
 
-    @staticmethod
-    def _forwarded(pkt: bytes) -> bytes | None:
-        """``pkt`` with its TTL one less (None: it has run out)."""
+    def _forwarded(self, pkt: bytes) -> bytes | None:
+        """``pkt`` with its TTL one less (None: it has run out, counted as ``ttl``)."""
         if pkt[8] <= 1:
+            self.counts["ttl"] += 1
             return None
         ihl = (pkt[0] & 0xF) * 4
         head = bytearray(pkt[:ihl])
@@ -205,20 +209,26 @@ class Gateway:
     def _mine(self, side: Side, frame: bytes) -> bool:
         return frame[:6] == side.mac or frame[:6] == BROADCAST
 
+    def _arrive(self, side: Side, frame: bytes) -> tuple[list[tuple[Side, bytes]], _Packet | None]:
+        """A frame arriving on ``side``, before either direction's own rules: (frames to send,
+        the intact IPv4 packet to route).  ARP is answered here; a frame not for ``side``, of
+        another kind, or not intact comes to nothing."""
+        if len(frame) < 14 or not self._mine(side, frame):
+            return [], None
+        kind = struct.unpack_from("!H", frame, 12)[0]
+        if kind == ETH_ARP:
+            return self._arp_in(side, frame[14:]), None
+        if kind != ETH_IP:
+            return [], None
+        return [], self._ip(frame)
+
     # --- the two directions
     def from_red(self, frame: bytes) -> list[tuple[Side, bytes]]:
         """A frame from the intranet."""
         side = self.red
-        if len(frame) < 14 or not self._mine(side, frame):
-            return []
-        kind = struct.unpack_from("!H", frame, 12)[0]
-        if kind == ETH_ARP:
-            return self._arp_in(side, frame[14:])
-        if kind != ETH_IP:
-            return []
-        got = self._ip(frame)
+        sent, got = self._arrive(side, frame)
         if got is None:
-            return []
+            return sent
         pkt, proto, src, dst, payload = got
         if dst == side.ip:  # to the gateway itself: echo requests are answered, nothing else
             if proto == PROTO_ICMP and payload[:1] == b"\x08" and not _csum(payload):
@@ -232,7 +242,6 @@ class Gateway:
             return []
         inner = self._forwarded(pkt)
         if inner is None:
-            self.counts["ttl"] += 1
             return []
         if len(inner) + OVERHEAD > self.black.mtu:
             self._drop("too_big", f"{len(inner)} bytes cannot be sealed into one frame")
@@ -245,16 +254,9 @@ class Gateway:
     def from_black(self, frame: bytes) -> list[tuple[Side, bytes]]:
         """A frame from the outer wire."""
         side = self.black
-        if len(frame) < 14 or not self._mine(side, frame):
-            return []
-        kind = struct.unpack_from("!H", frame, 12)[0]
-        if kind == ETH_ARP:
-            return self._arp_in(side, frame[14:])
-        if kind != ETH_IP:
-            return []
-        got = self._ip(frame)
+        sent, got = self._arrive(side, frame)
         if got is None:
-            return []
+            return sent
         _pkt, proto, src, dst, payload = got
         if dst != side.ip:
             return []
@@ -277,7 +279,6 @@ class Gateway:
             return []
         fwd = self._forwarded(pkt)
         if fwd is None:
-            self.counts["ttl"] += 1
             return []
         return self._frame(self.red, idst, fwd)
 

@@ -55,6 +55,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+from l4sim.machine.causes import CauseRegister, set_high, set_low
 from l4sim.machine.devices import InterruptController
 from l4sim.machine.events import PRIO_IRQ, EventQueue
 from l4sim.machine.iommu import DmaPort
@@ -135,7 +136,7 @@ class Medium:
             self.fd = None
 
 
-class BlockDevice:
+class BlockDevice(CauseRegister):
     """The disk: registers, request ring, DMA, write cache (see the module docstring)."""
 
     def __init__(self, name: str, medium: Medium, events: EventQueue, ic: InterruptController, line: int,
@@ -184,8 +185,7 @@ class BlockDevice:
             case 0x014:
                 return self.medium.sectors >> 32
             case 0x020:
-                v, self.icr = self.icr, 0
-                return v
+                return self._read_icr()
             case 0x028:
                 return self.ims
             case 0x100:
@@ -218,14 +218,13 @@ class BlockDevice:
                 self.ctrl = value & CTRL_EN
                 self._kick(now)
             case 0x028:
-                self.ims |= value
-                self._assert(now)
+                self._enable(value, now)
             case 0x02C:
-                self.ims &= ~value
+                self._disable(value)
             case 0x100:
-                self.qba = (self.qba & ~0xFFFFFFFF) | value
+                self.qba = set_low(self.qba, value)
             case 0x104:
-                self.qba = (self.qba & 0xFFFFFFFF) | (value << 32)
+                self.qba = set_high(self.qba, value)
             case 0x108:
                 self.qlen = min(value, MAX_QUEUE)
                 self.qh = self.qt = 0
@@ -233,18 +232,6 @@ class BlockDevice:
                 if self.qlen:
                     self.qt = value % self.qlen
                     self._kick(now)
-
-    def _cause(self, bits: int, now: int) -> None:
-        self.icr |= bits
-        self._assert(now)
-
-    def _assert(self, now: int) -> None:
-        if self.icr & self.ims:
-            self.events.at(max(now, self.events.now), self._raise, prio=PRIO_IRQ)
-
-    def _raise(self) -> None:
-        if self.icr & self.ims and self.powered:
-            self.ic.raise_line(self.line)
 
     # --- the request queue
     def _kick(self, now: int) -> None:

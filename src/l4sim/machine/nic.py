@@ -58,11 +58,11 @@ both directions -- what ``--pcap FILE`` records.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from l4sim.machine.causes import CauseRegister, set_high, set_low
 from l4sim.machine.devices import InterruptController
 from l4sim.machine.events import PRIO_IRQ, EventQueue
 from l4sim.machine.iommu import DmaPort
@@ -115,10 +115,6 @@ OVERHEAD_BYTES = 20
 #: from one end of a cable to the other
 PROPAGATION_NS = 500
 BROADCAST = b"\xff" * 6
-
-
-def mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
 
 
 def parse_mac(text: str) -> bytes:
@@ -202,7 +198,7 @@ class PcapWriter:
             self.f = None
 
 
-class Nic:
+class Nic(CauseRegister):
     """The NIC: registers, rings, DMA, interrupts (see the module docstring)."""
 
     def __init__(self, name: str, mac: bytes, events: EventQueue, ic: InterruptController, line: int,
@@ -235,11 +231,9 @@ class Nic:
         self.rdlen = 0
         self.rdh = 0
         self.rdt = 0
-        #: the transmitter is busy until this time (one frame at a time)
+        #: a send is scheduled; the wire is busy until ``tx_free_at`` (one frame at a time)
         self.tx_busy = False
         self.tx_free_at = 0
-        #: frames in flight to us while RX descriptors are being processed
-        self.rx_queue: deque[bytes] = deque()
 
     @property
     def link_up(self) -> bool:
@@ -257,8 +251,7 @@ class Nic:
             case 0x014:
                 return int.from_bytes(self.mac[4:], "little")
             case 0x020:
-                v, self.icr = self.icr, 0
-                return v
+                return self._read_icr()
             case 0x028:
                 return self.ims
             case 0x100:
@@ -303,14 +296,13 @@ class Nic:
                 if self.ctrl & CTRL_TXEN and not was & CTRL_TXEN:
                     self._kick(now)
             case 0x028:
-                self.ims |= value
-                self._assert(now)
+                self._enable(value, now)
             case 0x02C:
-                self.ims &= ~value
+                self._disable(value)
             case 0x100:
-                self.tdba = (self.tdba & ~0xFFFFFFFF) | value
+                self.tdba = set_low(self.tdba, value)
             case 0x104:
-                self.tdba = (self.tdba & 0xFFFFFFFF) | (value << 32)
+                self.tdba = set_high(self.tdba, value)
             case 0x108:
                 self.tdlen = min(value, MAX_RING)
                 self.tdh = self.tdt = 0
@@ -319,28 +311,15 @@ class Nic:
                     self.tdt = value % self.tdlen
                     self._kick(now)
             case 0x200:
-                self.rdba = (self.rdba & ~0xFFFFFFFF) | value
+                self.rdba = set_low(self.rdba, value)
             case 0x204:
-                self.rdba = (self.rdba & 0xFFFFFFFF) | (value << 32)
+                self.rdba = set_high(self.rdba, value)
             case 0x208:
                 self.rdlen = min(value, MAX_RING)
                 self.rdh = self.rdt = 0
             case 0x218:
                 if self.rdlen:
                     self.rdt = value % self.rdlen
-
-    def _cause(self, bits: int, now: int) -> None:
-        self.icr |= bits
-        self._assert(now)
-
-    def _assert(self, now: int) -> None:
-        """Raise the line at ``now`` if an enabled cause is pending."""
-        if self.icr & self.ims:
-            self.events.at(max(now, self.events.now), self._raise, prio=PRIO_IRQ)
-
-    def _raise(self) -> None:
-        if self.icr & self.ims:
-            self.ic.raise_line(self.line)
 
     # --- transmit
     def _kick(self, now: int) -> None:

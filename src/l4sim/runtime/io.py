@@ -319,7 +319,7 @@ async def _dispatch(io: Io, msg: Msg) -> tuple[tuple[int, ...] | None, tuple[Map
     mem = io.mems.get(label)
     if mem is not None and msg.proto == DATASPACE:
         d = mem.claim.dev
-        return _ds_reply(w, d.mem_pages, io.mem_va(d), bool(msg.label & Rights.W))
+        return (*dataspace_reply(w, d.mem_pages, io.mem_va(d), bool(msg.label & Rights.W)), None)
     return (-Err.ENOSYS,), (), None
 
 
@@ -430,30 +430,31 @@ async def _device(io: Io, claim: Claim, w: tuple[int, ...]) -> tuple[tuple[int, 
 def _dataspace(io: Io, buf: DmaBuf, w: tuple[int, ...], write: bool
                ) -> tuple[tuple[int, ...], tuple[MapItem, ...], int | None]:
     """io's DMA buffers speak the dataspace protocol (``MAP``, ``INFO``) for the region manager."""
-    return _ds_reply(w, buf.npages, POOL_BASE + (buf.first << PAGE_SHIFT), write)
+    return (*dataspace_reply(w, buf.npages, POOL_BASE + (buf.first << PAGE_SHIFT), write), None)
 
 
-def _ds_reply(w: tuple[int, ...], npages: int, va: int, write: bool
-              ) -> tuple[tuple[int, ...], tuple[MapItem, ...], int | None]:
-    """A dataspace request on ``npages`` pages io holds from ``va`` on (a DMA buffer, a
-    device's memory); ``write``: the caller's gate has W."""
+def dataspace_reply(w: tuple[int, ...], npages: int, va: int, write: bool
+                    ) -> tuple[tuple[int, ...], tuple[MapItem, ...]]:
+    """The answer to a dataspace request (``INFO``, ``MAP``) on ``npages`` pages mapped from
+    ``va`` on in the server's own space, whose frames are all there (io's DMA buffers and
+    device memory, the framebuffer driver's pixels); ``write``: the caller may write."""
     size = npages << PAGE_SHIFT
     if not w:
-        return (-Err.EINVAL,), (), None
+        return (-Err.EINVAL,), ()
     if w[0] == DsOp.INFO:
-        return (0, size, DsFlag.RW if write else 0, npages), (), None
+        return (0, size, DsFlag.RW if write else 0, npages), ()
     if w[0] != DsOp.MAP:
-        return (-Err.ENOSYS,), (), None
+        return (-Err.ENOSYS,), ()
     if len(w) < 3:
-        return (-Err.EINVAL,), (), None
+        return (-Err.EINVAL,), ()
     off, flags = w[1], w[2]
     if off >= size:
-        return (-Err.ERANGE,), (), None
+        return (-Err.ERANGE,), ()
     if flags & DsFlag.RW and not write:
-        return (-Err.EPERM,), (), None
+        return (-Err.EPERM,), ()
     rights = MemRights.R | (MemRights.W if flags & DsFlag.RW else 0)
     page = va + (off & ~PAGE_MASK)
-    return (0,), (MapItem(Fpage.mem(page, PAGE_SHIFT, rights), snd_base=off & ~PAGE_MASK),), None
+    return (0,), (MapItem(Fpage.mem(page, PAGE_SHIFT, rights), snd_base=off & ~PAGE_MASK),)
 
 
 async def _free_buf(io: Io, buf: DmaBuf) -> None:

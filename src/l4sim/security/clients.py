@@ -11,13 +11,17 @@ given no channel cannot send the server anything at all.
 
 Byte strings travel as :func:`~l4sim.kernel.abi.pack_bytes` words (a length
 word, then eight bytes a word); several in one message follow each other,
-and :func:`take_bytes` reads them back in order.
+and :func:`take_bytes` reads them back in order.  A client's side calls its
+channel through :func:`call_checked`, which turns an IPC error or a refusal
+into the server's own exception.
 """
 
 from __future__ import annotations
 
-from l4sim.kernel.abi import MSG_WORDS, pack_bytes
-from l4sim.user.env import Env, Gate
+from collections.abc import Callable
+
+from l4sim.kernel.abi import MSG_WORDS, Err, pack_bytes
+from l4sim.user.env import Env, Gate, IpcCap
 
 #: the capability names of a server's client channels start with this
 PREFIX = "svc."
@@ -57,3 +61,15 @@ def fields(*parts: bytes) -> tuple[int, ...]:
     for p in parts:
         out += pack_bytes(p)
     return tuple(out)
+
+
+async def call_checked(gate: IpcCap, proto: int, what: str, words: tuple[int, ...],
+                       refused: Callable[[str, int], Exception]) -> tuple[int, ...]:
+    """Call a server on ``gate``; the answer's words.  An IPC error raises ``refused(what
+    (IPC error ...), EIO)``, an answer below zero ``refused(what, errno)``."""
+    msg = await gate.call(proto, *words)
+    if msg.error:
+        raise refused(f"{what} (IPC error {msg.error:#x})", Err.EIO)
+    if msg.proto < 0:
+        raise refused(what, -msg.proto)
+    return msg.words

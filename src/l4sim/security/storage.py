@@ -81,7 +81,7 @@ from l4sim.kernel.abi import Err, pack_bytes, unpack_bytes
 from l4sim.kernel.traps import Msg
 from l4sim.machine.tpm2 import Drbg
 from l4sim.runtime.measure import MEASURED_PCRS
-from l4sim.security.clients import bind_clients, take_bytes
+from l4sim.security.clients import bind_clients, call_checked, take_bytes
 from l4sim.security.store_protocol import StoreClient, StoreError
 from l4sim.security.tpm import EBADMSG, TpmClient, TpmRefused
 from l4sim.user.env import Env, IpcCap, L4Error
@@ -405,12 +405,7 @@ class StorageClient:
         self.gate = gate
 
     async def _call(self, what: str, *words: int) -> tuple[int, ...]:
-        msg = await self.gate.call(STORAGE_PROTO, *words)
-        if msg.error:
-            raise StorageError(f"{what} (IPC error {msg.error:#x})", Err.EIO)
-        if msg.proto < 0:
-            raise StorageError(what, -msg.proto)
-        return msg.words
+        return await call_checked(self.gate, STORAGE_PROTO, what, words, StorageError)
 
     async def open(self, name: str, create: bool = False) -> int:
         return (await self._call(f"open {name}", OPEN, O_CREATE if create else 0, *pack_bytes(name.encode())))[0]

@@ -55,7 +55,7 @@ from l4sim.kernel.abi import Err, pack_bytes, unpack_bytes
 from l4sim.kernel.traps import Msg
 from l4sim.machine import tpm2 as t
 from l4sim.runtime.measure import TisClient, TisError
-from l4sim.security.clients import bind_clients, fields, take_bytes
+from l4sim.security.clients import bind_clients, call_checked, fields, take_bytes
 from l4sim.user.env import Env, IpcCap, L4Error
 from l4sim.user.server import request_failed
 
@@ -322,12 +322,7 @@ class TpmClient:
         self.gate = gate
 
     async def _call(self, what: str, *words: int) -> tuple[int, ...]:
-        msg = await self.gate.call(TPM_PROTO, *words)
-        if msg.error:
-            raise TpmRefused(f"{what} (IPC error {msg.error:#x})", Err.EIO)
-        if msg.proto < 0:
-            raise TpmRefused(what, -msg.proto)
-        return msg.words
+        return await call_checked(self.gate, TPM_PROTO, what, words, TpmRefused)
 
     async def pcr(self, n: int) -> bytes:
         return unpack_bytes(await self._call("PCR_READ", PCR_READ, n))
