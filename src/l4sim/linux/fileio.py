@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 
-from l4sim.linux.files import _i, _iovecs, _write_common, do_read
+from l4sim.linux.files import _i, _write_common, do_read, gather, iovecs, scatter
 from l4sim.linux.signals import RESTART_SYS, interrupt
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, close_fd, get, install
 from l4sim.linux.vfs import (
@@ -68,7 +68,7 @@ async def sys_preadv(k: Personality, p: Proc, c: Call) -> int:
         return -ESPIPE
     else:
         at = pos
-    vecs = await _iovecs(k, p, c.a[1], c.a[2])
+    vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
     r = do_read(k, p, f, min(sum(n for _, n in vecs), 1 << 20), at)
@@ -78,12 +78,8 @@ async def sys_preadv(k: Personality, p: Proc, c: Call) -> int:
         return await interrupt(k, p, c, RESTART_SYS)
     if isinstance(r, int):
         return r
-    off = 0
-    for base, n in vecs:
-        part = r[off:off + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        off += len(part)
+    if not await scatter(k, p, vecs, r):
+        return -EFAULT
     return len(r)
 
 
@@ -106,25 +102,22 @@ async def sys_pwritev(k: Personality, p: Proc, c: Call) -> int:
         return -ESPIPE
     else:
         at = pos
-    vecs = await _iovecs(k, p, c.a[1], c.a[2])
+    vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
-    out = bytearray()
-    for base, n in vecs:
-        data = await k.read(p, base, n) if n else b""
-        if data is None:
-            return -EFAULT
-        out += data
+    out = await gather(k, p, vecs)
+    if isinstance(out, int):
+        return out
     if flags & RWF_APPEND and isinstance(f.node, File):
         at = f.node.size()
     if flags & RWF_NOWAIT and f.flags & O_NONBLOCK == 0:
         saved = f.flags
         f.flags |= O_NONBLOCK
         try:
-            return await _write_common(k, p, c, fd, bytes(out), at)
+            return await _write_common(k, p, c, fd, out, at)
         finally:
             f.flags = saved
-    return await _write_common(k, p, c, fd, bytes(out), at)
+    return await _write_common(k, p, c, fd, out, at)
 
 
 # --------------------------------------------------------------------------- memfd, close_range

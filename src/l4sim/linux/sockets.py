@@ -45,7 +45,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from l4sim.linux.files import _broken_pipe
+from l4sim.linux.files import _broken_pipe, gather, iovecs, scatter
 from l4sim.linux.net.ifaces import if_ioctl
 from l4sim.linux.net.stack import of as net_of
 from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt
@@ -800,15 +800,6 @@ async def sys_shutdown(k: Personality, p: Proc, c: Call) -> int:
     return 0
 
 
-async def _iov(k: Personality, p: Proc, iov: int, cnt: int) -> list[tuple[int, int]] | int:
-    if cnt > 1024:
-        return -EMSGSIZE
-    raw = await k.read(p, iov, 16 * cnt) if cnt else b""
-    if raw is None:
-        return -EFAULT
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
-
-
 async def _control(k: Personality, p: Proc, addr: int, length: int) -> tuple[list[OFile], tuple[int, int, int] | None] | int:
     """SCM_RIGHTS and SCM_CREDENTIALS of a sendmsg's control data (the files, referenced)."""
     files: list[OFile] = []
@@ -892,16 +883,6 @@ async def _sendmsg(k: Personality, p: Proc, c: Call, fd: int, data: bytes, flags
         return n
 
 
-async def _gather(k: Personality, p: Proc, vecs: list[tuple[int, int]]) -> bytes | int:
-    out = bytearray()
-    for base, n in vecs:
-        data = await k.read(p, base, n) if n else b""
-        if data is None:
-            return -EFAULT
-        out += data
-    return bytes(out)
-
-
 async def sys_sendto(k: Personality, p: Proc, c: Call) -> int:
     fd, buf, n, flags, addr, alen = _i(c.a[0]), c.a[1], c.a[2], _i(c.a[3]), c.a[4], _i(c.a[5])
     data = await k.read(p, buf, min(n, 1 << 22)) if n else b""
@@ -921,10 +902,10 @@ async def _sendmsg_hdr(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flag
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, ctl, ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
-    data = await _gather(k, p, vecs)
+    data = await gather(k, p, vecs)
     if isinstance(data, int):
         return data
     name = None
@@ -995,18 +976,14 @@ async def _recvmsg_hdr(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flag
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, ctl, ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
     g = await _recv(k, p, c, fd, sum(n for _, n in vecs), flags)
     if isinstance(g, int):
         return g
-    at = 0
-    for base, n in vecs:
-        part = g.data[at:at + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        at += len(part)
+    if not await scatter(k, p, vecs, g.data):
+        return -EFAULT
     mflags = g.flags
     control = bytearray()
     s = p.fds[fd].file.node

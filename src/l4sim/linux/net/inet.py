@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 
 from l4sim.linux import sockets
-from l4sim.linux.files import _broken_pipe
+from l4sim.linux.files import _broken_pipe, gather, iovecs, scatter
 from l4sim.linux.net import stack as net
 from l4sim.linux.net.netlink import NetlinkSocket
 from l4sim.linux.net.sock import (
@@ -44,7 +44,7 @@ from l4sim.linux.net.sock import (
 )
 from l4sim.linux.net.stack import V4_MAPPED
 from l4sim.linux.net.tcp import STATE_NUMBERS, State
-from l4sim.linux.sockets import MSGHDR, SockCall, _gather, _iov, _st, _wait
+from l4sim.linux.sockets import MSGHDR, SockCall, _st, _wait
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, Special, get, install
 from l4sim.linux.vfs import O_CLOEXEC, O_NONBLOCK, OFile
 
@@ -446,10 +446,10 @@ async def _sendmsg(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flags: i
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, _ctl, _ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
-    data = await _gather(k, p, vecs)
+    data = await gather(k, p, vecs)
     if isinstance(data, int):
         return data
     nl = _netlink(p, fd)
@@ -542,19 +542,15 @@ async def _recvmsg(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flags: i
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, ctl, ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
     g = await _recv(k, p, c, fd, sum(n for _, n in vecs), flags)
     if isinstance(g, int):
         return g
     data, src, mflags, full, ttl = g
-    at = 0
-    for base, n in vecs:
-        part = data[at : at + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        at += len(part)
+    if not await scatter(k, p, vecs, data):
+        return -EFAULT
     control = b""
     r = _inet(p, fd)
     if r is not None and r[0].what != "tcp":
