@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from l4sim.linux.files import _broken_pipe, gather, iovecs, scatter
@@ -1031,14 +1032,18 @@ async def sys_recvmsg(k: Personality, p: Proc, c: Call) -> int:
     return await _recvmsg_hdr(k, p, c, _i(c.a[0]), c.a[1], _i(c.a[2]))
 
 
-async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
-    """sendmmsg: sendmsg for each struct mmsghdr (64 bytes: the msghdr and msg_len), as many
-    as go without waiting after the first; the number sent."""
+async def each_mmsg(k: Personality, p: Proc, c: Call,
+                    one: Callable[[Personality, Proc, Call, int, int, int], Awaitable[int]]) -> int:
+    """sendmmsg's and recvmmsg's loop, for AF_UNIX and the network's sockets alike: ``one(k,
+    p, c, fd, hdr, flags)`` (a sendmsg or a recvmsg) for each struct mmsghdr (64 bytes: the
+    msghdr and msg_len) in turn, with MSG_DONTWAIT after the first, each one's count written
+    to its msg_len; the number done, or the first one's error.  How many are done is kept in
+    the call's state while the first waits."""
     fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
     done = _st(c).done
     while done < vlen:
         _st(c).done = done
-        r = await _sendmsg_hdr(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
+        r = await one(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
         if r == BLOCK:
             return BLOCK
         if r < 0:
@@ -1048,25 +1053,18 @@ async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
         done += 1
     c.state = None
     return done
+
+
+async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
+    """sendmmsg: sendmsg for each struct mmsghdr (64 bytes: the msghdr and msg_len), as many
+    as go without waiting after the first; the number sent."""
+    return await each_mmsg(k, p, c, _sendmsg_hdr)
 
 
 async def sys_recvmmsg(k: Personality, p: Proc, c: Call) -> int:
     """recvmmsg: recvmsg into each struct mmsghdr, waiting only for the first (and not at
     all with MSG_WAITFORONE's successors); the number received.  The timeout is not kept."""
-    fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
-    done = _st(c).done
-    while done < vlen:
-        _st(c).done = done
-        r = await _recvmsg_hdr(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
-        if r == BLOCK:
-            return BLOCK
-        if r < 0:
-            c.state = None
-            return done or r
-        await k.write(p, vec + 64 * done + 56, struct.pack("<I", r))
-        done += 1
-    c.state = None
-    return done
+    return await each_mmsg(k, p, c, _recvmsg_hdr)
 
 
 # --------------------------------------------------------------------------- options

@@ -44,7 +44,7 @@ from l4sim.linux.net.sock import (
 )
 from l4sim.linux.net.stack import V4_MAPPED
 from l4sim.linux.net.tcp import STATE_NUMBERS, State
-from l4sim.linux.sockets import MSGHDR, SockCall, _st, _wait
+from l4sim.linux.sockets import MSGHDR, SockCall, _st, _wait, each_mmsg
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, Special, get, install
 from l4sim.linux.vfs import O_CLOEXEC, O_NONBLOCK, OFile
 
@@ -593,41 +593,17 @@ async def sys_recvmsg(k: Personality, p: Proc, c: Call) -> int:
 async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
     """sendmmsg: each struct mmsghdr (64 bytes: the msghdr and msg_len) in turn, without
     waiting after the first; the number sent."""
-    fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
+    fd = _i(c.a[0])
     if _netlink(p, fd) is None and _inet(p, fd) is None:
         return await sockets.sys_sendmmsg(k, p, c)
-    done = _st(c).done
-    while done < vlen:
-        _st(c).done = done
-        r = await _sendmsg(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
-        if r == BLOCK:
-            return BLOCK
-        if r < 0:
-            c.state = None
-            return done or r
-        await k.write(p, vec + 64 * done + 56, struct.pack("<I", r))
-        done += 1
-    c.state = None
-    return done
+    return await each_mmsg(k, p, c, _sendmsg)
 
 
 async def sys_recvmmsg(k: Personality, p: Proc, c: Call) -> int:
-    fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
+    fd = _i(c.a[0])
     if _netlink(p, fd) is None and _inet(p, fd) is None:
         return await sockets.sys_recvmmsg(k, p, c)
-    done = _st(c).done
-    while done < vlen:
-        _st(c).done = done
-        r = await _recvmsg(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
-        if r == BLOCK:
-            return BLOCK
-        if r < 0:
-            c.state = None
-            return done or r
-        await k.write(p, vec + 64 * done + 56, struct.pack("<I", r))
-        done += 1
-    c.state = None
-    return done
+    return await each_mmsg(k, p, c, _recvmsg)
 
 
 # --------------------------------------------------------------------------- options
