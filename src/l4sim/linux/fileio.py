@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import struct
 
-from l4sim.linux.files import _i, _write_common, do_read, gather, iovecs, scatter
+from l4sim.linux.files import _i, _write_common, do_read, gather, iovecs, list_dir, scatter
 from l4sim.linux.signals import RESTART_SYS, interrupt
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, close_fd, get, install
 from l4sim.linux.vfs import (
+    DT,
     O_APPEND,
     O_NONBLOCK,
     Dir,
@@ -165,26 +166,15 @@ async def sys_getdents(k: Personality, p: Proc, c: Call) -> int:
     if d.removed:
         return 0
     ents = [(".", d), ("..", d.parent), *sorted(d.names(p), key=lambda e: e[0])]
-    out = bytearray()
-    i = f.pos
-    while i < len(ents):
-        name, node = ents[i]
-        b = name.encode("utf-8", "surrogateescape")
-        reclen = (18 + len(b) + 2 + 7) & ~7
-        dt = {0o040000: 4, 0o100000: 8, 0o120000: 10, 0o020000: 2, 0o010000: 1, 0o140000: 12}.get(node.kind, 0)
-        rec = struct.pack("<QqH", node.ino, i + 1, reclen) + b + b"\0"
-        rec += bytes(reclen - 1 - len(rec)) + bytes([dt])
-        if len(out) + len(rec) > c.a[2]:
-            if not out:
-                return -EINVAL
-            break
-        out += rec
-        i += 1
-    if out and not await k.write(p, c.a[1], bytes(out)):
-        return -EFAULT
-    f.pos = i
-    accessed(d, k.wall_ns())
-    return len(out)
+    return await list_dir(k, p, c, f, d, ents, _old_dirent)
+
+
+def _old_dirent(ino: int, off: int, kind: int, name: str) -> bytes:
+    """struct linux_dirent: the type in the record's last byte, after the name's padding."""
+    b = name.encode("utf-8", "surrogateescape")
+    reclen = (18 + len(b) + 2 + 7) & ~7
+    rec = struct.pack("<QqH", ino, off, reclen) + b + b"\0"
+    return rec + bytes(reclen - 1 - len(rec)) + bytes([DT.get(kind, 0)])
 
 
 # --------------------------------------------------------------------------- fallocate, copy_file_range

@@ -13,6 +13,7 @@ The fd table itself (:class:`~l4sim.linux.state.Fd`, ``install``, ``get``,
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from l4sim.linux import lifetime
@@ -635,11 +636,20 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
         return 0  # Linux lists nothing in a removed directory, not even "." and ".."
     ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent),
                                      *sorted(d.names(p), key=lambda e: e[0].encode("utf-8", "surrogateescape"))]
+    return await list_dir(k, p, c, f, d, ents, dirent)
+
+
+async def list_dir(k: Personality, p: Proc, c: Call, f: OFile, d: Dir, ents: list[tuple[str, Inode]],
+                   record: Callable[[int, int, int, str], bytes]) -> int:
+    """getdents64's and the old getdents's listing, which differ only in the record
+    (``record(ino, off, kind, name)``): the entries of ``ents`` from the file's position on,
+    as many whole records as fit the buffer (EINVAL if not even one does); the position
+    moves past them."""
     out = bytearray()
     i = f.pos
     while i < len(ents):
         name, node = ents[i]
-        rec = dirent(node.ino, i + 1, node.kind, name)
+        rec = record(node.ino, i + 1, node.kind, name)
         if len(out) + len(rec) > c.a[2]:
             if not out:
                 return -EINVAL
