@@ -46,29 +46,31 @@ MAX_FILE = (1 << 63) - 1
 
 
 # --------------------------------------------------------------------------- preadv and friends
-def _pos(c: Call) -> int:
-    v = c.a[3]
-    return v - (1 << 64) if v >> 63 else v
+def _where(p: Proc, c: Call, v2: int) -> tuple[OFile, int | None, int] | int:
+    """preadv's and pwritev's file, position (None: the file's own) and flags: the calls
+    numbered ``v2`` (preadv2, pwritev2) have flags and take position -1 for the file's own."""
+    flags = c.a[5] & 0xFFFF_FFFF if c.nr == v2 else 0
+    pos = c.a[3] - (1 << 64) if c.a[3] >> 63 else c.a[3]
+    if flags & ~RWF_SUPPORTED:
+        return -EOPNOTSUPP
+    f = get(p, _i(c.a[0]))
+    if f is None:
+        return -EBADF
+    if pos == -1 and c.nr == v2:
+        return f, None, flags
+    if pos < 0:
+        return -EINVAL
+    if not isinstance(f.node, File):
+        return -ESPIPE
+    return f, pos, flags
 
 
 async def sys_preadv(k: Personality, p: Proc, c: Call) -> int:
     """preadv(fd, iov, cnt, pos), preadv2(..., flags): position -1 (preadv2) is readv."""
-    fd = _i(c.a[0])
-    flags = c.a[5] & 0xFFFF_FFFF if c.nr == 327 else 0
-    pos = _pos(c)
-    if flags & ~RWF_SUPPORTED:
-        return -EOPNOTSUPP
-    f = get(p, fd)
-    if f is None:
-        return -EBADF
-    if pos == -1 and c.nr == 327:
-        at: int | None = None
-    elif pos < 0:
-        return -EINVAL
-    elif not isinstance(f.node, File):
-        return -ESPIPE
-    else:
-        at = pos
+    w = _where(p, c, 327)
+    if isinstance(w, int):
+        return w
+    f, at, flags = w
     vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
@@ -87,22 +89,10 @@ async def sys_preadv(k: Personality, p: Proc, c: Call) -> int:
 async def sys_pwritev(k: Personality, p: Proc, c: Call) -> int:
     """pwritev(fd, iov, cnt, pos), pwritev2(..., flags): position -1 (pwritev2) is writev;
     RWF_APPEND writes at the end."""
-    fd = _i(c.a[0])
-    flags = c.a[5] & 0xFFFF_FFFF if c.nr == 328 else 0
-    pos = _pos(c)
-    if flags & ~RWF_SUPPORTED:
-        return -EOPNOTSUPP
-    f = get(p, fd)
-    if f is None:
-        return -EBADF
-    if pos == -1 and c.nr == 328:
-        at: int | None = None
-    elif pos < 0:
-        return -EINVAL
-    elif not isinstance(f.node, File):
-        return -ESPIPE
-    else:
-        at = pos
+    w = _where(p, c, 328)
+    if isinstance(w, int):
+        return w
+    f, at, flags = w
     vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
@@ -115,10 +105,10 @@ async def sys_pwritev(k: Personality, p: Proc, c: Call) -> int:
         saved = f.flags
         f.flags |= O_NONBLOCK
         try:
-            return await _write_common(k, p, c, fd, out, at)
+            return await _write_common(k, p, c, _i(c.a[0]), out, at)
         finally:
             f.flags = saved
-    return await _write_common(k, p, c, fd, out, at)
+    return await _write_common(k, p, c, _i(c.a[0]), out, at)
 
 
 # --------------------------------------------------------------------------- memfd, close_range
