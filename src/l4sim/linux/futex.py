@@ -151,6 +151,18 @@ async def _word(k: Personality, p: Proc, addr: int) -> int | None:
     return None if raw is None else int.from_bytes(raw, "little")
 
 
+async def _timespec(k: Personality, p: Proc, addr: int) -> int:
+    """The nanoseconds of the struct timespec a wait or a PI lock is given (-EFAULT, or
+    -EINVAL for a negative one or a malformed tv_nsec)."""
+    raw = await k.read(p, addr, 16)
+    if raw is None:
+        return -EFAULT
+    sec, nsec = struct.unpack("<qq", raw)
+    if sec < 0 or not 0 <= nsec < 10**9:
+        return -EINVAL
+    return int(sec * 10**9 + nsec)
+
+
 async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
     uaddr, op, val, timeout, uaddr2, val3 = c.a
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
@@ -171,13 +183,9 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
             return -EINVAL
         deadline = None
         if timeout:
-            raw = await k.read(p, timeout, 16)
-            if raw is None:
-                return -EFAULT
-            sec, nsec = struct.unpack("<qq", raw)
-            if sec < 0 or not 0 <= nsec < 10**9:
-                return -EINVAL
-            t = sec * 10**9 + nsec
+            t = await _timespec(k, p, timeout)
+            if t < 0:
+                return t
             if cmd == FUTEX_WAIT:  # relative
                 deadline = k.now_ns + t
             else:  # absolute, on CLOCK_MONOTONIC or (FUTEX_CLOCK_REALTIME) the wall clock
@@ -426,14 +434,11 @@ async def _lock_pi(k: Personality, p: Proc, c: Call, uaddr: int, key: tuple[int,
     deadline = None
     st: PiState | None
     if timeout and cmd != FUTEX_TRYLOCK_PI:
-        raw = await k.read(p, timeout, 16)
-        if raw is None:
-            return -EFAULT
-        sec, nsec = struct.unpack("<qq", raw)
-        if sec < 0 or not 0 <= nsec < 10**9:
-            return -EINVAL
+        t = await _timespec(k, p, timeout)
+        if t < 0:
+            return t
         realtime = cmd == FUTEX_LOCK_PI or op & FUTEX_CLOCK_REALTIME  # LOCK_PI: always CLOCK_REALTIME
-        deadline = sec * 10**9 + nsec - (EPOCH * 10**9 if realtime else 0)
+        deadline = t - (EPOCH * 10**9 if realtime else 0)
     word = await _word(k, p, uaddr)
     if word is None:
         return -EFAULT
