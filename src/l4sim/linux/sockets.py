@@ -740,14 +740,6 @@ async def _accept(k: Personality, p: Proc, c: Call, fd: int, addr: int, lenp: in
     return nfd
 
 
-async def sys_accept(k: Personality, p: Proc, c: Call) -> int:
-    return await _accept(k, p, c, _i(c.a[0]), c.a[1], c.a[2], 0)
-
-
-async def sys_accept4(k: Personality, p: Proc, c: Call) -> int:
-    return await _accept(k, p, c, _i(c.a[0]), c.a[1], c.a[2], _i(c.a[3]))
-
-
 async def _wait(k: Personality, p: Proc, c: Call, timeo: int) -> int:
     """A socket call that must wait: BLOCK, or how a signal or SO_RCVTIMEO/SO_SNDTIMEO ends
     it (EAGAIN when the timeout has passed; EINTR for a signal then, as Linux's
@@ -1149,24 +1141,3 @@ async def sys_getsockopt(k: Personality, p: Proc, c: Call) -> int:
         return -EFAULT
     return 0
 
-
-TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
-    41: ("socket", sys_socket, "dxd"),
-    42: ("connect", sys_connect, "dpd"),
-    43: ("accept", sys_accept, "dpp"),
-    44: ("sendto", sys_sendto, "dbuxpd"),
-    45: ("recvfrom", sys_recvfrom, "dpuxpp"),
-    46: ("sendmsg", sys_sendmsg, "dpx"),
-    47: ("recvmsg", sys_recvmsg, "dpx"),
-    48: ("shutdown", sys_shutdown, "dd"),
-    49: ("bind", sys_bind, "dpd"),
-    50: ("listen", sys_listen, "dd"),
-    51: ("getsockname", sys_getsockname, "dpp"),
-    52: ("getpeername", sys_getpeername, "dpp"),
-    53: ("socketpair", sys_socketpair, "dxdp"),
-    54: ("setsockopt", sys_setsockopt, "dddpd"),
-    55: ("getsockopt", sys_getsockopt, "dddpp"),
-    288: ("accept4", sys_accept4, "dppx"),
-    299: ("recvmmsg", sys_recvmmsg, "dpuxp"),
-    307: ("sendmmsg", sys_sendmmsg, "dpux"),
-}
