@@ -434,15 +434,9 @@ def recv(k: Personality, p: Proc, s: Socket, f: OFile, n: int, flags: int, sofar
 
 
 # --------------------------------------------------------------------------- addresses
-def _addr_len(name: bytes | None) -> int:
-    """Linux's length of a sockaddr_un for ``name``: the family, the path and its NUL, or the
-    abstract name as it is."""
-    if not name:
-        return 2
-    return 2 + len(name) + (0 if name[:1] == b"\0" else 1)
-
-
 def _sockaddr(name: bytes | None) -> bytes:
+    """The sockaddr_un of ``name``, as long as Linux reports it: the family, the path and its
+    NUL, or the abstract name as it is."""
     raw = struct.pack("<H", AF_UNIX) + (name or b"")
     return raw + (b"\0" if name and name[:1] != b"\0" else b"")
 
@@ -463,8 +457,9 @@ async def _read_addr(k: Personality, p: Proc, addr: int, length: int) -> bytes |
     return name.split(b"\0", 1)[0]
 
 
-async def _write_addr(k: Personality, p: Proc, addr: int, lenp: int, name: bytes | None) -> int:
-    """Write a sockaddr_un and its length (at most the caller's, which the length reports)."""
+async def put_addr(k: Personality, p: Proc, addr: int, lenp: int, data: bytes) -> int:
+    """Write a sockaddr and its length, for AF_UNIX's sockets and the network's: at most the
+    caller's room, the whole length reported (0, or -EFAULT, -EINVAL for a negative room)."""
     if not lenp:
         return 0
     raw = await k.read(p, lenp, 4)
@@ -473,10 +468,9 @@ async def _write_addr(k: Personality, p: Proc, addr: int, lenp: int, name: bytes
     room = _i(int.from_bytes(raw, "little"))
     if room < 0:
         return -EINVAL
-    data = _sockaddr(name)
-    if addr and not await k.write(p, addr, data[:room]):
+    if addr and room and not await k.write(p, addr, data[:room]):
         return -EFAULT
-    return 0 if await k.write(p, lenp, struct.pack("<i", _addr_len(name))) else -EFAULT
+    return 0 if await k.write(p, lenp, struct.pack("<i", len(data))) else -EFAULT
 
 
 def _lookup(k: Personality, p: Proc, name: bytes, stype: int) -> Socket | int:
@@ -735,7 +729,7 @@ async def _accept(k: Personality, p: Proc, c: Call, fd: int, addr: int, lenp: in
         s.backlog.appendleft(new)
         return nfd
     peer = new.peer
-    if await _write_addr(k, p, addr, lenp, peer.name if peer is not None else None) < 0:
+    if await put_addr(k, p, addr, lenp, _sockaddr(peer.name if peer is not None else None)) < 0:
         return -EFAULT
     return nfd
 
@@ -761,7 +755,7 @@ async def sys_getsockname(k: Personality, p: Proc, c: Call) -> int:
     r = _sock(p, _i(c.a[0]))
     if isinstance(r, int):
         return r
-    return await _write_addr(k, p, c.a[1], c.a[2], r[0].name)
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(r[0].name))
 
 
 async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
@@ -771,7 +765,7 @@ async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
     s = r[0]
     if not s.connected or s.peer is None:
         return -ENOTCONN
-    return await _write_addr(k, p, c.a[1], c.a[2], s.peer.name)
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(s.peer.name))
 
 
 async def sys_shutdown(k: Personality, p: Proc, c: Call) -> int:
@@ -957,7 +951,7 @@ async def sys_recvfrom(k: Personality, p: Proc, c: Call) -> int:
         return -EFAULT
     if addr and lenp:
         if g.addr:
-            if await _write_addr(k, p, addr, lenp, g.addr) < 0:
+            if await put_addr(k, p, addr, lenp, _sockaddr(g.addr)) < 0:
                 return -EFAULT
         elif not await k.write(p, lenp, struct.pack("<i", 0)):
             return -EFAULT
@@ -1011,7 +1005,7 @@ async def _recvmsg_hdr(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flag
         addr = _sockaddr(g.addr)
         if not await k.write(p, name_a, addr[:namelen]):
             return -EFAULT
-        out_namelen = _addr_len(g.addr)
+        out_namelen = len(addr)
     used = len(control) if control else 0
     if not await k.write(p, hdr + 8, struct.pack("<I", out_namelen)) \
             or not await k.write(p, hdr + 40, struct.pack("<Q", used)) \

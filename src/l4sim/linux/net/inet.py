@@ -44,7 +44,7 @@ from l4sim.linux.net.sock import (
 )
 from l4sim.linux.net.stack import V4_MAPPED
 from l4sim.linux.net.tcp import STATE_NUMBERS, State
-from l4sim.linux.sockets import MSGHDR, SockCall, _st, _wait, each_mmsg
+from l4sim.linux.sockets import MSGHDR, SockCall, _st, _wait, each_mmsg, put_addr
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, Special, get, install
 from l4sim.linux.vfs import O_CLOEXEC, O_NONBLOCK, OFile
 
@@ -136,21 +136,6 @@ def _sockaddr(s: InetSocket, a: bytes, port: int) -> bytes:
         return struct.pack("<H", AF_INET) + struct.pack("!H", port) + (a or bytes(4)) + bytes(8)
     a6 = a if len(a) == 16 else V4_MAPPED + a if a else bytes(16)
     return struct.pack("<H", AF_INET6) + struct.pack("!HI", port, 0) + a6 + bytes(4)
-
-
-async def _put_addr(k: Personality, p: Proc, addr: int, lenp: int, data: bytes) -> int:
-    """Write a sockaddr and its length (at most the caller's room, which the length reports)."""
-    if not lenp:
-        return 0
-    raw = await k.read(p, lenp, 4)
-    if raw is None:
-        return -EFAULT
-    room = _i(int.from_bytes(raw, "little"))
-    if room < 0:
-        return -EINVAL
-    if addr and room and not await k.write(p, addr, data[:room]):
-        return -EFAULT
-    return 0 if await k.write(p, lenp, struct.pack("<i", len(data))) else -EFAULT
 
 
 # --------------------------------------------------------------------------- socket, bind, listen
@@ -333,7 +318,7 @@ async def _accept(k: Personality, p: Proc, c: Call, fd: int, addr: int, lenp: in
         new.close()
         return nfd
     peer = tcb.remote
-    if await _put_addr(k, p, addr, lenp, _sockaddr(s, *peer)) < 0:
+    if await put_addr(k, p, addr, lenp, _sockaddr(s, *peer)) < 0:
         return -EFAULT
     return nfd
 
@@ -349,7 +334,7 @@ async def sys_accept4(k: Personality, p: Proc, c: Call) -> int:
 async def sys_getsockname(k: Personality, p: Proc, c: Call) -> int:
     nl = _netlink(p, _i(c.a[0]))
     if nl is not None:
-        return await _put_addr(k, p, c.a[1], c.a[2], nl[0].sockname())
+        return await put_addr(k, p, c.a[1], c.a[2], nl[0].sockname())
     r = _inet(p, _i(c.a[0]))
     if r is None:
         return await sockets.sys_getsockname(k, p, c)
@@ -357,13 +342,13 @@ async def sys_getsockname(k: Personality, p: Proc, c: Call) -> int:
     a = s.local_addr()
     if not a and s.raddr is not None:
         a = net.of(k).source_for(s.raddr) or b""  # a connected datagram socket's source
-    return await _put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, a, s.lport))
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, a, s.lport))
 
 
 async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
     nl = _netlink(p, _i(c.a[0]))
     if nl is not None:
-        return await _put_addr(k, p, c.a[1], c.a[2], struct.pack("<HHII", AF_NETLINK, 0, 0, 0))
+        return await put_addr(k, p, c.a[1], c.a[2], struct.pack("<HHII", AF_NETLINK, 0, 0, 0))
     r = _inet(p, _i(c.a[0]))
     if r is None:
         return await sockets.sys_getpeername(k, p, c)
@@ -371,7 +356,7 @@ async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
     peer = s.peer()
     if peer is None or (s.tcb is not None and s.tcb.state in (State.SYN_SENT, State.SYN_RECEIVED)):
         return -ENOTCONN
-    return await _put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, *peer))
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, *peer))
 
 
 async def sys_shutdown(k: Personality, p: Proc, c: Call) -> int:
@@ -532,7 +517,7 @@ async def sys_recvfrom(k: Personality, p: Proc, c: Call) -> int:
     data, src, mflags, full, _ttl = g
     if data and not await k.write(p, buf, data):
         return -EFAULT
-    if addr and lenp and src is not None and await _put_addr(k, p, addr, lenp, src) < 0:
+    if addr and lenp and src is not None and await put_addr(k, p, addr, lenp, src) < 0:
         return -EFAULT
     return full if flags & MSG_TRUNC and mflags & MSG_TRUNC else len(data)
 
