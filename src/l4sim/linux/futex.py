@@ -33,7 +33,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from l4sim.linux.signals import RESTART_NOHAND, RESTART_NOINTR, RESTART_SYS, interrupt
+from l4sim.linux.signals import (
+    RESTART_NOHAND,
+    RESTART_NOINTR,
+    RESTART_SYS,
+    interrupt,
+    read_timespec,
+)
 from l4sim.linux.state import Call, Facility, LinuxThread, Personality, Proc, Wait
 from l4sim.linux.vfs import EPOCH
 
@@ -151,18 +157,6 @@ async def _word(k: Personality, p: Proc, addr: int) -> int | None:
     return None if raw is None else int.from_bytes(raw, "little")
 
 
-async def _timespec(k: Personality, p: Proc, addr: int) -> int:
-    """The nanoseconds of the struct timespec a wait or a PI lock is given (-EFAULT, or
-    -EINVAL for a negative one or a malformed tv_nsec)."""
-    raw = await k.read(p, addr, 16)
-    if raw is None:
-        return -EFAULT
-    sec, nsec = struct.unpack("<qq", raw)
-    if sec < 0 or not 0 <= nsec < 10**9:
-        return -EINVAL
-    return int(sec * 10**9 + nsec)
-
-
 async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
     uaddr, op, val, timeout, uaddr2, val3 = c.a
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
@@ -183,7 +177,7 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
             return -EINVAL
         deadline = None
         if timeout:
-            t = await _timespec(k, p, timeout)
+            t = await read_timespec(k, p, timeout)
             if t < 0:
                 return t
             if cmd == FUTEX_WAIT:  # relative
@@ -434,7 +428,7 @@ async def _lock_pi(k: Personality, p: Proc, c: Call, uaddr: int, key: tuple[int,
     deadline = None
     st: PiState | None
     if timeout and cmd != FUTEX_TRYLOCK_PI:
-        t = await _timespec(k, p, timeout)
+        t = await read_timespec(k, p, timeout)
         if t < 0:
             return t
         realtime = cmd == FUTEX_LOCK_PI or op & FUTEX_CLOCK_REALTIME  # LOCK_PI: always CLOCK_REALTIME
