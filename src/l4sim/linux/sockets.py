@@ -1054,6 +1054,26 @@ async def sys_recvmmsg(k: Personality, p: Proc, c: Call) -> int:
 
 
 # --------------------------------------------------------------------------- options
+async def read_timeo(k: Personality, p: Proc, val: int, vlen: int) -> int:
+    """The nanoseconds of SO_RCVTIMEO's or SO_SNDTIMEO's struct timeval, for AF_UNIX's
+    sockets and the network's (a negative time is none; EINVAL for a short option, EFAULT,
+    EDOM for tv_usec outside [0, 10^6))."""
+    if vlen < 16:
+        return -EINVAL
+    raw = await k.read(p, val, 16)
+    if raw is None:
+        return -EFAULT
+    sec, usec = struct.unpack("<qq", raw)
+    if not 0 <= usec < 1_000_000:
+        return -EDOM
+    return int(max(0, sec) * 10**9 + usec * 1000)
+
+
+def timeo_bytes(ns: int) -> bytes:
+    """SO_RCVTIMEO's or SO_SNDTIMEO's value as getsockopt gives it, a struct timeval."""
+    return struct.pack("<qq", ns // 10**9, ns % 10**9 // 1000)
+
+
 async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
     r = _sock(p, _i(c.a[0]))
     if isinstance(r, int):
@@ -1063,15 +1083,9 @@ async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
     if level != SOL_SOCKET:
         return -EOPNOTSUPP
     if opt in (SO_RCVTIMEO, SO_SNDTIMEO):
-        if vlen < 16:
-            return -EINVAL
-        raw = await k.read(p, val, 16)
-        if raw is None:
-            return -EFAULT
-        sec, usec = struct.unpack("<qq", raw)
-        if not 0 <= usec < 1_000_000:
-            return -EDOM
-        ns = max(0, sec) * 10**9 + usec * 1000
+        ns = await read_timeo(k, p, val, vlen)
+        if ns < 0:
+            return ns
         if opt == SO_RCVTIMEO:
             s.rcvtimeo = ns
         else:
@@ -1125,7 +1139,7 @@ async def sys_getsockopt(k: Personality, p: Proc, c: Call) -> int:
         data = UCRED.pack(pid, uid, gid)
     elif opt in (SO_RCVTIMEO, SO_SNDTIMEO):
         ns = s.rcvtimeo if opt == SO_RCVTIMEO else s.sndtimeo
-        data = struct.pack("<qq", ns // 10**9, ns % 10**9 // 1000)
+        data = timeo_bytes(ns)
     elif opt == SO_LINGER:
         data = struct.pack("<ii", 0, 0)
     else:

@@ -44,7 +44,16 @@ from l4sim.linux.net.sock import (
 )
 from l4sim.linux.net.stack import V4_MAPPED
 from l4sim.linux.net.tcp import STATE_NUMBERS, State
-from l4sim.linux.sockets import MSGHDR, SockCall, _st, _wait, each_mmsg, put_addr
+from l4sim.linux.sockets import (
+    MSGHDR,
+    SockCall,
+    _st,
+    _wait,
+    each_mmsg,
+    put_addr,
+    read_timeo,
+    timeo_bytes,
+)
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, Special, get, install
 from l4sim.linux.vfs import O_CLOEXEC, O_NONBLOCK, OFile
 
@@ -605,15 +614,9 @@ async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
         return await sockets.sys_setsockopt(k, p, c)
     s = r[0]
     if level == SOL_SOCKET and opt in (SO_RCVTIMEO, SO_SNDTIMEO):
-        if vlen < 16:
-            return -EINVAL
-        raw = await k.read(p, val, 16)
-        if raw is None:
-            return -EFAULT
-        sec, usec = struct.unpack("<qq", raw)
-        if not 0 <= usec < 1_000_000:
-            return -33  # EDOM
-        ns = max(0, sec) * 10**9 + usec * 1000
+        ns = await read_timeo(k, p, val, vlen)
+        if ns < 0:
+            return ns
         if opt == SO_RCVTIMEO:
             s.rcvtimeo = ns
         else:
@@ -767,7 +770,7 @@ def _getopt(s: InetSocket, level: int, opt: int) -> bytes | int:
             return struct.pack("<i", err)
         if opt in (SO_RCVTIMEO, SO_SNDTIMEO):
             ns = s.rcvtimeo if opt == SO_RCVTIMEO else s.sndtimeo
-            return struct.pack("<qq", ns // 10**9, ns % 10**9 // 1000)
+            return timeo_bytes(ns)
         if opt == SO_LINGER:
             return struct.pack("<ii", *s.linger)
         ints = {SO_TYPE: s.stype, SO_RCVBUF: s.rcvbuf, SO_SNDBUF: s.sndbuf, SO_REUSEADDR: int(s.reuse),
