@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from l4sim.linux.files import next_change, ready, watch
 from l4sim.linux.process import send_signal
-from l4sim.linux.signals import RESTART_NOHAND, UNBLOCKABLE, interrupt
+from l4sim.linux.signals import RESTART_NOHAND, UNBLOCKABLE, interrupt, read_timespec
 from l4sim.linux.state import (
     BLOCK,
     Call,
@@ -384,13 +384,10 @@ async def sys_epoll_wait(k: Personality, p: Proc, c: Call) -> int:
 async def sys_epoll_pwait2(k: Personality, p: Proc, c: Call) -> int:
     timeout_ns = None
     if c.state is None and c.a[3]:
-        raw = await k.read(p, c.a[3], 16)
-        if raw is None:
-            return -EFAULT
-        sec, nsec = struct.unpack("<qq", raw)
-        if sec < 0 or not 0 <= nsec < 10**9:
-            return -EINVAL
-        timeout_ns = sec * 10**9 + nsec
+        t = await read_timespec(k, p, c.a[3])
+        if t < 0:
+            return t
+        timeout_ns = t
     if c.a[4] and c.state is None and c.a[5] != 8:
         return -EINVAL
     return await _epoll_wait(k, p, c, timeout_ns, c.a[4])
@@ -488,13 +485,10 @@ async def sys_rt_sigtimedwait(k: Personality, p: Proc, c: Call) -> int:
             return -EFAULT
         deadline = None
         if c.a[2]:
-            ts = await k.read(p, c.a[2], 16)
-            if ts is None:
-                return -EFAULT
-            sec, nsec = struct.unpack("<qq", ts)
-            if sec < 0 or not 0 <= nsec < 10**9:
-                return -EINVAL
-            deadline = k.now_ns + sec * 10**9 + nsec
+            ns = await read_timespec(k, p, c.a[2])
+            if ns < 0:
+                return ns
+            deadline = k.now_ns + ns
         c.state = SigWait(struct.unpack("<Q", raw)[0] & ~UNBLOCKABLE, deadline)
     st: SigWait = c.state
     for pend, key in ((t.pending, t.tid), (p.pending, p.pid)):

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import struct
 
-from l4sim.linux.files import _i, _iovecs, _write_common, do_read
+from l4sim.linux.files import _i, _write_common, do_read, gather, iovecs, list_dir, scatter
 from l4sim.linux.signals import RESTART_SYS, interrupt
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, close_fd, get, install
 from l4sim.linux.vfs import (
+    DT,
     O_APPEND,
     O_NONBLOCK,
     Dir,
@@ -45,30 +46,32 @@ MAX_FILE = (1 << 63) - 1
 
 
 # --------------------------------------------------------------------------- preadv and friends
-def _pos(c: Call) -> int:
-    v = c.a[3]
-    return v - (1 << 64) if v >> 63 else v
+def _where(p: Proc, c: Call, v2: int) -> tuple[OFile, int | None, int] | int:
+    """preadv's and pwritev's file, position (None: the file's own) and flags: the calls
+    numbered ``v2`` (preadv2, pwritev2) have flags and take position -1 for the file's own."""
+    flags = c.a[5] & 0xFFFF_FFFF if c.nr == v2 else 0
+    pos = c.a[3] - (1 << 64) if c.a[3] >> 63 else c.a[3]
+    if flags & ~RWF_SUPPORTED:
+        return -EOPNOTSUPP
+    f = get(p, _i(c.a[0]))
+    if f is None:
+        return -EBADF
+    if pos == -1 and c.nr == v2:
+        return f, None, flags
+    if pos < 0:
+        return -EINVAL
+    if not isinstance(f.node, File):
+        return -ESPIPE
+    return f, pos, flags
 
 
 async def sys_preadv(k: Personality, p: Proc, c: Call) -> int:
     """preadv(fd, iov, cnt, pos), preadv2(..., flags): position -1 (preadv2) is readv."""
-    fd = _i(c.a[0])
-    flags = c.a[5] & 0xFFFF_FFFF if c.nr == 327 else 0
-    pos = _pos(c)
-    if flags & ~RWF_SUPPORTED:
-        return -EOPNOTSUPP
-    f = get(p, fd)
-    if f is None:
-        return -EBADF
-    if pos == -1 and c.nr == 327:
-        at: int | None = None
-    elif pos < 0:
-        return -EINVAL
-    elif not isinstance(f.node, File):
-        return -ESPIPE
-    else:
-        at = pos
-    vecs = await _iovecs(k, p, c.a[1], c.a[2])
+    w = _where(p, c, 327)
+    if isinstance(w, int):
+        return w
+    f, at, flags = w
+    vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
     r = do_read(k, p, f, min(sum(n for _, n in vecs), 1 << 20), at)
@@ -78,53 +81,34 @@ async def sys_preadv(k: Personality, p: Proc, c: Call) -> int:
         return await interrupt(k, p, c, RESTART_SYS)
     if isinstance(r, int):
         return r
-    off = 0
-    for base, n in vecs:
-        part = r[off:off + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        off += len(part)
+    if not await scatter(k, p, vecs, r):
+        return -EFAULT
     return len(r)
 
 
 async def sys_pwritev(k: Personality, p: Proc, c: Call) -> int:
     """pwritev(fd, iov, cnt, pos), pwritev2(..., flags): position -1 (pwritev2) is writev;
     RWF_APPEND writes at the end."""
-    fd = _i(c.a[0])
-    flags = c.a[5] & 0xFFFF_FFFF if c.nr == 328 else 0
-    pos = _pos(c)
-    if flags & ~RWF_SUPPORTED:
-        return -EOPNOTSUPP
-    f = get(p, fd)
-    if f is None:
-        return -EBADF
-    if pos == -1 and c.nr == 328:
-        at: int | None = None
-    elif pos < 0:
-        return -EINVAL
-    elif not isinstance(f.node, File):
-        return -ESPIPE
-    else:
-        at = pos
-    vecs = await _iovecs(k, p, c.a[1], c.a[2])
+    w = _where(p, c, 328)
+    if isinstance(w, int):
+        return w
+    f, at, flags = w
+    vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
-    out = bytearray()
-    for base, n in vecs:
-        data = await k.read(p, base, n) if n else b""
-        if data is None:
-            return -EFAULT
-        out += data
+    out = await gather(k, p, vecs)
+    if isinstance(out, int):
+        return out
     if flags & RWF_APPEND and isinstance(f.node, File):
         at = f.node.size()
     if flags & RWF_NOWAIT and f.flags & O_NONBLOCK == 0:
         saved = f.flags
         f.flags |= O_NONBLOCK
         try:
-            return await _write_common(k, p, c, fd, bytes(out), at)
+            return await _write_common(k, p, c, _i(c.a[0]), out, at)
         finally:
             f.flags = saved
-    return await _write_common(k, p, c, fd, bytes(out), at)
+    return await _write_common(k, p, c, _i(c.a[0]), out, at)
 
 
 # --------------------------------------------------------------------------- memfd, close_range
@@ -172,26 +156,15 @@ async def sys_getdents(k: Personality, p: Proc, c: Call) -> int:
     if d.removed:
         return 0
     ents = [(".", d), ("..", d.parent), *sorted(d.names(p), key=lambda e: e[0])]
-    out = bytearray()
-    i = f.pos
-    while i < len(ents):
-        name, node = ents[i]
-        b = name.encode("utf-8", "surrogateescape")
-        reclen = (18 + len(b) + 2 + 7) & ~7
-        dt = {0o040000: 4, 0o100000: 8, 0o120000: 10, 0o020000: 2, 0o010000: 1, 0o140000: 12}.get(node.kind, 0)
-        rec = struct.pack("<QqH", node.ino, i + 1, reclen) + b + b"\0"
-        rec += bytes(reclen - 1 - len(rec)) + bytes([dt])
-        if len(out) + len(rec) > c.a[2]:
-            if not out:
-                return -EINVAL
-            break
-        out += rec
-        i += 1
-    if out and not await k.write(p, c.a[1], bytes(out)):
-        return -EFAULT
-    f.pos = i
-    accessed(d, k.wall_ns())
-    return len(out)
+    return await list_dir(k, p, c, f, d, ents, _old_dirent)
+
+
+def _old_dirent(ino: int, off: int, kind: int, name: str) -> bytes:
+    """struct linux_dirent: the type in the record's last byte, after the name's padding."""
+    b = name.encode("utf-8", "surrogateescape")
+    reclen = (18 + len(b) + 2 + 7) & ~7
+    rec = struct.pack("<QqH", ino, off, reclen) + b + b"\0"
+    return rec + bytes(reclen - 1 - len(rec)) + bytes([DT.get(kind, 0)])
 
 
 # --------------------------------------------------------------------------- fallocate, copy_file_range

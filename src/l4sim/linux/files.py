@@ -13,6 +13,7 @@ The fd table itself (:class:`~l4sim.linux.state.Fd`, ``install``, ``get``,
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from l4sim.linux import lifetime
@@ -350,33 +351,57 @@ async def sys_pwrite64(k: Personality, p: Proc, c: Call) -> int:
     return await _write_common(k, p, c, _i(c.a[0]), data, c.a[3])
 
 
-async def _iovecs(k: Personality, p: Proc, iov: int, cnt: int) -> list[tuple[int, int]] | int:
+async def iovecs(k: Personality, p: Proc, iov: int, cnt: int, too_many: int = EINVAL) -> list[tuple[int, int]] | int:
+    """The (base, length) pairs of a struct iovec array, for readv and writev's family and for
+    sendmsg and recvmsg: more than 1024 is ``-too_many`` (EINVAL for the first, EMSGSIZE for
+    the sockets', as Linux answers)."""
     if cnt > 1024:
-        return -EINVAL
+        return -too_many
     raw = await k.read(p, iov, 16 * cnt)
     if raw is None:
         return -EFAULT
     return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
 
 
-async def sys_writev(k: Personality, p: Proc, c: Call) -> int:
-    vecs = await _iovecs(k, p, c.a[1], c.a[2])
-    if isinstance(vecs, int):
-        return vecs
+async def gather(k: Personality, p: Proc, vecs: list[tuple[int, int]]) -> bytes | int:
+    """The bytes of the buffers ``vecs`` names, one after the other (-EFAULT if one is not
+    readable): what writev's family and sendmsg send."""
     out = bytearray()
     for base, n in vecs:
         data = await k.read(p, base, n)
         if data is None:
             return -EFAULT
         out += data
-    return await _write_common(k, p, c, _i(c.a[0]), bytes(out))
+    return bytes(out)
+
+
+async def scatter(k: Personality, p: Proc, vecs: list[tuple[int, int]], data: bytes) -> bool:
+    """Writes ``data`` across the buffers ``vecs`` names, each filled before the next (False:
+    one was not writable, EFAULT): where readv's family and recvmsg put what they read."""
+    at = 0
+    for base, n in vecs:
+        part = data[at : at + n]
+        if part and not await k.write(p, base, part):
+            return False
+        at += len(part)
+    return True
+
+
+async def sys_writev(k: Personality, p: Proc, c: Call) -> int:
+    vecs = await iovecs(k, p, c.a[1], c.a[2])
+    if isinstance(vecs, int):
+        return vecs
+    out = await gather(k, p, vecs)
+    if isinstance(out, int):
+        return out
+    return await _write_common(k, p, c, _i(c.a[0]), out)
 
 
 async def sys_readv(k: Personality, p: Proc, c: Call) -> int:
     f = get(p, _i(c.a[0]))
     if f is None:
         return -EBADF
-    vecs = await _iovecs(k, p, c.a[1], c.a[2])
+    vecs = await iovecs(k, p, c.a[1], c.a[2])
     if isinstance(vecs, int):
         return vecs
     bg = await background_read(k, p, c, f)
@@ -385,12 +410,8 @@ async def sys_readv(k: Personality, p: Proc, c: Call) -> int:
     r = do_read(k, p, f, min(sum(n for _, n in vecs), 1 << 20))
     if isinstance(r, int):
         return await interrupt(k, p, c, RESTART_SYS) if r == BLOCK else r
-    off = 0
-    for base, n in vecs:
-        part = r[off : off + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        off += len(part)
+    if not await scatter(k, p, vecs, r):
+        return -EFAULT
     return len(r)
 
 
@@ -615,11 +636,20 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
         return 0  # Linux lists nothing in a removed directory, not even "." and ".."
     ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent),
                                      *sorted(d.names(p), key=lambda e: e[0].encode("utf-8", "surrogateescape"))]
+    return await list_dir(k, p, c, f, d, ents, dirent)
+
+
+async def list_dir(k: Personality, p: Proc, c: Call, f: OFile, d: Dir, ents: list[tuple[str, Inode]],
+                   record: Callable[[int, int, int, str], bytes]) -> int:
+    """getdents64's and the old getdents's listing, which differ only in the record
+    (``record(ino, off, kind, name)``): the entries of ``ents`` from the file's position on,
+    as many whole records as fit the buffer (EINVAL if not even one does); the position
+    moves past them."""
     out = bytearray()
     i = f.pos
     while i < len(ents):
         name, node = ents[i]
-        rec = dirent(node.ino, i + 1, node.kind, name)
+        rec = record(node.ino, i + 1, node.kind, name)
         if len(out) + len(rec) > c.a[2]:
             if not out:
                 return -EINVAL

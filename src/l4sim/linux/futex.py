@@ -33,7 +33,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from l4sim.linux.signals import RESTART_NOHAND, RESTART_NOINTR, RESTART_SYS, interrupt
+from l4sim.linux.signals import (
+    RESTART_NOHAND,
+    RESTART_NOINTR,
+    RESTART_SYS,
+    interrupt,
+    read_timespec,
+)
 from l4sim.linux.state import Call, Facility, LinuxThread, Personality, Proc, Wait
 from l4sim.linux.vfs import EPOCH
 
@@ -171,13 +177,9 @@ async def sys_futex(k: Personality, p: Proc, c: Call) -> int:
             return -EINVAL
         deadline = None
         if timeout:
-            raw = await k.read(p, timeout, 16)
-            if raw is None:
-                return -EFAULT
-            sec, nsec = struct.unpack("<qq", raw)
-            if sec < 0 or not 0 <= nsec < 10**9:
-                return -EINVAL
-            t = sec * 10**9 + nsec
+            t = await read_timespec(k, p, timeout)
+            if t < 0:
+                return t
             if cmd == FUTEX_WAIT:  # relative
                 deadline = k.now_ns + t
             else:  # absolute, on CLOCK_MONOTONIC or (FUTEX_CLOCK_REALTIME) the wall clock
@@ -426,14 +428,11 @@ async def _lock_pi(k: Personality, p: Proc, c: Call, uaddr: int, key: tuple[int,
     deadline = None
     st: PiState | None
     if timeout and cmd != FUTEX_TRYLOCK_PI:
-        raw = await k.read(p, timeout, 16)
-        if raw is None:
-            return -EFAULT
-        sec, nsec = struct.unpack("<qq", raw)
-        if sec < 0 or not 0 <= nsec < 10**9:
-            return -EINVAL
+        t = await read_timespec(k, p, timeout)
+        if t < 0:
+            return t
         realtime = cmd == FUTEX_LOCK_PI or op & FUTEX_CLOCK_REALTIME  # LOCK_PI: always CLOCK_REALTIME
-        deadline = sec * 10**9 + nsec - (EPOCH * 10**9 if realtime else 0)
+        deadline = t - (EPOCH * 10**9 if realtime else 0)
     word = await _word(k, p, uaddr)
     if word is None:
         return -EFAULT

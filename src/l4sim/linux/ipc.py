@@ -38,7 +38,7 @@ from typing import Any
 
 from l4sim.kernel.abi import MemRights
 from l4sim.linux.memory import USER_END, carve, free_area, merge, overlaps
-from l4sim.linux.signals import RESTART_NOHAND, interrupt
+from l4sim.linux.signals import RESTART_NOHAND, interrupt, read_timespec
 from l4sim.linux.state import Call, Facility, MemObject, Personality, Proc, Vma, Wait
 from l4sim.linux.vfs import _ino
 
@@ -469,13 +469,10 @@ async def sys_semtimedop(k: Personality, p: Proc, c: Call) -> int:
         return -EFAULT
     deadline = None
     if timeout:
-        t = await k.read(p, timeout, 16)
-        if t is None:
-            return -EFAULT
-        sec, nsec = struct.unpack("<qq", t)
-        if sec < 0 or not 0 <= nsec < 10**9:
-            return -EINVAL
-        deadline = k.now_ns + sec * 10**9 + nsec
+        t = await read_timespec(k, p, timeout)
+        if t < 0:
+            return t
+        deadline = k.now_ns + t
     ss = _ipc(k).sem.get(ident)
     if ss is None:
         return -EINVAL

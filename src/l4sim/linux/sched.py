@@ -72,11 +72,11 @@ def _check(policy: int, prio: int) -> bool:
     return policy in POLICIES and prio == 0
 
 
-async def sys_sched_setscheduler(k: Personality, p: Proc, c: Call) -> int:
-    pid, policy, param = _i(c.a[0]), _i(c.a[1]), c.a[2]
+async def _param(k: Personality, p: Proc, pid: int, param: int) -> tuple[LinuxThread, int] | int:
+    """sched_setscheduler's and sched_setparam's thread and the priority of their struct
+    sched_param: EINVAL for a negative pid or no param, EFAULT, then ESRCH, as Linux checks."""
     if pid < 0 or not param:
         return -EINVAL
-    policy &= ~SCHED_RESET_ON_FORK
     raw = await k.read(p, param, 4)
     if raw is None:
         return -EFAULT
@@ -84,6 +84,15 @@ async def sys_sched_setscheduler(k: Personality, p: Proc, c: Call) -> int:
     if t is None:
         return -ESRCH
     (prio,) = struct.unpack("<i", raw)
+    return t, prio
+
+
+async def sys_sched_setscheduler(k: Personality, p: Proc, c: Call) -> int:
+    policy = _i(c.a[1]) & ~SCHED_RESET_ON_FORK
+    r = await _param(k, p, _i(c.a[0]), c.a[2])
+    if isinstance(r, int):
+        return r
+    t, prio = r
     if not _check(policy, prio):
         return -EINVAL
     await _set(k, t, policy, prio)
@@ -99,16 +108,10 @@ async def sys_sched_getscheduler(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def sys_sched_setparam(k: Personality, p: Proc, c: Call) -> int:
-    pid, param = _i(c.a[0]), c.a[1]
-    if pid < 0 or not param:
-        return -EINVAL
-    raw = await k.read(p, param, 4)
-    if raw is None:
-        return -EFAULT
-    t = _thread(k, p, pid)
-    if t is None:
-        return -ESRCH
-    (prio,) = struct.unpack("<i", raw)
+    r = await _param(k, p, _i(c.a[0]), c.a[1])
+    if isinstance(r, int):
+        return r
+    t, prio = r
     if not _check(t.policy, prio):
         return -EINVAL
     await _set(k, t, t.policy, prio)

@@ -718,6 +718,19 @@ async def sys_rt_sigsuspend(k: Personality, p: Proc, c: Call) -> int:
     return await interrupt(k, p, c, RESTART_NOHAND)
 
 
+async def read_timespec(k: Personality, p: Proc, addr: int) -> int:
+    """The nanoseconds of a struct timespec a call is given to wait (-EFAULT, or -EINVAL for
+    a negative one or a tv_nsec outside [0, 10^9)): nanosleep's, futex's, semtimedop's,
+    epoll_pwait2's, rt_sigtimedwait's."""
+    raw = await k.read(p, addr, 16)
+    if raw is None:
+        return -EFAULT
+    sec, nsec = struct.unpack("<qq", raw)
+    if sec < 0 or not 0 <= nsec < 10**9:
+        return -EINVAL
+    return int(sec * 10**9 + nsec)
+
+
 async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
     """nanosleep, clock_nanosleep: sleep in simulated time; a handler's signal ends the sleep
     with EINTR and the time left in ``rem`` (not for an absolute sleep)."""
@@ -726,13 +739,9 @@ async def sys_nanosleep(k: Personality, p: Proc, c: Call) -> int:
             clock, flags, req = c.a[0], c.a[1], c.a[2]
         else:
             clock, flags, req = 1, 0, c.a[0]
-        raw = await k.read(p, req, 16)
-        if raw is None:
-            return -EFAULT
-        sec, nsec = struct.unpack("<qq", raw)
-        if sec < 0 or not 0 <= nsec < 10**9:
-            return -EINVAL
-        t = sec * 10**9 + nsec
+        t = await read_timespec(k, p, req)
+        if t < 0:
+            return t
         if flags & 1:  # TIMER_ABSTIME
             c.state = t - (EPOCH * 10**9 if clock in (0, 5, 8, 11) else 0)
         else:

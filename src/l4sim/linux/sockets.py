@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from l4sim.linux.files import _broken_pipe
+from l4sim.linux.files import _broken_pipe, gather, iovecs, scatter
 from l4sim.linux.net.ifaces import if_ioctl
 from l4sim.linux.net.stack import of as net_of
 from l4sim.linux.signals import RESTART_NOHAND, RESTART_SYS, interrupt
@@ -433,15 +434,9 @@ def recv(k: Personality, p: Proc, s: Socket, f: OFile, n: int, flags: int, sofar
 
 
 # --------------------------------------------------------------------------- addresses
-def _addr_len(name: bytes | None) -> int:
-    """Linux's length of a sockaddr_un for ``name``: the family, the path and its NUL, or the
-    abstract name as it is."""
-    if not name:
-        return 2
-    return 2 + len(name) + (0 if name[:1] == b"\0" else 1)
-
-
 def _sockaddr(name: bytes | None) -> bytes:
+    """The sockaddr_un of ``name``, as long as Linux reports it: the family, the path and its
+    NUL, or the abstract name as it is."""
     raw = struct.pack("<H", AF_UNIX) + (name or b"")
     return raw + (b"\0" if name and name[:1] != b"\0" else b"")
 
@@ -462,8 +457,9 @@ async def _read_addr(k: Personality, p: Proc, addr: int, length: int) -> bytes |
     return name.split(b"\0", 1)[0]
 
 
-async def _write_addr(k: Personality, p: Proc, addr: int, lenp: int, name: bytes | None) -> int:
-    """Write a sockaddr_un and its length (at most the caller's, which the length reports)."""
+async def put_addr(k: Personality, p: Proc, addr: int, lenp: int, data: bytes) -> int:
+    """Write a sockaddr and its length, for AF_UNIX's sockets and the network's: at most the
+    caller's room, the whole length reported (0, or -EFAULT, -EINVAL for a negative room)."""
     if not lenp:
         return 0
     raw = await k.read(p, lenp, 4)
@@ -472,10 +468,9 @@ async def _write_addr(k: Personality, p: Proc, addr: int, lenp: int, name: bytes
     room = _i(int.from_bytes(raw, "little"))
     if room < 0:
         return -EINVAL
-    data = _sockaddr(name)
-    if addr and not await k.write(p, addr, data[:room]):
+    if addr and room and not await k.write(p, addr, data[:room]):
         return -EFAULT
-    return 0 if await k.write(p, lenp, struct.pack("<i", _addr_len(name))) else -EFAULT
+    return 0 if await k.write(p, lenp, struct.pack("<i", len(data))) else -EFAULT
 
 
 def _lookup(k: Personality, p: Proc, name: bytes, stype: int) -> Socket | int:
@@ -734,17 +729,9 @@ async def _accept(k: Personality, p: Proc, c: Call, fd: int, addr: int, lenp: in
         s.backlog.appendleft(new)
         return nfd
     peer = new.peer
-    if await _write_addr(k, p, addr, lenp, peer.name if peer is not None else None) < 0:
+    if await put_addr(k, p, addr, lenp, _sockaddr(peer.name if peer is not None else None)) < 0:
         return -EFAULT
     return nfd
-
-
-async def sys_accept(k: Personality, p: Proc, c: Call) -> int:
-    return await _accept(k, p, c, _i(c.a[0]), c.a[1], c.a[2], 0)
-
-
-async def sys_accept4(k: Personality, p: Proc, c: Call) -> int:
-    return await _accept(k, p, c, _i(c.a[0]), c.a[1], c.a[2], _i(c.a[3]))
 
 
 async def _wait(k: Personality, p: Proc, c: Call, timeo: int) -> int:
@@ -768,7 +755,7 @@ async def sys_getsockname(k: Personality, p: Proc, c: Call) -> int:
     r = _sock(p, _i(c.a[0]))
     if isinstance(r, int):
         return r
-    return await _write_addr(k, p, c.a[1], c.a[2], r[0].name)
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(r[0].name))
 
 
 async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
@@ -778,7 +765,7 @@ async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
     s = r[0]
     if not s.connected or s.peer is None:
         return -ENOTCONN
-    return await _write_addr(k, p, c.a[1], c.a[2], s.peer.name)
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(s.peer.name))
 
 
 async def sys_shutdown(k: Personality, p: Proc, c: Call) -> int:
@@ -798,15 +785,6 @@ async def sys_shutdown(k: Personality, p: Proc, c: Call) -> int:
         other.shutdown |= peer_mode
         other.changed(k)
     return 0
-
-
-async def _iov(k: Personality, p: Proc, iov: int, cnt: int) -> list[tuple[int, int]] | int:
-    if cnt > 1024:
-        return -EMSGSIZE
-    raw = await k.read(p, iov, 16 * cnt) if cnt else b""
-    if raw is None:
-        return -EFAULT
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
 
 
 async def _control(k: Personality, p: Proc, addr: int, length: int) -> tuple[list[OFile], tuple[int, int, int] | None] | int:
@@ -892,16 +870,6 @@ async def _sendmsg(k: Personality, p: Proc, c: Call, fd: int, data: bytes, flags
         return n
 
 
-async def _gather(k: Personality, p: Proc, vecs: list[tuple[int, int]]) -> bytes | int:
-    out = bytearray()
-    for base, n in vecs:
-        data = await k.read(p, base, n) if n else b""
-        if data is None:
-            return -EFAULT
-        out += data
-    return bytes(out)
-
-
 async def sys_sendto(k: Personality, p: Proc, c: Call) -> int:
     fd, buf, n, flags, addr, alen = _i(c.a[0]), c.a[1], c.a[2], _i(c.a[3]), c.a[4], _i(c.a[5])
     data = await k.read(p, buf, min(n, 1 << 22)) if n else b""
@@ -921,10 +889,10 @@ async def _sendmsg_hdr(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flag
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, ctl, ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
-    data = await _gather(k, p, vecs)
+    data = await gather(k, p, vecs)
     if isinstance(data, int):
         return data
     name = None
@@ -983,7 +951,7 @@ async def sys_recvfrom(k: Personality, p: Proc, c: Call) -> int:
         return -EFAULT
     if addr and lenp:
         if g.addr:
-            if await _write_addr(k, p, addr, lenp, g.addr) < 0:
+            if await put_addr(k, p, addr, lenp, _sockaddr(g.addr)) < 0:
                 return -EFAULT
         elif not await k.write(p, lenp, struct.pack("<i", 0)):
             return -EFAULT
@@ -995,18 +963,14 @@ async def _recvmsg_hdr(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flag
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, ctl, ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
     g = await _recv(k, p, c, fd, sum(n for _, n in vecs), flags)
     if isinstance(g, int):
         return g
-    at = 0
-    for base, n in vecs:
-        part = g.data[at:at + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        at += len(part)
+    if not await scatter(k, p, vecs, g.data):
+        return -EFAULT
     mflags = g.flags
     control = bytearray()
     s = p.fds[fd].file.node
@@ -1041,7 +1005,7 @@ async def _recvmsg_hdr(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flag
         addr = _sockaddr(g.addr)
         if not await k.write(p, name_a, addr[:namelen]):
             return -EFAULT
-        out_namelen = _addr_len(g.addr)
+        out_namelen = len(addr)
     used = len(control) if control else 0
     if not await k.write(p, hdr + 8, struct.pack("<I", out_namelen)) \
             or not await k.write(p, hdr + 40, struct.pack("<Q", used)) \
@@ -1054,14 +1018,18 @@ async def sys_recvmsg(k: Personality, p: Proc, c: Call) -> int:
     return await _recvmsg_hdr(k, p, c, _i(c.a[0]), c.a[1], _i(c.a[2]))
 
 
-async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
-    """sendmmsg: sendmsg for each struct mmsghdr (64 bytes: the msghdr and msg_len), as many
-    as go without waiting after the first; the number sent."""
+async def each_mmsg(k: Personality, p: Proc, c: Call,
+                    one: Callable[[Personality, Proc, Call, int, int, int], Awaitable[int]]) -> int:
+    """sendmmsg's and recvmmsg's loop, for AF_UNIX and the network's sockets alike: ``one(k,
+    p, c, fd, hdr, flags)`` (a sendmsg or a recvmsg) for each struct mmsghdr (64 bytes: the
+    msghdr and msg_len) in turn, with MSG_DONTWAIT after the first, each one's count written
+    to its msg_len; the number done, or the first one's error.  How many are done is kept in
+    the call's state while the first waits."""
     fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
     done = _st(c).done
     while done < vlen:
         _st(c).done = done
-        r = await _sendmsg_hdr(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
+        r = await one(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
         if r == BLOCK:
             return BLOCK
         if r < 0:
@@ -1071,28 +1039,41 @@ async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
         done += 1
     c.state = None
     return done
+
+
+async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
+    """sendmmsg: sendmsg for each struct mmsghdr (64 bytes: the msghdr and msg_len), as many
+    as go without waiting after the first; the number sent."""
+    return await each_mmsg(k, p, c, _sendmsg_hdr)
 
 
 async def sys_recvmmsg(k: Personality, p: Proc, c: Call) -> int:
     """recvmmsg: recvmsg into each struct mmsghdr, waiting only for the first (and not at
     all with MSG_WAITFORONE's successors); the number received.  The timeout is not kept."""
-    fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
-    done = _st(c).done
-    while done < vlen:
-        _st(c).done = done
-        r = await _recvmsg_hdr(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
-        if r == BLOCK:
-            return BLOCK
-        if r < 0:
-            c.state = None
-            return done or r
-        await k.write(p, vec + 64 * done + 56, struct.pack("<I", r))
-        done += 1
-    c.state = None
-    return done
+    return await each_mmsg(k, p, c, _recvmsg_hdr)
 
 
 # --------------------------------------------------------------------------- options
+async def read_timeo(k: Personality, p: Proc, val: int, vlen: int) -> int:
+    """The nanoseconds of SO_RCVTIMEO's or SO_SNDTIMEO's struct timeval, for AF_UNIX's
+    sockets and the network's (a negative time is none; EINVAL for a short option, EFAULT,
+    EDOM for tv_usec outside [0, 10^6))."""
+    if vlen < 16:
+        return -EINVAL
+    raw = await k.read(p, val, 16)
+    if raw is None:
+        return -EFAULT
+    sec, usec = struct.unpack("<qq", raw)
+    if not 0 <= usec < 1_000_000:
+        return -EDOM
+    return int(max(0, sec) * 10**9 + usec * 1000)
+
+
+def timeo_bytes(ns: int) -> bytes:
+    """SO_RCVTIMEO's or SO_SNDTIMEO's value as getsockopt gives it, a struct timeval."""
+    return struct.pack("<qq", ns // 10**9, ns % 10**9 // 1000)
+
+
 async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
     r = _sock(p, _i(c.a[0]))
     if isinstance(r, int):
@@ -1102,15 +1083,9 @@ async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
     if level != SOL_SOCKET:
         return -EOPNOTSUPP
     if opt in (SO_RCVTIMEO, SO_SNDTIMEO):
-        if vlen < 16:
-            return -EINVAL
-        raw = await k.read(p, val, 16)
-        if raw is None:
-            return -EFAULT
-        sec, usec = struct.unpack("<qq", raw)
-        if not 0 <= usec < 1_000_000:
-            return -EDOM
-        ns = max(0, sec) * 10**9 + usec * 1000
+        ns = await read_timeo(k, p, val, vlen)
+        if ns < 0:
+            return ns
         if opt == SO_RCVTIMEO:
             s.rcvtimeo = ns
         else:
@@ -1164,7 +1139,7 @@ async def sys_getsockopt(k: Personality, p: Proc, c: Call) -> int:
         data = UCRED.pack(pid, uid, gid)
     elif opt in (SO_RCVTIMEO, SO_SNDTIMEO):
         ns = s.rcvtimeo if opt == SO_RCVTIMEO else s.sndtimeo
-        data = struct.pack("<qq", ns // 10**9, ns % 10**9 // 1000)
+        data = timeo_bytes(ns)
     elif opt == SO_LINGER:
         data = struct.pack("<ii", 0, 0)
     else:
@@ -1174,24 +1149,3 @@ async def sys_getsockopt(k: Personality, p: Proc, c: Call) -> int:
         return -EFAULT
     return 0
 
-
-TABLE_ENTRIES: dict[int, tuple[str, object, str]] = {
-    41: ("socket", sys_socket, "dxd"),
-    42: ("connect", sys_connect, "dpd"),
-    43: ("accept", sys_accept, "dpp"),
-    44: ("sendto", sys_sendto, "dbuxpd"),
-    45: ("recvfrom", sys_recvfrom, "dpuxpp"),
-    46: ("sendmsg", sys_sendmsg, "dpx"),
-    47: ("recvmsg", sys_recvmsg, "dpx"),
-    48: ("shutdown", sys_shutdown, "dd"),
-    49: ("bind", sys_bind, "dpd"),
-    50: ("listen", sys_listen, "dd"),
-    51: ("getsockname", sys_getsockname, "dpp"),
-    52: ("getpeername", sys_getpeername, "dpp"),
-    53: ("socketpair", sys_socketpair, "dxdp"),
-    54: ("setsockopt", sys_setsockopt, "dddpd"),
-    55: ("getsockopt", sys_getsockopt, "dddpp"),
-    288: ("accept4", sys_accept4, "dppx"),
-    299: ("recvmmsg", sys_recvmmsg, "dpuxp"),
-    307: ("sendmmsg", sys_sendmmsg, "dpux"),
-}

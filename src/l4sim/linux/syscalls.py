@@ -37,7 +37,6 @@ from l4sim.linux import (
     process,
     sched,
     signals,
-    sockets,
     threads,
     timers,
     xattr,
@@ -372,8 +371,8 @@ async def finish(k: Personality, p: Proc, c: Call, r: int) -> tuple[int, tuple[i
 
 def _merge() -> None:
     """The calls of each area's module join the table."""
-    for mod in (events, fileio, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, sockets, threads,
-                timers, xattr, inet):  # (inet's socket calls take over sockets', passing AF_UNIX on)
+    for mod in (events, fileio, files, futex, ipc, jobs, locks, memory, misc, process, sched, signals, threads,
+                timers, xattr, inet):  # (inet's socket calls pass AF_UNIX's on to sockets)
         for nr, (name, fn, fmt) in mod.TABLE_ENTRIES.items():
             TABLE[nr] = Syscall(name, cast(Fn, fn), fmt)
 

@@ -67,6 +67,27 @@ def _how(c: Call) -> str:
     return "l" if c.nr in L_CALLS else "f" if c.nr in F_CALLS else ""
 
 
+def _refused(node: Inode, name: bytes, denied: int) -> int:
+    """Why ``name`` may not be set, read or removed on ``node`` (0: it may): a user.
+    attribute of anything but a regular file or a directory is ``-denied`` (EPERM to change,
+    ENODATA to read, as Linux answers); /proc's files, sockets and event files, and pipes
+    have no attributes at all."""
+    if name.startswith(b"user.") and not _user_ok(node):
+        return -denied
+    if isinstance(node, (ProcFile, Special)) or type(node) is PipeNode:
+        return -EOPNOTSUPP
+    return 0
+
+
+async def _reply(k: Personality, p: Proc, buf: int, size: int, data: bytes) -> int:
+    """getxattr's and listxattr's answer: size 0 asks only how long ``data`` is."""
+    if size == 0:
+        return len(data)
+    if size < len(data):
+        return -ERANGE
+    return len(data) if not data or await k.write(p, buf, data) else -EFAULT
+
+
 async def sys_setxattr(k: Personality, p: Proc, c: Call) -> int:
     value_addr, size, flags = c.a[2], c.a[3], c.a[4] & 0xFFFF_FFFF
     if flags & ~(XATTR_CREATE | XATTR_REPLACE):
@@ -82,10 +103,9 @@ async def sys_setxattr(k: Personality, p: Proc, c: Call) -> int:
     node = await _node(k, p, c, _how(c))
     if isinstance(node, int):
         return node
-    if name.startswith(b"user.") and not _user_ok(node):
-        return -EPERM
-    if isinstance(node, (ProcFile, Special)) or type(node) is PipeNode:
-        return -EOPNOTSUPP
+    refused = _refused(node, name, EPERM)
+    if refused:
+        return refused
     attrs = k.facility(Xattrs).of.setdefault(node, {})
     if flags & XATTR_CREATE and name in attrs:
         return -EEXIST
@@ -104,18 +124,13 @@ async def sys_getxattr(k: Personality, p: Proc, c: Call) -> int:
     node = await _node(k, p, c, _how(c))
     if isinstance(node, int):
         return node
-    if name.startswith(b"user.") and not _user_ok(node):
-        return -ENODATA
-    if isinstance(node, (ProcFile, Special)) or type(node) is PipeNode:
-        return -EOPNOTSUPP
+    refused = _refused(node, name, ENODATA)
+    if refused:
+        return refused
     value = k.facility(Xattrs).of.get(node, {}).get(name)
     if value is None:
         return -ENODATA
-    if size == 0:
-        return len(value)
-    if size < len(value):
-        return -ERANGE
-    return len(value) if not value or await k.write(p, buf, value) else -EFAULT
+    return await _reply(k, p, buf, size, value)
 
 
 async def sys_listxattr(k: Personality, p: Proc, c: Call) -> int:
@@ -124,11 +139,7 @@ async def sys_listxattr(k: Personality, p: Proc, c: Call) -> int:
     if isinstance(node, int):
         return node
     data = b"".join(n + b"\0" for n in k.facility(Xattrs).of.get(node, {}))
-    if size == 0:
-        return len(data)
-    if size < len(data):
-        return -ERANGE
-    return len(data) if not data or await k.write(p, buf, data) else -EFAULT
+    return await _reply(k, p, buf, size, data)
 
 
 async def sys_removexattr(k: Personality, p: Proc, c: Call) -> int:
@@ -138,10 +149,9 @@ async def sys_removexattr(k: Personality, p: Proc, c: Call) -> int:
     node = await _node(k, p, c, _how(c))
     if isinstance(node, int):
         return node
-    if name.startswith(b"user.") and not _user_ok(node):
-        return -EPERM
-    if isinstance(node, (ProcFile, Special)) or type(node) is PipeNode:
-        return -EOPNOTSUPP
+    refused = _refused(node, name, EPERM)
+    if refused:
+        return refused
     attrs = k.facility(Xattrs).of.get(node, {})
     if name not in attrs:
         return -ENODATA

@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 
 from l4sim.linux import sockets
-from l4sim.linux.files import _broken_pipe
+from l4sim.linux.files import _broken_pipe, gather, iovecs, scatter
 from l4sim.linux.net import stack as net
 from l4sim.linux.net.netlink import NetlinkSocket
 from l4sim.linux.net.sock import (
@@ -44,7 +44,16 @@ from l4sim.linux.net.sock import (
 )
 from l4sim.linux.net.stack import V4_MAPPED
 from l4sim.linux.net.tcp import STATE_NUMBERS, State
-from l4sim.linux.sockets import MSGHDR, SockCall, _gather, _iov, _st, _wait
+from l4sim.linux.sockets import (
+    MSGHDR,
+    SockCall,
+    _st,
+    _wait,
+    each_mmsg,
+    put_addr,
+    read_timeo,
+    timeo_bytes,
+)
 from l4sim.linux.state import BLOCK, Call, Personality, Proc, Special, get, install
 from l4sim.linux.vfs import O_CLOEXEC, O_NONBLOCK, OFile
 
@@ -136,21 +145,6 @@ def _sockaddr(s: InetSocket, a: bytes, port: int) -> bytes:
         return struct.pack("<H", AF_INET) + struct.pack("!H", port) + (a or bytes(4)) + bytes(8)
     a6 = a if len(a) == 16 else V4_MAPPED + a if a else bytes(16)
     return struct.pack("<H", AF_INET6) + struct.pack("!HI", port, 0) + a6 + bytes(4)
-
-
-async def _put_addr(k: Personality, p: Proc, addr: int, lenp: int, data: bytes) -> int:
-    """Write a sockaddr and its length (at most the caller's room, which the length reports)."""
-    if not lenp:
-        return 0
-    raw = await k.read(p, lenp, 4)
-    if raw is None:
-        return -EFAULT
-    room = _i(int.from_bytes(raw, "little"))
-    if room < 0:
-        return -EINVAL
-    if addr and room and not await k.write(p, addr, data[:room]):
-        return -EFAULT
-    return 0 if await k.write(p, lenp, struct.pack("<i", len(data))) else -EFAULT
 
 
 # --------------------------------------------------------------------------- socket, bind, listen
@@ -333,7 +327,7 @@ async def _accept(k: Personality, p: Proc, c: Call, fd: int, addr: int, lenp: in
         new.close()
         return nfd
     peer = tcb.remote
-    if await _put_addr(k, p, addr, lenp, _sockaddr(s, *peer)) < 0:
+    if await put_addr(k, p, addr, lenp, _sockaddr(s, *peer)) < 0:
         return -EFAULT
     return nfd
 
@@ -349,7 +343,7 @@ async def sys_accept4(k: Personality, p: Proc, c: Call) -> int:
 async def sys_getsockname(k: Personality, p: Proc, c: Call) -> int:
     nl = _netlink(p, _i(c.a[0]))
     if nl is not None:
-        return await _put_addr(k, p, c.a[1], c.a[2], nl[0].sockname())
+        return await put_addr(k, p, c.a[1], c.a[2], nl[0].sockname())
     r = _inet(p, _i(c.a[0]))
     if r is None:
         return await sockets.sys_getsockname(k, p, c)
@@ -357,13 +351,13 @@ async def sys_getsockname(k: Personality, p: Proc, c: Call) -> int:
     a = s.local_addr()
     if not a and s.raddr is not None:
         a = net.of(k).source_for(s.raddr) or b""  # a connected datagram socket's source
-    return await _put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, a, s.lport))
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, a, s.lport))
 
 
 async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
     nl = _netlink(p, _i(c.a[0]))
     if nl is not None:
-        return await _put_addr(k, p, c.a[1], c.a[2], struct.pack("<HHII", AF_NETLINK, 0, 0, 0))
+        return await put_addr(k, p, c.a[1], c.a[2], struct.pack("<HHII", AF_NETLINK, 0, 0, 0))
     r = _inet(p, _i(c.a[0]))
     if r is None:
         return await sockets.sys_getpeername(k, p, c)
@@ -371,7 +365,7 @@ async def sys_getpeername(k: Personality, p: Proc, c: Call) -> int:
     peer = s.peer()
     if peer is None or (s.tcb is not None and s.tcb.state in (State.SYN_SENT, State.SYN_RECEIVED)):
         return -ENOTCONN
-    return await _put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, *peer))
+    return await put_addr(k, p, c.a[1], c.a[2], _sockaddr(s, *peer))
 
 
 async def sys_shutdown(k: Personality, p: Proc, c: Call) -> int:
@@ -446,10 +440,10 @@ async def _sendmsg(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flags: i
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, _ctl, _ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
-    data = await _gather(k, p, vecs)
+    data = await gather(k, p, vecs)
     if isinstance(data, int):
         return data
     nl = _netlink(p, fd)
@@ -532,7 +526,7 @@ async def sys_recvfrom(k: Personality, p: Proc, c: Call) -> int:
     data, src, mflags, full, _ttl = g
     if data and not await k.write(p, buf, data):
         return -EFAULT
-    if addr and lenp and src is not None and await _put_addr(k, p, addr, lenp, src) < 0:
+    if addr and lenp and src is not None and await put_addr(k, p, addr, lenp, src) < 0:
         return -EFAULT
     return full if flags & MSG_TRUNC and mflags & MSG_TRUNC else len(data)
 
@@ -542,19 +536,15 @@ async def _recvmsg(k: Personality, p: Proc, c: Call, fd: int, hdr: int, flags: i
     if raw is None:
         return -EFAULT
     name_a, namelen, iov, iovlen, ctl, ctllen, _ = MSGHDR.unpack(raw)
-    vecs = await _iov(k, p, iov, iovlen)
+    vecs = await iovecs(k, p, iov, iovlen, EMSGSIZE)
     if isinstance(vecs, int):
         return vecs
     g = await _recv(k, p, c, fd, sum(n for _, n in vecs), flags)
     if isinstance(g, int):
         return g
     data, src, mflags, full, ttl = g
-    at = 0
-    for base, n in vecs:
-        part = data[at : at + n]
-        if part and not await k.write(p, base, part):
-            return -EFAULT
-        at += len(part)
+    if not await scatter(k, p, vecs, data):
+        return -EFAULT
     control = b""
     r = _inet(p, fd)
     if r is not None and r[0].what != "tcp":
@@ -597,41 +587,17 @@ async def sys_recvmsg(k: Personality, p: Proc, c: Call) -> int:
 async def sys_sendmmsg(k: Personality, p: Proc, c: Call) -> int:
     """sendmmsg: each struct mmsghdr (64 bytes: the msghdr and msg_len) in turn, without
     waiting after the first; the number sent."""
-    fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
+    fd = _i(c.a[0])
     if _netlink(p, fd) is None and _inet(p, fd) is None:
         return await sockets.sys_sendmmsg(k, p, c)
-    done = _st(c).done
-    while done < vlen:
-        _st(c).done = done
-        r = await _sendmsg(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
-        if r == BLOCK:
-            return BLOCK
-        if r < 0:
-            c.state = None
-            return done or r
-        await k.write(p, vec + 64 * done + 56, struct.pack("<I", r))
-        done += 1
-    c.state = None
-    return done
+    return await each_mmsg(k, p, c, _sendmsg)
 
 
 async def sys_recvmmsg(k: Personality, p: Proc, c: Call) -> int:
-    fd, vec, vlen, flags = _i(c.a[0]), c.a[1], min(c.a[2] & 0xFFFF_FFFF, 1024), _i(c.a[3])
+    fd = _i(c.a[0])
     if _netlink(p, fd) is None and _inet(p, fd) is None:
         return await sockets.sys_recvmmsg(k, p, c)
-    done = _st(c).done
-    while done < vlen:
-        _st(c).done = done
-        r = await _recvmsg(k, p, c, fd, vec + 64 * done, flags | (MSG_DONTWAIT if done else 0))
-        if r == BLOCK:
-            return BLOCK
-        if r < 0:
-            c.state = None
-            return done or r
-        await k.write(p, vec + 64 * done + 56, struct.pack("<I", r))
-        done += 1
-    c.state = None
-    return done
+    return await each_mmsg(k, p, c, _recvmsg)
 
 
 # --------------------------------------------------------------------------- options
@@ -648,15 +614,9 @@ async def sys_setsockopt(k: Personality, p: Proc, c: Call) -> int:
         return await sockets.sys_setsockopt(k, p, c)
     s = r[0]
     if level == SOL_SOCKET and opt in (SO_RCVTIMEO, SO_SNDTIMEO):
-        if vlen < 16:
-            return -EINVAL
-        raw = await k.read(p, val, 16)
-        if raw is None:
-            return -EFAULT
-        sec, usec = struct.unpack("<qq", raw)
-        if not 0 <= usec < 1_000_000:
-            return -33  # EDOM
-        ns = max(0, sec) * 10**9 + usec * 1000
+        ns = await read_timeo(k, p, val, vlen)
+        if ns < 0:
+            return ns
         if opt == SO_RCVTIMEO:
             s.rcvtimeo = ns
         else:
@@ -810,7 +770,7 @@ def _getopt(s: InetSocket, level: int, opt: int) -> bytes | int:
             return struct.pack("<i", err)
         if opt in (SO_RCVTIMEO, SO_SNDTIMEO):
             ns = s.rcvtimeo if opt == SO_RCVTIMEO else s.sndtimeo
-            return struct.pack("<qq", ns // 10**9, ns % 10**9 // 1000)
+            return timeo_bytes(ns)
         if opt == SO_LINGER:
             return struct.pack("<ii", *s.linger)
         ints = {SO_TYPE: s.stype, SO_RCVBUF: s.rcvbuf, SO_SNDBUF: s.sndbuf, SO_REUSEADDR: int(s.reuse),
