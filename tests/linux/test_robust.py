@@ -316,3 +316,17 @@ def test_rlimit_as_and_data_bound_mmap_and_brk(build: Build, mode: str) -> None:
     brk), not read-only, PROT_NONE or shared mappings: ENOMEM as natively."""
     out = _same(build("addrspace"), mode)
     assert b"ENOMEM" in out and b"ok" in out
+
+
+def test_the_old_getdents_lists_in_getdents64s_order(build: Build) -> None:
+    """getdents and getdents64 list a directory in the same order (names as bytes), names
+    that are not UTF-8 included: b"\xfe" after U+FF01's bytes, where an order of the names as
+    text (surrogate escapes) put it first."""
+    out, status, _, _ = _guest(build("dirorder"), "/tmp")
+    assert status == 0
+    lines = out.decode().split("\n")
+    old = [ln[4:] for ln in lines if ln.startswith("old ")]
+    new = [ln[4:] for ln in lines if ln.startswith("new ")]
+    assert len(new) == 8 and old == new
+    names = [bytes.fromhex(h) for h in new[2:]]
+    assert names == sorted(names) and b"\xfe" in names

@@ -146,17 +146,9 @@ async def sys_close_range(k: Personality, p: Proc, c: Call) -> int:
 
 # --------------------------------------------------------------------------- getdents
 async def sys_getdents(k: Personality, p: Proc, c: Call) -> int:
-    """The old getdents: struct linux_dirent {ino, off, reclen, name, NUL, pad, type}."""
-    f = get(p, _i(c.a[0]))
-    if f is None:
-        return -EBADF
-    d = f.node
-    if not isinstance(d, Dir):
-        return -20  # ENOTDIR
-    if d.removed:
-        return 0
-    ents = [(".", d), ("..", d.parent), *sorted(d.names(p), key=lambda e: e[0])]
-    return await list_dir(k, p, c, f, d, ents, _old_dirent)
+    """The old getdents: struct linux_dirent {ino, off, reclen, name, NUL, pad, type}, in
+    getdents64's order (names as bytes)."""
+    return await list_dir(k, p, c, _old_dirent)
 
 
 def _old_dirent(ino: int, off: int, kind: int, name: str) -> bytes:

@@ -626,6 +626,14 @@ async def sys_statx(k: Personality, p: Proc, c: Call) -> int:
 
 
 async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
+    return await list_dir(k, p, c, dirent)
+
+
+async def list_dir(k: Personality, p: Proc, c: Call, record: Callable[[int, int, int, str], bytes]) -> int:
+    """getdents64's and the old getdents's listing, which differ only in the record
+    (``record(ino, off, kind, name)``): ".", ".." and the names in byte order, from the
+    file's position on, as many whole records as fit the buffer (EINVAL if not even one
+    does); the position moves past them."""
     f = get(p, _i(c.a[0]))
     if f is None:
         return -EBADF
@@ -636,15 +644,6 @@ async def sys_getdents64(k: Personality, p: Proc, c: Call) -> int:
         return 0  # Linux lists nothing in a removed directory, not even "." and ".."
     ents: list[tuple[str, Inode]] = [(".", d), ("..", d.parent),
                                      *sorted(d.names(p), key=lambda e: e[0].encode("utf-8", "surrogateescape"))]
-    return await list_dir(k, p, c, f, d, ents, dirent)
-
-
-async def list_dir(k: Personality, p: Proc, c: Call, f: OFile, d: Dir, ents: list[tuple[str, Inode]],
-                   record: Callable[[int, int, int, str], bytes]) -> int:
-    """getdents64's and the old getdents's listing, which differ only in the record
-    (``record(ino, off, kind, name)``): the entries of ``ents`` from the file's position on,
-    as many whole records as fit the buffer (EINVAL if not even one does); the position
-    moves past them."""
     out = bytearray()
     i = f.pos
     while i < len(ents):
